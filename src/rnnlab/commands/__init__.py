@@ -1,0 +1,1 @@
+"""Subcommands of the ``rnnlab`` CLI, one module each (see :mod:`rnnlab.cli`)."""

@@ -1,0 +1,54 @@
+"""Public gradient checking: ``rnnlab.gradcheck.check(...)`` and ``rnnlab gradcheck``.
+
+>>> from rnnlab import gradcheck
+>>> rows = gradcheck.check("LSTMCell")          # or a class, or None for all
+>>> print(gradcheck.format_table(rows))
+
+To check a layer of your own, build a :class:`Case` (see ``specs.sequence_case``
+for recurrent layers) and call :func:`check_case`, or register a spec with
+``@specs.spec_for(MyModule)``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..module import Module
+from .core import EPS, TOLERANCE, Case, Row, check_case, format_table
+from .specs import SPECS, randomize, sequence_case, spec_for
+
+
+def module_classes() -> list[type]:
+    """Every concrete Module subclass currently imported, in a stable order."""
+    seen: dict[str, type] = {}
+    stack = list(Module.__subclasses__())
+    while stack:
+        cls = stack.pop()
+        stack.extend(cls.__subclasses__())
+        if not cls.__dict__.get("abstract", False):
+            seen[f"{cls.__module__}.{cls.__qualname__}"] = cls
+    return [seen[k] for k in sorted(seen)]
+
+
+def resolve(name: str | type) -> type:
+    if isinstance(name, type):
+        return name
+    matches = [cls for cls in SPECS if cls.__name__.lower() in (name.lower(), name.lower() + "cell")]
+    if not matches:
+        known = ", ".join(sorted(cls.__name__ for cls in SPECS))
+        raise ValueError(f"no gradcheck spec for {name!r}; known modules: {known}")
+    return matches[0]
+
+
+def check(name: str | type | None = None, *, seed: int = 0) -> list[Row]:
+    """Run the spec of one module (by class or name), or of all modules when ``name`` is None."""
+    classes = [resolve(name)] if name is not None else sorted(SPECS, key=lambda c: c.__name__)
+    rows: list[Row] = []
+    for cls in classes:
+        rng = np.random.default_rng(seed)
+        for case in SPECS[cls](rng):
+            rows.extend(check_case(cls.__name__, case, seed=seed))
+    return rows
+
+
+__all__ = ["EPS", "SPECS", "TOLERANCE", "Case", "Row", "check", "check_case", "format_table",
+           "module_classes", "randomize", "resolve", "sequence_case", "spec_for"]

@@ -1,0 +1,11 @@
+"""Layers: token inputs, affine, dropout, losses, and the recurrent time loop."""
+from .bidirectional import Bidirectional
+from .dropout import Dropout
+from .embedding import Embedding, OneHot
+from .linear import Linear
+from .losses import MSELoss, SoftmaxCrossEntropy, log_softmax
+from .recurrent import Recurrent
+from .stack import RNNStack
+
+__all__ = ["Bidirectional", "Dropout", "Embedding", "Linear", "MSELoss", "OneHot", "RNNStack",
+           "Recurrent", "SoftmaxCrossEntropy", "log_softmax"]

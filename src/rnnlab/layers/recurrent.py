@@ -1,0 +1,116 @@
+"""The one time loop shared by every recurrent cell.
+
+``Recurrent(cell)`` runs a :class:`~rnnlab.cells.base.Cell` over a batch-first
+sequence ``x`` of shape (B, T, D) from an initial state, and returns the
+outputs (B, T, H) and the final state, so that training can carry the state
+across batches (truncated BPTT).
+
+Forward::
+
+    XW = X W_x + b                   one product for all T steps
+    for t = 0 .. T-1:
+        HW_t = h_{t-1} W_h            one product per step, all gates at once
+        state_t = cell.step(XW_t, HW_t, state_{t-1})
+
+Backward through time (dstate_T from the caller, zero when absent)::
+
+    for t = T-1 .. 0:
+        dh_t += dy_t
+        dXW_t, dHW_t, dstate_{t-1} = cell.step_backward(dstate_t)
+        dh_{t-1} += dHW_t W_h^T
+    dW_h = sum_t h_{t-1}^T dHW_t      one (H, T*B) x (T*B, G*H) product
+    dW_x = sum_t x_t^T dXW_t          likewise;  db = sum_{t,b} dXW_t
+    dx   = dXW W_x^T
+
+Internally the loop works time-major (T, B, .) so each step reads contiguous
+memory.
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ..cells.base import Cell, State
+from ..module import Module
+
+
+class RecurrentCache(NamedTuple):
+    x: np.ndarray            # (T, B, D) time-major input
+    hs: np.ndarray           # (T+1, B, H): h_0 .. h_T
+    steps: list              # the cell's per-step caches
+    state0_given: bool
+
+
+class Recurrent(Module):
+    """Run ``cell`` over (B, T, D); ``forward(x, state0=None) -> ((y, stateT), cache)``."""
+
+    def __init__(self, cell: Cell, *, reverse: bool = False) -> None:
+        super().__init__()
+        self.cell = self.add_child("cell", cell)
+        self.reverse = reverse  # process time right-to-left (the backward half of a BiRNN)
+
+    @property
+    def input_size(self) -> int:
+        return self.cell.input_size
+
+    @property
+    def hidden_size(self) -> int:
+        return self.cell.hidden_size
+
+    def forward(self, x: np.ndarray, state0: State | None = None) -> tuple[tuple[np.ndarray, State], RecurrentCache]:
+        cell = self.cell
+        B, T, D = x.shape
+        if D != cell.input_size:
+            raise ValueError(f"input has {D} features, the cell expects {cell.input_size}")
+        W_x, W_h, b = cell.params["W_x"], cell.params["W_h"], cell.params["b"]
+        xt = np.ascontiguousarray(x.transpose(1, 0, 2), dtype=W_x.dtype)
+        if self.reverse:
+            xt = xt[::-1]
+        XW = (xt.reshape(T * B, D) @ W_x + b).reshape(T, B, -1)
+        state = tuple(s.astype(W_x.dtype, copy=False) for s in state0) if state0 is not None \
+            else cell.initial_state(B, W_x.dtype)
+        hs = np.empty((T + 1, B, cell.hidden_size), dtype=W_x.dtype)
+        hs[0] = state[0]
+        steps = []
+        for t in range(T):
+            state, step_cache = cell.step_forward(t, XW[t], hs[t] @ W_h, state)
+            hs[t + 1] = state[0]
+            steps.append(step_cache)
+        y = hs[1:][::-1] if self.reverse else hs[1:]
+        y = np.ascontiguousarray(y.transpose(1, 0, 2))
+        return (y, state), RecurrentCache(xt, hs, steps, state0 is not None)
+
+    def backward(self, dout: tuple[np.ndarray | None, State | None],
+                 cache: RecurrentCache) -> tuple[np.ndarray, State]:
+        cell = self.cell
+        dy, dstateT = dout
+        xt, hs, steps = cache.x, cache.hs, cache.steps
+        T, B, D = xt.shape
+        W_x, W_h = cell.params["W_x"], cell.params["W_h"]
+        GH = W_h.shape[1]
+        dyt = None
+        if dy is not None:
+            dyt = dy.transpose(1, 0, 2)
+            if self.reverse:
+                dyt = dyt[::-1]
+        dstate = [np.zeros_like(hs[0]) if s is None else np.array(s, dtype=hs.dtype)
+                  for s in (dstateT if dstateT is not None else (None,) * cell.state_size)]
+        dXW = np.empty((T, B, GH), dtype=hs.dtype)
+        dHW = np.empty((T, B, GH), dtype=hs.dtype)
+        for t in range(T - 1, -1, -1):
+            if dyt is not None:
+                dstate[0] += dyt[t]
+            dXW[t], dHW[t], dprev = cell.step_backward(tuple(dstate), steps[t])
+            dh_prev = dHW[t] @ W_h.T
+            if dprev[0] is not None:
+                dh_prev += dprev[0]
+            dstate = [dh_prev] + [np.zeros_like(hs[0]) if d is None else d for d in dprev[1:]]
+        dXW2 = dXW.reshape(T * B, GH)
+        cell.grads["W_h"] += hs[:-1].reshape(T * B, -1).T @ dHW.reshape(T * B, GH)
+        cell.grads["W_x"] += xt.reshape(T * B, D).T @ dXW2
+        cell.grads["b"] += dXW2.sum(axis=0)
+        dxt = (dXW2 @ W_x.T).reshape(T, B, D)
+        if self.reverse:
+            dxt = dxt[::-1]
+        return np.ascontiguousarray(dxt.transpose(1, 0, 2)), tuple(dstate)

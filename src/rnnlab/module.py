@@ -1,0 +1,126 @@
+"""The one module contract every rnnlab layer follows.
+
+A :class:`Module` holds
+
+* ``params`` – a dict ``name -> ndarray`` of its own trainable arrays,
+* ``grads``  – a dict with exactly the same keys, gradients *accumulated* by
+  :meth:`backward` (call :meth:`zero_grad` between steps),
+* ``training`` – a flag switched by :meth:`train` / :meth:`eval`,
+* child modules, registered with :meth:`add_child`, so that containers expose
+  their children's parameters under dotted names (``"layers.0.cell.W_h"``).
+
+``forward(*inputs)`` returns ``(outputs, cache)``; the cache is a small
+``NamedTuple`` defined beside the layer, holding exactly what the backward
+pass needs. ``backward(doutputs, cache)`` accumulates into ``grads`` and
+returns the gradient of the inputs (``None`` for integer inputs such as token
+ids). Recurrent layers also return the gradient of the initial state.
+
+Modules are plain Python objects: no autograd, no graph. The backward pass of
+each layer is written by hand next to its forward pass.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import numpy as np
+
+DEFAULT_DTYPE = np.float32
+
+
+class Module:
+    """Base class: parameters, gradients, children and train/eval mode."""
+
+    abstract = True  # read from each class's own __dict__: subclasses are concrete unless they say so
+
+    def __init__(self) -> None:
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self.children: dict[str, Module] = {}
+        self.training = True
+
+    # -- construction -------------------------------------------------------
+    def add_param(self, name: str, value: np.ndarray) -> np.ndarray:
+        """Register a trainable array and a zero gradient of the same shape."""
+        value = np.ascontiguousarray(value)
+        self.params[name] = value
+        self.grads[name] = np.zeros_like(value)
+        return value
+
+    def add_child(self, name: str, module: "Module") -> "Module":
+        self.children[name] = module
+        return module
+
+    # -- the contract ---------------------------------------------------------
+    def forward(self, *inputs: Any) -> tuple[Any, Any]:
+        raise NotImplementedError
+
+    def backward(self, dout: Any, cache: Any) -> Any:
+        raise NotImplementedError
+
+    def __call__(self, *inputs: Any) -> tuple[Any, Any]:
+        return self.forward(*inputs)
+
+    # -- traversal --------------------------------------------------------------
+    def modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
+        """Yield ``(dotted_name, module)`` for self and all descendants."""
+        yield prefix, self
+        for name, child in self.children.items():
+            yield from child.modules(f"{prefix}{name}.")
+
+    def named_parameters(self) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+        """Yield ``(dotted_name, param, grad)`` over the whole tree."""
+        for prefix, module in self.modules():
+            for name, value in module.params.items():
+                yield prefix + name, value, module.grads[name]
+
+    def num_parameters(self) -> int:
+        return sum(p.size for _, p, _ in self.named_parameters())
+
+    # -- state ----------------------------------------------------------------
+    def zero_grad(self) -> None:
+        for _, _, grad in self.named_parameters():
+            grad.fill(0)
+
+    def train(self, mode: bool = True) -> "Module":
+        for _, module in self.modules():
+            module.training = mode
+        return self
+
+    def eval(self) -> "Module":
+        return self.train(False)
+
+    def astype(self, dtype: Any) -> "Module":
+        """Cast every parameter and gradient in place (float64 for checks)."""
+        for _, module in self.modules():
+            for name in module.params:
+                module.params[name] = np.ascontiguousarray(module.params[name], dtype=dtype)
+                module.grads[name] = np.zeros_like(module.params[name])
+        return self
+
+    @property
+    def dtype(self) -> np.dtype:
+        for _, value, _ in self.named_parameters():
+            return value.dtype
+        return np.dtype(DEFAULT_DTYPE)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {name: value.copy() for name, value, _ in self.named_parameters()}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Copy arrays into the existing parameters; names and shapes must match."""
+        own = {name: value for name, value, _ in self.named_parameters()}
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        if missing or unexpected:
+            raise ValueError(f"state dict mismatch: missing {missing}, unexpected {unexpected}")
+        for name, value in own.items():
+            new = np.asarray(state[name])
+            if new.shape != value.shape:
+                raise ValueError(f"shape mismatch for {name}: expected {value.shape}, got {new.shape}")
+            value[...] = new
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(f"{k}{tuple(v.shape)}" for k, v in self.params.items())
+        kids = ", ".join(self.children)
+        inner = "; ".join(s for s in (shapes, kids and f"children: {kids}") if s)
+        return f"{type(self).__name__}({inner})"
