@@ -27,6 +27,9 @@ def atomic_write(path: str | os.PathLike) -> Iterator[IO[bytes]]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
+            # mkstemp creates the file 0600; give it the mode a plain open()
+            # would (or keep an existing file's), so caches stay shareable.
+            os.chmod(tmp_name, path.stat().st_mode & 0o777 if path.exists() else _default_mode())
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
@@ -36,6 +39,13 @@ def atomic_write(path: str | os.PathLike) -> Iterator[IO[bytes]]:
             os.unlink(tmp_name)
         raise
     _fsync_dir(path.parent)
+
+
+def _default_mode() -> int:
+    # os.umask can only be read by setting it; restore it immediately.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def _fsync_dir(folder: Path) -> None:

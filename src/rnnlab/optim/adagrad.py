@@ -7,7 +7,9 @@ Two conventions exist for where ``eps`` goes:
 * Karpathy's min-char-rnn: ``p -= lr * g / sqrt(G + eps)`` — pass
   ``eps_inside_sqrt=True`` to reproduce it (it used eps = 1e-8, lr = 0.1).
 
-The two differ only while ``G`` is tiny (near eps**2 resp. eps).
+The two differ only while ``G`` is tiny (near eps**2 resp. eps). Note that
+the default ``eps`` is min-char-rnn's 1e-8 while torch's is 1e-10: pass
+``eps=1e-10`` for torch's defaults (lr aside: torch uses 1e-2).
 ``lr_decay`` and ``initial_accumulator_value`` behave as in torch.
 """
 from __future__ import annotations

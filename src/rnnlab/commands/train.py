@@ -1,0 +1,119 @@
+"""``rnnlab train [TEXT]``: train a character language model."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+
+HELP = {
+    "data_dir": "folder holding named datasets (default: $RNNLAB_DATA)",
+    "split": "train/val/test fractions, e.g. 0.9,0.05,0.05",
+    "cell": "recurrent cell: rnn, irnn, lstm, gru",
+    "hidden_size": "hidden units per layer",
+    "num_layers": "stacked recurrent layers",
+    "embedding_size": "embedding size; 0 feeds one-hot vectors instead",
+    "dropout": "dropout probability between layers and before the output",
+    "proj_size": "linear projection of the top layer before the output; 0: none",
+    "cell_options": "extra cell options as JSON, e.g. '{\"identity_scale\": 0.5}'",
+    "batch_size": "parallel streams per batch (B)",
+    "seq_len": "characters per stream per step: the truncated-BPTT length (T)",
+    "optimizer": "sgd, adagrad, rmsprop, adam or adamw",
+    "lr": "learning rate",
+    "weight_decay": "L2 weight decay (decoupled for adamw)",
+    "momentum": "momentum for sgd and rmsprop",
+    "clip": "clip the global gradient norm to this value; 0 disables",
+    "clip_value": "clip each gradient entry to +-this value; 0 disables",
+    "schedule": "learning-rate schedule: constant, step, cosine",
+    "warmup_steps": "linear learning-rate warm-up steps",
+    "lr_step_size": "steps between decays of the 'step' schedule",
+    "lr_gamma": "decay factor of the 'step' schedule",
+    "min_lr": "final learning rate of the 'cosine' schedule",
+    "max_steps": "stop after this many steps; 0: no limit",
+    "max_minutes": "wall-clock training budget in minutes; 0: no limit",
+    "eval_every": "evaluate on the validation split every N steps",
+    "eval_chars": "characters of the validation split to score; 0: all",
+    "patience": "stop after N evaluations without improvement; 0: never",
+    "log_every": "log training metrics every N steps",
+    "guard": "on a non-finite or exploding step: abort, skip or backoff",
+    "diagnostics": "log hidden-state and gradient statistics per layer",
+    "seed": "random seed for initialisation, dropout and batching",
+}
+
+
+def _parse_split(text: str) -> tuple[float, float, float]:
+    try:
+        parts = tuple(float(p) for p in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected three comma-separated numbers, got {text!r}") from None
+    if len(parts) != 3:
+        raise argparse.ArgumentTypeError(f"expected three fractions, got {len(parts)}")
+    return parts  # type: ignore[return-value]
+
+
+def _parse_json(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"invalid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("expected a JSON object")
+    return value
+
+
+def add_config_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field; unset flags stay None so TOML/defaults apply."""
+    from ..train.config import TrainConfig
+
+    defaults = TrainConfig()
+    for f in dataclasses.fields(TrainConfig):
+        if f.name == "corpus":
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        default = getattr(defaults, f.name)
+        text = f"{HELP.get(f.name, f.name)} (default: {default if not isinstance(default, tuple) else ','.join(map(str, default))})"
+        if isinstance(default, bool):
+            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
+        elif f.name == "split":
+            p.add_argument(flag, dest=f.name, type=_parse_split, default=None, help=text)
+        elif f.name == "cell_options":
+            p.add_argument(flag, dest=f.name, type=_parse_json, default=None, help=text)
+        else:
+            kind = type(default) if default is not None else str
+            p.add_argument(flag, dest=f.name, type=kind, default=None, metavar=f.name.upper(), help=text)
+
+
+def resolve_config(args: argparse.Namespace):
+    from ..train.config import TrainConfig, load_toml
+
+    data = load_toml(args.config) if args.config else {}
+    cfg = TrainConfig.from_dict(data)
+    flags = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+             if getattr(args, f.name, None) is not None}
+    if getattr(args, "text", None):
+        flags["corpus"] = args.text
+    if getattr(args, "identity_scale", None) is not None:
+        flags["cell_options"] = {**flags.get("cell_options", cfg.cell_options), "identity_scale": args.identity_scale}
+    return cfg.replace(**flags).validate()
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a character-level language model",
+                       description="Train a character-level language model on a text file, a folder of text "
+                                   "files, a named dataset (nietzsche, tinyshakespeare), or by default the "
+                                   "Python standard library's own source.")
+    p.add_argument("text", nargs="?", help="text file, folder, or dataset name (default: embedded stdlib corpus)")
+    p.add_argument("--config", metavar="FILE.toml", help="read settings from a TOML file (flags override it)")
+    p.add_argument("--out", metavar="DIR", help="run folder (default: runs/<timestamp>, with runs/latest)")
+    p.add_argument("--resume", metavar="RUN", help="continue a run exactly where it stopped")
+    p.add_argument("--identity-scale", type=float, dest="identity_scale",
+                   help="IRNN: scale of the identity recurrent matrix (default 1.0)")
+    add_config_flags(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..train import train
+
+    cfg = resolve_config(args)
+    summary = train(cfg, out=args.out, resume=args.resume)
+    return 0 if summary["steps"] > 0 else 1

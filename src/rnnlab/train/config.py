@@ -1,0 +1,119 @@
+"""Training configuration: one dataclass, filled from defaults, a TOML file and flags.
+
+Precedence: defaults < ``--config FILE.toml`` < command-line flags. The
+resolved configuration is printed at start and saved in every checkpoint,
+so a run can always be reproduced from its folder.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..cells import CELLS
+from ..errors import ConfigError
+from ..optim import OPTIMIZERS
+
+GUARD_POLICIES = ("abort", "skip", "backoff")
+
+
+@dataclass
+class TrainConfig:
+    # data
+    corpus: str | None = None          # None: the embedded default (stdlib source); a path or dataset name
+    data_dir: str | None = None
+    split: tuple[float, float, float] = (0.9, 0.05, 0.05)
+    # model
+    cell: str = "lstm"
+    hidden_size: int = 256
+    num_layers: int = 2
+    embedding_size: int = 64           # 0: one-hot input
+    dropout: float = 0.0
+    proj_size: int = 0
+    cell_options: dict = field(default_factory=dict)
+    # optimisation
+    batch_size: int = 64
+    seq_len: int = 64
+    optimizer: str = "adam"
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.0
+    clip: float = 5.0                  # global gradient-norm threshold; 0 disables
+    clip_value: float = 0.0            # element-wise clip (min-char-rnn's +-5); 0 disables
+    schedule: str = "constant"
+    warmup_steps: int = 0
+    lr_step_size: int = 1000           # for the "step" schedule
+    lr_gamma: float = 0.5
+    min_lr: float = 0.0                # for the "cosine" schedule
+    # budget and bookkeeping
+    max_steps: int = 0                 # 0: no step limit
+    max_minutes: float = 0.0           # 0: no time limit
+    eval_every: int = 200
+    eval_chars: int = 0                # 0: the whole validation split
+    patience: int = 0                  # evaluations without improvement before stopping; 0: never
+    log_every: int = 10
+    guard: str = "backoff"             # what to do on a non-finite or exploding step
+    diagnostics: bool = False
+    seed: int = 0
+
+    def validate(self) -> "TrainConfig":
+        if self.cell not in CELLS:
+            raise ConfigError(f"unknown cell {self.cell!r}; choose from {', '.join(CELLS)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
+        if self.guard not in GUARD_POLICIES:
+            raise ConfigError(f"unknown guard policy {self.guard!r}; choose from {', '.join(GUARD_POLICIES)}")
+        for name in ("hidden_size", "num_layers", "batch_size", "seq_len", "eval_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("embedding_size", "proj_size", "max_steps", "eval_chars", "patience", "warmup_steps"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ConfigError(f"lr must be a positive number, got {self.lr}")
+        if self.clip < 0 or self.clip_value < 0 or self.max_minutes < 0:
+            raise ConfigError("clip, clip_value and max_minutes must be >= 0")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["split"] = list(self.split)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown config keys: {', '.join(unknown)}")
+        data = dict(data)
+        if "split" in data:
+            data["split"] = tuple(data["split"])
+        return cls(**data)
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+    def describe(self) -> str:
+        return "\n".join(f"  {k} = {v!r}" for k, v in self.to_dict().items())
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML config file; a ``[train]`` table is accepted as well as top-level keys."""
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {p}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"invalid TOML in {p}: {exc}") from None
+    return data.get("train", data)
+
+
+def field_types() -> dict[str, Any]:
+    return {f.name: f.type for f in dataclasses.fields(TrainConfig)}
