@@ -8,6 +8,14 @@ an error rather than a silent fallback, so results are reproducible. If no
 copy exists, the file is downloaded into the cache folder (short timeout,
 written to a temporary file and renamed only after its sha256 is verified);
 if that fails, the error says where to put the file by hand.
+
+Registry note: the ``nietzsche`` sha256 is that of a *repaired* file. The
+public copies of the Keras ``nietzsche.txt`` found for this project had their
+8 non-ASCII characters UTF-8-encoded twice; the reference file was repaired
+by decoding once as UTF-8 and re-encoding as Latin-1 (nothing else changed;
+600,901 bytes, matching the published corpus length). A download whose bytes
+differ from the repaired file is rejected by the sha256 check, and the error
+explains how to supply the file instead.
 """
 from __future__ import annotations
 
@@ -45,10 +53,7 @@ DATASETS: dict[str, DatasetInfo] = {
             "https://s3.amazonaws.com/text-datasets/nietzsche.txt",
             "23cf69874ab69d3d256099ab530ea4be24d47d9675b673bcc67cbcd6298ec647",
             600_901,
-            # The expected sha256 is that of a *repaired* copy: the copy the
-            # project found had its 8 non-ASCII characters UTF-8-encoded twice
-            # (mojibake), undone by one decode-as-UTF-8 / encode-as-Latin-1
-            # step. Its size matches the published corpus length (600,901).
+            # sha256 of the repaired file: see the module docstring.
             "Nietzsche in English (Keras text-datasets); sha256 of the repaired "
             "UTF-8 file, see the registry comment",
         ),

@@ -18,13 +18,17 @@ from .specs import SPECS, randomize, sequence_case, spec_for
 
 
 def module_classes() -> list[type]:
-    """Every concrete Module subclass currently imported, in a stable order."""
+    """Every concrete Module subclass defined in the rnnlab package, in a stable order.
+
+    Classes defined elsewhere (a test's toy module, a user's own layer) are
+    not rnnlab's to vouch for; register a spec for them with ``spec_for``.
+    """
     seen: dict[str, type] = {}
     stack = list(Module.__subclasses__())
     while stack:
         cls = stack.pop()
         stack.extend(cls.__subclasses__())
-        if not cls.__dict__.get("abstract", False):
+        if cls.__module__.split(".")[0] == "rnnlab" and not cls.__dict__.get("abstract", False):
             seen[f"{cls.__module__}.{cls.__qualname__}"] = cls
     return [seen[k] for k in sorted(seen)]
 
