@@ -180,6 +180,8 @@ class CorpusSource:
 
     def signature(self) -> list[list]:
         """Cheap change detector: ``[relative path, size, mtime_ns]`` per file."""
+        if not self.path.exists():
+            raise DataError(f"{self.path}: no such file or folder")
         rows = []
         for path in self.files():
             st = path.stat()

@@ -34,6 +34,18 @@ class Blowup(NamedTuple):
     nonfinite: bool
 
 
+def hidden_max(rnn_cache: Any) -> float:
+    """Largest |h| over all layers and steps (nan if any is non-finite): a cheap per-step check."""
+    peak = 0.0
+    for layer_cache in rnn_cache.layers:
+        for c in ([layer_cache] if hasattr(layer_cache, "hs") else [layer_cache.fwd, layer_cache.bwd]):
+            m = float(np.max(np.abs(c.hs[1:])))
+            peak = m if not math.isfinite(m) else max(peak, m)
+            if not math.isfinite(peak):
+                return peak
+    return peak
+
+
 def hidden_report(rnn_cache: Any) -> list[Blowup]:
     """Per layer: where |h| was largest (or first non-finite) in a stack's forward cache."""
     out = []
@@ -67,22 +79,28 @@ def advice(cell: str, clip: float, lr: float) -> str:
 
 
 class Guard:
-    def __init__(self, policy: str = "backoff", *, explode_factor: float = 50.0, backoff: float = 0.5,
-                 window: int = 50, max_backoffs: int = 20) -> None:
+    def __init__(self, policy: str = "backoff", *, loss_limit: float = math.inf, hidden_limit: float = 1e4,
+                 explode_factor: float = 20.0, backoff: float = 0.5, window: int = 50, max_backoffs: int = 20) -> None:
         self.policy = policy
+        self.loss_limit = loss_limit        # e.g. 4 ln V: far worse than guessing uniformly
+        self.hidden_limit = hidden_limit    # |h| beyond this is runaway growth, not information
         self.explode_factor = explode_factor
         self.backoff = backoff
         self.max_backoffs = max_backoffs
         self.norms: deque[float] = deque(maxlen=window)
         self.events = 0
 
-    def verdict(self, loss: float, grad_norm: float) -> str | None:
+    def verdict(self, loss: float, grad_norm: float, hidden_max: float = 0.0) -> str | None:
         """None if the step is sound, else a short reason."""
         if not math.isfinite(loss):
             return f"the loss is {loss}"
         if not math.isfinite(grad_norm):
             return f"the gradient norm is {grad_norm}"
-        if len(self.norms) >= 10:
+        if not hidden_max <= self.hidden_limit:
+            return f"the hidden state reached |h| = {hidden_max:.3g} (limit {self.hidden_limit:.3g})"
+        if loss > self.loss_limit:
+            return f"the loss {loss:.3g} is far above that of uniform guessing ({self.loss_limit / 4:.3g})"
+        if len(self.norms) >= 3:
             typical = float(np.median(self.norms))
             if grad_norm > self.explode_factor * typical:
                 return f"the gradient norm {grad_norm:.3g} is {grad_norm / typical:.0f}x its recent median {typical:.3g}"

@@ -24,7 +24,7 @@ from ..models import CharRNN, ModelConfig
 from ..optim import clip_grad_norm, clip_grad_value, global_grad_norm, make_optimizer, make_schedule
 from . import snapshot
 from .config import TrainConfig
-from .guard import DivergenceError, Guard, hidden_report
+from .guard import DivergenceError, Guard, hidden_max, hidden_report
 from .progress import MetricsLog, Progress
 from .runs import BEST, LAST, METRICS
 
@@ -75,7 +75,7 @@ class Trainer:
                                       **self._schedule_kwargs())
         self.batcher = StreamBatcher(train_ids, cfg.batch_size, cfg.seq_len)
         self.ce = SoftmaxCrossEntropy()
-        self.guard = Guard(cfg.guard)
+        self.guard = Guard(cfg.guard, loss_limit=4 * math.log(max(len(vocab), 2)))
         self.metrics = MetricsLog(self.run_dir / METRICS)
         self.progress = progress or Progress()
         self.log = log
@@ -108,9 +108,9 @@ class Trainer:
         model.backward((self.ce.backward(1.0, ce_cache), None), cache)
         params = self.optimizer.params
         norm = clip_grad_norm(params, self.cfg.clip) if self.cfg.clip else global_grad_norm(params)
-        reason = self.guard.verdict(loss, norm)
+        reason = self.guard.verdict(loss, norm, hidden_max(cache.rnn))
         if reason is not None:
-            self._diverged(reason, cache.rnn)
+            self._diverged(reason, hidden_report(cache.rnn))
             return None
         if self.cfg.clip_value:
             clip_grad_value(self.optimizer.params, self.cfg.clip_value)
@@ -120,12 +120,13 @@ class Trainer:
         self.carry = statesT
         return loss, norm
 
-    def _diverged(self, reason: str, rnn_cache: Any) -> None:
+    def _diverged(self, reason: str, report: list, step: int | None = None) -> None:
+        """Apply the guard policy to a rejected step (``step`` defaults to the one being attempted)."""
         cfg = self.cfg
-        msg = self.guard.explain(reason, self.step, hidden_report(rnn_cache), cfg.cell, cfg.clip,
-                                 self.optimizer.lr)
+        step = self.step + 1 if step is None else step
+        msg = self.guard.explain(reason, step, report, cfg.cell, cfg.clip, self.optimizer.lr)
         self.guard.events += 1
-        self.metrics.write(step=self.step, split="guard", event=cfg.guard, reason=reason)
+        self.metrics.write(step=step, split="guard", event=cfg.guard, reason=reason)
         if cfg.guard == "abort" or self.guard.events > self.guard.max_backoffs:
             raise DivergenceError(msg + ("" if cfg.guard == "abort" else " (gave up after repeated backoffs)"))
         self.carry = self.model.initial_states(cfg.batch_size)
@@ -195,6 +196,11 @@ class Trainer:
         """Score validation, save checkpoints; True when early stopping says stop."""
         cfg = self.cfg
         val = evaluate(self.model, self.val_ids, cfg.batch_size, cfg.seq_len, cfg.eval_chars)
+        if not val <= self.guard.loss_limit:
+            # Weights that are finite but score inf/nan (or hopelessly) on held-out text are diverged:
+            # never save them; fall back to the last good state under the guard's policy.
+            self._diverged(f"the validation loss is {val:.3g}", [], step=self.step)
+            return False
         improved = val < self.best_val
         if improved:
             self.best_val, self.evals_since_best = val, 0

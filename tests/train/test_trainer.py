@@ -1,0 +1,124 @@
+"""Training loop: exact resume, checkpoints, divergence guard."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+from rnnlab.checkpoint import load_checkpoint
+from rnnlab.errors import ConfigError
+from rnnlab.train import DivergenceError, TrainConfig, train
+from rnnlab.train.progress import MetricsLog
+
+
+def _text(tmp_path, n=6000, seed=0):
+    rng = np.random.default_rng(seed)
+    words = ["the ", "cat ", "sat ", "on ", "a ", "mat. ", "dog ", "ran\n"]
+    text = "".join(rng.choice(words, size=n // 4))
+    path = tmp_path / "corpus.txt"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def _cfg(corpus, **kw):
+    base = dict(corpus=corpus, cell="lstm", hidden_size=16, num_layers=2, embedding_size=8, dropout=0.1,
+                batch_size=4, seq_len=8, eval_every=5, log_every=1, max_steps=12, seed=3)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _quiet(*a, **k):
+    pass
+
+
+def _train_losses(run_dir):
+    return [(r["step"], r["loss"]) for r in MetricsLog(run_dir / "metrics.jsonl").read() if r["split"] == "train"]
+
+
+def test_resume_gives_the_same_losses_as_an_uninterrupted_run(tmp_path):
+    corpus = _text(tmp_path)
+    full = tmp_path / "full"
+    train(_cfg(corpus), out=str(full), log=_quiet)
+    part = tmp_path / "part"
+    train(_cfg(corpus, max_steps=7), out=str(part), log=_quiet)  # stops mid-way (after an eval at 5)
+    summary = train(_cfg(corpus, max_steps=12), resume=str(part), log=_quiet)
+    assert summary["steps"] == 12
+    a, b = _train_losses(full), _train_losses(part)
+    assert [s for s, _ in a] == list(range(1, 13))
+    assert a == b  # bit-identical losses, step for step
+    wa, _ = load_checkpoint(full / "last.npz")
+    wb, _ = load_checkpoint(part / "last.npz")
+    for key in wa:
+        np.testing.assert_array_equal(wa[key], wb[key], err_msg=key)
+
+
+def test_checkpoint_holds_config_vocab_and_optimizer_state(tmp_path):
+    run = tmp_path / "run"
+    train(_cfg(_text(tmp_path), max_steps=5), out=str(run), log=_quiet)
+    arrays, meta = load_checkpoint(run / "best.npz")
+    assert meta["config"]["hidden_size"] == 16
+    assert set(meta["vocab"]) and meta["trainer"]["step"] == 5
+    assert any(k.startswith("optim/") for k in arrays)
+    assert any(k.startswith("carry/") for k in arrays)
+    assert json.loads((run / "config.json").read_text())["cell"] == "lstm"
+    assert all(np.isfinite(v).all() for v in arrays.values() if v.dtype.kind == "f")
+
+
+def test_validation_improves_on_learnable_text(tmp_path):
+    run = tmp_path / "run"
+    summary = train(_cfg(_text(tmp_path, 20000), max_steps=120, eval_every=40, dropout=0.0, hidden_size=32,
+                         batch_size=8, seq_len=16, lr=1e-2), out=str(run), log=_quiet)
+    vals = [r["bpc"] for r in MetricsLog(run / "metrics.jsonl").read() if r["split"] == "val"]
+    assert vals[-1] < vals[0] - 0.5
+    assert summary["best_val_bpc"] < 2.5  # uniform over the vocabulary would be log2(V) ~ 4
+
+
+def _irnn_cfg(corpus, guard):
+    # The users' story: ReLU + identity, plain SGD, no clipping, far too high a learning rate.
+    return _cfg(corpus, cell="irnn", optimizer="sgd", lr=5.0, clip=0.0, dropout=0.0, guard=guard,
+                hidden_size=32, num_layers=1, max_steps=30, eval_every=10, seq_len=16)
+
+
+def test_guard_abort_names_the_cause(tmp_path):
+    with pytest.raises(DivergenceError) as info:
+        train(_irnn_cfg(_text(tmp_path), "abort"), out=str(tmp_path / "run"), log=_quiet)
+    msg = str(info.value)
+    assert "diverged" in msg and "layer 0" in msg and "time step" in msg
+    assert "clipping" in msg and "learning rate" in msg
+
+
+def test_unguarded_irnn_really_produces_nan(tmp_path):
+    """Without the guard the same settings poison the weights: the failure the guard exists for."""
+    from rnnlab.train.trainer import Trainer
+    from rnnlab.data import EncodedCorpus
+
+    corpus = EncodedCorpus.from_source(_text(tmp_path))
+    tr, va, _ = corpus.split()
+    cfg = _irnn_cfg(None, "skip").validate()
+    trainer = Trainer(cfg, corpus.vocab, tr, va, tmp_path, log=_quiet)
+    trainer.guard.verdict = lambda *args: None  # switch the guard off
+    for _ in range(30):
+        trainer.train_step()
+    weights = np.concatenate([p.ravel() for _, p, _ in trainer.model.named_parameters()])
+    assert not np.isfinite(weights).all()
+
+
+def test_guard_backoff_keeps_training_finite(tmp_path):
+    run = tmp_path / "run"
+    summary = train(_irnn_cfg(_text(tmp_path), "backoff"), out=str(run), log=_quiet)
+    assert summary["steps"] == 30
+    records = MetricsLog(run / "metrics.jsonl").read()
+    assert any(r["split"] == "guard" for r in records)
+    assert all(math.isfinite(r["loss"]) for r in records if r["split"] in ("train", "val"))
+    arrays, meta = load_checkpoint(run / "last.npz")
+    assert all(np.isfinite(v).all() for v in arrays.values() if v.dtype.kind == "f")
+    assert meta["trainer"]["lr_scale"] < 1.0
+
+
+@pytest.mark.parametrize("change, words", [({"cell": "transformer"}, "unknown cell"),
+                                           ({"dropout": 1.5}, "dropout"),
+                                           ({"lr": -1.0}, "lr"),
+                                           ({"guard": "pray"}, "guard")])
+def test_bad_config_is_a_clear_error(tmp_path, change, words):
+    with pytest.raises(ConfigError, match=words):
+        _cfg("x", **change).validate()
