@@ -35,6 +35,7 @@ class Module:
     def __init__(self) -> None:
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
+        self.buffers: dict[str, np.ndarray] = {}  # non-trained state, e.g. batch-norm population statistics
         self.children: dict[str, Module] = {}
         self.training = True
 
@@ -45,6 +46,11 @@ class Module:
         self.params[name] = value
         self.grads[name] = np.zeros_like(value)
         return value
+
+    def add_buffer(self, name: str, value: np.ndarray) -> np.ndarray:
+        """Register an array that is saved and loaded with the weights but not trained."""
+        self.buffers[name] = np.ascontiguousarray(value)
+        return self.buffers[name]
 
     def add_child(self, name: str, module: "Module") -> "Module":
         self.children[name] = module
@@ -73,6 +79,11 @@ class Module:
             for name, value in module.params.items():
                 yield prefix + name, value, module.grads[name]
 
+    def named_buffers(self) -> Iterator[tuple[str, np.ndarray]]:
+        for prefix, module in self.modules():
+            for name, value in module.buffers.items():
+                yield prefix + name, value
+
     def num_parameters(self) -> int:
         return sum(p.size for _, p, _ in self.named_parameters())
 
@@ -95,6 +106,8 @@ class Module:
             for name in module.params:
                 module.params[name] = np.ascontiguousarray(module.params[name], dtype=dtype)
                 module.grads[name] = np.zeros_like(module.params[name])
+            for name in module.buffers:
+                module.buffers[name] = np.ascontiguousarray(module.buffers[name], dtype=dtype)
         return self
 
     @property
@@ -104,11 +117,15 @@ class Module:
         return np.dtype(DEFAULT_DTYPE)
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        return {name: value.copy() for name, value, _ in self.named_parameters()}
+        """Parameters and buffers by dotted name (copies)."""
+        state = {name: value.copy() for name, value, _ in self.named_parameters()}
+        state.update((name, value.copy()) for name, value in self.named_buffers())
+        return state
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        """Copy arrays into the existing parameters; names and shapes must match."""
+        """Copy arrays into the existing parameters and buffers; names and shapes must match."""
         own = {name: value for name, value, _ in self.named_parameters()}
+        own.update(self.named_buffers())
         missing = sorted(set(own) - set(state))
         unexpected = sorted(set(state) - set(own))
         if missing or unexpected:

@@ -122,3 +122,31 @@ def test_guard_backoff_keeps_training_finite(tmp_path):
 def test_bad_config_is_a_clear_error(tmp_path, change, words):
     with pytest.raises(ConfigError, match=words):
         _cfg("x", **change).validate()
+
+
+@pytest.mark.parametrize("cell, key", [("lstm", "saturated"), ("gru", "saturated"), ("rnn", "saturated"),
+                                       ("irnn", "dead")])
+def test_diagnostics_are_logged_per_layer(tmp_path, cell, key):
+    run = tmp_path / "run"
+    train(_cfg(_text(tmp_path), cell=cell, max_steps=4, eval_every=4, diagnostics=True), out=str(run), log=_quiet)
+    rows = [r for r in MetricsLog(run / "metrics.jsonl").read() if r["split"] == "train"]
+    assert len(rows) == 4
+    for r in rows:
+        for layer in ("l0", "l1"):
+            assert r[f"h_norm/{layer}"] > 0 and r[f"h_max/{layer}"] > 0 and r[f"grad_norm/{layer}"] > 0
+            assert 0.0 <= r[f"{key}/{layer}"] <= 1.0
+
+
+def test_diagnostics_see_saturation_and_dead_units():
+    from rnnlab.models import CharRNN, ModelConfig
+    from rnnlab.train.diagnostics import layer_diagnostics
+
+    ids = np.random.default_rng(0).integers(0, 5, size=(3, 6))
+    tanh = CharRNN(ModelConfig(5, "rnn", 8, 1, 4))
+    tanh.rnn.layers[0].cell.params["W_x"][...] *= 100.0  # drive tanh into its flat tails
+    (_, _), cache = tanh.forward(ids)
+    assert layer_diagnostics(tanh, cache.rnn)["saturated/l0"] > 0.5
+    relu = CharRNN(ModelConfig(5, "irnn", 8, 1, 4))
+    relu.rnn.layers[0].cell.params["b"][...] = -10.0  # every unit below its kink
+    (_, _), cache = relu.forward(ids)
+    assert layer_diagnostics(relu, cache.rnn)["dead/l0"] == 1.0

@@ -22,7 +22,7 @@ KIND = "rnnlab.charlm"
 
 
 def pack_model(model: CharRNN, vocab: Vocab) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    arrays = {f"param/{name}": value for name, value, _ in model.named_parameters()}
+    arrays = {f"param/{name}": value for name, value in model.state_dict().items()}  # weights and buffers
     meta = {"kind": KIND, "model": model.config.to_dict(), "vocab": vocab.to_dict()}
     return arrays, meta
 

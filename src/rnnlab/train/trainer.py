@@ -24,6 +24,7 @@ from ..models import CharRNN, ModelConfig
 from ..optim import clip_grad_norm, clip_grad_value, global_grad_norm, make_optimizer, make_schedule
 from . import snapshot
 from .config import TrainConfig
+from .diagnostics import layer_diagnostics
 from .guard import DivergenceError, Guard, hidden_max, hidden_report
 from .progress import MetricsLog, Progress
 from .runs import BEST, LAST, METRICS
@@ -86,6 +87,7 @@ class Trainer:
         self.elapsed = 0.0      # training seconds over all sessions of this run
         self.lr_scale = 1.0     # lowered by the guard's backoff
         self._good: dict[str, Any] | None = None
+        self.last_diagnostics: dict[str, float] = {}
 
     def _schedule_kwargs(self) -> dict[str, Any]:
         c = self.cfg
@@ -115,6 +117,8 @@ class Trainer:
         if self.cfg.clip_value:
             clip_grad_value(self.optimizer.params, self.cfg.clip_value)
         self.guard.accept(norm)
+        if self.cfg.diagnostics and (self.step + 1) % self.cfg.log_every == 0:
+            self.last_diagnostics = layer_diagnostics(model, cache.rnn)  # before the update changes grads
         self.optimizer.lr = self.schedule(self.step) * self.lr_scale
         self.optimizer.step()
         self.carry = statesT
@@ -171,7 +175,7 @@ class Trainer:
                     window_t, window_steps = now, 0
                     self.metrics.write(step=self.step, split="train", loss=result[0], bpc=result[0] / LN2,
                                        grad_norm=result[1], lr=self.optimizer.lr, chars_per_s=rate,
-                                       elapsed=self.elapsed)
+                                       elapsed=self.elapsed, **self.last_diagnostics)
                     self.progress.update(self.step, result[0], rate, self._eta(rate))
                 if self.step % cfg.eval_every == 0 and self._evaluate_and_save():
                     stop_reason = "early stopping"
