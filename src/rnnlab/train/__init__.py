@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 from typing import Callable
 
+from ..checkpoint import read_checkpoint_meta
 from ..data import EncodedCorpus
 from ..errors import CheckpointError, ConfigError
 from .config import TrainConfig, load_toml
@@ -25,10 +26,10 @@ def train(cfg: TrainConfig, out: str | None = None, resume: str | None = None,
     if resume:
         run_dir = Path(resume)
         ckpt = find_checkpoint(run_dir, prefer=LAST)
-        run_dir = ckpt.parent
-        saved = json.loads((run_dir / CONFIG).read_text()) if (run_dir / CONFIG).exists() else None
-        if saved is None:
-            raise CheckpointError(f"{run_dir} has no {CONFIG}; cannot resume")
+        resume = str(ckpt.parent)
+        saved = read_checkpoint_meta(ckpt).get("config")
+        if not isinstance(saved, dict):
+            raise CheckpointError(f"{ckpt} holds no training configuration; cannot resume from it")
         # Budget settings may change on resume; everything else must match the run.
         budget = {k: getattr(cfg, k) for k in ("max_steps", "max_minutes", "patience")}
         cfg = TrainConfig.from_dict(saved).replace(**{k: v for k, v in budget.items() if v})

@@ -1,0 +1,262 @@
+"""Generating text from a character model: sampling, greedy decoding and beam search.
+
+Generation advances the model one character at a time, so the whole-sequence
+``CharRNN.forward`` (which allocates caches for backprop and a (B, T, .)
+output) is the wrong tool. :class:`Stepper` runs each layer's cell directly
+for one time step, reusing the cells' own ``step_forward`` so the cell math
+lives in one place::
+
+    xw = x_t W_x + b        layer 0: a row of the precomputed table E W_x + b
+    hw = h_{t-1} W_h
+    state_t = cell.step_forward(t, xw, hw, state_{t-1})
+    z_t = (h_t W_p) W_o + b_o
+
+Folding the input projection of layer 0 into a (V, G*H) table turns the
+embedding (or one-hot) product into a row lookup. Dropout is never applied:
+generation always runs the eval-mode model.
+
+Sampling draws from softmax(z / temperature), optionally restricted to the
+``top_k`` largest logits; ``argmax`` picks the most likely character (greedy).
+Beam search keeps the ``width`` best partial continuations by total
+log-probability and returns the best one of the requested length. All random
+draws come from ``np.random.default_rng(seed)``, so a seed fixes the text.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Callable, Iterator, NamedTuple
+
+import numpy as np
+
+from .data import Vocab
+from .errors import ConfigError, DataError
+from .layers import Embedding
+from .layers.losses import log_softmax
+from .models import CharRNN
+
+
+@contextlib.contextmanager
+def eval_mode(model: CharRNN) -> Iterator[CharRNN]:
+    """Run ``model`` in eval mode (cells such as batch-norm ones use it), then restore."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+class Stepper:
+    """Advance ``model`` one character at a time for a batch of B independent streams.
+
+    The weights are read once at construction: build a new Stepper after
+    changing them. ``feed(ids)`` returns the (B, V) logits of the next
+    character in a buffer that the following call overwrites.
+    """
+
+    def __init__(self, model: CharRNN) -> None:
+        self.model = model
+        rnn = model.rnn
+        if rnn.bidirectional:
+            raise ConfigError("a bidirectional model cannot generate text left to right")
+        self.cells = [layer.cell for layer in rnn.layers]
+        first = self.cells[0]
+        # ids -> layer-0 input pre-activations in one lookup (one-hot: the rows of W_x)
+        table = first.params["W_x"]
+        if isinstance(model.embed, Embedding):
+            table = model.embed.params["W"] @ table
+        self.table0 = np.ascontiguousarray(table + first.params["b"])
+        self.dtype = self.table0.dtype
+        self.W_p = rnn.proj.params["W"] if rnn.proj is not None else None
+        self.W_o, self.b_o = model.out.params["W"], model.out.params["b"]
+        self.batch = 0
+        self.t = 0
+        self.states: list[tuple[np.ndarray, ...]] = []
+
+    def reset(self, batch: int = 1) -> "Stepper":
+        """Zero states for ``batch`` streams, and buffers to match."""
+        self.states = [cell.initial_state(batch, self.dtype) for cell in self.cells]
+        self.t = 0
+        self._buffers(batch)
+        return self
+
+    def _buffers(self, batch: int) -> None:
+        # Preallocated outputs for the per-step products: generation makes
+        # thousands of tiny steps, and allocation is a real part of their cost.
+        self.batch = batch
+        self.xw = [np.empty((batch, c.params["W_x"].shape[1]), self.dtype) for c in self.cells]
+        self.hw = [np.empty((batch, c.params["W_h"].shape[1]), self.dtype) for c in self.cells]
+        self.proj = None if self.W_p is None else np.empty((batch, self.W_p.shape[1]), self.dtype)
+        self.logits = np.empty((batch, self.W_o.shape[1]), self.dtype)
+
+    def feed(self, ids: np.ndarray) -> np.ndarray:
+        """Consume one character per stream, ``ids`` of shape (B,); return the (B, V) logits."""
+        if len(ids) != self.batch:
+            raise ValueError(f"expected {self.batch} ids (one per stream), got {len(ids)}")
+        h = None
+        for k, cell in enumerate(self.cells):
+            xw = self.xw[k]
+            if k == 0:
+                np.take(self.table0, ids, axis=0, out=xw)
+            else:
+                np.matmul(h, cell.params["W_x"], out=xw)
+                xw += cell.params["b"]
+            state = self.states[k]
+            np.matmul(state[0], cell.params["W_h"], out=self.hw[k])
+            state, _ = cell.step_forward(self.t, xw, self.hw[k], state)
+            self.states[k] = state
+            h = state[0]
+        if self.W_p is not None:
+            h = np.matmul(h, self.W_p, out=self.proj)
+        np.matmul(h, self.W_o, out=self.logits)
+        self.logits += self.b_o
+        self.t += 1
+        return self.logits
+
+    def feed_text(self, ids: np.ndarray) -> np.ndarray:
+        """Feed a prime (1-D ids) to every stream; returns the logits after its last character."""
+        logits = self.logits
+        for i in ids:
+            logits = self.feed(np.full(self.batch, i, dtype=np.intp))
+        return logits
+
+    def select(self, rows: np.ndarray) -> None:
+        """Keep the streams ``rows`` (in that order, repeats allowed): beam search's reordering."""
+        self.states = [tuple(a[rows] for a in state) for state in self.states]
+        if len(rows) != self.batch:
+            self._buffers(len(rows))
+
+
+# -- inputs -----------------------------------------------------------------------------
+def encode_prime(vocab: Vocab, prime: str) -> np.ndarray:
+    """Ids of the prime text; a DataError names any characters the model never saw."""
+    try:
+        return vocab.encode(prime).astype(np.intp)
+    except DataError as exc:
+        raise DataError(f"prime text: {exc}") from None
+
+
+def start_ids(vocab: Vocab, prime: str, rng: np.random.Generator) -> np.ndarray:
+    """The prime's ids; with no prime, a newline if the model knows it, else a random character."""
+    if prime:
+        return encode_prime(vocab, prime)
+    if "\n" in vocab:
+        return np.array([vocab.index("\n")], dtype=np.intp)
+    return np.array([rng.integers(len(vocab))], dtype=np.intp)
+
+
+def _check(length: int, temperature: float, top_k: int) -> None:
+    if length < 0:
+        raise ConfigError(f"length must be >= 0, got {length}")
+    if not temperature > 0:
+        raise ConfigError(f"temperature must be positive, got {temperature} (use argmax for greedy decoding)")
+    if top_k < 0:
+        raise ConfigError(f"top_k must be >= 0, got {top_k}")
+
+
+# -- sampling ---------------------------------------------------------------------------
+def pick(logits: np.ndarray, rng: np.random.Generator, temperature: float = 1.0, top_k: int = 0,
+         argmax: bool = False) -> int:
+    """One character id from one row of logits."""
+    if argmax:
+        return int(np.argmax(logits))
+    z = logits if temperature == 1.0 else logits * (1.0 / temperature)
+    candidates = None
+    if 0 < top_k < z.size:
+        candidates = np.argpartition(z, -top_k)[-top_k:]
+        z = z[candidates]
+    # inverse-CDF draw: one uniform number and a binary search, about half the
+    # cost of rng.choice(p=...); the softmax itself is computed in float64
+    cdf = np.exp(z - z.max(), dtype=np.float64).cumsum()
+    i = min(int(cdf.searchsorted(rng.random() * cdf[-1], side="right")), z.size - 1)
+    return int(candidates[i]) if candidates is not None else i
+
+
+def stream(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200, *, temperature: float = 1.0,
+           top_k: int = 0, seed: int | None = None, argmax: bool = False) -> Iterator[str]:
+    """Yield ``length`` generated characters one by one (the prime itself is not repeated)."""
+    _check(length, temperature, top_k)
+    rng = np.random.default_rng(seed)
+    ids = start_ids(vocab, prime, rng)  # validated before the first character is asked for
+    return _stream(model, vocab, ids, length, rng, temperature, top_k, argmax)
+
+
+def _stream(model: CharRNN, vocab: Vocab, ids: np.ndarray, length: int, rng: np.random.Generator,
+            temperature: float, top_k: int, argmax: bool) -> Iterator[str]:
+    chars = vocab.chars
+    with eval_mode(model):
+        stepper = Stepper(model).reset(1)
+        logits = stepper.feed_text(ids)
+        token = np.empty(1, dtype=np.intp)
+        for n in range(length):
+            token[0] = pick(logits[0], rng, temperature, top_k, argmax)
+            yield chars[token[0]]
+            if n + 1 < length:  # the last character needs no prediction after it
+                logits = stepper.feed(token)
+
+
+def sample(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200, **kw: Any) -> str:
+    """The generated continuation as one string (see :func:`stream` for the options)."""
+    return "".join(stream(model, vocab, prime, length, **kw))
+
+
+# -- beam search ---------------------------------------------------------------------------
+class BeamResult(NamedTuple):
+    text: str
+    log_prob: float  # natural log-probability of ``text`` given the prime
+
+
+def beam_ids(step: Callable[[np.ndarray], np.ndarray], select: Callable[[np.ndarray], None],
+             logits: np.ndarray, length: int, width: int) -> tuple[list[int], float]:
+    """Beam search over any step function.
+
+    ``logits`` (V,) predict the first character; ``step(ids)`` consumes one
+    character per beam and returns (beams, V) logits; ``select(rows)`` keeps
+    the given beams' states (in order). Returns the best ids and their total
+    log-probability. Ties go to the lower id, as ``argmax`` does, so width 1
+    is greedy decoding.
+    """
+    if width < 1:
+        raise ConfigError(f"beam width must be >= 1, got {width}")
+    scores = np.zeros(1)
+    histories: list[list[int]] = [[]]
+    logp = log_softmax(np.asarray(logits, dtype=np.float64)[None, :])
+    for n in range(length):
+        V = logp.shape[1]
+        total = (scores[:, None] + logp).ravel()
+        keep = min(width, total.size)
+        order = np.argsort(-total, kind="stable")[:keep]
+        rows, ids = np.divmod(order, V)
+        scores = total[order]
+        histories = [histories[r] + [int(i)] for r, i in zip(rows, ids)]
+        if n + 1 < length:
+            select(rows)
+            logp = log_softmax(np.asarray(step(ids), dtype=np.float64))
+    return histories[0], float(scores[0])
+
+
+def beam_search(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200, width: int = 5, *,
+                seed: int | None = None) -> BeamResult:
+    """The most probable ``length``-character continuation that a beam of ``width`` finds."""
+    _check(length, 1.0, 0)
+    ids = start_ids(vocab, prime, np.random.default_rng(seed))
+    with eval_mode(model):
+        stepper = Stepper(model).reset(1)
+        logits = stepper.feed_text(ids)[0].copy()
+        best, score = beam_ids(stepper.feed, stepper.select, logits, length, width)
+    return BeamResult(vocab.decode(np.array(best, dtype=np.int64)), score)
+
+
+def log_prob(model: CharRNN, vocab: Vocab, prime: str, text: str) -> float:
+    """Natural log-probability of ``text`` following ``prime`` (prime must be non-empty)."""
+    if not prime:
+        raise ConfigError("log_prob needs a prime to condition on")
+    ids = encode_prime(vocab, prime + text)
+    total = 0.0
+    with eval_mode(model):
+        stepper = Stepper(model).reset(1)
+        for n in range(len(ids) - 1):
+            logits = stepper.feed(ids[n:n + 1])
+            if n + 1 >= len(prime):
+                total += float(log_softmax(logits[0].astype(np.float64))[ids[n + 1]])
+    return total
