@@ -5,4 +5,13 @@ __version__ = "0.1.0"
 
 from .module import Module  # noqa: E402
 
-__all__ = ["Module", "__version__"]
+__all__ = ["CharLM", "Module", "__version__"]
+
+
+def __getattr__(name: str):
+    # CharLM pulls in training, data and generation: import it only when asked for
+    if name == "CharLM":
+        from .api import CharLM
+
+        return CharLM
+    raise AttributeError(f"module 'rnnlab' has no attribute {name!r}")

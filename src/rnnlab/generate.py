@@ -65,7 +65,8 @@ class Stepper:
         table = first.params["W_x"]
         if isinstance(model.embed, Embedding):
             table = model.embed.params["W"] @ table
-        self.table0 = np.ascontiguousarray(table + first.params["b"])
+        # a cell with project_bias False (BN-/LN-LSTM) adds b itself, after normalising
+        self.table0 = np.ascontiguousarray(table + first.params["b"] if first.project_bias else table)
         self.dtype = self.table0.dtype
         self.W_p = rnn.proj.params["W"] if rnn.proj is not None else None
         self.W_o, self.b_o = model.out.params["W"], model.out.params["b"]
@@ -81,11 +82,13 @@ class Stepper:
         return self
 
     def _buffers(self, batch: int) -> None:
-        # Preallocated outputs for the per-step products: generation makes
-        # thousands of tiny steps, and allocation is a real part of their cost.
+        # Preallocated outputs for the per-step products (generation makes
+        # thousands of tiny steps, and allocation is a real part of their
+        # cost), bound per layer with its weights to keep lookups out of the loop.
         self.batch = batch
-        self.xw = [np.empty((batch, c.params["W_x"].shape[1]), self.dtype) for c in self.cells]
-        self.hw = [np.empty((batch, c.params["W_h"].shape[1]), self.dtype) for c in self.cells]
+        self.layers = [(cell, cell.params["W_x"], cell.params["b"], cell.params["W_h"],
+                        np.empty((batch, cell.params["W_x"].shape[1]), self.dtype),
+                        np.empty((batch, cell.params["W_h"].shape[1]), self.dtype)) for cell in self.cells]
         self.proj = None if self.W_p is None else np.empty((batch, self.W_p.shape[1]), self.dtype)
         self.logits = np.empty((batch, self.W_o.shape[1]), self.dtype)
 
@@ -93,24 +96,23 @@ class Stepper:
         """Consume one character per stream, ``ids`` of shape (B,); return the (B, V) logits."""
         if len(ids) != self.batch:
             raise ValueError(f"expected {self.batch} ids (one per stream), got {len(ids)}")
+        states, t = self.states, self.t
         h = None
-        for k, cell in enumerate(self.cells):
-            xw = self.xw[k]
-            if k == 0:
+        for k, (cell, W_x, b, W_h, xw, hw) in enumerate(self.layers):
+            if h is None:
                 np.take(self.table0, ids, axis=0, out=xw)
             else:
-                np.matmul(h, cell.params["W_x"], out=xw)
-                xw += cell.params["b"]
-            state = self.states[k]
-            np.matmul(state[0], cell.params["W_h"], out=self.hw[k])
-            state, _ = cell.step_forward(self.t, xw, self.hw[k], state)
-            self.states[k] = state
-            h = state[0]
+                np.matmul(h, W_x, out=xw)
+                if cell.project_bias:
+                    xw += b
+            np.matmul(states[k][0], W_h, out=hw)
+            states[k], _ = cell.step_forward(t, xw, hw, states[k])
+            h = states[k][0]
         if self.W_p is not None:
             h = np.matmul(h, self.W_p, out=self.proj)
         np.matmul(h, self.W_o, out=self.logits)
         self.logits += self.b_o
-        self.t += 1
+        self.t = t + 1
         return self.logits
 
     def feed_text(self, ids: np.ndarray) -> np.ndarray:
@@ -219,20 +221,25 @@ def beam_ids(step: Callable[[np.ndarray], np.ndarray], select: Callable[[np.ndar
     if width < 1:
         raise ConfigError(f"beam width must be >= 1, got {width}")
     scores = np.zeros(1)
-    histories: list[list[int]] = [[]]
+    # back-pointers instead of copied histories: O(length * width), not quadratic
+    parents, tokens = [], []
     logp = log_softmax(np.asarray(logits, dtype=np.float64)[None, :])
     for n in range(length):
         V = logp.shape[1]
         total = (scores[:, None] + logp).ravel()
-        keep = min(width, total.size)
-        order = np.argsort(-total, kind="stable")[:keep]
+        order = np.argsort(-total, kind="stable")[:width]
         rows, ids = np.divmod(order, V)
         scores = total[order]
-        histories = [histories[r] + [int(i)] for r, i in zip(rows, ids)]
+        parents.append(rows)
+        tokens.append(ids)
         if n + 1 < length:
             select(rows)
             logp = log_softmax(np.asarray(step(ids), dtype=np.float64))
-    return histories[0], float(scores[0])
+    best, beam = [], 0
+    for rows, ids in zip(reversed(parents), reversed(tokens)):
+        best.append(int(ids[beam]))
+        beam = int(rows[beam])
+    return best[::-1], float(scores[0])
 
 
 def beam_search(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200, width: int = 5, *,

@@ -150,3 +150,16 @@ def test_diagnostics_see_saturation_and_dead_units():
     relu.rnn.layers[0].cell.params["b"][...] = -10.0  # every unit below its kink
     (_, _), cache = relu.forward(ids)
     assert layer_diagnostics(relu, cache.rnn)["dead/l0"] == 1.0
+
+
+def test_resume_from_weights_only_checkpoint_is_a_clear_error(tmp_path):
+    from rnnlab.api import save_model
+    from rnnlab.data import Vocab
+    from rnnlab.errors import CheckpointError
+    from rnnlab.models import CharRNN, ModelConfig
+
+    run = tmp_path / "weights"
+    run.mkdir()
+    save_model(run / "best.npz", CharRNN(ModelConfig(3, "gru", 4, 1, 2)), Vocab("abc"))
+    with pytest.raises(CheckpointError, match="weights only"):
+        train(_cfg(_text(tmp_path)), resume=str(run), log=_quiet)

@@ -9,8 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from .base import Cell
+from .bnlstm import BNLSTMCell
 from .gru import GRUCell
 from .irnn import IRNNCell
+from .lnlstm import LNLSTMCell
 from .lstm import LSTMCell
 from .rnn import RNNCell
 
@@ -19,6 +21,8 @@ CELLS: dict[str, type[Cell]] = {
     "irnn": IRNNCell,
     "lstm": LSTMCell,
     "gru": GRUCell,
+    "bnlstm": BNLSTMCell,
+    "lnlstm": LNLSTMCell,
 }
 
 
@@ -30,4 +34,4 @@ def make_cell(name: str, input_size: int, hidden_size: int, **kw: Any) -> Cell:
     return cls(input_size, hidden_size, **kw)
 
 
-__all__ = ["CELLS", "Cell", "GRUCell", "IRNNCell", "LSTMCell", "RNNCell", "make_cell"]
+__all__ = ["BNLSTMCell", "CELLS", "Cell", "GRUCell", "IRNNCell", "LNLSTMCell", "LSTMCell", "RNNCell", "make_cell"]

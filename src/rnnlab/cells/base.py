@@ -30,7 +30,10 @@ A cell only writes the element-wise part of one step:
     (``None`` entries mean zero). The loop adds ``dhw @ W_h.T`` to ``dh_prev``.
 
 Parameters beyond the three fused ones (the GRU's ``b_hn``) live in the cell,
-which accumulates their gradients itself inside ``step_backward``.
+which accumulates their gradients itself inside ``step_backward``. A cell
+whose ``project_bias`` is False (the normalised LSTMs) also owns ``b``: the
+loop leaves it out of ``XW`` and ``db``, and the cell adds and differentiates
+it itself.
 """
 from __future__ import annotations
 
@@ -51,6 +54,11 @@ class Cell(Module):
     gates: int = 1          # G: how many H-wide blocks the fused matrices hold
     state_size: int = 1     # entries of the state tuple: 1 for (h,), 2 for (h, c)
     nonlinear_kinks = False  # True where the cell uses ReLU (gradcheck skips kink crossings)
+    # True: the loop adds b to XW and accumulates db = sum(dXW). False: the cell
+    # adds ``b`` itself inside step_forward (e.g. after normalising xw, which
+    # would cancel a bias added before) and accumulates ``grads["b"]`` in
+    # step_backward; the loop then passes xw = x_t W_x without b.
+    project_bias: bool = True
 
     def __init__(self, input_size: int, hidden_size: int, *, seed: int | np.random.Generator | None = 0,
                  dtype: Any = DEFAULT_DTYPE) -> None:

@@ -284,3 +284,44 @@ def _charlm(rng: np.random.Generator) -> list[Case]:
 
         cases.append(Case(label, model, inputs, run, grad, kinds={n: "state" for n, _ in states}))
     return cases
+
+
+# -- normalised LSTMs (BN-LSTM, LN-LSTM) --------------------------------------------------
+from ..cells import BNLSTMCell, LNLSTMCell  # noqa: E402  (appended section)
+
+
+def random_population(cell: BNLSTMCell, rng: np.random.Generator, trained_steps: int) -> BNLSTMCell:
+    """Random population statistics (variances in [0.5, 2]) with ``trained_steps`` slots filled."""
+    for name, value in cell.buffers.items():
+        if name.startswith("mean_"):
+            value[...] = rng.standard_normal(value.shape)
+        elif name.startswith("var_"):
+            value[...] = rng.uniform(0.5, 2.0, size=value.shape)
+    cell.buffers["trained_steps"][0] = trained_steps
+    return cell
+
+
+@spec_for(BNLSTMCell)
+def _bnlstm(rng: np.random.Generator) -> list[Case]:
+    # Training mode (batch statistics, examples coupled) needs B >= 2. The
+    # finite differences of BN lose accuracy where a feature's batch variance
+    # is tiny (truncation ~ eps^2 / sigma^3), which B = 3 makes likely; B = 5
+    # keeps every batch variance of this case well away from zero.
+    train = randomize(Recurrent(BNLSTMCell(3, 4, max_steps=8)), rng)
+    cases = [sequence_case("train B=5,T=3", train, 5, 3, rng)]
+    # Eval mode: population statistics; T=4 > trained_steps=2, so steps 2 and 3 reuse slot 1.
+    for B, T, D, H in ((3, 4, 3, 4), (1, 1, 2, 3)):
+        layer = randomize(Recurrent(BNLSTMCell(D, H, max_steps=8)), rng)
+        random_population(layer.cell, rng, trained_steps=2)
+        layer.eval()
+        cases.append(sequence_case(f"eval B={B},T={T}", layer, B, T, rng))
+    return cases
+
+
+@spec_for(LNLSTMCell)
+def _lnlstm(rng: np.random.Generator) -> list[Case]:
+    per_gate = cell_cases(lambda d, h: LNLSTMCell(d, h), rng)
+    joint = cell_cases(lambda d, h: LNLSTMCell(d, h, per_gate=False), rng)
+    for c in joint:
+        c.label = "joint 4H " + c.label
+    return per_gate + joint

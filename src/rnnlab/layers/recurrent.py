@@ -22,8 +22,16 @@ Backward through time (dstate_T from the caller, zero when absent)::
     dW_x = sum_t x_t^T dXW_t          likewise;  db = sum_{t,b} dXW_t
     dx   = dXW W_x^T
 
+A cell with ``project_bias = False`` (BN-/LN-LSTM) owns b: the loop then
+leaves it out of XW and db, and the cell adds and differentiates it itself.
+
 Internally the loop works time-major (T, B, .) so each step reads contiguous
 memory.
+
+For the LSTM and the GRU the per-step part runs in a fused kernel from
+:mod:`rnnlab.fast` (preallocated buffers, one tanh for all gates); the loop
+below, calling the cell's ``step_forward`` / ``step_backward``, is the
+readable reference, used for every other cell and tested equal to the kernels.
 """
 from __future__ import annotations
 
@@ -31,6 +39,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .. import fast
 from ..cells.base import Cell, State
 from ..module import Module
 
@@ -67,19 +76,32 @@ class Recurrent(Module):
         xt = np.ascontiguousarray(x.transpose(1, 0, 2), dtype=W_x.dtype)
         if self.reverse:
             xt = xt[::-1]
-        XW = (xt.reshape(T * B, D) @ W_x + b).reshape(T, B, -1)
+        kernel = fast.kernel_for(cell)
+        scale = kernel.preact_scale(cell.hidden_size, W_x.dtype) if kernel is not None else None
+        if scale is not None:  # the kernel wants some columns pre-scaled (exact: powers of two)
+            W_x, W_h, b = W_x * scale, W_h * scale, b * scale
+        XW = (xt.reshape(T * B, D) @ W_x).reshape(T, B, -1)
+        if cell.project_bias:  # False: the cell adds b itself (after normalising xw)
+            XW += b
         state = tuple(s.astype(W_x.dtype, copy=False) for s in state0) if state0 is not None \
             else cell.initial_state(B, W_x.dtype)
         hs = np.empty((T + 1, B, cell.hidden_size), dtype=W_x.dtype)
         hs[0] = state[0]
-        steps = []
-        for t in range(T):
-            state, step_cache = cell.step_forward(t, XW[t], hs[t] @ W_h, state)
-            hs[t + 1] = state[0]
-            steps.append(step_cache)
+        if kernel is not None:
+            state, steps = kernel.forward(cell, XW, W_h, hs, state)
+        else:
+            state, steps = self._reference_forward(XW, W_h, hs, state)
         y = hs[1:][::-1] if self.reverse else hs[1:]
         y = np.ascontiguousarray(y.transpose(1, 0, 2))
         return (y, state), RecurrentCache(xt, hs, steps, state0 is not None)
+
+    def _reference_forward(self, XW: np.ndarray, W_h: np.ndarray, hs: np.ndarray, state: State) -> tuple[State, list]:
+        steps = []
+        for t in range(XW.shape[0]):
+            state, step_cache = self.cell.step_forward(t, XW[t], hs[t] @ W_h, state)
+            hs[t + 1] = state[0]
+            steps.append(step_cache)
+        return state, steps
 
     def backward(self, dout: tuple[np.ndarray | None, State | None],
                  cache: RecurrentCache) -> tuple[np.ndarray, State]:
@@ -96,21 +118,32 @@ class Recurrent(Module):
                 dyt = dyt[::-1]
         dstate = [np.zeros_like(hs[0]) if s is None else np.array(s, dtype=hs.dtype)
                   for s in (dstateT if dstateT is not None else (None,) * cell.state_size)]
-        dXW = np.empty((T, B, GH), dtype=hs.dtype)
-        dHW = np.empty((T, B, GH), dtype=hs.dtype)
-        for t in range(T - 1, -1, -1):
-            if dyt is not None:
-                dstate[0] += dyt[t]
-            dXW[t], dHW[t], dprev = cell.step_backward(tuple(dstate), steps[t])
-            dh_prev = dHW[t] @ W_h.T
-            if dprev[0] is not None:
-                dh_prev += dprev[0]
-            dstate = [dh_prev] + [np.zeros_like(hs[0]) if d is None else d for d in dprev[1:]]
+        kernel = fast.kernel_for(cell)
+        if kernel is not None:
+            dXW, dHW, dstate = kernel.backward(cell, dyt, dstate, steps, W_h)
+        else:
+            dXW, dHW, dstate = self._reference_backward(dyt, dstate, steps, W_h)
         dXW2 = dXW.reshape(T * B, GH)
         cell.grads["W_h"] += hs[:-1].reshape(T * B, -1).T @ dHW.reshape(T * B, GH)
         cell.grads["W_x"] += xt.reshape(T * B, D).T @ dXW2
-        cell.grads["b"] += dXW2.sum(axis=0)
+        if cell.project_bias:
+            cell.grads["b"] += dXW2.sum(axis=0)
         dxt = (dXW2 @ W_x.T).reshape(T, B, D)
         if self.reverse:
             dxt = dxt[::-1]
         return np.ascontiguousarray(dxt.transpose(1, 0, 2)), tuple(dstate)
+
+    def _reference_backward(self, dyt: np.ndarray | None, dstate: list, steps: list,
+                            W_h: np.ndarray) -> tuple[np.ndarray, np.ndarray, list]:
+        T, (B, H) = len(steps), dstate[0].shape
+        dXW = np.empty((T, B, W_h.shape[1]), dtype=W_h.dtype)
+        dHW = np.empty_like(dXW)
+        for t in range(T - 1, -1, -1):
+            if dyt is not None:
+                dstate[0] += dyt[t]
+            dXW[t], dHW[t], dprev = self.cell.step_backward(tuple(dstate), steps[t])
+            dh_prev = dHW[t] @ W_h.T
+            if dprev[0] is not None:
+                dh_prev += dprev[0]
+            dstate = [dh_prev] + [np.zeros_like(dstate[0]) if d is None else d for d in dprev[1:]]
+        return dXW, dHW, dstate

@@ -27,7 +27,11 @@ def train(cfg: TrainConfig, out: str | None = None, resume: str | None = None,
         run_dir = Path(resume)
         ckpt = find_checkpoint(run_dir, prefer=LAST)
         resume = str(ckpt.parent)
-        saved = read_checkpoint_meta(ckpt).get("config")
+        meta = read_checkpoint_meta(ckpt)
+        saved = meta.get("config")
+        if "optimizer" not in meta or "trainer" not in meta:
+            raise CheckpointError(f"{ckpt} holds model weights only (no optimizer or data position), so it "
+                                  "cannot be resumed exactly; train a new run instead")
         if not isinstance(saved, dict):
             raise CheckpointError(f"{ckpt} holds no training configuration; cannot resume from it")
         # Budget settings may change on resume; everything else must match the run.

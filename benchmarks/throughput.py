@@ -1,0 +1,267 @@
+"""Training, evaluation and sampling throughput: rnnlab against PyTorch on the CPU, side by side.
+
+    PYTHONPATH=src python benchmarks/throughput.py           # the full table (a few minutes)
+    PYTHONPATH=src python benchmarks/throughput.py --quick   # H=256 only, a one-minute look
+
+Model, identical in both: Embedding(V=85, 64) -> 2-layer LSTM or GRU (hidden H)
+-> Linear(H, V), softmax cross-entropy, Adam; batch B=64 of T=64 characters,
+float32, the same thread count (torch.set_num_threads; OpenBLAS keeps its own
+default, which is the core count). A training step is zero-grad, forward,
+loss, backward and the Adam update. Steps of the two libraries alternate (in
+alternating order) in one process, so both see the same machine load; each
+row reports the median of the timed steps after warm-up.
+
+* FLOPs are the model's matrix products only: per character and layer
+  2 (D + H) G H forward (G = 4 LSTM, 3 GRU) plus 2 H V for the output layer;
+  a training step is 3x that (backward costs twice the forward).
+  MFU = achieved FLOP/s / the best float32 GEMM rate measured in this run
+  (2048^3 products in NumPy and in torch, whichever is faster).
+* Memory: peak resident-set growth during one training step after a warm-up
+  step (Linux VmHWM, reset through /proc/self/clear_refs), each library in a
+  fresh subprocess with glibc's mmap threshold fixed at 64 KiB so that freed
+  arrays go back to the OS and reuse cannot hide the peak. The same measure
+  for both; it counts activations, gradients and temporaries, not the model
+  and optimizer state that exist before the step. rnnlab's tracemalloc peak
+  (NumPy reports its allocations to it) is printed as a cross-check.
+* Eval: forward and loss only (rnnlab in eval mode, torch under no_grad).
+* Sampling: batch 1, H=256, 2 layers, temperature 0.8, one character at a
+  time (rnnlab.generate.Stepper; torch steps nn.LSTM with its state).
+
+The last line is ``min ratio vs torch: X.XX``, the smallest training ratio.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from rnnlab.generate import Stepper, pick  # noqa: E402
+from rnnlab.layers import SoftmaxCrossEntropy  # noqa: E402
+from rnnlab.models import CharRNN, ModelConfig  # noqa: E402
+from rnnlab.optim import Adam  # noqa: E402
+
+V, E, B, T, LAYERS = 85, 64, 64, 64, 2
+
+
+# -- the two models ------------------------------------------------------------------------
+def rnnlab_model(cell: str, H: int) -> CharRNN:
+    return CharRNN(ModelConfig(vocab_size=V, cell=cell, hidden_size=H, num_layers=LAYERS, embedding_size=E))
+
+
+def rnnlab_steps(cell: str, H: int) -> tuple:
+    model, loss = rnnlab_model(cell, H), SoftmaxCrossEntropy()
+    opt = Adam(model.named_parameters(), lr=1e-3)
+    ids = np.random.default_rng(0).integers(0, V, (B, T + 1))
+
+    def train() -> None:
+        model.zero_grad()
+        (logits, _), cache = model.forward(ids[:, :-1])
+        _, lcache = loss.forward(logits, ids[:, 1:])
+        model.backward((loss.backward(1.0, lcache), None), cache)
+        opt.step()
+
+    def evaluate() -> None:
+        model.eval()
+        (logits, _), _ = model.forward(ids[:, :-1])
+        loss.forward(logits, ids[:, 1:])
+        model.train()
+    return train, evaluate
+
+
+def torch_model(cell: str, H: int):
+    import torch
+    from torch import nn
+    torch.manual_seed(0)
+    rnn_cls = {"lstm": nn.LSTM, "gru": nn.GRU}[cell]
+    return nn.ModuleDict({"embed": nn.Embedding(V, E), "rnn": rnn_cls(E, H, LAYERS, batch_first=True),
+                          "out": nn.Linear(H, V)})
+
+
+def torch_steps(cell: str, H: int) -> tuple:
+    import torch
+    m = torch_model(cell, H)
+    opt = torch.optim.Adam(m.parameters(), lr=1e-3)
+    ids = torch.randint(0, V, (B, T + 1))
+
+    def loss() -> "torch.Tensor":
+        h, _ = m["rnn"](m["embed"](ids[:, :-1]))
+        return torch.nn.functional.cross_entropy(m["out"](h).reshape(-1, V), ids[:, 1:].reshape(-1))
+
+    def train() -> None:
+        opt.zero_grad()
+        loss().backward()
+        opt.step()
+
+    def evaluate() -> None:
+        with torch.no_grad():
+            loss()
+    return train, evaluate
+
+
+# -- measurements --------------------------------------------------------------------------------
+def side_by_side(a, b, warmup: int, steps: int) -> tuple[float, float]:
+    """Median seconds per call of a and b, interleaved so both see the same load."""
+    for _ in range(warmup):
+        a(), b()
+    times: tuple[list, list] = ([], [])
+    for k in range(steps):
+        for j in ((0, 1) if k % 2 == 0 else (1, 0)):
+            start = time.perf_counter()
+            (a, b)[j]()
+            times[j].append(time.perf_counter() - start)
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
+def gemm_peak(n: int = 2048, repeats: int = 5) -> float:
+    import torch
+    best = 0.0
+    A = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
+    C = np.empty_like(A)
+    tA, tC = torch.from_numpy(A.copy()), torch.empty(n, n)
+    for mm in (lambda: np.matmul(A, A, out=C), lambda: torch.mm(tA, tA, out=tC)):
+        mm()
+        for _ in range(repeats):
+            start = time.perf_counter()
+            mm()
+            best = max(best, 2 * n ** 3 / (time.perf_counter() - start))
+    return best
+
+
+def flops_per_char(cell: str, H: int) -> float:
+    """Forward matrix-product FLOPs per character (training is 3x)."""
+    G = {"lstm": 4, "gru": 3}[cell]
+    sizes = [E] + [H] * (LAYERS - 1)
+    return sum(2 * (D + H) * G * H for D in sizes) + 2 * H * V
+
+
+def _status_kb(field: str) -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+
+
+def memory_probe(lib: str, cell: str, H: int) -> dict:
+    """Run in a fresh subprocess: peak RSS growth (MB) of one training step after a warm-up step."""
+    train, _ = (rnnlab_steps if lib == "rnnlab" else torch_steps)(cell, H)
+    train()  # warm-up: lazily created optimizer state and BLAS buffers are not the step's
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # Linux: reset the peak-RSS mark (VmHWM) to the current RSS
+    rss0 = _status_kb("VmRSS")
+    train()
+    out = {"rss_mb": (_status_kb("VmHWM") - rss0) / 1024}
+    if lib == "rnnlab":  # NumPy reports its allocations to tracemalloc: an exact cross-check
+        import tracemalloc
+        tracemalloc.start()
+        train()
+        out["tracemalloc_mb"] = tracemalloc.get_traced_memory()[1] / 2 ** 20
+        tracemalloc.stop()
+    return out
+
+
+def measure_memory(lib: str, cell: str, H: int, threads: int) -> dict:
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
+    cmd = [sys.executable, __file__, "--probe", lib, cell, str(H), "--threads", str(threads)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def sampling_rates(n: int) -> tuple[float, float]:
+    """chars/s of temperature sampling, batch 1, LSTM H=256: rnnlab, then torch stepping nn.LSTM."""
+    import torch
+    model = rnnlab_model("lstm", 256).eval()
+    stepper, rng = Stepper(model).reset(1), np.random.default_rng(0)
+    token = np.zeros(1, dtype=np.intp)
+    start = time.perf_counter()
+    logits = stepper.feed(token)
+    for _ in range(n):
+        token[0] = pick(logits[0], rng, temperature=0.8)
+        logits = stepper.feed(token)
+    ours = n / (time.perf_counter() - start)
+    m = torch_model("lstm", 256)
+    tn = max(n // 5, 50)
+    with torch.no_grad():
+        x, state = torch.zeros(1, 1, dtype=torch.long), None
+        start = time.perf_counter()
+        for _ in range(tn):
+            h, state = m["rnn"](m["embed"](x), state)
+            p = torch.softmax(m["out"](h[0, -1]) / 0.8, dim=-1)
+            x = torch.multinomial(p, 1).view(1, 1)
+        theirs = tn / (time.perf_counter() - start)
+    return ours, theirs
+
+
+# -- the report ---------------------------------------------------------------------------------
+def train_rows(args, peak: float) -> dict:
+    print(f"{'train':<10}{'rnnlab c/s':>11}{'torch c/s':>11}{'ratio':>7}{'GFLOP/s':>9}{'MFU':>6}"
+          f"{'torch MFU':>10}{'mem MB':>8}{'torch MB':>9}{'tracemalloc':>12}")
+    times = {}
+    for cell in args.cells:
+        for H in args.hidden:
+            ours, theirs = side_by_side(rnnlab_steps(cell, H)[0], torch_steps(cell, H)[0], args.warmup, args.steps)
+            flops = 3 * flops_per_char(cell, H) * B * T
+            times[cell, H] = ours, theirs
+            mem = ("", "", "")
+            if not args.no_memory:
+                m_ours, m_theirs = (measure_memory(lib, cell, H, args.threads) for lib in ("rnnlab", "torch"))
+                mem = (f"{m_ours['rss_mb']:.0f}", f"{m_theirs['rss_mb']:.0f}", f"{m_ours['tracemalloc_mb']:.0f}")
+            print(f"{cell} {H:<5}{B * T / ours:>11.0f}{B * T / theirs:>11.0f}{theirs / ours:>7.2f}"
+                  f"{flops / ours / 1e9:>9.1f}{flops / ours / peak:>6.0%}{flops / theirs / peak:>10.0%}"
+                  f"{mem[0]:>8}{mem[1]:>9}{mem[2]:>12}", flush=True)
+    return times
+
+
+def eval_rows(args, train_times: dict) -> None:
+    print(f"{'eval':<10}{'rnnlab c/s':>11}{'torch c/s':>11}{'ratio':>7}{'eval/train':>11}")
+    for cell in args.cells:
+        for H in args.hidden:
+            ours, theirs = side_by_side(rnnlab_steps(cell, H)[1], torch_steps(cell, H)[1], args.warmup, args.steps)
+            t_ours = train_times[cell, H][0]
+            print(f"{cell} {H:<5}{B * T / ours:>11.0f}{B * T / theirs:>11.0f}{theirs / ours:>7.2f}"
+                  f"{t_ours / ours:>11.2f}", flush=True)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="H=256 only, fewer steps: about a minute")
+    p.add_argument("--cells", nargs="+", default=["lstm", "gru"])
+    p.add_argument("--hidden", nargs="+", type=int, default=None)
+    p.add_argument("--steps", type=int, default=None, help="timed steps per library and config")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--no-memory", action="store_true")
+    p.add_argument("--probe", nargs=3, metavar=("LIB", "CELL", "H"), help=argparse.SUPPRESS)
+    args = p.parse_args()
+    import torch
+    torch.set_num_threads(args.threads)
+    if args.probe:
+        lib, cell, H = args.probe
+        print(json.dumps(memory_probe(lib, cell, int(H))))
+        return 0
+    args.hidden = args.hidden or ([256] if args.quick else [128, 256, 512])
+    args.steps = args.steps or (4 if args.quick else 9)
+    args.warmup = 1 if args.quick else 2
+    peak = gemm_peak()
+    print(f"B={B} T={T} V={V} E={E} layers={LAYERS} float32, torch {torch.__version__} threads "
+          f"{torch.get_num_threads()}, numpy {np.__version__}, load average {os.getloadavg()[0]:.2f}")
+    print(f"measured float32 GEMM peak: {peak / 1e9:.1f} GFLOP/s")
+    for cell in args.cells:
+        for H in args.hidden:
+            print(f"FLOPs per char {cell} H={H}: train {3 * flops_per_char(cell, H) / 1e6:.2f} M, "
+                  f"eval {flops_per_char(cell, H) / 1e6:.2f} M")
+    train_times = train_rows(args, peak)
+    eval_rows(args, train_times)
+    ours, theirs = sampling_rates(500 if args.quick else 3000)
+    print(f"sampling (batch 1, LSTM H=256, 2 layers): rnnlab {ours:.0f} chars/s, torch {theirs:.0f} chars/s")
+    print(f"min ratio vs torch: {min(theirs / ours for ours, theirs in train_times.values()):.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

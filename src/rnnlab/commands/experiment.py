@@ -1,0 +1,68 @@
+"""``rnnlab experiment NAME``: run a named study over several seeds and tabulate it."""
+from __future__ import annotations
+
+import argparse
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def _cell_list(text: str) -> list[str]:
+    cells = [c.strip() for c in text.split(",") if c.strip()]
+    if not cells:
+        raise argparse.ArgumentTypeError("expected a comma-separated list of cell names")
+    return cells
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from ..experiments import STUDIES
+
+    listing = "; ".join(f"{name}: {desc}" for name, (_, desc) in STUDIES.items())
+    p = sub.add_parser(
+        "experiment", help="run a named study over several seeds (table, plots, JSON)",
+        description="Run a named study over several seeds; print a markdown table (mean ± std over seeds) "
+                    f"and write results.json, table.md and plots to the output folder. Studies: {listing}.")
+    p.add_argument("name", choices=list(STUDIES), metavar="NAME", help=f"the study: {', '.join(STUDIES)}")
+    p.add_argument("--quick", action="store_true",
+                   help="a tiny version that finishes in well under a minute (for tests and smoke checks)")
+    p.add_argument("--seeds", type=_positive_int, metavar="N",
+                   help="seeds per condition (default: the study's own, 2 for adding/charlm, 3 for digits)")
+    p.add_argument("--out", metavar="DIR",
+                   help="output folder for results.json, table.md and plots "
+                        "(default: runs/experiments/NAME-<timestamp>)")
+    p.add_argument("--minutes", type=_positive_float, metavar="M",
+                   help="training-time budget per run in minutes (default: the study's own; for charlm the "
+                        "equal wall-clock budget every model gets)")
+    p.add_argument("--data-dir", dest="data_dir", metavar="DIR",
+                   help="folder holding named datasets such as nietzsche.txt (default: $RNNLAB_DATA)")
+    p.add_argument("--cells", type=_cell_list, metavar="A,B,...",
+                   help="run only the rows of these cells, e.g. lstm,irnn (default: all of the study's cells)")
+    p.add_argument("--corpus", metavar="TEXT",
+                   help="charlm only: dataset name or text file/folder (default: nietzsche)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..experiments import Options, run as run_experiment
+
+    opts = Options(quick=args.quick, seeds=args.seeds, out=args.out, minutes=args.minutes,
+                   data_dir=args.data_dir, cells=args.cells, corpus=args.corpus)
+    result = run_experiment(args.name, opts)
+    return 0 if result["rows"] else 1

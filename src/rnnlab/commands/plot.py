@@ -1,0 +1,32 @@
+"""``rnnlab plot RUN``: training curves from a run's metrics.jsonl, as a PNG."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("plot", help="plot a run's training curves",
+                       description="Plot train/validation bits per character against the step, guard events "
+                                   "and logged diagnostics (needs matplotlib).")
+    p.add_argument("run_path", metavar="RUN", help="run folder, runs/latest, or its metrics.jsonl")
+    p.add_argument("--out", metavar="FILE.png", help="image to write (default: RUN/metrics.png)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import DataError
+    from ..plotting import plot_metrics, require_matplotlib
+    from ..train.progress import MetricsLog
+    from ..train.runs import METRICS
+
+    require_matplotlib()  # say so before reading anything
+    path = Path(args.run_path)
+    metrics = path if path.is_file() else path / METRICS
+    if not metrics.is_file():
+        raise DataError(f"no {METRICS} in {path}; is it a run folder?")
+    rows = MetricsLog(metrics).read()
+    out = Path(args.out) if args.out else metrics.parent / "metrics.png"
+    plot_metrics(rows, out, title=str(metrics.parent.resolve().name))
+    print(f"wrote {out}")
+    return 0

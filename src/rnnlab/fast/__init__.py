@@ -1,0 +1,80 @@
+"""Fused time-loop kernels: the fast path of :class:`rnnlab.layers.Recurrent`.
+
+The *reference* implementation of a recurrent layer is the generic loop in
+:mod:`rnnlab.layers.recurrent` calling a cell's readable ``step_forward`` /
+``step_backward``. For the LSTM and the GRU this package holds a second
+implementation of the same equations that runs several times faster in plain
+NumPy, because it
+
+* preallocates every per-step array once per sequence and writes with
+  ``out=`` (no allocation, no page faults inside the loop),
+* evaluates all gate nonlinearities of a step with ONE ``tanh`` over the
+  whole gate block, using ``sigmoid(a) = 0.5 + 0.5 * tanh(a / 2)``; the
+  halving is folded into the weights once per sequence (:attr:`Kernel.preact_scale`),
+  which is exact in binary floating point,
+* computes gate derivatives as full-width products instead of four slices,
+* multiplies by a contiguous copy of ``W_h^T`` in backward (a transposed view
+  makes BLAS slower on these small products),
+* stores ``dxw`` once when it equals ``dhw`` (LSTM).
+
+Both implementations stay; ``tests/fast`` asserts they agree (float64, to
+round-off) and the gradient checks run through the fast path, which is the
+default. A kernel is used only for its *exact* cell class: a subclass that
+overrides the step functions (a variant cell, a test's broken cell) falls
+back to the reference loop automatically.
+
+A kernel is an object with::
+
+    preact_scale(H, dtype) -> (G*H,) array or None
+        column scale the loop applies to W_x, b and W_h before the loop
+    forward(cell, XW, W_h, hs, state0) -> (stateT, steps)
+        XW (T, B, G*H) scaled input pre-activations (the kernel may overwrite
+        it); hs (T+1, B, H) with hs[0] set, filled by the kernel; W_h scaled;
+        steps: a list of the cell's own per-step caches (views), so that the
+        reference backward can consume them too
+    backward(cell, dyt, dstate, steps, W_h) -> (dXW, dHW, dstate0)
+        dyt (T, B, H) or None, dstate a list of owned arrays (may be
+        overwritten); dXW, dHW (T, B, G*H) (possibly the same array)
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from ..cells import GRUCell, LSTMCell
+from . import gru, lstm
+
+KERNELS: dict[type, Any] = {LSTMCell: lstm, GRUCell: gru}
+
+_enabled = True
+
+
+def kernel_for(cell: Any) -> Any:
+    """The fused kernel for exactly this cell class, or None (use the reference loop)."""
+    if not _enabled:
+        return None
+    return KERNELS.get(type(cell))
+
+
+def enabled() -> bool:
+    return _enabled
+
+
+def set_enabled(flag: bool) -> None:
+    """Switch the fused kernels on or off globally (off = reference loop everywhere)."""
+    global _enabled
+    _enabled = bool(flag)
+
+
+@contextmanager
+def reference_only() -> Iterator[None]:
+    """Run a block with the fast path disabled: ``with reference_only(): layer.forward(x)``."""
+    previous = _enabled
+    set_enabled(False)
+    try:
+        yield
+    finally:
+        set_enabled(previous)
+
+
+__all__ = ["KERNELS", "enabled", "kernel_for", "reference_only", "set_enabled"]

@@ -1,0 +1,98 @@
+"""Fused NumPy kernel for the GRU time loop (reference: :mod:`rnnlab.cells.gru`).
+
+Forward, per step (the loop delivers the r, z columns of XW and W_h halved,
+exactly, so that one tanh gives both sigmoids)::
+
+    hw = h_{t-1} (W_h s)                            one GEMM (B, 3H)
+    [r, z] = 0.5 + 0.5 tanh(xw'_rz + hw'_rz)        one tanh over (B, 2H)
+    hn = hw_n + b_hn ;  n = tanh(xw_n + r * hn) ;  h_t = n + z * (h_{t-1} - n)
+
+Backward, per step, with the r and z derivatives in one (B, 2H) product::
+
+    da_n = dh (1 - z)(1 - n^2)
+    [dxw_r, dxw_z] = [da_n * hn, dh * (h_{t-1} - n)] * [r, z] * (1 - [r, z])
+    dxw = [dxw_r, dxw_z, da_n]    dhw = [dxw_r, dxw_z, da_n * r]
+    dh_{t-1} = dh * z + dhw W_h^T
+    db_hn = sum over t and batch of (da_n * r), once after the loop
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..cells.gru import GRUStepCache
+
+
+def preact_scale(H: int, dtype: Any) -> np.ndarray:
+    """1/2 on the sigmoid gates r, z; the n block stays as it is."""
+    return np.repeat(np.asarray((0.5, 0.5, 1.0), dtype=dtype), H)
+
+
+def forward(cell: Any, XW: np.ndarray, W_h: np.ndarray, hs: np.ndarray,
+            state0: tuple) -> tuple[tuple, list]:
+    T, B, G = XW.shape
+    H = G // 3
+    b_hn = cell.params["b_hn"]
+    rzs = np.empty((T, B, 2 * H), dtype=hs.dtype)
+    ns = np.empty((T, B, H), dtype=hs.dtype)
+    hns = np.empty((T, B, H), dtype=hs.dtype)
+    hw = np.empty((B, G), dtype=hs.dtype)
+    for t in range(T):
+        rz, n, hn, h = rzs[t], ns[t], hns[t], hs[t + 1]
+        np.matmul(hs[t], W_h, out=hw)
+        np.add(XW[t, :, :2 * H], hw[:, :2 * H], out=rz)
+        np.tanh(rz, out=rz)
+        rz *= 0.5
+        rz += 0.5
+        r, z = rz[:, :H], rz[:, H:]
+        np.add(hw[:, 2 * H:], b_hn, out=hn)
+        np.multiply(r, hn, out=n)
+        n += XW[t, :, 2 * H:]
+        np.tanh(n, out=n)
+        np.subtract(hs[t], n, out=h)
+        h *= z
+        h += n
+    steps = [GRUStepCache(rzs[t], ns[t], hns[t], hs[t]) for t in range(T)]
+    return (hs[T].copy(),), steps
+
+
+def backward(cell: Any, dyt: np.ndarray | None, dstate: list, steps: list,
+             W_h: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple]:
+    T, (B, H) = len(steps), dstate[0].shape
+    dtype = dstate[0].dtype
+    W_hT = np.ascontiguousarray(W_h.T)
+    dXW = np.empty((T, B, 3 * H), dtype=dtype)
+    dHW = np.empty((T, B, 3 * H), dtype=dtype)
+    deriv = np.empty((B, 2 * H), dtype=dtype)
+    dn = np.empty((B, H), dtype=dtype)
+    tmp = np.empty((B, H), dtype=dtype)
+    (dh,) = dstate
+    for t in range(T - 1, -1, -1):
+        rz, n, hn, h_prev = steps[t]
+        r, z = rz[:, :H], rz[:, H:]
+        if dyt is not None:
+            dh += dyt[t]
+        dx = dXW[t]
+        dx_r, dx_z, da_n = dx[:, :H], dx[:, H:2 * H], dx[:, 2 * H:]
+        # da_n = dh * (1 - z) * (1 - n^2)
+        np.subtract(1.0, z, out=dn)
+        dn *= dh
+        np.multiply(n, n, out=tmp)
+        np.subtract(1.0, tmp, out=tmp)
+        np.multiply(dn, tmp, out=da_n)
+        # r and z: partner factors, then both sigmoid derivatives in one product
+        np.multiply(da_n, hn, out=dx_r)
+        np.subtract(h_prev, n, out=dx_z)
+        dx_z *= dh
+        np.subtract(1.0, rz, out=deriv)
+        deriv *= rz
+        dx[:, :2 * H] *= deriv
+        dhw = dHW[t]
+        dhw[:, :2 * H] = dx[:, :2 * H]
+        np.multiply(da_n, r, out=dhw[:, 2 * H:])
+        np.multiply(dh, z, out=tmp)           # the direct path h_{t-1} -> h_t
+        np.matmul(dhw, W_hT, out=dh)
+        dh += tmp
+    cell.grads["b_hn"] += dHW[:, :, 2 * H:].sum(axis=(0, 1))
+    return dXW, dHW, (dh,)

@@ -1,0 +1,50 @@
+"""The pixel-by-pixel digits study."""
+import builtins
+import math
+
+import numpy as np
+import pytest
+
+from rnnlab.errors import ConfigError
+from rnnlab.experiments import Options, run
+from rnnlab.experiments.digits import load_digits_sequences
+
+pytest.importorskip("sklearn")
+
+
+def test_split_is_fixed_and_permutation_is_shared():
+    a = load_digits_sequences()
+    b = load_digits_sequences()
+    p = load_digits_sequences(permuted=True)
+    assert a[0].shape == (1438, 64, 1) and a[2].shape == (359, 64, 1)
+    assert a[0].min() >= 0 and a[0].max() <= 1
+    for u, v in zip(a, b):
+        np.testing.assert_array_equal(u, v)
+    np.testing.assert_array_equal(a[1], p[1])  # same images, same order: only the pixels move
+    perm_cols = [np.flatnonzero((p[0][:, :, 0] == a[0][:, [j], 0]).all(axis=0)) for j in range(64)]
+    assert sum(len(c) > 0 for c in perm_cols) >= 60  # every column reappears somewhere
+    assert not np.array_equal(a[0], p[0])
+    assert set(np.unique(a[1])) == set(range(10))
+
+
+def test_missing_sklearn_is_a_clear_error(monkeypatch):
+    real_import = builtins.__import__
+
+    def no_sklearn(name, *args, **kw):
+        if name.startswith("sklearn"):
+            raise ImportError("no sklearn")
+        return real_import(name, *args, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", no_sklearn)
+    with pytest.raises(ConfigError, match="pip install scikit-learn"):
+        load_digits_sequences()
+
+
+def test_quick_digits_lstm_beats_chance(tmp_path):
+    result = run("digits", Options(quick=True, seeds=1, cells=["lstm"], out=str(tmp_path), log=lambda s: None))
+    rows = {row["label"]: row["runs"][0] for row in result["rows"]}
+    assert set(rows) == {"lstm pixel", "lstm permuted"}
+    for rec in rows.values():
+        assert math.isfinite(rec["test_acc"]) and math.isfinite(rec["test_loss"])
+    assert rows["lstm pixel"]["test_acc"] > 25.0   # chance is 10 %
+    assert "| lstm pixel |" in result["table"]
