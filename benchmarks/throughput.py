@@ -18,7 +18,7 @@ row reports the median of the timed steps after warm-up.
   (2048^3 products in NumPy and in torch, whichever is faster).
 * Memory: peak resident-set growth during one training step after a warm-up
   step (Linux VmHWM, reset through /proc/self/clear_refs), each library in a
-  fresh subprocess with glibc's mmap threshold fixed at 64 KiB so that freed
+  fresh subprocess with glibc's mmap threshold fixed at 4 KiB so that freed
   arrays go back to the OS and reuse cannot hide the peak. The same measure
   for both; it counts activations, gradients and temporaries, not the model
   and optimizer state that exist before the step. rnnlab's tracemalloc peak
@@ -167,7 +167,7 @@ def memory_probe(lib: str, cell: str, H: int) -> dict:
 
 
 def measure_memory(lib: str, cell: str, H: int, threads: int) -> dict:
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="4096", MALLOC_TRIM_THRESHOLD_="0")
     cmd = [sys.executable, __file__, "--probe", lib, cell, str(H), "--threads", str(threads)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])

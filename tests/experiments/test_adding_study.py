@@ -25,7 +25,9 @@ def test_predicting_one_scores_the_baseline():
 
 def test_quick_adding_lstm_beats_the_baseline(tmp_path):
     lines = []
-    result = run("adding", Options(quick=True, seeds=1, cells=["lstm", "rnn"], out=str(tmp_path), log=lines.append))
+    # minutes=1: the run ends by its step count, not by a busy machine's clock
+    result = run("adding", Options(quick=True, seeds=1, minutes=1.0, cells=["lstm", "rnn"], out=str(tmp_path),
+                                   log=lines.append))
     assert "| lstm T=" in result["table"] and "| rnn T=" in result["table"]
     runs = {row["cell"]: row["runs"][0] for row in result["rows"]}
     for rec in runs.values():

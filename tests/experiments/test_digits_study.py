@@ -41,7 +41,9 @@ def test_missing_sklearn_is_a_clear_error(monkeypatch):
 
 
 def test_quick_digits_lstm_beats_chance(tmp_path):
-    result = run("digits", Options(quick=True, seeds=1, cells=["lstm"], out=str(tmp_path), log=lambda s: None))
+    # minutes=1: the run ends by its epoch count, not by a busy machine's clock
+    result = run("digits", Options(quick=True, seeds=1, minutes=1.0, cells=["lstm"], out=str(tmp_path),
+                                   log=lambda s: None))
     rows = {row["label"]: row["runs"][0] for row in result["rows"]}
     assert set(rows) == {"lstm pixel", "lstm permuted"}
     for rec in rows.values():

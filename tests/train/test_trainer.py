@@ -125,7 +125,7 @@ def test_bad_config_is_a_clear_error(tmp_path, change, words):
 
 
 @pytest.mark.parametrize("cell, key", [("lstm", "saturated"), ("gru", "saturated"), ("rnn", "saturated"),
-                                       ("irnn", "dead")])
+                                       ("irnn", "dead"), ("bnlstm", "saturated"), ("lnlstm", "saturated")])
 def test_diagnostics_are_logged_per_layer(tmp_path, cell, key):
     run = tmp_path / "run"
     train(_cfg(_text(tmp_path), cell=cell, max_steps=4, eval_every=4, diagnostics=True), out=str(run), log=_quiet)

@@ -43,7 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quick", action="store_true",
                    help="a tiny version that finishes in well under a minute (for tests and smoke checks)")
     p.add_argument("--seeds", type=_positive_int, metavar="N",
-                   help="seeds per condition (default: the study's own, 2 for adding/charlm, 3 for digits)")
+                   help="seeds per condition (default: 1 with --quick, otherwise 2)")
     p.add_argument("--out", metavar="DIR",
                    help="output folder for results.json, table.md and plots "
                         "(default: runs/experiments/NAME-<timestamp>)")

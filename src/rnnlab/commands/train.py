@@ -5,10 +5,12 @@ import argparse
 import dataclasses
 import json
 
+from ..cells import CELLS
+
 HELP = {
     "data_dir": "folder holding named datasets (default: $RNNLAB_DATA)",
     "split": "train/val/test fractions, e.g. 0.9,0.05,0.05",
-    "cell": "recurrent cell: rnn, irnn, lstm, gru",
+    "cell": "recurrent cell: " + ", ".join(CELLS),
     "hidden_size": "hidden units per layer",
     "num_layers": "stacked recurrent layers",
     "embedding_size": "embedding size; 0 feeds one-hot vectors instead",

@@ -84,7 +84,7 @@ def run_one(cond: Condition, seed: int, opts: Options) -> dict:
     model = SeqModel(cond.cell, 2, hidden, 1, seed=seed, **options)
     train_rng = np.random.default_rng([seed, T, 1])
     test = adding_batch(np.random.default_rng([12345, T]), TEST_SIZE, T)   # same test set for every seed and cell
-    cfg = FitConfig(task="regression", lr=s["lr"], clip=s["clip"], batch_size=BATCH, max_steps=steps,
+    cfg = FitConfig(task="regression", lr=s["lr"], clip=s["clip"], max_steps=steps,
                     max_seconds=minutes * 60, eval_every=every, stop_below=STOP_BELOW)
     res = fit(model, lambda step: adding_batch(train_rng, BATCH, T), test, cfg, log=opts.log)
     hist = res.history

@@ -38,7 +38,7 @@ CELL_SETTINGS: dict[str, dict] = {
 # Every run gets the same training time (at most EPOCHS epochs): 4 cells x 2 variants x 2 seeds x
 # 1.25 min = 20 min plus evaluation. Fast cells (IRNN, LSTM) run many more epochs than BN/LN-LSTM.
 HIDDEN, BATCH, EPOCHS, MINUTES = 64, 32, 150, 1.25
-QUICK = {"hidden": 32, "epochs": 3, "minutes": 0.2, "train": 600}
+QUICK = {"hidden": 32, "epochs": 8, "minutes": 0.1, "train": 600}
 
 
 def load_digits_sequences(permuted: bool = False, dtype=np.float32) -> tuple[np.ndarray, ...]:
@@ -91,7 +91,7 @@ def run_one(cond: Condition, seed: int, opts: Options) -> dict:
     minutes = opts.minutes if opts.minutes is not None else minutes
     model = SeqModel(cond.cell, 1, hidden, 10, seed=seed, **s.get("options", {}))
     next_batch, per_epoch = epoch_batches(x_tr, y_tr, BATCH, seed)
-    cfg = FitConfig(task="classification", lr=s["lr"], clip=s["clip"], batch_size=BATCH,
+    cfg = FitConfig(task="classification", lr=s["lr"], clip=s["clip"],
                     max_steps=epochs * per_epoch, max_seconds=minutes * 60, eval_every=per_epoch)
     res = fit(model, next_batch, (x_te, y_te), cfg, log=opts.log)
     last = res.history[-1]

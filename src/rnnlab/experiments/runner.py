@@ -29,7 +29,7 @@ from ..cells import CELLS
 @dataclass
 class Options:
     quick: bool = False
-    seeds: int | None = None          # None: the study's default
+    seeds: int | None = None          # None: 1 with quick, else the study's default
     out: str | None = None            # None: runs/experiments/<name>-<timestamp>
     minutes: float | None = None      # per-run training budget; None: the study's default
     data_dir: str | None = None
@@ -189,7 +189,7 @@ def _run_conditions(study: Study, conds: list[Condition], seeds: int, opts: Opti
 def run_study(study: Study, opts: Options) -> dict:
     """Run every available condition over the seeds; write and return the results."""
     log = opts.log
-    seeds = opts.seeds or study.default_seeds
+    seeds = opts.seeds or (1 if opts.quick else study.default_seeds)
     out = Path(opts.out) if opts.out else Path("runs") / "experiments" / f"{study.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
     opts = replace(opts, out=str(out))  # studies that write per-run folders put them here

@@ -83,13 +83,11 @@ class FitConfig:
     optimizer: str = "adam"
     lr: float = 1e-3
     clip: float = 1.0                 # global gradient-norm threshold; 0 disables
-    batch_size: int = 32
     max_steps: int = 1000
     max_seconds: float = math.inf     # training time only (evaluation excluded)
     eval_every: int = 100
     stop_below: float = -math.inf     # regression: stop once the eval MSE is below this
     max_bad_steps: int = 20           # rejected (non-finite) steps before the run counts as diverged
-    extra: dict = field(default_factory=dict)
 
 
 @dataclass

@@ -32,9 +32,13 @@ A kernel is an object with::
         it); hs (T+1, B, H) with hs[0] set, filled by the kernel; W_h scaled;
         steps: a list of the cell's own per-step caches (views), so that the
         reference backward can consume them too
-    backward(cell, dyt, dstate, steps, W_h) -> (dXW, dHW, dstate0)
-        dyt (T, B, H) or None, dstate a list of owned arrays (may be
-        overwritten); dXW, dHW (T, B, G*H) (possibly the same array)
+    backward(cell, dyt, dstate, steps, W_h, chunk) -> iterator of (t0, t1, dXW, dHW)
+        BPTT in blocks of ``chunk`` steps, the last block first: dXW, dHW
+        (t1 - t0, B, G*H) are the gradients of steps t0..t1-1 (possibly the
+        same array, and reused for the next block: the loop does the weight
+        products of a block before asking for the next). dyt (T, B, H) or
+        None; dstate is a list of owned arrays, overwritten in place, that
+        holds dstate_0 at the end.
 """
 from __future__ import annotations
 

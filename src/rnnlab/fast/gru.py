@@ -17,7 +17,7 @@ Backward, per step, with the r and z derivatives in one (B, 2H) product::
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -57,42 +57,52 @@ def forward(cell: Any, XW: np.ndarray, W_h: np.ndarray, hs: np.ndarray,
     return (hs[T].copy(),), steps
 
 
-def backward(cell: Any, dyt: np.ndarray | None, dstate: list, steps: list,
-             W_h: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple]:
+def backward(cell: Any, dyt: np.ndarray | None, dstate: list, steps: list, W_h: np.ndarray,
+             chunk: int) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+    """Yield ``(t0, t1, dXW, dHW)`` for blocks of ``chunk`` steps, last block first;
+    accumulates db_hn; leaves dh_0 in ``dstate``."""
     T, (B, H) = len(steps), dstate[0].shape
     dtype = dstate[0].dtype
     W_hT = np.ascontiguousarray(W_h.T)
-    dXW = np.empty((T, B, 3 * H), dtype=dtype)
-    dHW = np.empty((T, B, 3 * H), dtype=dtype)
+    dXW = np.empty((min(chunk, T), B, 3 * H), dtype=dtype)   # reused: the caller consumes each block first
+    dHW = np.empty_like(dXW)
     deriv = np.empty((B, 2 * H), dtype=dtype)
     dn = np.empty((B, H), dtype=dtype)
     tmp = np.empty((B, H), dtype=dtype)
     (dh,) = dstate
-    for t in range(T - 1, -1, -1):
-        rz, n, hn, h_prev = steps[t]
-        r, z = rz[:, :H], rz[:, H:]
-        if dyt is not None:
-            dh += dyt[t]
-        dx = dXW[t]
-        dx_r, dx_z, da_n = dx[:, :H], dx[:, H:2 * H], dx[:, 2 * H:]
-        # da_n = dh * (1 - z) * (1 - n^2)
-        np.subtract(1.0, z, out=dn)
-        dn *= dh
-        np.multiply(n, n, out=tmp)
-        np.subtract(1.0, tmp, out=tmp)
-        np.multiply(dn, tmp, out=da_n)
-        # r and z: partner factors, then both sigmoid derivatives in one product
-        np.multiply(da_n, hn, out=dx_r)
-        np.subtract(h_prev, n, out=dx_z)
-        dx_z *= dh
-        np.subtract(1.0, rz, out=deriv)
-        deriv *= rz
-        dx[:, :2 * H] *= deriv
-        dhw = dHW[t]
-        dhw[:, :2 * H] = dx[:, :2 * H]
-        np.multiply(da_n, r, out=dhw[:, 2 * H:])
-        np.multiply(dh, z, out=tmp)           # the direct path h_{t-1} -> h_t
-        np.matmul(dhw, W_hT, out=dh)
-        dh += tmp
-    cell.grads["b_hn"] += dHW[:, :, 2 * H:].sum(axis=(0, 1))
-    return dXW, dHW, (dh,)
+    for t1 in range(T, 0, -chunk):
+        t0 = max(t1 - chunk, 0)
+        for t in range(t1 - 1, t0 - 1, -1):
+            if dyt is not None:
+                dh += dyt[t]
+            _step_backward(steps[t], dh, dXW[t - t0], dHW[t - t0], W_hT, deriv, dn, tmp)
+        n = t1 - t0
+        cell.grads["b_hn"] += dHW[:n, :, 2 * H:].sum(axis=(0, 1))
+        yield t0, t1, dXW[:n], dHW[:n]
+
+
+def _step_backward(cache: GRUStepCache, dh: np.ndarray, dx: np.ndarray, dhw: np.ndarray, W_hT: np.ndarray,
+                   deriv: np.ndarray, dn: np.ndarray, tmp: np.ndarray) -> None:
+    """One step: fills dx = dxw and dhw, and turns dh into dh_{t-1} in place."""
+    rz, n, hn, h_prev = cache
+    H = n.shape[1]
+    r, z = rz[:, :H], rz[:, H:]
+    dx_r, dx_z, da_n = dx[:, :H], dx[:, H:2 * H], dx[:, 2 * H:]
+    # da_n = dh * (1 - z) * (1 - n^2)
+    np.subtract(1.0, z, out=dn)
+    dn *= dh
+    np.multiply(n, n, out=tmp)
+    np.subtract(1.0, tmp, out=tmp)
+    np.multiply(dn, tmp, out=da_n)
+    # r and z: partner factors, then both sigmoid derivatives in one product
+    np.multiply(da_n, hn, out=dx_r)
+    np.subtract(h_prev, n, out=dx_z)
+    dx_z *= dh
+    np.subtract(1.0, rz, out=deriv)
+    deriv *= rz
+    dx[:, :2 * H] *= deriv
+    dhw[:, :2 * H] = dx[:, :2 * H]
+    np.multiply(da_n, r, out=dhw[:, 2 * H:])
+    np.multiply(dh, z, out=tmp)           # the direct path h_{t-1} -> h_t
+    np.matmul(dhw, W_hT, out=dh)
+    dh += tmp

@@ -18,7 +18,7 @@ Backward, per step, all four gate derivatives in one full-width product::
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -66,38 +66,42 @@ def forward(cell: Any, XW: np.ndarray, W_h: np.ndarray, hs: np.ndarray,
     return (hs[T].copy(), cs[T].copy()), steps
 
 
-def backward(cell: Any, dyt: np.ndarray | None, dstate: list, steps: list,
-             W_h: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple]:
+def backward(cell: Any, dyt: np.ndarray | None, dstate: list, steps: list, W_h: np.ndarray,
+             chunk: int) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+    """Yield ``(t0, t1, dA, dA)`` for blocks of ``chunk`` steps, last block first (dxw == dhw
+    for the LSTM, so one array serves both); leaves (dh_0, dc_0) in ``dstate``."""
     T, (B, H), G = len(steps), dstate[0].shape, W_h.shape[1]
     dtype = dstate[0].dtype
     W_hT = np.ascontiguousarray(W_h.T)
     M = _per_gate(H, (1.0, 1.0, 0.0, 1.0), dtype)
     K = _per_gate(H, (0.0, 0.0, 1.0, 0.0), dtype)
-    dA = np.empty((T, B, G), dtype=dtype)   # dxw == dhw for the LSTM: stored once
+    block = np.empty((min(chunk, T), B, G), dtype=dtype)  # reused: the caller consumes each block first
     deriv = np.empty((B, G), dtype=dtype)
     tmp = np.empty((B, H), dtype=dtype)
     dh, dc = dstate
-    for t in range(T - 1, -1, -1):
-        act, c_prev, tc = steps[t]
-        i, f, g, o = _blocks(act, H)
-        if dyt is not None:
-            dh += dyt[t]
-        # dc = dc_next + dh * o * (1 - tanh(c)^2)
-        np.multiply(tc, tc, out=tmp)
-        np.subtract(1.0, tmp, out=tmp)
-        tmp *= o
-        tmp *= dh
-        dc += tmp
-        da = dA[t]
-        da_i, da_f, da_g, da_o = _blocks(da, H)
-        np.multiply(dc, g, out=da_i)
-        np.multiply(dc, c_prev, out=da_f)
-        np.multiply(dc, i, out=da_g)
-        np.multiply(dh, tc, out=da_o)
-        np.subtract(M, act, out=deriv)
-        deriv *= act
-        deriv += K
-        da *= deriv
-        dc *= f                               # dc_{t-1}
-        np.matmul(da, W_hT, out=dh)           # dh_{t-1}
-    return dA, dA, (dh, dc)
+    for t1 in range(T, 0, -chunk):
+        t0 = max(t1 - chunk, 0)
+        for t in range(t1 - 1, t0 - 1, -1):
+            act, c_prev, tc = steps[t]
+            i, f, g, o = _blocks(act, H)
+            if dyt is not None:
+                dh += dyt[t]
+            # dc = dc_next + dh * o * (1 - tanh(c)^2)
+            np.multiply(tc, tc, out=tmp)
+            np.subtract(1.0, tmp, out=tmp)
+            tmp *= o
+            tmp *= dh
+            dc += tmp
+            da = block[t - t0]
+            da_i, da_f, da_g, da_o = _blocks(da, H)
+            np.multiply(dc, g, out=da_i)
+            np.multiply(dc, c_prev, out=da_f)
+            np.multiply(dc, i, out=da_g)
+            np.multiply(dh, tc, out=da_o)
+            np.subtract(M, act, out=deriv)
+            deriv *= act
+            deriv += K
+            da *= deriv
+            dc *= f                               # dc_{t-1}
+            np.matmul(da, W_hT, out=dh)           # dh_{t-1}
+        yield t0, t1, block[:t1 - t0], block[:t1 - t0]

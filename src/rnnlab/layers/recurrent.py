@@ -21,6 +21,7 @@ Backward through time (dstate_T from the caller, zero when absent)::
     dW_h = sum_t h_{t-1}^T dHW_t      one (H, T*B) x (T*B, G*H) product
     dW_x = sum_t x_t^T dXW_t          likewise;  db = sum_{t,b} dXW_t
     dx   = dXW W_x^T
+(the fused kernels do these products per block of CHUNK steps, to bound memory).
 
 A cell with ``project_bias = False`` (BN-/LN-LSTM) owns b: the loop then
 leaves it out of XW and db, and the cell adds and differentiates it itself.
@@ -35,13 +36,18 @@ readable reference, used for every other cell and tested equal to the kernels.
 """
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 
 from .. import fast
 from ..cells.base import Cell, State
 from ..module import Module
+
+# The fused kernels hand back the gradients of CHUNK time steps at a time, and
+# the weight products run per block: 16 steps x B rows is still a large, fast
+# GEMM, while the (T, B, G*H) gradient arrays shrink to (16, B, G*H).
+CHUNK = 16
 
 
 class RecurrentCache(NamedTuple):
@@ -109,8 +115,6 @@ class Recurrent(Module):
         dy, dstateT = dout
         xt, hs, steps = cache.x, cache.hs, cache.steps
         T, B, D = xt.shape
-        W_x, W_h = cell.params["W_x"], cell.params["W_h"]
-        GH = W_h.shape[1]
         dyt = None
         if dy is not None:
             dyt = dy.transpose(1, 0, 2)
@@ -118,23 +122,33 @@ class Recurrent(Module):
                 dyt = dyt[::-1]
         dstate = [np.zeros_like(hs[0]) if s is None else np.array(s, dtype=hs.dtype)
                   for s in (dstateT if dstateT is not None else (None,) * cell.state_size)]
+        W_h = cell.params["W_h"]
         kernel = fast.kernel_for(cell)
-        if kernel is not None:
-            dXW, dHW, dstate = kernel.backward(cell, dyt, dstate, steps, W_h)
-        else:
-            dXW, dHW, dstate = self._reference_backward(dyt, dstate, steps, W_h)
-        dXW2 = dXW.reshape(T * B, GH)
-        cell.grads["W_h"] += hs[:-1].reshape(T * B, -1).T @ dHW.reshape(T * B, GH)
-        cell.grads["W_x"] += xt.reshape(T * B, D).T @ dXW2
-        if cell.project_bias:
-            cell.grads["b"] += dXW2.sum(axis=0)
-        dxt = (dXW2 @ W_x.T).reshape(T, B, D)
+        chunks = kernel.backward(cell, dyt, dstate, steps, W_h, CHUNK) if kernel is not None \
+            else self._reference_backward(dyt, dstate, steps, W_h)
+        dxt = np.empty((T, B, D), dtype=hs.dtype)
+        for t0, t1, dXW, dHW in chunks:  # from the last time steps to the first; dstate -> dstate_0
+            self._weight_grads(xt[t0:t1], hs[t0:t1], dXW, dHW, dxt[t0:t1])
         if self.reverse:
             dxt = dxt[::-1]
-        return np.ascontiguousarray(dxt.transpose(1, 0, 2)), tuple(dstate)
+        # A transposed view, not a copy: the layer below (or an embedding) reads it as it is.
+        return dxt.transpose(1, 0, 2), tuple(dstate)
+
+    def _weight_grads(self, xt: np.ndarray, h_prev: np.ndarray, dXW: np.ndarray, dHW: np.ndarray,
+                      dxt: np.ndarray) -> None:
+        """The products over a block of time steps: dW_h, dW_x, db, and dx into ``dxt``."""
+        cell = self.cell
+        n, D, GH = dXW.shape[0] * dXW.shape[1], xt.shape[2], dXW.shape[2]
+        dXW2 = dXW.reshape(n, GH)
+        cell.grads["W_h"] += h_prev.reshape(n, -1).T @ dHW.reshape(n, GH)
+        cell.grads["W_x"] += xt.reshape(n, D).T @ dXW2
+        if cell.project_bias:
+            cell.grads["b"] += dXW2.sum(axis=0)
+        np.matmul(dXW2, cell.params["W_x"].T, out=dxt.reshape(n, D))
 
     def _reference_backward(self, dyt: np.ndarray | None, dstate: list, steps: list,
-                            W_h: np.ndarray) -> tuple[np.ndarray, np.ndarray, list]:
+                            W_h: np.ndarray) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+        """The reference BPTT: all T steps as one block; leaves dstate_0 in ``dstate``."""
         T, (B, H) = len(steps), dstate[0].shape
         dXW = np.empty((T, B, W_h.shape[1]), dtype=W_h.dtype)
         dHW = np.empty_like(dXW)
@@ -145,5 +159,5 @@ class Recurrent(Module):
             dh_prev = dHW[t] @ W_h.T
             if dprev[0] is not None:
                 dh_prev += dprev[0]
-            dstate = [dh_prev] + [np.zeros_like(dstate[0]) if d is None else d for d in dprev[1:]]
-        return dXW, dHW, dstate
+            dstate[:] = [dh_prev] + [np.zeros_like(dstate[0]) if d is None else d for d in dprev[1:]]
+        yield 0, T, dXW, dHW

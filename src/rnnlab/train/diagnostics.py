@@ -21,6 +21,7 @@ import numpy as np
 
 from ..cells.gru import GRUStepCache
 from ..cells.lstm import LSTMStepCache
+from ..cells.norm import NormLSTMStepCache
 from ..cells.rnn import RNNStepCache
 
 SATURATION_MARGIN = 0.01
@@ -35,6 +36,9 @@ def _directions(layer_cache: Any) -> list[tuple[str, Any]]:
 def _bounded(cell: Any, step: Any) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """(sigmoid activations, tanh activations) of one step, by the cell's cache type."""
     H = cell.hidden_size
+    if isinstance(step, NormLSTMStepCache):  # BN-/LN-LSTM: output tanh acts on the normalised cell
+        g = step.gates
+        return [g[:, :2 * H], g[:, 3 * H:]], [g[:, 2 * H:3 * H], step.tanh_u]
     if isinstance(step, LSTMStepCache):
         g = step.gates
         return [g[:, :2 * H], g[:, 3 * H:]], [g[:, 2 * H:3 * H]]
