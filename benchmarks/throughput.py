@@ -5,8 +5,10 @@
 
 Model, identical in both: Embedding(V=85, 64) -> 2-layer LSTM or GRU (hidden H)
 -> Linear(H, V), softmax cross-entropy, Adam; batch B=64 of T=64 characters,
-float32, the same thread count (torch.set_num_threads; OpenBLAS keeps its own
-default, which is the core count). A training step is zero-grad, forward,
+float32, the same thread count: torch.set_num_threads(--threads), and OpenBLAS
+(NumPy's BLAS) uses its default, the core count, unless OPENBLAS_NUM_THREADS is
+set; for a one-thread comparison run
+``OPENBLAS_NUM_THREADS=1 python benchmarks/throughput.py --threads 1``. A training step is zero-grad, forward,
 loss, backward and the Adam update. Steps of the two libraries alternate (in
 alternating order) in one process, so both see the same machine load; each
 row reports the median of the timed steps after warm-up.
@@ -248,8 +250,10 @@ def main() -> int:
     args.steps = args.steps or (4 if args.quick else 9)
     args.warmup = 1 if args.quick else 2
     peak = gemm_peak()
+    blas = os.environ.get("OPENBLAS_NUM_THREADS", f"default ({os.cpu_count()})")
     print(f"B={B} T={T} V={V} E={E} layers={LAYERS} float32, torch {torch.__version__} threads "
-          f"{torch.get_num_threads()}, numpy {np.__version__}, load average {os.getloadavg()[0]:.2f}")
+          f"{torch.get_num_threads()}, numpy {np.__version__} OpenBLAS threads {blas}, "
+          f"load average {os.getloadavg()[0]:.2f}")
     print(f"measured float32 GEMM peak: {peak / 1e9:.1f} GFLOP/s")
     for cell in args.cells:
         for H in args.hidden:

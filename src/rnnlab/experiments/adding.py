@@ -114,6 +114,7 @@ COLUMNS = [
     Column("lr", "lr", "{:g}", "const"),
     Column("clip", "clip", "{:g}", "const"),
     Column("solved", "solved", kind="count"),
+    Column("diverged", "diverged", kind="count"),
     Column("final MSE", "final_mse", "{:.4f}"),
     Column("best MSE", "best_mse", "{:.4f}"),
     Column(f"steps to MSE<{SOLVED}", "steps_to_solve", "{:.0f}"),

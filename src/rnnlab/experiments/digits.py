@@ -122,6 +122,7 @@ COLUMNS = [
     Column("params", "params", "{:,}", "const"),
     Column("lr", "lr", "{:g}", "const"),
     Column("test acc %", "test_acc", "{:.1f}"),
+    Column("diverged", "diverged", kind="count"),
     Column("best test acc %", "best_test_acc", "{:.1f}"),
     Column("test loss", "test_loss", "{:.3f}"),
     Column("epochs", "epochs", "{:.0f}"),

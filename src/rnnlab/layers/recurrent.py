@@ -98,7 +98,9 @@ class Recurrent(Module):
         else:
             state, steps = self._reference_forward(XW, W_h, hs, state)
         y = hs[1:][::-1] if self.reverse else hs[1:]
-        y = np.ascontiguousarray(y.transpose(1, 0, 2))
+        # A batch-first *view* of the cached states, not a copy: a layer stacked
+        # on top transposes it straight back (no copy), and memory stays flat.
+        y = y.transpose(1, 0, 2)
         return (y, state), RecurrentCache(xt, hs, steps, state0 is not None)
 
     def _reference_forward(self, XW: np.ndarray, W_h: np.ndarray, hs: np.ndarray, state: State) -> tuple[State, list]:

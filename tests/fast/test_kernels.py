@@ -1,0 +1,142 @@
+"""The fused LSTM/GRU kernels (rnnlab.fast) must equal the reference loop over the cells' step functions."""
+import contextlib
+
+import numpy as np
+import pytest
+
+from rnnlab import fast
+from rnnlab.cells import GRUCell, LSTMCell, RNNCell
+from rnnlab.gradcheck.core import check_case
+from rnnlab.gradcheck.specs import randomize, sequence_case
+from rnnlab.layers import Recurrent, RNNStack
+from rnnlab.layers import recurrent as recurrent_module
+
+CELLS = [LSTMCell, GRUCell]
+
+
+def run_both(layer, x, state0, dy, dstateT):
+    """Forward + backward with the fused kernel, then with the reference loop."""
+    results = []
+    for use_kernel in (True, False):
+        fast.set_enabled(use_kernel)
+        try:
+            layer.zero_grad()
+            (y, stateT), cache = layer.forward(x, state0)
+            dx, dstate0 = layer.backward((dy, dstateT), cache)
+        finally:
+            fast.set_enabled(True)
+        grads = {name: g.copy() for name, _, g in layer.named_parameters()}
+        results.append({"y": y.copy(), "stateT": [s.copy() for s in stateT], "dx": np.array(dx),
+                        "dstate0": [np.array(d) for d in dstate0], "grads": grads})
+    return results
+
+
+def assert_same(a, b, rtol, atol):
+    for key in ("y", "dx"):
+        np.testing.assert_allclose(a[key], b[key], rtol=rtol, atol=atol, err_msg=key)
+    for key in ("stateT", "dstate0"):
+        for i, (u, v) in enumerate(zip(a[key], b[key])):
+            np.testing.assert_allclose(u, v, rtol=rtol, atol=atol, err_msg=f"{key}[{i}]")
+    assert a["grads"].keys() == b["grads"].keys()
+    for name in a["grads"]:
+        np.testing.assert_allclose(a["grads"][name], b["grads"][name], rtol=rtol, atol=atol, err_msg=name)
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    # Several backward blocks, the first one short: T = 7 with blocks of 3 -> 1 + 3 + 3.
+    monkeypatch.setattr(recurrent_module, "CHUNK", 3)
+
+
+@pytest.mark.parametrize("cell_cls", CELLS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("with_state", [False, True])
+def test_kernel_equals_reference_float64(cell_cls, reverse, with_state, small_chunks, rng):
+    layer = randomize(Recurrent(cell_cls(4, 5), reverse=reverse), rng)
+    B, T, H = 3, 7, 5
+    x = rng.standard_normal((B, T, 4))
+    n_state = layer.cell.state_size
+    state0 = tuple(rng.standard_normal((B, H)) for _ in range(n_state)) if with_state else None
+    dy = rng.standard_normal((B, T, H))
+    dstateT = tuple(rng.standard_normal((B, H)) for _ in range(n_state))
+    fused, ref = run_both(layer, x, state0, dy, dstateT)
+    assert_same(fused, ref, rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("cell_cls", CELLS, ids=lambda c: c.__name__)
+def test_kernel_equals_reference_without_upstream(cell_cls, rng):
+    """dy=None (only the final state matters) and dstateT=None (only the outputs), B=1, T=1."""
+    for B, T in ((2, 4), (1, 1)):
+        layer = randomize(Recurrent(cell_cls(3, 4)), rng)
+        x = rng.standard_normal((B, T, 3))
+        dstateT = tuple(rng.standard_normal((B, 4)) for _ in range(layer.cell.state_size))
+        fused, ref = run_both(layer, x, None, None, dstateT)
+        assert_same(fused, ref, rtol=1e-12, atol=1e-13)
+        fused, ref = run_both(layer, x, None, rng.standard_normal((B, T, 4)), None)
+        assert_same(fused, ref, rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("cell_cls", CELLS, ids=lambda c: c.__name__)
+def test_kernel_float32_matches_reference_and_stays_float32(cell_cls, rng):
+    layer = Recurrent(cell_cls(16, 32, seed=1))
+    x = rng.standard_normal((8, 20, 16)).astype(np.float32)
+    dy = rng.standard_normal((8, 20, 32)).astype(np.float32)
+    fused, ref = run_both(layer, x, None, dy, None)
+    assert fused["y"].dtype == fused["dx"].dtype == np.float32
+    assert all(g.dtype == np.float32 for g in fused["grads"].values())
+    assert_same(fused, ref, rtol=2e-4, atol=2e-5)
+
+
+def test_stack_with_kernels_equals_reference(rng):
+    stack = randomize(RNNStack("lstm", 3, 4, 2), rng)
+    x = rng.standard_normal((2, 5, 3))
+    results = []
+    for use_kernel in (True, False):
+        with fast.reference_only() if not use_kernel else contextlib.nullcontext():
+            stack.zero_grad()
+            (y, _), cache = stack.forward(x)
+            dx, _ = stack.backward((np.ones_like(y), None), cache)
+        results.append((y.copy(), np.array(dx), [g.copy() for _, _, g in stack.named_parameters()]))
+    (y1, dx1, g1), (y2, dx2, g2) = results
+    np.testing.assert_allclose(y1, y2, rtol=1e-12)
+    np.testing.assert_allclose(dx1, dx2, rtol=1e-12, atol=1e-13)
+    for a, b in zip(g1, g2):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("cell_cls", CELLS, ids=lambda c: c.__name__)
+def test_gradcheck_through_fused_kernel_with_several_blocks(cell_cls, small_chunks, rng):
+    layer = randomize(Recurrent(cell_cls(3, 4)), rng)
+    assert fast.kernel_for(layer.cell) is not None
+    rows = check_case(cell_cls.__name__, sequence_case("T=7, blocks of 3", layer, 2, 7, rng))
+    bad = [r for r in rows if not r.passed]
+    assert rows and not bad, bad
+
+
+def test_dispatch_is_by_exact_class():
+    assert fast.kernel_for(LSTMCell(2, 3)) is fast.lstm
+    assert fast.kernel_for(GRUCell(2, 3)) is fast.gru
+    assert fast.kernel_for(RNNCell(2, 3)) is None
+
+    class Variant(LSTMCell):  # overrides the step math: the kernel would be wrong for it
+        abstract = True
+
+    assert fast.kernel_for(Variant(2, 3)) is None
+    with fast.reference_only():
+        assert fast.kernel_for(LSTMCell(2, 3)) is None
+    assert fast.enabled()
+
+
+def test_a_subclass_runs_its_own_steps(rng):
+    """A cell that overrides step_forward must be run by the reference loop, not the kernel."""
+    calls = []
+
+    class Counting(LSTMCell):
+        abstract = True
+
+        def step_forward(self, t, xw, hw, state):
+            calls.append(t)
+            return super().step_forward(t, xw, hw, state)
+
+    Recurrent(Counting(2, 3)).forward(rng.standard_normal((1, 4, 2)))
+    assert calls == [0, 1, 2, 3]
