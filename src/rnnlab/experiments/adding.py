@@ -124,4 +124,4 @@ COLUMNS = [
 ]
 
 STUDY = Study("adding", "Adding problem", 2, conditions, run_one, COLUMNS,
-              ("training step", "test MSE"), notes, log_y=True)
+              ("training step", "test MSE"), notes, log_y=True, y_limits=(1e-3, 1.0))

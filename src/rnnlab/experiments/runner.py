@@ -62,6 +62,7 @@ class Study(NamedTuple):
     curve_labels: tuple[str, str]                    # x and y axis names of each run's "curve"
     notes: Callable[[Options], str] = lambda opts: ""
     log_y: bool = False
+    y_limits: tuple[float, float] | None = None      # keeps one diverged run from flattening the others
 
 
 def cell_available(name: str) -> bool:
@@ -142,6 +143,8 @@ def save_plots(study: Study, rows: list[tuple[Condition, list[dict]]], out: Path
         ax.set_ylabel(study.curve_labels[1])
         if study.log_y:
             ax.set_yscale("log")
+        if study.y_limits:
+            ax.set_ylim(*study.y_limits)
         ax.set_title(f"{study.title}: {group}")
         ax.grid(alpha=0.3)
         if ax.lines:

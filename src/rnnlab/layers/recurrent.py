@@ -41,6 +41,7 @@ from typing import Any, Iterator, NamedTuple
 import numpy as np
 
 from .. import fast
+from ..fast import parallel
 from ..cells.base import Cell, State
 from ..module import Module
 
@@ -53,8 +54,15 @@ CHUNK = 16
 class RecurrentCache(NamedTuple):
     x: np.ndarray            # (T, B, D) time-major input
     hs: np.ndarray           # (T+1, B, H): h_0 .. h_T
-    steps: list              # the cell's per-step caches
+    steps: list              # the cell's per-step caches (one list per row block when split)
     state0_given: bool
+    parts: list | None = None  # row blocks run on separate threads (rnnlab.fast.parallel), or None
+
+    def step_lists(self) -> list[tuple[slice, list]]:
+        """(rows, per-step caches) pairs, whether or not the batch was split."""
+        if self.parts is None:
+            return [(slice(None), self.steps)]
+        return list(zip(self.parts, self.steps))
 
 
 class Recurrent(Module):
@@ -93,7 +101,13 @@ class Recurrent(Module):
             else cell.initial_state(B, W_x.dtype)
         hs = np.empty((T + 1, B, cell.hidden_size), dtype=W_x.dtype)
         hs[0] = state[0]
-        if kernel is not None:
+        parts = parallel.partition(B) if kernel is not None else [slice(0, B)]
+        if len(parts) > 1:
+            results = parallel.run(lambda k, rows: kernel.forward(
+                cell, XW[:, rows], W_h, hs[:, rows], tuple(s[rows] for s in state)), parts)
+            state = tuple(np.concatenate([r[0][i] for r in results]) for i in range(cell.state_size))
+            steps = [r[1] for r in results]
+        elif kernel is not None:
             state, steps = kernel.forward(cell, XW, W_h, hs, state)
         else:
             state, steps = self._reference_forward(XW, W_h, hs, state)
@@ -101,7 +115,7 @@ class Recurrent(Module):
         # A batch-first *view* of the cached states, not a copy: a layer stacked
         # on top transposes it straight back (no copy), and memory stays flat.
         y = y.transpose(1, 0, 2)
-        return (y, state), RecurrentCache(xt, hs, steps, state0 is not None)
+        return (y, state), RecurrentCache(xt, hs, steps, state0 is not None, parts if len(parts) > 1 else None)
 
     def _reference_forward(self, XW: np.ndarray, W_h: np.ndarray, hs: np.ndarray, state: State) -> tuple[State, list]:
         steps = []
@@ -126,26 +140,55 @@ class Recurrent(Module):
                   for s in (dstateT if dstateT is not None else (None,) * cell.state_size)]
         W_h = cell.params["W_h"]
         kernel = fast.kernel_for(cell)
-        chunks = kernel.backward(cell, dyt, dstate, steps, W_h, CHUNK) if kernel is not None \
-            else self._reference_backward(dyt, dstate, steps, W_h)
         dxt = np.empty((T, B, D), dtype=hs.dtype)
-        for t0, t1, dXW, dHW in chunks:  # from the last time steps to the first; dstate -> dstate_0
-            self._weight_grads(xt[t0:t1], hs[t0:t1], dXW, dHW, dxt[t0:t1])
+        if cache.parts is not None:
+            dstate = self._split_backward(kernel, dyt, dstate, cache, dxt)
+        else:
+            chunks = kernel.backward(cell, dyt, dstate, steps, W_h, CHUNK) if kernel is not None \
+                else self._reference_backward(dyt, dstate, steps, W_h)
+            for t0, t1, dXW, dHW in chunks:  # from the last time steps to the first; dstate -> dstate_0
+                self._weight_grads(xt[t0:t1], hs[t0:t1], dXW, dHW, dxt[t0:t1], cell.grads)
         if self.reverse:
             dxt = dxt[::-1]
         # A transposed view, not a copy: the layer below (or an embedding) reads it as it is.
         return dxt.transpose(1, 0, 2), tuple(dstate)
 
+    def _split_backward(self, kernel: Any, dyt: np.ndarray | None, dstate: list, cache: RecurrentCache,
+                        dxt: np.ndarray) -> list:
+        """BPTT with the batch rows split over threads (see rnnlab.fast.parallel).
+
+        Each block accumulates its weight gradients privately; they are added
+        to the cell's in block order, so the result does not depend on timing.
+        """
+        cell, W_h, xt, hs = self.cell, self.cell.params["W_h"], cache.x, cache.hs
+
+        def block(k: int, rows: slice) -> tuple[dict, np.ndarray, list]:
+            grads = {name: np.zeros_like(cell.grads[name]) for name in ("W_h", "W_x", "b")}
+            dstate_k = [d[rows].copy() for d in dstate]
+            x_k, h_k = np.ascontiguousarray(xt[:, rows]), np.ascontiguousarray(hs[:, rows])
+            dx_k = np.empty(x_k.shape, dtype=hs.dtype)
+            dy_k = None if dyt is None else dyt[:, rows]
+            for t0, t1, dXW, dHW in kernel.backward(cell, dy_k, dstate_k, cache.steps[k], W_h, CHUNK):
+                self._weight_grads(x_k[t0:t1], h_k[t0:t1], dXW, dHW, dx_k[t0:t1], grads)
+            return grads, dx_k, dstate_k
+
+        results = parallel.run(block, cache.parts)
+        for (grads, dx_k, _), rows in zip(results, cache.parts):
+            for name, g in grads.items():
+                cell.grads[name] += g
+            dxt[:, rows] = dx_k
+        return [np.concatenate([r[2][i] for r in results]) for i in range(len(dstate))]
+
     def _weight_grads(self, xt: np.ndarray, h_prev: np.ndarray, dXW: np.ndarray, dHW: np.ndarray,
-                      dxt: np.ndarray) -> None:
-        """The products over a block of time steps: dW_h, dW_x, db, and dx into ``dxt``."""
+                      dxt: np.ndarray, grads: dict) -> None:
+        """The products over a block of time steps: dW_h, dW_x, db into ``grads``, and dx into ``dxt``."""
         cell = self.cell
         n, D, GH = dXW.shape[0] * dXW.shape[1], xt.shape[2], dXW.shape[2]
         dXW2 = dXW.reshape(n, GH)
-        cell.grads["W_h"] += h_prev.reshape(n, -1).T @ dHW.reshape(n, GH)
-        cell.grads["W_x"] += xt.reshape(n, D).T @ dXW2
+        grads["W_h"] += h_prev.reshape(n, -1).T @ dHW.reshape(n, GH)
+        grads["W_x"] += xt.reshape(n, D).T @ dXW2
         if cell.project_bias:
-            cell.grads["b"] += dXW2.sum(axis=0)
+            grads["b"] += dXW2.sum(axis=0)
         np.matmul(dXW2, cell.params["W_x"].T, out=dxt.reshape(n, D))
 
     def _reference_backward(self, dyt: np.ndarray | None, dstate: list, steps: list,

@@ -80,7 +80,8 @@ def layer_diagnostics(model: Any, rnn_cache: Any) -> dict[str, float]:
             out[f"h_norm/{key}"] = float(np.linalg.norm(hs, axis=-1).mean())
             out[f"h_max/{key}"] = float(np.abs(hs).max())
             sub = layer if not suffix else getattr(layer, suffix[1:])
-            for name, value in _activity(sub.cell, cache.steps).items():
+            steps = [s for _, part in cache.step_lists() for s in part]  # per-step caches, all row blocks
+            for name, value in _activity(sub.cell, steps).items():
                 out[f"{name}/{key}"] = value
         sq = sum(float(np.sum(g.astype(np.float64) ** 2)) for _, _, g in layer.named_parameters())
         out[f"grad_norm/l{k}"] = float(np.sqrt(sq))
