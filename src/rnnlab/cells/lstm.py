@@ -62,13 +62,20 @@ class LSTMCell(Cell):
         dh, dc_next = dstate
         H = self.hidden_size
         act, c_prev, tanh_c = cache
-        i, f, g, o = act[:, :H], act[:, H:2 * H], act[:, 2 * H:3 * H], act[:, 3 * H:]
+        f, o = act[:, H:2 * H], act[:, 3 * H:]
         dc = dh * o * (1.0 - tanh_c * tanh_c)
         if dc_next is not None:
             dc += dc_next
-        da = np.empty_like(act)
-        da[:, :H] = dc * g * i * (1.0 - i)
-        da[:, H:2 * H] = dc * c_prev * f * (1.0 - f)
-        da[:, 2 * H:3 * H] = dc * i * (1.0 - g * g)
-        da[:, 3 * H:] = dh * tanh_c * o * (1.0 - o)
+        da = gate_grads(act, c_prev, dc, dh * tanh_c, H)
         return da, da, (None, dc * f)
+
+
+def gate_grads(act: np.ndarray, c_prev: np.ndarray, dc: np.ndarray, do: np.ndarray, H: int) -> np.ndarray:
+    """Gradient of the four gate pre-activations from dc_t and do (shared with the normalised LSTMs)."""
+    i, f, g, o = act[:, :H], act[:, H:2 * H], act[:, 2 * H:3 * H], act[:, 3 * H:]
+    da = np.empty_like(act)
+    da[:, :H] = dc * g * i * (1.0 - i)
+    da[:, H:2 * H] = dc * c_prev * f * (1.0 - f)
+    da[:, 2 * H:3 * H] = dc * i * (1.0 - g * g)
+    da[:, 3 * H:] = do * o * (1.0 - o)
+    return da

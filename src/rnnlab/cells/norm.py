@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .base import State, sigmoid
-from .lstm import LSTMCell
+from .lstm import LSTMCell, gate_grads
 
 EPS = 1e-5
 
@@ -178,16 +178,12 @@ class NormLSTMCell(LSTMCell):
         dh, dc_next = dstate
         H = self.hidden_size
         act, c_prev, tanh_u = cache.gates, cache.c_prev, cache.tanh_u
-        i, f, g, o = act[:, :H], act[:, H:2 * H], act[:, 2 * H:3 * H], act[:, 3 * H:]
+        f, o = act[:, H:2 * H], act[:, 3 * H:]
         # h_t reaches c_t only through N_c; the carry dc_next does not pass through it.
         dc = self.normalize_backward("c", dh * o * (1.0 - tanh_u * tanh_u), cache.norm_c)
         if dc_next is not None:
             dc += dc_next
-        da = np.empty_like(act)
-        da[:, :H] = dc * g * i * (1.0 - i)
-        da[:, H:2 * H] = dc * c_prev * f * (1.0 - f)
-        da[:, 2 * H:3 * H] = dc * i * (1.0 - g * g)
-        da[:, 3 * H:] = dh * tanh_u * o * (1.0 - o)
+        da = gate_grads(act, c_prev, dc, dh * tanh_u, H)
         self.grads["b"] += da.sum(axis=0)
         dxw = self.normalize_backward("x", da, cache.norm_x)
         dhw = self.normalize_backward("h", da, cache.norm_h)
