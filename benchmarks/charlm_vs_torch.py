@@ -26,7 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from rnnlab.data import EncodedCorpus, StreamBatcher, eval_batches  # noqa: E402
 from rnnlab.train import TrainConfig, train  # noqa: E402
+from rnnlab.optim import make_schedule  # noqa: E402
 from rnnlab.train.progress import MetricsLog  # noqa: E402
+from rnnlab.train.trainer import scheduled_lr  # noqa: E402
 
 LN2 = math.log(2)
 
@@ -76,8 +78,12 @@ def torch_run(cfg: TrainConfig, corpus: EncodedCorpus, minutes: float, eval_ever
         return total / count
 
     best, step, state, train_time = math.inf, 0, None, 0.0
+    schedule = make_schedule(cfg.schedule, cfg.lr, warmup_steps=cfg.warmup_steps,
+                             **({"total_steps": max(cfg.max_steps, 1)} if cfg.schedule == "cosine" else {}))
     while train_time < minutes * 60:
         t0 = time.perf_counter()
+        for group in opt.param_groups:  # the very schedule rnnlab's trainer follows
+            group["lr"] = scheduled_lr(cfg, schedule, step, train_time)
         b = batcher.next_batch()
         if b.index == 0:
             state = None
@@ -98,7 +104,7 @@ def torch_run(cfg: TrainConfig, corpus: EncodedCorpus, minutes: float, eval_ever
 
 
 def rnnlab_run(cfg: TrainConfig, minutes: float, out: Path) -> dict:
-    summary = train(cfg.replace(max_minutes=minutes), out=str(out), log=lambda *a: None)
+    summary = train(cfg, out=str(out), log=lambda *a: None)
     rows = [r for r in MetricsLog(out / "metrics.jsonl").read() if r.get("split") == "train"]
     steps = summary["steps"]
     chars = steps * cfg.batch_size * cfg.seq_len
@@ -114,6 +120,8 @@ def main() -> int:
     p.add_argument("--hidden-size", type=int, default=None)
     p.add_argument("--dropout", type=float, default=None)
     p.add_argument("--eval-every", type=int, default=None)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other TrainConfig setting for both sides, e.g. --set schedule=cosine --set lr=3e-3")
     p.add_argument("--only", choices=["rnnlab", "torch"], help="run one side only")
     p.add_argument("--baseline", action="store_true", help="also run the min-char-rnn-style teaching baseline")
     p.add_argument("--out", default="runs/bench", help="folder for rnnlab's run")
@@ -121,11 +129,18 @@ def main() -> int:
 
     overrides = {k: v for k, v in (("cell", args.cell), ("hidden_size", args.hidden_size),
                                    ("dropout", args.dropout), ("eval_every", args.eval_every)) if v is not None}
-    cfg = TrainConfig(corpus=args.text, **overrides).validate()
+    defaults = TrainConfig()
+    for item in args.set:
+        key, _, value = item.partition("=")
+        if not hasattr(defaults, key):
+            p.error(f"unknown setting {key!r}")
+        overrides[key] = type(getattr(defaults, key))(value)
+    cfg = TrainConfig(corpus=args.text, max_minutes=args.minutes, **overrides).validate()
     corpus = EncodedCorpus.from_source(args.text)
     print(f"corpus {args.text}: {len(corpus):,} chars, vocab {len(corpus.vocab)}; budget {args.minutes} min each")
     print(f"config: {cfg.cell} {cfg.num_layers}x{cfg.hidden_size}, embedding {cfg.embedding_size}, dropout "
-          f"{cfg.dropout}, B={cfg.batch_size} T={cfg.seq_len}, {cfg.optimizer} lr {cfg.lr}, clip {cfg.clip}")
+          f"{cfg.dropout}, B={cfg.batch_size} T={cfg.seq_len}, {cfg.optimizer} lr {cfg.lr} ({cfg.schedule}), "
+          f"clip {cfg.clip}")
     results = {}
     if args.only != "torch":
         results["rnnlab"] = rnnlab_run(cfg, args.minutes, Path(args.out) / "rnnlab")
@@ -143,7 +158,7 @@ def main() -> int:
     if args.baseline:
         base = TrainConfig(corpus=args.text, cell="rnn", hidden_size=100, num_layers=1, embedding_size=0,
                            batch_size=1, seq_len=25, optimizer="adagrad", lr=0.1, clip=0.0, clip_value=5.0,
-                           eval_every=2000, eval_chars=0).validate()
+                           eval_every=2000, eval_chars=0, max_minutes=args.minutes).validate()
         b = rnnlab_run(base, args.minutes, Path(args.out) / "baseline")
         print(f"teaching baseline (rnnlab, batch 1, tanh RNN 100, Adagrad): {b['chars_per_s']:,.0f} chars/s, "
               f"validation {b['val_bpc']:.4f} bits/char")

@@ -163,3 +163,27 @@ def test_resume_from_weights_only_checkpoint_is_a_clear_error(tmp_path):
     save_model(run / "best.npz", CharRNN(ModelConfig(3, "gru", 4, 1, 2)), Vocab("abc"))
     with pytest.raises(CheckpointError, match="weights only"):
         train(_cfg(_text(tmp_path)), resume=str(run), log=_quiet)
+
+
+def test_time_budgeted_cosine_anneals_over_the_budget(tmp_path):
+    from rnnlab.data import EncodedCorpus
+    from rnnlab.train.trainer import Trainer
+
+    corpus = EncodedCorpus.from_source(_text(tmp_path))
+    tr, va, _ = corpus.split()
+    cfg = _cfg(None, schedule="cosine", max_steps=0, max_minutes=2.0, lr=1e-2, min_lr=1e-4).validate()
+    trainer = Trainer(cfg, corpus.vocab, tr, va, tmp_path, log=_quiet)
+    rates = []
+    for seconds in (0.0, 30.0, 60.0, 90.0, 120.0, 500.0):
+        trainer.elapsed = seconds
+        rates.append(trainer.current_lr())
+    assert rates[0] == pytest.approx(1e-2) and rates[2] == pytest.approx((1e-2 + 1e-4) / 2)
+    assert rates[4] == pytest.approx(1e-4) and rates[5] == pytest.approx(1e-4)
+    assert all(a > b for a, b in zip(rates[:4], rates[1:5]))
+
+
+def test_cosine_without_a_budget_is_a_config_error():
+    with pytest.raises(ConfigError, match="cosine"):
+        _cfg("x", schedule="cosine", max_steps=0, max_minutes=0).validate()
+    with pytest.raises(ConfigError, match="schedule"):
+        _cfg("x", schedule="wobbly").validate()

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..cells import CELLS
 from ..errors import ConfigError
-from ..optim import OPTIMIZERS
+from ..optim import OPTIMIZERS, SCHEDULES
 
 GUARD_POLICIES = ("abort", "skip", "backoff")
 
@@ -64,6 +64,8 @@ class TrainConfig:
             raise ConfigError(f"unknown cell {self.cell!r}; choose from {', '.join(CELLS)}")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"unknown schedule {self.schedule!r}; choose from {', '.join(SCHEDULES)}")
         if self.guard not in GUARD_POLICIES:
             raise ConfigError(f"unknown guard policy {self.guard!r}; choose from {', '.join(GUARD_POLICIES)}")
         for name in ("hidden_size", "num_layers", "batch_size", "seq_len", "eval_every", "log_every"):
@@ -76,6 +78,8 @@ class TrainConfig:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ConfigError(f"lr must be a positive number, got {self.lr}")
+        if self.schedule == "cosine" and not (self.max_steps or self.max_minutes):
+            raise ConfigError("the cosine schedule anneals over the run: set --max-steps or --max-minutes")
         if self.clip < 0 or self.clip_value < 0 or self.max_minutes < 0:
             raise ConfigError("clip, clip_value and max_minutes must be >= 0")
         return self

@@ -65,6 +65,21 @@ def evaluate(model: CharRNN, ids: np.ndarray, batch_size: int, seq_len: int, max
     return total / max(count, 1)
 
 
+def scheduled_lr(cfg: TrainConfig, schedule: Callable[[int], float], step: int, elapsed: float) -> float:
+    """Learning rate for a step.
+
+    A cosine schedule with a wall-clock budget and no step limit anneals over
+    *time*: the fraction of ``max_minutes`` used replaces the fraction of
+    steps, so the rate reaches ``min_lr`` as the budget runs out whatever the
+    machine's speed (at the price of step-for-step reproducibility).
+    """
+    if cfg.schedule == "cosine" and not cfg.max_steps:
+        frac = min(elapsed / (cfg.max_minutes * 60.0), 1.0)
+        warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
+        return warm * (cfg.min_lr + (cfg.lr - cfg.min_lr) * 0.5 * (1.0 + math.cos(math.pi * frac)))
+    return schedule(step)
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig, vocab: Vocab, train_ids: np.ndarray, val_ids: np.ndarray,
                  run_dir: Path, *, progress: Progress | None = None, log: Callable[[str], None] = print) -> None:
@@ -119,7 +134,7 @@ class Trainer:
         self.guard.accept(norm)
         if self.cfg.diagnostics and (self.step + 1) % self.cfg.log_every == 0:
             self.last_diagnostics = layer_diagnostics(model, cache.rnn)  # before the update changes grads
-        self.optimizer.lr = self.schedule(self.step) * self.lr_scale
+        self.optimizer.lr = self.current_lr()
         self.optimizer.step()
         self.carry = statesT
         return loss, norm
@@ -150,6 +165,10 @@ class Trainer:
         self.model.load_state_dict(good["params"])
         self.optimizer.load_state_dict({k: (v.copy() if isinstance(v, np.ndarray) else v)
                                         for k, v in good["optim"].items()})
+
+    def current_lr(self) -> float:
+        """The schedule's rate (see :func:`scheduled_lr`), times the guard's backoff factor."""
+        return scheduled_lr(self.cfg, self.schedule, self.step, self.elapsed) * self.lr_scale
 
     # -- the loop ----------------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
