@@ -65,3 +65,15 @@ def test_split_is_deterministic(two_threads):
 def test_small_batches_are_not_split(two_threads):
     assert parallel.partition(parallel.MIN_ROWS * 2 - 1) == [slice(0, parallel.MIN_ROWS * 2 - 1)]
     assert len(parallel.partition(64)) == 2
+
+
+def test_numpy_blas_is_found_beside_torch_and_scipy():
+    """With torch and SciPy loaded too, the controller must still pick NumPy's own BLAS."""
+    pytest.importorskip("torch")
+    pytest.importorskip("scipy.linalg")
+    from threadpoolctl import ThreadpoolController
+
+    libs = ThreadpoolController().select(user_api="blas").lib_controllers
+    chosen = parallel._numpy_blas(libs)
+    assert chosen is not None
+    assert "numpy" in chosen.filepath

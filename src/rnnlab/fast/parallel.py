@@ -70,10 +70,21 @@ def _blas_controller() -> Any:
             from threadpoolctl import ThreadpoolController
 
             libs = ThreadpoolController().select(user_api="blas").lib_controllers
-            _blas = libs[0] if len(libs) == 1 else None  # several BLAS libraries: do not guess
+            _blas = _numpy_blas(libs)
         except Exception:  # threadpoolctl missing or unable to inspect this build
             _blas = None
     return _blas
+
+
+def _numpy_blas(libs: list) -> Any:
+    """NumPy's own BLAS among the loaded ones (torch or SciPy may bring others), or None."""
+    import numpy
+
+    wheel_libs = os.path.join(os.path.dirname(os.path.dirname(numpy.__file__)), "numpy.libs")
+    ours = [c for c in libs if os.path.dirname(c.filepath) == wheel_libs]
+    if len(ours) == 1:
+        return ours[0]
+    return libs[0] if len(libs) == 1 else None  # a system BLAS and nothing else loaded: that one
 
 
 def partition(rows: int) -> list[slice]:
