@@ -120,9 +120,11 @@ class Trainer:
             self.carry = self.model.initial_states(self.cfg.batch_size)  # streams restarted
         model = self.model
         model.zero_grad()
-        (logits, statesT), cache = model.forward(batch.x, self.carry)
-        loss, ce_cache = self.ce.forward(logits, batch.y)
-        model.backward((self.ce.backward(1.0, ce_cache), None), cache)
+        # Overflow here is the guard's to detect and explain (below), not NumPy's to warn about.
+        with np.errstate(over="ignore", invalid="ignore"):
+            (logits, statesT), cache = model.forward(batch.x, self.carry)
+            loss, ce_cache = self.ce.forward(logits, batch.y)
+            model.backward((self.ce.backward(1.0, ce_cache), None), cache)
         params = self.optimizer.params
         norm = clip_grad_norm(params, self.cfg.clip) if self.cfg.clip else global_grad_norm(params)
         reason = self.guard.verdict(loss, norm, hidden_max(cache.rnn))
@@ -218,7 +220,8 @@ class Trainer:
     def _evaluate_and_save(self) -> bool:
         """Score validation, save checkpoints; True when early stopping says stop."""
         cfg = self.cfg
-        val = evaluate(self.model, self.val_ids, cfg.batch_size, cfg.seq_len, cfg.eval_chars)
+        with np.errstate(over="ignore", invalid="ignore"):
+            val = evaluate(self.model, self.val_ids, cfg.batch_size, cfg.seq_len, cfg.eval_chars)
         if not val <= self.guard.loss_limit:
             # Weights that are finite but score inf/nan (or hopelessly) on held-out text are diverged:
             # never save them; fall back to the last good state under the guard's policy.
