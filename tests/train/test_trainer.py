@@ -187,3 +187,18 @@ def test_cosine_without_a_budget_is_a_config_error():
         _cfg("x", schedule="cosine", max_steps=0, max_minutes=0).validate()
     with pytest.raises(ConfigError, match="schedule"):
         _cfg("x", schedule="wobbly").validate()
+
+
+def test_gradient_spikes_are_left_to_clipping_when_it_is_on(tmp_path):
+    """IRNNs spike constantly; with clipping on a spike is bounded and must not trigger backoff."""
+    from rnnlab.data import EncodedCorpus
+    from rnnlab.train.trainer import Trainer
+
+    corpus = EncodedCorpus.from_source(_text(tmp_path))
+    tr, va, _ = corpus.split()
+    for clip, flagged in ((1.0, False), (0.0, True)):
+        trainer = Trainer(_cfg(None, cell="irnn", clip=clip).validate(), corpus.vocab, tr, va, tmp_path, log=_quiet)
+        for norm in (1.0, 1.2, 0.9, 1.1):
+            trainer.guard.accept(norm)
+        assert (trainer.guard.verdict(2.0, 1000.0) is not None) == flagged
+        assert trainer.guard.verdict(float("nan"), 1.0) is not None  # non-finite is always caught

@@ -25,7 +25,8 @@ HELP = {
     "momentum": "momentum for sgd and rmsprop",
     "clip": "clip the global gradient norm to this value; 0 disables",
     "clip_value": "clip each gradient entry to +-this value; 0 disables",
-    "schedule": "learning-rate schedule: constant, step, cosine",
+    "schedule": "learning-rate schedule: constant, step, cosine, or auto (cosine to min-lr over --max-steps or "
+                "--max-minutes when one is set, else constant)",
     "warmup_steps": "linear learning-rate warm-up steps",
     "lr_step_size": "steps between decays of the 'step' schedule",
     "lr_gamma": "decay factor of the 'step' schedule",

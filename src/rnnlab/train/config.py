@@ -64,8 +64,10 @@ class TrainConfig:
             raise ConfigError(f"unknown cell {self.cell!r}; choose from {', '.join(CELLS)}")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
+        if self.schedule == "auto":  # anneal when there is a budget to anneal over
+            self.schedule = "cosine" if (self.max_steps or self.max_minutes) else "constant"
         if self.schedule not in SCHEDULES:
-            raise ConfigError(f"unknown schedule {self.schedule!r}; choose from {', '.join(SCHEDULES)}")
+            raise ConfigError(f"unknown schedule {self.schedule!r}; choose from auto, {', '.join(SCHEDULES)}")
         if self.guard not in GUARD_POLICIES:
             raise ConfigError(f"unknown guard policy {self.guard!r}; choose from {', '.join(GUARD_POLICIES)}")
         for name in ("hidden_size", "num_layers", "batch_size", "seq_len", "eval_every", "log_every"):
