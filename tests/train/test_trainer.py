@@ -35,17 +35,30 @@ def _train_losses(run_dir):
     return [(r["step"], r["loss"]) for r in MetricsLog(run_dir / "metrics.jsonl").read() if r["split"] == "train"]
 
 
-def test_resume_gives_the_same_losses_as_an_uninterrupted_run(tmp_path):
+def test_resume_gives_the_same_losses_as_an_uninterrupted_run(tmp_path, monkeypatch):
+    from rnnlab.train.trainer import Trainer
+
     corpus = _text(tmp_path)
     full = tmp_path / "full"
     train(_cfg(corpus), out=str(full), log=_quiet)
+    # The same run, interrupted (Ctrl-C) at step 7 — between evaluations — then resumed.
+    original = Trainer.train_step
+
+    def interrupt_once(self):
+        if self.step == 7 and not getattr(Trainer, "_interrupted", False):
+            Trainer._interrupted = True
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(Trainer, "train_step", interrupt_once)
     part = tmp_path / "part"
-    train(_cfg(corpus, max_steps=7), out=str(part), log=_quiet)  # stops mid-way (after an eval at 5)
-    summary = train(_cfg(corpus, max_steps=12), resume=str(part), log=_quiet)
+    first = train(_cfg(corpus), out=str(part), log=_quiet)
+    assert first["stop"] == "interrupted" and first["steps"] == 7
+    summary = train(_cfg(corpus), resume=str(part), log=_quiet)
     assert summary["steps"] == 12
     a, b = _train_losses(full), _train_losses(part)
     assert [s for s, _ in a] == list(range(1, 13))
-    assert a == b  # bit-identical losses, step for step
+    assert a == b  # bit-identical losses, step for step (dropout masks, data, optimizer, schedule)
     wa, _ = load_checkpoint(full / "last.npz")
     wb, _ = load_checkpoint(part / "last.npz")
     for key in wa:
