@@ -48,14 +48,9 @@ class LSTMCell(Cell):
         h_prev, c_prev = state
         H = self.hidden_size
         act = np.add(xw, hw)
-        sigmoid(act[:, :2 * H], out=act[:, :2 * H])         # i, f
-        np.tanh(act[:, 2 * H:3 * H], out=act[:, 2 * H:3 * H])  # g
-        sigmoid(act[:, 3 * H:], out=act[:, 3 * H:])         # o
-        i, f, g, o = act[:, :H], act[:, H:2 * H], act[:, 2 * H:3 * H], act[:, 3 * H:]
-        c = f * c_prev
-        c += i * g
+        c = activate_gates(act, c_prev, H)
         tanh_c = np.tanh(c)
-        h = o * tanh_c
+        h = act[:, 3 * H:] * tanh_c
         return (h, c), LSTMStepCache(act, c_prev, tanh_c)
 
     def step_backward(self, dstate: State, cache: LSTMStepCache) -> tuple[np.ndarray, np.ndarray, tuple]:
@@ -68,6 +63,16 @@ class LSTMCell(Cell):
             dc += dc_next
         da = gate_grads(act, c_prev, dc, dh * tanh_c, H)
         return da, da, (None, dc * f)
+
+
+def activate_gates(act: np.ndarray, c_prev: np.ndarray, H: int) -> np.ndarray:
+    """Turn pre-activations into i, f, g, o in place and return c_t = f * c_{t-1} + i * g."""
+    sigmoid(act[:, :2 * H], out=act[:, :2 * H])             # i, f
+    np.tanh(act[:, 2 * H:3 * H], out=act[:, 2 * H:3 * H])   # g
+    sigmoid(act[:, 3 * H:], out=act[:, 3 * H:])             # o
+    c = act[:, H:2 * H] * c_prev
+    c += act[:, :H] * act[:, 2 * H:3 * H]
+    return c
 
 
 def gate_grads(act: np.ndarray, c_prev: np.ndarray, dc: np.ndarray, do: np.ndarray, H: int) -> np.ndarray:

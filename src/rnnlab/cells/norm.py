@@ -26,8 +26,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .base import State, sigmoid
-from .lstm import LSTMCell, gate_grads
+from .base import State
+from .lstm import LSTMCell, activate_gates, gate_grads
 
 EPS = 1e-5
 
@@ -164,15 +164,10 @@ class NormLSTMCell(LSTMCell):
         hn, norm_h = self.normalize("h", t, hw)
         act += hn
         act += self.params["b"]
-        sigmoid(act[:, :2 * H], out=act[:, :2 * H])            # i, f
-        np.tanh(act[:, 2 * H:3 * H], out=act[:, 2 * H:3 * H])  # g
-        sigmoid(act[:, 3 * H:], out=act[:, 3 * H:])            # o
-        i, f, g, o = act[:, :H], act[:, H:2 * H], act[:, 2 * H:3 * H], act[:, 3 * H:]
-        c = f * c_prev
-        c += i * g
+        c = activate_gates(act, c_prev, H)
         u, norm_c = self.normalize("c", t, c)
         tanh_u = np.tanh(u)
-        return (o * tanh_u, c), NormLSTMStepCache(act, c_prev, tanh_u, norm_x, norm_h, norm_c)
+        return (act[:, 3 * H:] * tanh_u, c), NormLSTMStepCache(act, c_prev, tanh_u, norm_x, norm_h, norm_c)
 
     def step_backward(self, dstate: State, cache: NormLSTMStepCache) -> tuple[np.ndarray, np.ndarray, tuple]:
         dh, dc_next = dstate

@@ -194,7 +194,7 @@ class Recurrent(Module):
     def _reference_backward(self, dyt: np.ndarray | None, dstate: list, steps: list,
                             W_h: np.ndarray) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
         """The reference BPTT: all T steps as one block; leaves dstate_0 in ``dstate``."""
-        T, (B, H) = len(steps), dstate[0].shape
+        T, B = len(steps), dstate[0].shape[0]
         dXW = np.empty((T, B, W_h.shape[1]), dtype=W_h.dtype)
         dHW = np.empty_like(dXW)
         for t in range(T - 1, -1, -1):
