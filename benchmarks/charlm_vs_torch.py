@@ -20,8 +20,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from rnnlab.data import EncodedCorpus, StreamBatcher, eval_batches  # noqa: E402

@@ -11,6 +11,7 @@ import importlib
 import sys
 
 from . import __version__
+from .errors import RnnlabError
 
 COMMANDS = ["train", "sample", "eval", "export", "import_", "plot", "gradcheck", "experiment"]
 
@@ -22,22 +23,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"rnnlab.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"rnnlab.commands.{name}":
-                continue  # that command is not built yet
-            raise
-        module.add_parser(sub)
+        importlib.import_module(f"rnnlab.commands.{name}").add_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        from .errors import RnnlabError
-    except ImportError:  # pragma: no cover - errors module always ships
-        RnnlabError = ValueError  # type: ignore[misc,assignment]
     try:
         return int(args.run(args) or 0)
     except RnnlabError as exc:

@@ -17,6 +17,7 @@ from ..layers import (Bidirectional, Dropout, Embedding, Linear, MSELoss, OneHot
                       SoftmaxCrossEntropy)
 from ..models import CharRNN, ModelConfig
 from ..module import Module
+from ..states import flatten, unflatten
 from .core import Case
 
 SpecFn = Callable[[np.random.Generator], list[Case]]
@@ -38,23 +39,6 @@ def randomize(module: Module, rng: np.random.Generator, scale: float = 0.5) -> M
     for _, value, _ in module.named_parameters():
         value[...] = rng.uniform(-scale, scale, size=value.shape)
     return module
-
-
-def flatten(tree: Any, prefix: str = "state0") -> list[tuple[str, np.ndarray]]:
-    """Name the arrays of a nested tuple/list state: state0[1][0] ..."""
-    if isinstance(tree, np.ndarray):
-        return [(prefix, tree)]
-    return [leaf for i, sub in enumerate(tree) for leaf in flatten(sub, f"{prefix}[{i}]")]
-
-
-def unflatten(tree: Any, leaves: list) -> Any:
-    it = iter(leaves)
-
-    def build(node: Any) -> Any:
-        if isinstance(node, np.ndarray):
-            return next(it)
-        return type(node)(build(sub) for sub in node)
-    return build(tree)
 
 
 def relu_pattern(cache: Any) -> np.ndarray:

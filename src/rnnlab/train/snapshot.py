@@ -15,7 +15,7 @@ import numpy as np
 
 from ..data import Vocab
 from ..errors import CheckpointError
-from ..gradcheck.specs import flatten, unflatten
+from ..states import flatten, unflatten
 from ..models import CharRNN, ModelConfig
 
 KIND = "rnnlab.charlm"
