@@ -18,14 +18,16 @@ row reports the median of the timed steps after warm-up.
   a training step is 3x that (backward costs twice the forward).
   MFU = achieved FLOP/s / the best float32 GEMM rate measured in this run
   (2048^3 products in NumPy and in torch, whichever is faster).
-* Memory: peak resident-set growth during one training step after a warm-up
-  step (Linux VmHWM, reset through /proc/self/clear_refs), each library in a
+* Memory: peak resident-set growth over the first two training steps of a fresh
+  model (Linux VmHWM, reset through /proc/self/clear_refs), each library in a
   fresh subprocess with glibc's mmap threshold fixed at 4 KiB so that freed
-  arrays go back to the OS and reuse cannot hide the peak. The same measure
-  for both; it counts activations, gradients and temporaries, not the model
-  and optimizer state that exist before the step. rnnlab's tracemalloc peak
-  (NumPy reports its allocations to it) is printed as a cross-check.
-* Eval: forward and loss only (rnnlab in eval mode, torch under no_grad).
+  arrays go back to the OS and reuse cannot hide the peak. It counts
+  activations, gradients, temporaries and what persists between steps (Adam's
+  moments in both; rnnlab's activation workspace, rnnlab.workspace), not the
+  model itself. The tracemalloc column is what a later rnnlab step still
+  allocates once its workspace exists (NumPy reports allocations to tracemalloc).
+* Eval: forward and loss only (both in eval mode under no_grad: rnnlab.no_grad keeps one
+  step's gates instead of all T).
 * Sampling: batch 1, H=256, 2 layers, temperature 0.8, one character at a
   time (rnnlab.generate.Stepper; torch steps nn.LSTM with its state).
 
@@ -49,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from rnnlab.generate import Stepper, pick  # noqa: E402
 from rnnlab.layers import SoftmaxCrossEntropy  # noqa: E402
 from rnnlab.models import CharRNN, ModelConfig  # noqa: E402
+from rnnlab.module import no_grad  # noqa: E402
 from rnnlab.optim import Adam  # noqa: E402
 
 V, E, B, T, LAYERS = 85, 64, 64, 64, 2
@@ -71,10 +74,11 @@ def rnnlab_steps(cell: str, H: int) -> tuple:
         model.backward((loss.backward(1.0, lcache), None), cache)
         opt.step()
 
-    def evaluate() -> None:
+    def evaluate() -> None:  # as rnnlab.train.evaluate does it
         model.eval()
-        (logits, _), _ = model.forward(ids[:, :-1])
-        loss.forward(logits, ids[:, 1:])
+        with no_grad():
+            (logits, _), _ = model.forward(ids[:, :-1])
+            loss.forward(logits, ids[:, 1:])
         model.train()
     return train, evaluate
 
@@ -153,10 +157,12 @@ def _status_kb(field: str) -> int:
 def memory_probe(lib: str, cell: str, H: int) -> dict:
     """Run in a fresh subprocess: peak RSS growth (MB) of one training step after a warm-up step."""
     train, _ = (rnnlab_steps if lib == "rnnlab" else torch_steps)(cell, H)
-    train()  # warm-up: lazily created optimizer state and BLAS buffers are not the step's
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # Linux: reset the peak-RSS mark (VmHWM) to the current RSS
     rss0 = _status_kb("VmRSS")
+    # Two steps from a fresh model: the peak counts everything a step needs, including what
+    # is kept between steps (optimizer moments, rnnlab's reused activation workspace).
+    train()
     train()
     out = {"rss_mb": (_status_kb("VmHWM") - rss0) / 1024}
     if lib == "rnnlab":  # NumPy reports its allocations to tracemalloc: an exact cross-check

@@ -1,10 +1,11 @@
 """Generation: one-step stepping equals the full forward, sampling options, beam search."""
+import contextlib
 import math
 
 import numpy as np
 import pytest
 
-from rnnlab import generate
+from rnnlab import fast, generate
 from rnnlab.cells import CELLS
 from rnnlab.data import Vocab
 from rnnlab.errors import ConfigError, DataError
@@ -156,3 +157,23 @@ def test_beam_search_finds_what_greedy_misses():
     assert generate.beam_search(model, vocab, "s", 2, 1).text == "aa"
     assert generate.beam_search(model, vocab, "s", 0, 3) == ("", 0.0)
     assert generate.beam_search(model, vocab, "s", 1, 9).text == "a"  # a beam wider than the vocabulary
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("proj_size", [0, 4], ids=["noproj", "proj"])
+@pytest.mark.parametrize("batch", [1, 2])
+def test_fused_runners_equal_the_reference_stepper(cell, proj_size, batch):
+    """LSTM/GRU layers step through rnnlab.fast.stepping; the cells' own step_forward is the reference."""
+    model = _model(cell, 6, proj_size, num_layers=3).eval()
+    ids = np.random.default_rng(3).integers(len(VOCAB), size=(batch, 12))
+    runs = []
+    for use_fast in (True, False):
+        with (contextlib.nullcontext() if use_fast else fast.reference_only()):
+            stepper = generate.Stepper(model).reset(batch)
+            assert type(stepper.runners[0]).__name__ == (cell.upper() + "Runner" if use_fast else "CellRunner")
+            logits = np.stack([stepper.feed(ids[:, t]).copy() for t in range(ids.shape[1])])
+        runs.append((logits, [tuple(a.copy() for a in s) for s in stepper.states]))
+    np.testing.assert_allclose(runs[0][0], runs[1][0], rtol=1e-12, atol=1e-13)
+    for mine, ref in zip(runs[0][1], runs[1][1]):
+        for a, b in zip(mine, ref):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .module import Module  # noqa: E402
+from .module import Module, no_grad  # noqa: E402
 
-__all__ = ["CharLM", "Module", "__version__"]
+__all__ = ["CharLM", "Module", "__version__", "no_grad"]
 
 
 def __getattr__(name: str):

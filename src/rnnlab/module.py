@@ -20,11 +20,35 @@ each layer is written by hand next to its forward pass.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Any, Iterator
 
 import numpy as np
 
 DEFAULT_DTYPE = np.float32
+
+_grad_enabled = True
+
+
+def grad_enabled() -> bool:
+    """False inside :func:`no_grad`: forward passes need not keep what backward would read."""
+    return _grad_enabled
+
+
+@contextmanager
+def no_grad() -> Iterator[None]:
+    """Run forward passes that will never be differentiated (evaluation, scoring).
+
+    Layers whose cache is large may then skip it: the fused LSTM/GRU loop keeps
+    one step's gates instead of all T, which is faster and much smaller.
+    Calling ``backward`` on such a forward's cache raises an error.
+    """
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, False
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
 
 
 class Module:

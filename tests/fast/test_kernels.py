@@ -10,6 +10,7 @@ from rnnlab.gradcheck.core import check_case
 from rnnlab.gradcheck.specs import randomize, sequence_case
 from rnnlab.layers import Recurrent, RNNStack
 from rnnlab.layers import recurrent as recurrent_module
+from rnnlab.module import grad_enabled, no_grad
 
 CELLS = [LSTMCell, GRUCell]
 
@@ -140,3 +141,39 @@ def test_a_subclass_runs_its_own_steps(rng):
 
     Recurrent(Counting(2, 3)).forward(rng.standard_normal((1, 4, 2)))
     assert calls == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("cell_cls", CELLS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("reverse", [False, True])
+def test_no_grad_forward_equals_forward_and_refuses_backward(cell_cls, reverse, rng):
+    """Under no_grad the kernel keeps one step's gates, not T: same outputs and final state."""
+    layer = randomize(Recurrent(cell_cls(4, 5), reverse=reverse), rng)
+    x = rng.standard_normal((3, 6, 4))
+    state0 = tuple(rng.standard_normal((3, 5)) for _ in range(layer.cell.state_size))
+    (y, stateT), _ = layer.forward(x, state0)
+    y = y.copy()
+    with no_grad():
+        (y_ng, stateT_ng), cache = layer.forward(x, state0)
+    np.testing.assert_array_equal(y_ng, y)
+    for a, b in zip(stateT_ng, stateT):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(RuntimeError, match="no_grad"):
+        layer.backward((np.ones_like(y_ng), None), cache)
+    assert grad_enabled()
+
+
+def test_workspace_reuses_activations_between_steps_but_never_live_ones(rng):
+    """A second training step reuses the first one's arrays once its cache is gone; while a
+    cache or an output is alive, a new forward must not overwrite it."""
+    layer = Recurrent(LSTMCell(3, 4, seed=0))
+    x = rng.standard_normal((2, 5, 3)).astype(np.float32)
+    (y1, _), cache1 = layer.forward(x)
+    y1_before = y1.copy()
+    (y2, _), cache2 = layer.forward(2 * x)         # cache1 and y1 still alive: fresh arrays
+    np.testing.assert_array_equal(y1, y1_before)
+    assert not np.shares_memory(y1, y2)
+    hs_id = id(cache2.hs)
+    del y1, cache1, y2, cache2
+    (y3, _), cache3 = layer.forward(x)             # everything released: the same memory again
+    assert id(cache3.hs) == hs_id
+    np.testing.assert_array_equal(y3, y1_before)

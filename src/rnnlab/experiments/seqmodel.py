@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator, NamedTuple
 import numpy as np
 
 from ..layers import Linear, MSELoss, RNNStack, SoftmaxCrossEntropy
-from ..module import DEFAULT_DTYPE
+from ..module import DEFAULT_DTYPE, no_grad
 from ..optim import clip_grad_norm, global_grad_norm, make_optimizer
 from ..train.guard import Guard, hidden_max
 
@@ -107,12 +107,13 @@ def evaluate(model: SeqModel, x: np.ndarray, y: np.ndarray, task: str, batch_siz
     total, correct = 0.0, 0
     loss_fn = MSELoss() if task == "regression" else SoftmaxCrossEntropy()
     try:
-        for i in range(0, len(x), batch_size):
-            yhat, _ = model.forward(x[i:i + batch_size])
-            loss, _ = loss_fn.forward(yhat, y[i:i + batch_size])
-            total += loss * len(yhat)
-            if task == "classification":
-                correct += int((yhat.argmax(axis=1) == y[i:i + batch_size]).sum())
+        with no_grad():
+            for i in range(0, len(x), batch_size):
+                yhat, _ = model.forward(x[i:i + batch_size])
+                loss, _ = loss_fn.forward(yhat, y[i:i + batch_size])
+                total += loss * len(yhat)
+                if task == "classification":
+                    correct += int((yhat.argmax(axis=1) == y[i:i + batch_size]).sum())
     finally:
         model.train(was_training)
     out = {"loss": total / len(x)}

@@ -22,6 +22,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..cells.gru import GRUStepCache
+from ..workspace import Workspace
 
 
 def preact_scale(H: int, dtype: Any) -> np.ndarray:
@@ -29,46 +30,67 @@ def preact_scale(H: int, dtype: Any) -> np.ndarray:
     return np.repeat(np.asarray((0.5, 0.5, 1.0), dtype=dtype), H)
 
 
+def step(xw: np.ndarray, hw: np.ndarray, h: np.ndarray, b_hn: np.ndarray, tmp: np.ndarray) -> None:
+    """One step for generation, from scaled xw, hw (B, 3H), both overwritten; h updated in place."""
+    H = h.shape[1]
+    rz = xw[:, :2 * H]
+    rz += hw[:, :2 * H]
+    np.tanh(rz, out=rz)
+    rz *= 0.5
+    rz += 0.5
+    r, z = rz[:, :H], rz[:, H:]
+    hn, n = hw[:, 2 * H:], xw[:, 2 * H:]
+    hn += b_hn
+    np.multiply(r, hn, out=tmp)
+    n += tmp
+    np.tanh(n, out=n)
+    np.subtract(h, n, out=tmp)   # h_t = n + z (h_{t-1} - n)
+    tmp *= z
+    np.add(n, tmp, out=h)
+
+
 def forward(cell: Any, XW: np.ndarray, W_h: np.ndarray, hs: np.ndarray,
-            state0: tuple) -> tuple[tuple, list]:
+            state0: tuple, ws: Workspace, keep: bool = True) -> tuple[tuple, list | None]:
     T, B, G = XW.shape
     H = G // 3
     b_hn = cell.params["b_hn"]
-    rzs = np.empty((T, B, 2 * H), dtype=hs.dtype)
-    ns = np.empty((T, B, H), dtype=hs.dtype)
-    hns = np.empty((T, B, H), dtype=hs.dtype)
-    hw = np.empty((B, G), dtype=hs.dtype)
+    # r, z and n are computed in place in XW (the input projection, no longer needed after its
+    # step): rz in its first 2H columns, n in the last H. keep=False (no_grad): one hn, reused.
+    hns = ws.empty("hn", (T, B, H), hs.dtype) if keep else ws.empty("hn1", (1, B, H), hs.dtype)
+    hw = ws.empty("hw", (B, G), hs.dtype)
     for t in range(T):
-        rz, n, hn, h = rzs[t], ns[t], hns[t], hs[t + 1]
+        rz, n, hn, h = XW[t, :, :2 * H], XW[t, :, 2 * H:], hns[t if keep else 0], hs[t + 1]
         np.matmul(hs[t], W_h, out=hw)
-        np.add(XW[t, :, :2 * H], hw[:, :2 * H], out=rz)
+        rz += hw[:, :2 * H]
         np.tanh(rz, out=rz)
         rz *= 0.5
         rz += 0.5
         r, z = rz[:, :H], rz[:, H:]
         np.add(hw[:, 2 * H:], b_hn, out=hn)
-        np.multiply(r, hn, out=n)
-        n += XW[t, :, 2 * H:]
+        n += np.multiply(r, hn, out=hw[:, :H])   # hw's r columns are free by now
         np.tanh(n, out=n)
         np.subtract(hs[t], n, out=h)
         h *= z
         h += n
-    steps = [GRUStepCache(rzs[t], ns[t], hns[t], hs[t]) for t in range(T)]
+    if not keep:
+        return (hs[T].copy(),), None
+    steps = [GRUStepCache(XW[t, :, :2 * H], XW[t, :, 2 * H:], hns[t], hs[t]) for t in range(T)]
     return (hs[T].copy(),), steps
 
 
 def backward(cell: Any, dyt: np.ndarray | None, dstate: list, steps: list, W_h: np.ndarray,
-             chunk: int) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+             chunk: int, ws: Workspace) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
     """Yield ``(t0, t1, dXW, dHW)`` for blocks of ``chunk`` steps, last block first;
     accumulates db_hn; leaves dh_0 in ``dstate``."""
     T, (B, H) = len(steps), dstate[0].shape
     dtype = dstate[0].dtype
-    W_hT = np.ascontiguousarray(W_h.T)
-    dXW = np.empty((min(chunk, T), B, 3 * H), dtype=dtype)   # reused: the caller consumes each block first
-    dHW = np.empty_like(dXW)
-    deriv = np.empty((B, 2 * H), dtype=dtype)
-    dn = np.empty((B, H), dtype=dtype)
-    tmp = np.empty((B, H), dtype=dtype)
+    W_hT = ws.empty("W_hT", W_h.shape[::-1], dtype)
+    np.copyto(W_hT, W_h.T)
+    dXW = ws.empty("dXW", (min(chunk, T), B, 3 * H), dtype)   # reused: the caller consumes each block first
+    dHW = ws.empty("dHW", dXW.shape, dtype)
+    deriv = ws.empty("deriv", (B, 2 * H), dtype)
+    dn = ws.empty("dn", (B, H), dtype)
+    tmp = ws.empty("tmp", (B, H), dtype)
     (dh,) = dstate
     for t1 in range(T, 0, -chunk):
         t0 = max(t1 - chunk, 0)

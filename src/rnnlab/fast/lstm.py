@@ -6,7 +6,7 @@ memory and how many NumPy calls one step costs.
 Forward, per step (the loop delivers a' = a * s with s = 1/2 on the i, f, o
 columns and 1 on g; scaling by a power of two is exact)::
 
-    A = tanh(h_{t-1} (W_h s) + XW'_t)     one GEMM, one add, one tanh over (B, 4H)
+    A = tanh(h_{t-1} (W_h s) + XW'_t)     one GEMM, one add, one tanh over (B, 4H), in place in XW
     A = A * s + s                          -> [sigmoid(a_i), sigmoid(a_f), tanh(a_g), sigmoid(a_o)]
     c_t = f * c_{t-1} + i * g ;  h_t = o * tanh(c_t)
 
@@ -23,6 +23,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..cells.lstm import LSTMStepCache
+from ..workspace import Workspace
 
 
 def _blocks(a: np.ndarray, H: int) -> tuple[np.ndarray, ...]:
@@ -38,46 +39,72 @@ def preact_scale(H: int, dtype: Any) -> np.ndarray:
     return _per_gate(H, (0.5, 0.5, 1.0, 0.5), dtype)
 
 
+def preact_shift(H: int, dtype: Any) -> np.ndarray:
+    """0.5 + 0.5 tanh(a/2) on i, f, o; g stays tanh(a)."""
+    return _per_gate(H, (0.5, 0.5, 0.0, 0.5), dtype)
+
+
+def step(a: np.ndarray, h: np.ndarray, c: np.ndarray, scale: np.ndarray, shift: np.ndarray,
+         tmp: np.ndarray) -> None:
+    """One step for generation: ``a`` (B, 4H) scaled pre-activations (overwritten); h, c updated in place."""
+    H = h.shape[1]
+    np.tanh(a, out=a)
+    a *= scale
+    a += shift
+    i, f, g, o = _blocks(a, H)
+    c *= f
+    np.multiply(i, g, out=tmp)
+    c += tmp
+    np.tanh(c, out=tmp)
+    np.multiply(o, tmp, out=h)
+
+
 def forward(cell: Any, XW: np.ndarray, W_h: np.ndarray, hs: np.ndarray,
-            state0: tuple) -> tuple[tuple, list]:
+            state0: tuple, ws: Workspace, keep: bool = True) -> tuple[tuple, list | None]:
     T, B, G = XW.shape
     H = G // 4
     scale = preact_scale(H, XW.dtype)       # also the shift: 0.5 + 0.5 tanh(a/2)
-    shift = _per_gate(H, (0.5, 0.5, 0.0, 0.5), XW.dtype)
-    act = np.empty_like(XW)                  # activated gates, kept for backward
-    cs = np.empty_like(hs)                   # c_0 .. c_T
-    tanh_c = np.empty((T, B, H), dtype=hs.dtype)
-    ig = np.empty((B, H), dtype=hs.dtype)
+    shift = preact_shift(H, XW.dtype)
+    # The gates are computed in place in XW (the input projection, no longer needed after its
+    # step): no second (T, B, 4H) array. keep=False (no_grad): two cell states, reused, not T+1.
+    act = XW
+    hw = ws.empty("hw", (B, G), hs.dtype)
+    cs = ws.empty("c", hs.shape, hs.dtype) if keep else ws.empty("c2", (2, B, H), hs.dtype)
+    tanh_c = ws.empty("tanh_c", (T, B, H), hs.dtype) if keep else ws.empty("tanh_c1", (1, B, H), hs.dtype)
+    ig = ws.empty("ig", (B, H), hs.dtype)
     cs[0] = state0[1]
     for t in range(T):
+        k, c_prev, c = (t, cs[t], cs[t + 1]) if keep else (0, cs[t % 2], cs[(t + 1) % 2])
         a = act[t]
-        np.matmul(hs[t], W_h, out=a)
-        a += XW[t]
+        a += np.matmul(hs[t], W_h, out=hw)
         np.tanh(a, out=a)
         a *= scale
         a += shift
         i, f, g, o = _blocks(a, H)
-        np.multiply(f, cs[t], out=cs[t + 1])
+        np.multiply(f, c_prev, out=c)
         np.multiply(i, g, out=ig)
-        cs[t + 1] += ig
-        np.tanh(cs[t + 1], out=tanh_c[t])
-        np.multiply(o, tanh_c[t], out=hs[t + 1])
+        c += ig
+        np.tanh(c, out=tanh_c[k])
+        np.multiply(o, tanh_c[k], out=hs[t + 1])
+    if not keep:
+        return (hs[T].copy(), cs[T % 2].copy()), None
     steps = [LSTMStepCache(act[t], cs[t], tanh_c[t]) for t in range(T)]
     return (hs[T].copy(), cs[T].copy()), steps
 
 
 def backward(cell: Any, dyt: np.ndarray | None, dstate: list, steps: list, W_h: np.ndarray,
-             chunk: int) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+             chunk: int, ws: Workspace) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
     """Yield ``(t0, t1, dA, dA)`` for blocks of ``chunk`` steps, last block first (dxw == dhw
     for the LSTM, so one array serves both); leaves (dh_0, dc_0) in ``dstate``."""
     T, (B, H), G = len(steps), dstate[0].shape, W_h.shape[1]
     dtype = dstate[0].dtype
-    W_hT = np.ascontiguousarray(W_h.T)
+    W_hT = ws.empty("W_hT", W_h.shape[::-1], dtype)
+    np.copyto(W_hT, W_h.T)
     M = _per_gate(H, (1.0, 1.0, 0.0, 1.0), dtype)
     K = _per_gate(H, (0.0, 0.0, 1.0, 0.0), dtype)
-    block = np.empty((min(chunk, T), B, G), dtype=dtype)  # reused: the caller consumes each block first
-    deriv = np.empty((B, G), dtype=dtype)
-    tmp = np.empty((B, H), dtype=dtype)
+    block = ws.empty("dA", (min(chunk, T), B, G), dtype)  # reused: the caller consumes each block first
+    deriv = ws.empty("deriv", (B, G), dtype)
+    tmp = ws.empty("tmp", (B, H), dtype)
     dh, dc = dstate
     for t1 in range(T, 0, -chunk):
         t0 = max(t1 - chunk, 0)

@@ -43,7 +43,8 @@ import numpy as np
 from .. import fast
 from ..fast import parallel
 from ..cells.base import Cell, State
-from ..module import Module
+from ..module import Module, grad_enabled
+from ..workspace import Workspace
 
 # The fused kernels hand back the gradients of CHUNK time steps at a time, and
 # the weight products run per block: 16 steps x B rows is still a large, fast
@@ -72,6 +73,7 @@ class Recurrent(Module):
         super().__init__()
         self.cell = self.add_child("cell", cell)
         self.reverse = reverse  # process time right-to-left (the backward half of a BiRNN)
+        self.workspace = Workspace()  # the fast path's activations, reused between steps
 
     @property
     def input_size(self) -> int:
@@ -87,28 +89,31 @@ class Recurrent(Module):
         if D != cell.input_size:
             raise ValueError(f"input has {D} features, the cell expects {cell.input_size}")
         W_x, W_h, b = cell.params["W_x"], cell.params["W_h"], cell.params["b"]
-        xt = np.ascontiguousarray(x.transpose(1, 0, 2), dtype=W_x.dtype)
+        kernel = fast.kernel_for(cell)
+        ws = self.workspace if kernel is not None else Workspace()  # the reference path keeps nothing
+        xt = ws.empty("x", (T, B, D), W_x.dtype)
+        np.copyto(xt, x.transpose(1, 0, 2))
         if self.reverse:
             xt = xt[::-1]
-        kernel = fast.kernel_for(cell)
         scale = kernel.preact_scale(cell.hidden_size, W_x.dtype) if kernel is not None else None
         if scale is not None:  # the kernel wants some columns pre-scaled (exact: powers of two)
             W_x, W_h, b = W_x * scale, W_h * scale, b * scale
-        XW = (xt.reshape(T * B, D) @ W_x).reshape(T, B, -1)
+        XW = ws.empty("XW", (T, B, W_x.shape[1]), W_x.dtype)
+        np.matmul(xt.reshape(T * B, D), W_x, out=XW.reshape(T * B, -1))
         if cell.project_bias:  # False: the cell adds b itself (after normalising xw)
             XW += b
         state = tuple(s.astype(W_x.dtype, copy=False) for s in state0) if state0 is not None \
             else cell.initial_state(B, W_x.dtype)
-        hs = np.empty((T + 1, B, cell.hidden_size), dtype=W_x.dtype)
+        hs = ws.empty("hs", (T + 1, B, cell.hidden_size), W_x.dtype)
         hs[0] = state[0]
-        parts = parallel.partition(B) if kernel is not None else [slice(0, B)]
+        parts = parallel.partition(B) if kernel is not None and grad_enabled() else [slice(0, B)]
         if len(parts) > 1:
             results = parallel.run(lambda k, rows: kernel.forward(
-                cell, XW[:, rows], W_h, hs[:, rows], tuple(s[rows] for s in state)), parts)
+                cell, XW[:, rows], W_h, hs[:, rows], tuple(s[rows] for s in state), ws.sub(k)), parts)
             state = tuple(np.concatenate([r[0][i] for r in results]) for i in range(cell.state_size))
             steps = [r[1] for r in results]
         elif kernel is not None:
-            state, steps = kernel.forward(cell, XW, W_h, hs, state)
+            state, steps = kernel.forward(cell, XW, W_h, hs, state, ws, keep=grad_enabled())
         else:
             state, steps = self._reference_forward(XW, W_h, hs, state)
         y = hs[1:][::-1] if self.reverse else hs[1:]
@@ -130,6 +135,8 @@ class Recurrent(Module):
         cell = self.cell
         dy, dstateT = dout
         xt, hs, steps = cache.x, cache.hs, cache.steps
+        if steps is None:
+            raise RuntimeError("this forward pass ran under rnnlab.no_grad(): it kept nothing to backpropagate")
         T, B, D = xt.shape
         dyt = None
         if dy is not None:
@@ -140,11 +147,12 @@ class Recurrent(Module):
                   for s in (dstateT if dstateT is not None else (None,) * cell.state_size)]
         W_h = cell.params["W_h"]
         kernel = fast.kernel_for(cell)
-        dxt = np.empty((T, B, D), dtype=hs.dtype)
+        dxt = self.workspace.empty("dx", (T, B, D), hs.dtype) if kernel is not None \
+            else np.empty((T, B, D), dtype=hs.dtype)
         if cache.parts is not None:
             dstate = self._split_backward(kernel, dyt, dstate, cache, dxt)
         else:
-            chunks = kernel.backward(cell, dyt, dstate, steps, W_h, CHUNK) if kernel is not None \
+            chunks = kernel.backward(cell, dyt, dstate, steps, W_h, CHUNK, self.workspace) if kernel is not None \
                 else self._reference_backward(dyt, dstate, steps, W_h)
             for t0, t1, dXW, dHW in chunks:  # from the last time steps to the first; dstate -> dstate_0
                 self._weight_grads(xt[t0:t1], hs[t0:t1], dXW, dHW, dxt[t0:t1], cell.grads)
@@ -168,7 +176,8 @@ class Recurrent(Module):
             x_k, h_k = np.ascontiguousarray(xt[:, rows]), np.ascontiguousarray(hs[:, rows])
             dx_k = np.empty(x_k.shape, dtype=hs.dtype)
             dy_k = None if dyt is None else dyt[:, rows]
-            for t0, t1, dXW, dHW in kernel.backward(cell, dy_k, dstate_k, cache.steps[k], W_h, CHUNK):
+            steps_k, ws_k = cache.steps[k], self.workspace.sub(k)
+            for t0, t1, dXW, dHW in kernel.backward(cell, dy_k, dstate_k, steps_k, W_h, CHUNK, ws_k):
                 self._weight_grads(x_k[t0:t1], h_k[t0:t1], dXW, dHW, dx_k[t0:t1], grads)
             return grads, dx_k, dstate_k
 

@@ -21,6 +21,7 @@ from ..data import StreamBatcher, Vocab, eval_batches
 from ..errors import CheckpointError
 from ..layers import SoftmaxCrossEntropy
 from ..models import CharRNN, ModelConfig
+from ..module import no_grad
 from ..optim import clip_grad_norm, clip_grad_value, global_grad_norm, make_optimizer, make_schedule
 from . import snapshot
 from .config import TrainConfig
@@ -53,13 +54,14 @@ def evaluate(model: CharRNN, ids: np.ndarray, batch_size: int, seq_len: int, max
     ce = SoftmaxCrossEntropy()
     total, count, states = 0.0, 0, None
     try:
-        for batch in eval_batches(ids, batch_size, seq_len):
-            (logits, states), _ = model.forward(batch.x, states)
-            loss, _ = ce.forward(logits, batch.y)
-            total += loss * batch.y.size
-            count += batch.y.size
-            if max_chars and count >= max_chars:
-                break
+        with no_grad():
+            for batch in eval_batches(ids, batch_size, seq_len):
+                (logits, states), _ = model.forward(batch.x, states)
+                loss, _ = ce.forward(logits, batch.y)
+                total += loss * batch.y.size
+                count += batch.y.size
+                if max_chars and count >= max_chars:
+                    break
     finally:
         model.train(was_training)
     return total / max(count, 1)

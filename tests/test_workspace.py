@@ -1,0 +1,45 @@
+"""rnnlab.workspace: arrays are reused only when nothing else refers to them."""
+import copy
+
+import numpy as np
+
+from rnnlab.workspace import Workspace
+
+
+def test_reuses_a_free_array():
+    ws = Workspace()
+    a = ws.empty("a", (3, 4), np.float32)
+    first = id(a)
+    del a
+    assert id(ws.empty("a", (3, 4), np.float32)) == first
+
+
+def test_a_held_array_or_view_is_never_handed_out_again():
+    ws = Workspace()
+    held = ws.empty("a", (3, 4), np.float32)
+    assert ws.empty("a", (3, 4), np.float32) is not held
+    view = ws.empty("b", (3, 4), np.float32)[1:]
+    other = ws.empty("b", (3, 4), np.float32)
+    assert not np.shares_memory(view, other)
+
+
+def test_shape_or_dtype_change_gives_a_new_array():
+    ws = Workspace()
+    a = ws.empty("a", (3, 4), np.float32)
+    first = id(a)
+    del a
+    b = ws.empty("a", (4, 3), np.float32)
+    assert b.shape == (4, 3) and id(b) != first
+    del b
+    assert ws.empty("a", (4, 3), np.float64).dtype == np.float64
+
+
+def test_zeros_sub_and_copy():
+    ws = Workspace()
+    z = ws.zeros("z", (5,), np.float64)
+    z += 3
+    del z
+    np.testing.assert_array_equal(ws.zeros("z", (5,), np.float64), 0)
+    assert ws.sub(0) is ws.sub(0) and ws.sub(0) is not ws.sub(1)
+    assert ws.nbytes() == 5 * 8
+    assert copy.deepcopy(ws).nbytes() == 0
