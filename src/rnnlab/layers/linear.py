@@ -32,15 +32,36 @@ class Linear(Module):
         return self.out_features
 
     def forward(self, x: np.ndarray) -> tuple[np.ndarray, LinearCache]:
-        y = x @ self.params["W"]
+        x2, time_major = _rows(x)
+        y = x2 @ self.params["W"]
         if "b" in self.params:
             y += self.params["b"]
-        return y, LinearCache(x)
+        return _unrows(y, x.shape, time_major), LinearCache(x)
 
     def backward(self, dout: np.ndarray, cache: LinearCache) -> np.ndarray:
-        x2 = cache.x.reshape(-1, self.in_features)
-        d2 = dout.reshape(-1, self.out_features)
+        x2, time_major = _rows(cache.x)
+        d2 = (dout.transpose(1, 0, 2) if time_major else dout).reshape(-1, self.out_features)
         self.grads["W"] += x2.T @ d2
         if "b" in self.grads:
             self.grads["b"] += d2.sum(axis=0)
-        return (d2 @ self.params["W"].T).reshape(cache.x.shape)
+        return _unrows(d2 @ self.params["W"].T, cache.x.shape, time_major)
+
+
+def _rows(x: np.ndarray) -> tuple[np.ndarray, bool]:
+    """x as a 2-D (rows, D) array, and whether its rows are in time-major order.
+
+    A recurrent layer's output is a batch-first (B, T, H) *view* of time-major
+    memory; flattening it batch-first would copy it, and a 3-D product would run
+    B small GEMMs. Taking the rows in memory order (t, b) costs nothing, and the
+    result is handed back as a batch-first view of the same order.
+    """
+    if x.ndim == 3 and not x.flags.c_contiguous and x.transpose(1, 0, 2).flags.c_contiguous:
+        return x.transpose(1, 0, 2).reshape(-1, x.shape[2]), True
+    return x.reshape(-1, x.shape[-1]), False
+
+
+def _unrows(y2: np.ndarray, x_shape: tuple, time_major: bool) -> np.ndarray:
+    if time_major:
+        B, T = x_shape[0], x_shape[1]
+        return y2.reshape(T, B, -1).transpose(1, 0, 2)
+    return y2.reshape(x_shape[:-1] + (y2.shape[-1],))

@@ -91,13 +91,18 @@ class Recurrent(Module):
         W_x, W_h, b = cell.params["W_x"], cell.params["W_h"], cell.params["b"]
         kernel = fast.kernel_for(cell)
         ws = self.workspace if kernel is not None else Workspace()  # the reference path keeps nothing
-        xt = ws.empty("x", (T, B, D), W_x.dtype)
-        np.copyto(xt, x.transpose(1, 0, 2))
+        xt = x.transpose(1, 0, 2)
+        if not (xt.flags.c_contiguous and xt.dtype == W_x.dtype):
+            # A stacked layer's input is the layer below's time-major states: used as they are.
+            buf = ws.empty("x", (T, B, D), W_x.dtype)
+            np.copyto(buf, xt)
+            xt = buf
         if self.reverse:
             xt = xt[::-1]
         scale = kernel.preact_scale(cell.hidden_size, W_x.dtype) if kernel is not None else None
         if scale is not None:  # the kernel wants some columns pre-scaled (exact: powers of two)
-            W_x, W_h, b = W_x * scale, W_h * scale, b * scale
+            W_x, W_h, b = (np.multiply(w, scale, out=ws.empty(name, w.shape, w.dtype))
+                           for name, w in (("W_x'", W_x), ("W_h'", W_h), ("b'", b)))
         XW = ws.empty("XW", (T, B, W_x.shape[1]), W_x.dtype)
         np.matmul(xt.reshape(T * B, D), W_x, out=XW.reshape(T * B, -1))
         if cell.project_bias:  # False: the cell adds b itself (after normalising xw)
