@@ -43,3 +43,15 @@ def test_zeros_sub_and_copy():
     assert ws.sub(0) is ws.sub(0) and ws.sub(0) is not ws.sub(1)
     assert ws.nbytes() == 5 * 8
     assert copy.deepcopy(ws).nbytes() == 0
+
+
+def test_threads_get_their_own_arrays():
+    import threading
+    ws = Workspace()
+    mine = id(ws.empty("a", (2,), np.float32))    # free again at once: this thread would reuse it
+    assert id(ws.empty("a", (2,), np.float32)) == mine
+    theirs = []
+    thread = threading.Thread(target=lambda: theirs.append(id(ws.empty("a", (2,), np.float32))))
+    thread.start()
+    thread.join()
+    assert theirs and theirs[0] != mine

@@ -12,11 +12,14 @@ outside the workspace refers to it any more. A cache, an output the caller
 still holds, or any view of the array keeps a reference to it (NumPy views
 reference their base), so its reference count says whether it is free. When
 it is not, a new array is made and kept instead; the old one lives on with
-whoever holds it. The workspace never changes results, only where they live.
+whoever holds it. Arrays are also kept per thread, so two threads running the
+same layer at once never share one. The workspace never changes results, only
+where they live.
 """
 from __future__ import annotations
 
 import sys
+import threading
 from typing import Any, Hashable
 
 import numpy as np
@@ -30,6 +33,7 @@ class Workspace:
         self._subs: dict[Hashable, Workspace] = {}
 
     def empty(self, key: Hashable, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        key = (threading.get_ident(), key)  # two threads running the same layer never share an array
         arr = self._arrays.get(key)
         # free: referenced only by the dict, this frame and getrefcount's argument (see _calibrate)
         if arr is not None and sys.getrefcount(arr) <= _FREE and arr.shape == tuple(shape) and arr.dtype == dtype:
