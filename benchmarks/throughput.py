@@ -269,6 +269,8 @@ def main() -> int:
     eval_rows(args, train_times)
     ours, theirs = sampling_rates(500 if args.quick else 3000)
     print(f"sampling (batch 1, LSTM H=256, 2 layers): rnnlab {ours:.0f} chars/s, torch {theirs:.0f} chars/s")
+    # The machine's speed drifts (shared host): a second peak shows how far the MFU columns can be trusted.
+    print(f"float32 GEMM peak measured again at the end: {gemm_peak() / 1e9:.1f} GFLOP/s")
     print(f"min ratio vs torch: {min(theirs / ours for ours, theirs in train_times.values()):.2f}")
     return 0
 

@@ -6,8 +6,9 @@ The *reference* implementation of a recurrent layer is the generic loop in
 implementation of the same equations that runs several times faster in plain
 NumPy, because it
 
-* preallocates every per-step array once per sequence and writes with
-  ``out=`` (no allocation, no page faults inside the loop),
+* keeps every array in a :class:`~rnnlab.workspace.Workspace` and writes
+  with ``out=`` (no allocation and no page faults inside the loop, nor from
+  one training step to the next),
 * evaluates all gate nonlinearities of a step with ONE ``tanh`` over the
   whole gate block, using ``sigmoid(a) = 0.5 + 0.5 * tanh(a / 2)``; the
   halving is folded into the weights once per sequence (:attr:`Kernel.preact_scale`),
@@ -27,18 +28,25 @@ A kernel is an object with::
 
     preact_scale(H, dtype) -> (G*H,) array or None
         column scale the loop applies to W_x, b and W_h before the loop
-    forward(cell, XW, W_h, hs, state0) -> (stateT, steps)
-        XW (T, B, G*H) scaled input pre-activations (the kernel may overwrite
-        it); hs (T+1, B, H) with hs[0] set, filled by the kernel; W_h scaled;
-        steps: a list of the cell's own per-step caches (views), so that the
-        reference backward can consume them too
-    backward(cell, dyt, dstate, steps, W_h, chunk) -> iterator of (t0, t1, dXW, dHW)
+    forward(cell, XW, W_h, hs, state0, ws, keep=True) -> (stateT, steps)
+        XW (T, B, G*H) scaled input pre-activations: the kernel computes the
+        gates in place in it (so XW is part of the cache); hs (T+1, B, H)
+        with hs[0] set, filled by the kernel; W_h scaled; ws a
+        :class:`~rnnlab.workspace.Workspace` for the kernel's other arrays;
+        steps: a list of the cell's own per-step caches (views), so that
+        the reference backward can consume them too. keep=False (under
+        :func:`rnnlab.no_grad`): keep one step's intermediates, return
+        steps=None.
+    backward(cell, dyt, dstate, steps, W_h, chunk, ws) -> iterator of (t0, t1, dXW, dHW)
         BPTT in blocks of ``chunk`` steps, the last block first: dXW, dHW
         (t1 - t0, B, G*H) are the gradients of steps t0..t1-1 (possibly the
         same array, and reused for the next block: the loop does the weight
         products of a block before asking for the next). dyt (T, B, H) or
         None; dstate is a list of owned arrays, overwritten in place, that
         holds dstate_0 at the end.
+
+Generation steps one character at a time through :mod:`rnnlab.fast.stepping`
+(fused single-step runners for the same two cells).
 """
 from __future__ import annotations
 
