@@ -39,7 +39,8 @@ def hidden_max(rnn_cache: Any) -> float:
     peak = 0.0
     for layer_cache in rnn_cache.layers:
         for c in ([layer_cache] if hasattr(layer_cache, "hs") else [layer_cache.fwd, layer_cache.bwd]):
-            m = float(np.max(np.abs(c.hs[1:])))
+            h = c.hs[1:]
+            m = max(float(h.max()), -float(h.min()))  # = max |h| without a temporary |h| array
             peak = m if not math.isfinite(m) else max(peak, m)
             if not math.isfinite(peak):
                 return peak
