@@ -55,3 +55,17 @@ def test_threads_get_their_own_arrays():
     thread.start()
     thread.join()
     assert theirs and theirs[0] != mine
+
+
+def test_release_workspaces_empties_every_layer():
+    from rnnlab.models import CharRNN, ModelConfig
+    from rnnlab.module import release_workspaces
+
+    model = CharRNN(ModelConfig(vocab_size=7, cell="lstm", hidden_size=8, num_layers=2, embedding_size=4,
+                                dropout=0.1))
+    (_, _), cache = model.forward(np.zeros((2, 5), dtype=np.int64))
+    del cache
+    held = [m.workspace.nbytes() for _, m in model.modules() if hasattr(m, "workspace")]
+    assert sum(held) > 0
+    release_workspaces(model)
+    assert all(m.workspace.nbytes() == 0 for _, m in model.modules() if hasattr(m, "workspace"))

@@ -51,6 +51,15 @@ def no_grad() -> Iterator[None]:
         _grad_enabled = previous
 
 
+def release_workspaces(module: "Module") -> None:
+    """Drop the activation arrays that layers keep between steps (rnnlab.workspace), e.g. after
+    training; the next forward pass simply allocates them again."""
+    for _, m in module.modules():
+        workspace = getattr(m, "workspace", None)
+        if workspace is not None:
+            workspace.clear()
+
+
 class Module:
     """Base class: parameters, gradients, children and train/eval mode."""
 

@@ -21,7 +21,7 @@ from ..data import StreamBatcher, Vocab, eval_batches
 from ..errors import CheckpointError
 from ..layers import SoftmaxCrossEntropy
 from ..models import CharRNN, ModelConfig
-from ..module import no_grad
+from ..module import no_grad, release_workspaces
 from ..optim import clip_grad_norm, clip_grad_value, global_grad_norm, make_optimizer, make_schedule
 from . import snapshot
 from .config import TrainConfig
@@ -210,6 +210,7 @@ class Trainer:
             stop_reason = "interrupted"
         if self.step % cfg.eval_every != 0 or stop_reason == "interrupted":
             self._evaluate_and_save()
+        release_workspaces(self.model)  # the activations kept between steps are not needed now
         return {"steps": self.step, "best_val_loss": self.best_val, "best_val_bpc": self.best_val / LN2,
                 "elapsed_s": self.elapsed, "stop": stop_reason, "run_dir": str(self.run_dir)}
 
