@@ -34,12 +34,9 @@ def test_shape_or_dtype_change_gives_a_new_array():
     assert ws.empty("a", (4, 3), np.float64).dtype == np.float64
 
 
-def test_zeros_sub_and_copy():
+def test_sub_nbytes_and_copy():
     ws = Workspace()
-    z = ws.zeros("z", (5,), np.float64)
-    z += 3
-    del z
-    np.testing.assert_array_equal(ws.zeros("z", (5,), np.float64), 0)
+    ws.empty("z", (5,), np.float64)
     assert ws.sub(0) is ws.sub(0) and ws.sub(0) is not ws.sub(1)
     assert ws.nbytes() == 5 * 8
     assert copy.deepcopy(ws).nbytes() == 0

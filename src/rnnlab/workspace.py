@@ -42,11 +42,6 @@ class Workspace:
         self._arrays[key] = arr
         return arr
 
-    def zeros(self, key: Hashable, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
-        arr = self.empty(key, shape, dtype)
-        arr.fill(0)
-        return arr
-
     def sub(self, key: Hashable) -> "Workspace":
         """A separate workspace under this one (e.g. one per thread of a split loop)."""
         return self._subs.setdefault(key, Workspace())

@@ -33,13 +33,13 @@ from . import gru, lstm
 class LSTMRunner:
     def __init__(self, cell: Any, table: np.ndarray | None, batch: int, dtype: Any) -> None:
         H, D = cell.hidden_size, cell.input_size
-        scale = lstm.preact_scale(H, dtype)
-        self.shift = lstm.preact_shift(H, dtype)
-        self.scale = scale
-        p = cell.params
+        self.scale, self.shift = lstm.preact_scale(H, dtype), lstm.preact_shift(H, dtype)
+        scale, p = self.scale, cell.params
         self.table = None if table is None else np.ascontiguousarray(table * scale, dtype=dtype)
-        self.W_h = np.ascontiguousarray(p["W_h"] * scale, dtype=dtype)
-        if table is None:  # one product over [x, h] and the stacked weights
+        if table is not None:  # first layer: a table row plus h W_h
+            self.W_h = np.ascontiguousarray(p["W_h"] * scale, dtype=dtype)
+            self.hw = np.empty((batch, 4 * H), dtype=dtype)
+        else:  # one product over [x, h] and the stacked weights
             self.W = np.ascontiguousarray(np.vstack([p["W_x"], p["W_h"]]) * scale, dtype=dtype)
             self.b = (p["b"] * scale).astype(dtype)
             self.xh = np.empty((batch, D + H), dtype=dtype)
@@ -47,7 +47,6 @@ class LSTMRunner:
             self.W_T = np.ascontiguousarray(self.W.T) if batch == 1 else None
         self.D = D
         self.a = np.empty((batch, 4 * H), dtype=dtype)
-        self.hw = np.empty((batch, 4 * H), dtype=dtype)
         self.tmp = np.empty((batch, H), dtype=dtype)
 
     def step(self, inp: np.ndarray, state: tuple, t: int = 0) -> tuple:

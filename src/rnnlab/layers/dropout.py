@@ -16,6 +16,7 @@ import numpy as np
 
 from ..module import Module
 from ..workspace import Workspace
+from .layout import is_time_major_view
 
 
 class DropoutCache(NamedTuple):
@@ -37,7 +38,7 @@ class Dropout(Module):
         # The mask is drawn in x's memory order: a recurrent layer's (B, T, H) output is a view of
         # time-major memory, and keeping that order keeps every pass contiguous and lets the next
         # layer read the result without a copy.
-        time_major = x.ndim == 3 and not x.flags.c_contiguous and x.transpose(1, 0, 2).flags.c_contiguous
+        time_major = is_time_major_view(x)
         shape = (x.shape[1], x.shape[0], x.shape[2]) if time_major else x.shape
         mask = self._mask(shape, x.dtype)
         if time_major:

@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import init as initializers
 from ..module import DEFAULT_DTYPE, Module
+from .layout import is_time_major_view
 
 
 class LinearCache(NamedTuple):
@@ -55,7 +56,7 @@ def _rows(x: np.ndarray) -> tuple[np.ndarray, bool]:
     B small GEMMs. Taking the rows in memory order (t, b) costs nothing, and the
     result is handed back as a batch-first view of the same order.
     """
-    if x.ndim == 3 and not x.flags.c_contiguous and x.transpose(1, 0, 2).flags.c_contiguous:
+    if is_time_major_view(x):
         return x.transpose(1, 0, 2).reshape(-1, x.shape[2]), True
     return x.reshape(-1, x.shape[-1]), False
 
