@@ -48,7 +48,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from rnnlab.generate import Stepper, pick  # noqa: E402
+from rnnlab.generate import Sampler, Stepper  # noqa: E402
 from rnnlab.layers import SoftmaxCrossEntropy  # noqa: E402
 from rnnlab.models import CharRNN, ModelConfig  # noqa: E402
 from rnnlab.module import no_grad  # noqa: E402
@@ -185,12 +185,12 @@ def sampling_rates(n: int) -> tuple[float, float]:
     """chars/s of temperature sampling, batch 1, LSTM H=256: rnnlab, then torch stepping nn.LSTM."""
     import torch
     model = rnnlab_model("lstm", 256).eval()
-    stepper, rng = Stepper(model).reset(1), np.random.default_rng(0)
+    stepper, draw = Stepper(model).reset(1), Sampler(np.random.default_rng(0), temperature=0.8)
     token = np.zeros(1, dtype=np.intp)
     start = time.perf_counter()
     logits = stepper.feed(token)
     for _ in range(n):
-        token[0] = pick(logits[0], rng, temperature=0.8)
+        token[0] = draw(logits[0])
         logits = stepper.feed(token)
     ours = n / (time.perf_counter() - start)
     m = torch_model("lstm", 256)

@@ -95,19 +95,41 @@ def test_empty_prime_and_zero_length():
     assert generate.sample(model, VOCAB, "", 12, seed=3) == generate.sample(model, VOCAB, "\n", 12, seed=3)
 
 
-def test_pick_follows_softmax_temperature_and_top_k():
+def _one_shot(rng, **kw):
+    return lambda logits: generate.pick(logits, rng, **kw)
+
+
+def _streamed(rng, **kw):
+    return generate.Sampler(rng, block=64, **kw)  # several noise blocks in every count below
+
+
+@pytest.mark.parametrize("make", [_one_shot, _streamed], ids=["pick", "Sampler"])
+def test_draws_follow_softmax_temperature_and_top_k(make):
     rng = np.random.default_rng(0)
     logits = np.log(np.array([0.5, 0.3, 0.15, 0.05], dtype=np.float32))
     n = 20000
-    counts = np.bincount([generate.pick(logits, rng) for _ in range(n)], minlength=4) / n
+    draw = make(rng)
+    counts = np.bincount([draw(logits) for _ in range(n)], minlength=4) / n
     np.testing.assert_allclose(counts, [0.5, 0.3, 0.15, 0.05], atol=0.015)
-    hot = np.bincount([generate.pick(logits, rng, temperature=0.25) for _ in range(4000)], minlength=4) / 4000
+    draw = make(rng, temperature=0.25)
+    hot = np.bincount([draw(logits) for _ in range(4000)], minlength=4) / 4000
     p = np.exp(log_softmax(logits.astype(np.float64) / 0.25))
     np.testing.assert_allclose(hot, p, atol=0.03)
-    top2 = np.bincount([generate.pick(logits, rng, top_k=2) for _ in range(4000)], minlength=4) / 4000
+    draw = make(rng, top_k=2)
+    top2 = np.bincount([draw(logits) for _ in range(4000)], minlength=4) / 4000
     assert top2[2] == top2[3] == 0
     np.testing.assert_allclose(top2[:2], [0.625, 0.375], atol=0.03)
-    assert generate.pick(logits, rng, argmax=True) == 0
+    assert make(rng, argmax=True)(logits) == 0
+
+
+def test_sampler_is_deterministic_for_a_seed():
+    logits = np.log(np.array([0.4, 0.3, 0.2, 0.1], dtype=np.float32))
+    runs = []
+    for seed in (1, 1, 2):
+        draw = generate.Sampler(np.random.default_rng(seed), temperature=0.7, block=8)
+        runs.append([draw(logits) for _ in range(50)])
+    assert runs[0] == runs[1] != runs[2]
+    assert len(set(runs[0])) > 1
 
 
 def test_top_k_one_and_argmax_are_greedy():

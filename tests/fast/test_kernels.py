@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from rnnlab import fast
+from rnnlab.fast import accel
 from rnnlab.cells import GRUCell, LSTMCell, RNNCell
 from rnnlab.gradcheck.core import check_case
 from rnnlab.gradcheck.specs import randomize, sequence_case
@@ -43,6 +44,16 @@ def assert_same(a, b, rtol, atol):
         np.testing.assert_allclose(a["grads"][name], b["grads"][name], rtol=rtol, atol=atol, err_msg=name)
 
 
+@pytest.fixture(params=["compiled", "numpy"])
+def element_steps(request):
+    """Run a test with the kernels' element-wise steps compiled (numba) and in NumPy."""
+    if request.param == "compiled" and not accel.available():
+        pytest.skip("numba is not installed: no compiled steps")
+    accel.set_enabled(request.param == "compiled")
+    yield request.param
+    accel.set_enabled(True)
+
+
 @pytest.fixture
 def small_chunks(monkeypatch):
     # Several backward blocks, the first one short: T = 7 with blocks of 3 -> 1 + 3 + 3.
@@ -52,7 +63,7 @@ def small_chunks(monkeypatch):
 @pytest.mark.parametrize("cell_cls", CELLS, ids=lambda c: c.__name__)
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("with_state", [False, True])
-def test_kernel_equals_reference_float64(cell_cls, reverse, with_state, small_chunks, rng):
+def test_kernel_equals_reference_float64(cell_cls, reverse, with_state, small_chunks, rng, element_steps):
     layer = randomize(Recurrent(cell_cls(4, 5), reverse=reverse), rng)
     B, T, H = 3, 7, 5
     x = rng.standard_normal((B, T, 4))
@@ -65,7 +76,7 @@ def test_kernel_equals_reference_float64(cell_cls, reverse, with_state, small_ch
 
 
 @pytest.mark.parametrize("cell_cls", CELLS, ids=lambda c: c.__name__)
-def test_kernel_equals_reference_without_upstream(cell_cls, rng):
+def test_kernel_equals_reference_without_upstream(cell_cls, rng, element_steps):
     """dy=None (only the final state matters) and dstateT=None (only the outputs), B=1, T=1."""
     for B, T in ((2, 4), (1, 1)):
         layer = randomize(Recurrent(cell_cls(3, 4)), rng)
@@ -78,7 +89,7 @@ def test_kernel_equals_reference_without_upstream(cell_cls, rng):
 
 
 @pytest.mark.parametrize("cell_cls", CELLS, ids=lambda c: c.__name__)
-def test_kernel_float32_matches_reference_and_stays_float32(cell_cls, rng):
+def test_kernel_float32_matches_reference_and_stays_float32(cell_cls, rng, element_steps):
     layer = Recurrent(cell_cls(16, 32, seed=1))
     x = rng.standard_normal((8, 20, 16)).astype(np.float32)
     dy = rng.standard_normal((8, 20, 32)).astype(np.float32)
@@ -106,7 +117,7 @@ def test_stack_with_kernels_equals_reference(rng):
 
 
 @pytest.mark.parametrize("cell_cls", CELLS, ids=lambda c: c.__name__)
-def test_gradcheck_through_fused_kernel_with_several_blocks(cell_cls, small_chunks, rng):
+def test_gradcheck_through_fused_kernel_with_several_blocks(cell_cls, small_chunks, rng, element_steps):
     layer = randomize(Recurrent(cell_cls(3, 4)), rng)
     assert fast.kernel_for(layer.cell) is not None
     rows = check_case(cell_cls.__name__, sequence_case("T=7, blocks of 3", layer, 2, 7, rng))
@@ -145,7 +156,7 @@ def test_a_subclass_runs_its_own_steps(rng):
 
 @pytest.mark.parametrize("cell_cls", CELLS, ids=lambda c: c.__name__)
 @pytest.mark.parametrize("reverse", [False, True])
-def test_no_grad_forward_equals_forward_and_refuses_backward(cell_cls, reverse, rng):
+def test_no_grad_forward_equals_forward_and_refuses_backward(cell_cls, reverse, rng, element_steps):
     """Under no_grad the kernel keeps one step's gates, not T: same outputs and final state."""
     layer = randomize(Recurrent(cell_cls(4, 5), reverse=reverse), rng)
     x = rng.standard_normal((3, 6, 4))

@@ -14,6 +14,9 @@ Backward, per step, with the r and z derivatives in one (B, 2H) product::
     dxw = [dxw_r, dxw_z, da_n]    dhw = [dxw_r, dxw_z, da_n * r]
     dh_{t-1} = dh * z + dhw W_h^T
     db_hn = sum over t and batch of (da_n * r), once after the loop
+
+The element-wise part of each step is a function with a compiled twin in
+:mod:`rnnlab.fast.accel`, used when numba is installed.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ import numpy as np
 
 from ..cells.gru import GRUStepCache
 from ..workspace import Workspace
+from . import accel
 
 
 def preact_scale(H: int, dtype: Any) -> np.ndarray:
@@ -49,6 +53,24 @@ def step(xw: np.ndarray, hw: np.ndarray, h: np.ndarray, b_hn: np.ndarray, tmp: n
     np.add(n, tmp, out=h)
 
 
+def _forward_step(xw: np.ndarray, hw: np.ndarray, b_hn: np.ndarray, h_prev: np.ndarray, hn: np.ndarray,
+                  h: np.ndarray) -> None:
+    """One step in NumPy (the compiled twin: ``accel.gru_forward``): r, z, n in place in ``xw``."""
+    H = h.shape[1]
+    rz, n = xw[:, :2 * H], xw[:, 2 * H:]
+    rz += hw[:, :2 * H]
+    np.tanh(rz, out=rz)
+    rz *= 0.5
+    rz += 0.5
+    r, z = rz[:, :H], rz[:, H:]
+    np.add(hw[:, 2 * H:], b_hn, out=hn)
+    n += np.multiply(r, hn, out=hw[:, :H])   # hw's r columns are free by now
+    np.tanh(n, out=n)
+    np.subtract(h_prev, n, out=h)
+    h *= z
+    h += n
+
+
 def forward(cell: Any, XW: np.ndarray, W_h: np.ndarray, hs: np.ndarray,
             state0: tuple, ws: Workspace, keep: bool = True) -> tuple[tuple, list | None]:
     T, B, G = XW.shape
@@ -58,20 +80,11 @@ def forward(cell: Any, XW: np.ndarray, W_h: np.ndarray, hs: np.ndarray,
     # step): rz in its first 2H columns, n in the last H. keep=False (no_grad): one hn, reused.
     hns = ws.empty("hn", (T, B, H), hs.dtype) if keep else ws.empty("hn1", (1, B, H), hs.dtype)
     hw = ws.empty("hw", (B, G), hs.dtype)
+    compiled = accel.steps(hs.dtype)
+    step = compiled.gru_forward if compiled is not None else _forward_step
     for t in range(T):
-        rz, n, hn, h = XW[t, :, :2 * H], XW[t, :, 2 * H:], hns[t if keep else 0], hs[t + 1]
         np.matmul(hs[t], W_h, out=hw)
-        rz += hw[:, :2 * H]
-        np.tanh(rz, out=rz)
-        rz *= 0.5
-        rz += 0.5
-        r, z = rz[:, :H], rz[:, H:]
-        np.add(hw[:, 2 * H:], b_hn, out=hn)
-        n += np.multiply(r, hn, out=hw[:, :H])   # hw's r columns are free by now
-        np.tanh(n, out=n)
-        np.subtract(hs[t], n, out=h)
-        h *= z
-        h += n
+        step(XW[t], hw, b_hn, hs[t], hns[t if keep else 0], hs[t + 1])
     if not keep:
         return (hs[T].copy(),), None
     steps = [GRUStepCache(XW[t, :, :2 * H], XW[t, :, 2 * H:], hns[t], hs[t]) for t in range(T)]
@@ -88,24 +101,33 @@ def backward(cell: Any, dyt: np.ndarray | None, dstate: list, steps: list, W_h: 
     np.copyto(W_hT, W_h.T)
     dXW = ws.empty("dXW", (min(chunk, T), B, 3 * H), dtype)   # reused: the caller consumes each block first
     dHW = ws.empty("dHW", dXW.shape, dtype)
-    deriv = ws.empty("deriv", (B, 2 * H), dtype)
-    dn = ws.empty("dn", (B, H), dtype)
-    tmp = ws.empty("tmp", (B, H), dtype)
+    compiled = accel.steps(dtype)
+    deriv = ws.empty("deriv", (B, 2 * H), dtype) if compiled is None else None
+    dn = ws.empty("dn", (B, H), dtype) if compiled is None else None
+    tmp = ws.empty("tmp", (B, H), dtype)   # the direct path dh z
     (dh,) = dstate
     for t1 in range(T, 0, -chunk):
         t0 = max(t1 - chunk, 0)
         for t in range(t1 - 1, t0 - 1, -1):
-            if dyt is not None:
-                dh += dyt[t]
-            _step_backward(steps[t], dh, dXW[t - t0], dHW[t - t0], W_hT, deriv, dn, tmp)
+            if compiled is not None:
+                rz, n, hn, h_prev = steps[t]
+                compiled.gru_backward(rz, n, hn, h_prev, dh, dh if dyt is None else dyt[t], dyt is not None,
+                                      dXW[t - t0], dHW[t - t0], tmp)
+            else:
+                if dyt is not None:
+                    dh += dyt[t]
+                _step_backward(steps[t], dh, dXW[t - t0], dHW[t - t0], deriv, dn, tmp)
+            np.matmul(dHW[t - t0], W_hT, out=dh)
+            dh += tmp
         n = t1 - t0
         cell.grads["b_hn"] += dHW[:n, :, 2 * H:].sum(axis=(0, 1))
         yield t0, t1, dXW[:n], dHW[:n]
 
 
-def _step_backward(cache: GRUStepCache, dh: np.ndarray, dx: np.ndarray, dhw: np.ndarray, W_hT: np.ndarray,
+def _step_backward(cache: GRUStepCache, dh: np.ndarray, dx: np.ndarray, dhw: np.ndarray,
                    deriv: np.ndarray, dn: np.ndarray, tmp: np.ndarray) -> None:
-    """One step: fills dx = dxw and dhw, and turns dh into dh_{t-1} in place."""
+    """One step in NumPy (the compiled twin: ``accel.gru_backward``): fills dx = dxw, dhw and
+    tmp = dh z (the direct path h_{t-1} -> h_t)."""
     rz, n, hn, h_prev = cache
     H = n.shape[1]
     r, z = rz[:, :H], rz[:, H:]
@@ -126,5 +148,3 @@ def _step_backward(cache: GRUStepCache, dh: np.ndarray, dx: np.ndarray, dhw: np.
     dhw[:, :2 * H] = dx[:, :2 * H]
     np.multiply(da_n, r, out=dhw[:, 2 * H:])
     np.multiply(dh, z, out=tmp)           # the direct path h_{t-1} -> h_t
-    np.matmul(dhw, W_hT, out=dh)
-    dh += tmp

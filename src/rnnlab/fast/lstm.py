@@ -15,15 +15,21 @@ Backward, per step, all four gate derivatives in one full-width product::
     sigmoid'(a) = y (1 - y),  tanh'(a) = 1 - y^2   ==   y * (M - y) + K
     with M = 1, K = 0 on the sigmoid columns and M = 0, K = 1 on g.
     da = [dc * g, dc * c_{t-1}, dc * i, dh * tanh(c_t)] * (A * (M - A) + K)
+
+The element-wise part of each step is a function with a compiled twin in
+:mod:`rnnlab.fast.accel` (one loop instead of 9 and 15 NumPy calls), used when
+numba is installed; the matrix products are the same in both.
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Iterator
 
 import numpy as np
 
 from ..cells.lstm import LSTMStepCache
 from ..workspace import Workspace
+from . import accel
 
 
 def _blocks(a: np.ndarray, H: int) -> tuple[np.ndarray, ...]:
@@ -59,6 +65,22 @@ def step(a: np.ndarray, h: np.ndarray, c: np.ndarray, scale: np.ndarray, shift: 
     np.multiply(o, tmp, out=h)
 
 
+def _forward_step(a: np.ndarray, hw: np.ndarray, scale: np.ndarray, shift: np.ndarray, c_prev: np.ndarray,
+                  c: np.ndarray, tanh_c: np.ndarray, h: np.ndarray, ig: np.ndarray) -> None:
+    """One step in NumPy (the compiled twin: ``accel.lstm_forward``): gates in place in ``a``."""
+    H = h.shape[1]
+    a += hw
+    np.tanh(a, out=a)
+    a *= scale
+    a += shift
+    i, f, g, o = _blocks(a, H)
+    np.multiply(f, c_prev, out=c)
+    np.multiply(i, g, out=ig)
+    c += ig
+    np.tanh(c, out=tanh_c)
+    np.multiply(o, tanh_c, out=h)
+
+
 def forward(cell: Any, XW: np.ndarray, W_h: np.ndarray, hs: np.ndarray,
             state0: tuple, ws: Workspace, keep: bool = True) -> tuple[tuple, list | None]:
     T, B, G = XW.shape
@@ -71,21 +93,13 @@ def forward(cell: Any, XW: np.ndarray, W_h: np.ndarray, hs: np.ndarray,
     hw = ws.empty("hw", (B, G), hs.dtype)
     cs = ws.empty("c", hs.shape, hs.dtype) if keep else ws.empty("c2", (2, B, H), hs.dtype)
     tanh_c = ws.empty("tanh_c", (T, B, H), hs.dtype) if keep else ws.empty("tanh_c1", (1, B, H), hs.dtype)
-    ig = ws.empty("ig", (B, H), hs.dtype)
+    compiled = accel.steps(hs.dtype)
+    step = compiled.lstm_forward if compiled is not None else partial(_forward_step, ig=ws.empty("ig", (B, H), hs.dtype))
     cs[0] = state0[1]
     for t in range(T):
         k, c_prev, c = (t, cs[t], cs[t + 1]) if keep else (0, cs[t % 2], cs[(t + 1) % 2])
-        a = act[t]
-        a += np.matmul(hs[t], W_h, out=hw)
-        np.tanh(a, out=a)
-        a *= scale
-        a += shift
-        i, f, g, o = _blocks(a, H)
-        np.multiply(f, c_prev, out=c)
-        np.multiply(i, g, out=ig)
-        c += ig
-        np.tanh(c, out=tanh_c[k])
-        np.multiply(o, tanh_c[k], out=hs[t + 1])
+        np.matmul(hs[t], W_h, out=hw)
+        step(act[t], hw, scale, shift, c_prev, c, tanh_c[k], hs[t + 1])
     if not keep:
         return (hs[T].copy(), cs[T % 2].copy()), None
     steps = [LSTMStepCache(act[t], cs[t], tanh_c[t]) for t in range(T)]
@@ -103,32 +117,43 @@ def backward(cell: Any, dyt: np.ndarray | None, dstate: list, steps: list, W_h: 
     M = _per_gate(H, (1.0, 1.0, 0.0, 1.0), dtype)
     K = _per_gate(H, (0.0, 0.0, 1.0, 0.0), dtype)
     block = ws.empty("dA", (min(chunk, T), B, G), dtype)  # reused: the caller consumes each block first
-    deriv = ws.empty("deriv", (B, G), dtype)
-    tmp = ws.empty("tmp", (B, H), dtype)
+    compiled = accel.steps(dtype)
+    if compiled is None:
+        deriv, tmp = ws.empty("deriv", (B, G), dtype), ws.empty("tmp", (B, H), dtype)
     dh, dc = dstate
     for t1 in range(T, 0, -chunk):
         t0 = max(t1 - chunk, 0)
         for t in range(t1 - 1, t0 - 1, -1):
             act, c_prev, tc = steps[t]
-            i, f, g, o = _blocks(act, H)
-            if dyt is not None:
-                dh += dyt[t]
-            # dc = dc_next + dh * o * (1 - tanh(c)^2)
-            np.multiply(tc, tc, out=tmp)
-            np.subtract(1.0, tmp, out=tmp)
-            tmp *= o
-            tmp *= dh
-            dc += tmp
-            da = block[t - t0]
-            da_i, da_f, da_g, da_o = _blocks(da, H)
-            np.multiply(dc, g, out=da_i)
-            np.multiply(dc, c_prev, out=da_f)
-            np.multiply(dc, i, out=da_g)
-            np.multiply(dh, tc, out=da_o)
-            np.subtract(M, act, out=deriv)
-            deriv *= act
-            deriv += K
-            da *= deriv
-            dc *= f                               # dc_{t-1}
-            np.matmul(da, W_hT, out=dh)           # dh_{t-1}
+            if compiled is not None:
+                compiled.lstm_backward(act, c_prev, tc, dh, dh if dyt is None else dyt[t], dyt is not None,
+                                       dc, block[t - t0])
+            else:
+                if dyt is not None:
+                    dh += dyt[t]
+                _backward_step(act, c_prev, tc, dh, dc, block[t - t0], M, K, deriv, tmp)
+            np.matmul(block[t - t0], W_hT, out=dh)           # dh_{t-1}
         yield t0, t1, block[:t1 - t0], block[:t1 - t0]
+
+
+def _backward_step(act: np.ndarray, c_prev: np.ndarray, tc: np.ndarray, dh: np.ndarray, dc: np.ndarray,
+                   da: np.ndarray, M: np.ndarray, K: np.ndarray, deriv: np.ndarray, tmp: np.ndarray) -> None:
+    """One step in NumPy (the compiled twin: ``accel.lstm_backward``): fills da, dc -> dc_{t-1}."""
+    H = dh.shape[1]
+    i, f, g, o = _blocks(act, H)
+    # dc = dc_next + dh * o * (1 - tanh(c)^2)
+    np.multiply(tc, tc, out=tmp)
+    np.subtract(1.0, tmp, out=tmp)
+    tmp *= o
+    tmp *= dh
+    dc += tmp
+    da_i, da_f, da_g, da_o = _blocks(da, H)
+    np.multiply(dc, g, out=da_i)
+    np.multiply(dc, c_prev, out=da_f)
+    np.multiply(dc, i, out=da_g)
+    np.multiply(dh, tc, out=da_o)
+    np.subtract(M, act, out=deriv)
+    deriv *= act
+    deriv += K
+    da *= deriv
+    dc *= f                               # dc_{t-1}

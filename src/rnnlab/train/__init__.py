@@ -8,6 +8,7 @@ from typing import Callable
 from ..checkpoint import read_checkpoint_meta
 from ..data import EncodedCorpus
 from ..errors import CheckpointError, ConfigError
+from ..fast import accel
 from .config import TrainConfig, load_toml
 from .guard import DivergenceError
 from .progress import Progress
@@ -42,7 +43,7 @@ def train(cfg: TrainConfig, out: str | None = None, resume: str | None = None,
     run_dir = Path(resume) if resume else new_run_dir(out)
     log(f"rnnlab train: {corpus!r}\nrun folder: {run_dir}\nconfig:\n{cfg.describe()}")
     trainer = Trainer(cfg, corpus.vocab, train_ids, val_ids, run_dir, progress=progress, log=log)
-    log(f"model: {trainer.model.num_parameters():,} parameters")
+    log(f"model: {trainer.model.num_parameters():,} parameters; element-wise steps: {accel.describe()}")
     if resume:
         trainer.restore(ckpt)
         log(f"resumed at step {trainer.step} (best validation {trainer.best_val / 0.6931471805599453:.4f} bits/char)")

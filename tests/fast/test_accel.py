@@ -1,0 +1,157 @@
+"""The compiled element-wise steps (rnnlab.fast.accel) must equal the NumPy steps they replace."""
+import numpy as np
+import pytest
+
+from rnnlab.fast import accel, gru, lstm
+from rnnlab.cells.gru import GRUStepCache
+
+pytestmark = pytest.mark.skipif(not accel.available(), reason="numba is not installed: nothing compiled to test")
+
+
+class _Compiled:
+    """The compiled steps, looked up when a test runs (so collection needs no numba)."""
+
+    def __getattr__(self, name):
+        return getattr(accel.steps(np.float64), name)
+
+
+K = _Compiled()
+
+TOL = {np.float64: dict(rtol=1e-13, atol=1e-14), np.float32: dict(rtol=2e-6, atol=2e-6)}
+
+
+def test_float32_tanh_is_within_its_stated_error():
+    rng = np.random.default_rng(0)
+    tiny = 10 ** rng.uniform(-30, 0, 1_000_000) * rng.choice([-1, 1], 1_000_000)
+    x = np.concatenate([np.linspace(-12, 12, 2_000_001), rng.standard_normal(1_000_000) * 3, tiny,
+                        [0.0, -0.0, 7.9, 7.91, 100.0, -100.0]]).astype(np.float32)
+    out = np.empty_like(x)
+    K.tanh_into(x, out)
+    exact = np.tanh(x.astype(np.float64))
+    err = np.abs(out - exact)
+    assert err.max() < 3e-7                                   # measured: 2.6e-7
+    nonzero = exact != 0
+    assert (err[nonzero] / np.abs(exact[nonzero])).max() < 3e-7   # relative, down to 1e-30: 2.7e-7 (~5 ulp)
+    assert np.all(out[exact == 0] == 0) and out.dtype == np.float32
+
+
+def test_nan_and_inf_propagate_as_in_numpy():
+    """A NaN must stay NaN (the divergence guard looks for it); fast-math would hide it."""
+    x = np.array([np.nan, np.inf, -np.inf], dtype=np.float32)
+    out = np.empty_like(x)
+    K.tanh_into(x, out)
+    assert np.isnan(out[0])
+    np.testing.assert_allclose(out[1:], [1.0, -1.0], atol=3e-7)
+
+
+def _lstm_forward_inputs(rng, dtype, B=3, H=5, hw_rows=None):
+    G = 4 * H
+    a = (rng.standard_normal((B, G)) * 3).astype(dtype)
+    hw = rng.standard_normal((hw_rows or B, G)).astype(dtype)
+    c_prev = rng.standard_normal((B, H)).astype(dtype)
+    return a, hw, lstm.preact_scale(H, dtype), lstm.preact_shift(H, dtype), c_prev
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("hw_rows", [None, 1], ids=["hw-per-row", "hw-broadcast"])
+def test_lstm_forward_step(dtype, hw_rows, rng):
+    a, hw, scale, shift, c_prev = _lstm_forward_inputs(rng, dtype, hw_rows=hw_rows)
+    B, H = c_prev.shape
+    outs = []
+    for compiled in (True, False):
+        a_k, c, tc, h = a.copy(), np.empty_like(c_prev), np.empty_like(c_prev), np.empty_like(c_prev)
+        if compiled:
+            K.lstm_forward(a_k, hw, scale, shift, c_prev, c, tc, h)
+        else:
+            lstm._forward_step(a_k, np.broadcast_to(hw, a.shape), scale, shift, c_prev, c, tc, h, np.empty_like(c))
+        outs.append((a_k, c, tc, h))
+    for u, v in zip(*outs):
+        np.testing.assert_allclose(u, v, **TOL[dtype])
+        assert u.dtype == dtype
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_lstm_forward_step_updates_the_state_in_place(dtype, rng):
+    """Generation passes c as both c_prev and c, and writes h over the state it read."""
+    a, hw, scale, shift, c_prev = _lstm_forward_inputs(rng, dtype)
+    expect_c, expect_tc, expect_h = np.empty_like(c_prev), np.empty_like(c_prev), np.empty_like(c_prev)
+    K.lstm_forward(a.copy(), hw, scale, shift, c_prev, expect_c, expect_tc, expect_h)
+    c = c_prev.copy()
+    K.lstm_forward(a.copy(), hw, scale, shift, c, c, np.empty_like(c), c_prev)
+    np.testing.assert_array_equal(c, expect_c)
+    np.testing.assert_array_equal(c_prev, expect_h)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("with_dy", [True, False])
+def test_lstm_backward_step(dtype, with_dy, rng):
+    B, H = 3, 5
+    act = rng.uniform(-1, 1, (B, 4 * H)).astype(dtype)
+    c_prev, tc, dh, dy, dc = (rng.standard_normal((B, H)).astype(dtype) for _ in range(5))
+    tc = np.tanh(tc)
+    mask_m = np.repeat(np.array([1, 1, 0, 1], dtype=dtype), H)
+    mask_k = np.repeat(np.array([0, 0, 1, 0], dtype=dtype), H)
+    da_c, dc_c = np.empty_like(act), dc.copy()
+    K.lstm_backward(act, c_prev, tc, dh.copy(), dy if with_dy else dh, with_dy, dc_c, da_c)
+    da_n, dc_n, dh_n = np.empty_like(act), dc.copy(), dh + dy if with_dy else dh.copy()
+    lstm._backward_step(act, c_prev, tc, dh_n, dc_n, da_n, mask_m, mask_k, np.empty_like(act), np.empty_like(dh))
+    np.testing.assert_allclose(da_c, da_n, **TOL[dtype])
+    np.testing.assert_allclose(dc_c, dc_n, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_gru_forward_step(dtype, rng):
+    B, H = 3, 5
+    xw = (rng.standard_normal((B, 3 * H)) * 2).astype(dtype)
+    hw, b_hn = rng.standard_normal((B, 3 * H)).astype(dtype), rng.standard_normal(H).astype(dtype)
+    h_prev = rng.standard_normal((B, H)).astype(dtype)
+    outs = []
+    for compiled in (True, False):
+        xw_k, hw_k, hn, h = xw.copy(), hw.copy(), np.empty_like(h_prev), np.empty_like(h_prev)
+        (K.gru_forward if compiled else gru._forward_step)(xw_k, hw_k, b_hn, h_prev, hn, h)
+        outs.append((xw_k, hn, h))
+    for u, v in zip(*outs):
+        np.testing.assert_allclose(u, v, **TOL[dtype])
+    h = h_prev.copy()   # in place, as generation steps it
+    K.gru_forward(xw.copy(), hw.copy(), b_hn, h, np.empty_like(h), h)
+    np.testing.assert_array_equal(h, outs[0][2])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("with_dy", [True, False])
+def test_gru_backward_step(dtype, with_dy, rng):
+    B, H = 3, 5
+    XW = rng.uniform(0, 1, (B, 3 * H)).astype(dtype)     # a strided view, as the kernel caches it
+    rz, n = XW[:, :2 * H], np.tanh(XW[:, 2 * H:] * 3 - 1)
+    hn, h_prev, dh, dy = (rng.standard_normal((B, H)).astype(dtype) for _ in range(4))
+    dx_c, dhw_c, direct_c = np.empty((B, 3 * H), dtype), np.empty((B, 3 * H), dtype), np.empty_like(dh)
+    K.gru_backward(rz, n, hn, h_prev, dh, dy if with_dy else dh, with_dy, dx_c, dhw_c, direct_c)
+    dx_n, dhw_n, direct_n = np.empty_like(dx_c), np.empty_like(dhw_c), np.empty_like(dh)
+    dh_n = dh + dy if with_dy else dh.copy()
+    gru._step_backward(GRUStepCache(rz, n, hn, h_prev), dh_n, dx_n, dhw_n, np.empty((B, 2 * H), dtype),
+                       np.empty_like(dh), direct_n)
+    for u, v in ((dx_c, dx_n), (dhw_c, dhw_n), (direct_c, direct_n)):
+        np.testing.assert_allclose(u, v, **TOL[dtype])
+
+
+def test_switch_and_dtypes():
+    assert accel.steps(np.float32) is not None and accel.steps(np.float64) is not None
+    assert accel.steps(np.float16) is None   # anything else runs the NumPy steps
+    accel.set_enabled(False)
+    try:
+        assert not accel.enabled() and accel.steps(np.float32) is None
+    finally:
+        accel.set_enabled(True)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_a_nan_input_reaches_the_outputs_of_a_float32_layer(cell, rng):
+    """The divergence guard finds NaN in the states; the compiled steps must not swallow it."""
+    from rnnlab.cells import make_cell
+    from rnnlab.layers import Recurrent
+
+    layer = Recurrent(make_cell(cell, 4, 8, seed=np.random.default_rng(0), dtype=np.float32))
+    x = rng.standard_normal((2, 5, 4)).astype(np.float32)
+    x[1, 2, 0] = np.nan
+    (y, _), _ = layer.forward(x)
+    assert np.isnan(y[1, 2:]).all() and np.isfinite(y[0]).all() and np.isfinite(y[1, :2]).all()
