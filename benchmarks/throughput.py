@@ -24,7 +24,9 @@ row reports the median of the timed steps after warm-up.
   arrays go back to the OS and reuse cannot hide the peak. It counts
   activations, gradients, temporaries and what persists between steps (Adam's
   moments in both; rnnlab's activation workspace, rnnlab.workspace), not the
-  model itself. The tracemalloc column is what a later rnnlab step still
+  model itself, nor library machinery loaded once per process: a step of a
+  tiny model runs first in both (torch's kernels; rnnlab's compiled steps,
+  i.e. numba and LLVM, about 100 MB, printed under the table). The tracemalloc column is what a later rnnlab step still
   allocates once its workspace exists (NumPy reports allocations to tracemalloc).
 * Eval: forward and loss only (both in eval mode under no_grad: rnnlab.no_grad keeps one
   step's gates instead of all T).
@@ -36,6 +38,7 @@ The last line is ``min ratio vs torch: X.XX``, the smallest training ratio.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -48,6 +51,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from rnnlab.fast import accel  # noqa: E402
 from rnnlab.generate import Sampler, Stepper  # noqa: E402
 from rnnlab.layers import SoftmaxCrossEntropy  # noqa: E402
 from rnnlab.models import CharRNN, ModelConfig  # noqa: E402
@@ -155,8 +159,16 @@ def _status_kb(field: str) -> int:
 
 
 def memory_probe(lib: str, cell: str, H: int) -> dict:
-    """Run in a fresh subprocess: peak RSS growth (MB) of one training step after a warm-up step."""
-    train, _ = (rnnlab_steps if lib == "rnnlab" else torch_steps)(cell, H)
+    """Run in a fresh subprocess: peak RSS growth (MB) of the first two training steps."""
+    steps = rnnlab_steps if lib == "rnnlab" else torch_steps
+    # Library machinery is not a training step's memory: one step of a tiny model first loads
+    # it for both (torch's kernels; rnnlab's compiled steps, i.e. numba and LLVM), as the
+    # import of either library is not counted either.
+    rss_import = _status_kb("VmRSS")
+    steps(cell, 8)[0]()
+    gc.collect()
+    machinery_mb = (_status_kb("VmRSS") - rss_import) / 1024
+    train, _ = steps(cell, H)
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # Linux: reset the peak-RSS mark (VmHWM) to the current RSS
     rss0 = _status_kb("VmRSS")
@@ -164,7 +176,7 @@ def memory_probe(lib: str, cell: str, H: int) -> dict:
     # is kept between steps (optimizer moments, rnnlab's reused activation workspace).
     train()
     train()
-    out = {"rss_mb": (_status_kb("VmHWM") - rss0) / 1024}
+    out = {"rss_mb": (_status_kb("VmHWM") - rss0) / 1024, "machinery_mb": machinery_mb}
     if lib == "rnnlab":  # NumPy reports its allocations to tracemalloc: an exact cross-check
         import tracemalloc
         tracemalloc.start()
@@ -210,7 +222,7 @@ def sampling_rates(n: int) -> tuple[float, float]:
 def train_rows(args, peak: float) -> dict:
     print(f"{'train':<10}{'rnnlab c/s':>11}{'torch c/s':>11}{'ratio':>7}{'GFLOP/s':>9}{'MFU':>6}"
           f"{'torch MFU':>10}{'mem MB':>8}{'torch MB':>9}{'tracemalloc':>12}")
-    times = {}
+    times, machinery = {}, {}
     for cell in args.cells:
         for H in args.hidden:
             ours, theirs = side_by_side(rnnlab_steps(cell, H)[0], torch_steps(cell, H)[0], args.warmup, args.steps)
@@ -220,9 +232,14 @@ def train_rows(args, peak: float) -> dict:
             if not args.no_memory:
                 m_ours, m_theirs = (measure_memory(lib, cell, H, args.threads) for lib in ("rnnlab", "torch"))
                 mem = (f"{m_ours['rss_mb']:.0f}", f"{m_theirs['rss_mb']:.0f}", f"{m_ours['tracemalloc_mb']:.0f}")
+                machinery = {"rnnlab": m_ours["machinery_mb"], "torch": m_theirs["machinery_mb"]}
             print(f"{cell} {H:<5}{B * T / ours:>11.0f}{B * T / theirs:>11.0f}{theirs / ours:>7.2f}"
                   f"{flops / ours / 1e9:>9.1f}{flops / ours / peak:>6.0%}{flops / theirs / peak:>10.0%}"
                   f"{mem[0]:>8}{mem[1]:>9}{mem[2]:>12}", flush=True)
+    if machinery:
+        print(f"memory loaded once per process by a tiny model's first step, not counted above: "
+              f"rnnlab {machinery['rnnlab']:.0f} MB (element-wise steps: {accel.describe()}), "
+              f"torch {machinery['torch']:.0f} MB")
     return times
 
 
@@ -260,6 +277,7 @@ def main() -> int:
     print(f"B={B} T={T} V={V} E={E} layers={LAYERS} float32, torch {torch.__version__} threads "
           f"{torch.get_num_threads()}, numpy {np.__version__} OpenBLAS threads {blas}, "
           f"load average {os.getloadavg()[0]:.2f}")
+    print(f"rnnlab element-wise steps: {accel.describe()}")
     print(f"measured float32 GEMM peak: {peak / 1e9:.1f} GFLOP/s")
     for cell in args.cells:
         for H in args.hidden:

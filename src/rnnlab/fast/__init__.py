@@ -45,6 +45,9 @@ A kernel is an object with::
         None; dstate is a list of owned arrays, overwritten in place, that
         holds dstate_0 at the end.
 
+The element-wise part of each kernel step is a small function with a compiled
+twin in :mod:`rnnlab.fast.accel` (numba, optional), used when numba is installed.
+
 Generation steps one character at a time through :mod:`rnnlab.fast.stepping`
 (fused single-step runners for the same two cells).
 """
