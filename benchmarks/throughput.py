@@ -9,9 +9,11 @@ float32, the same thread count: torch.set_num_threads(--threads), and OpenBLAS
 (NumPy's BLAS) uses its default, the core count, unless OPENBLAS_NUM_THREADS is
 set; for a one-thread comparison run
 ``OPENBLAS_NUM_THREADS=1 python benchmarks/throughput.py --threads 1``. A training step is zero-grad, forward,
-loss, backward and the Adam update. Steps of the two libraries alternate (in
-alternating order) in one process, so both see the same machine load; each
-row reports the median of the timed steps after warm-up.
+loss, backward and the Adam update. The two libraries run in one process in
+alternating blocks of steps (in alternating order), so both see the same machine
+load, with a pause before each block so that neither library's idle worker
+threads, still spinning, slow the other's steps (see side_by_side); each row
+reports the median of the timed steps after warm-up.
 
 * FLOPs are the model's matrix products only: per character and layer
   2 (D + H) G H forward (G = 4 LSTM, 3 GRU) plus 2 H V for the output layer;
@@ -118,16 +120,28 @@ def torch_steps(cell: str, H: int) -> tuple:
 
 
 # -- measurements --------------------------------------------------------------------------------
-def side_by_side(a, b, warmup: int, steps: int) -> tuple[float, float]:
-    """Median seconds per call of a and b, interleaved so both see the same load."""
-    for _ in range(warmup):
-        a(), b()
+def side_by_side(a, b, warmup: int, steps: int, rounds: int = 3, pause: float = 0.3) -> tuple[float, float]:
+    """Median seconds per call of a and b, timed in alternating blocks of steps.
+
+    Not single steps in turn: after its last call each library's worker threads
+    keep spinning for a while (OpenBLAS's for up to about 0.1 s), so the other
+    library's next step finds one of the two cores taken. Alternating single
+    steps slowed torch's LSTM at H=128 from about 96K to 35-48K chars/s (and
+    rnnlab's less), which made every ratio look better for rnnlab than it is.
+    Blocks alternate (in alternating order), each after a pause and a warm-up call.
+    """
     times: tuple[list, list] = ([], [])
-    for k in range(steps):
-        for j in ((0, 1) if k % 2 == 0 else (1, 0)):
-            start = time.perf_counter()
-            (a, b)[j]()
-            times[j].append(time.perf_counter() - start)
+    per_block = -(-steps // rounds)
+    for r in range(rounds):
+        for j in ((0, 1) if r % 2 == 0 else (1, 0)):
+            fn = (a, b)[j]
+            time.sleep(pause)  # let the other library's threads go idle
+            for _ in range(warmup if r == 0 else 1):
+                fn()
+            for _ in range(per_block):
+                start = time.perf_counter()
+                fn()
+                times[j].append(time.perf_counter() - start)
     return statistics.median(times[0]), statistics.median(times[1])
 
 
@@ -206,6 +220,7 @@ def sampling_rates(n: int) -> tuple[float, float]:
         logits = stepper.feed(token)
     ours = n / (time.perf_counter() - start)
     m = torch_model("lstm", 256)
+    time.sleep(0.3)  # OpenBLAS's threads go idle (see side_by_side)
     tn = max(n // 5, 50)
     with torch.no_grad():
         x, state = torch.zeros(1, 1, dtype=torch.long), None

@@ -155,3 +155,14 @@ def test_a_nan_input_reaches_the_outputs_of_a_float32_layer(cell, rng):
     x[1, 2, 0] = np.nan
     (y, _), _ = layer.forward(x)
     assert np.isnan(y[1, 2:]).all() and np.isfinite(y[0]).all() and np.isfinite(y[1, :2]).all()
+
+
+def test_rnnlab_accel_0_switches_the_compiled_steps_off():
+    import os
+    import subprocess
+    import sys
+
+    code = "from rnnlab.fast import accel; print(accel.enabled(), accel.steps('float32') is None); print(accel.describe())"
+    env = dict(os.environ, RNNLAB_ACCEL="0")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.splitlines()[0] == "False True" and "RNNLAB_ACCEL=0" in out
