@@ -66,3 +66,18 @@ def test_release_workspaces_empties_every_layer():
     assert sum(held) > 0
     release_workspaces(model)
     assert all(m.workspace.nbytes() == 0 for _, m in model.modules() if hasattr(m, "workspace"))
+
+
+def test_new_arrays_start_at_different_cache_line_offsets_within_a_page():
+    """Same-offset arrays map every per-step slice to the same L1 sets (see the module docstring)."""
+    ws = Workspace()
+    arrays = [ws.empty(k, (64, 1024), np.float32) for k in range(8)]
+    offsets = [a.ctypes.data % 4096 for a in arrays]
+    assert len(set(offsets)) == 8 and all(o % 64 == 0 for o in offsets)
+    assert all(a.flags.c_contiguous and a.flags.writeable for a in arrays)
+    # A view refers to the byte buffer that owns the memory, not to the array handed out:
+    # it must still keep that array from being handed out again.
+    view, address = arrays[0][3:5], arrays[0].ctypes.data
+    arrays.clear()
+    assert ws.empty(0, (64, 1024), np.float32).ctypes.data != address
+    del view
