@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from rnnlab import fast, generate
+from rnnlab.fast import accel
 from rnnlab.cells import CELLS
 from rnnlab.data import Vocab
 from rnnlab.errors import ConfigError, DataError
@@ -184,8 +185,13 @@ def test_beam_search_finds_what_greedy_misses():
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 @pytest.mark.parametrize("proj_size", [0, 4], ids=["noproj", "proj"])
 @pytest.mark.parametrize("batch", [1, 2])
-def test_fused_runners_equal_the_reference_stepper(cell, proj_size, batch):
-    """LSTM/GRU layers step through rnnlab.fast.stepping; the cells' own step_forward is the reference."""
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "numpy"])
+def test_fused_runners_equal_the_reference_stepper(cell, proj_size, batch, compiled, monkeypatch):
+    """LSTM/GRU layers step through rnnlab.fast.stepping (with the compiled element-wise steps
+    and with the NumPy ones); the cells' own step_forward is the reference."""
+    if compiled and not accel.available():
+        pytest.skip("numba is not installed: no compiled steps")
+    monkeypatch.setattr(accel, "_enabled", compiled)
     model = _model(cell, 6, proj_size, num_layers=3).eval()
     ids = np.random.default_rng(3).integers(len(VOCAB), size=(batch, 12))
     runs = []

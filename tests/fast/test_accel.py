@@ -63,7 +63,7 @@ def test_lstm_forward_step(dtype, hw_rows, rng):
         if compiled:
             K.lstm_forward(a_k, hw, scale, shift, c_prev, c, tc, h)
         else:
-            lstm._forward_step(a_k, np.broadcast_to(hw, a.shape), scale, shift, c_prev, c, tc, h, np.empty_like(c))
+            lstm.forward_step(a_k, np.broadcast_to(hw, a.shape), scale, shift, c_prev, c, tc, h, np.empty_like(c))
         outs.append((a_k, c, tc, h))
     for u, v in zip(*outs):
         np.testing.assert_allclose(u, v, **TOL[dtype])
@@ -94,7 +94,7 @@ def test_lstm_backward_step(dtype, with_dy, rng):
     da_c, dc_c = np.empty_like(act), dc.copy()
     K.lstm_backward(act, c_prev, tc, dh.copy(), dy if with_dy else dh, with_dy, dc_c, da_c)
     da_n, dc_n, dh_n = np.empty_like(act), dc.copy(), dh + dy if with_dy else dh.copy()
-    lstm._backward_step(act, c_prev, tc, dh_n, dc_n, da_n, mask_m, mask_k, np.empty_like(act), np.empty_like(dh))
+    lstm.backward_step(act, c_prev, tc, dh_n, dc_n, da_n, mask_m, mask_k, np.empty_like(act), np.empty_like(dh))
     np.testing.assert_allclose(da_c, da_n, **TOL[dtype])
     np.testing.assert_allclose(dc_c, dc_n, **TOL[dtype])
 
@@ -108,7 +108,7 @@ def test_gru_forward_step(dtype, rng):
     outs = []
     for compiled in (True, False):
         xw_k, hw_k, hn, h = xw.copy(), hw.copy(), np.empty_like(h_prev), np.empty_like(h_prev)
-        (K.gru_forward if compiled else gru._forward_step)(xw_k, hw_k, b_hn, h_prev, hn, h)
+        (K.gru_forward if compiled else gru.forward_step)(xw_k, hw_k, b_hn, h_prev, hn, h)
         outs.append((xw_k, hn, h))
     for u, v in zip(*outs):
         np.testing.assert_allclose(u, v, **TOL[dtype])
@@ -128,7 +128,7 @@ def test_gru_backward_step(dtype, with_dy, rng):
     K.gru_backward(rz, n, hn, h_prev, dh, dy if with_dy else dh, with_dy, dx_c, dhw_c, direct_c)
     dx_n, dhw_n, direct_n = np.empty_like(dx_c), np.empty_like(dhw_c), np.empty_like(dh)
     dh_n = dh + dy if with_dy else dh.copy()
-    gru._step_backward(GRUStepCache(rz, n, hn, h_prev), dh_n, dx_n, dhw_n, np.empty((B, 2 * H), dtype),
+    gru.backward_step(GRUStepCache(rz, n, hn, h_prev), dh_n, dx_n, dhw_n, np.empty((B, 2 * H), dtype),
                        np.empty_like(dh), direct_n)
     for u, v in ((dx_c, dx_n), (dhw_c, dhw_n), (direct_c, direct_n)):
         np.testing.assert_allclose(u, v, **TOL[dtype])

@@ -16,7 +16,7 @@ Backward, per step, with the r and z derivatives in one (B, 2H) product::
     db_hn = sum over t and batch of (da_n * r), once after the loop
 
 The element-wise part of each step is a function with a compiled twin in
-:mod:`rnnlab.fast.accel`, used when numba is installed.
+:mod:`rnnlab.fast.compiled`, used when numba is installed (:mod:`rnnlab.fast.accel`).
 """
 from __future__ import annotations
 
@@ -34,28 +34,13 @@ def preact_scale(H: int, dtype: Any) -> np.ndarray:
     return np.repeat(np.asarray((0.5, 0.5, 1.0), dtype=dtype), H)
 
 
-def step(xw: np.ndarray, hw: np.ndarray, h: np.ndarray, b_hn: np.ndarray, tmp: np.ndarray) -> None:
-    """One step for generation, from scaled xw, hw (B, 3H), both overwritten; h updated in place."""
-    H = h.shape[1]
-    rz = xw[:, :2 * H]
-    rz += hw[:, :2 * H]
-    np.tanh(rz, out=rz)
-    rz *= 0.5
-    rz += 0.5
-    r, z = rz[:, :H], rz[:, H:]
-    hn, n = hw[:, 2 * H:], xw[:, 2 * H:]
-    hn += b_hn
-    np.multiply(r, hn, out=tmp)
-    n += tmp
-    np.tanh(n, out=n)
-    np.subtract(h, n, out=tmp)   # h_t = n + z (h_{t-1} - n)
-    tmp *= z
-    np.add(n, tmp, out=h)
-
-
-def _forward_step(xw: np.ndarray, hw: np.ndarray, b_hn: np.ndarray, h_prev: np.ndarray, hn: np.ndarray,
+def forward_step(xw: np.ndarray, hw: np.ndarray, b_hn: np.ndarray, h_prev: np.ndarray, hn: np.ndarray,
                   h: np.ndarray) -> None:
-    """One step in NumPy (the compiled twin: ``accel.gru_forward``): r, z, n in place in ``xw``."""
+    """One step in NumPy, for training and generation (compiled twin: ``compiled.gru_forward``).
+
+    r, z, n in place in ``xw``; hn = hw_n + b_hn; h = n + z (h_prev - n) (``h`` may be ``h_prev``);
+    ``hw``'s r columns serve as scratch.
+    """
     H = h.shape[1]
     rz, n = xw[:, :2 * H], xw[:, 2 * H:]
     rz += hw[:, :2 * H]
@@ -81,7 +66,7 @@ def forward(cell: Any, XW: np.ndarray, W_h: np.ndarray, hs: np.ndarray,
     hns = ws.empty("hn", (T, B, H), hs.dtype) if keep else ws.empty("hn1", (1, B, H), hs.dtype)
     hw = ws.empty("hw", (B, G), hs.dtype)
     compiled = accel.steps(hs.dtype)
-    step = compiled.gru_forward if compiled is not None else _forward_step
+    step = compiled.gru_forward if compiled is not None else forward_step
     for t in range(T):
         np.matmul(hs[t], W_h, out=hw)
         step(XW[t], hw, b_hn, hs[t], hns[t if keep else 0], hs[t + 1])
@@ -116,7 +101,7 @@ def backward(cell: Any, dyt: np.ndarray | None, dstate: list, steps: list, W_h: 
             else:
                 if dyt is not None:
                     dh += dyt[t]
-                _step_backward(steps[t], dh, dXW[t - t0], dHW[t - t0], deriv, dn, tmp)
+                backward_step(steps[t], dh, dXW[t - t0], dHW[t - t0], deriv, dn, tmp)
             np.matmul(dHW[t - t0], W_hT, out=dh)
             dh += tmp
         n = t1 - t0
@@ -124,9 +109,9 @@ def backward(cell: Any, dyt: np.ndarray | None, dstate: list, steps: list, W_h: 
         yield t0, t1, dXW[:n], dHW[:n]
 
 
-def _step_backward(cache: GRUStepCache, dh: np.ndarray, dx: np.ndarray, dhw: np.ndarray,
+def backward_step(cache: GRUStepCache, dh: np.ndarray, dx: np.ndarray, dhw: np.ndarray,
                    deriv: np.ndarray, dn: np.ndarray, tmp: np.ndarray) -> None:
-    """One step in NumPy (the compiled twin: ``accel.gru_backward``): fills dx = dxw, dhw and
+    """One step in NumPy (compiled twin: ``compiled.gru_backward``): fills dx = dxw, dhw and
     tmp = dh z (the direct path h_{t-1} -> h_t)."""
     rz, n, hn, h_prev = cache
     H = n.shape[1]

@@ -17,8 +17,8 @@ Backward, per step, all four gate derivatives in one full-width product::
     da = [dc * g, dc * c_{t-1}, dc * i, dh * tanh(c_t)] * (A * (M - A) + K)
 
 The element-wise part of each step is a function with a compiled twin in
-:mod:`rnnlab.fast.accel` (one loop instead of 9 and 15 NumPy calls), used when
-numba is installed; the matrix products are the same in both.
+:mod:`rnnlab.fast.compiled` (one loop instead of 9 and 15 NumPy calls), used when
+numba is installed (:mod:`rnnlab.fast.accel`); the matrix products are the same in both.
 """
 from __future__ import annotations
 
@@ -50,24 +50,13 @@ def preact_shift(H: int, dtype: Any) -> np.ndarray:
     return _per_gate(H, (0.5, 0.5, 0.0, 0.5), dtype)
 
 
-def step(a: np.ndarray, h: np.ndarray, c: np.ndarray, scale: np.ndarray, shift: np.ndarray,
-         tmp: np.ndarray) -> None:
-    """One step for generation: ``a`` (B, 4H) scaled pre-activations (overwritten); h, c updated in place."""
-    H = h.shape[1]
-    np.tanh(a, out=a)
-    a *= scale
-    a += shift
-    i, f, g, o = _blocks(a, H)
-    c *= f
-    np.multiply(i, g, out=tmp)
-    c += tmp
-    np.tanh(c, out=tmp)
-    np.multiply(o, tmp, out=h)
-
-
-def _forward_step(a: np.ndarray, hw: np.ndarray, scale: np.ndarray, shift: np.ndarray, c_prev: np.ndarray,
+def forward_step(a: np.ndarray, hw: np.ndarray, scale: np.ndarray, shift: np.ndarray, c_prev: np.ndarray,
                   c: np.ndarray, tanh_c: np.ndarray, h: np.ndarray, ig: np.ndarray) -> None:
-    """One step in NumPy (the compiled twin: ``accel.lstm_forward``): gates in place in ``a``."""
+    """One step in NumPy, for training and generation (compiled twin: ``compiled.lstm_forward``).
+
+    Gates in place in ``a`` after adding ``hw`` (B or 1 rows); c = f c_prev + i g (``c`` may be
+    ``c_prev``), tanh_c = tanh(c), h = o tanh_c; ``ig`` is scratch.
+    """
     H = h.shape[1]
     a += hw
     np.tanh(a, out=a)
@@ -94,7 +83,7 @@ def forward(cell: Any, XW: np.ndarray, W_h: np.ndarray, hs: np.ndarray,
     cs = ws.empty("c", hs.shape, hs.dtype) if keep else ws.empty("c2", (2, B, H), hs.dtype)
     tanh_c = ws.empty("tanh_c", (T, B, H), hs.dtype) if keep else ws.empty("tanh_c1", (1, B, H), hs.dtype)
     compiled = accel.steps(hs.dtype)
-    step = compiled.lstm_forward if compiled is not None else partial(_forward_step, ig=ws.empty("ig", (B, H), hs.dtype))
+    step = compiled.lstm_forward if compiled is not None else partial(forward_step, ig=ws.empty("ig", (B, H), hs.dtype))
     cs[0] = state0[1]
     for t in range(T):
         k, c_prev, c = (t, cs[t], cs[t + 1]) if keep else (0, cs[t % 2], cs[(t + 1) % 2])
@@ -131,14 +120,14 @@ def backward(cell: Any, dyt: np.ndarray | None, dstate: list, steps: list, W_h: 
             else:
                 if dyt is not None:
                     dh += dyt[t]
-                _backward_step(act, c_prev, tc, dh, dc, block[t - t0], M, K, deriv, tmp)
+                backward_step(act, c_prev, tc, dh, dc, block[t - t0], M, K, deriv, tmp)
             np.matmul(block[t - t0], W_hT, out=dh)           # dh_{t-1}
         yield t0, t1, block[:t1 - t0], block[:t1 - t0]
 
 
-def _backward_step(act: np.ndarray, c_prev: np.ndarray, tc: np.ndarray, dh: np.ndarray, dc: np.ndarray,
+def backward_step(act: np.ndarray, c_prev: np.ndarray, tc: np.ndarray, dh: np.ndarray, dc: np.ndarray,
                    da: np.ndarray, M: np.ndarray, K: np.ndarray, deriv: np.ndarray, tmp: np.ndarray) -> None:
-    """One step in NumPy (the compiled twin: ``accel.lstm_backward``): fills da, dc -> dc_{t-1}."""
+    """One step in NumPy (compiled twin: ``compiled.lstm_backward``): fills da, dc -> dc_{t-1}."""
     H = dh.shape[1]
     i, f, g, o = _blocks(act, H)
     # dc = dc_next + dh * o * (1 - tanh(c)^2)

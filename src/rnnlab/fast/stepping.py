@@ -49,7 +49,7 @@ class LSTMRunner:
             self.W_T = np.ascontiguousarray(self.W.T) if batch == 1 else None
         self.D = D
         self.a = np.empty((batch, 4 * H), dtype=dtype)
-        self.tmp = np.empty((batch, H), dtype=dtype)
+        self.tmp, self.tmp2 = np.empty((batch, H), dtype=dtype), np.empty((batch, H), dtype=dtype)
 
     def step(self, inp: np.ndarray, state: tuple, t: int = 0) -> tuple:
         h, c = state
@@ -69,8 +69,7 @@ class LSTMRunner:
         if compiled is not None:  # one compiled loop: a + add -> gates -> c, h in place
             compiled.lstm_forward(a, add, self.scale, self.shift, c, c, self.tmp, h)
         else:
-            a += add
-            lstm.step(a, h, c, self.scale, self.shift, self.tmp)
+            lstm.forward_step(a, add, self.scale, self.shift, c, c, self.tmp, h, self.tmp2)
         return state
 
 
@@ -97,10 +96,7 @@ class GRURunner:
             self.xw += self.b
         np.matmul(h, self.W_h, out=self.hw)
         compiled = accel.steps(h.dtype)
-        if compiled is not None:
-            compiled.gru_forward(self.xw, self.hw, self.b_hn, h, self.tmp, h)
-        else:
-            gru.step(self.xw, self.hw, h, self.b_hn, self.tmp)
+        (compiled.gru_forward if compiled is not None else gru.forward_step)(self.xw, self.hw, self.b_hn, h, self.tmp, h)
         return state
 
 
