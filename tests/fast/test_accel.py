@@ -48,22 +48,23 @@ def _lstm_forward_inputs(rng, dtype, B=3, H=5, hw_rows=None):
     G = 4 * H
     a = (rng.standard_normal((B, G)) * 3).astype(dtype)
     hw = rng.standard_normal((hw_rows or B, G)).astype(dtype)
+    bias = rng.standard_normal(G).astype(dtype)
     c_prev = rng.standard_normal((B, H)).astype(dtype)
-    return a, hw, lstm.preact_scale(H, dtype), lstm.preact_shift(H, dtype), c_prev
+    return a, hw, bias, lstm.preact_scale(H, dtype), lstm.preact_shift(H, dtype), c_prev
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("hw_rows", [None, 1], ids=["hw-per-row", "hw-broadcast"])
 def test_lstm_forward_step(dtype, hw_rows, rng):
-    a, hw, scale, shift, c_prev = _lstm_forward_inputs(rng, dtype, hw_rows=hw_rows)
+    a, hw, bias, scale, shift, c_prev = _lstm_forward_inputs(rng, dtype, hw_rows=hw_rows)
     B, H = c_prev.shape
     outs = []
     for compiled in (True, False):
         a_k, c, tc, h = a.copy(), np.empty_like(c_prev), np.empty_like(c_prev), np.empty_like(c_prev)
         if compiled:
-            K.lstm_forward(a_k, hw, scale, shift, c_prev, c, tc, h)
+            K.lstm_forward(a_k, hw, bias, scale, shift, c_prev, c, tc, h)
         else:
-            lstm.forward_step(a_k, np.broadcast_to(hw, a.shape), scale, shift, c_prev, c, tc, h, np.empty_like(c))
+            lstm.forward_step(a_k, hw, bias, scale, shift, c_prev, c, tc, h, np.empty_like(c))
         outs.append((a_k, c, tc, h))
     for u, v in zip(*outs):
         np.testing.assert_allclose(u, v, **TOL[dtype])
@@ -73,11 +74,11 @@ def test_lstm_forward_step(dtype, hw_rows, rng):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_lstm_forward_step_updates_the_state_in_place(dtype, rng):
     """Generation passes c as both c_prev and c, and writes h over the state it read."""
-    a, hw, scale, shift, c_prev = _lstm_forward_inputs(rng, dtype)
+    a, hw, bias, scale, shift, c_prev = _lstm_forward_inputs(rng, dtype)
     expect_c, expect_tc, expect_h = np.empty_like(c_prev), np.empty_like(c_prev), np.empty_like(c_prev)
-    K.lstm_forward(a.copy(), hw, scale, shift, c_prev, expect_c, expect_tc, expect_h)
+    K.lstm_forward(a.copy(), hw, bias, scale, shift, c_prev, expect_c, expect_tc, expect_h)
     c = c_prev.copy()
-    K.lstm_forward(a.copy(), hw, scale, shift, c, c, np.empty_like(c), c_prev)
+    K.lstm_forward(a.copy(), hw, bias, scale, shift, c, c, np.empty_like(c), c_prev)
     np.testing.assert_array_equal(c, expect_c)
     np.testing.assert_array_equal(c_prev, expect_h)
 
@@ -104,16 +105,17 @@ def test_gru_forward_step(dtype, rng):
     B, H = 3, 5
     xw = (rng.standard_normal((B, 3 * H)) * 2).astype(dtype)
     hw, b_hn = rng.standard_normal((B, 3 * H)).astype(dtype), rng.standard_normal(H).astype(dtype)
+    bias = rng.standard_normal(3 * H).astype(dtype)
     h_prev = rng.standard_normal((B, H)).astype(dtype)
     outs = []
     for compiled in (True, False):
         xw_k, hw_k, hn, h = xw.copy(), hw.copy(), np.empty_like(h_prev), np.empty_like(h_prev)
-        (K.gru_forward if compiled else gru.forward_step)(xw_k, hw_k, b_hn, h_prev, hn, h)
+        (K.gru_forward if compiled else gru.forward_step)(xw_k, hw_k, bias, b_hn, h_prev, hn, h)
         outs.append((xw_k, hn, h))
     for u, v in zip(*outs):
         np.testing.assert_allclose(u, v, **TOL[dtype])
     h = h_prev.copy()   # in place, as generation steps it
-    K.gru_forward(xw.copy(), hw.copy(), b_hn, h, np.empty_like(h), h)
+    K.gru_forward(xw.copy(), hw.copy(), bias, b_hn, h, np.empty_like(h), h)
     np.testing.assert_array_equal(h, outs[0][2])
 
 

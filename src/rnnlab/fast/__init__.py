@@ -28,9 +28,10 @@ A kernel is an object with::
 
     preact_scale(H, dtype) -> (G*H,) array or None
         column scale the loop applies to W_x, b and W_h before the loop
-    forward(cell, XW, W_h, hs, state0, ws, keep=True) -> (stateT, steps)
-        XW (T, B, G*H) scaled input pre-activations: the kernel computes the
-        gates in place in it (so XW is part of the cache); hs (T+1, B, H)
+    forward(cell, XW, b, W_h, hs, state0, ws, keep=True) -> (stateT, steps)
+        XW (T, B, G*H) scaled input products x W_x, without the bias: the
+        kernel adds the scaled bias b (G*H,) in its steps and computes the
+        gates in place in XW (so XW is part of the cache); hs (T+1, B, H)
         with hs[0] set, filled by the kernel; W_h scaled; ws a
         :class:`~rnnlab.workspace.Workspace` for the kernel's other arrays;
         steps: a list of the cell's own per-step caches (views), so that

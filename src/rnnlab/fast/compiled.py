@@ -60,15 +60,15 @@ def tanh_into(x: Any, out: Any) -> None:
 
 
 @_jit
-def lstm_forward(a: Any, hw: Any, scale: Any, shift: Any, c_prev: Any, c: Any, tc: Any, h: Any) -> None:
+def lstm_forward(a: Any, hw: Any, bias: Any, scale: Any, shift: Any, c_prev: Any, c: Any, tc: Any, h: Any) -> None:
     """a (B, 4H): scaled pre-activations in, gates [i, f, g, o] out, after adding hw
-    (B or 1 rows); c = f c_prev + i g, tc = tanh(c), h = o tc (c may be c_prev)."""
+    (B or 1 rows) and bias (4H,); c = f c_prev + i g, tc = tanh(c), h = o tc (c may be c_prev)."""
     B, G = a.shape
     H = G // 4
     for b in range(B):
         ar, hr = a[b], hw[b if hw.shape[0] > 1 else 0]
         for j in range(G):
-            ar[j] = _tanh(ar[j] + hr[j]) * scale[j] + shift[j]
+            ar[j] = _tanh(ar[j] + hr[j] + bias[j]) * scale[j] + shift[j]
         cp, cr, tr, out = c_prev[b], c[b], tc[b], h[b]
         for j in range(H):
             v = ar[H + j] * cp[j] + ar[j] * ar[2 * H + j]
@@ -97,18 +97,19 @@ def lstm_backward(act: Any, c_prev: Any, tc: Any, dh: Any, dy: Any, has_dy: bool
 
 
 @_jit
-def gru_forward(xw: Any, hw: Any, b_hn: Any, h_prev: Any, hn: Any, h: Any) -> None:
-    """xw (B, 3H) scaled in, [r, z, n] out; hn = hw_n + b_hn; h = n + z (h_prev - n)."""
+def gru_forward(xw: Any, hw: Any, bias: Any, b_hn: Any, h_prev: Any, hn: Any, h: Any) -> None:
+    """xw (B, 3H) scaled in (bias (3H,) added here), [r, z, n] out; hn = hw_n + b_hn;
+    h = n + z (h_prev - n)."""
     B, H = h.shape
     half = xw.dtype.type(0.5)
     for b in range(B):
         xr, hr, hp, hnr, out = xw[b], hw[b], h_prev[b], hn[b], h[b]
         for j in range(2 * H):
-            xr[j] = half + half * _tanh(xr[j] + hr[j])
+            xr[j] = half + half * _tanh(xr[j] + bias[j] + hr[j])
         for j in range(H):
             u = hr[2 * H + j] + b_hn[j]
             hnr[j] = u
-            n = _tanh(xr[2 * H + j] + xr[j] * u)
+            n = _tanh(xr[2 * H + j] + bias[2 * H + j] + xr[j] * u)
             xr[2 * H + j] = n
             out[j] = n + xr[H + j] * (hp[j] - n)
 

@@ -34,14 +34,15 @@ def preact_scale(H: int, dtype: Any) -> np.ndarray:
     return np.repeat(np.asarray((0.5, 0.5, 1.0), dtype=dtype), H)
 
 
-def forward_step(xw: np.ndarray, hw: np.ndarray, b_hn: np.ndarray, h_prev: np.ndarray, hn: np.ndarray,
-                  h: np.ndarray) -> None:
+def forward_step(xw: np.ndarray, hw: np.ndarray, bias: np.ndarray, b_hn: np.ndarray, h_prev: np.ndarray,
+                 hn: np.ndarray, h: np.ndarray) -> None:
     """One step in NumPy, for training and generation (compiled twin: ``compiled.gru_forward``).
 
-    r, z, n in place in ``xw``; hn = hw_n + b_hn; h = n + z (h_prev - n) (``h`` may be ``h_prev``);
-    ``hw``'s r columns serve as scratch.
+    r, z, n in place in ``xw`` (after adding ``bias``, (3H,)); hn = hw_n + b_hn;
+    h = n + z (h_prev - n) (``h`` may be ``h_prev``); ``hw``'s r columns serve as scratch.
     """
     H = h.shape[1]
+    xw += bias
     rz, n = xw[:, :2 * H], xw[:, 2 * H:]
     rz += hw[:, :2 * H]
     np.tanh(rz, out=rz)
@@ -56,7 +57,7 @@ def forward_step(xw: np.ndarray, hw: np.ndarray, b_hn: np.ndarray, h_prev: np.nd
     h += n
 
 
-def forward(cell: Any, XW: np.ndarray, W_h: np.ndarray, hs: np.ndarray,
+def forward(cell: Any, XW: np.ndarray, b: np.ndarray, W_h: np.ndarray, hs: np.ndarray,
             state0: tuple, ws: Workspace, keep: bool = True) -> tuple[tuple, list | None]:
     T, B, G = XW.shape
     H = G // 3
@@ -69,7 +70,7 @@ def forward(cell: Any, XW: np.ndarray, W_h: np.ndarray, hs: np.ndarray,
     step = compiled.gru_forward if compiled is not None else forward_step
     for t in range(T):
         np.matmul(hs[t], W_h, out=hw)
-        step(XW[t], hw, b_hn, hs[t], hns[t if keep else 0], hs[t + 1])
+        step(XW[t], hw, b, b_hn, hs[t], hns[t if keep else 0], hs[t + 1])
     if not keep:
         return (hs[T].copy(),), None
     steps = [GRUStepCache(XW[t, :, :2 * H], XW[t, :, 2 * H:], hns[t], hs[t]) for t in range(T)]

@@ -6,7 +6,7 @@ memory and how many NumPy calls one step costs.
 Forward, per step (the loop delivers a' = a * s with s = 1/2 on the i, f, o
 columns and 1 on g; scaling by a power of two is exact)::
 
-    A = tanh(h_{t-1} (W_h s) + XW'_t)     one GEMM, one add, one tanh over (B, 4H), in place in XW
+    A = tanh(h_{t-1} (W_h s) + XW'_t + b')   one GEMM, then add, tanh, in place in XW
     A = A * s + s                          -> [sigmoid(a_i), sigmoid(a_f), tanh(a_g), sigmoid(a_o)]
     c_t = f * c_{t-1} + i * g ;  h_t = o * tanh(c_t)
 
@@ -50,15 +50,16 @@ def preact_shift(H: int, dtype: Any) -> np.ndarray:
     return _per_gate(H, (0.5, 0.5, 0.0, 0.5), dtype)
 
 
-def forward_step(a: np.ndarray, hw: np.ndarray, scale: np.ndarray, shift: np.ndarray, c_prev: np.ndarray,
-                  c: np.ndarray, tanh_c: np.ndarray, h: np.ndarray, ig: np.ndarray) -> None:
+def forward_step(a: np.ndarray, hw: np.ndarray, bias: np.ndarray, scale: np.ndarray, shift: np.ndarray,
+                 c_prev: np.ndarray, c: np.ndarray, tanh_c: np.ndarray, h: np.ndarray, ig: np.ndarray) -> None:
     """One step in NumPy, for training and generation (compiled twin: ``compiled.lstm_forward``).
 
-    Gates in place in ``a`` after adding ``hw`` (B or 1 rows); c = f c_prev + i g (``c`` may be
-    ``c_prev``), tanh_c = tanh(c), h = o tanh_c; ``ig`` is scratch.
+    Gates in place in ``a`` after adding ``hw`` (B or 1 rows) and ``bias`` (G,); c = f c_prev + i g
+    (``c`` may be ``c_prev``), tanh_c = tanh(c), h = o tanh_c; ``ig`` is scratch.
     """
     H = h.shape[1]
     a += hw
+    a += bias
     np.tanh(a, out=a)
     a *= scale
     a += shift
@@ -70,7 +71,7 @@ def forward_step(a: np.ndarray, hw: np.ndarray, scale: np.ndarray, shift: np.nda
     np.multiply(o, tanh_c, out=h)
 
 
-def forward(cell: Any, XW: np.ndarray, W_h: np.ndarray, hs: np.ndarray,
+def forward(cell: Any, XW: np.ndarray, b: np.ndarray, W_h: np.ndarray, hs: np.ndarray,
             state0: tuple, ws: Workspace, keep: bool = True) -> tuple[tuple, list | None]:
     T, B, G = XW.shape
     H = G // 4
@@ -88,7 +89,7 @@ def forward(cell: Any, XW: np.ndarray, W_h: np.ndarray, hs: np.ndarray,
     for t in range(T):
         k, c_prev, c = (t, cs[t], cs[t + 1]) if keep else (0, cs[t % 2], cs[(t + 1) % 2])
         np.matmul(hs[t], W_h, out=hw)
-        step(act[t], hw, scale, shift, c_prev, c, tanh_c[k], hs[t + 1])
+        step(act[t], hw, b, scale, shift, c_prev, c, tanh_c[k], hs[t + 1])
     if not keep:
         return (hs[T].copy(), cs[T % 2].copy()), None
     steps = [LSTMStepCache(act[t], cs[t], tanh_c[t]) for t in range(T)]

@@ -7,7 +7,7 @@ across batches (truncated BPTT).
 
 Forward::
 
-    XW = X W_x + b                   one product for all T steps
+    XW = X W_x + b                   one product for all T steps (a kernel adds b in its steps)
     for t = 0 .. T-1:
         HW_t = h_{t-1} W_h            one product per step, all gates at once
         state_t = cell.step(XW_t, HW_t, state_{t-1})
@@ -105,7 +105,9 @@ class Recurrent(Module):
                            for name, w in (("W_x'", W_x), ("W_h'", W_h), ("b'", b)))
         XW = ws.empty("XW", (T, B, W_x.shape[1]), W_x.dtype)
         np.matmul(xt.reshape(T * B, D), W_x, out=XW.reshape(T * B, -1))
-        if cell.project_bias:  # False: the cell adds b itself (after normalising xw)
+        # A kernel adds b inside its step (free in the compiled one; a full pass over XW here).
+        # project_bias False: the cell adds b itself, after normalising xw (no kernel does that).
+        if cell.project_bias and kernel is None:
             XW += b
         state = tuple(s.astype(W_x.dtype, copy=False) for s in state0) if state0 is not None \
             else cell.initial_state(B, W_x.dtype)
@@ -114,11 +116,11 @@ class Recurrent(Module):
         parts = parallel.partition(B) if kernel is not None and grad_enabled() else [slice(0, B)]
         if len(parts) > 1:
             results = parallel.run(lambda k, rows: kernel.forward(
-                cell, XW[:, rows], W_h, hs[:, rows], tuple(s[rows] for s in state), ws.sub(k)), parts)
+                cell, XW[:, rows], b, W_h, hs[:, rows], tuple(s[rows] for s in state), ws.sub(k)), parts)
             state = tuple(np.concatenate([r[0][i] for r in results]) for i in range(cell.state_size))
             steps = [r[1] for r in results]
         elif kernel is not None:
-            state, steps = kernel.forward(cell, XW, W_h, hs, state, ws, keep=grad_enabled())
+            state, steps = kernel.forward(cell, XW, b, W_h, hs, state, ws, keep=grad_enabled())
         else:
             state, steps = self._reference_forward(XW, W_h, hs, state)
         y = hs[1:][::-1] if self.reverse else hs[1:]
