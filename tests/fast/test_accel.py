@@ -1,9 +1,10 @@
 """The compiled element-wise steps (rnnlab.fast.accel) must equal the NumPy steps they replace."""
+from functools import partial
+
 import numpy as np
 import pytest
 
 from rnnlab.fast import accel, gru, lstm
-from rnnlab.cells.gru import GRUStepCache
 
 pytestmark = pytest.mark.skipif(not accel.available(), reason="numba is not installed: nothing compiled to test")
 
@@ -90,14 +91,15 @@ def test_lstm_backward_step(dtype, with_dy, rng):
     act = rng.uniform(-1, 1, (B, 4 * H)).astype(dtype)
     c_prev, tc, dh, dy, dc = (rng.standard_normal((B, H)).astype(dtype) for _ in range(5))
     tc = np.tanh(tc)
-    mask_m = np.repeat(np.array([1, 1, 0, 1], dtype=dtype), H)
-    mask_k = np.repeat(np.array([0, 0, 1, 0], dtype=dtype), H)
-    da_c, dc_c = np.empty_like(act), dc.copy()
-    K.lstm_backward(act, c_prev, tc, dh.copy(), dy if with_dy else dh, with_dy, dc_c, da_c)
-    da_n, dc_n, dh_n = np.empty_like(act), dc.copy(), dh + dy if with_dy else dh.copy()
-    lstm.backward_step(act, c_prev, tc, dh_n, dc_n, da_n, mask_m, mask_k, np.empty_like(act), np.empty_like(dh))
-    np.testing.assert_allclose(da_c, da_n, **TOL[dtype])
-    np.testing.assert_allclose(dc_c, dc_n, **TOL[dtype])
+    masks = dict(M=np.repeat(np.array([1, 1, 0, 1], dtype=dtype), H), K=np.repeat(np.array([0, 0, 1, 0], dtype=dtype), H))
+    numpy_step = partial(lstm.backward_step, deriv=np.empty_like(act), tmp=np.empty_like(dh), **masks)
+    outs = []
+    for step in (K.lstm_backward, numpy_step):   # the same arguments for both twins
+        da, dc_k = np.empty_like(act), dc.copy()
+        step(act, c_prev, tc, dh.copy(), dy, with_dy, dc_k, da)
+        outs.append((da, dc_k))
+    for u, v in zip(*outs):
+        np.testing.assert_allclose(u, v, **TOL[dtype])
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -126,13 +128,13 @@ def test_gru_backward_step(dtype, with_dy, rng):
     XW = rng.uniform(0, 1, (B, 3 * H)).astype(dtype)     # a strided view, as the kernel caches it
     rz, n = XW[:, :2 * H], np.tanh(XW[:, 2 * H:] * 3 - 1)
     hn, h_prev, dh, dy = (rng.standard_normal((B, H)).astype(dtype) for _ in range(4))
-    dx_c, dhw_c, direct_c = np.empty((B, 3 * H), dtype), np.empty((B, 3 * H), dtype), np.empty_like(dh)
-    K.gru_backward(rz, n, hn, h_prev, dh, dy if with_dy else dh, with_dy, dx_c, dhw_c, direct_c)
-    dx_n, dhw_n, direct_n = np.empty_like(dx_c), np.empty_like(dhw_c), np.empty_like(dh)
-    dh_n = dh + dy if with_dy else dh.copy()
-    gru.backward_step(GRUStepCache(rz, n, hn, h_prev), dh_n, dx_n, dhw_n, np.empty((B, 2 * H), dtype),
-                       np.empty_like(dh), direct_n)
-    for u, v in ((dx_c, dx_n), (dhw_c, dhw_n), (direct_c, direct_n)):
+    numpy_step = partial(gru.backward_step, deriv=np.empty((B, 2 * H), dtype), dn=np.empty_like(dh))
+    outs = []
+    for step in (K.gru_backward, numpy_step):   # the same arguments for both twins
+        dx, dhw, direct = np.empty((B, 3 * H), dtype), np.empty((B, 3 * H), dtype), np.empty_like(dh)
+        step(rz, n, hn, h_prev, dh.copy(), dy, with_dy, dx, dhw, direct)
+        outs.append((dx, dhw, direct))
+    for u, v in zip(*outs):
         np.testing.assert_allclose(u, v, **TOL[dtype])
 
 

@@ -20,6 +20,7 @@ The element-wise part of each step is a function with a compiled twin in
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Iterator
 
 import numpy as np
@@ -88,33 +89,29 @@ def backward(cell: Any, dyt: np.ndarray | None, dstate: list, steps: list, W_h: 
     dXW = ws.empty("dXW", (min(chunk, T), B, 3 * H), dtype)   # reused: the caller consumes each block first
     dHW = ws.empty("dHW", dXW.shape, dtype)
     compiled = accel.steps(dtype)
-    deriv = ws.empty("deriv", (B, 2 * H), dtype) if compiled is None else None
-    dn = ws.empty("dn", (B, H), dtype) if compiled is None else None
-    tmp = ws.empty("tmp", (B, H), dtype)   # the direct path dh z
+    step = compiled.gru_backward if compiled is not None else partial(
+        backward_step, deriv=ws.empty("deriv", (B, 2 * H), dtype), dn=ws.empty("dn", (B, H), dtype))
+    direct = ws.empty("direct", (B, H), dtype)   # dh z, the path h_{t-1} -> h_t
     (dh,) = dstate
     for t1 in range(T, 0, -chunk):
         t0 = max(t1 - chunk, 0)
         for t in range(t1 - 1, t0 - 1, -1):
-            if compiled is not None:
-                rz, n, hn, h_prev = steps[t]
-                compiled.gru_backward(rz, n, hn, h_prev, dh, dh if dyt is None else dyt[t], dyt is not None,
-                                      dXW[t - t0], dHW[t - t0], tmp)
-            else:
-                if dyt is not None:
-                    dh += dyt[t]
-                backward_step(steps[t], dh, dXW[t - t0], dHW[t - t0], deriv, dn, tmp)
+            step(*steps[t], dh, dh if dyt is None else dyt[t], dyt is not None, dXW[t - t0], dHW[t - t0], direct)
             np.matmul(dHW[t - t0], W_hT, out=dh)
-            dh += tmp
+            dh += direct
         n = t1 - t0
         cell.grads["b_hn"] += dHW[:n, :, 2 * H:].sum(axis=(0, 1))
         yield t0, t1, dXW[:n], dHW[:n]
 
 
-def backward_step(cache: GRUStepCache, dh: np.ndarray, dx: np.ndarray, dhw: np.ndarray,
-                   deriv: np.ndarray, dn: np.ndarray, tmp: np.ndarray) -> None:
-    """One step in NumPy (compiled twin: ``compiled.gru_backward``): fills dx = dxw, dhw and
-    tmp = dh z (the direct path h_{t-1} -> h_t)."""
-    rz, n, hn, h_prev = cache
+def backward_step(rz: np.ndarray, n: np.ndarray, hn: np.ndarray, h_prev: np.ndarray, dh: np.ndarray,
+                  dy: np.ndarray, has_dy: bool, dx: np.ndarray, dhw: np.ndarray, tmp: np.ndarray, *,
+                  deriv: np.ndarray, dn: np.ndarray) -> None:
+    """One step in NumPy (compiled twin: ``compiled.gru_backward``), from a step's cache
+    (rz, n, hn, h_prev) and dh_t (+ dy_t when ``has_dy``): fills dx = dxw, dhw and
+    tmp = dh z (the direct path h_{t-1} -> h_t). dh is spent; deriv and dn are scratch."""
+    if has_dy:
+        dh += dy
     H = n.shape[1]
     r, z = rz[:, :H], rz[:, H:]
     dx_r, dx_z, da_n = dx[:, :H], dx[:, H:2 * H], dx[:, 2 * H:]

@@ -104,32 +104,30 @@ def backward(cell: Any, dyt: np.ndarray | None, dstate: list, steps: list, W_h: 
     dtype = dstate[0].dtype
     W_hT = ws.empty("W_hT", W_h.shape[::-1], dtype)
     np.copyto(W_hT, W_h.T)
-    M = _per_gate(H, (1.0, 1.0, 0.0, 1.0), dtype)
-    K = _per_gate(H, (0.0, 0.0, 1.0, 0.0), dtype)
     block = ws.empty("dA", (min(chunk, T), B, G), dtype)  # reused: the caller consumes each block first
     compiled = accel.steps(dtype)
-    if compiled is None:
-        deriv, tmp = ws.empty("deriv", (B, G), dtype), ws.empty("tmp", (B, H), dtype)
+    step = compiled.lstm_backward if compiled is not None else partial(
+        backward_step, M=_per_gate(H, (1.0, 1.0, 0.0, 1.0), dtype), K=_per_gate(H, (0.0, 0.0, 1.0, 0.0), dtype),
+        deriv=ws.empty("deriv", (B, G), dtype), tmp=ws.empty("tmp", (B, H), dtype))
     dh, dc = dstate
     for t1 in range(T, 0, -chunk):
         t0 = max(t1 - chunk, 0)
         for t in range(t1 - 1, t0 - 1, -1):
             act, c_prev, tc = steps[t]
-            if compiled is not None:
-                compiled.lstm_backward(act, c_prev, tc, dh, dh if dyt is None else dyt[t], dyt is not None,
-                                       dc, block[t - t0])
-            else:
-                if dyt is not None:
-                    dh += dyt[t]
-                backward_step(act, c_prev, tc, dh, dc, block[t - t0], M, K, deriv, tmp)
+            step(act, c_prev, tc, dh, dh if dyt is None else dyt[t], dyt is not None, dc, block[t - t0])
             np.matmul(block[t - t0], W_hT, out=dh)           # dh_{t-1}
         yield t0, t1, block[:t1 - t0], block[:t1 - t0]
 
 
-def backward_step(act: np.ndarray, c_prev: np.ndarray, tc: np.ndarray, dh: np.ndarray, dc: np.ndarray,
-                   da: np.ndarray, M: np.ndarray, K: np.ndarray, deriv: np.ndarray, tmp: np.ndarray) -> None:
-    """One step in NumPy (compiled twin: ``compiled.lstm_backward``): fills da, dc -> dc_{t-1}."""
+def backward_step(act: np.ndarray, c_prev: np.ndarray, tc: np.ndarray, dh: np.ndarray, dy: np.ndarray,
+                  has_dy: bool, dc: np.ndarray, da: np.ndarray, *, M: np.ndarray, K: np.ndarray,
+                  deriv: np.ndarray, tmp: np.ndarray) -> None:
+    """One step in NumPy (compiled twin: ``compiled.lstm_backward``): fills da from dh_t (+ dy_t
+    when ``has_dy``) and dc_t, and turns dc into dc_{t-1}. dh is spent (the caller overwrites it
+    with dh_{t-1}); M, K, deriv and tmp as in :func:`backward`."""
     H = dh.shape[1]
+    if has_dy:
+        dh += dy
     i, f, g, o = _blocks(act, H)
     # dc = dc_next + dh * o * (1 - tanh(c)^2)
     np.multiply(tc, tc, out=tmp)
