@@ -43,17 +43,15 @@ class Workspace:
 
     def empty(self, key: Hashable, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
         key = (threading.get_ident(), key)  # two threads running the same layer never share an array
-        kept = self._arrays.get(key)
-        if kept is not None:
-            arr, buf = kept
-            # Free when nothing outside holds the array itself (its count: this tuple, one local
-            # and getrefcount's argument) nor any view of it (a view refers to the buffer, its
-            # owner, not to the array: NumPy collapses view chains). See _calibrate.
-            if (sys.getrefcount(arr) <= _FREE[0] and sys.getrefcount(buf) <= _FREE[1]
-                    and arr.shape == tuple(shape) and arr.dtype == dtype):
-                return arr
-        arr, buf = _stagger(shape, dtype)
-        self._arrays[key] = (arr, buf)
+        arr = self._arrays.get(key)
+        # Free when nothing outside holds the array itself nor any view of it. A view refers
+        # to the byte buffer that owns the memory (arr.base: NumPy collapses view chains),
+        # not to the array, so both counts are checked. See _calibrate.
+        if (arr is not None and sys.getrefcount(arr) <= _FREE[0] and sys.getrefcount(arr.base) <= _FREE[1]
+                and arr.shape == tuple(shape) and arr.dtype == dtype):
+            return arr
+        arr = _stagger(shape, dtype)
+        self._arrays[key] = arr
         return arr
 
     def sub(self, key: Hashable) -> "Workspace":
@@ -65,7 +63,7 @@ class Workspace:
         self._subs.clear()
 
     def nbytes(self) -> int:
-        return sum(a.nbytes for a, _ in self._arrays.values()) + sum(s.nbytes() for s in self._subs.values())
+        return sum(a.nbytes for a in self._arrays.values()) + sum(s.nbytes() for s in self._subs.values())
 
     # A copied or pickled module starts with an empty workspace: the arrays are scratch, not state.
     def __deepcopy__(self, memo: dict) -> "Workspace":
@@ -79,15 +77,15 @@ _PAGE, _LINE = 4096, 64
 _next_offset = itertools.count()
 
 
-def _stagger(shape: tuple[int, ...], dtype: Any) -> tuple[np.ndarray, np.ndarray]:
-    """A new array and the byte buffer that owns it, starting at the next of 64 cache-line
+def _stagger(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """A new array, a view of a byte buffer (its ``base``), starting at the next of 64 cache-line
     offsets within a page (stepping by 5 lines, so that neighbours differ by more than one set)."""
     dtype = np.dtype(dtype)
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     buf = np.empty(nbytes + _PAGE + _LINE, dtype=np.uint8)
     want = (next(_next_offset) * 5 % (_PAGE // _LINE)) * _LINE
     start = (want - buf.ctypes.data) % _PAGE
-    return buf[start:start + nbytes].view(dtype).reshape(shape), buf
+    return buf[start:start + nbytes].view(dtype).reshape(shape)
 
 
 def _calibrate() -> tuple[int, int]:
@@ -95,9 +93,9 @@ def _calibrate() -> tuple[int, int]:
     nobody else holds them: measured the same way, not assumed, because the interpreter's own
     counting differs between Python versions."""
     arrays = {"key": _stagger((1,), np.float64)}
-    kept = arrays.get("key")
-    arr, buf = kept
-    return sys.getrefcount(arr), sys.getrefcount(buf)
+    arr = arrays.get("key")
+    assert arr.base.base is None  # the buffer owns the memory: views of arr refer to it
+    return sys.getrefcount(arr), sys.getrefcount(arr.base)
 
 
 _FREE = _calibrate()
