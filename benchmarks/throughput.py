@@ -28,8 +28,9 @@ reports the median of the timed steps after warm-up.
   moments in both; rnnlab's activation workspace, rnnlab.workspace), not the
   model itself, nor library machinery loaded once per process: a step of a
   tiny model runs first in both (torch's kernels; rnnlab's compiled steps,
-  i.e. numba and LLVM, about 100 MB, printed under the table). The tracemalloc column is what a later rnnlab step still
-  allocates once its workspace exists (NumPy reports allocations to tracemalloc).
+  i.e. numba and LLVM), and the script prints that memory under the table.
+  The tracemalloc column is what a later rnnlab step still allocates once its
+  workspace exists (NumPy reports allocations to tracemalloc).
 * Eval: forward and loss only (both in eval mode under no_grad: rnnlab.no_grad keeps one
   step's gates instead of all T).
 * Sampling: batch 1, H=256, 2 layers, temperature 0.8, one character at a
