@@ -11,3 +11,15 @@ def rng():
 def _private_cache(tmp_path_factory, monkeypatch):
     """Keep encoded-corpus caches out of the user's home: each test session gets its own."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "xdg-cache"))
+
+
+@pytest.fixture(params=["compiled", "numpy"])
+def element_steps(request):
+    """Run a test with the compiled steps (numba, rnnlab.fast.accel) and with their NumPy twins."""
+    from rnnlab.fast import accel
+
+    if request.param == "compiled" and not accel.available():
+        pytest.skip("numba is not installed: no compiled steps")
+    accel.set_enabled(request.param == "compiled")
+    yield request.param
+    accel.set_enabled(True)

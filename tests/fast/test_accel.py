@@ -125,14 +125,14 @@ def test_gru_forward_step(dtype, rng):
 @pytest.mark.parametrize("with_dy", [True, False])
 def test_gru_backward_step(dtype, with_dy, rng):
     B, H = 3, 5
-    XW = rng.uniform(0, 1, (B, 3 * H)).astype(dtype)     # a strided view, as the kernel caches it
-    rz, n = XW[:, :2 * H], np.tanh(XW[:, 2 * H:] * 3 - 1)
+    gates = rng.uniform(0, 1, (B, 3 * H)).astype(dtype)     # [r, z, n]
+    gates[:, 2 * H:] = np.tanh(gates[:, 2 * H:] * 3 - 1)
     hn, h_prev, dh, dy = (rng.standard_normal((B, H)).astype(dtype) for _ in range(4))
     numpy_step = partial(gru.backward_step, deriv=np.empty((B, 2 * H), dtype), dn=np.empty_like(dh))
     outs = []
     for step in (K.gru_backward, numpy_step):   # the same arguments for both twins
         dx, dhw, direct = np.empty((B, 3 * H), dtype), np.empty((B, 3 * H), dtype), np.empty_like(dh)
-        step(rz, n, hn, h_prev, dh.copy(), dy, with_dy, dx, dhw, direct)
+        step(gates, hn, h_prev, dh.copy(), dy, with_dy, dx, dhw, direct)
         outs.append((dx, dhw, direct))
     for u, v in zip(*outs):
         np.testing.assert_allclose(u, v, **TOL[dtype])

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 from rnnlab import fast
-from rnnlab.fast import accel
 from rnnlab.cells import GRUCell, LSTMCell, RNNCell
 from rnnlab.gradcheck.core import check_case
 from rnnlab.gradcheck.specs import randomize, sequence_case
@@ -42,16 +41,6 @@ def assert_same(a, b, rtol, atol):
     assert a["grads"].keys() == b["grads"].keys()
     for name in a["grads"]:
         np.testing.assert_allclose(a["grads"][name], b["grads"][name], rtol=rtol, atol=atol, err_msg=name)
-
-
-@pytest.fixture(params=["compiled", "numpy"])
-def element_steps(request):
-    """Run a test with the kernels' element-wise steps compiled (numba) and in NumPy."""
-    if request.param == "compiled" and not accel.available():
-        pytest.skip("numba is not installed: no compiled steps")
-    accel.set_enabled(request.param == "compiled")
-    yield request.param
-    accel.set_enabled(True)
 
 
 @pytest.fixture

@@ -58,6 +58,12 @@ def forward_step(xw: np.ndarray, hw: np.ndarray, bias: np.ndarray, b_hn: np.ndar
     h += n
 
 
+class Steps(list):
+    """The per-step caches (the cell's own, views), and ``gates``: the (T, B, 3H) array of
+    [r, z, n] they view, whose whole rows the backward steps read (unit stride throughout)."""
+    gates: np.ndarray
+
+
 def forward(cell: Any, XW: np.ndarray, b: np.ndarray, W_h: np.ndarray, hs: np.ndarray,
             state0: tuple, ws: Workspace, keep: bool = True) -> tuple[tuple, list | None]:
     T, B, G = XW.shape
@@ -74,7 +80,8 @@ def forward(cell: Any, XW: np.ndarray, b: np.ndarray, W_h: np.ndarray, hs: np.nd
         step(XW[t], hw, b, b_hn, hs[t], hns[t if keep else 0], hs[t + 1])
     if not keep:
         return (hs[T].copy(),), None
-    steps = [GRUStepCache(XW[t, :, :2 * H], XW[t, :, 2 * H:], hns[t], hs[t]) for t in range(T)]
+    steps = Steps(GRUStepCache(XW[t, :, :2 * H], XW[t, :, 2 * H:], hns[t], hs[t]) for t in range(T))
+    steps.gates = XW
     return (hs[T].copy(),), steps
 
 
@@ -96,7 +103,9 @@ def backward(cell: Any, dyt: np.ndarray | None, dstate: list, steps: list, W_h: 
     for t1 in range(T, 0, -chunk):
         t0 = max(t1 - chunk, 0)
         for t in range(t1 - 1, t0 - 1, -1):
-            step(*steps[t], dh, dh if dyt is None else dyt[t], dyt is not None, dXW[t - t0], dHW[t - t0], direct)
+            _, _, hn, h_prev = steps[t]
+            step(steps.gates[t], hn, h_prev, dh, dh if dyt is None else dyt[t], dyt is not None,
+                 dXW[t - t0], dHW[t - t0], direct)
             np.matmul(dHW[t - t0], W_hT, out=dh)
             dh += direct
         n = t1 - t0
@@ -104,15 +113,16 @@ def backward(cell: Any, dyt: np.ndarray | None, dstate: list, steps: list, W_h: 
         yield t0, t1, dXW[:n], dHW[:n]
 
 
-def backward_step(rz: np.ndarray, n: np.ndarray, hn: np.ndarray, h_prev: np.ndarray, dh: np.ndarray,
+def backward_step(gates: np.ndarray, hn: np.ndarray, h_prev: np.ndarray, dh: np.ndarray,
                   dy: np.ndarray, has_dy: bool, dx: np.ndarray, dhw: np.ndarray, tmp: np.ndarray, *,
                   deriv: np.ndarray, dn: np.ndarray) -> None:
-    """One step in NumPy (compiled twin: ``compiled.gru_backward``), from a step's cache
-    (rz, n, hn, h_prev) and dh_t (+ dy_t when ``has_dy``): fills dx = dxw, dhw and
+    """One step in NumPy (compiled twin: ``compiled.gru_backward``), from a step's gates
+    [r, z, n] (B, 3H), hn and h_prev, and dh_t (+ dy_t when ``has_dy``): fills dx = dxw, dhw and
     tmp = dh z (the direct path h_{t-1} -> h_t). dh is spent; deriv and dn are scratch."""
     if has_dy:
         dh += dy
-    H = n.shape[1]
+    H = hn.shape[1]
+    rz, n = gates[:, :2 * H], gates[:, 2 * H:]
     r, z = rz[:, :H], rz[:, H:]
     dx_r, dx_z, da_n = dx[:, :H], dx[:, H:2 * H], dx[:, 2 * H:]
     # da_n = dh * (1 - z) * (1 - n^2)

@@ -247,7 +247,9 @@ def _mse(rng: np.random.Generator) -> list[Case]:
 def _charlm(rng: np.random.Generator) -> list[Case]:
     cases = []
     for label, cfg in (("embedding, 2-layer LSTM, dropout", ModelConfig(5, "lstm", 3, 2, 2, dropout=0.2)),
-                       ("one-hot, GRU, projection", ModelConfig(4, "gru", 3, 1, 0, proj_size=2))):
+                       ("one-hot, GRU, projection", ModelConfig(4, "gru", 3, 1, 0, proj_size=2)),
+                       # 6 positions, 8 tokens: the embedding's vectors, not fused into layer 1's lookup
+                       ("embedding, unfused (V > B*T), LSTM", ModelConfig(8, "lstm", 3, 1, 2))):
         model = randomize(CharRNN(cfg), rng)
         ids = rng.integers(0, cfg.vocab_size, size=(2, 3))
         (_, statesT), _ = model.forward(ids)

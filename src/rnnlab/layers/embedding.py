@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import init as initializers
 from ..module import DEFAULT_DTYPE, Module
+from .tokens import Tokens, add_rows
 
 
 def _check_ids(ids: np.ndarray, vocab_size: int) -> np.ndarray:
@@ -50,17 +51,14 @@ class Embedding(Module):
         return self.params["W"][ids], EmbeddingCache(ids)
 
     def backward(self, dout: np.ndarray, cache: EmbeddingCache) -> None:
-        flat_ids = cache.ids.reshape(-1)
-        if flat_ids.size == 0:
-            return None
-        rows = dout.reshape(flat_ids.size, self.dim)
-        # dW[v] += sum of the rows whose id is v. Sorting the ids and summing runs of equal ids
-        # (reduceat) is 7x faster than np.add.at (0.35 vs 2.4 ms for 4096 ids, 64 dims).
-        order = np.argsort(flat_ids, kind="stable")
-        ids = flat_ids[order]
-        starts = np.flatnonzero(np.concatenate(([True], ids[1:] != ids[:-1])))
-        self.grads["W"][ids[starts]] += np.add.reduceat(rows[order], starts, axis=0)
+        if cache.ids.size:
+            add_rows(cache.ids, dout, self.grads["W"])   # dW[v] += the rows of dout whose id is v
         return None
+
+    def tokens(self, ids: np.ndarray) -> Tokens:
+        """The ids as input for a recurrent layer, which then projects this table once
+        instead of every position (:mod:`rnnlab.layers.tokens`); gradients go to ``grads["W"]``."""
+        return Tokens(_check_ids(ids, self.vocab_size), self.params["W"], self.grads["W"], self.vocab_size)
 
 
 class OneHot(Module):
@@ -81,6 +79,10 @@ class OneHot(Module):
 
     def backward(self, dout: np.ndarray, cache: EmbeddingCache) -> None:
         return None
+
+    def tokens(self, ids: np.ndarray) -> Tokens:
+        """The ids as input for a recurrent layer, which then reads rows of W_x (one-hot x W_x)."""
+        return Tokens(_check_ids(ids, self.vocab_size), None, None, self.vocab_size)
 
     def astype(self, dtype: Any) -> "OneHot":
         self.out_dtype = np.dtype(dtype)

@@ -45,6 +45,7 @@ from ..fast import parallel
 from ..cells.base import Cell, State
 from ..module import Module, grad_enabled
 from ..workspace import Workspace
+from .tokens import TokenGradient, Tokens, project
 
 # The fused kernels hand back the gradients of CHUNK time steps at a time, and
 # the weight products run per block: 16 steps x B rows is still a large, fast
@@ -53,7 +54,7 @@ CHUNK = 16
 
 
 class RecurrentCache(NamedTuple):
-    x: np.ndarray            # (T, B, D) time-major input
+    x: np.ndarray | Tokens   # (T, B, D) time-major input, or Tokens with time-major (T, B) ids
     hs: np.ndarray           # (T+1, B, H): h_0 .. h_T
     steps: list              # the cell's per-step caches (one list per row block when split)
     state0_given: bool
@@ -85,26 +86,30 @@ class Recurrent(Module):
 
     def forward(self, x: np.ndarray, state0: State | None = None) -> tuple[tuple[np.ndarray, State], RecurrentCache]:
         cell = self.cell
-        B, T, D = x.shape
+        tokens = isinstance(x, Tokens)   # embedding + input projection as one lookup (layers.tokens)
+        (B, T), D = (x.ids.shape, x.width) if tokens else (x.shape[:2], x.shape[2])
         if D != cell.input_size:
             raise ValueError(f"input has {D} features, the cell expects {cell.input_size}")
         W_x, W_h, b = cell.params["W_x"], cell.params["W_h"], cell.params["b"]
         kernel = fast.kernel_for(cell)
         ws = self.workspace if kernel is not None else Workspace()  # the reference path keeps nothing
-        xt = x.transpose(1, 0, 2)
-        if not (xt.flags.c_contiguous and xt.dtype == W_x.dtype):
+        xt = x._replace(ids=np.ascontiguousarray(x.ids.T)) if tokens else x.transpose(1, 0, 2)
+        if not tokens and not (xt.flags.c_contiguous and xt.dtype == W_x.dtype):
             # A stacked layer's input is the layer below's time-major states: used as they are.
             buf = ws.empty("x", (T, B, D), W_x.dtype)
             np.copyto(buf, xt)
             xt = buf
         if self.reverse:
-            xt = xt[::-1]
+            xt = xt._replace(ids=xt.ids[::-1]) if tokens else xt[::-1]
         scale = kernel.preact_scale(cell.hidden_size, W_x.dtype) if kernel is not None else None
         if scale is not None:  # the kernel wants some columns pre-scaled (exact: powers of two)
             W_x, W_h, b = (np.multiply(w, scale, out=ws.empty(name, w.shape, w.dtype))
                            for name, w in (("W_x'", W_x), ("W_h'", W_h), ("b'", b)))
         XW = ws.empty("XW", (T, B, W_x.shape[1]), W_x.dtype)
-        np.matmul(xt.reshape(T * B, D), W_x, out=XW.reshape(T * B, -1))
+        if tokens:
+            project(xt.ids, xt.table, W_x, XW)
+        else:
+            np.matmul(xt.reshape(T * B, D), W_x, out=XW.reshape(T * B, -1))
         # A kernel adds b inside its step (free in the compiled one; a full pass over XW here).
         # project_bias False: the cell adds b itself, after normalising xw (no kernel does that).
         if cell.project_bias and kernel is None:
@@ -144,7 +149,6 @@ class Recurrent(Module):
         xt, hs, steps = cache.x, cache.hs, cache.steps
         if steps is None:
             raise RuntimeError("this forward pass ran under rnnlab.no_grad(): it kept nothing to backpropagate")
-        T, B, D = xt.shape
         dyt = None
         if dy is not None:
             dyt = dy.transpose(1, 0, 2)
@@ -154,57 +158,75 @@ class Recurrent(Module):
                   for s in (dstateT if dstateT is not None else (None,) * cell.state_size)]
         W_h = cell.params["W_h"]
         kernel = fast.kernel_for(cell)
-        dxt = self.workspace.empty("dx", (T, B, D), hs.dtype) if kernel is not None \
-            else np.empty((T, B, D), dtype=hs.dtype)
+        # Token input: no dx; the rows of dXW are summed per token instead (layers.tokens).
+        tokens = TokenGradient(xt, W_h.shape[1], hs.dtype) if isinstance(xt, Tokens) else None
+        x_blocks = xt.ids if tokens is not None else xt
+        dxt = None if tokens is not None else self.workspace.empty("dx", xt.shape, hs.dtype) if kernel is not None \
+            else np.empty(xt.shape, dtype=hs.dtype)
         if cache.parts is not None:
-            dstate = self._split_backward(kernel, dyt, dstate, cache, dxt)
+            dstate = self._split_backward(kernel, dyt, dstate, cache, dxt, tokens)
         else:
             chunks = kernel.backward(cell, dyt, dstate, steps, W_h, CHUNK, self.workspace) if kernel is not None \
                 else self._reference_backward(dyt, dstate, steps, W_h)
             for t0, t1, dXW, dHW in chunks:  # from the last time steps to the first; dstate -> dstate_0
-                self._weight_grads(xt[t0:t1], hs[t0:t1], dXW, dHW, dxt[t0:t1], cell.grads)
+                self._weight_grads(x_blocks[t0:t1], hs[t0:t1], dXW, dHW, None if dxt is None else dxt[t0:t1],
+                                   cell.grads, tokens)
+        if tokens is not None:
+            tokens.finish(cell.params["W_x"], cell.grads)
+            return None, tuple(dstate)
         if self.reverse:
             dxt = dxt[::-1]
         # A transposed view, not a copy: the layer below (or an embedding) reads it as it is.
         return dxt.transpose(1, 0, 2), tuple(dstate)
 
     def _split_backward(self, kernel: Any, dyt: np.ndarray | None, dstate: list, cache: RecurrentCache,
-                        dxt: np.ndarray) -> list:
+                        dxt: np.ndarray | None, tokens: TokenGradient | None) -> list:
         """BPTT with the batch rows split over threads (see rnnlab.fast.parallel).
 
         Each block accumulates its weight gradients privately; they are added
         to the cell's in block order, so the result does not depend on timing.
         """
-        cell, W_h, xt, hs = self.cell, self.cell.params["W_h"], cache.x, cache.hs
+        cell, W_h, hs = self.cell, self.cell.params["W_h"], cache.hs
+        xt = cache.x.ids if tokens is not None else cache.x
 
-        def block(k: int, rows: slice) -> tuple[dict, np.ndarray, list]:
+        def block(k: int, rows: slice) -> tuple[dict, np.ndarray | None, list, TokenGradient | None]:
             grads = {name: np.zeros_like(cell.grads[name]) for name in ("W_h", "W_x", "b")}
             dstate_k = [d[rows].copy() for d in dstate]
             x_k, h_k = np.ascontiguousarray(xt[:, rows]), np.ascontiguousarray(hs[:, rows])
-            dx_k = np.empty(x_k.shape, dtype=hs.dtype)
+            sums_k = None if tokens is None else TokenGradient(tokens.tokens, W_h.shape[1], hs.dtype)
+            dx_k = None if tokens is not None else np.empty(x_k.shape, dtype=hs.dtype)
             dy_k = None if dyt is None else dyt[:, rows]
             steps_k, ws_k = cache.steps[k], self.workspace.sub(k)
             for t0, t1, dXW, dHW in kernel.backward(cell, dy_k, dstate_k, steps_k, W_h, CHUNK, ws_k):
-                self._weight_grads(x_k[t0:t1], h_k[t0:t1], dXW, dHW, dx_k[t0:t1], grads)
-            return grads, dx_k, dstate_k
+                self._weight_grads(x_k[t0:t1], h_k[t0:t1], dXW, dHW, None if dx_k is None else dx_k[t0:t1],
+                                   grads, sums_k)
+            return grads, dx_k, dstate_k, sums_k
 
         results = parallel.run(block, cache.parts)
-        for (grads, dx_k, _), rows in zip(results, cache.parts):
+        for (grads, dx_k, _, sums_k), rows in zip(results, cache.parts):
             for name, g in grads.items():
                 cell.grads[name] += g
-            dxt[:, rows] = dx_k
+            if tokens is not None:
+                tokens.merge(sums_k)
+            else:
+                dxt[:, rows] = dx_k
         return [np.concatenate([r[2][i] for r in results]) for i in range(len(dstate))]
 
     def _weight_grads(self, xt: np.ndarray, h_prev: np.ndarray, dXW: np.ndarray, dHW: np.ndarray,
-                      dxt: np.ndarray, grads: dict) -> None:
-        """The products over a block of time steps: dW_h, dW_x, db into ``grads``, and dx into ``dxt``."""
+                      dxt: np.ndarray | None, grads: dict, tokens: TokenGradient | None = None) -> None:
+        """The products over a block of time steps: dW_h, db and dW_x into ``grads``, dx into ``dxt``;
+        for token input, ``xt`` holds the block's ids, whose rows of dXW ``tokens`` sums instead."""
         cell = self.cell
-        n, D, GH = dXW.shape[0] * dXW.shape[1], xt.shape[2], dXW.shape[2]
+        n, GH = dXW.shape[0] * dXW.shape[1], dXW.shape[2]
         dXW2 = dXW.reshape(n, GH)
         grads["W_h"] += h_prev.reshape(n, -1).T @ dHW.reshape(n, GH)
-        grads["W_x"] += xt.reshape(n, D).T @ dXW2
         if cell.project_bias:
             grads["b"] += dXW2.sum(axis=0)
+        if tokens is not None:
+            tokens.add(xt, dXW2)
+            return
+        D = xt.shape[2]
+        grads["W_x"] += xt.reshape(n, D).T @ dXW2
         np.matmul(dXW2, cell.params["W_x"].T, out=dxt.reshape(n, D))
 
     def _reference_backward(self, dyt: np.ndarray | None, dstate: list, steps: list,
