@@ -10,7 +10,7 @@ from rnnlab.cells import make_cell
 from rnnlab.fast import parallel
 from rnnlab.gradcheck import randomize
 from rnnlab.layers import Embedding, OneHot, Recurrent, SoftmaxCrossEntropy
-from rnnlab.layers.tokens import Tokens, add_rows, segment_add
+from rnnlab.layers.tokens import Tokens, add_rows, project, segment_add
 from rnnlab.models import CharRNN, ModelConfig
 from rnnlab.models import charlm
 
@@ -124,3 +124,12 @@ def test_small_batches_keep_the_embedding_vectors():
     model = CharRNN(ModelConfig(50, "lstm", 8, 1, 4))
     assert not model.fuse_input(np.zeros((2, 5), np.int64))   # 10 positions < 50 tokens
     assert model.fuse_input(np.zeros((8, 8), np.int64))
+
+
+def test_projection_gathers_the_rows_of_the_projected_table(rng, element_steps):
+    table, W_x = rng.standard_normal((7, 3)).astype(np.float32), rng.standard_normal((3, 8)).astype(np.float32)
+    ids = rng.integers(0, 7, size=(5, 4))
+    for ids_tm in (ids, ids[::-1]):                       # a reversed layer reads its ids backwards
+        out = np.empty((5, 4, 8), np.float32)
+        project(ids_tm, table, W_x, out)
+        np.testing.assert_array_equal(out, (table @ W_x)[ids_tm])

@@ -41,7 +41,11 @@ class Tokens(NamedTuple):
 def project(ids_tm: np.ndarray, table: np.ndarray | None, W_x: np.ndarray, out: np.ndarray) -> None:
     """out (T, B, G) = (table W_x)[ids_tm], ids_tm (T, B) time-major; W_x for one-hot."""
     P = W_x if table is None else table @ W_x
-    np.take(P, ids_tm, axis=0, out=out)
+    compiled = accel.steps(out.dtype) if out.flags.c_contiguous and P.dtype == out.dtype else None
+    if compiled is not None:
+        compiled.gather_rows(P, ids_tm, out)
+    else:
+        np.take(P, ids_tm, axis=0, out=out)
 
 
 def segment_add(ids: np.ndarray, rows: np.ndarray, out: np.ndarray) -> None:
