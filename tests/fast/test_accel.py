@@ -170,3 +170,35 @@ def test_rnnlab_accel_0_switches_the_compiled_steps_off():
     env = dict(os.environ, RNNLAB_ACCEL="0")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert out.splitlines()[0] == "False True" and "RNNLAB_ACCEL=0" in out
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("kind,weight_decay", [("Adam", 0.0), ("Adam", 0.1), ("AdamW", 0.01)])
+def test_adam_update_equals_numpy(dtype, kind, weight_decay):
+    """The one-pass compiled update against the optimizer's NumPy update, over 20 steps."""
+    from rnnlab import optim
+
+    runs = []
+    for compiled in (True, False):
+        accel.set_enabled(compiled)
+        try:
+            rng = np.random.default_rng(0)
+            p = rng.standard_normal((50, 30)).astype(dtype)
+            g = np.zeros_like(p)
+            opt = getattr(optim, kind)([("w", p, g)], lr=1e-2, weight_decay=weight_decay)
+            assert (opt._compiled(p, g) is not None) == compiled
+            for _ in range(20):
+                g[:] = rng.standard_normal(p.shape)
+                opt.step()
+        finally:
+            accel.set_enabled(True)
+        runs.append((p, opt.state["m"]["w"], opt.state["v"]["w"]))
+    for u, v in zip(*runs):
+        np.testing.assert_allclose(u, v, rtol=1e-13 if dtype == np.float64 else 2e-6, atol=1e-7)
+
+
+def test_amsgrad_keeps_the_numpy_update():
+    from rnnlab.optim import Adam
+
+    p = np.zeros(3, np.float32)
+    assert Adam([("w", p, np.zeros_like(p))], amsgrad=True)._compiled(p, np.zeros_like(p)) is None

@@ -181,3 +181,26 @@ def gather_rows(table: Any, ids: Any, out: Any) -> None:
             o, r = out[t, b], table[ids[t, b]]
             for j in range(r.shape[0]):
                 o[j] = r[j]
+
+
+@_jit
+def adam_update(param: Any, grad: Any, m: Any, v: Any, lr: float, beta1: float, beta2: float, eps: float,
+                weight_decay: float, decoupled: bool, step: int) -> None:
+    """One Adam/AdamW update of flat (1-D) arrays in one pass (twin of ``rnnlab.optim.Adam._update``
+    without AMSGrad), in the parameter's precision, with the same order of operations."""
+    ty = param.dtype.type
+    b1, b2, c1, c2 = ty(beta1), ty(beta2), ty(1.0 - beta1), ty(1.0 - beta2)
+    wd, shrink = ty(weight_decay), ty(1.0 - lr * weight_decay)
+    root2, epsilon = ty(math.sqrt(1.0 - beta2 ** step)), ty(eps)
+    step_size = ty(lr / (1.0 - beta1 ** step))
+    for k in range(param.shape[0]):
+        p, d = param[k], grad[k]
+        if decoupled:
+            p = p * shrink
+        elif weight_decay != 0.0:
+            d = p * wd + d
+        mk = m[k] * b1 + d * c1
+        vk = v[k] * b2 + (d * d) * c2
+        m[k] = mk
+        v[k] = vk
+        param[k] = p - mk / (math.sqrt(vk) / root2 + epsilon) * step_size
