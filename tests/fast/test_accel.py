@@ -202,3 +202,64 @@ def test_amsgrad_keeps_the_numpy_update():
 
     p = np.zeros(3, np.float32)
     assert Adam([("w", p, np.zeros_like(p))], amsgrad=True)._compiled(p, np.zeros_like(p)) is None
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_lstm_forward_fm_step(dtype, rng):
+    """The feature-major (inference) step against its NumPy twin and the batch-major step."""
+    a, hw, bias, scale, shift, c_prev = _lstm_forward_inputs(rng, dtype)
+    B, H = c_prev.shape
+    outs = []
+    for run in ("fm compiled", "fm numpy", "batch-major"):
+        a_k, c, tc, h = (np.ascontiguousarray(v.T) for v in (a, c_prev, c_prev, c_prev))
+        cp = np.ascontiguousarray(c_prev.T)
+        if run == "fm compiled":
+            K.lstm_forward_fm(a_k, np.ascontiguousarray(hw.T), bias, scale, shift, cp, c, tc, h)
+        elif run == "fm numpy":
+            lstm.forward_step_fm(a_k, np.ascontiguousarray(hw.T), bias, scale, shift, cp, c, tc, h,
+                                 np.empty((H, B), dtype))
+        else:
+            a_k, c, tc, h = a.copy(), np.empty_like(c_prev), np.empty_like(c_prev), np.empty_like(c_prev)
+            K.lstm_forward(a_k, hw, bias, scale, shift, c_prev, c, tc, h)
+            a_k, c, tc, h = a_k.T, c.T, tc.T, h.T
+        outs.append((a_k, c, tc, h))
+    for other in outs[1:]:
+        for u, v in zip(outs[0], other):
+            np.testing.assert_allclose(u, v, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_gru_forward_fm_step(dtype, rng):
+    B, H = 3, 5
+    xw = (rng.standard_normal((3 * H, B)) * 2).astype(dtype)
+    hw, b_hn = rng.standard_normal((3 * H, B)).astype(dtype), rng.standard_normal(H).astype(dtype)
+    bias, h_prev = rng.standard_normal(3 * H).astype(dtype), rng.standard_normal((H, B)).astype(dtype)
+    outs = []
+    for step in (K.gru_forward_fm, gru.forward_step_fm):
+        xw_k, hw_k, hn, h = xw.copy(), hw.copy(), np.empty_like(h_prev), np.empty_like(h_prev)
+        step(xw_k, hw_k, bias, b_hn, h_prev, hn, h)
+        outs.append((xw_k, hn, h))
+    xw_k, hn, h = xw.T.copy(), np.empty((B, H), dtype), np.empty((B, H), dtype)   # batch-major
+    K.gru_forward(xw_k, hw.T.copy(), bias, b_hn, h_prev.T.copy(), hn, h)
+    outs.append((xw_k.T, hn.T, h.T))
+    for other in outs[1:]:
+        for u, v in zip(outs[0], other):
+            np.testing.assert_allclose(u, v, **TOL[dtype])
+
+
+def test_gather_cols_equals_numpy(rng):
+    from rnnlab.layers.tokens import project_fm
+
+    table, W_x = rng.standard_normal((7, 3)).astype(np.float32), rng.standard_normal((3, 8)).astype(np.float32)
+    ids = rng.integers(0, 7, size=(5, 4))
+    for ids_tm in (ids, ids[::-1]):
+        got = np.empty((5, 8, 4), np.float32)
+        K.gather_cols(np.ascontiguousarray((table @ W_x).T), ids_tm, got)
+        accel.set_enabled(False)
+        try:
+            ref = np.empty_like(got)
+            project_fm(ids_tm, table, W_x, ref)
+        finally:
+            accel.set_enabled(True)
+        np.testing.assert_array_equal(got, ref)
+        np.testing.assert_array_equal(got, (table @ W_x)[ids_tm].transpose(0, 2, 1))

@@ -204,3 +204,66 @@ def adam_update(param: Any, grad: Any, m: Any, v: Any, lr: float, beta1: float, 
         m[k] = mk
         v[k] = vk
         param[k] = p - mk / (math.sqrt(vk) / root2 + epsilon) * step_size
+
+
+# -- inference, feature-major: one step's arrays are (features, B), C-contiguous ----------------
+@_jit
+def lstm_forward_fm(a: Any, hw: Any, bias: Any, scale: Any, shift: Any, c_prev: Any, c: Any, tc: Any, h: Any) -> None:
+    """:func:`lstm_forward` on transposed arrays: a, hw (4H, B); c_prev, c, tc, h (H, B).
+    Twin: ``rnnlab.fast.lstm.forward_step_fm``; the same arithmetic as lstm_forward."""
+    G, B = a.shape
+    H = G // 4
+    for j in range(G):   # a row per gate unit: its bias, scale and shift are constants
+        ar, wr = a[j], hw[j]
+        bj, s, sh = bias[j], scale[j], shift[j]
+        for b in range(B):
+            ar[b] = _tanh(ar[b] + wr[b] + bj) * s + sh
+    n = H * B            # then whole (H, B) blocks as flat vectors, one output per loop
+    af, cpf, cf, tf, hf = a.reshape(G * B), c_prev.reshape(n), c.reshape(n), tc.reshape(n), h.reshape(n)
+    i, f, g, o = af[:n], af[n:2 * n], af[2 * n:3 * n], af[3 * n:]
+    for k in range(n):
+        cf[k] = f[k] * cpf[k] + i[k] * g[k]
+    for k in range(n):
+        tf[k] = _tanh(cf[k])
+    for k in range(n):
+        hf[k] = o[k] * tf[k]
+
+
+@_jit
+def gru_forward_fm(xw: Any, hw: Any, bias: Any, b_hn: Any, h_prev: Any, hn: Any, h: Any) -> None:
+    """:func:`gru_forward` on transposed arrays: xw, hw (3H, B); h_prev, hn, h (H, B).
+    Twin: ``rnnlab.fast.gru.forward_step_fm``; the same arithmetic as gru_forward."""
+    G, B = xw.shape
+    H = G // 3
+    half = xw.dtype.type(0.5)
+    for j in range(2 * H):
+        xr, wr, bj = xw[j], hw[j], bias[j]
+        for b in range(B):
+            xr[b] = half + half * _tanh(xr[b] + bj + wr[b])
+    for j in range(H):
+        ur, wr, bj = hn[j], hw[2 * H + j], b_hn[j]
+        for b in range(B):
+            ur[b] = wr[b] + bj
+    for j in range(H):
+        nr, rr, ur, bj = xw[2 * H + j], xw[j], hn[j], bias[2 * H + j]
+        for b in range(B):
+            nr[b] = _tanh(nr[b] + bj + rr[b] * ur[b])
+    n = H * B
+    xf, pf, hf = xw.reshape(G * B), h_prev.reshape(n), h.reshape(n)
+    z, nn = xf[n:2 * n], xf[2 * n:]
+    for k in range(n):
+        hf[k] = nn[k] + z[k] * (pf[k] - nn[k])
+
+
+@_jit
+def gather_cols(table_t: Any, ids: Any, out: Any) -> None:
+    """out[t, :, b] = table_t[:, ids[t, b]]: the feature-major twin of gather_rows (table_t (G, V);
+    ids (T, B), checked by the caller; out (T, G, B)). NumPy: ``rnnlab.layers.tokens.project_fm``."""
+    T, B = ids.shape
+    G = table_t.shape[0]
+    for t in range(T):
+        it, ot = ids[t], out[t]
+        for j in range(G):
+            row, o = table_t[j], ot[j]
+            for b in range(B):
+                o[b] = row[it[b]]
