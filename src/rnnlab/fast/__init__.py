@@ -28,18 +28,16 @@ A kernel is an object with::
 
     preact_scale(H, dtype) -> (G*H,) array or None
         column scale the loop applies to W_x, b and W_h before the loop
-    forward(cell, XW, b, W_h, hs, state0, ws) -> (stateT, steps)
+    forward(cell, XW, b, W_h, hs, state0, ws, keep=True) -> (stateT, steps)
         XW (T, B, G*H) scaled input products x W_x, without the bias: the
         kernel adds the scaled bias b (G*H,) in its steps and computes the
         gates in place in XW (so XW is part of the cache); hs (T+1, B, H)
         with hs[0] set, filled by the kernel; W_h scaled; ws a
         :class:`~rnnlab.workspace.Workspace` for the kernel's other arrays;
         steps: a list of the cell's own per-step caches (views), so that
-        the reference backward can consume them too.
-    infer(cell, XW, b, W_h, hs, state0, ws) -> stateT
-        the forward loop under :func:`rnnlab.no_grad`, feature-major and
-        without a cache: XW (T, G*H, B), hs (T+1, H, B); see
-        :mod:`rnnlab.fast.infer`.
+        the reference backward can consume them too. keep=False (under
+        :func:`rnnlab.no_grad`): keep one step's intermediates, return
+        steps=None.
     backward(cell, dyt, dstate, steps, W_h, chunk, ws) -> iterator of (t0, t1, dXW, dHW)
         BPTT in blocks of ``chunk`` steps, the last block first: dXW, dHW
         (t1 - t0, B, G*H) are the gradients of steps t0..t1-1 (possibly the

@@ -65,48 +65,24 @@ class Steps(list):
 
 
 def forward(cell: Any, XW: np.ndarray, b: np.ndarray, W_h: np.ndarray, hs: np.ndarray,
-            state0: tuple, ws: Workspace) -> tuple[tuple, list]:
+            state0: tuple, ws: Workspace, keep: bool = True) -> tuple[tuple, list | None]:
     T, B, G = XW.shape
     H = G // 3
     b_hn = cell.params["b_hn"]
     # r, z and n are computed in place in XW (the input projection, no longer needed after its
-    # step): rz in its first 2H columns, n in the last H.
-    hns = ws.empty("hn", (T, B, H), hs.dtype)
+    # step): rz in its first 2H columns, n in the last H. keep=False (no_grad): one hn, reused.
+    hns = ws.empty("hn", (T, B, H), hs.dtype) if keep else ws.empty("hn1", (1, B, H), hs.dtype)
     hw = ws.empty("hw", (B, G), hs.dtype)
     compiled = accel.steps(hs.dtype)
     step = compiled.gru_forward if compiled is not None else forward_step
     for t in range(T):
         np.matmul(hs[t], W_h, out=hw)
-        step(XW[t], hw, b, b_hn, hs[t], hns[t], hs[t + 1])
+        step(XW[t], hw, b, b_hn, hs[t], hns[t if keep else 0], hs[t + 1])
+    if not keep:
+        return (hs[T].copy(),), None
     steps = Steps(GRUStepCache(XW[t, :, :2 * H], XW[t, :, 2 * H:], hns[t], hs[t]) for t in range(T))
     steps.gates = XW
     return (hs[T].copy(),), steps
-
-
-def forward_step_fm(xw: np.ndarray, hw: np.ndarray, bias: np.ndarray, b_hn: np.ndarray, h_prev: np.ndarray,
-                    hn: np.ndarray, h: np.ndarray) -> None:
-    """:func:`forward_step` on feature-major (3H, B) and (H, B) arrays, through transposed views
-    (compiled twin: ``compiled.gru_forward_fm``)."""
-    forward_step(xw.T, hw.T, bias, b_hn, h_prev.T, hn.T, h.T)
-
-
-def infer(cell: Any, XW: np.ndarray, b: np.ndarray, W_h: np.ndarray, hs: np.ndarray, state0: tuple,
-          ws: Workspace) -> tuple:
-    """The forward loop without a cache (inference), feature-major: XW (T, 3H, B), hs (T+1, H, B)
-    with hs[0] set; returns the final state ((B, H),). See :mod:`rnnlab.fast.infer`."""
-    T, G, B = XW.shape
-    H = G // 3
-    W_hT = ws.empty("W_hT", (G, H), XW.dtype)
-    np.copyto(W_hT, W_h.T)
-    hw = ws.empty("hwT", (G, B), XW.dtype)
-    hn = ws.empty("hnT", (H, B), XW.dtype)
-    compiled = accel.steps(XW.dtype)
-    step = compiled.gru_forward_fm if compiled is not None else forward_step_fm
-    b_hn = cell.params["b_hn"]
-    for t in range(T):
-        np.matmul(W_hT, hs[t], out=hw)
-        step(XW[t], hw, b, b_hn, hs[t], hn, hs[t + 1])
-    return (hs[T].T.copy(),)
 
 
 def backward(cell: Any, dyt: np.ndarray | None, dstate: list, steps: list, W_h: np.ndarray,

@@ -72,54 +72,28 @@ def forward_step(a: np.ndarray, hw: np.ndarray, bias: np.ndarray, scale: np.ndar
 
 
 def forward(cell: Any, XW: np.ndarray, b: np.ndarray, W_h: np.ndarray, hs: np.ndarray,
-            state0: tuple, ws: Workspace) -> tuple[tuple, list]:
+            state0: tuple, ws: Workspace, keep: bool = True) -> tuple[tuple, list | None]:
     T, B, G = XW.shape
     H = G // 4
     scale = preact_scale(H, XW.dtype)       # also the shift: 0.5 + 0.5 tanh(a/2)
     shift = preact_shift(H, XW.dtype)
     # The gates are computed in place in XW (the input projection, no longer needed after its
-    # step): no second (T, B, 4H) array.
+    # step): no second (T, B, 4H) array. keep=False (no_grad): two cell states, reused, not T+1.
     act = XW
     hw = ws.empty("hw", (B, G), hs.dtype)
-    cs = ws.empty("c", hs.shape, hs.dtype)
-    tanh_c = ws.empty("tanh_c", (T, B, H), hs.dtype)
+    cs = ws.empty("c", hs.shape, hs.dtype) if keep else ws.empty("c2", (2, B, H), hs.dtype)
+    tanh_c = ws.empty("tanh_c", (T, B, H), hs.dtype) if keep else ws.empty("tanh_c1", (1, B, H), hs.dtype)
     compiled = accel.steps(hs.dtype)
     step = compiled.lstm_forward if compiled is not None else partial(forward_step, ig=ws.empty("ig", (B, H), hs.dtype))
     cs[0] = state0[1]
     for t in range(T):
+        k, c_prev, c = (t, cs[t], cs[t + 1]) if keep else (0, cs[t % 2], cs[(t + 1) % 2])
         np.matmul(hs[t], W_h, out=hw)
-        step(act[t], hw, b, scale, shift, cs[t], cs[t + 1], tanh_c[t], hs[t + 1])
+        step(act[t], hw, b, scale, shift, c_prev, c, tanh_c[k], hs[t + 1])
+    if not keep:
+        return (hs[T].copy(), cs[T % 2].copy()), None
     steps = [LSTMStepCache(act[t], cs[t], tanh_c[t]) for t in range(T)]
     return (hs[T].copy(), cs[T].copy()), steps
-
-
-def forward_step_fm(a: np.ndarray, hw: np.ndarray, bias: np.ndarray, scale: np.ndarray, shift: np.ndarray,
-                    c_prev: np.ndarray, c: np.ndarray, tanh_c: np.ndarray, h: np.ndarray, ig: np.ndarray) -> None:
-    """:func:`forward_step` on feature-major (4H, B) and (H, B) arrays, through transposed views
-    (compiled twin: ``compiled.lstm_forward_fm``)."""
-    forward_step(a.T, hw.T, bias, scale, shift, c_prev.T, c.T, tanh_c.T, h.T, ig.T)
-
-
-def infer(cell: Any, XW: np.ndarray, b: np.ndarray, W_h: np.ndarray, hs: np.ndarray, state0: tuple,
-          ws: Workspace) -> tuple:
-    """The forward loop without a cache (inference), feature-major: XW (T, 4H, B), hs (T+1, H, B)
-    with hs[0] set; returns the final state ((B, H), (B, H)). See :mod:`rnnlab.fast.infer`."""
-    T, G, B = XW.shape
-    H = G // 4
-    scale, shift = preact_scale(H, XW.dtype), preact_shift(H, XW.dtype)
-    W_hT = ws.empty("W_hT", (G, H), XW.dtype)
-    np.copyto(W_hT, W_h.T)
-    hw = ws.empty("hwT", (G, B), XW.dtype)
-    cs = ws.empty("cT", (2, H, B), XW.dtype)
-    tanh_c = ws.empty("tanh_cT", (H, B), XW.dtype)
-    compiled = accel.steps(XW.dtype)
-    step = compiled.lstm_forward_fm if compiled is not None else partial(
-        forward_step_fm, ig=ws.empty("igT", (H, B), XW.dtype))
-    cs[0] = state0[1].T
-    for t in range(T):
-        np.matmul(W_hT, hs[t], out=hw)
-        step(XW[t], hw, b, scale, shift, cs[t % 2], cs[(t + 1) % 2], tanh_c, hs[t + 1])
-    return hs[T].T.copy(), cs[T % 2].T.copy()
 
 
 def backward(cell: Any, dyt: np.ndarray | None, dstate: list, steps: list, W_h: np.ndarray,

@@ -41,7 +41,7 @@ from typing import Any, Iterator, NamedTuple
 import numpy as np
 
 from .. import fast
-from ..fast import infer, parallel
+from ..fast import parallel
 from ..cells.base import Cell, State
 from ..module import Module, grad_enabled
 from ..workspace import Workspace
@@ -90,11 +90,8 @@ class Recurrent(Module):
         (B, T), D = (x.ids.shape, x.width) if tokens else (x.shape[:2], x.shape[2])
         if D != cell.input_size:
             raise ValueError(f"input has {D} features, the cell expects {cell.input_size}")
-        kernel = fast.kernel_for(cell)
-        if kernel is not None and not grad_enabled():   # nothing to backpropagate: feature-major
-            y, stateT, hs = infer.forward(self, kernel, x, state0)
-            return (y, stateT), RecurrentCache(x, hs, None, state0 is not None)
         W_x, W_h, b = cell.params["W_x"], cell.params["W_h"], cell.params["b"]
+        kernel = fast.kernel_for(cell)
         ws = self.workspace if kernel is not None else Workspace()  # the reference path keeps nothing
         xt = x._replace(ids=np.ascontiguousarray(x.ids.T)) if tokens else x.transpose(1, 0, 2)
         if not tokens and not (xt.flags.c_contiguous and xt.dtype == W_x.dtype):
@@ -121,14 +118,14 @@ class Recurrent(Module):
             else cell.initial_state(B, W_x.dtype)
         hs = ws.empty("hs", (T + 1, B, cell.hidden_size), W_x.dtype)
         hs[0] = state[0]
-        parts = parallel.partition(B) if kernel is not None else [slice(0, B)]
+        parts = parallel.partition(B) if kernel is not None and grad_enabled() else [slice(0, B)]
         if len(parts) > 1:
             results = parallel.run(lambda k, rows: kernel.forward(
                 cell, XW[:, rows], b, W_h, hs[:, rows], tuple(s[rows] for s in state), ws.sub(k)), parts)
             state = tuple(np.concatenate([r[0][i] for r in results]) for i in range(cell.state_size))
             steps = [r[1] for r in results]
         elif kernel is not None:
-            state, steps = kernel.forward(cell, XW, b, W_h, hs, state, ws)
+            state, steps = kernel.forward(cell, XW, b, W_h, hs, state, ws, keep=grad_enabled())
         else:
             state, steps = self._reference_forward(XW, W_h, hs, state)
         y = hs[1:][::-1] if self.reverse else hs[1:]

@@ -48,16 +48,6 @@ def project(ids_tm: np.ndarray, table: np.ndarray | None, W_x: np.ndarray, out: 
         np.take(P, ids_tm, axis=0, out=out)
 
 
-def project_fm(ids_tm: np.ndarray, table: np.ndarray | None, W_x: np.ndarray, out: np.ndarray) -> None:
-    """:func:`project` feature-major, for inference (:mod:`rnnlab.fast.infer`): out (T, G, B)."""
-    P = W_x if table is None else table @ W_x
-    compiled = accel.steps(out.dtype) if out.flags.c_contiguous and P.dtype == out.dtype else None
-    if compiled is not None:
-        compiled.gather_cols(np.ascontiguousarray(P.T), ids_tm, out)
-    else:
-        np.copyto(out, P[ids_tm].transpose(0, 2, 1))
-
-
 def segment_add(ids: np.ndarray, rows: np.ndarray, out: np.ndarray) -> None:
     """out[v] += sum of rows[k] with ids[k] == v; ids (n,), rows (n, G), out (V, G).
 
