@@ -10,6 +10,7 @@ from rnnlab.cells import make_cell
 from rnnlab.fast import parallel
 from rnnlab.gradcheck import randomize
 from rnnlab.layers import Embedding, OneHot, Recurrent, SoftmaxCrossEntropy
+from rnnlab.layers import tokens
 from rnnlab.layers.tokens import Tokens, add_rows, project, segment_add
 from rnnlab.models import CharRNN, ModelConfig
 from rnnlab.models import charlm
@@ -24,6 +25,18 @@ def test_segment_add_equals_add_at(dtype, rng, element_steps):
     expected = np.ones((10, 3), dtype)
     np.add.at(expected, ids.ravel(), rows.reshape(-1, 3))
     np.testing.assert_allclose(out, expected, rtol=1e-5 if dtype == np.float32 else 1e-13)
+
+
+@pytest.mark.parametrize("one_hot_max", [128, 0], ids=["one-hot product", "sort and reduceat"])
+def test_numpy_segment_add_both_ways(one_hot_max, rng, monkeypatch):
+    monkeypatch.setattr(tokens, "ONE_HOT_MAX", one_hot_max)
+    ids = rng.integers(0, 6, size=40)
+    rows = rng.standard_normal((40, 3))
+    out = np.ones((10, 3))
+    segment_add(ids, rows, out)
+    expected = np.ones((10, 3))
+    np.add.at(expected, ids, rows)
+    np.testing.assert_allclose(out, expected, rtol=1e-13)
 
 
 def test_segment_add_of_nothing_changes_nothing():

@@ -5,6 +5,8 @@ LSTM forward step is about 9 passes over (B, H)- and (B, 4H)-sized arrays, its
 backward about 15. Here each step is ONE compiled loop over the batch and the
 hidden units, reading each input once and writing each output once, in SIMD.
 The matrix products stay with NumPy's BLAS; only the element-wise part moves.
+The same switch serves three other one-pass loops with NumPy twins: the token
+row gather and segment sum (:mod:`rnnlab.layers.tokens`) and the Adam update.
 
 Used when numba is installed (``pip install 'rnnlab[fast]'``) and the dtype is
 float32 or float64; numba is imported, and the steps compiled (then cached on
