@@ -1,9 +1,10 @@
 """The compiled element-wise steps (numba): loaded by :mod:`rnnlab.fast.accel` on first use.
 
-Each function is the twin of a NumPy step in :mod:`rnnlab.fast.lstm` or
-:mod:`rnnlab.fast.gru`, or of :func:`rnnlab.layers.tokens.segment_add` (named in
-its docstring), for float32 and float64 alike; ``tests/fast/test_accel.py`` asserts each pair agrees. See
-:mod:`rnnlab.fast.accel` for why and for the numerics.
+Each function is the twin of a NumPy function named in its docstring: a kernel
+step of :mod:`rnnlab.fast.lstm` or :mod:`rnnlab.fast.gru`, a token lookup of
+:mod:`rnnlab.layers.tokens`, or the Adam update; for float32 and float64 alike.
+``tests/fast/test_accel.py`` and ``tests/layers/test_tokens.py`` assert that each
+pair agrees. See :mod:`rnnlab.fast.accel` for why and for the numerics.
 """
 from __future__ import annotations
 

@@ -158,21 +158,22 @@ class Recurrent(Module):
                   for s in (dstateT if dstateT is not None else (None,) * cell.state_size)]
         W_h = cell.params["W_h"]
         kernel = fast.kernel_for(cell)
-        # Token input: no dx; the rows of dXW are summed per token instead (layers.tokens).
-        tokens = TokenGradient(xt, W_h.shape[1], hs.dtype) if isinstance(xt, Tokens) else None
-        x_blocks = xt.ids if tokens is not None else xt
-        dxt = None if tokens is not None else self.workspace.empty("dx", xt.shape, hs.dtype) if kernel is not None \
-            else np.empty(xt.shape, dtype=hs.dtype)
+        if isinstance(xt, Tokens):   # no dx: the rows of dXW are summed per token (layers.tokens)
+            token_grad, x_blocks, dxt = TokenGradient(xt, W_h.shape[1], hs.dtype), xt.ids, None
+        else:
+            token_grad, x_blocks = None, xt
+            dxt = self.workspace.empty("dx", xt.shape, hs.dtype) if kernel is not None \
+                else np.empty(xt.shape, dtype=hs.dtype)
         if cache.parts is not None:
-            dstate = self._split_backward(kernel, dyt, dstate, cache, dxt, tokens)
+            dstate = self._split_backward(kernel, dyt, dstate, cache, dxt, token_grad)
         else:
             chunks = kernel.backward(cell, dyt, dstate, steps, W_h, CHUNK, self.workspace) if kernel is not None \
                 else self._reference_backward(dyt, dstate, steps, W_h)
             for t0, t1, dXW, dHW in chunks:  # from the last time steps to the first; dstate -> dstate_0
                 self._weight_grads(x_blocks[t0:t1], hs[t0:t1], dXW, dHW, None if dxt is None else dxt[t0:t1],
-                                   cell.grads, tokens)
-        if tokens is not None:
-            tokens.finish(cell.params["W_x"], cell.grads)
+                                   cell.grads, token_grad)
+        if token_grad is not None:
+            token_grad.finish(cell.params["W_x"], cell.grads)
             return None, tuple(dstate)
         if self.reverse:
             dxt = dxt[::-1]
@@ -180,21 +181,21 @@ class Recurrent(Module):
         return dxt.transpose(1, 0, 2), tuple(dstate)
 
     def _split_backward(self, kernel: Any, dyt: np.ndarray | None, dstate: list, cache: RecurrentCache,
-                        dxt: np.ndarray | None, tokens: TokenGradient | None) -> list:
+                        dxt: np.ndarray | None, token_grad: TokenGradient | None) -> list:
         """BPTT with the batch rows split over threads (see rnnlab.fast.parallel).
 
         Each block accumulates its weight gradients privately; they are added
         to the cell's in block order, so the result does not depend on timing.
         """
         cell, W_h, hs = self.cell, self.cell.params["W_h"], cache.hs
-        xt = cache.x.ids if tokens is not None else cache.x
+        xt = cache.x.ids if token_grad is not None else cache.x
 
         def block(k: int, rows: slice) -> tuple[dict, np.ndarray | None, list, TokenGradient | None]:
             grads = {name: np.zeros_like(cell.grads[name]) for name in ("W_h", "W_x", "b")}
             dstate_k = [d[rows].copy() for d in dstate]
             x_k, h_k = np.ascontiguousarray(xt[:, rows]), np.ascontiguousarray(hs[:, rows])
-            sums_k = None if tokens is None else TokenGradient(tokens.tokens, W_h.shape[1], hs.dtype)
-            dx_k = None if tokens is not None else np.empty(x_k.shape, dtype=hs.dtype)
+            sums_k = None if token_grad is None else TokenGradient(token_grad.tokens, W_h.shape[1], hs.dtype)
+            dx_k = None if token_grad is not None else np.empty(x_k.shape, dtype=hs.dtype)
             dy_k = None if dyt is None else dyt[:, rows]
             steps_k, ws_k = cache.steps[k], self.workspace.sub(k)
             for t0, t1, dXW, dHW in kernel.backward(cell, dy_k, dstate_k, steps_k, W_h, CHUNK, ws_k):
@@ -206,24 +207,24 @@ class Recurrent(Module):
         for (grads, dx_k, _, sums_k), rows in zip(results, cache.parts):
             for name, g in grads.items():
                 cell.grads[name] += g
-            if tokens is not None:
-                tokens.merge(sums_k)
+            if token_grad is not None:
+                token_grad.merge(sums_k)
             else:
                 dxt[:, rows] = dx_k
         return [np.concatenate([r[2][i] for r in results]) for i in range(len(dstate))]
 
     def _weight_grads(self, xt: np.ndarray, h_prev: np.ndarray, dXW: np.ndarray, dHW: np.ndarray,
-                      dxt: np.ndarray | None, grads: dict, tokens: TokenGradient | None = None) -> None:
+                      dxt: np.ndarray | None, grads: dict, token_grad: TokenGradient | None = None) -> None:
         """The products over a block of time steps: dW_h, db and dW_x into ``grads``, dx into ``dxt``;
-        for token input, ``xt`` holds the block's ids, whose rows of dXW ``tokens`` sums instead."""
+        for token input, ``xt`` holds the block's ids, whose rows of dXW ``token_grad`` sums instead."""
         cell = self.cell
         n, GH = dXW.shape[0] * dXW.shape[1], dXW.shape[2]
         dXW2 = dXW.reshape(n, GH)
         grads["W_h"] += h_prev.reshape(n, -1).T @ dHW.reshape(n, GH)
         if cell.project_bias:
             grads["b"] += dXW2.sum(axis=0)
-        if tokens is not None:
-            tokens.add(xt, dXW2)
+        if token_grad is not None:
+            token_grad.add(xt, dXW2)
             return
         D = xt.shape[2]
         grads["W_x"] += xt.reshape(n, D).T @ dXW2
