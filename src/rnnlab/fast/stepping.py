@@ -80,8 +80,8 @@ class GRURunner:
         scale = gru.preact_scale(H, dtype)
         p = cell.params
         self.table = None if table is None else np.ascontiguousarray(table * scale, dtype=dtype)
-        self.W_x = np.ascontiguousarray(p["W_x"] * scale, dtype=dtype)
-        # the table's rows include b; otherwise the step adds it
+        # the first layer reads table rows (which include b); the others multiply by W_x, then add b
+        self.W_x = None if table is not None else np.ascontiguousarray(p["W_x"] * scale, dtype=dtype)
         self.b = np.zeros(3 * H, dtype=dtype) if table is not None else (p["b"] * scale).astype(dtype)
         self.W_h = np.ascontiguousarray(p["W_h"] * scale, dtype=dtype)
         self.b_hn = p["b_hn"].astype(dtype)

@@ -51,8 +51,7 @@ class Embedding(Module):
         return self.params["W"][ids], EmbeddingCache(ids)
 
     def backward(self, dout: np.ndarray, cache: EmbeddingCache) -> None:
-        if cache.ids.size:
-            add_rows(cache.ids, dout, self.grads["W"])   # dW[v] += the rows of dout whose id is v
+        add_rows(cache.ids, dout, self.grads["W"])   # dW[v] += the rows of dout whose id is v
         return None
 
     def tokens(self, ids: np.ndarray) -> Tokens:
