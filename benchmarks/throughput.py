@@ -1,6 +1,6 @@
 """Training, evaluation and sampling throughput: rnnlab against PyTorch on the CPU, side by side.
 
-    PYTHONPATH=src python benchmarks/throughput.py           # the full table (a few minutes)
+    PYTHONPATH=src python benchmarks/throughput.py           # the full table (about seven minutes)
     PYTHONPATH=src python benchmarks/throughput.py --quick   # H=256 only, a one-minute look
 
 Model, identical in both: Embedding(V=85, 64) -> 2-layer LSTM or GRU (hidden H)
@@ -10,10 +10,11 @@ float32, the same thread count: torch.set_num_threads(--threads), and OpenBLAS
 set; for a one-thread comparison run
 ``OPENBLAS_NUM_THREADS=1 python benchmarks/throughput.py --threads 1``. A training step is zero-grad, forward,
 loss, backward and the Adam update. The two libraries run in one process in
-alternating blocks of steps (in alternating order), so both see the same machine
-load, with a pause before each block so that neither library's idle worker
-threads, still spinning, slow the other's steps (see side_by_side); each row
-reports the median of the timed steps after warm-up.
+rounds of two short blocks of steps (in alternating order), so both see the same
+machine load, with a pause before each block so that neither library's idle
+worker threads, still spinning, slow the other's steps (see side_by_side); each
+row reports the median of the timed steps after warm-up, and "rounds" the middle
+half (quartiles) of the per-round ratios, i.e. how far the ratio moved in the run.
 
 * FLOPs are the model's matrix products only: per character and layer
   2 (D + H) G H forward (G = 4 LSTM, 3 GRU) plus 2 H V for the output layer;
@@ -34,7 +35,8 @@ reports the median of the timed steps after warm-up.
 * Eval: forward and loss only (both in eval mode under no_grad: rnnlab.no_grad keeps one
   step's gates instead of all T).
 * Sampling: batch 1, H=256, 2 layers, temperature 0.8, one character at a
-  time (rnnlab.generate.Stepper; torch steps nn.LSTM with its state).
+  time (rnnlab.generate.Stepper; torch steps nn.LSTM with its state), in
+  alternating blocks as above.
 
 The last line is ``min ratio vs torch: X.XX``, the smallest training ratio.
 """
@@ -49,6 +51,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -121,29 +124,53 @@ def torch_steps(cell: str, H: int) -> tuple:
 
 
 # -- measurements --------------------------------------------------------------------------------
-def side_by_side(a, b, warmup: int, steps: int, rounds: int = 3, pause: float = 0.3) -> tuple[float, float]:
-    """Median seconds per call of a and b, timed in alternating blocks of steps.
+class Timing(NamedTuple):
+    ours: float            # median seconds per call, rnnlab
+    theirs: float          # the same for torch
+    pairs: list[float]     # per round: torch's block median / rnnlab's (> 1: rnnlab faster)
+
+    def spread(self) -> str:
+        """The middle half of the per-round ratios: how far the ratio moved within this run."""
+        q = statistics.quantiles(self.pairs, n=4) if len(self.pairs) > 1 else self.pairs * 3
+        return f"{q[0]:.2f}-{q[2]:.2f}"
+
+
+def side_by_side(a, b, warmup: int, seconds: float, block: float = 0.4, pause: float = 0.3,
+                 min_rounds: int = 4) -> Timing:
+    """Time a and b in rounds of two blocks, one per library, until each has run ``seconds``.
 
     Not single steps in turn: after its last call each library's worker threads
     keep spinning for a while (OpenBLAS's for up to about 0.1 s), so the other
     library's next step finds one of the two cores taken. Alternating single
     steps slowed torch's LSTM at H=128 from about 96K to 35-48K chars/s (and
     rnnlab's less), which made every ratio look better for rnnlab than it is.
-    Blocks alternate (in alternating order), each after a pause and a warm-up call.
+    So each block comes after a pause and a warm-up call, and runs steps for at
+    least ``block`` seconds; the order within a round alternates.
+
+    Many short rounds rather than a few long blocks: this machine's speed moves
+    by 10-40 % within seconds (a shared host), and a slow phase that falls on one
+    library's only block decides the ratio. Short rounds spread such phases over
+    both libraries. Each round's ratio of block medians is kept: their spread
+    shows how much one run's ratio can be trusted.
     """
     times: tuple[list, list] = ([], [])
-    per_block = -(-steps // rounds)
-    for r in range(rounds):
-        for j in ((0, 1) if r % 2 == 0 else (1, 0)):
+    pairs: list[float] = []
+    while len(pairs) < min_rounds or min(map(sum, times)) < seconds:
+        medians = [0.0, 0.0]
+        for j in ((0, 1) if len(pairs) % 2 == 0 else (1, 0)):
             fn = (a, b)[j]
             time.sleep(pause)  # let the other library's threads go idle
-            for _ in range(warmup if r == 0 else 1):
+            for _ in range(warmup if not pairs else 1):
                 fn()
-            for _ in range(per_block):
+            spent: list[float] = []
+            while sum(spent) < block:
                 start = time.perf_counter()
                 fn()
-                times[j].append(time.perf_counter() - start)
-    return statistics.median(times[0]), statistics.median(times[1])
+                spent.append(time.perf_counter() - start)
+            times[j].extend(spent)
+            medians[j] = statistics.median(spent)
+        pairs.append(medians[1] / medians[0])
+    return Timing(statistics.median(times[0]), statistics.median(times[1]), pairs)
 
 
 def gemm_peak(n: int = 2048, repeats: int = 5) -> float:
@@ -208,49 +235,57 @@ def measure_memory(lib: str, cell: str, H: int, threads: int) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def sampling_rates(n: int) -> tuple[float, float]:
-    """chars/s of temperature sampling, batch 1, LSTM H=256: rnnlab, then torch stepping nn.LSTM."""
+def sampling_rates(seconds: float) -> tuple[float, float]:
+    """chars/s of temperature sampling, batch 1, LSTM H=256: rnnlab's Stepper against torch
+    stepping nn.LSTM with its state, in alternating blocks (side_by_side). A call samples
+    OURS (rnnlab) or THEIRS (torch) characters, 10-20 ms each; OURS is the Sampler's
+    noise block, so every call pays for one refill of its Gumbel noise."""
     import torch
     model = rnnlab_model("lstm", 256).eval()
     stepper, draw = Stepper(model).reset(1), Sampler(np.random.default_rng(0), temperature=0.8)
     token = np.zeros(1, dtype=np.intp)
-    start = time.perf_counter()
-    logits = stepper.feed(token)
-    for _ in range(n):
-        token[0] = draw(logits[0])
-        logits = stepper.feed(token)
-    ours = n / (time.perf_counter() - start)
+    logits = [stepper.feed(token)]
+
+    def ours() -> None:
+        for _ in range(OURS):
+            token[0] = draw(logits[0][0])
+            logits[0] = stepper.feed(token)
+
     m = torch_model("lstm", 256)
-    time.sleep(0.3)  # OpenBLAS's threads go idle (see side_by_side)
-    tn = max(n // 5, 50)
-    with torch.no_grad():
-        x, state = torch.zeros(1, 1, dtype=torch.long), None
-        start = time.perf_counter()
-        for _ in range(tn):
-            h, state = m["rnn"](m["embed"](x), state)
-            p = torch.softmax(m["out"](h[0, -1]) / 0.8, dim=-1)
-            x = torch.multinomial(p, 1).view(1, 1)
-        theirs = tn / (time.perf_counter() - start)
-    return ours, theirs
+    x, state = [torch.zeros(1, 1, dtype=torch.long)], [None]
+
+    def theirs() -> None:
+        with torch.no_grad():
+            for _ in range(THEIRS):
+                h, state[0] = m["rnn"](m["embed"](x[0]), state[0])
+                p = torch.softmax(m["out"](h[0, -1]) / 0.8, dim=-1)
+                x[0] = torch.multinomial(p, 1).view(1, 1)
+
+    timing = side_by_side(ours, theirs, 1, seconds / 2, block=0.2)
+    return OURS / timing.ours, THEIRS / timing.theirs
+
+
+OURS, THEIRS = Sampler(np.random.default_rng(0)).block, 32
 
 
 # -- the report ---------------------------------------------------------------------------------
 def train_rows(args, peak: float) -> dict:
-    print(f"{'train':<10}{'rnnlab c/s':>11}{'torch c/s':>11}{'ratio':>7}{'GFLOP/s':>9}{'MFU':>6}"
+    print(f"{'train':<10}{'rnnlab c/s':>11}{'torch c/s':>11}{'ratio':>7}{'rounds':>13}{'GFLOP/s':>9}{'MFU':>6}"
           f"{'torch MFU':>10}{'mem MB':>8}{'torch MB':>9}{'tracemalloc':>12}")
     times, machinery = {}, {}
     for cell in args.cells:
         for H in args.hidden:
-            ours, theirs = side_by_side(rnnlab_steps(cell, H)[0], torch_steps(cell, H)[0], args.warmup, args.steps)
+            timing = side_by_side(rnnlab_steps(cell, H)[0], torch_steps(cell, H)[0], args.warmup, args.seconds)
+            ours, theirs = timing.ours, timing.theirs
             flops = 3 * flops_per_char(cell, H) * B * T
-            times[cell, H] = ours, theirs
+            times[cell, H] = timing
             mem = ("", "", "")
             if not args.no_memory:
                 m_ours, m_theirs = (measure_memory(lib, cell, H, args.threads) for lib in ("rnnlab", "torch"))
                 mem = (f"{m_ours['rss_mb']:.0f}", f"{m_theirs['rss_mb']:.0f}", f"{m_ours['tracemalloc_mb']:.0f}")
                 machinery = {"rnnlab": m_ours["machinery_mb"], "torch": m_theirs["machinery_mb"]}
             print(f"{cell} {H:<5}{B * T / ours:>11.0f}{B * T / theirs:>11.0f}{theirs / ours:>7.2f}"
-                  f"{flops / ours / 1e9:>9.1f}{flops / ours / peak:>6.0%}{flops / theirs / peak:>10.0%}"
+                  f"{timing.spread():>13}{flops / ours / 1e9:>9.1f}{flops / ours / peak:>6.0%}{flops / theirs / peak:>10.0%}"
                   f"{mem[0]:>8}{mem[1]:>9}{mem[2]:>12}", flush=True)
     if machinery:
         print(f"memory loaded once per process by a tiny model's first step, not counted above: "
@@ -260,21 +295,22 @@ def train_rows(args, peak: float) -> dict:
 
 
 def eval_rows(args, train_times: dict) -> None:
-    print(f"{'eval':<10}{'rnnlab c/s':>11}{'torch c/s':>11}{'ratio':>7}{'eval/train':>11}")
+    print(f"{'eval':<10}{'rnnlab c/s':>11}{'torch c/s':>11}{'ratio':>7}{'rounds':>13}{'eval/train':>11}")
     for cell in args.cells:
         for H in args.hidden:
-            ours, theirs = side_by_side(rnnlab_steps(cell, H)[1], torch_steps(cell, H)[1], args.warmup, args.steps)
-            t_ours = train_times[cell, H][0]
+            timing = side_by_side(rnnlab_steps(cell, H)[1], torch_steps(cell, H)[1], args.warmup, args.seconds)
+            ours, theirs = timing.ours, timing.theirs
             print(f"{cell} {H:<5}{B * T / ours:>11.0f}{B * T / theirs:>11.0f}{theirs / ours:>7.2f}"
-                  f"{t_ours / ours:>11.2f}", flush=True)
+                  f"{timing.spread():>13}{train_times[cell, H].ours / ours:>11.2f}", flush=True)
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true", help="H=256 only, fewer steps: about a minute")
+    p.add_argument("--quick", action="store_true", help="H=256 only, shorter timing: about a minute")
     p.add_argument("--cells", nargs="+", default=["lstm", "gru"])
     p.add_argument("--hidden", nargs="+", type=int, default=None)
-    p.add_argument("--steps", type=int, default=None, help="timed steps per library and config")
+    p.add_argument("--seconds", type=float, default=None,
+                   help="timed seconds per library and configuration (default 5, --quick 2)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-memory", action="store_true")
     p.add_argument("--probe", nargs=3, metavar=("LIB", "CELL", "H"), help=argparse.SUPPRESS)
@@ -286,7 +322,7 @@ def main() -> int:
         print(json.dumps(memory_probe(lib, cell, int(H))))
         return 0
     args.hidden = args.hidden or ([256] if args.quick else [128, 256, 512])
-    args.steps = args.steps or (4 if args.quick else 9)
+    args.seconds = args.seconds or (2.0 if args.quick else 5.0)
     args.warmup = 1 if args.quick else 2
     peak = gemm_peak()
     blas = os.environ.get("OPENBLAS_NUM_THREADS", f"default ({os.cpu_count()})")
@@ -301,11 +337,11 @@ def main() -> int:
                   f"eval {flops_per_char(cell, H) / 1e6:.2f} M")
     train_times = train_rows(args, peak)
     eval_rows(args, train_times)
-    ours, theirs = sampling_rates(500 if args.quick else 3000)
+    ours, theirs = sampling_rates(args.seconds)
     print(f"sampling (batch 1, LSTM H=256, 2 layers): rnnlab {ours:.0f} chars/s, torch {theirs:.0f} chars/s")
     # The machine's speed drifts (shared host): a second peak shows how far the MFU columns can be trusted.
     print(f"float32 GEMM peak measured again at the end: {gemm_peak() / 1e9:.1f} GFLOP/s")
-    print(f"min ratio vs torch: {min(theirs / ours for ours, theirs in train_times.values()):.2f}")
+    print(f"min ratio vs torch: {min(t.theirs / t.ours for t in train_times.values()):.2f}")
     return 0
 
 

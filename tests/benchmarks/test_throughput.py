@@ -1,0 +1,104 @@
+"""The benchmark's timing harness (benchmarks/throughput.py: side_by_side), on a fake clock.
+
+The harness decides every ratio the performance page reports, so its bookkeeping
+is tested here: which library runs when, what is timed, and which way a ratio
+points. A fake clock makes the durations exact; no test here times real work.
+"""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "throughput.py"
+
+
+@pytest.fixture(scope="module")
+def throughput():
+    spec = importlib.util.spec_from_file_location("throughput_under_test", _PATH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    yield module
+    del sys.modules[spec.name]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.calls: list[str] = []
+        self.slept = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        self.slept += seconds
+        self.calls.append("pause")
+
+    def step(self, name: str, durations):
+        """A fake training step that takes the next of ``durations`` seconds (the last repeats)."""
+        durations = list(durations)
+
+        def run() -> None:
+            self.calls.append(name)
+            self.now += durations.pop(0) if len(durations) > 1 else durations[0]
+        return run
+
+
+@pytest.fixture
+def clock(throughput, monkeypatch):
+    fake = FakeClock()
+    monkeypatch.setattr(throughput.time, "perf_counter", fake.perf_counter)
+    monkeypatch.setattr(throughput.time, "sleep", fake.sleep)
+    return fake
+
+
+def test_ratio_is_theirs_over_ours(throughput, clock):
+    """A library twice as fast as torch reads 2.0: the table's convention, rnnlab / torch speed."""
+    t = throughput.side_by_side(clock.step("ours", [0.01]), clock.step("theirs", [0.02]),
+                                warmup=1, seconds=0.2, block=0.05, pause=0.1)
+    assert t.ours == pytest.approx(0.01) and t.theirs == pytest.approx(0.02)
+    assert t.theirs / t.ours == pytest.approx(2.0)
+    assert t.pairs and all(p == pytest.approx(2.0) for p in t.pairs)
+    assert t.spread() == "2.00-2.00"
+
+
+def test_blocks_alternate_in_order_after_a_pause(throughput, clock):
+    throughput.side_by_side(clock.step("a", [0.1]), clock.step("b", [0.1]),
+                            warmup=2, seconds=0.0, block=0.15, pause=0.3, min_rounds=2)
+    # round 1: a then b, each: pause, 2 warm-up calls, timed calls until 0.15 s (2 of 0.1 s);
+    # round 2: b then a, with one warm-up call each
+    assert clock.calls == (["pause"] + ["a"] * 4 + ["pause"] + ["b"] * 4
+                           + ["pause"] + ["b"] * 3 + ["pause"] + ["a"] * 3)
+
+
+def test_runs_until_each_library_has_its_seconds(throughput, clock):
+    t = throughput.side_by_side(clock.step("ours", [0.01]), clock.step("theirs", [0.04]),
+                                warmup=1, seconds=1.0, block=0.1, pause=0.0, min_rounds=1)
+    # ours runs 10 timed steps per block, theirs 3 (0.12 s); the slower library needs no more
+    # blocks than it takes to reach 1 s of its own, and both get the same number of rounds
+    assert clock.calls.count("pause") == 2 * len(t.pairs)
+    ours_timed = clock.calls.count("ours") - len(t.pairs)
+    assert ours_timed * 0.01 == pytest.approx(1.0, abs=0.1)
+    assert (clock.calls.count("theirs") - len(t.pairs)) * 0.04 >= 1.0
+
+
+def test_warm_up_and_pauses_are_not_timed(throughput, clock):
+    """A slow first call (compilation, page faults) must not count, nor the pauses."""
+    t = throughput.side_by_side(clock.step("ours", [5.0, 0.01]), clock.step("theirs", [0.01]),
+                                warmup=1, seconds=0.1, block=0.02, pause=1.0)
+    assert t.ours == pytest.approx(0.01) and t.theirs == pytest.approx(0.01)
+
+
+def test_a_slow_phase_moves_one_round_not_the_median(throughput, clock):
+    """Round ratios record the machine's drift; the reported times are medians over all steps."""
+    slow_once = [0.01] * 4 + [0.03] * 4 + [0.01]   # one block of ours runs 3x slower
+    t = throughput.side_by_side(clock.step("ours", slow_once), clock.step("theirs", [0.01]),
+                                warmup=0, seconds=0.12, block=0.035, pause=0.0)
+    assert min(t.pairs) == pytest.approx(1 / 3)
+    assert max(t.pairs) == pytest.approx(1.0)
+    assert t.ours == pytest.approx(0.01)
