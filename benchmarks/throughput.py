@@ -238,34 +238,33 @@ def measure_memory(lib: str, cell: str, H: int, threads: int) -> dict:
 def sampling_rates(seconds: float) -> tuple[float, float]:
     """chars/s of temperature sampling, batch 1, LSTM H=256: rnnlab's Stepper against torch
     stepping nn.LSTM with its state, in alternating blocks (side_by_side). A call samples
-    OURS (rnnlab) or THEIRS (torch) characters, 10-20 ms each; OURS is the Sampler's
-    noise block, so every call pays for one refill of its Gumbel noise."""
+    10-20 ms of characters: for rnnlab the Sampler's noise block, so that every call pays
+    for one refill of its Gumbel noise; for torch 32."""
     import torch
     model = rnnlab_model("lstm", 256).eval()
     stepper, draw = Stepper(model).reset(1), Sampler(np.random.default_rng(0), temperature=0.8)
     token = np.zeros(1, dtype=np.intp)
-    logits = [stepper.feed(token)]
+    logits = stepper.feed(token)
 
     def ours() -> None:
-        for _ in range(OURS):
-            token[0] = draw(logits[0][0])
-            logits[0] = stepper.feed(token)
+        nonlocal logits
+        for _ in range(draw.block):
+            token[0] = draw(logits[0])
+            logits = stepper.feed(token)
 
-    m = torch_model("lstm", 256)
-    x, state = [torch.zeros(1, 1, dtype=torch.long)], [None]
+    m, theirs_per_call = torch_model("lstm", 256), 32
+    x, state = torch.zeros(1, 1, dtype=torch.long), None
 
     def theirs() -> None:
+        nonlocal x, state
         with torch.no_grad():
-            for _ in range(THEIRS):
-                h, state[0] = m["rnn"](m["embed"](x[0]), state[0])
+            for _ in range(theirs_per_call):
+                h, state = m["rnn"](m["embed"](x), state)
                 p = torch.softmax(m["out"](h[0, -1]) / 0.8, dim=-1)
-                x[0] = torch.multinomial(p, 1).view(1, 1)
+                x = torch.multinomial(p, 1).view(1, 1)
 
     timing = side_by_side(ours, theirs, 1, seconds / 2, block=0.2)
-    return OURS / timing.ours, THEIRS / timing.theirs
-
-
-OURS, THEIRS = Sampler(np.random.default_rng(0)).block, 32
+    return draw.block / timing.ours, theirs_per_call / timing.theirs
 
 
 # -- the report ---------------------------------------------------------------------------------
