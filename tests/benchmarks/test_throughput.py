@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -29,14 +30,12 @@ class FakeClock:
     def __init__(self) -> None:
         self.now = 0.0
         self.calls: list[str] = []
-        self.slept = 0.0
 
     def perf_counter(self) -> float:
         return self.now
 
     def sleep(self, seconds: float) -> None:
         self.now += seconds
-        self.slept += seconds
         self.calls.append("pause")
 
     def step(self, name: str, durations):
@@ -51,9 +50,9 @@ class FakeClock:
 
 @pytest.fixture
 def clock(throughput, monkeypatch):
+    """The harness's ``time`` module replaced for this module only, not the process's clock."""
     fake = FakeClock()
-    monkeypatch.setattr(throughput.time, "perf_counter", fake.perf_counter)
-    monkeypatch.setattr(throughput.time, "sleep", fake.sleep)
+    monkeypatch.setattr(throughput, "time", SimpleNamespace(perf_counter=fake.perf_counter, sleep=fake.sleep))
     return fake
 
 
