@@ -113,3 +113,25 @@ def test_download_size_limit(tmp_path):
     with pytest.raises(ValueError, match="larger than"):
         download(source.as_uri(), tmp_path / "dest" / "toy.txt", SHA, max_bytes=len(CONTENT), timeout=5)
     assert list((tmp_path / "dest").iterdir()) == []
+
+
+def test_file_sets_resolve_by_relative_path_and_sha256(tmp_path):
+    from rnnlab.data import FILE_SETS, resolve_files
+    from rnnlab.data.datasets import FileSet, _file
+    content = b"token\tO\n\n"
+    import hashlib
+    sha = hashlib.sha256(content).hexdigest()
+    FILE_SETS["toy-set"] = FileSet("toy-set", dict((_file("train", "toy/train.tsv", sha, len(content)),)), "toy")
+    try:
+        with pytest.raises(DataError, match="toy/train.tsv not found"):
+            resolve_files("toy-set", tmp_path)
+        (tmp_path / "toy").mkdir()
+        (tmp_path / "toy" / "train.tsv").write_bytes(content)
+        assert resolve_files("toy-set", tmp_path) == {"train": tmp_path / "toy" / "train.tsv"}
+        (tmp_path / "toy" / "train.tsv").write_bytes(content + b"x")
+        with pytest.raises(DataError, match="sha256 mismatch"):
+            resolve_files("toy-set", tmp_path)
+    finally:
+        del FILE_SETS["toy-set"]
+    with pytest.raises(DataError, match="unknown dataset"):
+        resolve_files("no-such-set")

@@ -26,12 +26,13 @@ from .corpus import (
     load_text,
     resolve_corpus,
 )
-from .datasets import DATA_ENV, DATASETS, DatasetInfo, cache_dir, resolve_dataset
+from .datasets import (DATA_ENV, DATASETS, FILE_SETS, DatasetInfo, FileSet, cache_dir, resolve_dataset,
+                       resolve_files)
 from .encoded import EncodedCorpus
 from .vocab import Vocab
 
 __all__ = [
-    "DATASETS", "DATA_ENV", "DEFAULT_FRACTIONS", "Batch", "CorpusSource", "CorpusText",
+    "DATASETS", "DATA_ENV", "FILE_SETS", "FileSet", "resolve_files", "DEFAULT_FRACTIONS", "Batch", "CorpusSource", "CorpusText",
     "DatasetInfo", "EncodedCorpus", "Splits", "StreamBatcher", "Vocab", "atomic_write",
     "cache_dir", "default_corpus", "default_corpus_fingerprint", "default_corpus_source",
     "eval_batches", "load_text", "resolve_corpus", "resolve_dataset", "split_ids",

@@ -146,3 +146,90 @@ def resolve_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Pat
             f"{DATA_ENV}=DIR, where DIR contains {info.filename} (sha256 {info.sha256})"
         ) from None
     return dest
+
+
+# -- named sets of files (tagging, forecasting, anomaly detection) ------------------------------
+# A set is looked up like a corpus: each file by its path relative to a data folder (the layout of
+# ../shared/data), verified by sha256. None of these is downloaded: the error says where to put them.
+class FileSet(NamedTuple):
+    name: str
+    files: dict          # role (e.g. "train") -> DatasetInfo whose filename is relative to the data dir
+    description: str
+
+
+def _file(role: str, path: str, sha256: str, size: int) -> tuple[str, DatasetInfo]:
+    return role, DatasetInfo(path, path, "", sha256, size, "")
+
+
+FILE_SETS: dict[str, FileSet] = {
+    s.name: s
+    for s in (
+        FileSet("ncbi-disease", dict((
+            _file("train", "tagging/ncbi-disease/train.tsv",
+                  "58379baf4614b8d757d93dd7a21b202849ca99f9b9d71b49185523ff5443300c", 1_137_445),
+            _file("devel", "tagging/ncbi-disease/devel.tsv",
+                  "b4e1e7efcc2a35047bf2f3d281648357470e674f555d4a26a0049ac37d59cc61", 200_352),
+            _file("test", "tagging/ncbi-disease/test.tsv",
+                  "8f088ce45dc4746592188f9e69de3d89d87f3bb8f0ed8c4a287d018123fa148d", 205_664),
+        )), "NCBI-disease, IOB (Crichton et al. 2017 version); Dogan, Leaman & Lu 2014"),
+        FileSet("conll2000", dict((
+            _file("train", "tagging/conll2000/train.txt",
+                  "91a468bf9858eacaed720a4cd8aa3503c89cc81c4bcf5ac3159110d0b626deea", 2_839_583),
+            _file("test", "tagging/conll2000/test.txt",
+                  "55f3557ae56e40c754a2c98a8926c963632d9b991f61713257fb22848ad4a246", 638_654),
+        )), "CoNLL-2000 chunking (research use only)"),
+        FileSet("m4-hourly", dict((
+            _file("train", "m4/Hourly-train.csv",
+                  "ea59b7783573c49077a835ab6465c7d66f1474783360f310988a9a737fbca62f", 2_347_115),
+            _file("test", "m4/Hourly-test.csv",
+                  "71a57fccb15e534d973626ada4fb87febf789e9317715b7cc6dd3b5f90db6f42", 132_820),
+        )), "M4 competition, hourly series (414 series, horizon 48)"),
+        FileSet("nab-realknowncause", dict((
+            _file("labels/combined_windows.json", "nab/labels/combined_windows.json",
+                  "1e1fbc4601321aad8d0f8b3784c8134299379f68f6c1f7777565f8ffd57ab6b1", 15_359),
+            _file("labels/combined_labels.json", "nab/labels/combined_labels.json",
+                  "98724014c162fcfd4be605683517f194051a54e98756c53667bd33ddbc644d9b", 7_015),
+            *(_file(f"realKnownCause/{n}.csv", f"nab/data/realKnownCause/{n}.csv", s, z) for n, s, z in (
+                ("ambient_temperature_system_failure",
+                 "230b68ccca20f59d562afd5d24ad52939c9b784386bed0054018358bf9120581", 233_321),
+                ("cpu_utilization_asg_misconfiguration",
+                 "58ba65dc0737cfbac11b51514476d50c438d44011232144bb8d93f392df58f9f", 539_274),
+                ("ec2_request_latency_system_failure",
+                 "98378580aa80157e057c61d59d81daddccc6c65a2c0c800e3f01f603b8215c3f", 123_428),
+                ("machine_temperature_system_failure",
+                 "92bf5b87fc7f9bba8ca0b7ec63ccaac8cb4a1371a258e8c29a10ae9c018d82a4", 732_223),
+                ("nyc_taxi", "d8fa6f7f0734bf5c8be12c52a94e20a82664c397d9dec4449156bd453d32856d", 265_771),
+                ("rogue_agent_key_hold", "47b110baa8e3636574c1033dda1cce780873647fab58223d159d4fee6f180e86", 55_527),
+                ("rogue_agent_key_updown",
+                 "9797cfef477c13306f7a33874ab4d6cf700f8f2c7e5825a2a5bc02004370909a", 138_333),
+            )),
+        )), "Numenta Anomaly Benchmark, realKnownCause group, with NAB's labels"),
+    )
+}
+
+
+def resolve_files(name: str, data_dir: str | os.PathLike | None = None) -> dict[str, Path]:
+    """``role -> verified path`` for every file of the named set (see :data:`FILE_SETS`).
+
+    Each file is looked for in ``data_dir``, ``$RNNLAB_DATA`` and the user cache, under its
+    path relative to the data folder (e.g. ``tagging/ncbi-disease/train.tsv``); the first copy
+    found must match its sha256. A missing file is a :class:`DataError` saying where it belongs.
+    """
+    fileset = FILE_SETS.get(name)
+    if fileset is None:
+        raise DataError(f"unknown dataset '{name}'; known: {', '.join(sorted(FILE_SETS))}")
+    dirs = _search_dirs(data_dir)
+    found = {}
+    for role, info in fileset.files.items():
+        for folder in dirs:
+            candidate = folder / info.filename
+            if candidate.is_file():
+                _verify(info, candidate)
+                found[role] = candidate
+                break
+        else:
+            looked = ", ".join(str(d) for d in dirs)
+            raise DataError(f"dataset '{name}': {info.filename} not found (looked in {looked}); pass "
+                            f"--data-dir DIR or set {DATA_ENV}=DIR, where DIR/{info.filename} is the file "
+                            f"(sha256 {info.sha256})")
+    return found

@@ -1,0 +1,1 @@
+"""Sequence tagging: CoNLL data, BIO/BIOES schemes, entity metrics, BiLSTM-CRF tagger."""
