@@ -15,6 +15,7 @@ import numpy as np
 from ..module import Module
 from .core import EPS, TOLERANCE, Case, Row, check_case, format_table
 from .specs import SPECS, randomize, sequence_case, spec_for
+from . import specs_crf  # noqa: F401,E402  (registers the CRF spec)
 
 
 def module_classes() -> list[type]:

@@ -1,5 +1,6 @@
 """Layers: token inputs, affine, dropout, losses, and the recurrent time loop."""
 from .bidirectional import Bidirectional
+from .crf import CRF, Constraints, tag_constraints  # noqa: F401  (linear-chain CRF)
 from .dropout import Dropout
 from .embedding import Embedding, OneHot
 from .linear import Linear

@@ -1,0 +1,283 @@
+"""Linear-chain conditional random field over per-token tag scores (Lafferty et al. 2001).
+
+Parameters: ``transitions`` A (K, K), A[i, j] the score of tag i followed by tag j;
+``start`` s (K,) and ``end`` e (K,), the scores of the first and of the last tag.
+Emissions x (B, T, K) come from the layer below. A row b has length L = L_b >= 1;
+positions t >= L are padding and contribute nothing. The score of a path y_0..y_{L-1}::
+
+    S(y) = s[y_0] + sum_{t<L} x[t, y_t] + sum_{1<=t<L} A[y_{t-1}, y_t] + e[y_{L-1}]
+
+Forward algorithm (log space, logsumexp over the previous tag i)::
+
+    alpha_0[j] = s[j] + x[0, j]
+    alpha_t[j] = logsumexp_i(alpha_{t-1}[i] + A[i, j]) + x[t, j]        1 <= t < L
+    log Z      = logsumexp_j(alpha_{L-1}[j] + e[j])
+    loss       = (1/B) sum_b (log Z_b - S_b(gold))                         (mean NLL per sentence)
+
+Backward algorithm and marginals::
+
+    beta_{L-1}[i] = e[i]
+    beta_t[i]     = logsumexp_j(A[i, j] + x[t+1, j] + beta_{t+1}[j])
+    p_t(k)        = exp(alpha_t[k] + beta_t[k] - log Z)
+    p_t(i, j)     = exp(alpha_{t-1}[i] + A[i, j] + x[t, j] + beta_t[j] - log Z)
+
+Gradient (derivation in docs/derivations.md, section 14), with g = dloss / B and 1[.]
+the gold path's indicators::
+
+    dx[b, t, k] = g (p_t(k) - 1[y_t = k])                   t < L, zero on padding
+    dA[i, j]    = g sum_b sum_{1<=t<L} (p_t(i, j) - 1[y_{t-1} = i, y_t = j])
+    ds[k]       = g sum_b (p_0(k) - 1[y_0 = k])
+    de[k]       = g sum_b (p_{L-1}(k) - 1[y_{L-1} = k])
+
+Decoding is Viterbi (max in place of logsumexp, with back-pointers), optionally restricted
+to allowed transitions, first and last tags (:class:`Constraints`, e.g. built for BIO or
+BIOES tag names by :func:`tag_constraints`).
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Sequence
+
+import numpy as np
+
+from ..module import DEFAULT_DTYPE, Module
+
+
+class CRFCache(NamedTuple):
+    emissions: np.ndarray  # (T, B, K) time-major view of the input
+    tags: np.ndarray       # (T, B) gold tags, 0 on padding
+    lengths: np.ndarray    # (B,)
+    live: np.ndarray       # (T, B) float mask, 1 for t < L_b
+    alpha: np.ndarray      # (T, B, K); rows carried unchanged past their length
+    log_z: np.ndarray      # (B,)
+
+
+class Constraints(NamedTuple):
+    """Allowed moves for decoding: transitions[i, j] (tag i -> tag j), first tags, last tags."""
+    transitions: np.ndarray  # (K, K) bool
+    start: np.ndarray        # (K,) bool
+    end: np.ndarray          # (K,) bool
+
+
+def logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
+    """log sum exp along ``axis``, stable for large values and for rows of -inf."""
+    m = np.max(a, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    with np.errstate(divide="ignore"):
+        return np.log(np.exp(a - m).sum(axis=axis)) + np.squeeze(m, axis=axis)
+
+
+def _lengths(mask: Any, B: int, T: int) -> np.ndarray:
+    """Row lengths from a (B, T) prefix mask or a (B,) vector of lengths (None: all T)."""
+    if mask is None:
+        return np.full(B, T, dtype=np.int64)
+    m = np.asarray(mask)
+    if m.ndim == 1:
+        lengths = m.astype(np.int64)
+        if lengths.shape != (B,):
+            raise ValueError(f"lengths {m.shape} do not match batch size {B}")
+    else:
+        if m.shape != (B, T):
+            raise ValueError(f"mask {m.shape} does not match emissions ({B}, {T}, K)")
+        m = m.astype(bool)
+        lengths = m.sum(axis=1).astype(np.int64)
+        if not np.array_equal(m, np.arange(T) < lengths[:, None]):
+            raise ValueError("mask must be a prefix mask: ones for the first L positions of a row, then zeros")
+    if lengths.size and (lengths.min() < 1 or lengths.max() > T):
+        raise ValueError(f"row lengths must lie in 1..{T}, got {lengths.min()}..{lengths.max()}")
+    return lengths
+
+
+class CRF(Module):
+    """``forward(emissions, tags, mask=None) -> (mean NLL, cache)``; ``decode`` gives Viterbi paths.
+
+    ``mask`` is a (B, T) prefix mask (bool or 0/1) or a (B,) vector of lengths; None means
+    every row is T long. ``backward(dloss, cache)`` returns d emissions (B, T, K).
+    """
+
+    def __init__(self, num_tags: int, *, seed: int | np.random.Generator | None = 0,
+                 dtype: Any = DEFAULT_DTYPE, init_scale: float = 0.1) -> None:
+        super().__init__()
+        self.num_tags = K = num_tags
+        rng = np.random.default_rng(seed)
+        self.add_param("transitions", rng.uniform(-init_scale, init_scale, (K, K)).astype(dtype))
+        self.add_param("start", rng.uniform(-init_scale, init_scale, K).astype(dtype))
+        self.add_param("end", rng.uniform(-init_scale, init_scale, K).astype(dtype))
+
+    # -- checks ------------------------------------------------------------------------
+    def _prepare(self, emissions: np.ndarray, mask: Any) -> tuple[np.ndarray, np.ndarray]:
+        emissions = np.asarray(emissions)
+        if emissions.ndim != 3 or emissions.shape[2] != self.num_tags:
+            raise ValueError(f"emissions must be (B, T, {self.num_tags}), got {emissions.shape}")
+        B, T, _ = emissions.shape
+        if T == 0:
+            raise ValueError("emissions have no time steps")
+        return emissions.transpose(1, 0, 2), _lengths(mask, B, T)
+
+    # -- forward algorithm -----------------------------------------------------------------
+    def _alpha(self, em: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        A, s, e = self.params["transitions"], self.params["start"], self.params["end"]
+        T = em.shape[0]
+        alpha = np.empty(em.shape, dtype=np.result_type(em, A))
+        alpha[0] = s + em[0]
+        for t in range(1, T):
+            nxt = logsumexp(alpha[t - 1][:, :, None] + A, axis=1) + em[t]
+            alpha[t] = np.where((t < lengths)[:, None], nxt, alpha[t - 1])
+        return alpha, logsumexp(alpha[T - 1] + e, axis=1)
+
+    def _beta(self, em: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        A, e = self.params["transitions"], self.params["end"]
+        T = em.shape[0]
+        beta = np.empty(em.shape, dtype=np.result_type(em, A))
+        beta[T - 1] = e
+        for t in range(T - 2, -1, -1):
+            nxt = logsumexp(A + (em[t + 1] + beta[t + 1])[:, None, :], axis=2)
+            beta[t] = np.where((t < lengths - 1)[:, None], nxt, e)
+        return beta
+
+    def log_partition(self, emissions: np.ndarray, mask: Any = None) -> np.ndarray:
+        """log Z of every row, (B,)."""
+        em, lengths = self._prepare(emissions, mask)
+        return self._alpha(em, lengths)[1]
+
+    def score(self, emissions: np.ndarray, tags: np.ndarray, mask: Any = None) -> np.ndarray:
+        """S(tags) of every row, (B,); tags beyond a row's length are ignored."""
+        em, lengths = self._prepare(emissions, mask)
+        return self._score(em, self._tags(tags, em.shape, lengths), lengths)
+
+    def _tags(self, tags: np.ndarray, shape: tuple, lengths: np.ndarray) -> np.ndarray:
+        T, B, K = shape
+        tags = np.asarray(tags)
+        if tags.shape != (B, T):
+            raise ValueError(f"tags {tags.shape} do not match emissions ({B}, {T}, K)")
+        live = np.arange(T)[:, None] < lengths
+        y = np.where(live, tags.T, 0).astype(np.int64)
+        if y.size and (y.min() < 0 or y.max() >= K):
+            raise ValueError(f"tags must lie in 0..{K - 1} at real positions")
+        return y
+
+    def _score(self, em: np.ndarray, y: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        A, s, e = self.params["transitions"], self.params["start"], self.params["end"]
+        T, B, _ = em.shape
+        live = np.arange(T)[:, None] < lengths
+        rows = np.arange(B)
+        unary = np.take_along_axis(em, y[:, :, None], axis=2)[:, :, 0]
+        total = s[y[0]] + (unary * live).sum(axis=0) + e[y[lengths - 1, rows]]
+        if T > 1:
+            total = total + (A[y[:-1], y[1:]] * live[1:]).sum(axis=0)
+        return total
+
+    def forward(self, emissions: np.ndarray, tags: np.ndarray, mask: Any = None) -> tuple[float, CRFCache]:
+        em, lengths = self._prepare(emissions, mask)
+        y = self._tags(tags, em.shape, lengths)
+        alpha, log_z = self._alpha(em, lengths)
+        nll = log_z - self._score(em, y, lengths)
+        live = (np.arange(em.shape[0])[:, None] < lengths).astype(alpha.dtype)
+        return float(nll.mean()), CRFCache(em, y, lengths, live, alpha, log_z)
+
+    # -- marginals and backward ----------------------------------------------------------------
+    def _unary(self, cache: CRFCache, beta: np.ndarray) -> np.ndarray:
+        return np.exp(cache.alpha + beta - cache.log_z[:, None]) * cache.live[:, :, None]
+
+    def marginals(self, emissions: np.ndarray, mask: Any = None) -> np.ndarray:
+        """p(y_t = k | emissions), (B, T, K); zero on padding. Rows sum to 1 at real positions."""
+        em, lengths = self._prepare(emissions, mask)
+        alpha, log_z = self._alpha(em, lengths)
+        live = (np.arange(em.shape[0])[:, None] < lengths).astype(alpha.dtype)
+        cache = CRFCache(em, np.zeros(live.shape, np.int64), lengths, live, alpha, log_z)
+        return self._unary(cache, self._beta(em, lengths)).transpose(1, 0, 2)
+
+    def backward(self, dloss: float, cache: CRFCache) -> np.ndarray:
+        em, y, lengths, live = cache.emissions, cache.tags, cache.lengths, cache.live
+        T, B, K = em.shape
+        A = self.params["transitions"]
+        g = float(dloss) / B
+        beta = self._beta(em, lengths)
+        p = self._unary(cache, beta)                                   # (T, B, K)
+        gold = np.zeros_like(p)
+        np.put_along_axis(gold, y[:, :, None], live[:, :, None], axis=2)
+        rows = np.arange(B)
+        self.grads["start"] += g * (p[0] - gold[0]).sum(axis=0)
+        last = lengths - 1
+        self.grads["end"] += g * (p[last, rows] - gold[last, rows]).sum(axis=0)
+        pair = np.zeros((K, K), dtype=p.dtype)
+        for t in range(1, T):  # expected transition counts, one (B, K, K) slice at a time
+            logp = cache.alpha[t - 1][:, :, None] + A + (em[t] + beta[t])[:, None, :] - cache.log_z[:, None, None]
+            pair += np.einsum("bij,b->ij", np.exp(logp), live[t])
+        if T > 1:
+            pair -= np.bincount((y[:-1] * K + y[1:]).ravel(), weights=live[1:].ravel(),
+                                minlength=K * K).reshape(K, K)
+        self.grads["transitions"] += g * pair
+        return (g * (p - gold)).transpose(1, 0, 2)
+
+    # -- decoding ------------------------------------------------------------------------
+    def decode(self, emissions: np.ndarray, mask: Any = None,
+               constraints: Constraints | None = None) -> list[list[int]]:
+        """Viterbi: the highest-scoring tag path of every row, as a list of ``L_b`` tag ids."""
+        em, lengths = self._prepare(emissions, mask)
+        A, s, e = self.params["transitions"], self.params["start"], self.params["end"]
+        if constraints is not None:
+            allowed, first, final = (np.asarray(c, dtype=bool) for c in constraints)
+            if allowed.shape != A.shape or first.shape != s.shape or final.shape != e.shape:
+                raise ValueError(f"constraints must be ({self.num_tags}, {self.num_tags}), "
+                                 f"({self.num_tags},), ({self.num_tags},)")
+            A, s, e = np.where(allowed, A, -np.inf), np.where(first, s, -np.inf), np.where(final, e, -np.inf)
+        T, B, K = em.shape
+        delta = s + em[0]
+        back = np.zeros((T, B, K), dtype=np.int64)
+        for t in range(1, T):
+            cand = delta[:, :, None] + A                               # (B, K_prev, K)
+            best = cand.argmax(axis=1)
+            nxt = np.take_along_axis(cand, best[:, None, :], axis=1)[:, 0] + em[t]
+            live = (t < lengths)[:, None]
+            delta = np.where(live, nxt, delta)
+            back[t] = best
+        last = (delta + e).argmax(axis=1)
+        paths = []
+        for b in range(B):
+            path = [int(last[b])]
+            for t in range(int(lengths[b]) - 1, 0, -1):
+                path.append(int(back[t, b, path[-1]]))
+            paths.append(path[::-1])
+        return paths
+
+
+def _split(tag: str) -> tuple[str, str]:
+    if tag == "O":
+        return "O", ""
+    prefix, sep, kind = tag.partition("-")
+    if not sep or len(prefix) != 1 or not kind:
+        raise ValueError(f"tag {tag!r} is neither 'O' nor PREFIX-TYPE (e.g. B-PER)")
+    return prefix, kind
+
+
+def tag_constraints(tag_names: Sequence[str], scheme: str = "BIO") -> Constraints:
+    """Allowed transitions, first and last tags for tag names of a scheme.
+
+    BIO (IOB2): I-X only after B-X or I-X, never first. BIOES: after B-X or I-X only I-X or
+    E-X; after O, E-* or S-* only O, B-* or S-*; first tags O, B, S; last tags O, E, S.
+    IOB1: B-X only after B-X or I-X, never first. Every other move is allowed.
+    """
+    scheme = {"IOB2": "BIO", "IOBES": "BIOES"}.get(scheme.upper(), scheme.upper())
+    if scheme not in ("BIO", "BIOES", "IOB1"):
+        raise ValueError(f"unknown scheme {scheme!r}; use BIO, BIOES or IOB1")
+    parts = [_split(t) for t in tag_names]
+    K = len(parts)
+    allowed = np.ones((K, K), dtype=bool)
+    start, end = np.ones(K, dtype=bool), np.ones(K, dtype=bool)
+    for j, (pj, tj) in enumerate(parts):
+        if scheme == "BIO":
+            start[j] = pj != "I"
+        elif scheme == "IOB1":
+            start[j] = pj != "B"
+        else:
+            start[j] = pj in "OBS"
+            end[j] = pj in "OES"
+        for i, (pi, ti) in enumerate(parts):
+            if scheme == "BIO" and pj == "I":
+                allowed[i, j] = pi in "BI" and ti == tj
+            elif scheme == "IOB1" and pj == "B":
+                allowed[i, j] = pi in "BI" and ti == tj
+            elif scheme == "BIOES":
+                inside = pi in "BI"
+                allowed[i, j] = (pj in "IE" and ti == tj) if inside else pj in "OBS"
+    return Constraints(allowed, start, end)
