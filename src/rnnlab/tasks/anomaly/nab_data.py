@@ -1,0 +1,268 @@
+"""Reading a corpus laid out as the Numenta Anomaly Benchmark (NAB) lays it out.
+
+A NAB folder holds::
+
+    data/<group>/<name>.csv          columns ``timestamp,value``, one row per record
+    labels/combined_windows.json     {"<group>/<name>.csv": [[start, end], ...], ...}
+    config/profiles.json             (optional) the cost matrices of the scoring profiles
+
+Windows are given by timestamps, as NAB gives them, and NAB requires both ends of every window
+to be timestamps that occur in the file (``nab/labeler.py``, ``CorpusLabel.getWindows``); windows
+of a file are in time order and do not overlap (``CorpusLabel.validateLabels``). Here they are
+mapped once to inclusive row ranges ``(first, last)``.
+
+The label file of a NAB checkout names all 58 NAB files, while a copy may hold only some groups
+(``../shared/data/nab`` holds ``realKnownCause``): label entries of a group that has no folder
+under ``data/`` are skipped; an entry naming a missing file in a group that is present, a data file
+without an entry, or anything unreadable is a :class:`~rnnlab.errors.DataError` naming the file.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rnnlab.errors import DataError
+
+WINDOWS_FILE = "labels/combined_windows.json"
+PROFILES_FILE = "config/profiles.json"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One NAB application profile: the weights A_TP, A_FP, A_FN (and A_TN, which NAB never uses)."""
+
+    name: str
+    tp: float
+    fp: float
+    fn: float
+    tn: float = 1.0
+
+
+#: NAB's ``config/profiles.json``.
+PROFILES: dict[str, Profile] = {
+    "standard": Profile("standard", tp=1.0, fp=0.11, fn=1.0),
+    "reward_low_FP_rate": Profile("reward_low_FP_rate", tp=1.0, fp=0.22, fn=1.0),
+    "reward_low_FN_rate": Profile("reward_low_FN_rate", tp=1.0, fp=0.11, fn=2.0),
+}
+
+
+@dataclass
+class NabFile:
+    """One series: ``timestamps`` (datetime64[us]), ``values`` (float64) and its anomaly ``windows``
+    as inclusive row ranges ``(first, last)``, in time order."""
+
+    key: str
+    timestamps: np.ndarray
+    values: np.ndarray
+    windows: list[tuple[int, int]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.timestamps)
+
+
+@dataclass
+class NabCorpus:
+    """The files of a NAB folder (``key -> NabFile``, keys like ``realKnownCause/nyc_taxi.csv``)."""
+
+    files: dict[str, NabFile]
+    root: Path | None = None
+
+    def __iter__(self):
+        return iter(self.files.values())
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, key: str) -> NabFile:
+        return self.files[key]
+
+    @property
+    def n_windows(self) -> int:
+        return sum(len(f.windows) for f in self.files.values())
+
+
+def parse_timestamps(strings: list[str], where: str, first_line: int = 2) -> np.ndarray:
+    """``YYYY-MM-DD HH:MM:SS[.ffffff]`` strings to ``datetime64[us]``; a bad one is a DataError
+    naming ``where`` and the line (``first_line`` is the line of ``strings[0]``)."""
+    try:
+        return np.array([s.strip().replace(" ", "T", 1) for s in strings], dtype="datetime64[us]")
+    except ValueError:
+        for i, s in enumerate(strings):
+            try:
+                np.datetime64(s.strip().replace(" ", "T", 1), "us")
+            except ValueError:
+                raise DataError(f"{where}, line {first_line + i}: cannot read timestamp {s!r} "
+                                "(expected YYYY-MM-DD HH:MM:SS)") from None
+        raise
+
+
+def read_series(path: str | Path, key: str | None = None) -> NabFile:
+    """One ``timestamp,value`` CSV file (NAB's data layout), rows kept in file order.
+
+    NAB does not require timestamps to increase, and its files do not always: in
+    ``ec2_request_latency_system_failure.csv`` an hour repeats (a clock change) and in
+    ``machine_temperature_system_failure.csv`` half an hour is recorded twice. Rows are scored in
+    file order; a window end maps to the first row with that time, as in NAB's sweeper."""
+    path = Path(path)
+    key = key or path.name
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.reader(f))
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: cannot read ({e})") from None
+    if not rows or [c.strip() for c in rows[0][:2]] != ["timestamp", "value"]:
+        raise DataError(f"{path}, line 1: expected the header 'timestamp,value'")
+    body = rows[1:]
+    if not body:
+        raise DataError(f"{path}: no rows after the header")
+    for i, r in enumerate(body):
+        if len(r) < 2:
+            raise DataError(f"{path}, line {i + 2}: expected 'timestamp,value', got {','.join(r)!r}")
+    stamps = parse_timestamps([r[0] for r in body], str(path))
+    try:
+        values = np.array([float(r[1]) for r in body])
+    except ValueError:
+        bad = next(i for i, r in enumerate(body) if not _is_float(r[1]))
+        raise DataError(f"{path}, line {bad + 2}: cannot read value {body[bad][1]!r}") from None
+    return NabFile(key, stamps, values)
+
+
+def _is_float(s: str) -> bool:
+    try:
+        float(s)
+    except ValueError:
+        return False
+    return True
+
+
+def window_rows(nab_file: NabFile, limits: list, where: str) -> list[tuple[int, int]]:
+    """Map ``[[start, end], ...]`` timestamp strings to inclusive row ranges.
+
+    As in NAB each end must be a timestamp of the file, and maps to the first row carrying it
+    (``timestamps.index(...)`` in NAB's sweeper); windows must be in order and must not overlap.
+    """
+    first_row: dict = {}
+    for i, t in enumerate(nab_file.timestamps.tolist()):
+        first_row.setdefault(t, i)
+    out: list[tuple[int, int]] = []
+    for limit in limits:
+        if not (isinstance(limit, (list, tuple)) and len(limit) == 2
+                and all(isinstance(t, str) for t in limit)):
+            raise DataError(f"{where}: window {limit!r} of {nab_file.key} is not [start, end]")
+        ends = parse_timestamps(list(limit), f"{where} ({nab_file.key})", first_line=0)
+        rows = []
+        for t, s in zip(ends.tolist(), limit):
+            if t not in first_row:
+                raise DataError(f"{where}: window end {s!r} of {nab_file.key} is not a timestamp of "
+                                "the file (NAB requires exact matches)")
+            rows.append(first_row[t])
+        first, last = rows
+        if last < first:
+            raise DataError(f"{where}: window {limit!r} of {nab_file.key} ends before it starts")
+        if out and first <= out[-1][1]:
+            raise DataError(f"{where}: windows of {nab_file.key} overlap or are out of order at {limit!r}")
+        out.append((first, last))
+    return out
+
+
+def load_windows(path: str | Path) -> dict[str, list]:
+    """The raw label file: ``{key: [[start, end], ...]}``."""
+    path = Path(path)
+    try:
+        with open(path) as f:
+            raw = json.load(f)
+    except (OSError, ValueError) as e:
+        raise DataError(f"{path}: cannot read the label file ({e})") from None
+    if not isinstance(raw, dict) or not all(isinstance(v, list) for v in raw.values()):
+        raise DataError(f"{path}: expected {{\"<group>/<file>.csv\": [[start, end], ...]}}")
+    return raw
+
+
+def load_profiles(path: str | Path) -> dict[str, Profile]:
+    """NAB's ``config/profiles.json``: ``{name: {"CostMatrix": {"tpWeight": ..., ...}}}``."""
+    path = Path(path)
+    try:
+        with open(path) as f:
+            raw = json.load(f)
+        return {name: Profile(name, tp=float(p["CostMatrix"]["tpWeight"]),
+                              fp=float(p["CostMatrix"]["fpWeight"]),
+                              fn=float(p["CostMatrix"]["fnWeight"]),
+                              tn=float(p["CostMatrix"].get("tnWeight", 1.0)))
+                for name, p in raw.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise DataError(f"{path}: cannot read the profiles ({type(e).__name__}: {e})") from None
+
+
+def load_corpus(root: str | Path, groups: list[str] | tuple[str, ...] | str | None = None,
+                labels: str | Path | None = None) -> NabCorpus:
+    """Read a NAB folder (``root/data/<group>/*.csv`` and ``root/labels/combined_windows.json``,
+    or ``labels``), keeping only ``groups`` (names of the folders under ``data/``) when given."""
+    root = Path(root)
+    data_dir = root / "data"
+    if not data_dir.is_dir():
+        raise DataError(f"{root}: not a NAB folder (no data/ folder in it)")
+    present = sorted(p.name for p in data_dir.iterdir() if p.is_dir())
+    if isinstance(groups, str):
+        groups = [groups]
+    if groups is not None:
+        missing = [g for g in groups if g not in present]
+        if missing:
+            raise DataError(f"{data_dir}: no group {', '.join(missing)} (found: {', '.join(present) or 'none'})")
+        present = [g for g in present if g in groups]
+    label_path = Path(labels) if labels is not None else root / WINDOWS_FILE
+    raw = load_windows(label_path)
+    files: dict[str, NabFile] = {}
+    for group in present:
+        for csv_path in sorted((data_dir / group).glob("*.csv")):
+            key = f"{group}/{csv_path.name}"
+            if key not in raw:
+                raise DataError(f"{label_path}: no entry for {key} (data file {csv_path})")
+            files[key] = read_series(csv_path, key)
+    for key, limits in raw.items():
+        group = key.split("/", 1)[0]
+        if group not in present:
+            continue  # a group this copy of NAB does not hold (or was not asked for)
+        if key not in files:
+            raise DataError(f"{label_path}: names {key}, which is not in {data_dir / group}")
+        files[key].windows = window_rows(files[key], limits, str(label_path))
+    return NabCorpus(files, root)
+
+
+def load_results(results_dir: str | Path, detector: str, corpus: NabCorpus,
+                 column: str = "anomaly_score") -> dict[str, np.ndarray]:
+    """A detector's published outputs in NAB's results layout,
+    ``results_dir/<detector>/<group>/<detector>_<name>.csv``: ``key -> column`` for every file of
+    ``corpus``; the file must have as many rows as the series."""
+    out = {}
+    for key, nab_file in corpus.files.items():
+        group, name = key.split("/", 1)
+        path = Path(results_dir) / detector / group / f"{detector}_{name}"
+        out[key] = read_column(path, column)
+        if len(out[key]) != len(nab_file):
+            raise DataError(f"{path}: {len(out[key])} rows, but {key} has {len(nab_file)}")
+    return out
+
+
+def read_column(path: str | Path, column: str) -> np.ndarray:
+    """One numeric column of a CSV file with a header, as float64."""
+    path = Path(path)
+    try:
+        with open(path, newline="") as f:
+            reader = csv.reader(f)
+            header = next(reader, [])
+            if column not in header:
+                raise DataError(f"{path}, line 1: no column {column!r} (columns: {', '.join(header)})")
+            j = header.index(column)
+            values = []
+            for line, row in enumerate(reader, start=2):
+                try:
+                    values.append(float(row[j]))
+                except (ValueError, IndexError):
+                    raise DataError(f"{path}, line {line}: cannot read {column} from {','.join(row)!r}") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e})") from None
+    return np.array(values)
