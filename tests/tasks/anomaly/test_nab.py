@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from rnnlab.errors import DataError
-from rnnlab.tasks.anomaly.nab import (PROFILES, NabCorpus, NabFile, load_corpus, load_profiles,
+from rnnlab.tasks.anomaly.nab import (PROFILES, NabCorpus, NabFile, evaluate, load_corpus, load_profiles,
                                       load_results, normalized_score, null_detector, null_score,
                                       optimize_threshold, perfect_detector, probationary_length,
                                       random_detector, scaled_sigmoid, score_corpus, score_file, sweep,
@@ -179,6 +179,10 @@ def test_null_random_perfect_on_synthetic_corpus():
         perfect = score_corpus(perfect_detector(corpus), corpus, p, 0.5).total.score
         assert normalized_score(perfect, corpus, p) == pytest.approx(100.0)
         assert optimize_threshold(null_detector(corpus), corpus, p) == (1.1, -3 * p.fn)
+    table = evaluate(perfect_detector(corpus), corpus)
+    assert all(row["normalized"] == pytest.approx(100.0) and row["threshold"] == 1.0 for row in table.values())
+    assert evaluate(null_detector(corpus), corpus, thresholds={p: 0.5 for p in PROFILES})["standard"] == {
+        "threshold": 0.5, "score": -3.0, "normalized": 0.0}
     a, b = random_detector(corpus, seed=5), random_detector(corpus, seed=5)
     assert all(np.array_equal(a[k], b[k]) and (0 <= a[k]).all() and (a[k] < 1).all() for k in a)
 
@@ -211,6 +215,7 @@ def test_load_corpus(tmp_path):
 @pytest.mark.parametrize("files, windows, message", [
     ({"g/a.csv": CSV}, {"g/a.csv": [], "g/zz.csv": []}, r"names g/zz\.csv, which is not in"),
     ({"g/a.csv": CSV}, {}, r"no entry for g/a\.csv"),
+    ({"g/a.csv": CSV}, {"g/a.csv": [], "a.csv": []}, r"key 'a\.csv' is not '<group>/<file>\.csv'"),
     ({"g/a.csv": CSV.replace("00:04:00", "00:4:x0")}, {"g/a.csv": []}, r"a\.csv, line 6: cannot read timestamp"),
     ({"g/a.csv": CSV.replace(",4\n", ",four\n")}, {"g/a.csv": []}, r"a\.csv, line 6: cannot read value"),
     ({"g/a.csv": "time,v\n"}, {"g/a.csv": []}, r"line 1: expected the header"),
@@ -277,7 +282,6 @@ def test_reproduces_nab_per_file_rows_and_s_t(htm, name):
         assert row.score == pytest.approx(float(want["Score"]), abs=1e-9), row.file
         assert (row.tp, row.tn, row.fp, row.fn, row.total_count) == tuple(
             int(want[c]) for c in ("TP", "TN", "FP", "FN", "Total_Count")), row.file
-        group, base = row.file.split("/")
         s_t = load_results(NAB / "results", "numenta",
                            NabCorpus({row.file: corpus[row.file]}), column=f"S(t)_{name}")[row.file]
         np.testing.assert_allclose(row.contributions, s_t, rtol=0, atol=1e-9, err_msg=row.file)

@@ -48,7 +48,7 @@ from rnnlab.tasks.anomaly.nab_data import (PROFILES, NabCorpus, NabFile, Profile
 __all__ = ["PROFILES", "NabCorpus", "NabFile", "Profile", "load_corpus", "load_profiles",
            "load_results", "FileScore", "CorpusScore", "Sweep", "scaled_sigmoid", "probationary_length",
            "sweep_scores", "score_file", "score_corpus", "sweep", "optimize_threshold", "null_score",
-           "perfect_score", "normalized_score", "null_detector", "random_detector", "perfect_detector"]
+           "perfect_score", "normalized_score", "evaluate", "null_detector", "random_detector", "perfect_detector"]
 
 PROBATIONARY_PERCENT = 0.15
 NEVER = 1.1  # NAB's threshold of the detector that never fires (scores are in [0, 1])
@@ -255,6 +255,23 @@ def normalized_score(score: float, corpus: NabCorpus, profile: Profile,
     """NAB's final score: ``100 * (S - S_null) / (S_perfect - S_null)``."""
     base = null_score(corpus, profile, probationary_percent)
     return 100.0 * (score - base) / (perfect_score(corpus, profile) - base)
+
+
+def evaluate(detector_scores: Mapping[str, np.ndarray], corpus: NabCorpus,
+             profiles: Mapping[str, Profile] = PROFILES, thresholds: Mapping[str, float] | None = None,
+             probationary_percent: float = PROBATIONARY_PERCENT) -> dict[str, dict[str, float]]:
+    """One results-table row per profile: ``{name: {"threshold", "score", "normalized"}}``, at the
+    given thresholds (e.g. NAB's ``config/thresholds.json``) or, without them, at the optimised one."""
+    out = {}
+    for name, profile in profiles.items():
+        if thresholds is None:
+            t, score = optimize_threshold(detector_scores, corpus, profile, probationary_percent)
+        else:
+            t = float(thresholds[name])
+            score = score_corpus(detector_scores, corpus, profile, t, probationary_percent).total.score
+        out[name] = {"threshold": t, "score": score,
+                     "normalized": normalized_score(score, corpus, profile, probationary_percent)}
+    return out
 
 
 # -- baseline detectors -------------------------------------------------------------------------

@@ -223,6 +223,8 @@ def load_corpus(root: str | Path, groups: list[str] | tuple[str, ...] | str | No
                 raise DataError(f"{label_path}: no entry for {key} (data file {csv_path})")
             files[key] = read_series(csv_path, key)
     for key, limits in raw.items():
+        if key.count("/") != 1:
+            raise DataError(f"{label_path}: key {key!r} is not '<group>/<file>.csv'")
         group = key.split("/", 1)[0]
         if group not in present:
             continue  # a group this copy of NAB does not hold (or was not asked for)
