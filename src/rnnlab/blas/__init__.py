@@ -1,0 +1,102 @@
+"""Which BLAS runs rnnlab's matrix products: NumPy's (OpenBLAS, the default) or oneMKL (optional).
+
+``RNNLAB_BLAS=numpy|mkl`` (default ``numpy``) selects the backend, read once on
+first use; :func:`set_backend` changes it at run time. ``mkl`` needs
+``pip install 'rnnlab[mkl]'``; where libmkl_rt cannot be loaded it falls back to
+NumPy with a one-line note on stderr. :func:`describe` says which one runs.
+
+This package is standalone for now: the LSTM/GRU kernels still call
+``np.matmul`` (the plan for wiring :func:`matmul`, :class:`~rnnlab.blas.mkl.PackedMatrix`
+and bf16 products into them is in ``docs/performance.md``, "bf16 and the MKL
+backend: plan").
+
+* :mod:`rnnlab.blas.mkl`: oneMKL through ctypes: ``sgemm``, ``PackedMatrix``
+  (pre-packed float32 or bf16 weights), ``gemm_bf16``, threading.
+* :mod:`rnnlab.blas.bf16`: float32 <-> bf16 (``uint16``) in NumPy, round to nearest even.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+
+from .bf16 import from_bf16, round_bf16, to_bf16
+
+BACKENDS = ("numpy", "mkl")
+
+_backend: str | None = None      # resolved on first use
+_note: str | None = None
+
+
+def _resolve(requested: str) -> str:
+    global _note
+    requested = requested.strip().lower() or "numpy"
+    if requested not in BACKENDS:
+        _note = f"RNNLAB_BLAS={requested!r} is not one of {', '.join(BACKENDS)}; using NumPy's BLAS"
+        print(f"rnnlab: {_note}", file=sys.stderr)
+        return "numpy"
+    if requested == "mkl":
+        from . import mkl
+
+        reason = mkl.unavailable_reason()
+        if reason is not None:
+            _note = "RNNLAB_BLAS=mkl but libmkl_rt could not be loaded (pip install 'rnnlab[mkl]'); using NumPy's BLAS"
+            print(f"rnnlab: {_note}", file=sys.stderr)
+            return "numpy"
+    _note = None
+    return requested
+
+
+def backend() -> str:
+    """``"numpy"`` or ``"mkl"``: the backend in effect."""
+    global _backend
+    if _backend is None:
+        _backend = _resolve(os.environ.get("RNNLAB_BLAS", "numpy"))
+    return _backend
+
+
+def set_backend(name: str) -> str:
+    """Switch to ``"numpy"`` or ``"mkl"`` (falling back to NumPy, with the note, when MKL is
+    missing); returns the backend in effect."""
+    global _backend
+    if name.strip().lower() not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}")
+    _backend = _resolve(name)
+    return _backend
+
+
+def describe() -> str:
+    """One line for logs: which BLAS runs the products."""
+    if backend() == "mkl":
+        from . import mkl
+
+        return "mkl: " + mkl.describe()
+    cfg = np.show_config(mode="dicts") if hasattr(np, "show_config") else {}
+    try:
+        blas = cfg["Build Dependencies"]["blas"]
+        what = f"{blas['name']} {blas['version']}"
+    except (KeyError, TypeError):
+        what = "its BLAS"
+    line = f"numpy: NumPy {np.__version__}, {what}"
+    return line + (f" ({_note})" if _note else "")
+
+
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, *, beta: float = 0.0) -> np.ndarray:
+    """``out = a @ b + beta * out`` for 2-D arrays: oneMKL's sgemm for float32 under the mkl
+    backend, else ``np.matmul`` (the same result to float32 rounding)."""
+    if backend() == "mkl" and a.dtype == np.float32 and b.dtype == np.float32 and a.ndim == 2 and b.ndim == 2:
+        from .mkl import sgemm
+
+        return sgemm(a, b, out, beta=beta)
+    if beta == 0 or out is None:
+        if beta != 0:
+            raise ValueError("beta != 0 needs an out array to accumulate into")
+        return np.matmul(a, b, out=out)
+    if beta != 1:
+        out *= beta
+    out += a @ b
+    return out
+
+
+__all__ = ["BACKENDS", "backend", "describe", "from_bf16", "matmul", "round_bf16", "set_backend", "to_bf16"]

@@ -1,0 +1,443 @@
+"""oneMKL through ctypes: float32 GEMM, pre-packed weights and bf16 products for NumPy arrays.
+
+Optional: ``pip install 'rnnlab[mkl]'`` (the ``mkl`` wheel puts ``libmkl_rt``
+in ``<prefix>/lib``). Nothing here is imported by the rest of rnnlab unless
+``RNNLAB_BLAS=mkl`` asks for it (:mod:`rnnlab.blas`); without the library,
+:func:`available` is False and every routine raises :class:`MKLUnavailable`.
+
+Where the library is looked for, in order: ``$RNNLAB_MKL_LIB`` (a file), the
+files of the installed ``mkl`` distribution, ``sys.prefix/lib`` and
+``sys.base_prefix/lib``, ``$LD_LIBRARY_PATH``, ``ctypes.util.find_library``,
+and last the bare soname (the dynamic loader's own search).
+
+Threading is fixed when the library is loaded, before any other MKL call:
+the layer is ``$MKL_THREADING_LAYER`` if set (INTEL, SEQUENTIAL, GNU or TBB),
+else :data:`DEFAULT_LAYER`; the thread count is MKL's default (the physical
+cores, or ``$MKL_NUM_THREADS``) until :func:`set_num_threads`.
+
+Every routine uses oneMKL's 64-bit-integer entry points (``cblas_sgemm_64``
+...) where the library has them, so ``$MKL_INTERFACE_LAYER`` cannot change
+the integer size under us; with an older library (no ``_64`` names) the
+interface layer is set to LP64 at load time.
+
+Layouts. An operand may be any 2-D array whose rows or columns are contiguous:
+a C-ordered array, a row block of one (``hs[t]``, ``x.reshape(T*B, D)``), or
+the transposed view of either (``W_h.T``, ``h.reshape(n, H).T``): it is handed
+to BLAS as a transposed operand with its leading dimension, never copied.
+Anything else (a negative stride, every other column, float64) is refused
+with a ValueError or TypeError naming the fix; nothing is copied silently.
+``out`` may be C- or F-ordered (F: the product is computed as its transpose),
+must not overlap an input, and with ``beta == 0`` is not read (a NaN in it does
+not propagate, as in BLAS).
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .bf16 import to_bf16
+
+# CBLAS / oneMKL constants
+ROW_MAJOR = 101
+NO_TRANS, TRANS = 111, 112
+PACKED = 151
+A_MATRIX, B_MATRIX = 161, 162
+LAYERS = {"INTEL": 0, "SEQUENTIAL": 1, "PGI": 2, "GNU": 3, "TBB": 4}
+DEFAULT_LAYER = "INTEL"          # oneMKL's own default; see docs/performance.md for the measured choices
+SONAMES = ("libmkl_rt.so.3", "libmkl_rt.so.2", "libmkl_rt.so", "libmkl_rt.dylib", "mkl_rt.dll")
+
+_ALIGN = 64
+
+
+class MKLUnavailable(RuntimeError):
+    """libmkl_rt could not be found or loaded (the message says where it was looked for)."""
+
+
+class _Lib:
+    """The loaded library and its typed entry points."""
+
+    def __init__(self, path: str) -> None:
+        want = os.environ.get("MKL_THREADING_LAYER", DEFAULT_LAYER).strip().upper() or DEFAULT_LAYER
+        if want not in LAYERS:
+            raise MKLUnavailable(f"MKL_THREADING_LAYER={want!r} is not one of {', '.join(LAYERS)}")
+        if want == "TBB":   # libmkl_tbb_thread needs libtbb.so.12, which the loader does not find beside it
+            for name in ("libtbb.so.12", "libtbb.so"):
+                if (Path(path).parent / name).exists():
+                    ctypes.CDLL(str(Path(path).parent / name), mode=ctypes.RTLD_GLOBAL)
+                    break
+        try:
+            lib = ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+        except OSError as e:
+            raise MKLUnavailable(f"{path}: {e}") from None
+        self.path = path
+        self.lib = lib
+        self.ilp64 = hasattr(lib, "cblas_sgemm_64")
+        sfx = "_64" if self.ilp64 else ""
+        I = ctypes.c_int64 if self.ilp64 else ctypes.c_int  # MKL_INT  # noqa: E741
+        E, F, P = ctypes.c_int, ctypes.c_float, ctypes.c_void_p                    # enum, float, pointer
+
+        def fn(name: str, restype: Any, *argtypes: Any, optional: bool = False) -> Any:
+            f = getattr(lib, name, None)
+            if f is None:
+                if optional:
+                    return None
+                raise MKLUnavailable(f"{path} has no {name} (oneMKL too old?)")
+            f.restype, f.argtypes = restype, list(argtypes)
+            return f
+
+        # Service functions: the C names (MKL_*); the lower-case mkl_* symbols are Fortran's (by reference).
+        if not self.ilp64:
+            fn("MKL_Set_Interface_Layer", E, E)(0)                  # LP64: 32-bit MKL_INT
+        self.layer_code = fn("MKL_Set_Threading_Layer", E, E)(LAYERS[want])   # first call: fixes the layer
+        self.layer = {v: k for k, v in LAYERS.items()}.get(self.layer_code, str(self.layer_code))
+        self.set_num_threads = fn("MKL_Set_Num_Threads", None, E)
+        self.get_max_threads = fn("MKL_Get_Max_Threads", E)
+        self.set_dynamic = fn("MKL_Set_Dynamic", None, E)
+        self._version_string = fn("MKL_Get_Version_String", None, ctypes.c_char_p, E)
+
+        self.sgemm = fn("cblas_sgemm" + sfx, None, E, E, E, I, I, I, F, P, I, P, I, F, P, I)
+        self.sgemm_pack_get_size = fn("cblas_sgemm_pack_get_size" + sfx, ctypes.c_size_t, E, I, I, I)
+        self.sgemm_pack = fn("cblas_sgemm_pack" + sfx, None, E, E, E, I, I, I, F, P, I, P)
+        self.sgemm_compute = fn("cblas_sgemm_compute" + sfx, None, E, I, I, I, I, I, P, I, P, I, F, P, I)
+        self.bf16_gemm = fn("cblas_gemm_bf16bf16f32" + sfx, None, E, E, E, I, I, I, F, P, I, P, I, F, P, I,
+                            optional=True)
+        self.bf16_pack_get_size = fn("cblas_gemm_bf16bf16f32_pack_get_size" + sfx, ctypes.c_size_t, E, I, I, I,
+                                     optional=True)
+        self.bf16_pack = fn("cblas_gemm_bf16bf16f32_pack" + sfx, None, E, E, E, I, I, I, P, I, P, optional=True)
+        self.bf16_compute = fn("cblas_gemm_bf16bf16f32_compute" + sfx, None, E, I, I, I, I, I, F, P, I, P, I, F,
+                               P, I, optional=True)
+
+    def version(self) -> str:
+        buf = ctypes.create_string_buffer(256)
+        self._version_string(buf, len(buf))
+        text = buf.value.decode(errors="replace").strip()
+        # "Intel(R) oneAPI Math Kernel Library Version 2026.2-Product Build 20260915 for ..." -> "2026.2"
+        if "Version " in text:
+            return text.split("Version ", 1)[1].split("-", 1)[0].split(" ", 1)[0]
+        return text
+
+
+_lib: _Lib | None = None
+_error: str | None = None
+
+
+def candidates() -> list[str]:
+    """Where libmkl_rt is looked for, in order (files that exist, then bare sonames)."""
+    found: list[str] = []
+
+    def add(p: Path) -> None:
+        if p.is_file() and str(p) not in found:
+            found.append(str(p))
+
+    explicit = os.environ.get("RNNLAB_MKL_LIB")
+    if explicit:
+        add(Path(explicit))
+    try:
+        from importlib.metadata import PackageNotFoundError, distribution
+
+        for f in distribution("mkl").files or ():
+            if f.name.startswith(("libmkl_rt.", "mkl_rt.")):
+                add(Path(str(f.locate())).resolve())
+    except (ImportError, PackageNotFoundError):
+        pass
+    dirs = [Path(sys.prefix) / "lib", Path(sys.base_prefix) / "lib"]
+    dirs += [Path(d) for d in os.environ.get("LD_LIBRARY_PATH", "").split(os.pathsep) if d]
+    for d in dirs:
+        for name in SONAMES:
+            add(d / name)
+    lib = ctypes.util.find_library("mkl_rt")
+    if lib and lib not in found:
+        found.append(lib)
+    found += [n for n in SONAMES[:3] if n not in found]
+    return found
+
+
+def load() -> _Lib:
+    """The library, loaded on first use; raises :class:`MKLUnavailable` (with the places tried)."""
+    global _lib, _error
+    if _lib is not None:
+        return _lib
+    if _error is not None:
+        raise MKLUnavailable(_error)
+    tried = []
+    for path in candidates():
+        try:
+            _lib = _Lib(path)
+            return _lib
+        except MKLUnavailable as e:
+            tried.append(str(e))
+        except OSError as e:
+            tried.append(f"{path}: {e}")
+    _error = "libmkl_rt not found (pip install 'rnnlab[mkl]'); tried: " + "; ".join(tried)
+    raise MKLUnavailable(_error)
+
+
+def available() -> bool:
+    """True when libmkl_rt loads (loading it on the first call)."""
+    try:
+        load()
+    except MKLUnavailable:
+        return False
+    return True
+
+
+def unavailable_reason() -> str | None:
+    """Why :func:`available` is False, or None."""
+    try:
+        load()
+    except MKLUnavailable as e:
+        return str(e)
+    return None
+
+
+def version() -> str:
+    return load().version()
+
+
+def library_path() -> str:
+    return load().path
+
+
+def threading_layer() -> str:
+    """The threading layer in effect (INTEL, SEQUENTIAL, GNU, TBB)."""
+    return load().layer
+
+
+def set_num_threads(n: int) -> None:
+    """MKL's thread count for the whole process (NumPy's OpenBLAS keeps its own)."""
+    load().set_num_threads(int(n))
+
+
+def get_max_threads() -> int:
+    return int(load().get_max_threads())
+
+
+def set_dynamic(flag: bool) -> None:
+    """Let MKL use fewer threads than set on small problems (its default: on)."""
+    load().set_dynamic(int(bool(flag)))
+
+
+def describe() -> str:
+    lib = load()
+    return f"oneMKL {lib.version()} ({lib.layer} threading, {lib.get_max_threads()} threads; {lib.path})"
+
+
+# --- layouts -----------------------------------------------------------------------------------------
+
+def _operand(x: Any, dtype: Any, name: str) -> np.ndarray:
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name} must be a NumPy array, got {type(x).__name__}")
+    if x.dtype != dtype:
+        raise TypeError(f"{name} must be {np.dtype(dtype)} (got {x.dtype}); nothing is converted silently")
+    if x.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (got shape {x.shape}); reshape (T, B, D) to (T*B, D)")
+    return x
+
+
+def _layout(x: np.ndarray, name: str) -> tuple[int, int]:
+    """(trans, ld) that hand ``x`` to a row-major BLAS call: NO_TRANS with ld = row stride when
+    its rows are contiguous, TRANS with ld = column stride when its columns are (a transposed
+    view). Raises ValueError for anything else."""
+    r, c = x.shape
+    s0, s1 = x.strides
+    e = x.itemsize
+    if (c <= 1 or s1 == e) and (r <= 1 or (s0 % e == 0 and s0 >= c * e)):
+        return NO_TRANS, (s0 // e if r > 1 else max(1, c))
+    if (r <= 1 or s0 == e) and (c <= 1 or (s1 % e == 0 and s1 >= r * e)):
+        return TRANS, (s1 // e if c > 1 else max(1, r))
+    raise ValueError(f"{name} (shape {x.shape}, strides {x.strides}) has neither contiguous rows nor "
+                     "contiguous columns; pass np.ascontiguousarray(...) of it")
+
+
+def _result(out: np.ndarray | None, m: int, n: int, beta: float, name: str = "out") -> np.ndarray:
+    if out is None:
+        if beta != 0:
+            raise ValueError("beta != 0 needs an out array to accumulate into")
+        return np.empty((m, n), np.float32)
+    if not isinstance(out, np.ndarray) or out.dtype != np.float32:
+        raise TypeError(f"{name} must be a float32 NumPy array")
+    if out.shape != (m, n):
+        raise ValueError(f"{name} has shape {out.shape}, the product is {(m, n)}")
+    if not out.flags.writeable:
+        raise ValueError(f"{name} is read-only")
+    return out
+
+
+def _no_overlap(out: np.ndarray, *inputs: np.ndarray) -> None:
+    for x in inputs:
+        if np.may_share_memory(out, x):
+            raise ValueError("out overlaps an input; BLAS would read what it is writing")
+
+
+def _trivial(out: np.ndarray, m: int, n: int, k: int, beta: float) -> bool:
+    """Empty products done here (BLAS's argument checks reject some of them)."""
+    if m == 0 or n == 0:
+        return True
+    if k == 0:
+        if beta == 0:
+            out.fill(0.0)
+        else:
+            out *= np.float32(beta)
+        return True
+    return False
+
+
+def _gemm(call: Any, a: np.ndarray, b: np.ndarray, out: np.ndarray, alpha: float, beta: float) -> np.ndarray:
+    m, k = a.shape
+    n = b.shape[1]
+    if _trivial(out, m, n, k, beta):
+        return out
+    c = out
+    tc, ldc = _layout(c, "out")
+    if tc == TRANS:                     # F-ordered out: out^T = b^T a^T, row-major
+        a, b, c, m, n = b.T, a.T, c.T, n, m
+        ldc = _layout(c, "out")[1]
+    ta, lda = _layout(a, "a")
+    tb, ldb = _layout(b, "b")
+    call(ROW_MAJOR, ta, tb, m, n, k, alpha, a.ctypes.data, lda, b.ctypes.data, ldb, beta, c.ctypes.data, ldc)
+    return out
+
+
+def _shapes(a: np.ndarray, b: np.ndarray) -> tuple[int, int, int]:
+    m, k = a.shape
+    k2, n = b.shape
+    if k != k2:
+        raise ValueError(f"shapes {a.shape} and {b.shape} do not multiply")
+    return m, n, k
+
+
+def sgemm(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, *, alpha: float = 1.0,
+          beta: float = 0.0, trans_a: bool = False, trans_b: bool = False) -> np.ndarray:
+    """``out = alpha * op(a) @ op(b) + beta * out`` in float32 (op = transpose when asked; passing
+    ``a.T`` is the same thing). Returns ``out`` (allocated when None and beta == 0)."""
+    lib = load()
+    a = _operand(a, np.float32, "a")
+    b = _operand(b, np.float32, "b")
+    a, b = (a.T if trans_a else a), (b.T if trans_b else b)
+    m, n, _ = _shapes(a, b)
+    out = _result(out, m, n, beta)
+    _no_overlap(out, a, b)
+    return _gemm(lib.sgemm, a, b, out, float(alpha), float(beta))
+
+
+def gemm_bf16(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, *, alpha: float = 1.0,
+              beta: float = 0.0, trans_a: bool = False, trans_b: bool = False) -> np.ndarray:
+    """bf16 x bf16 -> float32: ``a``, ``b`` are bf16 bit patterns (``uint16``, see
+    :func:`rnnlab.blas.bf16.to_bf16`), the products accumulate and land in float32 ``out``."""
+    lib = load()
+    if lib.bf16_gemm is None:
+        raise MKLUnavailable(f"{lib.path} has no cblas_gemm_bf16bf16f32")
+    a = _operand(a, np.uint16, "a")
+    b = _operand(b, np.uint16, "b")
+    a, b = (a.T if trans_a else a), (b.T if trans_b else b)
+    m, n, _ = _shapes(a, b)
+    out = _result(out, m, n, beta)
+    _no_overlap(out, a, b)
+    return _gemm(lib.bf16_gemm, a, b, out, float(alpha), float(beta))
+
+
+def has_bf16() -> bool:
+    """True when the library has the bf16 GEMMs (plain and packed)."""
+    lib = load()
+    return lib.bf16_gemm is not None and lib.bf16_compute is not None
+
+
+class PackedMatrix:
+    """A (K, N) weight packed once into MKL's internal format, as the B operand of many products
+    ``out = a @ W (+ beta * out)`` with ``a`` of exactly ``m`` rows (the packed format depends on
+    m, n, k; pack one per row count, e.g. the batch size B for h W_h, T*B for x W_x).
+
+    ``precision="f32"``: ``cblas_sgemm_pack``/``compute``, ``a`` float32.
+    ``precision="bf16"``: the weight is rounded to bf16 (nearest even) and packed with
+    ``cblas_gemm_bf16bf16f32_pack``; ``a`` must then be bf16 (``uint16``), the result float32.
+
+    The packed copy does not follow the source: after the weights change (once per optimizer
+    step) call :meth:`repack` (same array, or a new one of the same shape). ``W`` may be any
+    BLAS layout, e.g. ``W_h.T`` for the backward product ``dA W_h^T``. Pack and compute with
+    the same MKL thread count (oneMKL's advice); :attr:`threads` records the packing's.
+    """
+
+    def __init__(self, W: np.ndarray, m: int, *, precision: str = "f32", alpha: float = 1.0) -> None:
+        lib = load()
+        if precision not in ("f32", "bf16"):
+            raise ValueError(f"precision must be 'f32' or 'bf16', got {precision!r}")
+        if precision == "bf16" and not has_bf16():
+            raise MKLUnavailable(f"{lib.path} has no packed bf16 GEMM")
+        self.precision = precision
+        self.alpha = float(alpha)
+        self.m = int(m)
+        self.k, self.n = self._check_source(W, None).shape
+        if self.m < 1 or self.k < 1 or self.n < 1:
+            raise ValueError(f"PackedMatrix needs m, k, n >= 1 (got {self.m}, {self.k}, {self.n})")
+        get_size = lib.sgemm_pack_get_size if precision == "f32" else lib.bf16_pack_get_size
+        self.nbytes = int(get_size(B_MATRIX, self.m, self.n, self.k))
+        self._buf = np.empty(self.nbytes + _ALIGN, np.uint8)     # never moves: MKL's packed data must not
+        self._ptr = self._buf.ctypes.data + (-self._buf.ctypes.data) % _ALIGN
+        self._bf16 = np.empty((self.k, self.n), np.uint16) if precision == "bf16" else None
+        self.packs = 0
+        self.threads = 0
+        self.repack(W)
+
+    def _check_source(self, W: np.ndarray, shape: tuple | None) -> np.ndarray:
+        if self.precision == "bf16" and isinstance(W, np.ndarray) and W.dtype == np.uint16:
+            W = _operand(W, np.uint16, "W")
+        else:
+            W = _operand(W, np.float32, "W")
+        if shape is not None and W.shape != shape:
+            raise ValueError(f"W has shape {W.shape}; this packed matrix is {shape} (make a new PackedMatrix)")
+        _layout(W, "W")
+        return W
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.k, self.n
+
+    def repack(self, W: np.ndarray | None = None) -> None:
+        """Pack the weights again (from ``W``, or from the array given last): after every update."""
+        lib = load()
+        if W is not None:
+            self._source = self._check_source(W, (self.k, self.n))
+        W = self._source
+        if self.precision == "f32":
+            t, ld = _layout(W, "W")
+            lib.sgemm_pack(ROW_MAJOR, B_MATRIX, t, self.m, self.n, self.k, self.alpha, W.ctypes.data, ld, self._ptr)
+        else:
+            if W.dtype == np.float32:
+                W = to_bf16(W, out=self._bf16)
+            t, ld = _layout(W, "W")
+            lib.bf16_pack(ROW_MAJOR, B_MATRIX, t, self.m, self.n, self.k, W.ctypes.data, ld, self._ptr)
+        self.packs += 1
+        self.threads = int(lib.get_max_threads())
+
+    def compute(self, a: np.ndarray, out: np.ndarray | None = None, *, beta: float = 0.0) -> np.ndarray:
+        """``out = a @ W (+ beta * out)``; ``a`` (m, K) float32 (bf16: uint16), any BLAS layout;
+        ``out`` (m, N) float32 with contiguous rows."""
+        lib = load()
+        a = _operand(a, np.float32 if self.precision == "f32" else np.uint16, "a")
+        if a.shape != (self.m, self.k):
+            raise ValueError(f"a has shape {a.shape}; this packed matrix takes ({self.m}, {self.k}) "
+                             "(the packed format is made for m rows)")
+        out = _result(out, self.m, self.n, beta)
+        _no_overlap(out, a)
+        ta, lda = _layout(a, "a")
+        tc, ldc = _layout(out, "out")
+        if tc != NO_TRANS:
+            raise ValueError("out must have contiguous rows for a packed product (the packed operand is B)")
+        if self.precision == "f32":
+            lib.sgemm_compute(ROW_MAJOR, ta, PACKED, self.m, self.n, self.k, a.ctypes.data, lda, self._ptr,
+                              self.n, float(beta), out.ctypes.data, ldc)
+        else:
+            lib.bf16_compute(ROW_MAJOR, ta, PACKED, self.m, self.n, self.k, self.alpha, a.ctypes.data, lda,
+                             self._ptr, self.n, float(beta), out.ctypes.data, ldc)
+        return out
+
+
+__all__ = ["DEFAULT_LAYER", "MKLUnavailable", "PackedMatrix", "available", "candidates", "describe",
+           "gemm_bf16", "get_max_threads", "has_bf16", "library_path", "load", "set_dynamic", "set_num_threads",
+           "sgemm", "threading_layer", "unavailable_reason", "version"]
