@@ -1,0 +1,154 @@
+"""Forecasting baselines: Naive, seasonal Naive and Naive2 as in M4; AutoARIMA/AutoETS wrappers.
+
+Naive, sNaive and Naive2 follow the organisers' R code (Mcompetitions/M4-methods,
+``Benchmarks and Evaluation.R``, with R's ``stats::acf`` and ``stats::decompose``), for an
+in-sample series ``x_1..x_n``, season length ``m`` and horizon ``h`` (``k = 1..h``):
+
+* Naive:  ``ŷ_{n+k} = x_n``.
+* sNaive: ``ŷ_{n+k} = x_{n-m+1+((k-1) mod m)}`` (the last season repeated; Naive when m = 1).
+* Naive2: Naive on the seasonally adjusted series, reseasonalised:
+  ``ŷ_{n+k} = x_n / S_{n} * S_{n+k}``, with ``S_t = s_{(t-1) mod m}`` the seasonal indices of
+  a classical multiplicative decomposition (``decompose(type="multiplicative")``):
+
+  - trend ``T_t``: centred moving average; for even m the 2xm average with weights
+    ``[1/2, 1, ..., 1, 1/2] / m`` over ``x_{t-m/2}..x_{t+m/2}``; for odd m the plain m-average;
+    undefined in the first and last ``floor(m/2)`` points;
+  - ``s_i`` = mean of ``x_t / T_t`` over the ``t ≡ i+1 (mod m)`` where ``T_t`` is defined,
+    then normalised to mean 1: ``s_i <- s_i / mean(s)``.
+
+  Only when the seasonality test passes (otherwise ``S = 1`` and Naive2 = Naive): with
+  ``r_k = Σ_{t=1}^{n-k} (x_t - x̄)(x_{t+k} - x̄) / Σ_t (x_t - x̄)^2`` (R's acf), the series is
+  seasonal when ``n >= 3m``, ``m <= min(floor(10 log10 n), n - 1)`` (R's default lag.max;
+  beyond it R's acf has no lag m and the test is FALSE), and
+  ``|r_m| > 1.645 / sqrt(n) * sqrt(1 + 2 Σ_{k=1}^{m-1} r_k^2)``.
+  (The Python ``ML_benchmarks.py`` variant adds ``r_1`` unsquared; the published statistical
+  benchmarks come from the R code, which squares it, as here.)
+
+AutoARIMA and AutoETS come from ``statsforecast``, an optional extra
+(``pip install -e '.[baselines]'``), imported only when called.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable, NamedTuple, Sequence
+
+import numpy as np
+
+from rnnlab.errors import ConfigError
+
+BASELINES_HINT = "pip install -e '.[baselines]'"
+
+
+class BaselineResult(NamedTuple):
+    forecasts: np.ndarray   # (n_series, horizon)
+    seconds: float          # wall time for all series
+
+
+def naive(x: np.ndarray, h: int) -> np.ndarray:
+    """The last value, ``h`` times."""
+    return np.full(h, float(np.asarray(x, dtype=np.float64)[-1]))
+
+
+def seasonal_naive(x: np.ndarray, h: int, m: int) -> np.ndarray:
+    """The last season repeated (Naive when ``m <= 1`` or the series is shorter than ``m``)."""
+    x = np.asarray(x, dtype=np.float64)
+    if m <= 1 or len(x) < m:
+        return naive(x, h)
+    return x[-m:][np.arange(h) % m].copy()
+
+
+def acf(x: np.ndarray, nlags: int) -> np.ndarray:
+    """``r_0..r_nlags`` as R's ``acf`` (biased sums, mean removed, divided by the lag-0 sum)."""
+    x = np.asarray(x, dtype=np.float64)
+    d = x - x.mean()
+    den = float(d @ d)
+    if den == 0:
+        return np.full(nlags + 1, np.nan)
+    return np.array([float(d[k:] @ d[:len(d) - k]) / den for k in range(nlags + 1)])
+
+
+def seasonality_test(x: np.ndarray, m: int) -> bool:
+    """The M4 90% test for seasonality at lag ``m`` (see the module docstring)."""
+    x = np.asarray(x, dtype=np.float64)
+    n = len(x)
+    if m <= 1 or n < 3 * m:
+        return False
+    lag_max = min(math.floor(10 * math.log10(n)), n - 1)
+    if m > lag_max:
+        return False
+    r = acf(x, m)
+    if np.isnan(r).any():
+        return False
+    limit = 1.645 / math.sqrt(n) * math.sqrt(1 + 2 * float(np.sum(r[1:m] ** 2)))
+    return bool(abs(r[m]) > limit)
+
+
+def seasonal_indices(x: np.ndarray, m: int) -> np.ndarray:
+    """Multiplicative seasonal indices ``s_0..s_{m-1}`` (mean 1) of R's ``decompose``; ``s_i``
+    belongs to positions ``t`` (0-based) with ``t mod m == i``."""
+    x = np.asarray(x, dtype=np.float64)
+    n = len(x)
+    if m <= 1 or n < 2 * m:
+        raise ValueError(f"a decomposition needs at least two seasons ({2 * m} values), got {n}")
+    weights = np.full(m + 1, 1.0 / m) if m % 2 == 0 else np.full(m, 1.0 / m)
+    if m % 2 == 0:
+        weights[0] = weights[-1] = 0.5 / m
+    half = len(weights) // 2
+    trend = np.full(n, np.nan)
+    trend[half:n - half] = np.convolve(x, weights, mode="valid")
+    ratio = x / trend
+    figure = np.array([np.nanmean(ratio[i::m]) for i in range(m)])
+    return figure / figure.mean()
+
+
+def naive2(x: np.ndarray, h: int, m: int) -> np.ndarray:
+    """Naive on the seasonally adjusted series, reseasonalised; Naive when not seasonal."""
+    x = np.asarray(x, dtype=np.float64)
+    if not seasonality_test(x, m):
+        return naive(x, h)
+    s = seasonal_indices(x, m)
+    n = len(x)
+    return x[-1] / s[(n - 1) % m] * s[(n + np.arange(h)) % m]
+
+
+def forecast_all(method: str | Callable, series: Sequence[np.ndarray], h: int, m: int) -> BaselineResult:
+    """Apply ``naive``/``snaive``/``naive2``/``auto_arima``/``auto_ets`` (or a function
+    ``f(x, h, m)``) to every series: ``(n_series, h)`` forecasts and the wall time."""
+    if method in ("auto_arima", "auto_ets"):
+        return (auto_arima if method == "auto_arima" else auto_ets)(series, h, m)
+    funcs = {"naive": lambda x, h, m: naive(x, h), "snaive": seasonal_naive, "naive2": naive2}
+    if isinstance(method, str):
+        if method not in funcs:
+            raise ConfigError(f"unknown baseline '{method}'; known: {', '.join(list(funcs) + ['auto_arima', 'auto_ets'])}")
+        method = funcs[method]
+    start = time.perf_counter()
+    out = np.array([method(np.asarray(x, dtype=np.float64), h, m) for x in series]).reshape(len(series), h)
+    return BaselineResult(out, time.perf_counter() - start)
+
+
+def _statsforecast_models():
+    try:
+        from statsforecast.models import AutoARIMA, AutoETS
+    except ImportError:
+        raise ConfigError(f"AutoARIMA/AutoETS need statsforecast: {BASELINES_HINT}") from None
+    return AutoARIMA, AutoETS
+
+
+def _run_model(make, series, h) -> BaselineResult:
+    start = time.perf_counter()
+    rows = [np.asarray(make().forecast(y=np.asarray(x, dtype=np.float64), h=h)["mean"], dtype=np.float64)
+            for x in series]
+    return BaselineResult(np.array(rows).reshape(len(series), h), time.perf_counter() - start)
+
+
+def auto_arima(series: Sequence[np.ndarray], h: int, season_length: int = 24, **kwargs) -> BaselineResult:
+    """statsforecast's ``AutoARIMA(season_length=...)`` fitted to each series in turn."""
+    AutoARIMA, _ = _statsforecast_models()
+    return _run_model(lambda: AutoARIMA(season_length=season_length, **kwargs), series, h)
+
+
+def auto_ets(series: Sequence[np.ndarray], h: int, season_length: int = 24, **kwargs) -> BaselineResult:
+    """statsforecast's ``AutoETS(season_length=...)`` fitted to each series in turn."""
+    _, AutoETS = _statsforecast_models()
+    return _run_model(lambda: AutoETS(season_length=season_length, **kwargs), series, h)

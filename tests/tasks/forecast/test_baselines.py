@@ -1,0 +1,123 @@
+"""Naive, sNaive, Naive2 (the M4 way) against loop-by-loop transcriptions of R; statsforecast wrappers."""
+import math
+import sys
+
+import numpy as np
+import pytest
+
+from rnnlab.errors import ConfigError
+from rnnlab.tasks.forecast import baselines as B
+
+
+def r_acf(x, k):
+    """R's acf at lag k, written as the organisers' loop (ML_benchmarks.py's acf)."""
+    m = sum(x) / len(x)
+    s1 = sum((x[i] - m) * (x[i - k] - m) for i in range(k, len(x)))
+    return s1 / sum((v - m) ** 2 for v in x)
+
+
+def r_decompose_figure(x, f):
+    """stats::decompose(type="multiplicative")$figure, transcribed with R's 1-based loops."""
+    n = len(x)
+    w = [0.5 / f] + [1.0 / f] * (f - 1) + [0.5 / f] if f % 2 == 0 else [1.0 / f] * f
+    o = len(w) // 2
+    trend = [None] * n
+    for i in range(o, n - o):
+        trend[i] = sum(w[j] * x[i - o + j] for j in range(len(w)))
+    season = [None if t is None else v / t for v, t in zip(x, trend)]
+    figure = []
+    for i in range(1, f + 1):
+        vals = [season[idx + i - 1] for idx in range(0, n, f) if idx + i - 1 < n and season[idx + i - 1] is not None]
+        figure.append(sum(vals) / len(vals))
+    mean = sum(figure) / f
+    return [v / mean for v in figure]
+
+
+def seasonal_series(n, m, seed=0, noise=0.05, trend=0.002):
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    return 100 * (1 + trend * t) * (1 + 0.3 * np.sin(2 * np.pi * t / m)) * (1 + noise * rng.standard_normal(n))
+
+
+def test_naive_and_seasonal_naive():
+    x = np.array([1.0, 2, 3, 4, 5])
+    np.testing.assert_array_equal(B.naive(x, 3), [5, 5, 5])
+    np.testing.assert_array_equal(B.seasonal_naive(x, 5, 2), [4, 5, 4, 5, 4])
+    np.testing.assert_array_equal(B.seasonal_naive(x, 2, 1), [5, 5])
+    np.testing.assert_array_equal(B.seasonal_naive(x, 2, 7), [5, 5])  # shorter than a season
+
+
+def test_acf_matches_loop():
+    x = seasonal_series(90, 12, seed=3)
+    r = B.acf(x, 14)
+    assert r[0] == pytest.approx(1.0)
+    np.testing.assert_allclose(r[1:], [r_acf(list(x), k) for k in range(1, 15)], rtol=1e-12)
+
+
+def test_seasonality_test_rule():
+    x = seasonal_series(300, 24)
+    assert B.seasonality_test(x, 24)
+    r = [r_acf(list(x), k) for k in range(25)]
+    limit = 1.645 / math.sqrt(300) * math.sqrt(1 + 2 * sum(v * v for v in r[1:24]))
+    assert abs(r[24]) > limit
+    noise = np.random.default_rng(0).uniform(50, 60, 500)
+    assert not B.seasonality_test(noise, 24)
+    assert not B.seasonality_test(x[:71], 24)                   # fewer than 3 seasons
+    assert not B.seasonality_test(seasonal_series(200, 24), 24)  # R's lag.max = floor(10 log10 200) = 23 < 24
+    assert B.seasonality_test(seasonal_series(260, 24), 24)      # lag.max 24
+    assert not B.seasonality_test(x, 1)
+    assert not B.seasonality_test(np.ones(100), 4)
+
+
+@pytest.mark.parametrize("n, m", [(100, 12), (101, 12), (75, 7), (50, 4)])
+def test_seasonal_indices_match_r_decompose(n, m):
+    x = seasonal_series(n, m, seed=n)
+    np.testing.assert_allclose(B.seasonal_indices(x, m), r_decompose_figure(list(x), m), rtol=1e-12)
+
+
+def test_seasonal_indices_recover_exact_pattern():
+    pattern = np.array([0.5, 1.0, 1.5, 1.0])
+    x = 10 * np.tile(pattern, 6)
+    np.testing.assert_allclose(B.seasonal_indices(x, 4), pattern, rtol=1e-12)
+    with pytest.raises(ValueError, match="two seasons"):
+        B.seasonal_indices(x[:7], 4)
+
+
+def test_naive2_reseasonalises_naive():
+    x = seasonal_series(98, 12, seed=1)  # 98 % 12 = 2: the last value sits at season position 1
+    assert B.seasonality_test(x, 12)
+    s = np.array(r_decompose_figure(list(x), 12))
+    expect = [x[-1] / s[97 % 12] * s[(98 + k) % 12] for k in range(30)]
+    np.testing.assert_allclose(B.naive2(x, 30, 12), expect, rtol=1e-12)
+    noise = np.random.default_rng(0).uniform(50, 60, 500)
+    np.testing.assert_array_equal(B.naive2(noise, 5, 24), B.naive(noise, 5))
+
+
+def test_forecast_all():
+    series = [seasonal_series(120, 12, seed=k) for k in range(3)]
+    r = B.forecast_all("naive2", series, 18, 12)
+    assert r.forecasts.shape == (3, 18) and r.seconds >= 0
+    np.testing.assert_array_equal(r.forecasts[1], B.naive2(series[1], 18, 12))
+    mine = B.forecast_all(lambda x, h, m: np.zeros(h), series, 4, 12)
+    assert mine.forecasts.shape == (3, 4)
+    with pytest.raises(ConfigError, match="unknown baseline 'theta'"):
+        B.forecast_all("theta", series, 4, 12)
+
+
+def test_missing_statsforecast_is_one_line_with_pip_command(monkeypatch):
+    monkeypatch.setitem(sys.modules, "statsforecast", None)
+    monkeypatch.setitem(sys.modules, "statsforecast.models", None)
+    with pytest.raises(ConfigError, match=r"pip install -e '\.\[baselines\]'") as info:
+        B.auto_arima([np.arange(10.0)], 2, 1)
+    assert "\n" not in str(info.value)
+    with pytest.raises(ConfigError, match="statsforecast"):
+        B.auto_ets([np.arange(10.0)], 2, 1)
+
+
+def test_statsforecast_wrappers_run():
+    pytest.importorskip("statsforecast", reason="statsforecast not installed (pip install -e '.[baselines]')")
+    series = [seasonal_series(60 + 4 * k, 4, seed=k) for k in range(3)]
+    for fn in (B.auto_ets, B.auto_arima):
+        r = fn(series, 8, season_length=4)
+        assert r.forecasts.shape == (3, 8) and np.isfinite(r.forecasts).all() and r.seconds > 0
+        assert np.all(np.abs(r.forecasts / series[0].mean() - 1) < 1)  # the right scale
