@@ -17,6 +17,10 @@ Backward, per step, with the r and z derivatives in one (B, 2H) product::
 
 The element-wise part of each step is a function with a compiled twin in
 :mod:`rnnlab.fast.compiled`, used when numba is installed (:mod:`rnnlab.fast.accel`).
+
+Variable lengths (``active``, see :mod:`rnnlab.fast`): step t runs the same
+equations on rows [:n_t] (C-contiguous row slices) and copies h of rows
+[n_t:]; backward zeroes their dXW, dHW and leaves their dh untouched.
 """
 from __future__ import annotations
 
@@ -28,6 +32,8 @@ import numpy as np
 from ..cells.gru import GRUStepCache
 from ..workspace import Workspace
 from . import accel
+
+SUPPORTS_ACTIVE = True  # forward/backward take ``active`` (rows per step) for variable lengths
 
 
 def preact_scale(H: int, dtype: Any) -> np.ndarray:
@@ -65,7 +71,9 @@ class Steps(list):
 
 
 def forward(cell: Any, XW: np.ndarray, b: np.ndarray, W_h: np.ndarray, hs: np.ndarray,
-            state0: tuple, ws: Workspace, keep: bool = True) -> tuple[tuple, list | None]:
+            state0: tuple, ws: Workspace, keep: bool = True, active: list | None = None) -> tuple[tuple, list | None]:
+    if active is not None:
+        return _forward_active(cell, XW, b, W_h, hs, ws, keep, active)
     T, B, G = XW.shape
     H = G // 3
     b_hn = cell.params["b_hn"]
@@ -86,9 +94,16 @@ def forward(cell: Any, XW: np.ndarray, b: np.ndarray, W_h: np.ndarray, hs: np.nd
 
 
 def backward(cell: Any, dyt: np.ndarray | None, dstate: list, steps: list, W_h: np.ndarray,
-             chunk: int, ws: Workspace) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+             chunk: int, ws: Workspace, active: list | None = None) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
     """Yield ``(t0, t1, dXW, dHW)`` for blocks of ``chunk`` steps, last block first;
     accumulates db_hn; leaves dh_0 in ``dstate``."""
+    if active is not None:
+        return _backward_active(cell, dyt, dstate, steps, W_h, chunk, ws, active)
+    return _backward(cell, dyt, dstate, steps, W_h, chunk, ws)
+
+
+def _backward(cell: Any, dyt: np.ndarray | None, dstate: list, steps: list, W_h: np.ndarray,
+              chunk: int, ws: Workspace) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
     T, (B, H) = len(steps), dstate[0].shape
     dtype = dstate[0].dtype
     W_hT = ws.empty("W_hT", W_h.shape[::-1], dtype)
@@ -141,3 +156,64 @@ def backward_step(gates: np.ndarray, hn: np.ndarray, h_prev: np.ndarray, dh: np.
     dhw[:, :2 * H] = dx[:, :2 * H]
     np.multiply(da_n, r, out=dhw[:, 2 * H:])
     np.multiply(dh, z, out=tmp)           # the direct path h_{t-1} -> h_t
+
+
+# -- variable lengths: step t computes rows [:n_t], rows [n_t:] keep their state --------------------
+def _forward_active(cell: Any, XW: np.ndarray, b: np.ndarray, W_h: np.ndarray, hs: np.ndarray, ws: Workspace,
+                    keep: bool, active: list) -> tuple[tuple, list | None]:
+    """:func:`forward` with ``active``: h_t = step(rows [:n_t]); rows [n_t:] copy h_{t-1}.
+    The step caches hold the n_t computed rows; ``gates`` stays the whole (T, B, 3H) array."""
+    T, B, G = XW.shape
+    H = G // 3
+    b_hn = cell.params["b_hn"]
+    hns = ws.empty("hn", (T, B, H), hs.dtype) if keep else ws.empty("hn1", (1, B, H), hs.dtype)
+    hw = ws.empty("hw", (B, G), hs.dtype)
+    compiled = accel.steps(hs.dtype)
+    step = compiled.gru_forward if compiled is not None else forward_step
+    for t, n in enumerate(active):
+        np.matmul(hs[t, :n], W_h, out=hw[:n])
+        step(XW[t, :n], hw[:n], b, b_hn, hs[t, :n], hns[t if keep else 0, :n], hs[t + 1, :n])
+        if n < B:   # finished rows: the state carries over unchanged
+            hs[t + 1, n:] = hs[t, n:]
+    if not keep:
+        return (hs[T].copy(),), None
+    steps = Steps(GRUStepCache(XW[t, :n, :2 * H], XW[t, :n, 2 * H:], hns[t, :n], hs[t, :n])
+                  for t, n in enumerate(active))
+    steps.gates = XW
+    return (hs[T].copy(),), steps
+
+
+def _backward_active(cell: Any, dyt: np.ndarray | None, dstate: list, steps: list, W_h: np.ndarray,
+                     chunk: int, ws: Workspace, active: list) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+    """:func:`backward` with ``active``: rows [:n_t] of step t as usual; rows [n_t:] get
+    dXW = dHW = 0 and keep dh (the gradient of a copy is the identity)."""
+    T, (B, H) = len(steps), dstate[0].shape
+    dtype = dstate[0].dtype
+    W_hT = ws.empty("W_hT", W_h.shape[::-1], dtype)
+    np.copyto(W_hT, W_h.T)
+    dXW = ws.empty("dXW", (min(chunk, T), B, 3 * H), dtype)
+    dHW = ws.empty("dHW", dXW.shape, dtype)
+    compiled = accel.steps(dtype)
+    if compiled is None:
+        deriv, dn = ws.empty("deriv", (B, 2 * H), dtype), ws.empty("dn", (B, H), dtype)
+    direct = ws.empty("direct", (B, H), dtype)
+    (dh,) = dstate
+    for t1 in range(T, 0, -chunk):
+        t0 = max(t1 - chunk, 0)
+        for t in range(t1 - 1, t0 - 1, -1):
+            n = active[t]
+            _, _, hn, h_prev = steps[t]
+            dh_n, dx, dw = dh[:n], dXW[t - t0], dHW[t - t0]
+            args = (steps.gates[t, :n], hn[:n], h_prev[:n], dh_n, dh_n if dyt is None else dyt[t, :n],
+                    dyt is not None, dx[:n], dw[:n], direct[:n])
+            if compiled is not None:
+                compiled.gru_backward(*args)
+            else:
+                backward_step(*args, deriv=deriv[:n], dn=dn[:n])
+            np.matmul(dw[:n], W_hT, out=dh_n)
+            dh_n += direct[:n]
+            dx[n:] = 0
+            dw[n:] = 0
+        k = t1 - t0
+        cell.grads["b_hn"] += dHW[:k, :, 2 * H:].sum(axis=(0, 1))
+        yield t0, t1, dXW[:k], dHW[:k]

@@ -19,6 +19,10 @@ Backward, per step, all four gate derivatives in one full-width product::
 The element-wise part of each step is a function with a compiled twin in
 :mod:`rnnlab.fast.compiled` (one loop instead of 9 and 15 NumPy calls), used when
 numba is installed (:mod:`rnnlab.fast.accel`); the matrix products are the same in both.
+
+Variable lengths (``active``, see :mod:`rnnlab.fast`): step t runs the same
+equations on rows [:n_t] (C-contiguous row slices) and copies h, c of rows
+[n_t:]; backward zeroes their dA and leaves their dh, dc untouched.
 """
 from __future__ import annotations
 
@@ -30,6 +34,8 @@ import numpy as np
 from ..cells.lstm import LSTMStepCache
 from ..workspace import Workspace
 from . import accel
+
+SUPPORTS_ACTIVE = True  # forward/backward take ``active`` (rows per step) for variable lengths
 
 
 def _blocks(a: np.ndarray, H: int) -> tuple[np.ndarray, ...]:
@@ -72,7 +78,9 @@ def forward_step(a: np.ndarray, hw: np.ndarray, bias: np.ndarray, scale: np.ndar
 
 
 def forward(cell: Any, XW: np.ndarray, b: np.ndarray, W_h: np.ndarray, hs: np.ndarray,
-            state0: tuple, ws: Workspace, keep: bool = True) -> tuple[tuple, list | None]:
+            state0: tuple, ws: Workspace, keep: bool = True, active: list | None = None) -> tuple[tuple, list | None]:
+    if active is not None:
+        return _forward_active(XW, b, W_h, hs, state0, ws, keep, active)
     T, B, G = XW.shape
     H = G // 4
     scale = preact_scale(H, XW.dtype)       # also the shift: 0.5 + 0.5 tanh(a/2)
@@ -97,9 +105,16 @@ def forward(cell: Any, XW: np.ndarray, b: np.ndarray, W_h: np.ndarray, hs: np.nd
 
 
 def backward(cell: Any, dyt: np.ndarray | None, dstate: list, steps: list, W_h: np.ndarray,
-             chunk: int, ws: Workspace) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+             chunk: int, ws: Workspace, active: list | None = None) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
     """Yield ``(t0, t1, dA, dA)`` for blocks of ``chunk`` steps, last block first (dxw == dhw
     for the LSTM, so one array serves both); leaves (dh_0, dc_0) in ``dstate``."""
+    if active is not None:
+        return _backward_active(dyt, dstate, steps, W_h, chunk, ws, active)
+    return _backward(dyt, dstate, steps, W_h, chunk, ws)
+
+
+def _backward(dyt: np.ndarray | None, dstate: list, steps: list, W_h: np.ndarray,
+              chunk: int, ws: Workspace) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
     T, (B, H), G = len(steps), dstate[0].shape, W_h.shape[1]
     dtype = dstate[0].dtype
     W_hT = ws.empty("W_hT", W_h.shape[::-1], dtype)
@@ -145,3 +160,65 @@ def backward_step(act: np.ndarray, c_prev: np.ndarray, tc: np.ndarray, dh: np.nd
     deriv += K
     da *= deriv
     dc *= f                               # dc_{t-1}
+
+
+# -- variable lengths: step t computes rows [:n_t], rows [n_t:] keep their state --------------------
+def _forward_active(XW: np.ndarray, b: np.ndarray, W_h: np.ndarray, hs: np.ndarray, state0: tuple,
+                    ws: Workspace, keep: bool, active: list) -> tuple[tuple, list | None]:
+    """:func:`forward` with ``active``: h_t, c_t = step(rows [:n_t]); rows [n_t:] copy h_{t-1}, c_{t-1}.
+    The step caches hold the n_t computed rows."""
+    T, B, G = XW.shape
+    H = G // 4
+    scale, shift = preact_scale(H, XW.dtype), preact_shift(H, XW.dtype)
+    hw = ws.empty("hw", (B, G), hs.dtype)
+    cs = ws.empty("c", hs.shape, hs.dtype) if keep else ws.empty("c2", (2, B, H), hs.dtype)
+    tanh_c = ws.empty("tanh_c", (T, B, H), hs.dtype) if keep else ws.empty("tanh_c1", (1, B, H), hs.dtype)
+    compiled = accel.steps(hs.dtype)
+    ig = None if compiled is not None else ws.empty("ig", (B, H), hs.dtype)
+    cs[0] = state0[1]
+    for t, n in enumerate(active):
+        k, c_prev, c = (t, cs[t], cs[t + 1]) if keep else (0, cs[t % 2], cs[(t + 1) % 2])
+        np.matmul(hs[t, :n], W_h, out=hw[:n])
+        args = (XW[t, :n], hw[:n], b, scale, shift, c_prev[:n], c[:n], tanh_c[k, :n], hs[t + 1, :n])
+        if compiled is not None:
+            compiled.lstm_forward(*args)
+        else:
+            forward_step(*args, ig=ig[:n])
+        if n < B:   # finished rows: the state carries over unchanged
+            hs[t + 1, n:] = hs[t, n:]
+            c[n:] = c_prev[n:]
+    if not keep:
+        return (hs[T].copy(), cs[T % 2].copy()), None
+    steps = [LSTMStepCache(XW[t, :n], cs[t, :n], tanh_c[t, :n]) for t, n in enumerate(active)]
+    return (hs[T].copy(), cs[T].copy()), steps
+
+
+def _backward_active(dyt: np.ndarray | None, dstate: list, steps: list, W_h: np.ndarray, chunk: int,
+                     ws: Workspace, active: list) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+    """:func:`backward` with ``active``: rows [:n_t] of step t as usual; rows [n_t:] get dA = 0 and
+    keep dh, dc (the gradient of a copy is the identity)."""
+    T, (B, H), G = len(steps), dstate[0].shape, W_h.shape[1]
+    dtype = dstate[0].dtype
+    W_hT = ws.empty("W_hT", W_h.shape[::-1], dtype)
+    np.copyto(W_hT, W_h.T)
+    block = ws.empty("dA", (min(chunk, T), B, G), dtype)
+    compiled = accel.steps(dtype)
+    if compiled is None:
+        M, K = _per_gate(H, (1.0, 1.0, 0.0, 1.0), dtype), _per_gate(H, (0.0, 0.0, 1.0, 0.0), dtype)
+        deriv, tmp = ws.empty("deriv", (B, G), dtype), ws.empty("tmp", (B, H), dtype)
+    dh, dc = dstate
+    for t1 in range(T, 0, -chunk):
+        t0 = max(t1 - chunk, 0)
+        for t in range(t1 - 1, t0 - 1, -1):
+            n = active[t]
+            act, c_prev, tc = steps[t]
+            da, dh_n = block[t - t0], dh[:n]
+            args = (act[:n], c_prev[:n], tc[:n], dh_n, dh_n if dyt is None else dyt[t, :n], dyt is not None,
+                    dc[:n], da[:n])
+            if compiled is not None:
+                compiled.lstm_backward(*args)
+            else:
+                backward_step(*args, M=M, K=K, deriv=deriv[:n], tmp=tmp[:n])
+            np.matmul(da[:n], W_hT, out=dh_n)           # dh_{t-1} of the running rows
+            da[n:] = 0
+        yield t0, t1, block[:t1 - t0], block[:t1 - t0]

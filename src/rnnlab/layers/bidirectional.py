@@ -5,6 +5,10 @@
 
 Backward splits dy in halves, runs both directions' BPTT and adds the two
 input gradients. The state is the pair (state_f, state_b).
+
+With ``lengths`` (rnnlab.layers.packing) the backward direction of row b
+starts at its own last token, position lengths[b]-1, and runs to 0; both
+halves of y are 0 on the padding.
 """
 from __future__ import annotations
 
@@ -36,10 +40,11 @@ class Bidirectional(Module):
     def output_size(self) -> int:
         return 2 * self.fwd.hidden_size
 
-    def forward(self, x: np.ndarray, state0: tuple | None = None) -> tuple[tuple, BidirectionalCache]:
+    def forward(self, x: np.ndarray, state0: tuple | None = None,
+                lengths: np.ndarray | None = None) -> tuple[tuple, BidirectionalCache]:
         s_f, s_b = state0 if state0 is not None else (None, None)
-        (y_f, sT_f), c_f = self.fwd.forward(x, s_f)
-        (y_b, sT_b), c_b = self.bwd.forward(x, s_b)
+        (y_f, sT_f), c_f = self.fwd.forward(x, s_f, lengths)
+        (y_b, sT_b), c_b = self.bwd.forward(x, s_b, lengths)
         return (np.concatenate([y_f, y_b], axis=-1), (sT_f, sT_b)), BidirectionalCache(c_f, c_b)
 
     def backward(self, dout: tuple, cache: BidirectionalCache) -> tuple[np.ndarray, tuple]:

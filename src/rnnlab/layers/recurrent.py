@@ -29,6 +29,13 @@ leaves it out of XW and db, and the cell adds and differentiates it itself.
 Internally the loop works time-major (T, B, .) so each step reads contiguous
 memory.
 
+Variable lengths (``forward(x, state0, lengths)``, right-padded rows, as
+PyTorch's packed sequences): the rows are sorted by decreasing length and
+step t computes only the first n_t (those still running); the others keep
+their state (:mod:`rnnlab.layers.packing`). Backward then gives those rows
+dXW_t = dHW_t = 0 and passes their dstate through unchanged, so dstate_T
+enters each row at its own last step and padding gets no gradient.
+
 For the LSTM and the GRU the per-step part runs in a fused kernel from
 :mod:`rnnlab.fast` (preallocated buffers, one tanh for all gates); the loop
 below, calling the cell's ``step_forward`` / ``step_backward``, is the
@@ -45,6 +52,7 @@ from ..fast import parallel
 from ..cells.base import Cell, State
 from ..module import Module, grad_enabled
 from ..workspace import Workspace
+from .packing import Packing
 from .tokens import TokenGradient, Tokens, project
 
 # The fused kernels hand back the gradients of CHUNK time steps at a time, and
@@ -59,6 +67,7 @@ class RecurrentCache(NamedTuple):
     steps: list              # the cell's per-step caches (one list per row block when split)
     state0_given: bool
     parts: list | None = None  # row blocks run on separate threads (rnnlab.fast.parallel), or None
+    packing: Packing | None = None  # variable lengths: rows sorted, x and hs in step order; or None
 
     def step_lists(self) -> list[tuple[slice, list]]:
         """(rows, per-step caches) pairs, whether or not the batch was split."""
@@ -67,8 +76,21 @@ class RecurrentCache(NamedTuple):
         return list(zip(self.parts, self.steps))
 
 
+def _kernel(cell: Cell, packing: Packing | None) -> Any:
+    """The fused kernel, or None for the reference loop (also for lengths a kernel cannot mask)."""
+    kernel = fast.kernel_for(cell)
+    if packing is not None and not getattr(kernel, "SUPPORTS_ACTIVE", False):
+        return None
+    return kernel
+
+
 class Recurrent(Module):
-    """Run ``cell`` over (B, T, D); ``forward(x, state0=None) -> ((y, stateT), cache)``."""
+    """Run ``cell`` over (B, T, D); ``forward(x, state0=None, lengths=None) -> ((y, stateT), cache)``.
+
+    ``lengths`` (B,) ints in [1, T]: row b holds lengths[b] real positions, then padding; y is 0
+    there, stateT[b] is the state after position lengths[b]-1, and a reverse layer starts each
+    row at that position. None: every row runs all T steps.
+    """
 
     def __init__(self, cell: Cell, *, reverse: bool = False) -> None:
         super().__init__()
@@ -84,23 +106,29 @@ class Recurrent(Module):
     def hidden_size(self) -> int:
         return self.cell.hidden_size
 
-    def forward(self, x: np.ndarray, state0: State | None = None) -> tuple[tuple[np.ndarray, State], RecurrentCache]:
+    def forward(self, x: np.ndarray, state0: State | None = None,
+                lengths: np.ndarray | None = None) -> tuple[tuple[np.ndarray, State], RecurrentCache]:
         cell = self.cell
         tokens = isinstance(x, Tokens)   # embedding + input projection as one lookup (layers.tokens)
         (B, T), D = (x.ids.shape, x.width) if tokens else (x.shape[:2], x.shape[2])
         if D != cell.input_size:
             raise ValueError(f"input has {D} features, the cell expects {cell.input_size}")
         W_x, W_h, b = cell.params["W_x"], cell.params["W_h"], cell.params["b"]
-        kernel = fast.kernel_for(cell)
+        pack = None if lengths is None else Packing.build(lengths, B, T, self.reverse)
+        kernel = _kernel(cell, pack)
         ws = self.workspace if kernel is not None else Workspace()  # the reference path keeps nothing
-        xt = x._replace(ids=np.ascontiguousarray(x.ids.T)) if tokens else x.transpose(1, 0, 2)
-        if not tokens and not (xt.flags.c_contiguous and xt.dtype == W_x.dtype):
-            # A stacked layer's input is the layer below's time-major states: used as they are.
-            buf = ws.empty("x", (T, B, D), W_x.dtype)
-            np.copyto(buf, xt)
-            xt = buf
-        if self.reverse:
-            xt = xt._replace(ids=xt.ids[::-1]) if tokens else xt[::-1]
+        if pack is not None:  # rows sorted by length, each (reversed within its length) in step order
+            xt = x._replace(ids=pack.gather(x.ids)) if tokens else pack.gather_input(x, W_x.dtype)
+            T = pack.steps
+        else:
+            xt = x._replace(ids=np.ascontiguousarray(x.ids.T)) if tokens else x.transpose(1, 0, 2)
+            if not tokens and not (xt.flags.c_contiguous and xt.dtype == W_x.dtype):
+                # A stacked layer's input is the layer below's time-major states: used as they are.
+                buf = ws.empty("x", (T, B, D), W_x.dtype)
+                np.copyto(buf, xt)
+                xt = buf
+            if self.reverse:
+                xt = xt._replace(ids=xt.ids[::-1]) if tokens else xt[::-1]
         scale = kernel.preact_scale(cell.hidden_size, W_x.dtype) if kernel is not None else None
         if scale is not None:  # the kernel wants some columns pre-scaled (exact: powers of two)
             W_x, W_h, b = (np.multiply(w, scale, out=ws.empty(name, w.shape, w.dtype))
@@ -116,28 +144,44 @@ class Recurrent(Module):
             XW += b
         state = tuple(s.astype(W_x.dtype, copy=False) for s in state0) if state0 is not None \
             else cell.initial_state(B, W_x.dtype)
+        if pack is not None:
+            state = tuple(pack.sort_rows(s) for s in state)
         hs = ws.empty("hs", (T + 1, B, cell.hidden_size), W_x.dtype)
         hs[0] = state[0]
-        parts = parallel.partition(B) if kernel is not None and grad_enabled() else [slice(0, B)]
+        parts = parallel.partition(B) if kernel is not None and grad_enabled() and pack is None else [slice(0, B)]
         if len(parts) > 1:
             results = parallel.run(lambda k, rows: kernel.forward(
                 cell, XW[:, rows], b, W_h, hs[:, rows], tuple(s[rows] for s in state), ws.sub(k)), parts)
             state = tuple(np.concatenate([r[0][i] for r in results]) for i in range(cell.state_size))
             steps = [r[1] for r in results]
+        elif kernel is not None and pack is not None:
+            state, steps = kernel.forward(cell, XW, b, W_h, hs, state, ws, keep=grad_enabled(), active=pack.active)
         elif kernel is not None:
             state, steps = kernel.forward(cell, XW, b, W_h, hs, state, ws, keep=grad_enabled())
         else:
-            state, steps = self._reference_forward(XW, W_h, hs, state)
+            state, steps = self._reference_forward(XW, W_h, hs, state, None if pack is None else pack.active)
+        if pack is not None:  # back to the caller's rows and positions, zeros on the padding
+            return (pack.scatter(hs[1:]), tuple(pack.unsort_rows(s) for s in state)), \
+                RecurrentCache(xt, hs, steps, state0 is not None, None, pack)
         y = hs[1:][::-1] if self.reverse else hs[1:]
         # A batch-first *view* of the cached states, not a copy: a layer stacked
         # on top transposes it straight back (no copy), and memory stays flat.
         y = y.transpose(1, 0, 2)
         return (y, state), RecurrentCache(xt, hs, steps, state0 is not None, parts if len(parts) > 1 else None)
 
-    def _reference_forward(self, XW: np.ndarray, W_h: np.ndarray, hs: np.ndarray, state: State) -> tuple[State, list]:
+    def _reference_forward(self, XW: np.ndarray, W_h: np.ndarray, hs: np.ndarray, state: State,
+                           active: list | None = None) -> tuple[State, list]:
+        """The readable loop. ``active`` (n_t per step, or None for all B): step t runs the cell
+        on rows [:n_t] only (so batch statistics see only those) and rows [n_t:] keep their state."""
         steps = []
+        B = hs.shape[1]
         for t in range(XW.shape[0]):
-            state, step_cache = self.cell.step_forward(t, XW[t], hs[t] @ W_h, state)
+            n = B if active is None else active[t]
+            if n == B:
+                state, step_cache = self.cell.step_forward(t, XW[t], hs[t] @ W_h, state)
+            else:
+                new, step_cache = self.cell.step_forward(t, XW[t, :n], hs[t, :n] @ W_h, tuple(s[:n] for s in state))
+                state = tuple(np.concatenate([a, s[n:]]) for a, s in zip(new, state))
             hs[t + 1] = state[0]
             steps.append(step_cache)
         return state, steps
@@ -149,15 +193,20 @@ class Recurrent(Module):
         xt, hs, steps = cache.x, cache.hs, cache.steps
         if steps is None:
             raise RuntimeError("this forward pass ran under rnnlab.no_grad(): it kept nothing to backpropagate")
+        pack = cache.packing
         dyt = None
-        if dy is not None:
+        if dy is not None and pack is not None:
+            dyt = pack.gather(dy)   # (S, B, H), sorted rows in step order; padding never read
+        elif dy is not None:
             dyt = dy.transpose(1, 0, 2)
             if self.reverse:
                 dyt = dyt[::-1]
         dstate = [np.zeros_like(hs[0]) if s is None else np.array(s, dtype=hs.dtype)
                   for s in (dstateT if dstateT is not None else (None,) * cell.state_size)]
+        if pack is not None:
+            dstate = [pack.sort_rows(d) for d in dstate]
         W_h = cell.params["W_h"]
-        kernel = fast.kernel_for(cell)
+        kernel = _kernel(cell, pack)
         if isinstance(xt, Tokens):   # no dx: the rows of dXW are summed per token (layers.tokens)
             token_grad, x_blocks, dxt = TokenGradient(xt, W_h.shape[1], hs.dtype), xt.ids, None
         else:
@@ -167,14 +216,22 @@ class Recurrent(Module):
         if cache.parts is not None:
             dstate = self._split_backward(kernel, dyt, dstate, cache, dxt, token_grad)
         else:
-            chunks = kernel.backward(cell, dyt, dstate, steps, W_h, CHUNK, self.workspace) if kernel is not None \
-                else self._reference_backward(dyt, dstate, steps, W_h)
+            if kernel is None:
+                chunks = self._reference_backward(dyt, dstate, steps, W_h, None if pack is None else pack.active)
+            elif pack is not None:
+                chunks = kernel.backward(cell, dyt, dstate, steps, W_h, CHUNK, self.workspace, active=pack.active)
+            else:
+                chunks = kernel.backward(cell, dyt, dstate, steps, W_h, CHUNK, self.workspace)
             for t0, t1, dXW, dHW in chunks:  # from the last time steps to the first; dstate -> dstate_0
                 self._weight_grads(x_blocks[t0:t1], hs[t0:t1], dXW, dHW, None if dxt is None else dxt[t0:t1],
                                    cell.grads, token_grad)
+        if pack is not None:
+            dstate = [pack.unsort_rows(d) for d in dstate]
         if token_grad is not None:
             token_grad.finish(cell.params["W_x"], cell.grads)
             return None, tuple(dstate)
+        if pack is not None:   # dXW is 0 on the padding, and so is dx
+            return pack.scatter(dxt), tuple(dstate)
         if self.reverse:
             dxt = dxt[::-1]
         # A transposed view, not a copy: the layer below (or an embedding) reads it as it is.
@@ -230,18 +287,30 @@ class Recurrent(Module):
         grads["W_x"] += xt.reshape(n, D).T @ dXW2
         np.matmul(dXW2, cell.params["W_x"].T, out=dxt.reshape(n, D))
 
-    def _reference_backward(self, dyt: np.ndarray | None, dstate: list, steps: list,
-                            W_h: np.ndarray) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
-        """The reference BPTT: all T steps as one block; leaves dstate_0 in ``dstate``."""
+    def _reference_backward(self, dyt: np.ndarray | None, dstate: list, steps: list, W_h: np.ndarray,
+                            active: list | None = None) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+        """The reference BPTT: all T steps as one block; leaves dstate_0 in ``dstate``.
+
+        ``active`` as in :meth:`_reference_forward`: step t differentiates rows [:n_t]; rows
+        [n_t:] only copied their state, so their dXW_t = dHW_t = 0 and their dstate passes through.
+        """
         T, B = len(steps), dstate[0].shape[0]
         dXW = np.empty((T, B, W_h.shape[1]), dtype=W_h.dtype)
         dHW = np.empty_like(dXW)
         for t in range(T - 1, -1, -1):
+            n = B if active is None else active[t]
             if dyt is not None:
-                dstate[0] += dyt[t]
-            dXW[t], dHW[t], dprev = self.cell.step_backward(tuple(dstate), steps[t])
-            dh_prev = dHW[t] @ W_h.T
+                dstate[0][:n] += dyt[t, :n]
+            dXW[t, :n], dHW[t, :n], dprev = self.cell.step_backward(tuple(d[:n] for d in dstate), steps[t])
+            dXW[t, n:] = 0
+            dHW[t, n:] = 0
+            dh_prev = dHW[t, :n] @ W_h.T
             if dprev[0] is not None:
                 dh_prev += dprev[0]
-            dstate[:] = [dh_prev] + [np.zeros_like(dstate[0]) if d is None else d for d in dprev[1:]]
+            new = [dh_prev] + [np.zeros_like(dh_prev) if d is None else d for d in dprev[1:]]
+            if n == B:
+                dstate[:] = new
+            else:
+                for d, v in zip(dstate, new):
+                    d[:n] = v
         yield 0, T, dXW, dHW

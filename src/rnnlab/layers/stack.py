@@ -10,6 +10,10 @@ Each layer is a :class:`Recurrent` (or :class:`Bidirectional`) around a cell
 from the registry. The state is a list with one entry per layer. Backward
 runs the layers in reverse, passing each the gradient of its outputs and of
 its final state, and returns dx and the list of initial-state gradients.
+
+``forward(x, states0, lengths)`` passes the per-row lengths to every layer
+(rnnlab.layers.packing): each layer's outputs are 0 on the padding, and so
+stay dropout's and the bias-free projection's; every layer ignores dy there.
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ class StackCache(NamedTuple):
     layers: list   # per-layer recurrent caches
     drops: list    # per-layer dropout caches (None for layer 0)
     proj: Any      # LinearCache or None
+    pad: np.ndarray | None = None  # (B, T, 1) bool, True on padding; only with lengths and a projection
 
 
 class RNNStack(Module):
@@ -66,7 +71,8 @@ class RNNStack(Module):
     def input_size(self) -> int:
         return self.layers[0].input_size
 
-    def forward(self, x: np.ndarray, states0: list | None = None) -> tuple[tuple[np.ndarray, list], StackCache]:
+    def forward(self, x: np.ndarray, states0: list | None = None,
+                lengths: np.ndarray | None = None) -> tuple[tuple[np.ndarray, list], StackCache]:
         states0 = states0 if states0 is not None else [None] * self.num_layers
         if len(states0) != self.num_layers:
             raise ValueError(f"expected {self.num_layers} initial states, got {len(states0)}")
@@ -76,19 +82,23 @@ class RNNStack(Module):
             dcache = None
             if drop is not None:
                 h, dcache = drop.forward(h)
-            (h, sT), lcache = layer.forward(h, s0)
+            (h, sT), lcache = layer.forward(h, s0, lengths)
             layer_caches.append(lcache)
             drop_caches.append(dcache)
             statesT.append(sT)
-        pcache = None
+        pcache, pad = None, None
         if self.proj is not None:
             h, pcache = self.proj.forward(h)
-        return (h, statesT), StackCache(layer_caches, drop_caches, pcache)
+            if lengths is not None:  # the projection's dW would read dy there: backward zeroes it
+                pad = (np.arange(h.shape[1]) >= np.asarray(lengths)[:, None])[..., None]
+        return (h, statesT), StackCache(layer_caches, drop_caches, pcache, pad)
 
     def backward(self, dout: tuple[np.ndarray | None, list | None], cache: StackCache) -> tuple[np.ndarray, list]:
         dy, dstatesT = dout
         dstatesT = dstatesT if dstatesT is not None else [None] * self.num_layers
         if self.proj is not None and dy is not None:
+            if cache.pad is not None:
+                dy = np.where(cache.pad, 0.0, dy).astype(dy.dtype, copy=False)
             dy = self.proj.backward(dy, cache.proj)
         dstates0 = [None] * self.num_layers
         for k in range(self.num_layers - 1, -1, -1):
