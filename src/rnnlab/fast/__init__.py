@@ -46,6 +46,24 @@ A kernel is an object with::
         None; dstate is a list of owned arrays, overwritten in place, that
         holds dstate_0 at the end.
 
+Variable lengths (``Recurrent.forward(x, state0, lengths)``, rnnlab.layers.packing):
+a kernel that sets the module attribute ``SUPPORTS_ACTIVE = True`` takes an
+extra keyword ``active`` in both calls (Recurrent falls back to the reference
+loop for a kernel without it, and never passes ``active`` to one)::
+
+    forward(..., keep=True, active=None)   backward(..., ws, active=None)
+        active: None (every row at every step, the unchanged fast path) or a
+        sequence of T ints n_t with 1 <= n_t <= B. Step t computes rows
+        [:n_t] only, on C-contiguous row slices (XW[t, :n], hs[t, :n], ...),
+        and copies the state of rows [n_t:]: hs[t+1, n_t:] = hs[t, n_t:] (and
+        c for the LSTM), so a finished row keeps its final state to hs[T] and
+        stateT. The step caches then hold the n_t computed rows. Backward
+        differentiates rows [:n_t] of step t as usual; rows [n_t:] of dXW and
+        dHW are set to 0 and their dstate rows are left untouched (the
+        gradient of a copy passes through), and dyt rows [n_t:] are never
+        read. Recurrent sorts rows by decreasing length, so n_t is
+        non-increasing and n_0 = B, but a kernel must not rely on it.
+
 The element-wise part of each kernel step is a small function with a compiled
 twin in :mod:`rnnlab.fast.accel` (numba, optional), used when numba is installed.
 
