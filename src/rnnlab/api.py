@@ -12,7 +12,6 @@ behaves the same from Python and from the shell.
 from __future__ import annotations
 
 import dataclasses
-import io
 import math
 import os
 from pathlib import Path
@@ -26,7 +25,7 @@ from .data import DATASETS, EncodedCorpus, Vocab, load_text, split_ids
 from .errors import ConfigError, DataError
 from .models import CharRNN, ModelConfig
 from .train.config import TrainConfig
-from .train.runs import BEST, LAST, find_checkpoint, new_run_dir
+from .train.runs import BEST, LAST, find_checkpoint, prepare_run_dir
 from .train.snapshot import pack_model, unpack_model
 
 LN2 = math.log(2.0)
@@ -88,7 +87,7 @@ def score_ids(model: CharRNN, ids: np.ndarray, batch_size: int = 1, seq_len: int
     hold at least ``seq_len`` characters (a tiny text is one stream);
     without it, as in the trainer, each needs one.
     """
-    from .train.trainer import evaluate  # the very function the trainer validates with
+    from .tasks.charlm import evaluate  # the very function the trainer validates with
 
     if len(ids) < 2:
         raise DataError(f"need at least 2 characters to score (one to predict from), got {len(ids)}")
@@ -113,24 +112,36 @@ def split_of_run(meta: dict, split: str, vocab: Vocab) -> np.ndarray:
     return split_ids(corpus.ids, cfg.get("split", (0.9, 0.05, 0.05)))[SPLITS.index(split)]
 
 
+def _looks_like_a_path(text: str) -> bool:
+    word = text.strip()
+    return bool(word) and not any(ch.isspace() for ch in word) and len(word) < 256 \
+        and ("/" in word or "\\" in word or Path(word).suffix != "" or Path(word).expanduser().exists())
+
+
 # -- the object API ----------------------------------------------------------------------------
 def _with_overrides(config: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
     # from_dict names unknown keys in a ConfigError, where dataclasses.replace raises a bare TypeError
     return TrainConfig.from_dict({**config.to_dict(), **overrides}).validate()
 
 
-def _corpus_spec(text_or_path: str | os.PathLike | None, run_dir: Path) -> str | None:
-    """A corpus spec for the trainer; raw text is written into the run folder first."""
-    if text_or_path is None or isinstance(text_or_path, os.PathLike):
-        return None if text_or_path is None else str(text_or_path)
-    if not text_or_path:
-        raise DataError("the training text is empty")
-    if "\n" not in text_or_path and len(text_or_path) < 4096 \
-            and (text_or_path in DATASETS or Path(text_or_path).expanduser().exists()):
-        return text_or_path
-    path = run_dir / "corpus.txt"
-    path.write_text(text_or_path, encoding="utf-8")
-    return str(path.resolve())
+def _corpus_spec(source: str | os.PathLike | None, text: str | None, run_dir: Path) -> str | None:
+    """A corpus spec for the trainer; raw ``text`` is written into the run folder first."""
+    if text is None and isinstance(source, str) and ("\n" in source or len(source) >= 4096):
+        text, source = source, None   # unmistakably text, not a name (kept for older callers)
+    if text is not None:
+        if not text:
+            raise DataError("the training text is empty")
+        path = run_dir / "corpus.txt"
+        path.write_text(text, encoding="utf-8")
+        return str(path.resolve())
+    if source is None:
+        return None
+    if isinstance(source, str) and not source.strip():
+        raise DataError("the training source is empty: pass a path, a dataset name, or the text itself as text=...")
+    if isinstance(source, str) and source not in DATASETS and not Path(source).expanduser().exists():
+        raise DataError(f"no such file, folder or dataset: {source!r} (datasets: {', '.join(DATASETS)}); "
+                        "to train on a string of text, pass text=...")
+    return str(source)
 
 
 class CharLM:
@@ -164,23 +175,29 @@ class CharLM:
         return f"CharLM({c.cell}, {c.num_layers}x{c.hidden_size}, {state})"
 
     # -- training ---------------------------------------------------------------------------
-    def fit(self, text_or_path: str | os.PathLike | None = None, out: str | os.PathLike | None = None, *,
-            verbose: bool = False, **overrides: Any) -> "CharLM":
+    def fit(self, source: str | os.PathLike | None = None, out: str | os.PathLike | None = None, *,
+            text: str | None = None, verbose: bool = False, progress: bool = True, force: bool = False,
+            **overrides: Any) -> "CharLM":
         """Train a new model; returns self.
 
-        ``text_or_path``: a file or folder (a ``Path``, or a string naming an
-        existing one), a dataset name, the training text itself (any other
-        string; it is saved as ``corpus.txt`` in the run folder), or None for
-        the default corpus. ``out``: the run folder (default
-        ``runs/<timestamp>``). Keyword overrides change the config first.
+        ``source``: a file or folder (a ``Path``, or a string naming an existing
+        one), a dataset name, or None for the default corpus; ``text=``: the
+        training text itself (saved as ``corpus.txt`` in the run folder). A
+        one-line string that is neither an existing path nor a dataset is an
+        error (a misspelt file name), not text to train on. ``out``: the run
+        folder (default ``runs/<timestamp>``; one holding a run is refused unless
+        ``force``). ``progress``: a progress bar on stderr; ``verbose``: also
+        the log lines. Keyword overrides change the config first.
         """
         from .train import Progress, train
 
+        if text is not None and source is not None:
+            raise ConfigError("fit() takes a source (path or dataset name) or text=, not both")
         cfg = _with_overrides(self.config, overrides)
-        run_dir = new_run_dir(str(out) if out is not None else None)
-        cfg = cfg.replace(corpus=_corpus_spec(text_or_path, run_dir))
-        quiet = {} if verbose else {"log": lambda *_: None, "progress": Progress(stream=io.StringIO())}
-        train(cfg, out=str(run_dir), **quiet)
+        run_dir = prepare_run_dir(str(out) if out is not None else None, force=force)
+        cfg = cfg.replace(corpus=_corpus_spec(source, text, run_dir))
+        bar = Progress(enabled=progress, loss_label=lambda loss: f"loss {loss:.3f}  {loss / LN2:.3f} bits/char")
+        train(cfg, out=str(run_dir), log=print if verbose else (lambda *_: None), progress=bar, force=True)
         loaded = load_run(run_dir)
         self.config, self.run_dir = cfg, run_dir
         self._model, self._vocab = loaded.model, loaded.vocab
@@ -203,14 +220,24 @@ class CharLM:
             return generate.beam_search(self.model, self.vocab, prime, length, beam, seed=seed).text
         return "".join(self.stream(prime, length, temperature, top_k, seed, argmax))
 
-    def evaluate(self, text: str | os.PathLike, batch_size: int | None = None,
-                 seq_len: int | None = None) -> dict[str, float]:
-        """Bits per character, perplexity and nats per character of ``text`` (or a file's text).
+    def evaluate(self, text: str | os.PathLike | None = None, *, path: str | os.PathLike | None = None,
+                 batch_size: int | None = None, seq_len: int | None = None) -> dict[str, float]:
+        """Bits per character, perplexity and nats per character of ``text=`` or of the file ``path=``.
 
+        A positional ``Path`` is read as a file; a positional string is text,
+        except that a one-word string that looks like a file name
+        (``"input.txt"``) is refused as ambiguous: say ``path=`` or ``text=``.
         Defaults to the training batch size and sequence length (see :func:`score_ids`).
         """
         if isinstance(text, os.PathLike):
-            text = load_text(text)
+            text, path = None, text
+        if (text is None) == (path is None):
+            raise ConfigError("evaluate() needs exactly one of text=... or path=...")
+        if text is not None and _looks_like_a_path(text):
+            raise ConfigError(f"evaluate({text!r}): is this a file name? pass path={text!r} to score the file, "
+                              f"or text={text!r} to score the string itself")
+        if path is not None:
+            text = load_text(path)
         ids = encode_text(self.vocab, text)
         return score_ids(self.model, ids, batch_size or self.config.batch_size, seq_len or self.config.seq_len)
 

@@ -1,45 +1,29 @@
-"""The last-step sequence model and its training loop."""
+"""The last-step sequence model and its task on the one training loop."""
 import math
 
 import numpy as np
 import pytest
 
-from rnnlab.experiments.seqmodel import FitConfig, SeqModel, evaluate, first_below, fit
+from rnnlab.checkpoint import load_checkpoint
+from rnnlab.experiments.seqmodel import SeqModel, first_below
+from rnnlab.experiments.seqtask import EpochBatches, RandomBatches, SequenceTask, fit_sequence
 from rnnlab.layers import MSELoss
+from rnnlab.train import run_task
+from rnnlab.train.loopconfig import LoopConfig
+from rnnlab.train.progress import MetricsLog, Progress
+from rnnlab.train.runs import prepare_run_dir
+from rnnlab.train.trainer import Trainer
 
 
-def _loss(model, x, y):
-    yhat, cache = model.forward(x)
-    return MSELoss().forward(yhat, y)[0], yhat, cache
+def _memory_batch(rng):  # target: the first input of the sequence, carried over 8 steps
+    x = rng.normal(size=(32, 8, 1)).astype(np.float32)
+    return x, x[:, 0].copy()
 
 
-@pytest.mark.parametrize("cell", ["lstm", "rnn"])
-def test_backward_matches_finite_differences(cell):
-    rng = np.random.default_rng(0)
-    model = SeqModel(cell, 3, 5, 2, seed=1, dtype=np.float64)
-    x, y = rng.normal(size=(4, 6, 3)), rng.normal(size=(4, 2))
-    model.zero_grad()
-    loss, yhat, cache = _loss(model, x, y)
-    lcache = MSELoss().forward(yhat, y)[1]
-    dx = model.backward(MSELoss().backward(1.0, lcache), cache)
-    eps = 1e-6
-    for name, p, g in model.named_parameters():
-        for idx in list(np.ndindex(p.shape))[:6]:
-            old = p[idx]
-            p[idx] = old + eps
-            up = _loss(model, x, y)[0]
-            p[idx] = old - eps
-            down = _loss(model, x, y)[0]
-            p[idx] = old
-            assert g[idx] == pytest.approx((up - down) / (2 * eps), rel=1e-5, abs=1e-8), name
-    # the input gradient reaches the first step through time only
-    x2 = x.copy()
-    x2[1, 0, 2] += eps
-    up = _loss(model, x2, y)[0]
-    x2[1, 0, 2] -= 2 * eps
-    down = _loss(model, x2, y)[0]
-    assert dx[1, 0, 2] == pytest.approx((up - down) / (2 * eps), rel=1e-5, abs=1e-9)
-    assert abs(dx[1, 0, 2]) > 0
+def _memory_task(**kw):
+    spec = {"cell": "lstm", "input_size": 1, "hidden_size": 16, "output_size": 1, "seed": 0}
+    return SequenceTask(spec, RandomBatches(_memory_batch, 7), _memory_batch(np.random.default_rng(99)),
+                        "regression", **kw)
 
 
 def test_parameters_are_prefixed_and_counted():
@@ -49,45 +33,100 @@ def test_parameters_are_prefixed_and_counted():
     assert model.num_parameters() == 3 * 4 * (2 + 4 + 1) + 4 + 4 * 1 + 1  # W_x, W_h, b, b_hn; Linear
 
 
-def test_fit_learns_a_memory_task_and_records_history():
+def test_gradient_reaches_the_first_step_through_time_only():
     rng = np.random.default_rng(0)
+    model = SeqModel("lstm", 3, 5, 2, seed=1, dtype=np.float64)
+    x, y = rng.normal(size=(4, 6, 3)), rng.normal(size=(4, 2))
+    yhat, cache = model.forward(x)
+    _, lcache = MSELoss().forward(yhat, y)
+    dx = model.backward(MSELoss().backward(1.0, lcache), cache)
+    eps = 1e-6
+    x2 = x.copy()
+    x2[1, 0, 2] += eps
+    up = MSELoss().forward(model.forward(x2)[0], y)[0]
+    x2[1, 0, 2] -= 2 * eps
+    down = MSELoss().forward(model.forward(x2)[0], y)[0]
+    assert dx[1, 0, 2] == pytest.approx((up - down) / (2 * eps), rel=1e-5, abs=1e-9)
+    assert abs(dx[1, 0, 2]) > 0
 
-    def batch(step):  # target: the first input of the sequence, carried over 8 steps
-        x = rng.normal(size=(32, 8, 1)).astype(np.float32)
-        return x, x[:, 0].copy()
 
-    test = batch(0)
-    model = SeqModel("lstm", 1, 16, 1, seed=0)
-    before = evaluate(model, *test, "regression")["loss"]
-    res = fit(model, batch, test, FitConfig(lr=1e-2, max_steps=300, eval_every=100))
+def test_fit_learns_a_memory_task_and_records_history(tmp_path):
+    task = _memory_task()
+    before = task.evaluate(task.build_model())["loss"]
+    res = fit_sequence(task, LoopConfig(lr=1e-2, max_steps=300, eval_every=100, guard="skip"), tmp_path / "run")
     assert [h["step"] for h in res.history] == [100, 200, 300]
     assert res.history[-1]["eval_loss"] < 0.3 * before
     assert not res.diverged and res.steps == 300
+    assert (tmp_path / "run" / "best.npz").is_file() and (tmp_path / "run" / "config.json").is_file()
 
 
-def test_fit_stops_on_target_and_on_divergence():
-    rng = np.random.default_rng(1)
-    data = lambda step: (rng.normal(size=(8, 3, 1)).astype(np.float32), np.zeros((8, 1), np.float32))
-    res = fit(SeqModel("rnn", 1, 4, 1), data, data(0), FitConfig(max_steps=50, eval_every=10, stop_below=math.inf))
+def test_fit_stops_on_target_and_on_divergence(tmp_path):
+    res = fit_sequence(_memory_task(stop_below=math.inf), LoopConfig(max_steps=50, eval_every=10), tmp_path / "a")
     assert res.stop == "target reached" and res.steps == 10
 
-    def poisoned(step):
-        x, y = data(step)
+    def poisoned(rng):
+        x, y = _memory_batch(rng)
         x[0, 0, 0] = np.nan  # every step non-finite: must be skipped, never applied
         return x, y
 
-    model = SeqModel("rnn", 1, 4, 1)
-    before = {n: p.copy() for n, p, _ in model.named_parameters()}
-    res = fit(model, poisoned, data(0), FitConfig(max_steps=100, eval_every=10, max_bad_steps=5))
-    assert res.diverged and res.stop == "diverged" and res.bad_steps == 6
-    assert all(np.array_equal(p, before[n]) for n, p, _ in model.named_parameters())
+    spec = {"cell": "rnn", "input_size": 1, "hidden_size": 4, "output_size": 1, "seed": 0}
+    task = SequenceTask(spec, RandomBatches(poisoned, 1), _memory_batch(np.random.default_rng(0)), "regression")
+    res = fit_sequence(task, LoopConfig(max_steps=100, eval_every=10, guard="skip"), tmp_path / "b")
+    assert res.diverged and res.bad_steps == 21
+    assert not (tmp_path / "b" / "last.npz").exists() or all(
+        np.isfinite(v).all() for v in load_checkpoint(tmp_path / "b" / "last.npz")[0].values() if v.dtype.kind == "f")
 
 
 def test_evaluate_classification_accuracy_in_eval_mode():
-    model = SeqModel("lstm", 1, 4, 3)
     x = np.zeros((5, 2, 1), np.float32)
-    yhat, _ = model.forward(x)
-    labels = yhat.argmax(axis=1)
-    out = evaluate(model, x, labels, "classification")
+    spec = {"cell": "lstm", "input_size": 1, "hidden_size": 4, "output_size": 3, "seed": 0}
+    model = SeqModel(**spec)
+    labels = model.forward(x)[0].argmax(axis=1)
+    task = SequenceTask(spec, EpochBatches(x, labels, 5, 0), (x, labels), "classification")
+    out = task.evaluate(model)
     assert out["acc"] == 1.0 and model.rnn.training  # restored to training mode afterwards
+    assert task.selection.key == "acc" and task.selection.better(0.9, 0.8)
     assert first_below([{"v": 3}, {"v": 1}, {"v": 0}], "v", 2) == {"v": 1}
+
+
+@pytest.mark.parametrize("kind", ["regression", "classification"])
+def test_sequence_task_resumes_exactly_after_an_interruption(tmp_path, kind, monkeypatch):
+    """Stop at a random step (a KeyboardInterrupt inside the step), resume: identical to one straight run."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(40, 6, 2)).astype(np.float32)
+    y = (x[:, 0, :1] > 0).astype(np.int64)[:, 0] if kind == "classification" else x[:, 0, :1].copy()
+    spec = {"cell": "gru", "input_size": 2, "hidden_size": 6, "output_size": 2 if kind == "classification" else 1,
+            "seed": 3, "num_layers": 2}
+
+    def make_task():
+        return SequenceTask(spec, EpochBatches(x, y, 8, 1), (x, y), kind)
+
+    cfg = LoopConfig(lr=5e-3, max_steps=23, eval_every=5, log_every=1, schedule="cosine", guard="skip")
+    quiet = dict(log=lambda *a: None, progress=Progress(enabled=False))
+    run_task(make_task(), cfg, prepare_run_dir(str(tmp_path / "full")), **quiet)
+    stop_at = int(rng.integers(1, 22))
+    original = Trainer.train_step
+    state = {"done": False}
+
+    def interrupt_once(self):
+        if self.step == stop_at and not state["done"]:
+            state["done"] = True
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(Trainer, "train_step", interrupt_once)
+    part = prepare_run_dir(str(tmp_path / "part"))
+    first = run_task(make_task(), cfg, part, **quiet)
+    assert first["steps"] == stop_at and first["exit_code"] == 130
+    run_task(make_task(), cfg, part, resume_from=part / "last.npz", **quiet)
+
+    def rows(run):
+        return [{k: v for k, v in r.items() if k not in ("time", "elapsed", "rate")}
+                for r in MetricsLog(run / "metrics.jsonl").read()]
+
+    assert rows(tmp_path / "full") == rows(part)
+    for name in ("last.npz", "best.npz"):
+        a, b = load_checkpoint(tmp_path / "full" / name)[0], load_checkpoint(part / name)[0]
+        assert a.keys() == b.keys()
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=f"{name}:{key}")

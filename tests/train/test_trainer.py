@@ -31,6 +31,14 @@ def _quiet(*a, **k):
     pass
 
 
+def _trainer(cfg, corpus, run_dir):
+    from rnnlab.tasks.charlm import CharLMTask
+    from rnnlab.train.trainer import Trainer
+
+    tr, va, _ = corpus.split()
+    return Trainer(CharLMTask(cfg, corpus.vocab, tr, va), cfg, run_dir, log=_quiet)
+
+
 def _train_losses(run_dir):
     return [(r["step"], r["loss"]) for r in MetricsLog(run_dir / "metrics.jsonl").read() if r["split"] == "train"]
 
@@ -53,7 +61,7 @@ def test_resume_gives_the_same_losses_as_an_uninterrupted_run(tmp_path, monkeypa
     monkeypatch.setattr(Trainer, "train_step", interrupt_once)
     part = tmp_path / "part"
     first = train(_cfg(corpus), out=str(part), log=_quiet)
-    assert first["stop"] == "interrupted" and first["steps"] == 7
+    assert first["stop"].startswith("interrupted") and first["steps"] == 7 and first["exit_code"] == 130
     summary = train(_cfg(corpus), resume=str(part), log=_quiet)
     assert summary["steps"] == 12
     a, b = _train_losses(full), _train_losses(part)
@@ -108,7 +116,7 @@ def test_unguarded_irnn_really_produces_nan(tmp_path):
     corpus = EncodedCorpus.from_source(_text(tmp_path))
     tr, va, _ = corpus.split()
     cfg = _irnn_cfg(None, "skip").validate()
-    trainer = Trainer(cfg, corpus.vocab, tr, va, tmp_path, log=_quiet)
+    trainer = _trainer(cfg, corpus, tmp_path)
     trainer.guard.verdict = lambda *args: None  # switch the guard off
     for _ in range(30):
         trainer.train_step()
@@ -128,7 +136,7 @@ def test_guard_backoff_keeps_training_finite(tmp_path):
     assert meta["trainer"]["lr_scale"] < 1.0
 
 
-@pytest.mark.parametrize("change, words", [({"cell": "transformer"}, "unknown cell"),
+@pytest.mark.parametrize("change, words", [({"cell": "transformer"}, "unknown --cell"),
                                            ({"dropout": 1.5}, "dropout"),
                                            ({"lr": -1.0}, "lr"),
                                            ({"guard": "pray"}, "guard")])
@@ -185,7 +193,7 @@ def test_time_budgeted_cosine_anneals_over_the_budget(tmp_path):
     corpus = EncodedCorpus.from_source(_text(tmp_path))
     tr, va, _ = corpus.split()
     cfg = _cfg(None, schedule="cosine", max_steps=0, max_minutes=2.0, lr=1e-2, min_lr=1e-4).validate()
-    trainer = Trainer(cfg, corpus.vocab, tr, va, tmp_path, log=_quiet)
+    trainer = _trainer(cfg, corpus, tmp_path)
     rates = []
     for seconds in (0.0, 30.0, 60.0, 90.0, 120.0, 500.0):
         trainer.elapsed = seconds
@@ -210,7 +218,7 @@ def test_gradient_spikes_are_left_to_clipping_when_it_is_on(tmp_path):
     corpus = EncodedCorpus.from_source(_text(tmp_path))
     tr, va, _ = corpus.split()
     for clip, flagged in ((1.0, False), (0.0, True)):
-        trainer = Trainer(_cfg(None, cell="irnn", clip=clip).validate(), corpus.vocab, tr, va, tmp_path, log=_quiet)
+        trainer = _trainer(_cfg(None, cell="irnn", clip=clip).validate(), corpus, tmp_path)
         for norm in (1.0, 1.2, 0.9, 1.1):
             trainer.guard.accept(norm)
         assert (trainer.guard.verdict(2.0, 1000.0) is not None) == flagged

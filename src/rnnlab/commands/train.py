@@ -32,9 +32,10 @@ HELP = {
     "lr_gamma": "decay factor of the 'step' schedule",
     "min_lr": "final learning rate of the 'cosine' schedule",
     "max_steps": "stop after this many steps; 0: no limit",
-    "max_minutes": "wall-clock training budget in minutes; 0: no limit",
+    "max_minutes": "training-time budget in minutes (evaluation and saving excluded); 0: no limit",
     "eval_every": "evaluate on the validation split every N steps",
-    "eval_chars": "characters of the validation split to score; 0: all",
+    "eval_chars": "characters of the validation split scored at each evaluation during training (a bounded "
+                  "sample for large corpora); 0: all. `rnnlab eval` scores a whole split",
     "patience": "stop after N evaluations without improvement; 0: never",
     "log_every": "log training metrics every N steps",
     "guard": "on a non-finite or exploding step: abort, skip or backoff",
@@ -107,7 +108,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("text", nargs="?", help="text file, folder, or dataset name (default: embedded stdlib corpus)")
     p.add_argument("--config", metavar="FILE.toml", help="read settings from a TOML file (flags override it)")
     p.add_argument("--out", metavar="DIR", help="run folder (default: runs/<timestamp>, with runs/latest)")
-    p.add_argument("--resume", metavar="RUN", help="continue a run exactly where it stopped")
+    p.add_argument("--resume", metavar="RUN",
+                   help="continue a run exactly where it stopped (Ctrl-C, SIGTERM, kill or a budget). Without "
+                        "budget flags the run's own budget stands; --max-steps/--max-minutes given here replace "
+                        "it, and the cosine schedule is re-planned over the new total as if it had been set from "
+                        "the start (the rate continues from the longer schedule's value at the current step)")
+    p.add_argument("--force", action="store_true",
+                   help="train into an --out folder that already holds a run, deleting that run's checkpoints "
+                        "and metrics (without it such a folder is refused)")
     p.add_argument("--identity-scale", type=float, dest="identity_scale",
                    help="IRNN: scale of the identity recurrent matrix (default 1.0)")
     add_config_flags(p)
@@ -118,5 +126,7 @@ def run(args: argparse.Namespace) -> int:
     from ..train import train
 
     cfg = resolve_config(args)
-    summary = train(cfg, out=args.out, resume=args.resume)
+    summary = train(cfg, out=args.out, resume=args.resume, force=args.force)
+    if summary["exit_code"]:
+        return summary["exit_code"]    # 130 after Ctrl-C, 143 after SIGTERM: scripts can tell
     return 0 if summary["steps"] > 0 else 1

@@ -21,7 +21,9 @@ import math
 import numpy as np
 
 from .runner import Column, Condition, Options, Study
-from .seqmodel import FitConfig, SeqModel, first_below, fit
+from ..train.loopconfig import LoopConfig
+from .seqmodel import first_below
+from .seqtask import RandomBatches, SequenceTask, fit_sequence, run_dir_for
 
 BASELINE = 2.0 / 12.0
 SOLVED = 0.05
@@ -81,12 +83,13 @@ def run_one(cond: Condition, seed: int, opts: Options) -> dict:
         (steps, minutes), hidden, every = BUDGET.get(T, (2000, 1.0)), HIDDEN, 100
     minutes = opts.minutes if opts.minutes is not None else minutes
     options = {"max_steps": T} if cond.cell == "bnlstm" else {}  # one BN statistics slot per step
-    model = SeqModel(cond.cell, 2, hidden, 1, seed=seed, **options)
-    train_rng = np.random.default_rng([seed, T, 1])
+    spec = {"cell": cond.cell, "input_size": 2, "hidden_size": hidden, "output_size": 1, "seed": seed, **options}
     test = adding_batch(np.random.default_rng([12345, T]), TEST_SIZE, T)   # same test set for every seed and cell
-    cfg = FitConfig(task="regression", lr=s["lr"], clip=s["clip"], max_steps=steps,
-                    max_seconds=minutes * 60, eval_every=every, stop_below=STOP_BELOW)
-    res = fit(model, lambda step: adding_batch(train_rng, BATCH, T), test, cfg, log=opts.log)
+    task = SequenceTask(spec, RandomBatches(lambda rng: adding_batch(rng, BATCH, T), [seed, T, 1]), test,
+                        "regression", stop_below=STOP_BELOW)
+    cfg = LoopConfig(lr=s["lr"], clip=s["clip"], max_steps=steps, max_minutes=minutes, eval_every=every,
+                     guard="skip", seed=seed)
+    res = fit_sequence(task, cfg, run_dir_for(opts, "adding", cond.label, seed), log=opts.log)
     hist = res.history
     hit = first_below(hist, "eval_loss", SOLVED)
     final = hist[-1]["eval_loss"]
@@ -96,7 +99,8 @@ def run_one(cond: Condition, seed: int, opts: Options) -> dict:
             "steps_to_solve": hit["step"] if hit else None,
             "seconds_to_solve": hit["seconds"] if hit else None,
             "steps": res.steps, "seconds": res.seconds, "ms_per_step": 1000 * res.seconds / max(res.steps, 1),
-            "diverged": res.diverged, "stop": res.stop, "params": model.num_parameters(), "hidden": hidden,
+            "diverged": res.diverged, "stop": res.stop, "params": task.build_model().num_parameters(),
+            "hidden": hidden,
             "lr": s["lr"], "clip": s["clip"],
             "curve": [(h["step"], h["eval_loss"]) for h in hist]}
 

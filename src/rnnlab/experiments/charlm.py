@@ -114,7 +114,7 @@ def run_one(cond: Condition, seed: int, opts: Options) -> dict:
     run_dir = base / "charlm-runs" / f"{cond.label.replace(' ', '-')}-seed{seed}"
     quiet = io.StringIO()  # the trainer's own log and progress line would drown the study's output
     try:
-        summary = train(cfg, out=str(run_dir), log=quiet.write, progress=Progress(stream=quiet))
+        summary = train(cfg, out=str(run_dir), log=quiet.write, progress=Progress(enabled=False), force=True)
     except DivergenceError as exc:
         # One diverged run is a result (counted in the table), not a reason to lose the whole study.
         opts.log(f"  diverged: {exc}")

@@ -19,7 +19,8 @@ import numpy as np
 
 from ..errors import ConfigError
 from .runner import Column, Condition, Options, Study
-from .seqmodel import FitConfig, SeqModel, fit
+from ..train.loopconfig import LoopConfig
+from .seqtask import EpochBatches, SequenceTask, fit_sequence, run_dir_for
 
 SPLIT_SEED, PERM_SEED, TRAIN_FRACTION = 0, 2015, 0.8
 CELLS_DEFAULT = ("irnn", "lstm", "bnlstm", "lnlstm")
@@ -59,22 +60,6 @@ def load_digits_sequences(permuted: bool = False, dtype=np.float32) -> tuple[np.
     return x[train, :, None], y[train], x[test, :, None], y[test]
 
 
-def epoch_batches(x: np.ndarray, y: np.ndarray, batch: int, seed: int):
-    """``next_batch(step)``: a fresh shuffle every epoch (the last partial batch is dropped)."""
-    per_epoch = len(x) // batch
-    cache: dict[int, np.ndarray] = {}
-
-    def next_batch(step: int) -> tuple[np.ndarray, np.ndarray]:
-        epoch, k = divmod(step, per_epoch)
-        if epoch not in cache:
-            cache.clear()
-            cache[epoch] = np.random.default_rng([seed, epoch]).permutation(len(x))
-        idx = cache[epoch][k * batch:(k + 1) * batch]
-        return x[idx], y[idx]
-
-    return next_batch, per_epoch
-
-
 def conditions(opts: Options) -> list[Condition]:
     return [Condition(f"{cell} {variant}", cell, variant, {"variant": variant, **CELL_SETTINGS[cell]})
             for variant in VARIANTS for cell in CELLS_DEFAULT]
@@ -89,17 +74,21 @@ def run_one(cond: Condition, seed: int, opts: Options) -> dict:
     else:
         hidden, epochs, minutes = HIDDEN, EPOCHS, MINUTES
     minutes = opts.minutes if opts.minutes is not None else minutes
-    model = SeqModel(cond.cell, 1, hidden, 10, seed=seed, **s.get("options", {}))
-    next_batch, per_epoch = epoch_batches(x_tr, y_tr, BATCH, seed)
-    cfg = FitConfig(task="classification", lr=s["lr"], clip=s["clip"],
-                    max_steps=epochs * per_epoch, max_seconds=minutes * 60, eval_every=per_epoch)
-    res = fit(model, next_batch, (x_te, y_te), cfg, log=opts.log)
+    spec = {"cell": cond.cell, "input_size": 1, "hidden_size": hidden, "output_size": 10, "seed": seed,
+            **s.get("options", {})}
+    batches = EpochBatches(x_tr, y_tr, BATCH, seed)
+    per_epoch = batches.per_epoch
+    task = SequenceTask(spec, batches, (x_te, y_te), "classification")
+    cfg = LoopConfig(lr=s["lr"], clip=s["clip"], max_steps=epochs * per_epoch, max_minutes=minutes,
+                     eval_every=per_epoch, guard="skip", seed=seed)
+    res = fit_sequence(task, cfg, run_dir_for(opts, "digits", cond.label, seed), log=opts.log)
     last = res.history[-1]
     paper = PAPER.get(cond.cell)
     return {"test_acc": 100 * last["eval_acc"] if not res.diverged else math.nan,
             "best_test_acc": 100 * max(h["eval_acc"] for h in res.history),
             "test_loss": last["eval_loss"], "epochs": res.steps / per_epoch, "seconds": res.seconds,
-            "diverged": res.diverged, "stop": res.stop, "params": model.num_parameters(), "hidden": hidden,
+            "diverged": res.diverged, "stop": res.stop, "params": task.build_model().num_parameters(),
+            "hidden": hidden,
             "lr": s["lr"], "clip": s["clip"],
             "paper": None if paper is None else paper[s["variant"] == "permuted"],
             "curve": [(h["step"] / per_epoch, 100 * h["eval_acc"]) for h in res.history]}

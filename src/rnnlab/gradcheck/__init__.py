@@ -44,8 +44,25 @@ def resolve(name: str | type) -> type:
     return matches[0]
 
 
+def discover() -> None:
+    """Import every rnnlab module, so that task-level models (which register their specs beside
+    their code, e.g. ``rnnlab.experiments.seqmodel``) are known too."""
+    import importlib
+    import pkgutil
+
+    import rnnlab
+
+    for info in pkgutil.walk_packages(rnnlab.__path__, "rnnlab."):
+        if not info.name.endswith("__main__"):
+            try:
+                importlib.import_module(info.name)
+            except ImportError:  # a module needing an optional extra that is not installed
+                continue
+
+
 def check(name: str | type | None = None, *, seed: int = 0) -> list[Row]:
     """Run the spec of one module (by class or name), or of all modules when ``name`` is None."""
+    discover()
     classes = [resolve(name)] if name is not None else sorted(SPECS, key=lambda c: c.__name__)
     rows: list[Row] = []
     for cls in classes:
@@ -55,5 +72,5 @@ def check(name: str | type | None = None, *, seed: int = 0) -> list[Row]:
     return rows
 
 
-__all__ = ["EPS", "SPECS", "TOLERANCE", "Case", "Row", "check", "check_case", "format_table",
+__all__ = ["EPS", "SPECS", "TOLERANCE", "Case", "Row", "check", "check_case", "discover", "format_table",
            "module_classes", "randomize", "resolve", "sequence_case", "spec_for"]

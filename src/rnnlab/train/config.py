@@ -52,7 +52,7 @@ class TrainConfig:
     max_steps: int = 0                 # 0: no step limit
     max_minutes: float = 0.0           # 0: no time limit
     eval_every: int = 200
-    eval_chars: int = 0                # 0: the whole validation split
+    eval_chars: int = 1_000_000        # per evaluation during training; 0: the whole validation split
     patience: int = 0                  # evaluations without improvement before stopping; 0: never
     log_every: int = 10
     guard: str = "backoff"             # what to do on a non-finite or exploding step
@@ -61,29 +61,29 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         if self.cell not in CELLS:
-            raise ConfigError(f"unknown cell {self.cell!r}; choose from {', '.join(CELLS)}")
+            raise ConfigError(f"--cell: unknown cell {self.cell!r}; choose from {', '.join(CELLS)}")
         if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
+            raise ConfigError(f"unknown --optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
         if self.schedule == "auto":  # anneal when there is a budget to anneal over
             self.schedule = "cosine" if (self.max_steps or self.max_minutes) else "constant"
         if self.schedule not in SCHEDULES:
-            raise ConfigError(f"unknown schedule {self.schedule!r}; choose from auto, {', '.join(SCHEDULES)}")
+            raise ConfigError(f"unknown --schedule {self.schedule!r}; choose from auto, {', '.join(SCHEDULES)}")
         if self.guard not in GUARD_POLICIES:
-            raise ConfigError(f"unknown guard policy {self.guard!r}; choose from {', '.join(GUARD_POLICIES)}")
+            raise ConfigError(f"unknown --guard policy {self.guard!r}; choose from {', '.join(GUARD_POLICIES)}")
         for name in ("hidden_size", "num_layers", "batch_size", "seq_len", "eval_every", "log_every"):
             if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise ConfigError(f"{flag(name)} must be at least 1, got {getattr(self, name)}")
         for name in ("embedding_size", "proj_size", "max_steps", "eval_chars", "patience", "warmup_steps"):
             if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+                raise ConfigError(f"{flag(name)} must be >= 0, got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+            raise ConfigError(f"--dropout must be in [0, 1), got {self.dropout}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ConfigError(f"lr must be a positive number, got {self.lr}")
+            raise ConfigError(f"--lr must be a positive number, got {self.lr}")
         if self.schedule == "cosine" and not (self.max_steps or self.max_minutes):
             raise ConfigError("the cosine schedule anneals over the run: set --max-steps or --max-minutes")
         if self.clip < 0 or self.clip_value < 0 or self.max_minutes < 0:
-            raise ConfigError("clip, clip_value and max_minutes must be >= 0")
+            raise ConfigError("--clip, --clip-value and --max-minutes must be >= 0")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -93,6 +93,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        check_types(data)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -107,6 +108,54 @@ class TrainConfig:
 
     def describe(self) -> str:
         return "\n".join(f"  {k} = {v!r}" for k, v in self.to_dict().items())
+
+
+def flag(name: str) -> str:
+    """The command-line flag of a config field: ``hidden_size`` -> ``--hidden-size``."""
+    return "--" + name.replace("_", "-")
+
+
+_KINDS = {bool: "true or false", int: "a whole number", float: "a number", str: "a string",
+          dict: "a table (JSON object)", tuple: "a list of three numbers"}
+
+
+def check_types(data: dict[str, Any]) -> None:
+    """Refuse values of the wrong type (a TOML ``hidden_size = "256"``) with one line naming the key.
+
+    Types come from the defaults of :class:`TrainConfig`: an int field takes
+    a whole number (not a boolean), a float field any number, a field whose
+    default is None a string; ``split`` takes three numbers. Unknown keys are
+    left to :meth:`TrainConfig.from_dict`.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(f"a config must be a table of settings, got {type(data).__name__}")
+    defaults = TrainConfig()
+    for f in dataclasses.fields(TrainConfig):
+        if f.name not in data:
+            continue
+        value, default = data[f.name], getattr(defaults, f.name)
+        kind = str if default is None else type(default)
+        if kind is bool:
+            ok = isinstance(value, bool)
+        elif kind is int:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif kind is float:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        elif kind is tuple:
+            ok = (isinstance(value, (list, tuple)) and len(value) == 3
+                  and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value))
+        else:
+            ok = isinstance(value, kind) or (default is None and value is None)
+        if not ok:
+            shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+            raise ConfigError(f"config key {f.name} ({flag(f.name)}) must be {_KINDS.get(kind, kind.__name__)}, "
+                              f"got {_type_name(value)} {shown}")
+
+
+def _type_name(value: Any) -> str:
+    names = {bool: "boolean", int: "whole number", float: "number", str: "string", list: "list", dict: "table",
+             tuple: "list", type(None): "nothing"}
+    return names.get(type(value), type(value).__name__)
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:

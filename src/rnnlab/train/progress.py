@@ -1,9 +1,12 @@
-"""A dependency-free progress line and a metrics log.
+"""Progress for long work, and the metrics log.
 
-On a terminal the line is redrawn in place (``\\r``); when output is a file or
-a pipe (CI, ``nohup``) a full line is printed every ``every`` updates so logs
-stay readable. Metrics go to ``metrics.jsonl`` in the run folder, one JSON
-object per line, appended (a resumed run continues the same file).
+On a terminal, training shows a progress bar with percentage, rate and ETA
+(tqdm, an optional extra, when installed; a line redrawn in place otherwise),
+and validation shows its own bar. When output is a file or a pipe (CI,
+``nohup``) a plain line is printed every ``every_s`` seconds and at each
+evaluation, so logs stay readable and never go silent for long. Metrics go to
+``metrics.jsonl`` in the run folder, one JSON object per line, appended; the
+rewrite on resume is atomic.
 """
 from __future__ import annotations
 
@@ -12,7 +15,9 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Callable, TextIO
+
+from ..data.atomic import atomic_write
 
 
 def _fmt_rate(x: float) -> str:
@@ -27,30 +32,116 @@ def _fmt_time(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
-class Progress:
-    def __init__(self, stream: TextIO | None = None, every: int = 50) -> None:
-        self.stream = stream or sys.stderr
-        self.tty = self.stream.isatty()
-        self.every = every
-        self.count = 0
+def _tqdm() -> Any:
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm
 
-    def update(self, step: int, loss: float, chars_per_s: float, eta_s: float, extra: str = "") -> None:
-        self.count += 1
-        bpc = loss / math.log(2)
-        line = (f"step {step:>6}  loss {loss:.3f}  {bpc:.3f} bits/char  {_fmt_rate(chars_per_s)} chars/s  "
-                f"ETA {_fmt_time(eta_s)}{('  ' + extra) if extra else ''}")
+
+class Progress:
+    """Training and validation progress; ``Progress(stream=io.StringIO())`` or ``Progress(enabled=False)``
+    silences it."""
+
+    def __init__(self, stream: TextIO | None = None, every_s: float = 30.0, enabled: bool = True,
+                 loss_label: Callable[[float], str] | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.enabled = enabled
+        self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.every_s = every_s
+        self.loss_label = loss_label or (lambda loss: f"loss {loss:.4f}")
+        self._bar: Any = None
+        self._eval_bar: Any = None
+        self._last_line = -math.inf
+        self.max_steps = 0
+        self.max_seconds = 0.0
+        self.unit = "items"
+
+    # -- training ---------------------------------------------------------------------------
+    def start(self, step: int, max_steps: int, elapsed: float, max_seconds: float, unit: str) -> None:
+        self.max_steps, self.max_seconds, self.unit = max_steps, max_seconds, unit
+        self._last_line = time.monotonic()
+        tqdm = _tqdm() if self.tty else None
+        if tqdm is not None:
+            total = max_steps or None
+            self._bar = tqdm(total=total, initial=step, file=self.stream, unit="step", dynamic_ncols=True,
+                             leave=False, desc="train")
+
+    def eta(self, step: int, rate_steps: float, elapsed: float) -> float:
+        left = []
+        if self.max_steps and rate_steps > 0:
+            left.append((self.max_steps - step) / rate_steps)
+        if self.max_seconds:
+            left.append(self.max_seconds - elapsed)
+        return max(min(left), 0.0) if left else math.inf
+
+    def update(self, step: int, loss: float, rate: float, elapsed: float) -> None:
+        if not self.enabled:
+            return
+        text = f"{self.loss_label(loss)}  {_fmt_rate(rate)} {self.unit}/s"
+        if self._bar is not None:
+            self._bar.n = step
+            self._bar.set_postfix_str(text, refresh=False)
+            self._bar.refresh()
+            return
+        now = time.monotonic()
+        rate_steps = step / max(elapsed, 1e-9)
+        pct = ""
+        if self.max_steps:
+            pct = f" ({100 * step / self.max_steps:.0f}%)"
+        elif self.max_seconds:
+            pct = f" ({100 * min(elapsed / self.max_seconds, 1):.0f}%)"
+        line = f"step {step:>6}{pct}  {text}  ETA {_fmt_time(self.eta(step, rate_steps, elapsed))}"
         if self.tty:
             self.stream.write("\r" + line.ljust(100)[:140])
             self.stream.flush()
-        elif self.count % self.every == 1 or self.every == 1:
+        elif now - self._last_line >= self.every_s:
+            self._last_line = now
             self.stream.write(line + "\n")
             self.stream.flush()
 
     def message(self, text: str) -> None:
+        if not self.enabled:
+            return
+        if self._bar is not None:
+            self._bar.write(text, file=self.stream)
+            return
         if self.tty:
             self.stream.write("\r" + " " * 100 + "\r")
         self.stream.write(text + "\n")
         self.stream.flush()
+        self._last_line = time.monotonic()
+
+    # -- validation ---------------------------------------------------------------------------
+    def eval_update(self, done: int, total: int) -> None:
+        """Validation progress (``done`` of ``total`` items); a bar on a terminal only."""
+        if not self.tty:
+            return
+        tqdm = _tqdm()
+        if tqdm is not None:
+            if self._eval_bar is None:
+                self._eval_bar = tqdm(total=total, file=self.stream, desc="validation", leave=False,
+                                      unit=self.unit, unit_scale=True, dynamic_ncols=True)
+            self._eval_bar.n = done
+            self._eval_bar.refresh()
+        else:
+            self.stream.write(f"\rvalidation {100 * done / max(total, 1):3.0f}%".ljust(40))
+            self.stream.flush()
+
+    def eval_done(self) -> None:
+        if self._eval_bar is not None:
+            self._eval_bar.close()
+            self._eval_bar = None
+
+    def close(self) -> None:
+        self.eval_done()
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        elif self.tty:
+            self.stream.write("\r" + " " * 100 + "\r")
+            self.stream.flush()
 
 
 class MetricsLog:
@@ -61,24 +152,29 @@ class MetricsLog:
 
     def write(self, **record: Any) -> None:
         record.setdefault("time", time.time())
+        line = json.dumps(record) + "\n"
+        # One write() of a whole line on an O_APPEND file: a crash leaves at most a cut last line,
+        # which read() skips.
         with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+            f.write(line)
 
     def read(self) -> list[dict[str, Any]]:
         if not self.path.exists():
             return []
         rows = []
-        for line in self.path.read_text(encoding="utf-8").splitlines():
+        for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines():
             if line.strip():
                 try:
-                    rows.append(json.loads(line))
+                    row = json.loads(line)
                 except json.JSONDecodeError:
                     continue  # a line cut by a crash mid-write; the rest is still good
+                if isinstance(row, dict):
+                    rows.append(row)
         return rows
 
-    def truncate_after(self, step: int) -> None:
-        """On resume, drop records written after the checkpoint's step (they will be redone)."""
-        rows = [r for r in self.read() if r.get("step", 0) <= step]
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-        tmp.replace(self.path)
+    def truncate_after(self, step: int, drop: Callable[[dict], bool] | None = None) -> None:
+        """On resume, drop records written after the checkpoint's step (they will be redone), atomically."""
+        rows = [r for r in self.read() if isinstance(r.get("step", 0), (int, float)) and r.get("step", 0) <= step
+                and not (drop is not None and drop(r))]
+        with atomic_write(self.path) as f:
+            f.write("".join(json.dumps(r) + "\n" for r in rows).encode("utf-8"))

@@ -1,34 +1,105 @@
 """Run folders: ``runs/<timestamp>`` by default, ``runs/latest`` pointing at the newest.
 
 Every command that takes a RUN accepts the folder (or ``runs/latest``), or a
-checkpoint file inside it.
+checkpoint file inside it. A folder that already holds a run is never
+trained into by accident (:func:`prepare_run_dir`): resume it, pick another
+folder, or pass ``--force``. Every file in a run folder is written atomically
+(a hidden temporary file renamed over the name); temporary files left by a
+crash are swept at the next start or resume (:func:`sweep_temporaries`).
 """
 from __future__ import annotations
 
+import json
 import os
+import re
 import time
 from pathlib import Path
+from typing import Any
 
-from ..errors import CheckpointError
+from ..data.atomic import atomic_write
+from ..errors import CheckpointError, ConfigError
 
 BEST = "best.npz"
 LAST = "last.npz"
 METRICS = "metrics.jsonl"
 CONFIG = "config.json"
+RUN_FILES = (BEST, LAST, METRICS, CONFIG)
+_TEMPORARY = re.compile(r"^\.(best\.npz|last\.npz|metrics\.jsonl|config\.json|metrics\.png)\..+\.tmp$")
 
 
-def new_run_dir(out: str | None, root: str = "runs") -> Path:
+def holds_run(path: Path) -> bool:
+    return any((path / name).exists() for name in RUN_FILES)
+
+
+def check_out_dir(out: str | os.PathLike, flag: str = "--out") -> Path:
+    """Fail early, in one line, when ``out`` cannot become a writable run folder."""
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{flag} {path} is a file, not a folder; choose a folder for the run")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"{flag} {path}: {parent} is a file, not a folder; choose another {flag}")
+            break
+    return path
+
+
+def prepare_run_dir(out: str | os.PathLike | None, force: bool = False, root: str = "runs") -> Path:
+    """A new, writable run folder (created); refuses one that holds a run unless ``force``."""
     if out:
-        path = Path(out)
+        path = check_out_dir(out)
+        if path.is_dir() and holds_run(path):
+            if not force:
+                raise ConfigError(
+                    f"--out {path} already holds a run; continue it with --resume {path}, choose a new --out, "
+                    "or pass --force to overwrite it")
+            for name in RUN_FILES:
+                (path / name).unlink(missing_ok=True)
     else:
         path = Path(root) / time.strftime("%Y%m%d-%H%M%S")
         n = 1
         while path.exists():
             path = Path(root) / f"{time.strftime('%Y%m%d-%H%M%S')}-{n}"
             n += 1
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"cannot write to the run folder {path}: {exc.strerror or exc}; "
+                          "choose a writable --out") from None
+    sweep_temporaries(path)
     _point_latest(path)
     return path
+
+
+def new_run_dir(out: str | None, root: str = "runs") -> Path:
+    """A run folder for a new run (see :func:`prepare_run_dir`; an existing run is refused)."""
+    return prepare_run_dir(out, root=root)
+
+
+def sweep_temporaries(path: Path) -> list[str]:
+    """Remove temporary files a crash mid-save left in a run folder; returns their names."""
+    removed = []
+    try:
+        entries = list(path.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        if _TEMPORARY.match(entry.name) and entry.is_file():
+            try:
+                entry.unlink()
+                removed.append(entry.name)
+            except OSError:
+                pass
+    return removed
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write a JSON file atomically."""
+    with atomic_write(path) as f:
+        f.write((json.dumps(data, indent=2) + "\n").encode("utf-8"))
 
 
 def _point_latest(path: Path) -> None:

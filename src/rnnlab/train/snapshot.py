@@ -9,12 +9,17 @@ stopped.
 """
 from __future__ import annotations
 
+import dataclasses
+import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..cells import CELLS
+from ..checkpoint import damaged_error
 from ..data import Vocab
-from ..errors import CheckpointError
+from ..errors import CheckpointError, RnnlabError
 from ..states import flatten, unflatten
 from ..models import CharRNN, ModelConfig
 
@@ -30,14 +35,100 @@ def pack_model(model: CharRNN, vocab: Vocab) -> tuple[dict[str, np.ndarray], dic
 def unpack_model(arrays: dict[str, np.ndarray], meta: dict[str, Any], path: str = "checkpoint") -> tuple[CharRNN, Vocab]:
     if meta.get("kind") != KIND:
         raise CheckpointError(f"{path} is not an rnnlab language-model checkpoint (kind {meta.get('kind')!r})")
+    config, vocab = check_model_meta(arrays, meta, path)  # before anything is allocated
     try:
-        config = ModelConfig(**meta["model"])
-        vocab = Vocab.from_dict(meta["vocab"])
         model = CharRNN(config)
         model.load_state_dict({k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")})
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{path}: checkpoint does not describe a valid model ({exc})") from None
+    except (KeyError, TypeError, ValueError, ArithmeticError, RnnlabError) as exc:
+        raise damaged_error(Path(path), f"checkpoint does not describe a valid model ({exc})") from None
+    except MemoryError:
+        raise CheckpointError(f"{path}: not enough memory to build this checkpoint's model") from None
     return model, vocab
+
+
+MAX_LAYERS = 1000
+_MODEL_INTS = {"vocab_size": 1, "hidden_size": 1, "num_layers": 1, "embedding_size": 0, "proj_size": 0}
+
+
+def check_model_meta(arrays: dict[str, np.ndarray], meta: dict[str, Any], path: str = "checkpoint"
+                     ) -> tuple[ModelConfig, Vocab]:
+    """The model config and vocabulary of a checkpoint's metadata, checked before any model is built.
+
+    Types and ranges of every setting, the vocabulary against ``vocab_size``,
+    and the sizes against the weights actually present: the model's
+    recurrent, embedding and output matrices alone (``L*H*H + V*E + V*out``
+    entries) must fit in the ``param/`` arrays, and every whole-number cell
+    option times ``hidden_size`` too (BN-LSTM's ``max_steps`` sizes buffers
+    that are saved), so a few bytes of hostile JSON cannot make loading
+    allocate gigabytes. The saved training config, when there is one, must
+    have the right types (what ``eval`` and ``CharLM.load`` read from it).
+    """
+    where = Path(path)
+
+    def bad(problem: str) -> CheckpointError:
+        return damaged_error(where, f"checkpoint does not describe a valid model ({problem})")
+
+    model = meta.get("model")
+    if not isinstance(model, dict):
+        raise bad("no 'model' settings")
+    known = {f.name for f in dataclasses.fields(ModelConfig)}
+    unknown = sorted(set(model) - known)
+    if unknown:
+        raise bad(f"unknown model setting(s): {', '.join(map(str, unknown))}")
+    if "vocab_size" not in model:
+        raise bad("no vocab_size")
+    for key, low in _MODEL_INTS.items():
+        value = model.get(key, low)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise bad(f"{key} must be a whole number, got {type(value).__name__} {value!r}")
+        if value < low:
+            raise bad(f"{key} must be at least {low}, got {value}")
+    if model.get("num_layers", 1) > MAX_LAYERS:
+        raise bad(f"num_layers {model['num_layers']} is more than {MAX_LAYERS}")
+    seed = model.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise bad(f"seed must be a whole number >= 0, got {seed!r}")
+    dropout = model.get("dropout", 0.0)
+    if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0.0 <= dropout < 1.0:
+        raise bad(f"dropout must be a number in [0, 1), got {dropout!r}")
+    cell = model.get("cell", "lstm")
+    if not isinstance(cell, str) or cell not in CELLS:
+        raise bad(f"unknown cell {cell!r}; rnnlab has {', '.join(CELLS)}")
+    options = model.get("cell_options", {})
+    if not isinstance(options, dict):
+        raise bad(f"cell_options must be an object, got {type(options).__name__}")
+    for key, value in options.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise bad(f"cell option {key} is {value}")
+        if not isinstance(value, (int, float, str, bool)) or value is None:
+            raise bad(f"cell option {key} must be a number, string or boolean, got {type(value).__name__}")
+    try:
+        vocab = Vocab.from_dict(meta.get("vocab"))
+    except RnnlabError as exc:
+        raise damaged_error(where, f"checkpoint's vocabulary is corrupt ({exc})") from None
+    V, H, L = model["vocab_size"], model.get("hidden_size", 256), model.get("num_layers", 2)
+    if V != len(vocab):
+        raise bad(f"vocab_size {V} but the vocabulary has {len(vocab)} characters")
+    present = sum(int(a.size) for k, a in arrays.items() if k.startswith("param/"))
+    E, P = model.get("embedding_size", 64), model.get("proj_size", 0)
+    needed = L * H * H + V * E + V * (P or H) + P * H
+    if needed > present:
+        raise bad(f"hidden_size {H}, num_layers {L}, embedding_size {E}, proj_size {P} and {V} characters "
+                  f"need at least {needed:,} weights, but the checkpoint holds {present:,}")
+    for key, value in options.items():
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) * H > present:
+            raise bad(f"cell option {key}={value} is out of proportion to the {present:,} weights saved")
+    saved = meta.get("config")
+    if saved is not None:
+        from .config import check_types  # the training config's own field types
+
+        if not isinstance(saved, dict):
+            raise damaged_error(where, f"checkpoint's training config is not an object ({type(saved).__name__})")
+        try:
+            check_types(saved)
+        except RnnlabError as exc:
+            raise damaged_error(where, f"checkpoint's training config is invalid ({exc})") from None
+    return ModelConfig(**model), vocab
 
 
 def pack_optimizer(optimizer: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -87,11 +178,12 @@ def _rebuild(skel: Any) -> Any:
     return [_rebuild(s) for s in skel]
 
 
-def rng_states(model: CharRNN) -> dict[str, Any]:
-    return {name: m.rng.bit_generator.state for name, m in model.rng_modules()}
+def rng_states(modules: list[tuple[str, Any]]) -> dict[str, Any]:
+    """The state of each ``(name, module)``'s generator ``rng`` (JSON-able), e.g. every dropout layer."""
+    return {name: m.rng.bit_generator.state for name, m in modules}
 
 
-def set_rng_states(model: CharRNN, states: dict[str, Any]) -> None:
-    for name, m in model.rng_modules():
+def set_rng_states(modules: list[tuple[str, Any]], states: dict[str, Any]) -> None:
+    for name, m in modules:
         if name in states:
             m.rng.bit_generator.state = states[name]

@@ -1,11 +1,27 @@
-"""The training loop for character language models (truncated BPTT).
+"""The one training loop, for every task.
 
-Each step: forward B streams of T characters from the carried hidden state,
-softmax cross-entropy, backward, guard check, clip, optimizer step, carry the
-final state into the next batch (reset at each epoch start, where the
-streams jump back). Every ``eval_every`` steps the validation split is scored;
-the best model is kept in ``best.npz``, the latest state in ``last.npz``
-(both written atomically), metrics in ``metrics.jsonl``.
+Each step: draw the task's next batch, forward, loss and backward (the task's
+:meth:`~rnnlab.train.task.Task.forward_backward`), clip, ask the divergence
+guard, update, keep the carried state. Every ``eval_every`` steps the task
+scores its validation data; the best model is kept in ``best.npz``, the
+latest state in ``last.npz`` (both written atomically), metrics in
+``metrics.jsonl``. The per-task part is a small object (:mod:`rnnlab.train.task`);
+this loop owns optimizer, schedule, clipping, guard, checkpoints and exact
+resume, budgets, progress, metrics and stop requests.
+
+Exact resume from any stop
+--------------------------
+A checkpoint holds the weights, optimizer slots, the carried state, the task's
+data position and generators, every dropout generator and the loop's counters,
+all taken at a step boundary. Ctrl-C and SIGTERM only ask the loop to stop
+(:mod:`rnnlab.train.signals`): the current step finishes, ``last.npz`` is
+written, the run exits 130 / 143. An evaluation cut short by a stop request is
+recorded as pending and run first on resume. A step cut short by an exception
+(a KeyboardInterrupt where no handler could be installed) is rewound to its
+start: data position and generators are restored from the snapshot taken
+before the step, and the checkpoint is written only if the weights had not
+started to change. Resuming therefore continues bit for bit: the same batches,
+dropout masks, updates and metrics as the run that was never stopped.
 """
 from __future__ import annotations
 
@@ -17,28 +33,21 @@ from typing import Any, Callable
 import numpy as np
 
 from ..checkpoint import load_checkpoint, save_checkpoint
-from ..data import StreamBatcher, Vocab, eval_batches
 from ..errors import CheckpointError
-from ..layers import SoftmaxCrossEntropy
-from ..models import CharRNN, ModelConfig
-from ..module import no_grad, release_workspaces
+from ..module import release_workspaces
 from ..optim import clip_grad_norm, clip_grad_value, global_grad_norm, make_optimizer, make_schedule
 from . import snapshot
-from .config import TrainConfig
 from .diagnostics import layer_diagnostics
 from .guard import DivergenceError, Guard, hidden_max, hidden_report
 from .progress import MetricsLog, Progress
 from .runs import BEST, LAST, METRICS
+from .signals import EXIT_CODES, StopSignals
+from .task import EvalInterrupted, Task
 
 LN2 = math.log(2.0)
 
 
-def model_config(cfg: TrainConfig, vocab_size: int) -> ModelConfig:
-    return ModelConfig(vocab_size, cfg.cell, cfg.hidden_size, cfg.num_layers, cfg.embedding_size,
-                       cfg.dropout, cfg.proj_size, dict(cfg.cell_options), cfg.seed)
-
-
-def optimizer_kwargs(cfg: TrainConfig) -> dict[str, Any]:
+def optimizer_kwargs(cfg: Any) -> dict[str, Any]:
     kw: dict[str, Any] = {"lr": cfg.lr}
     if cfg.weight_decay:
         kw["weight_decay"] = cfg.weight_decay
@@ -47,30 +56,10 @@ def optimizer_kwargs(cfg: TrainConfig) -> dict[str, Any]:
     return kw
 
 
-def evaluate(model: CharRNN, ids: np.ndarray, batch_size: int, seq_len: int, max_chars: int = 0) -> float:
-    """Mean cross-entropy (nats/char) over ``ids``, carrying the state across batches."""
-    was_training = model.training
-    model.eval()
-    ce = SoftmaxCrossEntropy()
-    total, count, states = 0.0, 0, None
-    try:
-        with no_grad():
-            for batch in eval_batches(ids, batch_size, seq_len):
-                (logits, states), _ = model.forward(batch.x, states)
-                loss, _ = ce.forward(logits, batch.y)
-                total += loss * batch.y.size
-                count += batch.y.size
-                if max_chars and count >= max_chars:
-                    break
-    finally:
-        model.train(was_training)
-    return total / max(count, 1)
-
-
-def scheduled_lr(cfg: TrainConfig, schedule: Callable[[int], float], step: int, elapsed: float) -> float:
+def scheduled_lr(cfg: Any, schedule: Callable[[int], float], step: int, elapsed: float) -> float:
     """Learning rate for a step.
 
-    A cosine schedule with a wall-clock budget and no step limit anneals over
+    A cosine schedule with a time budget and no step limit anneals over
     *time*: the fraction of ``max_minutes`` used replaces the fraction of
     steps, so the rate reaches ``min_lr`` as the budget runs out whatever the
     machine's speed (at the price of step-for-step reproducibility).
@@ -83,29 +72,32 @@ def scheduled_lr(cfg: TrainConfig, schedule: Callable[[int], float], step: int, 
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, vocab: Vocab, train_ids: np.ndarray, val_ids: np.ndarray,
-                 run_dir: Path, *, progress: Progress | None = None, log: Callable[[str], None] = print) -> None:
-        self.cfg, self.vocab, self.run_dir = cfg, vocab, Path(run_dir)
-        self.val_ids = val_ids
-        self.model = CharRNN(model_config(cfg, len(vocab)))
+    """``Trainer(task, cfg, run_dir).fit()``; ``cfg`` has the fields of :class:`~rnnlab.train.loopconfig.LoopConfig`."""
+
+    def __init__(self, task: Task, cfg: Any, run_dir: Path, *, progress: Progress | None = None,
+                 log: Callable[[str], None] = print) -> None:
+        self.task, self.cfg, self.run_dir = task, cfg, Path(run_dir)
+        self.model = task.build_model()
         self.optimizer = make_optimizer(cfg.optimizer, self.model.named_parameters(), **optimizer_kwargs(cfg))
-        self.schedule = make_schedule(cfg.schedule, cfg.lr, warmup_steps=cfg.warmup_steps,
-                                      **self._schedule_kwargs())
-        self.batcher = StreamBatcher(train_ids, cfg.batch_size, cfg.seq_len)
-        self.ce = SoftmaxCrossEntropy()
+        self.schedule = make_schedule(cfg.schedule, cfg.lr, warmup_steps=cfg.warmup_steps, **self._schedule_kwargs())
         # With clipping on, a gradient spike is bounded by the clip and is no sign of divergence
         # (IRNNs spike all the time); only unclipped training needs the spike test.
-        self.guard = Guard(cfg.guard, loss_limit=4 * math.log(max(len(vocab), 2)),
-                           explode_factor=math.inf if cfg.clip else 20.0)
+        self.guard = Guard(cfg.guard, loss_limit=task.loss_limit, explode_factor=math.inf if cfg.clip else 20.0)
         self.metrics = MetricsLog(self.run_dir / METRICS)
         self.progress = progress or Progress()
         self.log = log
         self.step = 0
-        self.carry: list = self.model.initial_states(cfg.batch_size)
-        self.best_val = math.inf
+        self.carry: Any = task.initial_carry(self.model)
+        self.best: float | None = None
         self.evals_since_best = 0
-        self.elapsed = 0.0      # training seconds over all sessions of this run
-        self.lr_scale = 1.0     # lowered by the guard's backoff
+        self.elapsed = 0.0        # training seconds over all sessions of this run (evaluation excluded)
+        self.lr_scale = 1.0       # lowered by the guard's backoff
+        self.pending_eval = False  # an evaluation was cut short by a stop request: run it first on resume
+        self.last_eval: dict[str, float] | None = None
+        self.last_eval_step = -1
+        self.signals: StopSignals | None = None
+        self._updating = False     # inside optimizer.step(): a step cut short here cannot be rewound
+        self._pre_final: tuple | None = None  # (best, evals_since_best) before an end-of-run evaluation
         self._good: dict[str, Any] | None = None
         self.last_diagnostics: dict[str, float] = {}
 
@@ -117,45 +109,48 @@ class Trainer:
             return {"total_steps": max(c.max_steps, 1), "min_lr": c.min_lr}
         return {}
 
+    @property
+    def stop_requested(self) -> bool:
+        return self.signals is not None and self.signals.received is not None
+
     # -- one step ---------------------------------------------------------------------------
-    def train_step(self) -> tuple[float, float] | None:
-        """One update; returns (loss, grad_norm), or None when the guard rejected the step."""
-        batch = self.batcher.next_batch()
-        if batch.index == 0:
-            self.carry = self.model.initial_states(self.cfg.batch_size)  # streams restarted
-        model = self.model
+    def train_step(self) -> tuple[float, float, int] | None:
+        """One update; returns (loss, grad_norm, items), or None when the guard rejected the step."""
+        model, task, cfg = self.model, self.task, self.cfg
+        batch = task.next_batch()
         model.zero_grad()
         # Overflow here is the guard's to detect and explain (below), not NumPy's to warn about.
         with np.errstate(over="ignore", invalid="ignore"):
-            (logits, statesT), cache = model.forward(batch.x, self.carry)
-            loss, ce_cache = self.ce.forward(logits, batch.y)
-            model.backward((self.ce.backward(1.0, ce_cache), None), cache)
+            out = task.forward_backward(model, batch, self.carry)
         params = self.optimizer.params
-        norm = clip_grad_norm(params, self.cfg.clip) if self.cfg.clip else global_grad_norm(params)
-        reason = self.guard.verdict(loss, norm, hidden_max(cache.rnn))
+        norm = clip_grad_norm(params, cfg.clip) if cfg.clip else global_grad_norm(params)
+        hmax = hidden_max(out.rnn_cache) if out.rnn_cache is not None else 0.0
+        reason = self.guard.verdict(out.loss, norm, hmax)
         if reason is not None:
-            self._diverged(reason, hidden_report(cache.rnn))
+            self._diverged(reason, hidden_report(out.rnn_cache) if out.rnn_cache is not None else [])
             return None
-        if self.cfg.clip_value:
-            clip_grad_value(self.optimizer.params, self.cfg.clip_value)
+        if cfg.clip_value:
+            clip_grad_value(params, cfg.clip_value)
         self.guard.accept(norm)
-        if self.cfg.diagnostics and (self.step + 1) % self.cfg.log_every == 0:
-            self.last_diagnostics = layer_diagnostics(model, cache.rnn)  # before the update changes grads
+        if cfg.diagnostics and out.rnn_cache is not None and (self.step + 1) % cfg.log_every == 0:
+            self.last_diagnostics = layer_diagnostics(model, out.rnn_cache)  # before the update changes grads
         self.optimizer.lr = self.current_lr()
+        self._updating = True
         self.optimizer.step()
-        self.carry = statesT
-        return loss, norm
+        self._updating = False
+        self.carry = out.carry
+        return out.loss, norm, out.items
 
     def _diverged(self, reason: str, report: list, step: int | None = None) -> None:
         """Apply the guard policy to a rejected step (``step`` defaults to the one being attempted)."""
         cfg = self.cfg
         step = self.step + 1 if step is None else step
-        msg = self.guard.explain(reason, step, report, cfg.cell, cfg.clip, self.optimizer.lr)
+        msg = self.guard.explain(reason, step, report, getattr(cfg, "cell", ""), cfg.clip, self.optimizer.lr)
         self.guard.events += 1
         self.metrics.write(step=step, split="guard", event=cfg.guard, reason=reason)
         if cfg.guard == "abort" or self.guard.events > self.guard.max_backoffs:
             raise DivergenceError(msg + ("" if cfg.guard == "abort" else " (gave up after repeated backoffs)"))
-        self.carry = self.model.initial_states(cfg.batch_size)
+        self.carry = self.task.initial_carry(self.model)
         if cfg.guard == "backoff":
             if self._good is not None:
                 self._restore(self._good)
@@ -179,100 +174,191 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
+        """Train until a budget, early stopping, the task's target or a stop request; returns a summary."""
         cfg = self.cfg
-        chars_per_step = cfg.batch_size * cfg.seq_len
-        start, start_elapsed, stop_reason = time.perf_counter(), self.elapsed, "max_steps"
-        window_t, window_steps = time.perf_counter(), 0
-        rate = 0.0
-        try:
-            while not cfg.max_steps or self.step < cfg.max_steps:
-                if cfg.max_minutes and self.elapsed >= cfg.max_minutes * 60:
-                    stop_reason = "time budget"
-                    break
-                if self._good is None or self.step % 50 == 0:
-                    self._remember_good()
+        self.progress.start(self.step, cfg.max_steps, self.elapsed, cfg.max_minutes * 60, self.task.unit)
+        with StopSignals(self._on_signal) as signals:
+            self.signals = signals
+            try:
+                stop = self._loop()
+            finally:
+                self.progress.close()
+                release_workspaces(self.model)  # the activations kept between steps are not needed now
+            self.signals = None
+        summary = {"steps": self.step, "best": self.best, "selection": self.task.selection.key,
+                   "elapsed_s": self.elapsed, "stop": stop, "run_dir": str(self.run_dir),
+                   "exit_code": EXIT_CODES.get(signals.received or "SIGINT", 130) if stop.startswith("interrupted")
+                   else 0,
+                   "last_eval": self.last_eval}
+        return summary
+
+    def _on_signal(self, name: str) -> None:
+        self.progress.message(f"{name}: stopping after this step and saving last.npz (the run can be resumed "
+                              "exactly with --resume)")
+
+    def _loop(self) -> str:
+        cfg = self.cfg
+        if self.pending_eval:
+            if self._evaluate_and_save() == "interrupted":
+                return self._stop_here()
+        extending = self._pre_final is not None and self._budget_left()
+        if extending:
+            # The run ended on its budget and is resumed with a larger one: its end-of-run evaluation
+            # is not part of the longer run, so drop it (a run never stopped would not have it).
+            self.best, self.evals_since_best = self._pre_final
+            self.metrics.truncate_after(self.step, drop=lambda r: bool(r.get("final")))
+            self._pre_final, self.last_eval_step = None, -1
+        start, start_elapsed = time.perf_counter(), self.elapsed
+        eval_time = 0.0
+        window_t, window_items = time.perf_counter(), 0
+        while True:
+            if cfg.max_steps and self.step >= cfg.max_steps:
+                stop = "max_steps"
+                break
+            if cfg.max_minutes and self.elapsed >= cfg.max_minutes * 60:
+                stop = "time budget"
+                break
+            if self.stop_requested:
+                return self._stop_here()
+            if self._good is None or self.step % 50 == 0:
+                self._remember_good()
+            before = self._snapshot()
+            try:
+                self._updating = False
                 result = self.train_step()
-                self.step += 1
-                self.elapsed = start_elapsed + time.perf_counter() - start
-                window_steps += 1
-                if result is not None and self.step % cfg.log_every == 0:
+            except KeyboardInterrupt:
+                return self._stop_here(rewind=before)
+            self.step += 1
+            self.elapsed = start_elapsed + time.perf_counter() - start - eval_time
+            if result is not None:
+                window_items += result[2]
+                if self.step % cfg.log_every == 0:
                     now = time.perf_counter()
-                    rate = window_steps * chars_per_step / max(now - window_t, 1e-9)
-                    window_t, window_steps = now, 0
-                    self.metrics.write(step=self.step, split="train", loss=result[0], bpc=result[0] / LN2,
-                                       grad_norm=result[1], lr=self.optimizer.lr, chars_per_s=rate,
+                    rate = window_items / max(now - window_t, 1e-9)
+                    window_t, window_items = now, 0
+                    self.metrics.write(step=self.step, split="train", loss=result[0], **self.task.train_record(result[0]),
+                                       grad_norm=result[1], lr=self.optimizer.lr, rate=rate,
                                        elapsed=self.elapsed, **self.last_diagnostics)
-                    self.progress.update(self.step, result[0], rate, self._eta(rate))
-                if self.step % cfg.eval_every == 0 and self._evaluate_and_save():
-                    stop_reason = "early stopping"
-                    break
-        except KeyboardInterrupt:
-            stop_reason = "interrupted"
-        if self.step % cfg.eval_every != 0 or stop_reason == "interrupted":
-            self._evaluate_and_save()
-        release_workspaces(self.model)  # the activations kept between steps are not needed now
-        return {"steps": self.step, "best_val_loss": self.best_val, "best_val_bpc": self.best_val / LN2,
-                "elapsed_s": self.elapsed, "stop": stop_reason, "run_dir": str(self.run_dir)}
+                    self.progress.update(self.step, result[0], rate, self.elapsed)
+            if self.step % cfg.eval_every == 0:
+                t0 = time.perf_counter()
+                outcome = self._evaluate_and_save()
+                eval_time += time.perf_counter() - t0
+                window_t = time.perf_counter()
+                if outcome == "interrupted":
+                    return self._stop_here()
+                if outcome is not None:
+                    return outcome
+        if self.last_eval_step != self.step and self.step > 0:
+            if self._evaluate_and_save(final=True) == "interrupted":
+                return self._stop_here()
+        elif self.last_eval_step != self.step:
+            self.save(self.run_dir / LAST)
+        return stop
 
-    def _eta(self, rate: float) -> float:
+    def _budget_left(self) -> bool:
         cfg = self.cfg
-        left = []
-        if cfg.max_steps:
-            left.append((cfg.max_steps - self.step) * cfg.batch_size * cfg.seq_len / max(rate, 1e-9))
-        if cfg.max_minutes:
-            left.append(cfg.max_minutes * 60 - self.elapsed)
-        return min(left) if left else math.inf
+        return not ((cfg.max_steps and self.step >= cfg.max_steps)
+                    or (cfg.max_minutes and self.elapsed >= cfg.max_minutes * 60))
 
-    def _evaluate_and_save(self) -> bool:
-        """Score validation, save checkpoints; True when early stopping says stop."""
-        cfg = self.cfg
-        with np.errstate(over="ignore", invalid="ignore"):
-            val = evaluate(self.model, self.val_ids, cfg.batch_size, cfg.seq_len, cfg.eval_chars)
-        if not val <= self.guard.loss_limit:
-            # Weights that are finite but score inf/nan (or hopelessly) on held-out text are diverged:
+    def _stop_here(self, rewind: dict | None = None) -> str:
+        """Save the state at the last step boundary; never a half-made step."""
+        if rewind is not None:
+            if self._updating:
+                self.progress.message(f"interrupted during a weight update: not saved; resume continues from "
+                                      f"the last checkpoint in {self.run_dir}")
+                return "interrupted"
+            self._rewind(rewind)
+        self.save(self.run_dir / LAST)
+        name = self.signals.received if self.signals is not None and self.signals.received else "SIGINT"
+        self.progress.message(f"stopped at step {self.step} ({name}); saved {self.run_dir / LAST}")
+        return f"interrupted ({name})"
+
+    def _snapshot(self) -> dict[str, Any]:
+        return {"data": self.task.data_state(), "rng": snapshot.rng_states(self.task.rng_modules(self.model)),
+                "carry": self.carry}
+
+    def _rewind(self, state: dict[str, Any]) -> None:
+        self.task.load_data_state(state["data"])
+        snapshot.set_rng_states(self.task.rng_modules(self.model), state["rng"])
+        self.carry = state["carry"]
+
+    # -- evaluation and checkpoints --------------------------------------------------------------
+    def _evaluate_and_save(self, final: bool = False) -> str | None:
+        """Score validation, save checkpoints; returns a stop reason, "interrupted", or None."""
+        task = self.task
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):
+                metrics = task.evaluate(self.model, lambda: self.stop_requested, self.progress.eval_update)
+        except EvalInterrupted:
+            self.pending_eval = True
+            return "interrupted"
+        finally:
+            self.progress.eval_done()
+        self.pending_eval = False
+        key = task.selection.key
+        value = metrics.get(key)
+        if value is None or not math.isfinite(value) or not metrics.get("loss", 0.0) <= task.loss_limit:
+            # Weights that are finite but score inf/nan (or hopelessly) on held-out data are diverged:
             # never save them; fall back to the last good state under the guard's policy.
-            self._diverged(f"the validation loss is {val:.3g}", [], step=self.step)
-            return False
-        improved = val < self.best_val
+            self._diverged(f"the validation {key} is {value}", [], step=self.step)
+            return None
+        self._pre_final = (self.best, self.evals_since_best) if final else None
+        improved = task.selection.better(value, self.best)
         if improved:
-            self.best_val, self.evals_since_best = val, 0
+            self.best, self.evals_since_best = value, 0
         else:
             self.evals_since_best += 1
-        self.metrics.write(step=self.step, split="val", loss=val, bpc=val / LN2, elapsed=self.elapsed)
-        self.progress.message(f"step {self.step}: validation {val / LN2:.4f} bits/char"
-                              f"{' (best)' if improved else ''}")
+        self.last_eval, self.last_eval_step = metrics, self.step
+        self.metrics.write(step=self.step, split="val", **metrics, elapsed=self.elapsed,
+                           **({"final": True} if final else {}))
+        self.progress.message(f"step {self.step}: {task.describe_eval(metrics)}{' (best)' if improved else ''}")
         self.save(self.run_dir / LAST)
         if improved:
             self.save(self.run_dir / BEST)
-        return bool(cfg.patience and self.evals_since_best >= cfg.patience)
+        if task.target_reached(metrics):
+            return "target reached"
+        if self.cfg.patience and self.evals_since_best >= self.cfg.patience:
+            return "early stopping"
+        return None
 
-    # -- checkpoints ---------------------------------------------------------------------------
     def save(self, path: Path) -> None:
-        arrays, meta = snapshot.pack_model(self.model, self.vocab)
+        arrays, meta = self.task.pack_model(self.model)
         opt_arrays, opt_scalars = snapshot.pack_optimizer(self.optimizer)
-        carry_arrays, carry_skel = snapshot.pack_carry(self.carry)
+        carry_arrays, carry_skel = self.task.carry_arrays(self.carry)
         arrays.update(opt_arrays)
         arrays.update(carry_arrays)
-        meta.update(config=self.cfg.to_dict(), optimizer=opt_scalars, carry=carry_skel,
-                    batcher=self.batcher.state_dict(), rng=snapshot.rng_states(self.model),
-                    trainer={"step": self.step, "best_val": self.best_val, "evals_since_best": self.evals_since_best,
-                             "elapsed": self.elapsed, "lr_scale": self.lr_scale,
+        meta.update(task=self.task.name, task_meta=self.task.meta(), config=self.cfg.to_dict(),
+                    optimizer=opt_scalars, carry=carry_skel, data=self.task.data_state(),
+                    rng=snapshot.rng_states(self.task.rng_modules(self.model)),
+                    trainer={"step": self.step, "best": self.best, "evals_since_best": self.evals_since_best,
+                             "elapsed": self.elapsed, "lr_scale": self.lr_scale, "pending_eval": self.pending_eval,
+                             "last_eval_step": self.last_eval_step,
+                             "pre_final": list(self._pre_final) if self._pre_final is not None else None,
                              "guard_norms": list(self.guard.norms), "guard_events": self.guard.events})
         save_checkpoint(path, arrays, meta)
 
     def restore(self, path: Path) -> None:
+        """Continue from a checkpoint written by :meth:`save` (the task checks the model fits)."""
         arrays, meta = load_checkpoint(path)
-        model, vocab = snapshot.unpack_model(arrays, meta, str(path))
-        if vocab != self.vocab:
-            raise CheckpointError(f"{path}: the checkpoint's vocabulary differs from this corpus's")
-        self.model.load_state_dict(model.state_dict())
-        snapshot.unpack_optimizer(self.optimizer, arrays, meta["optimizer"])
-        self.carry = snapshot.unpack_carry(arrays, meta["carry"], self.cfg.num_layers)
-        self.batcher.load_state_dict(meta["batcher"])
-        snapshot.set_rng_states(self.model, meta["rng"])
-        t = meta["trainer"]
-        self.step, self.best_val, self.evals_since_best = t["step"], t["best_val"], t["evals_since_best"]
-        self.elapsed, self.lr_scale = t["elapsed"], t["lr_scale"]
-        self.guard.norms.extend(t["guard_norms"])
-        self.guard.events = t["guard_events"]
+        try:
+            state = {k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")}
+            self.model.load_state_dict(state)
+            snapshot.unpack_optimizer(self.optimizer, arrays, meta["optimizer"])
+            self.carry = self.task.load_carry(arrays, meta.get("carry"), self.model)
+            self.task.load_data_state(meta["data"] if "data" in meta else meta["batcher"])  # "batcher": before 0.2
+            snapshot.set_rng_states(self.task.rng_modules(self.model), meta["rng"])
+            t = meta["trainer"]
+            self.step, self.evals_since_best = int(t["step"]), int(t["evals_since_best"])
+            best = t["best"] if "best" in t else t["best_val"]
+            self.best = None if best is None or not math.isfinite(best) else float(best)
+            self.elapsed, self.lr_scale = float(t["elapsed"]), float(t["lr_scale"])
+            self.pending_eval = bool(t.get("pending_eval", False))
+            self.last_eval_step = int(t.get("last_eval_step", self.step))
+            self._pre_final = tuple(t["pre_final"]) if t.get("pre_final") is not None else None
+            self.guard.norms.extend(t["guard_norms"])
+            self.guard.events = int(t["guard_events"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"{path}: cannot resume from this checkpoint ({exc}); train a new run, or "
+                                  "resume from the run's other checkpoint (best.npz / last.npz)") from None
         self.metrics.truncate_after(self.step)

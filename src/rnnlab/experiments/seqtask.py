@@ -1,0 +1,181 @@
+"""Sequence-to-one studies (adding problem, pixel digits) as a task of the one training loop.
+
+A study run is an ordinary run folder (``config.json``, ``metrics.jsonl``,
+``best.npz``, ``last.npz``) under the study's output folder, trained by
+:class:`rnnlab.train.Trainer`: the same guard, checkpoints, exact resume and
+budgets as ``rnnlab train``. What the study supplies is a batch source (fresh
+random batches, or shuffled epochs over a fixed set), a fixed evaluation set
+and the kind of output: regression (MSE, best = lowest) or classification
+(cross-entropy and accuracy, best = highest accuracy).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..layers import MSELoss, SoftmaxCrossEntropy
+from ..module import no_grad
+from ..train import Progress, run_task
+from ..train.guard import DivergenceError
+from ..train.loopconfig import LoopConfig
+from ..train.progress import MetricsLog
+from ..train.runs import METRICS, prepare_run_dir
+from ..train.task import EvalInterrupted, Selection, StepOutput, Task
+from .seqmodel import SeqModel
+
+KIND = "rnnlab.seqmodel"
+
+
+class RandomBatches:
+    """Fresh batches from ``make(rng)`` every step; the position is the generator's state."""
+
+    def __init__(self, make: Callable[[np.random.Generator], tuple[np.ndarray, np.ndarray]], seed: Any) -> None:
+        self.make, self.rng = make, np.random.default_rng(seed)
+
+    def next(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.make(self.rng)
+
+    def state(self) -> dict:
+        return {"rng": self.rng.bit_generator.state}
+
+    def load(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]
+
+
+class EpochBatches:
+    """Shuffled epochs over ``(x, y)``: a fresh permutation per epoch (seeded by ``[seed, epoch]``);
+    the last partial batch is dropped. The position is the step count."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch: int, seed: int) -> None:
+        self.x, self.y, self.batch, self.seed = x, y, batch, seed
+        self.per_epoch = len(x) // batch
+        self.position = 0
+        self._order: tuple[int, np.ndarray] | None = None
+
+    def next(self) -> tuple[np.ndarray, np.ndarray]:
+        epoch, k = divmod(self.position, self.per_epoch)
+        if self._order is None or self._order[0] != epoch:
+            self._order = (epoch, np.random.default_rng([self.seed, epoch]).permutation(len(self.x)))
+        idx = self._order[1][k * self.batch:(k + 1) * self.batch]
+        self.position += 1
+        return self.x[idx], self.y[idx]
+
+    def state(self) -> dict:
+        return {"position": self.position}
+
+    def load(self, state: dict) -> None:
+        self.position = int(state["position"])
+
+
+class SequenceTask(Task):
+    name = "sequence"
+    unit = "sequences"
+
+    def __init__(self, model_spec: dict, batches: Any, eval_set: tuple[np.ndarray, np.ndarray], kind: str,
+                 stop_below: float = -math.inf, eval_batch: int = 500) -> None:
+        if kind not in ("regression", "classification"):
+            raise ValueError(f"kind must be regression or classification, got {kind!r}")
+        self.model_spec, self.batches, self.eval_set, self.kind = dict(model_spec), batches, eval_set, kind
+        self.stop_below, self.eval_batch = stop_below, eval_batch
+        self.loss_fn = MSELoss() if kind == "regression" else SoftmaxCrossEntropy()
+        if kind == "classification":
+            self.selection = Selection("acc", "max")
+            self.loss_limit = 4 * math.log(max(model_spec["output_size"], 2))
+
+    def build_model(self) -> SeqModel:
+        return SeqModel(**self.model_spec)
+
+    def pack_model(self, model: SeqModel) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        arrays = {f"param/{name}": value for name, value in model.state_dict().items()}
+        return arrays, {"kind": KIND, "model": dict(self.model_spec), "output": self.kind}
+
+    def next_batch(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.batches.next()
+
+    def data_state(self) -> dict[str, Any]:
+        return self.batches.state()
+
+    def load_data_state(self, state: dict[str, Any]) -> None:
+        self.batches.load(state)
+
+    def forward_backward(self, model: SeqModel, batch: tuple, carry: Any) -> StepOutput:
+        x, y = batch
+        yhat, cache = model.forward(x)
+        loss, lcache = self.loss_fn.forward(yhat, y)
+        model.backward(self.loss_fn.backward(1.0, lcache), cache)
+        return StepOutput(loss, len(x), cache.rnn, None)
+
+    def evaluate(self, model: SeqModel, should_stop: Callable[[], bool] = lambda: False,
+                 progress: Callable[[int, int], None] | None = None) -> dict[str, float]:
+        """Loss (and accuracy for classification) over the fixed set, in eval mode (population statistics)."""
+        x, y = self.eval_set
+        was_training = model.training
+        model.eval()
+        total, correct = 0.0, 0
+        try:
+            with no_grad():
+                for i in range(0, len(x), self.eval_batch):
+                    if should_stop():
+                        raise EvalInterrupted
+                    yhat, _ = model.forward(x[i:i + self.eval_batch])
+                    loss, _ = self.loss_fn.forward(yhat, y[i:i + self.eval_batch])
+                    total += loss * len(yhat)
+                    if self.kind == "classification":
+                        correct += int((yhat.argmax(axis=1) == y[i:i + self.eval_batch]).sum())
+        finally:
+            model.train(was_training)
+        out = {"loss": total / len(x)}
+        if self.kind == "classification":
+            out["acc"] = correct / len(x)
+        return out
+
+    def target_reached(self, metrics: dict[str, float]) -> bool:
+        return self.kind == "regression" and metrics["loss"] < self.stop_below
+
+
+@dataclass
+class FitResult:
+    history: list            # validation rows: step, seconds, eval_loss (, eval_acc)
+    steps: int
+    seconds: float
+    diverged: bool
+    stop: str
+    bad_steps: int
+
+
+def fit_sequence(task: SequenceTask, cfg: LoopConfig, run_dir: str | Path,
+                 log: Callable[[str], None] = lambda s: None) -> FitResult:
+    """Train one study run in ``run_dir`` (an existing run there is replaced); a run whose guard gave
+    up counts as diverged, a result rather than an error."""
+    run_dir = prepare_run_dir(str(run_dir), force=True)
+    quiet = Progress(enabled=False)
+    diverged, stop = False, "diverged"
+    try:
+        summary = run_task(task, cfg.validate(), run_dir, log=lambda *_: None, progress=quiet)
+        stop = summary["stop"]
+    except DivergenceError as exc:
+        diverged = True
+        log(f"  diverged: {exc}")
+    rows = MetricsLog(run_dir / METRICS).read()
+    history = [{"step": r["step"], "seconds": r["elapsed"], "eval_loss": r["loss"],
+                **({"eval_acc": r["acc"]} if "acc" in r else {})} for r in rows if r.get("split") == "val"]
+    for h in history:
+        shown = "  ".join(f"{k} {v:.4g}" for k, v in h.items() if k != "step")
+        log(f"  step {h['step']:>6}  {shown}")
+    steps = max((r["step"] for r in rows if r.get("split") in ("train", "val", "guard")), default=0)
+    seconds = max((r.get("elapsed", 0.0) for r in rows), default=0.0)
+    bad = sum(1 for r in rows if r.get("split") == "guard")
+    if not history:
+        history = [{"step": steps, "seconds": seconds, "eval_loss": math.nan,
+                    **({"eval_acc": math.nan} if task.kind == "classification" else {})}]
+    return FitResult(history, steps, seconds, diverged, stop, bad)
+
+
+def run_dir_for(opts: Any, study: str, label: str, seed: int) -> Path:
+    """Where one condition's run for one seed lives: ``<study out>/<study>-runs/<label>-seed<k>``."""
+    base = Path(opts.out) if opts.out else Path("runs") / "experiments"
+    return base / f"{study}-runs" / f"{label.replace(' ', '-').replace('=', '')}-seed{seed}"
