@@ -61,7 +61,7 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         if self.cell not in CELLS:
-            raise ConfigError(f"--cell: unknown cell {self.cell!r}; choose from {', '.join(CELLS)}")
+            raise ConfigError(f"unknown --cell {self.cell!r}; choose from {', '.join(CELLS)}")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"unknown --optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
         if self.schedule == "auto":  # anneal when there is a budget to anneal over
