@@ -291,26 +291,31 @@ class Recurrent(Module):
                             active: list | None = None) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
         """The reference BPTT: all T steps as one block; leaves dstate_0 in ``dstate``.
 
-        ``active`` as in :meth:`_reference_forward`: step t differentiates rows [:n_t]; rows
-        [n_t:] only copied their state, so their dXW_t = dHW_t = 0 and their dstate passes through.
+        ``active`` as in :meth:`_reference_forward`: a step with n_t < B differentiates rows
+        [:n_t]; rows [n_t:] only copied their state, so their dXW_t = dHW_t = 0 and their dstate
+        passes through unchanged.
         """
         T, B = len(steps), dstate[0].shape[0]
         dXW = np.empty((T, B, W_h.shape[1]), dtype=W_h.dtype)
         dHW = np.empty_like(dXW)
         for t in range(T - 1, -1, -1):
-            n = B if active is None else active[t]
+            if active is not None and active[t] < B:
+                n = active[t]
+                d_n = [d[:n] for d in dstate]   # views: rows [:n] are updated in place
+                if dyt is not None:
+                    d_n[0] += dyt[t, :n]
+                dXW[t, :n], dHW[t, :n], dprev = self.cell.step_backward(tuple(d_n), steps[t])
+                dXW[t, n:] = 0
+                dHW[t, n:] = 0
+                d_n[0][...] = dHW[t, :n] @ W_h.T + (0 if dprev[0] is None else dprev[0])
+                for d, v in zip(d_n[1:], dprev[1:]):
+                    d[...] = 0 if v is None else v
+                continue
             if dyt is not None:
-                dstate[0][:n] += dyt[t, :n]
-            dXW[t, :n], dHW[t, :n], dprev = self.cell.step_backward(tuple(d[:n] for d in dstate), steps[t])
-            dXW[t, n:] = 0
-            dHW[t, n:] = 0
-            dh_prev = dHW[t, :n] @ W_h.T
+                dstate[0] += dyt[t]
+            dXW[t], dHW[t], dprev = self.cell.step_backward(tuple(dstate), steps[t])
+            dh_prev = dHW[t] @ W_h.T
             if dprev[0] is not None:
                 dh_prev += dprev[0]
-            new = [dh_prev] + [np.zeros_like(dh_prev) if d is None else d for d in dprev[1:]]
-            if n == B:
-                dstate[:] = new
-            else:
-                for d, v in zip(dstate, new):
-                    d[:n] = v
+            dstate[:] = [dh_prev] + [np.zeros_like(dstate[0]) if d is None else d for d in dprev[1:]]
         yield 0, T, dXW, dHW
