@@ -87,3 +87,32 @@ def test_errors_are_clear(tmp_path):
         CharLM().sample()
     with pytest.raises(DataError, match="empty"):
         CharLM(**TINY).fit("", out=tmp_path / "r")
+
+
+def test_text_and_paths_are_unambiguous(lm, tmp_path):
+    held = tmp_path / "held.txt"
+    held.write_text(_text(400, seed=3))
+    by_path = lm.evaluate(path=held)
+    assert by_path == lm.evaluate(text=held.read_text()) == lm.evaluate(held)  # a Path is a file
+    assert lm.evaluate("abc bca cab")["chars"] > 0                           # a sentence is text
+    with pytest.raises(ConfigError, match="path="):
+        lm.evaluate("held.txt")                 # a file name given as a string is refused, not scored
+    with pytest.raises(ConfigError, match="exactly one"):
+        lm.evaluate(text="abc", path=held)
+    with pytest.raises(DataError, match="no such file"):
+        CharLM(**TINY).fit("inptu.txt", out=tmp_path / "typo")   # a misspelt path is not a 9-char corpus
+    assert CharLM(**TINY).fit(text=_text(), out=tmp_path / "t").run_dir == tmp_path / "t"
+
+
+def test_fit_refuses_a_folder_holding_a_run_unless_forced(lm, tmp_path):
+    with pytest.raises(ConfigError, match="already holds a run"):
+        CharLM(**TINY).fit(text=_text(), out=lm.run_dir)
+    again = CharLM(**TINY).fit(text=_text(), out=lm.run_dir, force=True)
+    assert (again.run_dir / "best.npz").is_file()
+
+
+def test_fit_shows_progress_unless_asked_not_to(tmp_path, capsys):
+    CharLM(**TINY).fit(text=_text(), out=tmp_path / "a")
+    assert "validation" in capsys.readouterr().err
+    CharLM(**TINY).fit(text=_text(), out=tmp_path / "b", progress=False)
+    assert capsys.readouterr().err == ""
