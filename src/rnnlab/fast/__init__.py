@@ -75,10 +75,11 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-from ..cells import GRUCell, LSTMCell
-from . import gru, lstm
+from ..cells import BNLSTMCell, GRUCell, IRNNCell, LNLSTMCell, LSTMCell, RNNCell
+from . import bnlstm, gru, lnlstm, lstm, rnn
 
-KERNELS: dict[type, Any] = {LSTMCell: lstm, GRUCell: gru}
+KERNELS: dict[type, Any] = {LSTMCell: lstm, GRUCell: gru, RNNCell: rnn, IRNNCell: rnn,
+                            BNLSTMCell: bnlstm, LNLSTMCell: lnlstm}
 
 _enabled = True
 
