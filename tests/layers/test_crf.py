@@ -199,3 +199,36 @@ def test_bad_inputs_raise():
         crf.forward(np.zeros((2, 4, 5)), tags)
     with pytest.raises(ValueError):
         crf.decode(em, None, Constraints(np.ones((2, 2), bool), np.ones(3, bool), np.ones(3, bool)))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_hard_transitions_of_minus_1e4_stay_exact(dtype):
+    """Transitions spread over thousands of nats (hard constraints written into A) take the exact
+    log-space branches of the forward, backward and pairwise sums; the result still matches torch."""
+    K, T = 4, 7
+    rng = np.random.default_rng(11)
+    crf = make(K, seed=5)
+    A = crf.params["transitions"]
+    A[0, 3] = A[1, 3] = A[2, 3] = -1e4   # tag 3 reachable only from itself
+    A[3, 0] = -1e4
+    crf.params["start"][3] = -1000.0      # alpha(3) ~1000 below the rest: the product underflows
+    em = rng.standard_normal((3, T, K))
+    em[1, 2, 0] += 800.0                  # best tag 0 at t=2 and best tag 3 at t=3, a forbidden pair:
+    em[1, 3, 3] += 800.0                  # the pairwise sum's exact branch
+    tags = rng.integers(0, 3, size=(3, T))
+    tags[0] = 3                           # a gold path that starts in tag 3 and stays there
+    lengths = [T, 4, 1]
+    crf.astype(dtype)
+    loss, cache = crf.forward(em.astype(dtype), tags, lengths)
+    dem = crf.backward(1.0, cache)
+    tem = torch.tensor(em, requires_grad=True)
+    tp = {k: torch.tensor(v.astype(np.float64), requires_grad=True) for k, v in crf.params.items()}
+    tloss = torch_nll(tem, torch.tensor(tags), lengths, tp["transitions"], tp["start"], tp["end"])
+    tloss.backward()
+    rtol = 1e-10 if dtype == np.float64 else 1e-4
+    assert_close(loss, tloss.item(), "loss", rtol)
+    assert_close(dem, tem.grad.numpy(), "d emissions", rtol)
+    for k in crf.params:
+        assert_close(crf.grads[k], tp[k].grad.numpy(), f"d {k}", rtol)
+    marg = crf.marginals(em.astype(dtype), lengths)
+    assert np.all(np.isfinite(marg))

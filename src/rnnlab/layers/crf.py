@@ -29,6 +29,11 @@ the gold path's indicators::
     ds[k]       = g sum_b (p_0(k) - 1[y_0 = k])
     de[k]       = g sum_b (p_{L-1}(k) - 1[y_{L-1} = k])
 
+Each logsumexp over the previous tag is one (B, K) @ (K, K) product of shifted exponentials
+(:class:`_LogMatmul`), and the expected transition counts one (K, TB) @ (TB, K) product; both
+fall back to exact log-space sums where a shifted sum would underflow (transitions ~600 nats
+apart, e.g. hard constraints written into A), so T = 500 and A = -1e4 stay exact.
+
 Decoding is Viterbi (max in place of logsumexp, with back-pointers), optionally restricted
 to allowed transitions, first and last tags (:class:`Constraints`, e.g. built for BIO or
 BIOES tag names by :func:`tag_constraints`).
@@ -64,6 +69,34 @@ def logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
     m = np.where(np.isfinite(m), m, 0.0)
     with np.errstate(divide="ignore"):
         return np.log(np.exp(a - m).sum(axis=axis)) + np.squeeze(m, axis=axis)
+
+
+class _LogMatmul:
+    """v -> logsumexp_i(v[:, i] + A[i, j]) for every j, as one matrix product.
+
+    exp(v - max v) @ exp(A - c), with c the column maxima of A, then log and add the shifts
+    back: every factor is at most 1, so nothing overflows. A row whose sum underflows (some
+    column reachable only through scores ~700 below the best, float64) is redone exactly
+    with :func:`logsumexp`, so the result equals the (B, K, K) log-space form to rounding.
+    """
+
+    def __init__(self, A: np.ndarray) -> None:
+        self.A = A
+        c = A.max(axis=0)
+        self.shift = np.where(np.isfinite(c), c, 0.0).astype(A.dtype)
+        self.expA = np.exp(A - self.shift)
+        self.floor = np.finfo(A.dtype).tiny * 2.0 ** 24
+
+    def __call__(self, v: np.ndarray) -> np.ndarray:
+        m = v.max(axis=1, keepdims=True)
+        m = np.where(np.isfinite(m), m, 0.0)
+        total = np.exp(v - m) @ self.expA
+        with np.errstate(divide="ignore"):
+            out = np.log(total) + m + self.shift
+        low = ~(total >= self.floor).all(axis=1)
+        if low.any():
+            out[low] = logsumexp(v[low][:, :, None] + self.A, axis=1)
+        return out
 
 
 def _lengths(mask: Any, B: int, T: int) -> np.ndarray:
@@ -119,8 +152,9 @@ class CRF(Module):
         T = em.shape[0]
         alpha = np.empty(em.shape, dtype=np.result_type(em, A))
         alpha[0] = s + em[0]
+        step = _LogMatmul(A)
         for t in range(1, T):
-            nxt = logsumexp(alpha[t - 1][:, :, None] + A, axis=1) + em[t]
+            nxt = step(alpha[t - 1]) + em[t]
             alpha[t] = np.where((t < lengths)[:, None], nxt, alpha[t - 1])
         return alpha, logsumexp(alpha[T - 1] + e, axis=1)
 
@@ -129,8 +163,9 @@ class CRF(Module):
         T = em.shape[0]
         beta = np.empty(em.shape, dtype=np.result_type(em, A))
         beta[T - 1] = e
+        step = _LogMatmul(A.T)
         for t in range(T - 2, -1, -1):
-            nxt = logsumexp(A + (em[t + 1] + beta[t + 1])[:, None, :], axis=2)
+            nxt = step(em[t + 1] + beta[t + 1])
             beta[t] = np.where((t < lengths - 1)[:, None], nxt, e)
         return beta
 
@@ -186,10 +221,33 @@ class CRF(Module):
         cache = CRFCache(em, np.zeros(live.shape, np.int64), lengths, live, alpha, log_z)
         return self._unary(cache, self._beta(em, lengths)).transpose(1, 0, 2)
 
+    def _expected_transitions(self, cache: CRFCache, beta: np.ndarray) -> np.ndarray:
+        """sum over rows and steps 1 <= t < L of the pairwise marginals p_t(i, j), (K, K), float64.
+
+        p_t(i, j) = exp(a_i + A_ij + w_j - log Z) with a = alpha_{t-1}, w = x_t + beta_t factors as
+        exp(a_i - m1) exp(w_j - m2) exp(k) exp(A_ij - max A), k = m1 + m2 + max A - log Z, so
+        the sum over all (t, b) is one (K, TB) @ (TB, K) product. Every factor is at most 1
+        except exp(k) <= exp(max A - min A); pairs with k > 600 (transitions spread over more
+        than 600 nats) are summed exactly in log space instead.
+        """
+        A = self.params["transitions"].astype(np.float64)
+        K = A.shape[0]
+        a = cache.alpha[:-1].astype(np.float64)
+        w = (cache.emissions[1:] + beta[1:]).astype(np.float64)
+        m1, m2 = a.max(axis=2, keepdims=True), w.max(axis=2, keepdims=True)
+        top = float(A.max())
+        k = m1 + m2 + top - cache.log_z[:, None].astype(np.float64)
+        live = cache.live[1:, :, None] > 0
+        exact = live & (k > 600.0)
+        u = np.where(live & ~exact, np.exp(a - m1 + np.minimum(k, 600.0)), 0.0)
+        pair = np.exp(A - top) * (u.reshape(-1, K).T @ np.exp(w - m2).reshape(-1, K))
+        for t, b, _ in zip(*np.nonzero(exact)):
+            pair += np.exp(a[t, b][:, None] + A + w[t, b][None, :] - cache.log_z[b])
+        return pair
+
     def backward(self, dloss: float, cache: CRFCache) -> np.ndarray:
         em, y, lengths, live = cache.emissions, cache.tags, cache.lengths, cache.live
         T, B, K = em.shape
-        A = self.params["transitions"]
         g = float(dloss) / B
         beta = self._beta(em, lengths)
         p = self._unary(cache, beta)                                   # (T, B, K)
@@ -199,14 +257,10 @@ class CRF(Module):
         self.grads["start"] += g * (p[0] - gold[0]).sum(axis=0)
         last = lengths - 1
         self.grads["end"] += g * (p[last, rows] - gold[last, rows]).sum(axis=0)
-        pair = np.zeros((K, K), dtype=p.dtype)
-        for t in range(1, T):  # expected transition counts, one (B, K, K) slice at a time
-            logp = cache.alpha[t - 1][:, :, None] + A + (em[t] + beta[t])[:, None, :] - cache.log_z[:, None, None]
-            pair += np.einsum("bij,b->ij", np.exp(logp), live[t])
-        if T > 1:
-            pair -= np.bincount((y[:-1] * K + y[1:]).ravel(), weights=live[1:].ravel(),
-                                minlength=K * K).reshape(K, K)
-        self.grads["transitions"] += g * pair
+        if T > 1:  # expected minus gold transition counts
+            pair = self._expected_transitions(cache, beta) - np.bincount(
+                (y[:-1] * K + y[1:]).ravel(), weights=live[1:].ravel(), minlength=K * K).reshape(K, K)
+            self.grads["transitions"] += g * pair
         return (g * (p - gold)).transpose(1, 0, 2)
 
     # -- decoding ------------------------------------------------------------------------
