@@ -95,6 +95,16 @@ def test_irregular_timestamps_error_and_resample(tmp_path):
     assert s.timestamps[0] == np.datetime64("2020-01-01T00:00") and s.timestamps[-1] == np.datetime64("2020-01-01T05:00")
 
 
+def test_resample_sorts_and_averages_repeated_timestamps(tmp_path):
+    path = write(tmp_path, "timestamp,value\n2020-01-01 00:00,1\n2020-01-01 01:00,2\n2020-01-01 01:00,4\n"
+                           "2020-01-01 03:00,7\n2020-01-01 02:00,5\n")
+    with pytest.raises(DataError, match=r":4: .* repeats .*\(line 3\)"):
+        read_series(path)
+    (s,) = read_series(path, resample="1h")
+    np.testing.assert_allclose(s.values, [1, 3, 5, 7])
+    assert not s.mask.any()
+
+
 def test_parse_step():
     assert parse_step("1h") == np.timedelta64(3600, "s")
     assert parse_step("15min") == np.timedelta64(900, "s")
@@ -127,6 +137,8 @@ def test_missing_file_and_resample_on_wide(tmp_path):
         read_series(tmp_path / "nope.csv")
     with pytest.raises(DataError, match="needs timestamps"):
         read_series(write(tmp_path, "a,1,2,3,4\n"), resample="1h")
+    with pytest.raises(DataError, match="needs a timestamp column"):
+        read_series(write(tmp_path, "value\n1\n2\n"), resample="1h")
 
 
 def test_series_defaults():

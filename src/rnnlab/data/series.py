@@ -22,8 +22,9 @@ Timestamps must be regular: the step is the most common difference, and a
 difference that is not a whole multiple of it is a :class:`DataError` naming
 the series and line, unless ``resample="1h"`` (any ``<int><unit>`` with unit
 ``s``, ``min``/``T``, ``h``/``H``, ``d``/``D``, ``w``/``W``) is given: values
-are then averaged within buckets ``floor(t / step)`` and empty buckets are
-missing values. Timestamps are parsed by NumPy (ISO 8601, ``T`` or space
+are then averaged within buckets ``floor(t / step)`` (buckets start at midnight;
+rows may come in any order and repeated timestamps are averaged) and empty
+buckets are missing values. Timestamps are parsed by NumPy (ISO 8601, ``T`` or space
 separated), then :meth:`datetime.fromisoformat` (time zones, converted to
 UTC), then ``pandas.to_datetime`` if pandas happens to be installed.
 """
@@ -150,7 +151,7 @@ def _guess_layout(rows) -> str:
     width = max(len(r) for _, r in rows[:50])
     if width <= 1:
         return "long"
-    if width > 3 or len(rows) < 1:
+    if width > 3:
         return "wide"
     if _has_names(rows[0][1]):
         return "long"
@@ -227,6 +228,8 @@ def _read_long(path, rows, missing, resample) -> list[Series]:
     body = rows[1:] if has_header else rows
     if not body:
         raise DataError(f"{path}: a header but no data rows")
+    if resample and tcol is None:
+        raise DataError(f"{path}: resample={resample!r} needs a timestamp column; this file has none")
     groups: dict[str, list] = {}
     for line, row in body:
         if len(row) < width:
@@ -296,9 +299,12 @@ def parse_step(text: str) -> np.timedelta64:
 
 def _regularise(path, sid, values, stamps, lines, resample):
     """Regular grid ``t0 + k * step``; whole-step gaps become NaN (missing), others an error."""
+    if resample:  # buckets need no order: sort (stably), duplicates are averaged
+        order = np.argsort(stamps, kind="stable")
+        values, stamps, lines = values[order], stamps[order], lines[order]
     diffs = np.diff(stamps)
     bad = np.flatnonzero(diffs <= np.timedelta64(0, "s"))
-    if bad.size:
+    if bad.size and not resample:
         i = bad[0] + 1
         what = "repeats" if diffs[bad[0]] == np.timedelta64(0, "s") else "goes back from"
         raise DataError(f"{path}:{lines[i]}: series '{sid}': timestamp {stamps[i]} {what} "

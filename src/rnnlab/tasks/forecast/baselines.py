@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
@@ -137,8 +138,10 @@ def _statsforecast_models():
 
 def _run_model(make, series, h) -> BaselineResult:
     start = time.perf_counter()
-    rows = [np.asarray(make().forecast(y=np.asarray(x, dtype=np.float64), h=h)["mean"], dtype=np.float64)
-            for x in series]
+    with warnings.catch_warnings():  # statsforecast warns once per non-converged candidate model
+        warnings.filterwarnings("ignore", message="possible convergence problem")
+        rows = [np.asarray(make().forecast(y=np.asarray(x, dtype=np.float64), h=h)["mean"], dtype=np.float64)
+                for x in series]
     return BaselineResult(np.array(rows).reshape(len(series), h), time.perf_counter() - start)
 
 
