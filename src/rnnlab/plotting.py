@@ -1,4 +1,4 @@
-"""Training curves from a run's ``metrics.jsonl`` (matplotlib, an optional extra: ``rnnlab[plot]``).
+"""Training curves from a run's ``metrics.jsonl`` (matplotlib, an optional extra: ``pip install -e '.[plot]'``).
 
 The first panel shows train and validation bits per character against the
 step, with guard events (skipped or backed-off steps) as red marks along the
@@ -20,7 +20,7 @@ from typing import Any, Iterable
 from .errors import ConfigError, DataError
 
 # keys that are bookkeeping, or drawn in fixed panels
-_SKIP = {"step", "split", "time", "elapsed", "loss", "bpc", "chars_per_s", "event", "reason", "epoch"}
+_SKIP = {"step", "split", "time", "elapsed", "loss", "bpc", "chars_per_s", "rate", "event", "reason", "epoch", "final"}
 _LAYER_SUFFIX = re.compile(r"([._/\[]?(l|layer)?\d+\]?)$")
 MAX_EXTRA_PANELS = 6
 _LABELS = {"lr": "learning rate", "grad_norm": "gradient norm"}
@@ -30,8 +30,9 @@ def require_matplotlib() -> Any:
     try:
         import matplotlib
     except ImportError:
-        raise ConfigError("matplotlib is not installed; `pip install matplotlib` "
-                          "(or the 'plot' extra: pip install rnnlab[plot]) to plot runs") from None
+        raise ConfigError("matplotlib is not installed; `pip install matplotlib` (or the 'plot' extra: "
+                          "pip install -e '.[plot]' in an rnnlab checkout, pip install 'rnnlab[plot]' "
+                          "otherwise) to plot runs") from None
     matplotlib.use("Agg")  # files only: never needs a display
     import matplotlib.pyplot as plt
 
@@ -120,8 +121,10 @@ def plot_metrics(rows: list[dict[str, Any]], out: str | os.PathLike, title: str 
 
 
 def _bpc_panel(ax: Any, rows: list[dict[str, Any]]) -> None:
-    tx, ty = _series(rows, "train", "bpc")
-    vx, vy = _series(rows, "val", "bpc")
+    """Train and validation bits/char (char-LM runs), or the loss for every other task."""
+    key = "bpc" if any("bpc" in r for r in rows) else "loss"
+    tx, ty = _series(rows, "train", key)
+    vx, vy = _series(rows, "val", key)
     if tx:
         ax.plot(tx, ty, lw=1, color="tab:blue", alpha=0.8, label="train")
     if vx:
@@ -135,7 +138,7 @@ def _bpc_panel(ax: Any, rows: list[dict[str, Any]]) -> None:
             ax.axvline(r["step"], color="red", alpha=0.15, lw=1)
         ax.plot([r["step"] for r in guards], [0.02] * len(guards), "x", color="red", ms=7,
                 transform=ax.get_xaxis_transform(), label=f"guard events ({len(guards)})")
-    ax.set_ylabel("bits per character")
+    ax.set_ylabel("bits per character" if key == "bpc" else "loss")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
 
