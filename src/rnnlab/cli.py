@@ -2,12 +2,16 @@
 
 Each command module exposes ``add_parser(subparsers)`` and ``run(args) -> int``.
 User errors (:class:`rnnlab.errors.RnnlabError`) are printed as one line,
-``error: ...``, with exit status 2 — never a traceback.
+``error: ...``, with exit status 2 — never a traceback. Output piped into a
+reader that stops early (``rnnlab gradcheck --all | head``) ends the command
+quietly, with the status of a process ended by SIGPIPE (141).
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
 
 from . import __version__
@@ -30,13 +34,46 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.run(args) or 0)
+        code = int(args.run(args) or 0)
+        sys.stdout.flush()  # here, not at exit, so that a closed pipe is caught below
+        return code
+    except BrokenPipeError:
+        return _closed_pipe()
     except RnnlabError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return _report(f"error: {exc}", 2)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        return _report("interrupted", 130)
+
+
+def _report(line: str, code: int) -> int:
+    try:
+        print(line, file=sys.stderr)
+    except BrokenPipeError:  # stderr is a closed pipe too (`rnnlab ... 2>&1 | head`)
+        return _closed_pipe()
+    return code
+
+
+def _closed_pipe() -> int:
+    """The reader of stdout went away (``rnnlab gradcheck | head``): stop quietly, as ``cat`` does.
+
+    Python ignores SIGPIPE, so a write to a closed pipe raises BrokenPipeError
+    instead of ending the process. Whatever is still buffered can never be
+    delivered: point stdout (and stderr, if it is the closed pipe) at
+    /dev/null so that the interpreter's final flush does not print
+    "Exception ignored ... BrokenPipeError", and exit with the status of a
+    process ended by SIGPIPE (128 + 13), which shells treat as such.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, OSError, ValueError):
+            try:
+                os.dup2(devnull, stream.fileno())
+            except (OSError, ValueError):
+                pass
+    os.close(devnull)
+    return 128 + getattr(signal, "SIGPIPE", 13)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+
+from ..data.vocab import UNKNOWN_POLICIES
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -20,32 +23,56 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "1 scores the text as one stream)")
     p.add_argument("--seq-len", type=int, default=None, dest="seq_len",
                    help="characters per chunk (default: the run's seq_len)")
+    p.add_argument("--unknown", choices=UNKNOWN_POLICIES, default="error",
+                   help="characters the model never saw: error (stop and name them; the default), skip (leave "
+                        "them out) or map (replace each with the vocabulary's symbol for unknown characters, "
+                        "U+FFFD, where it has one); the number affected goes to stderr")
     p.add_argument("--json", action="store_true", help="print the numbers as one JSON object")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..api import encode_text, load_run, score_ids, split_of_run
+    from ..api import load_run, split_of_run
     from ..data import load_text
-    from ..errors import ConfigError
+    from ..errors import ConfigError, DataError
+    from ..scoring import score_ids
 
     loaded = load_run(args.run_path, args.checkpoint)
     cfg = loaded.meta.get("config") or {}
     batch_size = args.batch_size if args.batch_size is not None else cfg.get("batch_size", 64)
     seq_len = args.seq_len if args.seq_len is not None else cfg.get("seq_len", 100)
-    if batch_size < 1 or seq_len < 1:
-        raise ConfigError("--batch-size and --seq-len must be at least 1")
+    if args.batch_size is not None and batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
+    if args.seq_len is not None and seq_len < 1:
+        raise ConfigError(f"--seq-len must be at least 1, got {seq_len}")
+    if not (isinstance(batch_size, int) and batch_size >= 1 and isinstance(seq_len, int) and seq_len >= 1):
+        raise ConfigError(f"{loaded.path}: the saved batch_size/seq_len ({batch_size!r}, {seq_len!r}) are not "
+                          "usable; give --batch-size and --seq-len")
+    unknown = None
     if args.text:
-        ids, name = encode_text(loaded.vocab, load_text(args.text), args.text), args.text
+        name = args.text
+        text = load_text(args.text)
+        try:
+            text, unknown = loaded.vocab.resolve_unknown(text, args.unknown)
+        except DataError as exc:
+            hint = "; --unknown skip leaves them out, --unknown map replaces them" if args.unknown == "error" else ""
+            raise DataError(f"{name}: {exc}{hint}") from None
+        ids = loaded.vocab.encode(text)
+        if len(ids) < 2:
+            raise DataError(f"{name}: {len(ids)} character(s) left to score; need at least 2")
         scores = score_ids(loaded.model, ids, batch_size, seq_len)
     else:
         ids, name = split_of_run(loaded.meta, args.split, loaded.vocab), f"{args.split} split"
-        # the run's own layout, unshrunk: reproduces the validation numbers the trainer logged
+        # the run's own layout, unshrunk: the streams' part reproduces the validation numbers the trainer logged
         scores = score_ids(loaded.model, ids, batch_size, seq_len, shrink=False)
+    if unknown is not None and unknown.count:
+        print(f"note: {name}: {unknown.describe()}", file=sys.stderr)
+    extra = {"unknown_policy": args.unknown, "unknown_chars": unknown.count if unknown else 0}
     if args.json:
-        print(json.dumps({"source": name, "checkpoint": str(loaded.path), **scores}))
+        print(json.dumps({"source": name, "checkpoint": str(loaded.path), **scores, **extra}))
     else:
+        rest = f", the last {scores['remainder']} continuing the last stream" if scores["remainder"] else ""
         print(f"{name}: {scores['bits_per_char']:.4f} bits/char, perplexity {scores['perplexity']:.3f} "
               f"({scores['nats_per_char']:.4f} nats/char; {scores['chars']:,} characters scored "
-              f"in {scores['batch_size']} stream(s); {loaded.path})")
+              f"in {scores['batch_size']} stream(s){rest}; {loaded.path})")
     return 0

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from typing import TYPE_CHECKING, TextIO
+
+from ..data.vocab import UNKNOWN_POLICIES
 
 if TYPE_CHECKING:
     from ..api import LoadedRun
@@ -19,6 +20,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", choices=("best", "last"), default="best",
                    help="which checkpoint of a run folder to use (default: best)")
     p.add_argument("--prime", default="", help="text to start from (default: a newline)")
+    p.add_argument("--unknown", choices=UNKNOWN_POLICIES, default="error",
+                   help="prime characters the model never saw: error (the default), skip (leave them out) or "
+                        "map (replace each with the vocabulary's symbol for unknown characters, U+FFFD, where "
+                        "it has one); the number affected goes to stderr")
     p.add_argument("--length", type=int, default=500, help="characters to generate (default: 500)")
     p.add_argument("--temperature", type=float, default=1.0,
                    help="divide the logits by T: lower is safer, higher more varied (default: 1.0)")
@@ -33,15 +38,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..api import load_run
+    from ..errors import DataError
 
     loaded = load_run(args.run_path, args.checkpoint)
-    start = time.perf_counter()
     try:
-        count, note = _generate(args, loaded, sys.stdout)
-    except BrokenPipeError:
-        # the reader went away (`rnnlab sample ... | head`): stop quietly, as `cat` does
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+        args.prime, unknown = loaded.vocab.resolve_unknown(args.prime, args.unknown)
+    except DataError as exc:
+        hint = "; --unknown skip leaves them out, --unknown map replaces them" if args.unknown == "error" else ""
+        raise DataError(f"prime text: {exc}{hint}") from None
+    if unknown.count:
+        print(f"note: prime text: {unknown.describe()}", file=sys.stderr)
+    start = time.perf_counter()
+    # a reader that goes away (`rnnlab sample ... | head`) raises BrokenPipeError: the command line ends quietly
+    count, note = _generate(args, loaded, sys.stdout)
     seconds = time.perf_counter() - start
     print(f"[{count} chars in {seconds:.2f}s: {count / max(seconds, 1e-9):,.0f} chars/s{note}; "
           f"{loaded.path}]", file=sys.stderr)

@@ -13,6 +13,9 @@ Decisions (kept here because they change what a model sees):
   runs into the next file's first line.
 * A single file given explicitly that looks binary is an error, and so is
   invalid UTF-8 anywhere in user data (silently dropping data is worse).
+  UTF-16 text (with a byte-order mark, or ASCII-heavy text without one) is
+  named as such, with the ``iconv`` command that converts it, not called
+  binary; in a folder it is skipped with that advice.
 * The default corpus is the top-level ``.py`` files of the running
   interpreter's standard library (sorted by name, joined like a folder). It
   needs no download; files that are not valid UTF-8 are skipped and listed
@@ -62,11 +65,46 @@ def looks_binary(data: bytes) -> str | None:
     return None
 
 
+def detect_utf16(data: bytes) -> str | None:
+    """``"UTF-16LE"``/``"UTF-16BE"`` (with ``" with BOM"``) if ``data`` looks like UTF-16 text, else None.
+
+    A byte-order mark decides; without one, text that is mostly ASCII (or
+    Latin-1) in UTF-16 has a zero byte in every other position: on the odd
+    offsets for little-endian, the even ones for big-endian. The sample must
+    also decode as that encoding.
+    """
+    for bom, name in ((b"\xff\xfe", "UTF-16LE"), (b"\xfe\xff", "UTF-16BE")):
+        if data.startswith(bom) and not data.startswith(b"\xff\xfe\x00\x00"):  # not UTF-32LE
+            return name + " with BOM"
+    sample = data[:_BINARY_SAMPLE - _BINARY_SAMPLE % 2]
+    if len(sample) < 4 or len(data) % 2:
+        return None
+    even, odd = sample[0::2], sample[1::2]
+    for zeros, other, name in ((odd, even, "UTF-16LE"), (even, odd, "UTF-16BE")):
+        if zeros.count(0) >= 0.6 * len(zeros) and other.count(0) <= 0.05 * len(other):
+            try:
+                sample[:-2].decode(name.lower().replace("utf-16", "utf-16-"))  # [:-2]: a pair may be cut
+            except UnicodeDecodeError:
+                continue
+            return name
+    return None
+
+
+def utf16_problem(path: Path | str, encoding: str) -> str:
+    """The one-line message for a UTF-16 file: what it is and the command that converts it."""
+    source = "UTF-16" if encoding.endswith("with BOM") else encoding  # iconv reads the BOM itself
+    return (f"{path}: looks like UTF-16 text ({encoding}), expected UTF-8; convert it first: "
+            f"iconv -f {source} -t UTF-8 '{path}' > '{Path(path).with_suffix('')}.utf8{Path(path).suffix}'")
+
+
 def decode_utf8(data: bytes, name: str) -> str:
     """Decode strictly, pointing at the first bad byte (offset, line, column)."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
+        utf16 = detect_utf16(data)
+        if utf16:
+            raise DataError(utf16_problem(name, utf16)) from None
         start = exc.start
         line = data.count(b"\n", 0, start) + 1
         column = start - (data.rfind(b"\n", 0, start) + 1) + 1
@@ -99,6 +137,9 @@ def _read_file(path: Path) -> CorpusText:
     data = _read_bytes(path)
     if not data:
         raise DataError(f"{path}: file is empty")
+    utf16 = detect_utf16(data)
+    if utf16:
+        raise DataError(utf16_problem(path, utf16))
     reason = looks_binary(data)
     if reason:
         raise DataError(f"{path}: looks like a binary file ({reason}), expected UTF-8 text")
@@ -113,6 +154,11 @@ def _read_folder(folder: Path) -> CorpusText:
     for path in files:
         rel = path.relative_to(folder).as_posix()
         data = _read_bytes(path)
+        utf16 = detect_utf16(data) if data else None
+        if utf16:
+            skipped.append(f"{rel}: looks like UTF-16 text ({utf16}; convert it to UTF-8: iconv -f "
+                           f"{'UTF-16' if utf16.endswith('BOM') else utf16} -t UTF-8)")
+            continue
         reason = "empty" if not data else looks_binary(data)
         if reason:
             skipped.append(f"{rel}: {reason}")

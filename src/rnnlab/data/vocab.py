@@ -12,7 +12,7 @@ vocabulary with a boolean "seen" table ~0.09 s vs ``sorted(set(text))``
 from __future__ import annotations
 
 import json
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, NamedTuple
 
 import numpy as np
 
@@ -23,6 +23,27 @@ VOCAB_VERSION = 1
 _CHUNK_CHARS = 1 << 22
 _N_CODE_POINTS = 0x110000
 _SHOW_UNKNOWN = 5
+# What to do with characters outside a vocabulary (``--unknown``): stop with an error naming them, leave
+# them out, or replace each with the vocabulary's designated symbol for unknown characters.
+UNKNOWN_POLICIES = ("error", "skip", "map")
+UNKNOWN_SYMBOL = "\ufffd"  # U+FFFD REPLACEMENT CHARACTER, the designated symbol when a vocabulary has it
+
+
+class Unknowns(NamedTuple):
+    """What :meth:`Vocab.resolve_unknown` did: ``count`` characters affected, ``distinct`` of them."""
+
+    policy: str
+    count: int
+    distinct: tuple[str, ...]   # every distinct unknown character, in code-point order
+    first: int                  # offset of the first one in the original text; -1 if none
+
+    def describe(self) -> str:
+        """``'3 characters (2 distinct: 'é', '∑') skipped'``, for a note on stderr."""
+        shown = ", ".join(repr(c) for c in self.distinct[:_SHOW_UNKNOWN])
+        more = f" and {len(self.distinct) - _SHOW_UNKNOWN} more" if len(self.distinct) > _SHOW_UNKNOWN else ""
+        done = "left out" if self.policy == "skip" else f"replaced by {UNKNOWN_SYMBOL!r}"
+        return (f"{self.count:,} character(s) not in the model's vocabulary ({len(self.distinct)} distinct: "
+                f"{shown}{more}) {done}")
 
 
 def _code_chunks(text: str) -> Iterator[tuple[int, np.ndarray]]:
@@ -129,6 +150,55 @@ class Vocab:
         if unknown:
             raise DataError(self._unknown_message(sorted(unknown), first_unknown))
         return out
+
+    @property
+    def unknown_symbol(self) -> str | None:
+        """The symbol unknown characters map to (:data:`UNKNOWN_SYMBOL`), or None if the vocabulary lacks it."""
+        return UNKNOWN_SYMBOL if UNKNOWN_SYMBOL in self else None
+
+    def resolve_unknown(self, text: str, policy: str = "error") -> tuple[str, Unknowns]:
+        """``text`` made encodable under ``policy`` (one of :data:`UNKNOWN_POLICIES`), and what was done.
+
+        ``error``: DataError naming the unknown characters (as :meth:`encode`);
+        ``skip``: they are removed; ``map``: each becomes :attr:`unknown_symbol`
+        (DataError, advising ``skip``, when the vocabulary has none). Text
+        without unknown characters comes back unchanged, with a count of 0.
+        """
+        if policy not in UNKNOWN_POLICIES:
+            raise DataError(f"unknown-character policy must be one of {', '.join(UNKNOWN_POLICIES)}, got {policy!r}")
+        table = self._lookup()
+        pieces: list[str] = []
+        distinct: set[int] = set()
+        count, first = 0, -1
+        replacement = ord(UNKNOWN_SYMBOL)
+        for start, codes in _code_chunks(text):
+            bad = codes >= table.size
+            bad |= table[np.minimum(codes, table.size - 1)] < 0
+            n_bad = int(np.count_nonzero(bad))
+            if not n_bad:
+                pieces.append(text[start:start + codes.size])
+                continue
+            if first < 0:
+                first = start + int(np.argmax(bad))
+            count += n_bad
+            distinct.update(np.unique(codes[bad]).tolist())
+            if policy == "skip":
+                kept = codes[~bad]
+            else:
+                kept = codes.copy()
+                kept[bad] = replacement
+            pieces.append(kept.astype("<u4").tobytes().decode("utf-32-le", "surrogatepass"))
+        if not count:
+            return text, Unknowns(policy, 0, (), -1)
+        if policy == "error":
+            raise DataError(self._unknown_message(sorted(distinct), first))
+        if policy == "map" and self.unknown_symbol is None:
+            shown = ", ".join(repr(chr(c)) for c in sorted(distinct)[:_SHOW_UNKNOWN])
+            raise DataError(f"text has {count:,} character(s) not in the vocabulary of {len(self)} symbols "
+                            f"({shown}{', ...' if len(distinct) > _SHOW_UNKNOWN else ''}), and the vocabulary "
+                            "has no symbol for unknown characters (U+FFFD) to map them to; "
+                            "use --unknown skip to leave them out")
+        return "".join(pieces), Unknowns(policy, count, tuple(chr(c) for c in sorted(distinct)), first)
 
     def _unknown_message(self, codes: list[int], first: int) -> str:
         shown = ", ".join(repr(chr(c)) for c in codes[:_SHOW_UNKNOWN])
