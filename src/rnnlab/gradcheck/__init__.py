@@ -17,6 +17,7 @@ from .core import EPS, TOLERANCE, Case, Row, check_case, format_table
 from .specs import SPECS, randomize, sequence_case, spec_for
 from . import specs_crf  # noqa: F401,E402  (registers the CRF spec)
 from . import specs_lengths  # noqa: F401,E402  (adds the variable-length cases)
+from . import specs_anomaly  # noqa: F401,E402  (the anomaly detectors' layers)
 
 
 def module_classes() -> list[type]:

@@ -1,0 +1,204 @@
+"""``Detector(kind).fit_score(values, timestamps) -> scores``: an anomaly score in [0, 1] per row.
+
+NAB's rules: a row's score may use only rows up to it, and a detector may fit only on the
+series' probationary period, its first ``P = min(floor(0.15 n), 750)`` rows. So:
+
+1. the series is normalised with the mean and standard deviation of its first P rows;
+2. the network trains (through the one training loop, :class:`~rnnlab.tasks.anomaly.task.AnomalyTask`)
+   on windows lying wholly in those rows;
+3. every row t then gets a raw measure from the window *ending at* t (``pred``: the window
+   ending at t-1 forecasts row t), compared with what the same measure was over the
+   probationary period:
+
+   * ``pred``: the forecast error e_t; a Gaussian N(mu, sd) of the errors on the probationary
+     rows; raw a_t = ((e_t - mu) / sd)^2 (twice the error's negative log-likelihood, up to a constant);
+   * ``encdec``: the absolute reconstruction errors of the window, a vector E_t of L values;
+     a Gaussian N(mu, S) of these vectors over the probationary windows; raw a_t = the squared
+     Mahalanobis distance (E_t - mu)^T S^-1 (E_t - mu) / L;
+   * ``vae``: the negative log reconstruction probability of the window, averaged over its L steps
+     and over ``samples`` draws of z from q(z | window);
+
+4. the raw measure becomes a score in [0, 1] (:mod:`rnnlab.tasks.anomaly.likelihood`), by
+   default HTM's anomaly likelihood (short-window mean against the long-window distribution).
+
+Rows before the first full window, and all probationary rows, score 0 (NAB does not score them).
+"""
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...checkpoint import load_checkpoint
+from ...data.windows import calendar_features
+from ...errors import ConfigError, DataError
+from ...layers import gaussian_nll
+from ...module import no_grad
+from ...train import run_task
+from ...train.loopconfig import LoopConfig
+from ...train.progress import Progress
+from ...train.runs import BEST, LAST, prepare_run_dir
+from .likelihood import POST
+from .models import KINDS, make_model
+from .task import AnomalyTask
+
+MIN_WINDOWS = 16
+
+
+def probationary_rows(n: int) -> int:
+    """NAB's probationary period: ``min(floor(0.15 n), 750)`` rows."""
+    return int(min(math.floor(0.15 * n), 750))
+
+
+@dataclass
+class DetectorConfig:
+    window: int = 32          # L: rows per input window
+    hidden: int = 32          # LSTM units
+    latent: int = 8           # the VAE's latent size
+    epochs: int = 30          # passes over the probationary windows
+    batch: int = 32
+    lr: float = 3e-3
+    beta: float = 1.0         # the VAE's KL weight
+    samples: int = 4          # the VAE's z draws per window when scoring
+    calendar: bool = True     # hour-of-day and day-of-week inputs (when timestamps are given)
+    post: str = "likelihood"  # likelihood | gaussian (rnnlab.tasks.anomaly.likelihood)
+    short: int = 10           # the anomaly likelihood's short window
+    long: int = 8640          # and long window (rows)
+    max_minutes: float = 0.0  # training-time budget per series (0: epochs only)
+
+    def validate(self) -> "DetectorConfig":
+        if self.post not in POST:
+            raise ConfigError(f"unknown --post {self.post!r}; choose from {', '.join(POST)}")
+        for name in ("window", "hidden", "latent", "epochs", "batch", "samples", "short", "long"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name} must be at least 1, got {getattr(self, name)}")
+        if not self.lr > 0 or self.max_minutes < 0:
+            raise ConfigError("--lr must be positive and --max-minutes >= 0")
+        return self
+
+
+class Detector:
+    """One detector (``pred``, ``encdec`` or ``vae``) with its settings; ``fit_score`` per series."""
+
+    def __init__(self, kind: str = "pred", seed: int = 0, **options: Any) -> None:
+        if kind not in KINDS:
+            raise ConfigError(f"unknown detector {kind!r}; choose from {', '.join(KINDS)}")
+        self.kind, self.seed = kind, int(seed)
+        self.config = DetectorConfig(**options).validate()
+        self.model = None
+        self.last_fit: dict[str, Any] = {}
+
+    # -- inputs ----------------------------------------------------------------------------------
+    def min_rows(self) -> int:
+        """The fewest rows a series needs: MIN_WINDOWS training windows in its probationary period."""
+        need = self.config.window + MIN_WINDOWS + (1 if self.kind == "pred" else 0)
+        return int(math.ceil(need / 0.15))
+
+    def _features(self, values: np.ndarray, timestamps: np.ndarray | None, start: int) -> np.ndarray:
+        ref = values[:start]
+        mean, sd = float(ref.mean()), float(ref.std())
+        v = (values - mean) / (sd if sd > 0 else 1.0)
+        cols = [v[:, None]]
+        if self.config.calendar and timestamps is not None:
+            cols.append(calendar_features(timestamps))
+        return np.concatenate(cols, axis=1).astype(np.float32)
+
+    def _check(self, values, timestamps) -> tuple[np.ndarray, np.ndarray | None]:
+        values = np.asarray(values, dtype=np.float64).reshape(-1)
+        if len(values) == 0:
+            raise DataError("the series is empty")
+        if not np.isfinite(values).all():
+            raise DataError(f"the value at row {int(np.argmin(np.isfinite(values)))} is not a finite number")
+        if len(values) < self.min_rows():
+            raise DataError(f"the series has {len(values)} rows; the {self.kind} detector with --window "
+                            f"{self.config.window} needs at least {self.min_rows()} (its first 15% must hold "
+                            f"{MIN_WINDOWS} windows)")
+        if timestamps is not None:
+            timestamps = np.asarray(timestamps)
+            if len(timestamps) != len(values):
+                raise DataError(f"{len(timestamps)} timestamps for {len(values)} values")
+        return values, timestamps
+
+    # -- fit and score -----------------------------------------------------------------------------
+    def fit_score(self, values, timestamps=None, *, run_dir: str | Path | None = None,
+                  log=lambda *a: None) -> np.ndarray:
+        """Train on the probationary period of ``values`` and score every row; returns (n,) scores."""
+        values, timestamps = self._check(values, timestamps)
+        cfg, L = self.config, self.config.window
+        n, start = len(values), probationary_rows(len(values))
+        feats = self._features(values, timestamps, start)
+        views = np.lib.stride_tricks.sliding_window_view(feats, L, axis=0).transpose(0, 2, 1)  # (n-L+1, L, F)
+        spec = {"detector": self.kind, "input_size": feats.shape[1], "hidden_size": cfg.hidden, "window": L,
+                "horizon": 1, "latent_size": cfg.latent, "seed": self.seed}
+        if self.kind == "pred":  # the window ending at t-1 forecasts row t, t < start
+            x, y = np.ascontiguousarray(views[:start - L]), feats[L:start, :1].copy()
+        else:  # windows ending at t <= start - 1
+            x, y = np.ascontiguousarray(views[:start - L + 1]), None
+        task = AnomalyTask(spec, x, y, batch=cfg.batch, seed=self.seed, beta=cfg.beta)
+        steps = cfg.epochs * task.batches.per_epoch
+        loop = LoopConfig(lr=cfg.lr, max_steps=steps, max_minutes=cfg.max_minutes, schedule="cosine",
+                          eval_every=max(1, steps // 5), log_every=max(1, steps), guard="backoff", seed=self.seed)
+        t0 = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix="rnnlab-detect-") as tmp:
+            folder = prepare_run_dir(str(run_dir), force=True) if run_dir else Path(tmp)
+            summary = run_task(task, loop.validate(), folder, log=log, progress=Progress(enabled=False))
+            ckpt = folder / BEST if (folder / BEST).exists() else folder / LAST
+            arrays, _ = load_checkpoint(ckpt)
+        model = make_model(spec)
+        model.load_state_dict({k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")})
+        model.eval()
+        self.model = model
+        fit_s = time.perf_counter() - t0
+        raw, first = self._raw(model, feats, views, start)
+        scores = POST[cfg.post](raw, start, first) if cfg.post == "gaussian" else \
+            POST[cfg.post](raw, start, first, short=cfg.short, long=cfg.long)
+        self.last_fit = {"rows": n, "probationary": start, "steps": summary.get("steps"),
+                         "fit_s": fit_s, "total_s": time.perf_counter() - t0, "raw": raw}
+        return scores
+
+    def _raw(self, model, feats: np.ndarray, views: np.ndarray, start: int, chunk: int = 2048) -> tuple[np.ndarray, int]:
+        """The raw measure per row (rows before ``first`` have none), from the trained model."""
+        cfg, L, n = self.config, self.config.window, len(feats)
+        raw = np.zeros(n)
+        rng = np.random.default_rng([self.seed, 1])
+        outs = []
+        with no_grad():
+            if self.kind == "pred":
+                for i in range(0, n - L, chunk):
+                    outs.append(model.forward(np.ascontiguousarray(views[i:min(i + chunk, n - L)]))[0][:, 0])
+                err = feats[L:, 0] - np.concatenate(outs)
+                ref = err[:start - L]
+                mu, sd = float(ref.mean()), float(ref.std()) or 1.0
+                raw[L:] = ((err - mu) / sd) ** 2
+                return raw, L
+            for i in range(0, n - L + 1, chunk):
+                x = np.ascontiguousarray(views[i:min(i + chunk, n - L + 1)])
+                target = x[..., 0]
+                if self.kind == "encdec":
+                    outs.append(np.abs(model.forward(x)[0] - target).astype(np.float64))
+                else:
+                    total = np.zeros(len(x))
+                    for _ in range(cfg.samples):
+                        eps = rng.standard_normal((len(x), cfg.latent)).astype(np.float32)
+                        (m, v, _), _ = model.forward(x, eps)
+                        total += gaussian_nll(m.astype(np.float64), v.astype(np.float64), target).mean(axis=1)
+                    outs.append(total / cfg.samples)
+        out = np.concatenate(outs)
+        if self.kind == "vae":
+            raw[L - 1:] = out
+            return raw, L - 1
+        ref = out[:start - L + 1]
+        mu = ref.mean(axis=0)
+        cov = np.cov(ref, rowvar=False).reshape(L, L)
+        cov += np.eye(L) * (1e-2 * np.trace(cov) / L + 1e-8)
+        d = out - mu
+        raw[L - 1:] = np.einsum("ij,ij->i", d @ np.linalg.inv(cov), d) / L
+        return raw, L - 1
+
+    def describe(self) -> dict[str, Any]:
+        return {"detector": self.kind, "seed": self.seed, **asdict(self.config)}
