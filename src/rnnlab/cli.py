@@ -40,9 +40,15 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return _closed_pipe()
     except RnnlabError as exc:
-        return _report(f"error: {exc}", 2)
+        return _report(f"error: {_one_line(str(exc))}", 2)
     except KeyboardInterrupt:
         return _report("interrupted", 130)
+
+
+def _one_line(message: str, limit: int = 1000) -> str:
+    """A message as one line (some wrap a library's multi-line text), at most ``limit`` characters."""
+    line = " ".join(message.split())
+    return line if len(line) <= limit else line[:limit - 5] + " ...)"
 
 
 def _report(line: str, code: int) -> int:

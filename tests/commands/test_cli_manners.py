@@ -8,6 +8,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rnnlab.cli import main
@@ -184,3 +185,36 @@ def test_missing_matplotlib_names_the_checkout_install(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
     with pytest.raises(ConfigError, match=r"pip install -e '\.\[plot\]'"):
         require_matplotlib()
+
+
+# -- files that cannot be read or written -------------------------------------------------------------------------
+def test_plot_deeply_nested_metrics_record(tiny_run, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    metrics = tmp_path / "metrics.jsonl"
+    metrics.write_text((tiny_run / "metrics.jsonl").read_text()
+                       + '{"step": 9, "split": "train", "bpc": 1.0, "x": ' + "[" * 5000 + "]" * 5000 + "}\n")
+    assert main(["plot", str(metrics), "--out", str(tmp_path / "m.png")]) == 2
+    err = capsys.readouterr().err
+    assert "a record is nested too deeply" in err and err.count("\n") == 1
+
+
+def test_plot_to_an_unwritable_place_names_out(tiny_run, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    (tmp_path / "file").write_text("x")
+    assert main(["plot", str(tiny_run), "--out", str(tmp_path / "file" / "m.png")]) == 2
+    assert "error: --out " in capsys.readouterr().err
+
+
+def test_export_to_an_unwritable_place_names_the_flag(tiny_run, tmp_path, capsys):
+    pytest.importorskip("torch")
+    assert main(["export", str(tiny_run), "--torch", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith(f"error: --torch {tmp_path}: cannot write")
+
+
+def test_multi_line_library_messages_become_one_line(tmp_path, capsys):
+    pytest.importorskip("torch")
+    path = tmp_path / "random.pt"
+    path.write_bytes(np.random.default_rng(0).bytes(3000))
+    assert main(["import", str(path), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {path}") and err.count("\n") == 1 and len(err) <= 1010

@@ -18,9 +18,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..api import load_run
+    from ..errors import ConfigError
     from ..torch_model import export_torch
 
     loaded = load_run(args.run_path, args.checkpoint)
-    path = export_torch(args.torch, loaded.model, loaded.vocab, loaded.meta.get("config"))
+    try:
+        path = export_torch(args.torch, loaded.model, loaded.vocab, loaded.meta.get("config"))
+    except OSError as exc:
+        raise ConfigError(f"--torch {args.torch}: cannot write: {exc.strerror or exc}") from None
     print(f"wrote {path} ({loaded.model.num_parameters():,} parameters, from {loaded.path})")
     return 0

@@ -15,15 +15,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..api import save_model, train_config_for
+    from ..errors import ConfigError
     from ..torch_model import import_torch
     from ..train.config import TrainConfig
     from ..train.runs import BEST, CONFIG, new_run_dir, write_json
 
     model, vocab, train_config = import_torch(args.model)
-    run_dir = new_run_dir(args.out)
-    path = save_model(run_dir / BEST, model, vocab, train_config)
     # config.json as `rnnlab train` writes it; without the original, the model settings on defaults
     cfg = TrainConfig.from_dict(train_config) if train_config else train_config_for(model.config)
-    write_json(run_dir / CONFIG, {"task": "charlm", **cfg.to_dict()})
+    try:
+        run_dir = new_run_dir(args.out)
+        path = save_model(run_dir / BEST, model, vocab, train_config)
+        write_json(run_dir / CONFIG, {"task": "charlm", **cfg.to_dict()})
+    except OSError as exc:
+        raise ConfigError(f"--out {args.out}: cannot write the run folder: {exc.strerror or exc}") from None
     print(f"wrote {path} ({model.num_parameters():,} parameters, vocabulary of {len(vocab)})")
     return 0

@@ -15,7 +15,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import DataError
+    from ..errors import ConfigError, DataError
     from ..plotting import plot_metrics, require_matplotlib
     from ..train.progress import MetricsLog
     from ..train.runs import METRICS
@@ -25,8 +25,15 @@ def run(args: argparse.Namespace) -> int:
     metrics = path if path.is_file() else path / METRICS
     if not metrics.is_file():
         raise DataError(f"no {METRICS} in {path}; is it a run folder?")
-    rows = MetricsLog(metrics).read()
     out = Path(args.out) if args.out else metrics.parent / "metrics.png"
-    plot_metrics(rows, out, title=str(metrics.parent.resolve().name))
+    try:
+        rows = MetricsLog(metrics).read()
+        plot_metrics(rows, out, title=str(metrics.parent.resolve().name))
+    except RecursionError:
+        raise DataError(f"{metrics}: a record is nested too deeply to read (a damaged file?)") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{metrics}: not UTF-8 text ({exc.reason} at byte {exc.start}; a damaged file?)") from None
+    except OSError as exc:
+        raise ConfigError(f"--out {out}: cannot write the image: {exc.strerror or exc}") from None
     print(f"wrote {out}")
     return 0
