@@ -38,9 +38,9 @@ def _float32_bits(x: np.ndarray) -> np.ndarray:
 
 
 def _rounded_bits(u: np.ndarray) -> np.ndarray:
-    """u + 0x7FFF + bit 16 of u (uint32, a new array): its upper half is u rounded to bf16,
-    except for NaNs (see :func:`to_bf16`)."""
-    t = np.right_shift(u, 16)
+    """u + 0x7FFF + bit 16 of u (uint32, a new C-ordered array): its upper half is u rounded to
+    bf16, except for NaNs (see :func:`to_bf16`)."""
+    t = np.right_shift(u, 16, order="C")
     t &= 1
     t += 0x7FFF
     t += u
@@ -48,8 +48,10 @@ def _rounded_bits(u: np.ndarray) -> np.ndarray:
 
 
 def _nan_mask(u: np.ndarray) -> np.ndarray | None:
-    nan = (u & ABS_MASK) > EXP_MASK
-    return nan if nan.any() else None
+    """Where u holds a NaN, or None when nowhere (one reduction, no temporary, in the usual case)."""
+    if u.size == 0 or not np.isnan(u.view(np.float32).max()):
+        return None
+    return (u & ABS_MASK) > EXP_MASK
 
 
 def to_bf16(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -62,9 +64,7 @@ def to_bf16(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         out = np.empty(u.shape, np.uint16)
     elif out.dtype != np.uint16 or out.shape != u.shape:
         raise ValueError(f"out must be uint16 of shape {u.shape}, got {out.dtype} {out.shape}")
-    t = _rounded_bits(u)
-    t >>= 16
-    np.copyto(out, t, casting="unsafe")
+    np.right_shift(_rounded_bits(u), 16, out=out, casting="unsafe")   # the upper half, one pass
     nan = _nan_mask(u)
     if nan is not None:
         out[nan] = (u[nan] >> 16) | 0x0040
