@@ -101,6 +101,16 @@ def test_zip_bomb_member_is_refused_by_its_declared_expansion(tmp_path):
         load_checkpoint(path)
 
 
+def test_zip_bomb_spread_over_many_members(tmp_path):
+    path = tmp_path / "m.npz"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(META_KEY + ".npy", _meta_bytes({"step": 1}))
+        for i in range(40):  # 40 x 2 MiB of zeros: each entry small, together 80 MiB from ~100 kB
+            archive.writestr(f"z{i}.npy", _npy(np.zeros(1 << 18)))
+    with pytest.raises(CheckpointError, match=r"entries expand from .* to 80\.0 MB \(more than 50-fold\)"):
+        load_checkpoint(path)
+
+
 def test_small_compressed_checkpoints_still_load(tmp_path):
     arrays = {"zeros": np.zeros((300, 300), dtype=np.float32), "w": np.arange(6.0).reshape(2, 3)}
     save_checkpoint(tmp_path / "c.npz", arrays, {"step": 1}, compress=True)

@@ -186,6 +186,10 @@ def _check_members(path: Path, infos: list[zipfile.ZipInfo]) -> None:
             raise damaged_error(path, f"entry {info.filename!r} expands from {_size(info.compress_size)} to "
                                  f"{_size(info.file_size)} (more than {MAX_EXPANSION}-fold): "
                                  "not a checkpoint rnnlab wrote (a zip bomb?)")
+    packed = sum(info.compress_size for info in infos)
+    if total > EXPANSION_FREE_BYTES and total > MAX_EXPANSION * max(packed, 1):
+        raise damaged_error(path, f"checkpoint's entries expand from {_size(packed)} to {_size(total)} (more than "
+                                  f"{MAX_EXPANSION}-fold): not a checkpoint rnnlab wrote (a zip bomb?)")
 
 
 def _read_header(handle: Any) -> tuple[tuple[int, ...], bool, np.dtype]:
