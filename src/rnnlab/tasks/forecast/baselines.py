@@ -146,7 +146,12 @@ def _run_model(make, series, h) -> BaselineResult:
 
 
 def auto_arima(series: Sequence[np.ndarray], h: int, season_length: int = 24, **kwargs) -> BaselineResult:
-    """statsforecast's ``AutoARIMA(season_length=...)`` fitted to each series in turn."""
+    """statsforecast's ``AutoARIMA(season_length=...)`` fitted to each series in turn.
+
+    ``kwargs`` go to ``AutoARIMA``; ``approximation=True`` (fit by CSS during the search, R's
+    ``auto.arima`` default for series longer than 150 or seasons longer than 12) is about 10x
+    faster on M4 Hourly than statsforecast's default (exact likelihood).
+    """
     AutoARIMA, _ = _statsforecast_models()
     return _run_model(lambda: AutoARIMA(season_length=season_length, **kwargs), series, h)
 
