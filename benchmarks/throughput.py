@@ -38,7 +38,15 @@ half (quartiles) of the per-round ratios, i.e. how far the ratio moved in the ru
   time (rnnlab.generate.Stepper; torch steps nn.LSTM with its state), in
   alternating blocks as above.
 
-The last line is ``min ratio vs torch: X.XX``, the smallest training ratio.
+* Other cells (``--other-cells``, training only, the same model with that cell):
+  the tanh RNN and the IRNN against torch ``nn.RNN`` (tanh, relu); the BN-LSTM and
+  LN-LSTM, which torch does not have, against rnnlab's own LSTM (their extra cost:
+  "x LSTM" is the step time over the LSTM's, measured in alternating rounds like
+  every ratio here) and, for reference, against a torch model written with the same
+  equations (``TorchNormLSTM``: a Python loop over time, autograd for the backward;
+  per-step batch statistics, no population statistics kept).
+
+The last line is ``min ratio vs torch: X.XX``, the smallest training ratio of the main table.
 """
 from __future__ import annotations
 
@@ -97,9 +105,53 @@ def torch_model(cell: str, H: int):
     import torch
     from torch import nn
     torch.manual_seed(0)
-    rnn_cls = {"lstm": nn.LSTM, "gru": nn.GRU}[cell]
-    return nn.ModuleDict({"embed": nn.Embedding(V, E), "rnn": rnn_cls(E, H, LAYERS, batch_first=True),
-                          "out": nn.Linear(H, V)})
+    if cell in ("bnlstm", "lnlstm"):
+        rnn = nn.Sequential(*(TorchNormLSTM(E if k == 0 else H, H, cell) for k in range(LAYERS)))
+    else:
+        rnn = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN, "irnn": nn.RNN}[cell](
+            E, H, LAYERS, batch_first=True, **({"nonlinearity": "relu"} if cell == "irnn" else {}))
+    return nn.ModuleDict({"embed": nn.Embedding(V, E), "rnn": rnn, "out": nn.Linear(H, V)})
+
+
+def TorchNormLSTM(D: int, H: int, kind: str, eps: float = 1e-5):
+    """The BN-LSTM or the per-gate LN-LSTM in torch, with rnnlab's equations (rnnlab.cells.norm):
+    a = N(x W_x) gamma_x + N(h W_h) gamma_h + b ; c = f c + i g ; h = o tanh(N(c) gamma_c + beta_c).
+    N: batch statistics of each step (BN, training mode) or each row's per gate block (LN).
+    (B, T, D) -> (B, T, H); a reference for speed, so the BN keeps no population statistics."""
+    import torch
+    from torch import nn
+
+    class NormLSTM(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.W_x, self.W_h = nn.Linear(D, 4 * H, bias=False), nn.Linear(H, 4 * H, bias=False)
+            g0 = 0.1 if kind == "bnlstm" else 1.0
+            self.b = nn.Parameter(torch.zeros(4 * H))
+            self.gamma_x, self.gamma_h = (nn.Parameter(torch.full((4 * H,), g0)) for _ in range(2))
+            self.gamma_c, self.beta_c = nn.Parameter(torch.full((H,), g0)), nn.Parameter(torch.zeros(H))
+
+        def norm(self, v: "torch.Tensor", groups: int) -> "torch.Tensor":
+            if kind == "bnlstm":    # over the batch: dim -2 of (B, F) and of (T, B, F)
+                mu = v.mean(-2, keepdim=True)
+                return (v - mu) * torch.rsqrt(((v - mu) ** 2).mean(-2, keepdim=True) + eps)
+            shape = v.shape
+            return nn.functional.layer_norm(v.reshape(*shape[:-1], groups, -1), (shape[-1] // groups,),
+                                            eps=eps).reshape(shape)
+
+        def forward(self, x: "torch.Tensor") -> "torch.Tensor":
+            B, T, _ = x.shape
+            xs = self.norm(self.W_x(x.transpose(0, 1)), 4) * self.gamma_x + self.b   # (T, B, 4H)
+            h, c, out = x.new_zeros(B, H), x.new_zeros(B, H), []
+            for t in range(T):
+                a = xs[t] + self.norm(self.W_h(h), 4) * self.gamma_h
+                i, f, g, o = torch.sigmoid(a[:, :H]), torch.sigmoid(a[:, H:2 * H]), torch.tanh(a[:, 2 * H:3 * H]), \
+                    torch.sigmoid(a[:, 3 * H:])
+                c = f * c + i * g
+                h = o * torch.tanh(self.norm(c, 1) * self.gamma_c + self.beta_c)
+                out.append(h)
+            return torch.stack(out, 1)
+
+    return NormLSTM()
 
 
 def torch_steps(cell: str, H: int) -> tuple:
@@ -109,7 +161,8 @@ def torch_steps(cell: str, H: int) -> tuple:
     ids = torch.randint(0, V, (B, T + 1))
 
     def loss() -> "torch.Tensor":
-        h, _ = m["rnn"](m["embed"](ids[:, :-1]))
+        h = m["rnn"](m["embed"](ids[:, :-1]))
+        h = h[0] if isinstance(h, tuple) else h
         return torch.nn.functional.cross_entropy(m["out"](h).reshape(-1, V), ids[:, 1:].reshape(-1))
 
     def train() -> None:
@@ -190,7 +243,7 @@ def gemm_peak(n: int = 2048, repeats: int = 5) -> float:
 
 def flops_per_char(cell: str, H: int) -> float:
     """Forward matrix-product FLOPs per character (training is 3x)."""
-    G = {"lstm": 4, "gru": 3}[cell]
+    G = {"lstm": 4, "gru": 3, "rnn": 1, "irnn": 1, "bnlstm": 4, "lnlstm": 4}[cell]
     sizes = [E] + [H] * (LAYERS - 1)
     return sum(2 * (D + H) * G * H for D in sizes) + 2 * H * V
 
@@ -293,6 +346,30 @@ def train_rows(args, peak: float) -> dict:
     return times
 
 
+def other_rows(args) -> dict:
+    """Training rows for the other cells: against torch nn.RNN, or against rnnlab's LSTM and a torch
+    model with the same equations (the normalised LSTMs). Returns {(cell, H): step time / LSTM's}."""
+    print(f"{'other':<12}{'rnnlab c/s':>11}  {'against':<22}{'c/s':>9}{'ratio':>7}{'rounds':>13}{'x LSTM':>8}")
+    extra = {}
+    for cell in args.other_cells:
+        for H in args.hidden:
+            ours = rnnlab_steps(cell, H)[0]
+            norm = cell in ("bnlstm", "lnlstm")
+            against = [("rnnlab lstm", rnnlab_steps("lstm", H)[0])] if norm else []
+            against.append(("torch, same equations" if norm else f"torch nn.RNN {'relu' if cell == 'irnn' else 'tanh'}",
+                            torch_steps(cell, H)[0]))
+            for k, (label, theirs) in enumerate(against):
+                timing = side_by_side(ours, theirs, args.warmup, args.seconds)
+                slower = ""
+                if label == "rnnlab lstm":
+                    extra[cell, H] = timing.ours / timing.theirs
+                    slower = f"{extra[cell, H]:.2f}"
+                name = f"{cell} {H}" if k == 0 else ""
+                print(f"{name:<12}{B * T / timing.ours:>11.0f}  {label:<22}{B * T / timing.theirs:>9.0f}"
+                      f"{timing.theirs / timing.ours:>7.2f}{timing.spread():>13}{slower:>8}", flush=True)
+    return extra
+
+
 def eval_rows(args, train_times: dict) -> None:
     print(f"{'eval':<10}{'rnnlab c/s':>11}{'torch c/s':>11}{'ratio':>7}{'rounds':>13}{'eval/train':>11}")
     for cell in args.cells:
@@ -307,6 +384,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="H=256 only, shorter timing: about a minute")
     p.add_argument("--cells", nargs="+", default=["lstm", "gru"])
+    p.add_argument("--other-cells", nargs="*", default=["rnn", "irnn", "bnlstm", "lnlstm"],
+                   help="cells timed in training only, after the main table (none: --other-cells)")
     p.add_argument("--hidden", nargs="+", type=int, default=None)
     p.add_argument("--seconds", type=float, default=None,
                    help="timed seconds per library and configuration (default 5, --quick 2)")
@@ -335,11 +414,14 @@ def main() -> int:
             print(f"FLOPs per char {cell} H={H}: train {3 * flops_per_char(cell, H) / 1e6:.2f} M, "
                   f"eval {flops_per_char(cell, H) / 1e6:.2f} M")
     train_times = train_rows(args, peak)
+    extra = other_rows(args) if args.other_cells else {}
     eval_rows(args, train_times)
     ours, theirs = sampling_rates(args.seconds)
     print(f"sampling (batch 1, LSTM H=256, 2 layers): rnnlab {ours:.0f} chars/s, torch {theirs:.0f} chars/s")
     # The machine's speed drifts (shared host): a second peak shows how far the MFU columns can be trusted.
     print(f"float32 GEMM peak measured again at the end: {gemm_peak() / 1e9:.1f} GFLOP/s")
+    if extra:
+        print(f"max normalised-LSTM step time over the LSTM's: {max(extra.values()):.2f}")
     print(f"min ratio vs torch: {min(t.theirs / t.ours for t in train_times.values()):.2f}")
     return 0
 

@@ -101,3 +101,27 @@ def test_a_slow_phase_moves_one_round_not_the_median(throughput, clock):
     assert min(t.pairs) == pytest.approx(1 / 3)
     assert max(t.pairs) == pytest.approx(1.0)
     assert t.ours == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("kind", ["bnlstm", "lnlstm"])
+def test_the_torch_normalised_lstm_has_rnnlab_equations(throughput, kind):
+    """The torch reference beside the BN-/LN-LSTM rows computes what rnnlab's cell computes."""
+    torch = pytest.importorskip("torch")
+    import numpy as np
+
+    from rnnlab.cells import BNLSTMCell, LNLSTMCell
+    from rnnlab.gradcheck import randomize
+    from rnnlab.layers import Recurrent
+
+    rng = np.random.default_rng(0)
+    layer = randomize(Recurrent((BNLSTMCell if kind == "bnlstm" else LNLSTMCell)(3, 4)), rng)
+    m = throughput.TorchNormLSTM(3, 4, kind).double()
+    p = layer.cell.params
+    with torch.no_grad():
+        m.W_x.weight.copy_(torch.from_numpy(p["W_x"].T))
+        m.W_h.weight.copy_(torch.from_numpy(p["W_h"].T))
+        for name in ("b", "gamma_x", "gamma_h", "gamma_c", "beta_c"):
+            getattr(m, name).copy_(torch.from_numpy(p[name]))
+    x = rng.standard_normal((5, 6, 3))
+    (y, _), _ = layer.forward(x)
+    np.testing.assert_allclose(m(torch.from_numpy(x)).detach().numpy(), y, rtol=1e-10, atol=1e-12)
