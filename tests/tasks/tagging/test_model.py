@@ -1,0 +1,91 @@
+"""The tagger against the same model in torch (float64), its gradcheck spec, and pretrained vectors."""
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rnnlab import gradcheck
+from rnnlab.errors import DataError
+from rnnlab.tasks.tagging.model import TaggerModel, random_batch, read_vectors
+from rnnlab.tasks.tagging.vocab import Vocab
+
+torch = pytest.importorskip("torch")
+
+
+def torch_tagger():
+    spec = importlib.util.spec_from_file_location("torch_tagger", Path(__file__).with_name("torch_tagger.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+CONFIGS = {
+    "crf+chars": ({}, [6, 1, 4, 6, 3]),
+    "softmax+chars+feature": ({"crf": False, "feature_vocabs": (5,)}, [3, 5, 2]),
+    "crf, no chars, 2 layers": ({"use_chars": False, "num_layers": 2}, [5, 2, 5]),
+}
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+@pytest.mark.parametrize("unique", [True, False], ids=["torch-unique-spellings", "torch-every-token"])
+def test_matches_torch_in_float64(name, unique):
+    kw, lengths = CONFIGS[name]
+    rng = np.random.default_rng(3)
+    model = TaggerModel(9, 7, 5, 4, word_dim=5, case_dim=3, feature_dim=2, char_dim=4, char_hidden=3,
+                        hidden_size=6, dropout=0.0, seed=2, **kw)
+    gradcheck.randomize(model, rng, scale=0.8)
+    batch = random_batch(rng, lengths, vocab=9, chars=7, cases=5, features=tuple(kw.get("feature_vocabs", ())),
+                         tags=4, max_chars=5)
+    tt = torch_tagger()
+    tm = tt.TorchTagger(model, unique_chars=unique)
+    em_t = tm.emissions(batch)
+    loss_t = tm.loss(em_t, batch)
+    loss_t.backward()
+
+    model.zero_grad()
+    em, cache = model.forward(batch)
+    loss, lcache = model.loss(em, batch)
+    model.backward(model.loss_backward(lcache), cache)
+    live = batch.mask[..., None]
+    np.testing.assert_allclose(em * live, em_t.detach().numpy() * live, rtol=1e-10, atol=1e-12)
+    assert loss == pytest.approx(loss_t.item(), rel=1e-12)
+    theirs = tt.grads_as_rnnlab(tm, model)
+    ours = {name: g for name, _, g in model.named_parameters()}
+    assert ours.keys() == theirs.keys()
+    for key in ours:
+        np.testing.assert_allclose(ours[key], theirs[key], rtol=1e-9, atol=1e-12, err_msg=key)
+    assert model.decode(em, batch.lengths) == tm.predict(batch)
+
+
+def test_gradcheck_spec_passes():
+    rows = gradcheck.check(TaggerModel)
+    assert rows and all(r.passed for r in rows), gradcheck.format_table([r for r in rows if not r.passed])
+    assert {r.case for r in rows} >= {"CRF, chars, lengths 4,1,3", "CRF, no chars, 2 layers, B=1,T=1"}
+
+
+def test_padding_never_matters():
+    """Whatever sits in the padded positions (ids, chars), the real positions' emissions are the same."""
+    rng = np.random.default_rng(0)
+    model = TaggerModel(9, 7, 5, 3, word_dim=4, char_dim=3, char_hidden=2, hidden_size=4, seed=0).eval()
+    batch = random_batch(rng, [4, 2], vocab=9, chars=7, cases=5)
+    em, _ = model.forward(batch)
+    pad = ~batch.mask
+    batch.words[pad], batch.cases[pad] = 8, 4
+    batch.chars[pad] = 6
+    em2, _ = model.forward(batch)
+    np.testing.assert_array_equal(em[batch.mask], em2[batch.mask])
+
+
+def test_read_vectors(tmp_path):
+    words = Vocab(["the", "cat", "dog"])
+    path = tmp_path / "v.txt"
+    path.write_text("3 2\nThe 0.5 1\ncat 2 3\nzebra 1 1\n", encoding="utf-8")
+    rows, vectors, dim = read_vectors(str(path), words)
+    assert dim == 2 and rows.tolist() == [words.index("the"), words.index("cat")]
+    np.testing.assert_array_equal(vectors, [[0.5, 1], [2, 3]])
+    path.write_text("the 1 2\ncat 1 2 3\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"v.txt:2: 3 numbers"):
+        read_vectors(str(path), words)
+    with pytest.raises(DataError, match="cannot read"):
+        read_vectors(str(tmp_path / "missing.txt"), words)
