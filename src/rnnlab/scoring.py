@@ -90,6 +90,7 @@ def score_ids(model: Any, ids: np.ndarray, batch_size: int = 1, seq_len: int = 1
         model.train(was_training)
     assert count == len(ids) - 1, (count, len(ids))
     nats = total / count
-    return {"bits_per_char": nats / LN2, "perplexity": math.exp(nats), "nats_per_char": nats,
+    perplexity = math.exp(nats) if nats < 700 else math.inf  # exp overflows a float past ~709
+    return {"bits_per_char": nats / LN2, "perplexity": perplexity, "nats_per_char": nats,
             "chars": count, "batch_size": streams, "remainder": remainder,
             "stream_chars": stream_count, "stream_nats_per_char": stream_total / max(stream_count, 1)}

@@ -172,3 +172,25 @@ def test_vocab_resolve_unknown():
     big = ("ab x" * 2_000_000)
     text, report = vocab.resolve_unknown(big, "skip")
     assert report.count == 2_000_000 and len(text) == 6_000_000
+
+
+def test_overflowing_weights_are_an_error_not_nan(tmp_path, capsys):
+    vocab = Vocab.from_text("abc \n")
+    model = CharRNN(ModelConfig(vocab_size=len(vocab), hidden_size=8, num_layers=1, embedding_size=4))
+    model.out.params["W"][...] = 3e38  # finite, but the logits overflow to inf
+    model.out.params["b"][...] = 3e38
+    path = save_model(tmp_path / "best.npz", model, vocab, {"batch_size": 2, "seq_len": 8})
+    text = tmp_path / "t.txt"
+    text.write_text("abc abc\nab")
+    assert main(["eval", str(path), "--text", str(text)]) == 2
+    err = capsys.readouterr().err
+    assert "predictions on" in err and "not finite" in err and "Traceback" not in err
+
+
+def test_a_hopeless_model_has_an_infinite_perplexity_not_an_overflow(tmp_path):
+    vocab = Vocab.from_text("ab")
+    model = CharRNN(ModelConfig(vocab_size=2, hidden_size=4, num_layers=1, embedding_size=2))
+    model.out.params["W"][...] = 0.0
+    model.out.params["b"][...] = [2000.0, -2000.0]  # certain of 'a', always wrong on 'b'
+    scores = score_ids(model, vocab.encode("bbbbbb"), 1, 4)
+    assert scores["nats_per_char"] > 700 and scores["perplexity"] == math.inf

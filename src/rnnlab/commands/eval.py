@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 
 from ..data.vocab import UNKNOWN_POLICIES
@@ -32,6 +33,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from ..api import load_run, split_of_run
     from ..data import load_text
     from ..errors import ConfigError, DataError
@@ -60,11 +63,16 @@ def run(args: argparse.Namespace) -> int:
         ids = loaded.vocab.encode(text)
         if len(ids) < 2:
             raise DataError(f"{name}: {len(ids)} character(s) left to score; need at least 2")
-        scores = score_ids(loaded.model, ids, batch_size, seq_len)
+        with np.errstate(over="ignore", invalid="ignore"):  # a non-finite result is reported below
+            scores = score_ids(loaded.model, ids, batch_size, seq_len)
     else:
         ids, name = split_of_run(loaded.meta, args.split, loaded.vocab), f"{args.split} split"
         # the run's own layout, unshrunk: the streams' part reproduces the validation numbers the trainer logged
-        scores = score_ids(loaded.model, ids, batch_size, seq_len, shrink=False)
+        with np.errstate(over="ignore", invalid="ignore"):
+            scores = score_ids(loaded.model, ids, batch_size, seq_len, shrink=False)
+    if not math.isfinite(scores["nats_per_char"]):
+        raise DataError(f"{loaded.path}: the model's predictions on {name} are not finite (NaN/inf logits: "
+                        "its weights overflow); use the run's other checkpoint (--checkpoint) or an earlier run")
     if unknown is not None and unknown.count:
         print(f"note: {name}: {unknown.describe()}", file=sys.stderr)
     extra = {"unknown_policy": args.unknown, "unknown_chars": unknown.count if unknown else 0}
