@@ -201,6 +201,7 @@ def test_non_finite_weights_stop_sample_and_eval(tmp_path, capsys):
     (lambda m: m["model"].update(embedding_size=-1), r"embedding_size must be at least 0, got -1"),
     (lambda m: m["model"].update(colour="red"), r"unknown model setting\(s\): colour"),
     (lambda m: m["model"].pop("vocab_size"), r"no vocab_size"),
+    (lambda m: m["model"].pop("hidden_size"), r"hidden_size 256, num_layers 1.* need at least"),  # the default
     (lambda m: m.pop("model"), r"no 'model' settings"),
     (lambda m: m["vocab"].update(chars=["a", "a"]), r"vocabulary is corrupt \(vocabulary contains duplicate"),
     (lambda m: m["config"].update(batch_size="8"),

@@ -77,40 +77,41 @@ def check_model_meta(arrays: dict[str, np.ndarray], meta: dict[str, Any], path: 
         raise bad(f"unknown model setting(s): {', '.join(map(str, unknown))}")
     if "vocab_size" not in model:
         raise bad("no vocab_size")
+    model = {**_model_defaults(), **model}  # what ModelConfig fills in for missing settings
     for key, low in _MODEL_INTS.items():
-        value = model.get(key, low)
+        value = model[key]
         if not isinstance(value, int) or isinstance(value, bool):
             raise bad(f"{key} must be a whole number, got {type(value).__name__} {value!r}")
         if value < low:
             raise bad(f"{key} must be at least {low}, got {value}")
-    if model.get("num_layers", 1) > MAX_LAYERS:
+    if model["num_layers"] > MAX_LAYERS:
         raise bad(f"num_layers {model['num_layers']} is more than {MAX_LAYERS}")
-    seed = model.get("seed", 0)
+    seed = model["seed"]
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise bad(f"seed must be a whole number >= 0, got {seed!r}")
-    dropout = model.get("dropout", 0.0)
+    dropout = model["dropout"]
     if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0.0 <= dropout < 1.0:
         raise bad(f"dropout must be a number in [0, 1), got {dropout!r}")
-    cell = model.get("cell", "lstm")
+    cell = model["cell"]
     if not isinstance(cell, str) or cell not in CELLS:
         raise bad(f"unknown cell {cell!r}; rnnlab has {', '.join(CELLS)}")
-    options = model.get("cell_options", {})
+    options = model["cell_options"]
     if not isinstance(options, dict):
         raise bad(f"cell_options must be an object, got {type(options).__name__}")
     for key, value in options.items():
         if isinstance(value, float) and not math.isfinite(value):
             raise bad(f"cell option {key} is {value}")
-        if not isinstance(value, (int, float, str, bool)) or value is None:
+        if not isinstance(value, (int, float, str, bool)):
             raise bad(f"cell option {key} must be a number, string or boolean, got {type(value).__name__}")
     try:
         vocab = Vocab.from_dict(meta.get("vocab"))
     except RnnlabError as exc:
         raise damaged_error(where, f"checkpoint's vocabulary is corrupt ({exc})") from None
-    V, H, L = model["vocab_size"], model.get("hidden_size", 256), model.get("num_layers", 2)
+    V, H, L = model["vocab_size"], model["hidden_size"], model["num_layers"]
     if V != len(vocab):
         raise bad(f"vocab_size {V} but the vocabulary has {len(vocab)} characters")
     present = sum(int(a.size) for k, a in arrays.items() if k.startswith("param/"))
-    E, P = model.get("embedding_size", 64), model.get("proj_size", 0)
+    E, P = model["embedding_size"], model["proj_size"]
     needed = L * H * H + V * E + V * (P or H) + P * H
     if needed > present:
         raise bad(f"hidden_size {H}, num_layers {L}, embedding_size {E}, proj_size {P} and {V} characters "
@@ -129,6 +130,16 @@ def check_model_meta(arrays: dict[str, np.ndarray], meta: dict[str, Any], path: 
         except RnnlabError as exc:
             raise damaged_error(where, f"checkpoint's training config is invalid ({exc})") from None
     return ModelConfig(**model), vocab
+
+
+def _model_defaults() -> dict[str, Any]:
+    out = {}
+    for f in dataclasses.fields(ModelConfig):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = f.default_factory()
+    return out
 
 
 def pack_optimizer(optimizer: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
