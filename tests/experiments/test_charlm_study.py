@@ -29,11 +29,14 @@ def test_quick_charlm_on_a_small_text(tmp_path):
     text.write_text("the quick brown fox jumps over the lazy dog. " * 400)
     result = run("charlm", Options(quick=True, seeds=1, cells=["lstm", "rnn"], corpus=str(text),
                                    out=str(tmp_path / "out"), log=lambda s: None))
-    labels = [row["label"] for row in result["rows"]]
-    assert labels == ["rnn embedding", "lstm embedding", "lstm one-hot", "rnn one-hot"]
+    labels = [(row["budget"], row["label"]) for row in result["rows"]]
+    names = ["rnn embedding", "lstm embedding", "lstm one-hot", "rnn one-hot"]
+    assert labels == [("steps", n) for n in names] + [("time", n) for n in names]
     for row in result["rows"]:
         rec = row["runs"][0]
         assert math.isfinite(rec["val_bpc"]) and rec["steps"] > 0
+        if row["budget"] == "steps":
+            assert rec["steps"] == 40  # step-matched: every model the same number of updates
         assert abs(rec["params"] - 4_000) < 0.1 * 4_000
         assert rec["val_bpc"] < math.log2(27)  # better than uniform over the ~27 characters
     assert "| lstm one-hot |" in result["table"]

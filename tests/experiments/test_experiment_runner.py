@@ -32,7 +32,7 @@ def _toy_study(calls):
 
 def test_run_study_skips_missing_cells_and_writes_everything(tmp_path):
     calls, lines = [], []
-    result = run_study(_toy_study(calls), Options(out=str(tmp_path), log=lines.append))
+    result = run_study(_toy_study(calls), Options(out=str(tmp_path), budget="time", log=lines.append))
     assert calls == [("lstm row", 0), ("lstm row", 1)]
     assert any("cell 'no-such-cell' not available in this build" in line for line in lines)
     table = result["table"].splitlines()

@@ -31,6 +31,13 @@ def _cell_list(text: str) -> list[str]:
     return cells
 
 
+def _name_list(text: str) -> list[str]:
+    names = [c.strip() for c in text.split(",") if c.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected a comma-separated list of names")
+    return names
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from ..experiments import STUDIES
 
@@ -43,7 +50,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quick", action="store_true",
                    help="a tiny version that finishes in well under a minute (for tests and smoke checks)")
     p.add_argument("--seeds", type=_positive_int, metavar="N",
-                   help="seeds per condition (default: 1 with --quick, otherwise 2)")
+                   help="seeds per condition (default: 1 with --quick, otherwise 3)")
     p.add_argument("--out", metavar="DIR",
                    help="output folder for results.json, table.md and plots "
                         "(default: runs/experiments/NAME-<timestamp>)")
@@ -56,6 +63,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="run only the rows of these cells, e.g. lstm,irnn (default: all of the study's cells)")
     p.add_argument("--corpus", metavar="TEXT",
                    help="charlm only: dataset name or text file/folder (default: nietzsche)")
+    p.add_argument("--budget", choices=("steps", "time", "both"), default="both",
+                   help="what every run gets the same of: 'steps' (optimizer updates: the fair comparison per "
+                        "update), 'time' (training seconds on this machine: rewards cheap steps, depends on its "
+                        "load) or 'both' (default: the step-matched table first, the time-matched one beside it)")
+    p.add_argument("--steps", type=_positive_int, metavar="N",
+                   help="optimizer steps per step-matched run (default: the study's own, e.g. 2000 for adding)")
+    p.add_argument("--jobs", type=_positive_int, default=1, metavar="N",
+                   help="run conditions x seeds as independent jobs in N worker processes, one BLAS thread "
+                        "each (default 1: one after the other in this process; on a 2-core machine use at "
+                        "most 2). Results are gathered in the same order, so the tables do not depend on N")
+    p.add_argument("--groups", type=_name_list, metavar="G,...",
+                   help="run only these groups of rows, e.g. T=150 for adding, permuted for digits "
+                        "(default: all)")
     p.set_defaults(run=run)
 
 
@@ -63,6 +83,9 @@ def run(args: argparse.Namespace) -> int:
     from ..experiments import Options, run as run_experiment
 
     opts = Options(quick=args.quick, seeds=args.seeds, out=args.out, minutes=args.minutes,
-                   data_dir=args.data_dir, cells=args.cells, corpus=args.corpus)
+                   data_dir=args.data_dir, cells=args.cells, corpus=args.corpus, budget=args.budget,
+                   steps=args.steps, jobs=args.jobs, groups=args.groups)
     result = run_experiment(args.name, opts)
-    return 0 if result["rows"] else 1
+    if not result["rows"]:
+        return 1
+    return 1 if result.get("failed") else 0

@@ -13,6 +13,18 @@ target's variance); the table reports how many seeds got there, and the
 training steps and seconds (evaluation excluded) at the first evaluation
 below 0.05. Training data is drawn fresh every step; the test set is 1,000
 fixed sequences.
+
+Budgets: step-matched runs all get ``STEPS`` optimizer steps (a run that gets
+below ``STOP_BELOW`` stops early: it has solved the task); time-matched runs
+get the per-length minutes of ``BUDGET``.
+
+The IRNN protocol of Le, Jaitly & Hinton (2015), beside the Adam rows: the
+recurrent matrix the identity, biases 0, input weights N(0, 0.001^2), ReLU,
+plain SGD over a small learning-rate x clipping grid (``IRNN_SGD_GRID``),
+batch 16 and 100 hidden units as in the paper, at the paper's shortest
+length T = 150 (``PROTOCOL_LENGTHS``). Departures (docs/results.md): a few
+thousand steps instead of the paper's ~10^6, hence only the top of its
+learning-rate grid.
 """
 from __future__ import annotations
 
@@ -44,9 +56,17 @@ CELL_SETTINGS: dict[str, dict] = {
 }
 HIDDEN = 64
 BATCH = 32
-# per sequence length: (max training steps, default per-run minutes of training); 5 cells x
-# 2 seeds x (0.5 + 0.75 + 1.0) min = 22.5 min at most, plus evaluation: under 30 min in all
-BUDGET = {100: (3000, 0.5), 200: (3000, 0.75), 400: (3000, 1.0)}
+# per sequence length: (max training steps, default per-run minutes of training) of a time-matched
+# run; T = 150 is the shortest length of Le et al. (2015)
+BUDGET = {100: (3000, 0.5), 150: (3000, 0.6), 200: (3000, 0.75), 400: (3000, 1.0)}
+STEPS = 2000            # every step-matched run gets this many optimizer steps (at every length)
+# The IRNN protocol of Le et al. (2015): identity W_h, zero biases, W_x ~ N(0, 0.001^2), ReLU, plain SGD
+# with gradient clipping, batch 16, 100 hidden units; (lr, clip) pairs from the top of their grid
+# (lr 1e-2 .. 1e-8, clip 1 or 10): with a few thousand steps instead of ~10^6 smaller rates move nothing.
+IRNN_SGD_GRID = ((1e-2, 1.0), (1e-2, 10.0), (1e-3, 10.0))
+PROTOCOL = {"optimizer": "sgd", "batch": 16, "hidden": 100,
+            "options": {"identity_scale": 1.0, "input_std": 0.001}}
+PROTOCOL_LENGTHS = (150,)
 QUICK = {"lengths": (20,), "steps": 300, "minutes": 0.25, "hidden": 32, "eval_every": 50}
 
 
@@ -70,8 +90,17 @@ def conditions(opts: Options) -> list[Condition]:
     for T in lengths:
         for cell in CELLS_DEFAULT:
             s = CELL_SETTINGS[cell]
-            conds.append(Condition(f"{cell} T={T}", cell, f"T={T}", {"T": T, **s}))
+            label = "irnn adam" if cell == "irnn" else cell
+            conds.append(Condition(f"{label} T={T}", cell, f"T={T}", {"T": T, **s}))
+        if opts.quick or T in PROTOCOL_LENGTHS:
+            for lr, clip in IRNN_SGD_GRID:
+                conds.append(Condition(f"irnn sgd lr={lr:g} clip={clip:g} T={T}", "irnn", f"T={T}",
+                                       {"T": T, "lr": lr, "clip": clip, **PROTOCOL}))
     return conds
+
+
+def step_budget(opts: Options) -> int:
+    return opts.steps or (QUICK["steps"] if opts.quick else STEPS)
 
 
 def run_one(cond: Condition, seed: int, opts: Options) -> dict:
@@ -82,13 +111,19 @@ def run_one(cond: Condition, seed: int, opts: Options) -> dict:
     else:
         (steps, minutes), hidden, every = BUDGET.get(T, (2000, 1.0)), HIDDEN, 100
     minutes = opts.minutes if opts.minutes is not None else minutes
+    if opts.budget == "steps":
+        steps, minutes = step_budget(opts), 0.0
+    if "hidden" in s and not opts.quick:
+        hidden = s["hidden"]
+    batch = s.get("batch", BATCH)
     options = {"max_steps": T} if cond.cell == "bnlstm" else {}  # one BN statistics slot per step
+    options.update(s.get("options", {}))
     spec = {"cell": cond.cell, "input_size": 2, "hidden_size": hidden, "output_size": 1, "seed": seed, **options}
     test = adding_batch(np.random.default_rng([12345, T]), TEST_SIZE, T)   # same test set for every seed and cell
-    task = SequenceTask(spec, RandomBatches(lambda rng: adding_batch(rng, BATCH, T), [seed, T, 1]), test,
+    task = SequenceTask(spec, RandomBatches(lambda rng: adding_batch(rng, batch, T), [seed, T, 1]), test,
                         "regression", stop_below=STOP_BELOW)
-    cfg = LoopConfig(lr=s["lr"], clip=s["clip"], max_steps=steps, max_minutes=minutes, eval_every=every,
-                     guard="skip", seed=seed)
+    cfg = LoopConfig(optimizer=s.get("optimizer", "adam"), lr=s["lr"], clip=s["clip"], max_steps=steps,
+                     max_minutes=minutes, eval_every=every, guard="skip", seed=seed)
     res = fit_sequence(task, cfg, run_dir_for(opts, "adding", cond.label, seed), log=opts.log)
     hist = res.history
     hit = first_below(hist, "eval_loss", SOLVED)
@@ -100,8 +135,8 @@ def run_one(cond: Condition, seed: int, opts: Options) -> dict:
             "seconds_to_solve": hit["seconds"] if hit else None,
             "steps": res.steps, "seconds": res.seconds, "ms_per_step": 1000 * res.seconds / max(res.steps, 1),
             "diverged": res.diverged, "stop": res.stop, "params": task.build_model().num_parameters(),
-            "hidden": hidden,
-            "lr": s["lr"], "clip": s["clip"],
+            "hidden": hidden, "batch": batch, "optimizer": cfg.optimizer, "step_budget": steps,
+            "lr": s["lr"], "clip": s["clip"], "bad_steps": res.bad_steps,
             "curve": [(h["step"], h["eval_loss"]) for h in hist]}
 
 
@@ -110,11 +145,16 @@ def notes(opts: Options) -> str:
             f"Solved = test MSE < {SOLVED} at some evaluation; steps/seconds to solve are at the first such "
             f"evaluation (training time only, mean over the seeds that solved it; (k/n) = k of n seeds). "
             f"Adam, batch {BATCH}, global-norm clipping; runs stop early once MSE < {STOP_BELOW}. "
+            f"Step-matched runs: {step_budget(opts)} steps each. 'irnn sgd' rows: the protocol of Le et al. "
+            f"(2015): identity W_h, zero biases, W_x ~ N(0, 0.001^2), plain SGD with clipping, batch "
+            f"{PROTOCOL['batch']}, {PROTOCOL['hidden'] if not opts.quick else QUICK['hidden']} hidden units. "
             "Mean ± sample std over seeds.")
 
 
 COLUMNS = [
     Column("hidden", "hidden", "{:d}", "const"),
+    Column("opt", "optimizer", "{}", "const"),
+    Column("batch", "batch", "{:d}", "const"),
     Column("lr", "lr", "{:g}", "const"),
     Column("clip", "clip", "{:g}", "const"),
     Column("solved", "solved", kind="count"),
@@ -127,5 +167,5 @@ COLUMNS = [
     Column("ms/step", "ms_per_step", "{:.0f}"),
 ]
 
-STUDY = Study("adding", "Adding problem", 2, conditions, run_one, COLUMNS,
+STUDY = Study("adding", "Adding problem", 3, conditions, run_one, COLUMNS,
               ("training step", "test MSE"), notes, log_y=True, y_limits=(1e-3, 1.0))

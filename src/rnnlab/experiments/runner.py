@@ -11,6 +11,29 @@ metrics plus an optional learning ``curve``. This module does the rest:
   "steps to threshold" that some seeds never reached),
 * writes ``results.json`` (options, every run, the table), ``table.md`` and
   one PNG per group of conditions (matplotlib's Agg backend, if installed).
+
+Budgets
+-------
+Every study can give each run the same number of optimizer steps
+(``budget="steps"``: the fair comparison of what a cell learns per update) or
+the same training time (``budget="time"``: what it learns on this machine in
+a given time, which rewards cheap steps and depends on the machine's load).
+``budget="both"`` (the default) runs both and writes the step-matched table
+first and the time-matched one beside it. A study's ``run_one`` reads
+``opts.budget`` (always "steps" or "time" there).
+
+Parallel jobs
+-------------
+Conditions x seeds (x budgets) are independent jobs. With ``jobs=1`` they run
+one after the other in this process; with ``jobs=N`` in N worker processes
+started with the 'spawn' context, whose environment sets one BLAS / OpenMP
+thread (``OMP_NUM_THREADS`` and friends, set before NumPy loads in the
+worker). Results are gathered in the serial order, so tables and JSON are the
+same whatever N; step-budget runs are deterministic, so their metrics are
+identical for any N. A job that raises is recorded as failed (its error in
+the JSON and under the table) and the others carry on. A worker process that
+dies breaks its pool: the jobs it took down are rerun one per fresh process,
+so only the job that killed its process is lost (and reported).
 """
 from __future__ import annotations
 
@@ -19,6 +42,7 @@ import json
 import math
 import os
 import time
+import traceback
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
@@ -35,7 +59,27 @@ class Options:
     data_dir: str | None = None
     cells: list[str] | None = None    # None: the study's default cells
     corpus: str | None = None         # charlm only: a dataset name or a text file/folder
+    budget: str = "both"              # "steps", "time" or "both" (run_one sees "steps" or "time")
+    steps: int | None = None          # per-run step budget for budget="steps"; None: the study's default
+    jobs: int = 1                     # worker processes; 1 runs every job in this process
+    groups: list[str] | None = None   # None: every group (e.g. adding's "T=150", digits' "permuted")
     log: Callable[[str], None] = field(default=print, repr=False)
+
+
+BUDGETS = ("steps", "time")
+BUDGET_CHOICES = ("steps", "time", "both")
+BUDGET_TITLES = {"steps": "Step-matched: every run gets the same number of optimizer steps",
+                 "time": "Time-matched: every run gets the same training time"}
+# set in a worker's environment before NumPy loads there: one BLAS / OpenMP thread per job
+THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
+              "NUMEXPR_NUM_THREADS", "NUMBA_NUM_THREADS")
+
+
+def budgets_of(opts: "Options") -> tuple[str, ...]:
+    if opts.budget not in BUDGET_CHOICES:
+        from ..errors import ConfigError
+        raise ConfigError(f"unknown budget {opts.budget!r}; choose from {', '.join(BUDGET_CHOICES)}")
+    return BUDGETS if opts.budget == "both" else (opts.budget,)
 
 
 class Condition(NamedTuple):
@@ -52,6 +96,10 @@ class Column(NamedTuple):
     kind: str = "stat"       # "stat": mean ± std; "count": k/n true; "const": from the condition's first run
 
 
+def no_notes(opts: "Options") -> str:
+    return ""
+
+
 class Study(NamedTuple):
     name: str
     title: str
@@ -60,7 +108,7 @@ class Study(NamedTuple):
     run_one: Callable[[Condition, int, Options], dict]
     columns: list[Column]
     curve_labels: tuple[str, str]                    # x and y axis names of each run's "curve"
-    notes: Callable[[Options], str] = lambda opts: ""
+    notes: Callable[[Options], str] = no_notes     # module-level functions only: workers unpickle the study
     log_y: bool = False
     y_limits: tuple[float, float] | None = None      # keeps one diverged run from flattening the others
 
@@ -69,8 +117,16 @@ def cell_available(name: str) -> bool:
     return name in CELLS
 
 
-def select(conds: list[Condition], wanted: list[str] | None, log: Callable[[str], None]) -> list[Condition]:
-    """Keep the conditions whose cell is wanted and registered; say why others are skipped."""
+def select(conds: list[Condition], wanted: list[str] | None, log: Callable[[str], None],
+           groups: list[str] | None = None) -> list[Condition]:
+    """Keep the conditions whose cell (and group) is wanted and whose cell is registered; say why
+    others are skipped."""
+    if groups:
+        offered = list(dict.fromkeys(c.group for c in conds))
+        for name in groups:
+            if name not in offered:
+                log(f"note: this study has no group '{name}' (it offers {', '.join(offered)})")
+        conds = [c for c in conds if c.group in groups]
     if wanted:
         offered = {c.cell for c in conds}
         for name in wanted:
@@ -107,7 +163,7 @@ def cell_text(col: Column, records: list[dict]) -> str:
     if col.kind == "count":
         return f"{sum(bool(v) for v in values)}/{len(values)}"
     if col.kind == "const":
-        v = values[0] if values else None
+        v = next((x for x in values if x is not None), None)
         return "—" if v is None else (col.fmt.format(v) if isinstance(v, (int, float)) else str(v))
     return fmt_stat(values, col.fmt)
 
@@ -120,7 +176,8 @@ def markdown_table(study: Study, rows: list[tuple[Condition, list[dict]]]) -> st
     return "\n".join(lines)
 
 
-def save_plots(study: Study, rows: list[tuple[Condition, list[dict]]], out: Path) -> list[str]:
+def save_plots(study: Study, rows: list[tuple[Condition, list[dict]]], out: Path, suffix: str = "",
+               subtitle: str = "") -> list[str]:
     """One PNG per group: every seed's curve, one colour per condition. Returns the file names."""
     try:
         import matplotlib
@@ -145,11 +202,11 @@ def save_plots(study: Study, rows: list[tuple[Condition, list[dict]]], out: Path
             ax.set_yscale("log")
         if study.y_limits:
             ax.set_ylim(*study.y_limits)
-        ax.set_title(f"{study.title}: {group}")
+        ax.set_title(f"{study.title}: {group}{subtitle}")
         ax.grid(alpha=0.3)
         if ax.lines:
             ax.legend(fontsize=8)
-        name = f"{study.name}-{_slug(group)}.png"
+        name = f"{study.name}-{_slug(group)}{suffix}.png"
         fig.tight_layout()
         fig.savefig(out / name, dpi=110)
         plt.close(fig)
@@ -175,47 +232,202 @@ def one_blas_thread() -> Any:
     return threadpool_limits(1, user_api="blas")
 
 
-def _run_conditions(study: Study, conds: list[Condition], seeds: int, opts: Options,
-                    rows: list[tuple[Condition, list[dict]]], start: float) -> None:
-    for cond in conds:
-        records = []
-        for seed in range(seeds):
-            opts.log(f"[{time.perf_counter() - start:6.0f}s] {study.name}: {cond.label}, seed {seed}")
-            t0 = time.perf_counter()
-            rec = study.run_one(cond, seed, opts)
-            rec["wall_s"] = time.perf_counter() - t0
-            rec["seed"] = seed
-            records.append(rec)
-        rows.append((cond, records))
+class Job(NamedTuple):
+    budget: str              # "steps" or "time"
+    index: int               # the condition's position in the study's list
+    cond: Condition
+    seed: int
+
+    @property
+    def key(self) -> tuple[str, int, int]:
+        return self.budget, self.index, self.seed
+
+
+def plan_jobs(conds: list[Condition], seeds: int, budgets: tuple[str, ...]) -> list[Job]:
+    """Every (budget, condition, seed), in the order the serial runner takes them."""
+    return [Job(b, i, c, s) for b in budgets for i, c in enumerate(conds) for s in range(seeds)]
+
+
+def _study_ref(study: Study) -> Any:
+    """What a worker needs to find the study: its registered name, else the (picklable) study itself."""
+    from . import STUDIES, get_study
+
+    if study.name in STUDIES:
+        with contextlib.suppress(Exception):
+            if get_study(study.name) is study:
+                return study.name
+    return study
+
+
+def _resolve(ref: Any) -> Study:
+    if isinstance(ref, str):
+        from . import get_study
+        return get_study(ref)
+    return ref
+
+
+def _failure(exc: BaseException) -> dict:
+    return {"failed": True, "error": f"{type(exc).__name__}: {exc}",
+            "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))}
+
+
+def run_job(study: Study, job: Job, opts: Options) -> dict:
+    """One run; an exception becomes a failed record instead of ending the study."""
+    t0 = time.perf_counter()
+    try:
+        rec = study.run_one(job.cond, job.seed, replace(opts, budget=job.budget))
+    except Exception as exc:  # noqa: BLE001 - reported in the table and JSON, never lost
+        rec = _failure(exc)
+    rec["wall_s"] = time.perf_counter() - t0
+    rec["seed"] = job.seed
+    rec["budget"] = job.budget
+    return rec
+
+
+def _worker(ref: Any, job: Job, fields: dict) -> tuple[dict, list[str]]:
+    """Entry point of a worker process: run one job with one BLAS thread, return its record and log."""
+    lines: list[str] = []
+    opts = Options(**fields, log=lines.append)
+    study = _resolve(ref)
+    with one_blas_thread():
+        rec = run_job(study, job, opts)
+    return rec, lines
+
+
+@contextlib.contextmanager
+def _thread_env() -> Any:
+    """One BLAS / OpenMP thread in the environment that spawned workers inherit (restored afterwards)."""
+    saved = {k: os.environ.get(k) for k in THREAD_ENV}
+    os.environ.update({k: "1" for k in THREAD_ENV})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _header(study: Study, job: Job, budgets: tuple[str, ...], start: float) -> str:
+    where = f" [{job.budget} budget]" if len(budgets) > 1 else ""
+    return f"[{time.perf_counter() - start:6.0f}s] {study.name}: {job.cond.label}, seed {job.seed}{where}"
+
+
+def _run_jobs(study: Study, jobs: list[Job], opts: Options, budgets: tuple[str, ...],
+              start: float) -> dict[tuple, dict]:
+    log = opts.log
+    done: dict[tuple, dict] = {}
+    if opts.jobs <= 1 or len(jobs) <= 1:
+        with one_blas_thread():
+            for job in jobs:
+                log(_header(study, job, budgets, start))
+                rec = run_job(study, job, opts)
+                if rec.get("failed"):
+                    log(f"  FAILED: {rec['error']}")
+                done[job.key] = rec
+        return done
+    ref = _study_ref(study)
+    fields = {k: v for k, v in asdict(opts).items() if k != "log"}
+    workers = min(opts.jobs, len(jobs))
+    log(f"{len(jobs)} jobs in {workers} worker processes (one BLAS thread each)")
+    with _thread_env():
+        orphans = _pool_run(study, jobs, ref, fields, workers, opts, budgets, start, done)
+        # A worker that died (killed, out of memory, a crash in native code) breaks the whole pool and
+        # every job still in it. Rerun those one per fresh process, so only the culprit is lost.
+        for job in orphans:
+            _pool_run(study, [job], ref, fields, 1, opts, budgets, start, done)
+    return done
+
+
+def _pool_run(study: Study, jobs: list[Job], ref: Any, fields: dict, workers: int, opts: Options,
+              budgets: tuple[str, ...], start: float, done: dict) -> list[Job]:
+    """Run ``jobs`` in a pool of ``workers``; record results in ``done``; return the jobs a broken pool lost
+    (none when the pool had one job: then its failure is recorded)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    log, orphans = opts.log, []
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_worker, ref, job, fields): job for job in jobs}
+        for fut in as_completed(futures):
+            job = futures[fut]
+            try:
+                rec, lines = fut.result()
+            except BrokenProcessPool as exc:
+                if len(jobs) > 1:
+                    orphans.append(job)
+                    continue
+                rec, lines = _failure(RuntimeError(f"the worker process died ({exc})")), []
+                rec.update(seed=job.seed, budget=job.budget, wall_s=math.nan)
+            except Exception as exc:  # e.g. a record that could not be pickled back
+                rec, lines = _failure(exc), []
+                rec.update(seed=job.seed, budget=job.budget, wall_s=math.nan)
+            log(_header(study, job, budgets, start) + (" (done)" if not rec.get("failed") else ""))
+            for line in lines:
+                log(line)
+            if rec.get("failed"):
+                log(f"  FAILED: {rec['error']}")
+            done[job.key] = rec
+    if orphans:
+        log(f"a worker process died; rerunning the {len(orphans)} job(s) it took down, one per process")
+    return sorted(orphans, key=lambda j: (j.budget, j.index, j.seed))
+
+
+def failure_notes(rows: list[tuple[str, Condition, list[dict]]]) -> str:
+    lines = [f"* {cond.label}, seed {rec['seed']} ({budget} budget): {rec['error']}"
+             for budget, cond, records in rows for rec in records if rec.get("failed")]
+    return ("**Failed jobs** (left out of the means; the error is in results.json):\n" + "\n".join(lines)) \
+        if lines else ""
 
 
 def run_study(study: Study, opts: Options) -> dict:
-    """Run every available condition over the seeds; write and return the results."""
+    """Run every available condition over the seeds and budgets; write and return the results."""
     log = opts.log
+    budgets = budgets_of(opts)
     seeds = opts.seeds or (1 if opts.quick else study.default_seeds)
     out = Path(opts.out) if opts.out else Path("runs") / "experiments" / f"{study.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
     opts = replace(opts, out=str(out))  # studies that write per-run folders put them here
-    conds = select(study.conditions(opts), opts.cells, log)
+    conds = select(study.conditions(opts), opts.cells, log, opts.groups)
     if not conds:
         from ..errors import ConfigError
-        raise ConfigError(f"experiment {study.name}: no condition left to run (cells: {', '.join(opts.cells or [])})")
+        raise ConfigError(f"experiment {study.name}: no condition left to run (cells: {', '.join(opts.cells or [])}"
+                          + (f"; groups: {', '.join(opts.groups)}" if opts.groups else "") + ")")
     start = time.perf_counter()
-    rows: list[tuple[Condition, list[dict]]] = []
-    with one_blas_thread():
-        _run_conditions(study, conds, seeds, opts, rows, start)
-    table = markdown_table(study, rows)
+    jobs = plan_jobs(conds, seeds, budgets)
+    done = _run_jobs(study, jobs, opts, budgets, start)
+    rows: list[tuple[str, Condition, list[dict]]] = []
+    for budget in budgets:
+        for i, cond in enumerate(conds):
+            rows.append((budget, cond, [done[j.key] for j in jobs if j.budget == budget and j.index == i]))
+    tables = {b: markdown_table(study, [(c, r) for bb, c, r in rows if bb == b]) for b in budgets}
+    if len(budgets) == 1:
+        table = tables[budgets[0]]
+    else:
+        table = "\n\n".join(f"#### {BUDGET_TITLES[b]}\n\n{tables[b]}" for b in budgets)
     notes = study.notes(opts)
-    plots = save_plots(study, rows, out)
+    failed = failure_notes(rows)
+    plots = []
+    for b in budgets:
+        plots += save_plots(study, [(c, r) for bb, c, r in rows if bb == b], out,
+                            suffix=f"-{b}" if len(budgets) > 1 else "",
+                            subtitle=f" ({b}-matched)" if len(budgets) > 1 else "")
     total = time.perf_counter() - start
     result = {"study": study.name, "title": study.title, "seeds": seeds, "total_s": total,
+              "budgets": list(budgets), "jobs": opts.jobs,
               "options": {k: v for k, v in asdict(opts).items() if k != "log"},
-              "cpu_count": os.cpu_count(), "table": table, "notes": notes, "plots": plots,
-              "rows": [{"label": c.label, "cell": c.cell, "group": c.group, "settings": c.settings, "runs": r}
-                       for c, r in rows]}
+              "cpu_count": os.cpu_count(), "table": table, "tables": tables, "notes": notes, "plots": plots,
+              "failed": sum(1 for _, _, r in rows for rec in r if rec.get("failed")),
+              "rows": [{"label": c.label, "cell": c.cell, "group": c.group, "budget": b, "settings": c.settings,
+                        "runs": r} for b, c, r in rows]}
     (out / "results.json").write_text(json.dumps(result, indent=1, default=_json_default))
-    (out / "table.md").write_text(f"### {study.title}\n\n{table}\n\n{notes}\n")
+    extra = f"\n\n{failed}" if failed else ""
+    (out / "table.md").write_text(f"### {study.title}\n\n{table}{extra}\n\n{notes}\n")
     log(f"\n### {study.title} ({seeds} seed{'s' if seeds > 1 else ''}, {total / 60:.1f} min)\n\n{table}\n")
+    if failed:
+        log(failed + "\n")
     if notes:
         log(notes + "\n")
     log(f"results: {out / 'results.json'}; table: {out / 'table.md'}"

@@ -176,6 +176,10 @@ def fit_sequence(task: SequenceTask, cfg: LoopConfig, run_dir: str | Path,
 
 
 def run_dir_for(opts: Any, study: str, label: str, seed: int) -> Path:
-    """Where one condition's run for one seed lives: ``<study out>/<study>-runs/<label>-seed<k>``."""
+    """Where one condition's run for one seed lives: ``<study out>/<study>-runs[/<budget>]/<label>-seed<k>``."""
     base = Path(opts.out) if opts.out else Path("runs") / "experiments"
-    return base / f"{study}-runs" / f"{label.replace(' ', '-').replace('=', '')}-seed{seed}"
+    budget = getattr(opts, "budget", None)
+    folder = base / f"{study}-runs"
+    if budget in ("steps", "time"):
+        folder = folder / budget
+    return folder / f"{label.replace(' ', '-').replace('=', '')}-seed{seed}"
