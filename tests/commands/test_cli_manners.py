@@ -218,3 +218,16 @@ def test_multi_line_library_messages_become_one_line(tmp_path, capsys):
     assert main(["import", str(path), "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {path}") and err.count("\n") == 1 and len(err) <= 1010
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--length", "-1"], "--length must be >= 0, got -1"),
+    (["--temperature", "0"], "--temperature must be a positive number, got 0.0"),
+    (["--temperature", "nan"], "--temperature must be a positive number, got nan"),
+    (["--top-k", "-2"], "--top-k must be >= 0"),
+    (["--beam", "-1"], "--beam must be >= 1"),
+])
+def test_sample_flags_are_named(tiny_run, capsys, flags, words):
+    assert main(["sample", str(tiny_run), *flags]) == 2
+    err = capsys.readouterr().err
+    assert words in err and err.count("\n") == 1, err

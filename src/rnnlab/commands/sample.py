@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from ..api import load_run
     from ..errors import DataError
 
+    _check_flags(args)  # before the model is read
     loaded = load_run(args.run_path, args.checkpoint)
     try:
         args.prime, unknown = loaded.vocab.resolve_unknown(args.prime, args.unknown)
@@ -55,6 +56,23 @@ def run(args: argparse.Namespace) -> int:
     print(f"[{count} chars in {seconds:.2f}s: {count / max(seconds, 1e-9):,.0f} chars/s{note}; "
           f"{loaded.path}]", file=sys.stderr)
     return 0
+
+
+def _check_flags(args: argparse.Namespace) -> None:
+    """The numeric flags, named as typed (the library's own checks name its parameters)."""
+    import math
+
+    from ..errors import ConfigError
+
+    if args.length < 0:
+        raise ConfigError(f"--length must be >= 0, got {args.length}")
+    if not (args.temperature > 0 and math.isfinite(args.temperature)):
+        raise ConfigError(f"--temperature must be a positive number, got {args.temperature} "
+                          "(--argmax for greedy decoding)")
+    if args.top_k < 0:
+        raise ConfigError(f"--top-k must be >= 0 (0: all characters), got {args.top_k}")
+    if args.beam < 0:
+        raise ConfigError(f"--beam must be >= 1 (0: sample instead), got {args.beam}")
 
 
 def _generate(args: argparse.Namespace, loaded: "LoadedRun", out: TextIO) -> tuple[int, str]:
