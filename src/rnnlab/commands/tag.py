@@ -1,0 +1,173 @@
+"""``rnnlab tag train|eval|predict``: the BiLSTM-CRF sequence tagger (rnnlab.tasks.tagging)."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+
+HELP = {
+    "scheme": "tag scheme the model predicts: BIO or BIOES (the data's tags are converted)",
+    "crf": "a linear-chain CRF output layer (Viterbi decoding); --no-crf: per-token softmax",
+    "chars": "a character-level BiLSTM word encoder; --no-chars: word and case embeddings only",
+    "word_dim": "word embedding size (set by --vectors' width when given)",
+    "case_dim": "case/shape feature embedding size",
+    "feature_dim": "embedding size of each extra feature column (e.g. POS in conll2000)",
+    "char_dim": "character embedding size",
+    "char_hidden": "hidden units per direction of the character BiLSTM",
+    "hidden_size": "hidden units per direction of the word BiLSTM",
+    "num_layers": "stacked word BiLSTM layers",
+    "dropout": "dropout on the BiLSTM's input and output (and between layers)",
+    "word_unk": "probability of replacing a training word seen once by the unknown word",
+    "min_word_count": "words seen fewer times in training are unknown",
+    "max_word_len": "characters of a word read by the character BiLSTM",
+    "vectors": "pretrained word vectors: a word2vec/GloVe text file (none are shipped)",
+    "batch_size": "sentences per training batch",
+    "eval_batch": "sentences per batch when evaluating",
+    "optimizer": "sgd, adagrad, rmsprop, adam or adamw",
+    "lr": "learning rate",
+    "weight_decay": "L2 weight decay (decoupled for adamw)",
+    "momentum": "momentum for sgd and rmsprop",
+    "clip": "clip the global gradient norm to this value; 0 disables",
+    "clip_value": "clip each gradient entry to +-this value; 0 disables",
+    "schedule": "learning-rate schedule: constant, step, cosine, or auto (cosine over the budget)",
+    "warmup_steps": "linear learning-rate warm-up steps",
+    "lr_step_size": "steps between decays of the 'step' schedule",
+    "lr_gamma": "decay factor of the 'step' schedule",
+    "min_lr": "final learning rate of the cosine schedule",
+    "max_steps": "stop after this many steps (batches); 0: no limit",
+    "max_minutes": "training-time budget in minutes (evaluation excluded); 0: no limit",
+    "eval_every": "evaluate entity F1 on the validation split every N steps",
+    "patience": "stop after N evaluations without improvement; 0: never",
+    "log_every": "log training metrics every N steps",
+    "guard": "on a non-finite or exploding step: abort, skip or backoff",
+    "diagnostics": "log hidden-state and gradient statistics per layer",
+    "seed": "random seed for initialisation, dropout and batching",
+}
+_NOT_FLAGS = {"dataset", "train_file", "dev_file", "test_file", "data_dir"}
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from ..tasks.tagging.task import TagConfig
+
+    p = sub.add_parser("tag", help="sequence tagging (NER, chunking) with a BiLSTM-CRF",
+                       description="Train, evaluate and apply a BiLSTM-CRF tagger (word, case and character "
+                                   "features; Lample et al. 2016).")
+    tag = p.add_subparsers(dest="tag_command", metavar="ACTION")
+    tag.required = True
+
+    t = tag.add_parser("train", help="train a tagger", description="Train a tagger on a named dataset "
+                       "(ncbi-disease, conll2000) or CoNLL files. Writes a run folder (config.json, metrics.jsonl, "
+                       "best.npz, last.npz); the best validation entity F1 picks best.npz, and the test split "
+                       "is scored with it at the end.")
+    t.add_argument("dataset", nargs="?", help="named dataset: ncbi-disease or conll2000")
+    t.add_argument("--train", dest="train_file", metavar="FILE", help="training CoNLL file (token [features] tag)")
+    t.add_argument("--dev", dest="dev_file", metavar="FILE", help="validation CoNLL file (needed with --train)")
+    t.add_argument("--test", dest="test_file", metavar="FILE", help="test CoNLL file, scored at the end")
+    t.add_argument("--data-dir", metavar="DIR", help="folder holding named datasets (default: $RNNLAB_DATA)")
+    t.add_argument("--out", metavar="DIR", help="run folder (default: runs/<timestamp>, with runs/latest)")
+    t.add_argument("--resume", metavar="RUN", help="continue a run exactly where it stopped; budget flags "
+                   "given here replace its budget")
+    t.add_argument("--force", action="store_true", help="train into an --out folder that already holds a run, "
+                   "deleting its checkpoints and metrics")
+    defaults = TagConfig()
+    for f in dataclasses.fields(TagConfig):
+        if f.name in _NOT_FLAGS:
+            continue
+        flag, default = "--" + f.name.replace("_", "-"), getattr(defaults, f.name)
+        text = f"{HELP.get(f.name, f.name)} (default: {default if default != '' else 'none'})"
+        if isinstance(default, bool):
+            names = ("--char", "--chars") if f.name == "chars" else (flag,)
+            t.add_argument(*names, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
+        else:
+            t.add_argument(flag, dest=f.name, type=type(default), default=None, metavar=f.name.upper(), help=text)
+    t.set_defaults(run=run_train)
+
+    e = tag.add_parser("eval", help="score a trained tagger", description="Entity precision, recall and F1 "
+                       "per type (conlleval's rules) and token accuracy of a run's best checkpoint.")
+    e.add_argument("run_path", metavar="RUN", help="run folder, runs/latest, or a checkpoint file")
+    e.add_argument("--data", metavar="FILE", help="gold CoNLL file (default: the run's own test split)")
+    e.add_argument("--data-dir", metavar="DIR", help="folder holding named datasets (for the run's test split)")
+    e.add_argument("--output", metavar="FILE", help="also write the predictions as CoNLL (token, gold, predicted)")
+    e.set_defaults(run=run_eval)
+
+    r = tag.add_parser("predict", help="tag plain text", description="Tag a plain-text file: split into "
+                       "sentences and tokens (rnnlab.tasks.tagging.tokenize: words, numbers, and every other "
+                       "character, hyphens and apostrophes included, a token of its own), then tag each "
+                       "sentence. Output: CoNLL columns (token, tag; a blank line between sentences) or JSON.")
+    r.add_argument("run_path", metavar="RUN", help="run folder, runs/latest, or a checkpoint file")
+    r.add_argument("input", metavar="INPUT", help="UTF-8 text file, or - for standard input")
+    r.add_argument("--format", choices=("conll", "json"), default="conll",
+                   help="conll: token<TAB>tag lines; json: one object per sentence with tokens, tags and entity "
+                        "spans with character offsets into the input (default: conll)")
+    r.set_defaults(run=run_predict)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from ..tasks.tagging.api import train_tagger
+    from ..tasks.tagging.task import TagConfig
+
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TagConfig)
+             if f.name not in _NOT_FLAGS and getattr(args, f.name, None) is not None}
+    if args.resume:
+        summary = train_tagger(resume=args.resume, budget=given)
+    else:
+        cfg = TagConfig(**given, dataset=args.dataset or "", train_file=args.train_file or "",
+                        dev_file=args.dev_file or "", test_file=args.test_file or "", data_dir=args.data_dir or "")
+        summary = train_tagger(cfg, out=args.out, force=args.force)
+    if summary["exit_code"]:
+        return summary["exit_code"]   # 130 after Ctrl-C, 143 after SIGTERM
+    return 0 if summary["steps"] > 0 else 1
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from ..tasks.tagging.data import read_conll, write_conll
+    from ..tasks.tagging.metrics import evaluate, format_table
+    from ..tasks.tagging.task import TagConfig, load_corpus, load_run, predict_tags
+    from ..errors import DataError
+
+    loaded = load_run(args.run_path)
+    if args.data:
+        sentences, source = read_conll(args.data, None), args.data
+    else:
+        cfg = TagConfig.from_dict(loaded.config)
+        if args.data_dir:
+            cfg.data_dir = args.data_dir
+        sentences, source = load_corpus(cfg).test, "the run's test split"
+        if not sentences:
+            raise DataError(f"{loaded.path}: the run has no test split; give --data FILE")
+    predicted, _ = predict_tags(loaded.model, loaded.vocabs, sentences, loaded.scheme,
+                                max_word_len=loaded.max_word_len)
+    report = evaluate([s.tags for s in sentences], predicted)
+    print(f"{loaded.path} on {source}:\n{format_table(report)}")
+    if args.output:
+        write_conll(args.output, sentences, predicted)
+        print(f"wrote {args.output}")
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..errors import DataError
+    from ..tasks.tagging.api import Tagger
+
+    tagger = Tagger.load(args.run_path)
+    if args.input == "-":
+        text = sys.stdin.read()
+    else:
+        try:
+            text = Path(args.input).read_bytes().decode("utf-8-sig")
+        except OSError as e:
+            raise DataError(f"{args.input}: cannot read the file ({e.strerror}); check the path") from None
+        except UnicodeDecodeError as e:
+            raise DataError(f"{args.input}: byte {e.start} is not UTF-8; convert the file to UTF-8 "
+                            f"(e.g. iconv -f latin1 -t utf-8)") from None
+    result = tagger.predict_text(text)
+    if args.format == "json":
+        for sentence in result:
+            print(json.dumps(sentence, ensure_ascii=False))
+    else:
+        for sentence in result:
+            print("\n".join(f"{t['text']}\t{t['tag']}" for t in sentence["tokens"]) + "\n")
+    return 0

@@ -1,0 +1,159 @@
+"""The tagger from Python, and the training entry point behind ``rnnlab tag train``.
+
+>>> from rnnlab.tasks.tagging import Tagger
+>>> tagger = Tagger(crf=True, hidden_size=100).fit("ncbi-disease", data_dir="../shared/data", max_minutes=30)
+>>> tagger.evaluate("test.tsv").f1                      # or a list of Sentence
+>>> tagger.predict([["BRCA1", "mutations", "cause", "breast", "cancer", "."], "Raw text is tokenised."])
+>>> tagger.save("tagger.npz"); tagger = Tagger.load("tagger.npz")   # or Tagger.load("runs/latest")
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from ...errors import ConfigError
+from ...train import Progress, resume_checkpoint, run_task
+from ...train.loopconfig import BUDGET_FIELDS, with_new_budget
+from ...train.runs import CONFIG, prepare_run_dir
+from .data import Sentence, read_conll
+from .metrics import EntityReport, evaluate, format_table
+from .schemes import chunks
+from .task import LoadedRun, TagConfig, TaggingTask, load_corpus, load_run, predict_tags
+from .tokenize import split_sentences, tokenize
+from .vocab import Vocabs, build_vocabs
+
+
+def train_tagger(cfg: TagConfig | None = None, out: str | None = None, resume: str | None = None,
+                 budget: dict | None = None, force: bool = False, log: Callable[[str], None] = print,
+                 progress: Progress | None = None) -> dict[str, Any]:
+    """Train (or with ``resume``, continue exactly) a tagger; returns the loop's summary, plus
+    ``test`` (the best checkpoint's EntityReport on the test split) when there is one."""
+    ckpt = None
+    if resume:
+        ckpt, meta = resume_checkpoint(resume, "tagging")
+        cfg = TagConfig.from_dict(with_new_budget(meta["config"], {k: v for k, v in (budget or {}).items()
+                                                                   if k in BUDGET_FIELDS}))
+        run_dir = ckpt.parent
+    else:
+        if cfg is None:
+            raise ConfigError("train_tagger needs a TagConfig (or resume=RUN)")
+        run_dir = prepare_run_dir(out, force=force)
+    cfg.validate()
+    corpus = load_corpus(cfg)
+    vocabs = Vocabs.from_dict(meta["vocabs"]) if ckpt is not None else build_vocabs(
+        corpus.train, scheme=cfg.scheme, min_word_count=cfg.min_word_count)
+    log(f"rnnlab tag train: {corpus.name}, {len(corpus.train)} training / {len(corpus.dev)} validation / "
+        f"{len(corpus.test)} test sentences ({corpus.note or 'files'}); {len(vocabs.words)} words, "
+        f"{len(vocabs.chars)} characters, tags {' '.join(vocabs.tags.itos)}\nrun folder: {run_dir} "
+        f"(settings in {run_dir / CONFIG})")
+    task = TaggingTask(cfg, vocabs, corpus.train, corpus.dev)
+    if progress is None:
+        progress = Progress(loss_label=lambda loss: f"loss {loss:.3f}")
+    summary = run_task(task, cfg, run_dir, resume_from=ckpt, log=log, progress=progress)
+    if corpus.test and summary["steps"] > 0 and not summary["exit_code"]:
+        loaded = load_run(run_dir)
+        report = evaluate_sentences(loaded, corpus.test)
+        summary["test"] = report
+        log(f"test split, best checkpoint ({loaded.path.name}):\n{format_table(report)}")
+    log(f"done ({summary['stop']}): {summary['steps']} steps, {summary['elapsed_s']:.0f}s of training; best "
+        f"validation F1 {summary['best'] if summary['best'] is not None else float('nan'):.2f}; run in {run_dir}")
+    return summary
+
+
+def evaluate_sentences(loaded: LoadedRun, sentences: Sequence[Sentence], batch_size: int = 128) -> EntityReport:
+    """Entity P/R/F1 (conlleval) of a trained tagger on gold-tagged sentences (any of BIO, BIOES, IOB1)."""
+    predicted, _ = predict_tags(loaded.model, loaded.vocabs, sentences, loaded.scheme, batch_size,
+                                loaded.max_word_len)
+    return evaluate([s.tags for s in sentences], predicted)
+
+
+def _as_sentence(item: Any) -> Sentence:
+    if isinstance(item, Sentence):
+        return item
+    tokens = [t.text for t in tokenize(item)] if isinstance(item, str) else [str(t) for t in item]
+    return Sentence(tuple(tokens), ("O",) * len(tokens))
+
+
+class Tagger:
+    """``Tagger(**options)`` takes any :class:`TagConfig` field (crf, chars, scheme, hidden_size,
+    word_dim, dropout, lr, batch_size, seed, vectors...)."""
+
+    def __init__(self, **options: Any) -> None:
+        known = set(TagConfig.__dataclass_fields__)
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ConfigError(f"unknown Tagger options {unknown}; known: {', '.join(sorted(known))}")
+        self.options = options
+        self.loaded: LoadedRun | None = None
+        self.summary: dict[str, Any] | None = None
+
+    def fit(self, train: str | os.PathLike, dev: str | os.PathLike | None = None,
+            test: str | os.PathLike | None = None, *, data_dir: str | None = None, out: str | None = None,
+            force: bool = False, log: Callable[[str], None] = lambda s: None,
+            progress: Progress | None = None, **loop: Any) -> "Tagger":
+        """Train on a named dataset (``"ncbi-disease"``) or on CoNLL files (train, dev, test);
+        ``loop`` overrides settings such as max_minutes or max_steps. The run folder is ``out``."""
+        named = dev is None and not Path(train).exists()
+        data = {"dataset": str(train)} if named else {"train_file": str(train), "dev_file": str(dev or ""),
+                                                      "test_file": str(test or "")}
+        cfg = TagConfig(**{**self.options, **loop, **data, "data_dir": data_dir or ""})
+        self.summary = train_tagger(cfg, out=out, force=force, log=log,
+                                    progress=progress or Progress(enabled=False))
+        self.loaded = load_run(self.summary["run_dir"])
+        return self
+
+    def _ready(self) -> LoadedRun:
+        if self.loaded is None:
+            raise ConfigError("this Tagger is not trained: call fit() or Tagger.load(RUN) first")
+        return self.loaded
+
+    def evaluate(self, data: str | os.PathLike | Sequence[Any]) -> EntityReport:
+        """Score a CoNLL file or gold sentences (:class:`Sentence`, or (tokens, tags) pairs)."""
+        loaded = self._ready()
+        if isinstance(data, (str, os.PathLike)):
+            sentences = read_conll(data, None)
+        else:
+            sentences = [s if isinstance(s, Sentence) else Sentence(tuple(s[0]), tuple(s[1])) for s in data]
+        return evaluate_sentences(loaded, sentences)
+
+    def predict(self, sentences: Sequence[Any]) -> list[list[str]]:
+        """Tags for each sentence: a list of tokens, or a raw string (tokenised by
+        :func:`rnnlab.tasks.tagging.tokenize.tokenize`, tags aligned with its tokens)."""
+        loaded = self._ready()
+        items = [_as_sentence(s) for s in sentences]
+        keep = [i for i, s in enumerate(items) if len(s)]
+        tags, _ = predict_tags(loaded.model, loaded.vocabs, [items[i] for i in keep], loaded.scheme,
+                               max_word_len=loaded.max_word_len)
+        out: list[list[str]] = [[] for _ in items]
+        for i, t in zip(keep, tags):
+            out[i] = t
+        return out
+
+    def predict_text(self, text: str) -> list[dict[str, Any]]:
+        """Sentences of plain text with their tokens (offsets), tags and entity spans."""
+        sentences = split_sentences(text)
+        tags = self.predict([[t.text for t in s] for s in sentences])
+        out = []
+        for toks, tg in zip(sentences, tags):
+            spans = [{"type": c.type, "start": toks[c.start].start, "end": toks[c.end - 1].end,
+                      "text": text[toks[c.start].start:toks[c.end - 1].end]} for c in chunks(tg)]
+            out.append({"tokens": [{"text": t.text, "start": t.start, "end": t.end, "tag": g}
+                                   for t, g in zip(toks, tg)], "entities": spans})
+        return out
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Copy the trained checkpoint (weights, sizes, vocabularies) to ``path``."""
+        loaded = self._ready()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(loaded.path, path)
+        return path
+
+    @classmethod
+    def load(cls, run_or_path: str | os.PathLike) -> "Tagger":
+        tagger = cls()
+        tagger.loaded = load_run(run_or_path)
+        tagger.options = dict(tagger.loaded.config)
+        return tagger

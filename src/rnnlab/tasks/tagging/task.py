@@ -1,0 +1,271 @@
+"""Sequence tagging as a task of the one training loop (:func:`rnnlab.train.run_task`).
+
+* data: a named dataset (``ncbi-disease``, ``conll2000``) or CoNLL files (train, dev,
+  optional test), tags rewritten in ``scheme`` (BIO or BIOES); vocabularies from the training
+  split only (:mod:`rnnlab.tasks.tagging.vocab`).
+* batches: shuffled epochs of length-bucketed batches (``make_batches(shuffle=True)``, the
+  permutation seeded by ``[seed, epoch]``); the position is ``(epoch, index)``, so a run
+  resumes bit for bit. Lample et al.'s singleton trick: a training word seen once is replaced
+  by the unknown word with probability ``word_unk`` (drawn from ``[seed, epoch, index]``), so
+  the model learns what to do with words it has never seen.
+* validation: entity F1 (conlleval semantics, :mod:`rnnlab.tasks.tagging.metrics`) of the
+  Viterbi paths, constrained to well-formed tag sequences; best = highest F1.
+* checkpoint: the weights, the model's sizes and the vocabularies (JSON), so a run folder
+  alone is enough to tag new text (:func:`load_run`).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ...checkpoint import load_checkpoint
+from ...errors import CheckpointError, ConfigError
+from ...layers.crf import tag_constraints
+from ...module import no_grad
+from ...train.loopconfig import LoopConfig, validate_loop
+from ...train.task import EvalInterrupted, Selection, StepOutput, Task
+from .data import Sentence, TaggedCorpus, convert_sentences, load_dataset, read_conll
+from .metrics import EntityReport, evaluate
+from .model import TaggerModel, read_vectors
+from .schemes import normalize_scheme
+from .vocab import Vocabs, build_vocabs, encode, make_batches
+
+KIND = "rnnlab.tagger"
+
+
+@dataclass
+class TagConfig(LoopConfig):
+    """Every setting of a tagging run (the loop's own fields first, from LoopConfig)."""
+    dataset: str = ""                 # ncbi-disease, conll2000; or files below
+    train_file: str = ""
+    dev_file: str = ""
+    test_file: str = ""
+    data_dir: str = ""
+    scheme: str = "BIOES"             # the tags the model predicts (BIO or BIOES)
+    crf: bool = True
+    chars: bool = True
+    word_dim: int = 100
+    case_dim: int = 8
+    feature_dim: int = 16
+    char_dim: int = 25
+    char_hidden: int = 25
+    hidden_size: int = 100
+    num_layers: int = 1
+    dropout: float = 0.5
+    word_unk: float = 0.5             # singleton words -> <unk> with this probability while training
+    min_word_count: int = 1
+    max_word_len: int = 30
+    vectors: str = ""                 # word2vec/GloVe text file for the word embeddings
+    batch_size: int = 16
+    eval_batch: int = 128
+    # the loop's settings, tagger defaults
+    lr: float = 2e-3
+    clip: float = 5.0
+    schedule: str = "auto"
+    max_steps: int = 0
+    max_minutes: float = 30.0
+    eval_every: int = 250
+    log_every: int = 25
+
+    def validate(self) -> "TagConfig":
+        validate_loop(self)
+        if bool(self.dataset) == bool(self.train_file):
+            raise ConfigError("name a dataset (ncbi-disease, conll2000) or give --train FILE (and --dev FILE), "
+                              "not both")
+        if self.train_file and not self.dev_file:
+            raise ConfigError("--train needs --dev FILE: the validation data that picks the best checkpoint")
+        self.scheme = normalize_scheme(self.scheme)
+        if self.scheme not in ("BIO", "BIOES"):
+            raise ConfigError(f"--scheme must be BIO or BIOES, got {self.scheme}")
+        if not 0.0 <= self.dropout < 1.0 or not 0.0 <= self.word_unk <= 1.0:
+            raise ConfigError("--dropout must be in [0, 1) and --word-unk in [0, 1]")
+        for name in ("word_dim", "case_dim", "feature_dim", "char_dim", "char_hidden", "hidden_size",
+                     "num_layers", "batch_size", "eval_batch", "max_word_len", "min_word_count"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        return self
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TagConfig":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def load_corpus(cfg: TagConfig) -> TaggedCorpus:
+    """The splits named by the config, tags in ``cfg.scheme``."""
+    if cfg.dataset:
+        return load_dataset(cfg.dataset, cfg.data_dir or None, scheme=cfg.scheme)
+    parts = {}
+    for role, path in (("train", cfg.train_file), ("dev", cfg.dev_file), ("test", cfg.test_file)):
+        parts[role] = convert_sentences(read_conll(path, None), cfg.scheme) if path else []
+    return TaggedCorpus("files", cfg.scheme, parts["train"], parts["dev"], parts["test"],
+                        {k: Path(v) for k, v in (("train", cfg.train_file), ("dev", cfg.dev_file),
+                                                 ("test", cfg.test_file)) if v})
+
+
+def model_spec(cfg: TagConfig, vocabs: Vocabs) -> dict[str, Any]:
+    return {"word_vocab": len(vocabs.words), "char_vocab": len(vocabs.chars), "case_vocab": len(vocabs.cases),
+            "num_tags": len(vocabs.tags), "feature_vocabs": [len(f) for f in vocabs.features],
+            "word_dim": cfg.word_dim, "case_dim": cfg.case_dim, "feature_dim": cfg.feature_dim,
+            "char_dim": cfg.char_dim, "char_hidden": cfg.char_hidden, "use_chars": cfg.chars,
+            "hidden_size": cfg.hidden_size, "num_layers": cfg.num_layers, "dropout": cfg.dropout,
+            "crf": cfg.crf, "seed": cfg.seed}
+
+
+def constraints_for(model: TaggerModel, vocabs: Vocabs, scheme: str) -> Any:
+    return tag_constraints(vocabs.tags.itos, scheme) if model.use_crf else None
+
+
+def predict_tags(model: TaggerModel, vocabs: Vocabs, sentences: Sequence[Sentence], scheme: str,
+                 batch_size: int = 128, max_word_len: int | None = 30,
+                 should_stop: Callable[[], bool] = lambda: False,
+                 progress: Callable[[int, int], None] | None = None,
+                 with_loss: bool = False) -> tuple[list[list[str]], float]:
+    """Tag strings per sentence (and the mean loss per batch item when ``with_loss``); eval mode, no_grad."""
+    constraints = constraints_for(model, vocabs, scheme)
+    encoded = encode(sentences, vocabs, max_word_len)
+    batches = make_batches(encoded, batch_size, max_tokens=batch_size * 40)
+    predicted: list[list[str]] = [[] for _ in sentences]
+    was_training, total, count = model.training, 0.0, 0
+    model.eval()
+    try:
+        with no_grad():
+            for k, batch in enumerate(batches):
+                if should_stop():
+                    raise EvalInterrupted
+                emissions, _ = model.forward(batch)
+                if with_loss:
+                    loss, _ = model.loss(emissions, batch)
+                    n = batch.size if model.use_crf else batch.tokens
+                    total, count = total + loss * n, count + n
+                for row, path in zip(batch.index, model.decode(emissions, batch.lengths, constraints)):
+                    predicted[row] = vocabs.tags.decode(path)
+                if progress is not None:
+                    progress(k + 1, len(batches))
+    finally:
+        model.train(was_training)
+    return predicted, (total / count if count else math.nan)
+
+
+class TaggingTask(Task):
+    name = "tagging"
+    unit = "sentences"
+    selection = Selection("f1", "max")
+
+    def __init__(self, cfg: TagConfig, vocabs: Vocabs, train: Sequence[Sentence], dev: Sequence[Sentence]) -> None:
+        if not train or not dev:
+            raise ConfigError("tagging needs training and validation sentences")
+        self.cfg, self.vocabs, self.dev = cfg, vocabs, list(dev)
+        self.encoded = encode(train, vocabs, cfg.max_word_len)
+        counts: dict[int, int] = {}
+        for e in self.encoded:
+            for w in e.words.tolist():
+                counts[w] = counts.get(w, 0) + 1
+        self.singletons = np.zeros(len(vocabs.words), dtype=bool)
+        self.singletons[[w for w, n in counts.items() if n == 1]] = True
+        self.singletons[: 2] = False
+        self.epoch, self.index = 0, 0
+        self._epoch_batches: tuple[int, list] | None = None
+
+    # -- model -----------------------------------------------------------------------------------
+    def build_model(self) -> TaggerModel:
+        model = TaggerModel(**model_spec(self.cfg, self.vocabs))
+        if self.cfg.vectors:
+            rows, vectors, dim = read_vectors(self.cfg.vectors, self.vocabs.words, self.vocabs.lower)
+            if dim != self.cfg.word_dim:
+                raise ConfigError(f"{self.cfg.vectors} holds {dim}-dimensional vectors; set --word-dim {dim}")
+            model.word.params["W"][rows] = vectors
+        return model
+
+    def pack_model(self, model: TaggerModel) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        arrays = {f"param/{name}": value for name, value in model.state_dict().items()}
+        return arrays, {"kind": KIND, "model": dict(model.spec), "vocabs": self.vocabs.to_dict(),
+                        "scheme": self.cfg.scheme, "max_word_len": self.cfg.max_word_len}
+
+    # -- data --------------------------------------------------------------------------------------
+    def _batches(self) -> list:
+        if self._epoch_batches is None or self._epoch_batches[0] != self.epoch:
+            seed = int(np.random.SeedSequence([self.cfg.seed, self.epoch]).generate_state(1)[0])
+            self._epoch_batches = (self.epoch, make_batches(self.encoded, self.cfg.batch_size, shuffle=True,
+                                                            seed=seed))
+        return self._epoch_batches[1]
+
+    def next_batch(self) -> Any:
+        batches = self._batches()
+        batch = batches[self.index]
+        if self.cfg.word_unk > 0:
+            rng = np.random.default_rng([self.cfg.seed, self.epoch, self.index])
+            drop = self.singletons[batch.words] & (rng.random(batch.words.shape) < self.cfg.word_unk)
+            if drop.any():
+                batch = _replace_words(batch, np.where(drop, self.vocabs.words.unk_index, batch.words))
+        self.index += 1
+        if self.index == len(batches):
+            self.epoch, self.index = self.epoch + 1, 0
+        return batch
+
+    def data_state(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "index": self.index}
+
+    def load_data_state(self, state: dict[str, Any]) -> None:
+        self.epoch, self.index = int(state["epoch"]), int(state["index"])
+
+    # -- one step and evaluation ---------------------------------------------------------------------
+    def forward_backward(self, model: TaggerModel, batch: Any, carry: Any) -> StepOutput:
+        emissions, cache = model.forward(batch)
+        loss, lcache = model.loss(emissions, batch)
+        model.backward(model.loss_backward(lcache), cache)
+        return StepOutput(loss, batch.size, cache.rnn, None)
+
+    def evaluate(self, model: TaggerModel, should_stop: Callable[[], bool] = lambda: False,
+                 progress: Callable[[int, int], None] | None = None) -> dict[str, float]:
+        predicted, loss = predict_tags(model, self.vocabs, self.dev, self.cfg.scheme, self.cfg.eval_batch,
+                                       self.cfg.max_word_len, should_stop, progress, with_loss=True)
+        return metrics_row(evaluate([s.tags for s in self.dev], predicted), loss)
+
+    def describe_eval(self, metrics: dict[str, float]) -> str:
+        return (f"validation entity F1 {metrics['f1']:.2f} (P {metrics['precision']:.2f}, R {metrics['recall']:.2f}, "
+                f"token accuracy {metrics['acc']:.2f}%), loss {metrics['loss']:.4f}")
+
+    def meta(self) -> dict[str, Any]:
+        return {"train_sentences": len(self.encoded), "dev_sentences": len(self.dev)}
+
+
+def metrics_row(report: EntityReport, loss: float) -> dict[str, float]:
+    return {"loss": float(loss), "f1": 100 * report.f1, "precision": 100 * report.precision,
+            "recall": 100 * report.recall, "acc": 100 * report.token_accuracy}
+
+
+def _replace_words(batch: Any, words: np.ndarray) -> Any:
+    from dataclasses import replace
+
+    return replace(batch, words=words)
+
+
+@dataclass
+class LoadedRun:
+    model: TaggerModel
+    vocabs: Vocabs
+    scheme: str
+    max_word_len: int
+    config: dict
+    path: Path
+
+
+def load_run(run: str | Path) -> LoadedRun:
+    """The tagger saved in a run folder (its best.npz) or a checkpoint file."""
+    from ...train.runs import find_checkpoint
+
+    path = find_checkpoint(run)
+    arrays, meta = load_checkpoint(path)
+    if meta.get("kind") != KIND:
+        raise CheckpointError(f"{path} is not a tagger checkpoint (kind {meta.get('kind')!r}); "
+                              "train one with `rnnlab tag train`")
+    spec = dict(meta["model"])
+    model = TaggerModel(**spec)
+    model.load_state_dict({k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")})
+    return LoadedRun(model.eval(), Vocabs.from_dict(meta["vocabs"]), meta["scheme"], int(meta.get("max_word_len", 30)),
+                     meta.get("config", {}), path)

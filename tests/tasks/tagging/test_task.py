@@ -1,0 +1,116 @@
+"""The tagging task in the one training loop: learning, exact resume, the guard, the run folder."""
+import numpy as np
+import pytest
+
+from rnnlab.checkpoint import load_checkpoint
+from rnnlab.errors import ConfigError
+from rnnlab.tasks.tagging.data import convert_sentences, write_conll
+from rnnlab.tasks.tagging.synthetic import synthetic_sentences
+from rnnlab.tasks.tagging.task import TagConfig, TaggingTask, load_run
+from rnnlab.tasks.tagging.vocab import build_vocabs
+from rnnlab.train import run_task
+from rnnlab.train.guard import DivergenceError
+from rnnlab.train.progress import MetricsLog, Progress
+from rnnlab.train.runs import prepare_run_dir
+from rnnlab.train.trainer import Trainer
+
+QUIET = dict(log=lambda *a: None, progress=Progress(enabled=False))
+SMALL = dict(word_dim=8, case_dim=3, char_dim=5, char_hidden=4, hidden_size=8, batch_size=8, eval_batch=16,
+             max_minutes=0.0, schedule="constant")
+
+
+def make_task(scheme="BIOES", n=64, **kw):
+    cfg = TagConfig(**{**SMALL, "scheme": scheme, **kw})  # the task takes sentences: no dataset or files
+    train = convert_sentences(synthetic_sentences(n, seed=1), scheme)
+    dev = convert_sentences(synthetic_sentences(24, seed=2), scheme)
+    return cfg, TaggingTask(cfg, build_vocabs(train, scheme=scheme), train, dev)
+
+
+def test_learns_the_synthetic_entities(tmp_path):
+    cfg, task = make_task(n=200, max_steps=150, eval_every=50, lr=1e-2, schedule="constant", dropout=0.1)
+    summary = run_task(task, cfg, prepare_run_dir(str(tmp_path / "run")), **QUIET)
+    assert summary["best"] > 80.0 and summary["selection"] == "f1"
+    rows = MetricsLog(tmp_path / "run" / "metrics.jsonl").read()
+    val = [r for r in rows if r["split"] == "val"]
+    assert {"f1", "precision", "recall", "acc", "loss"} <= set(val[0])
+    loaded = load_run(tmp_path / "run")
+    assert loaded.scheme == "BIOES" and loaded.vocabs.tags.itos[0] == "O" and not loaded.model.training
+
+
+@pytest.mark.parametrize("crf", [True, False], ids=["crf", "softmax"])
+def test_tagging_task_resumes_exactly_after_an_interruption(tmp_path, crf, monkeypatch):
+    """Stop at a random step (a KeyboardInterrupt inside the step), resume: identical to one straight run
+    (shuffled epochs, singleton-word replacement and dropout masks included)."""
+    rng = np.random.default_rng(7)
+    kw = dict(max_steps=23, eval_every=5, log_every=1, schedule="cosine", guard="skip", dropout=0.3,
+              word_unk=0.5, crf=crf, seed=3)
+    cfg, _ = make_task(**kw)
+    run_task(make_task(**kw)[1], cfg, prepare_run_dir(str(tmp_path / "full")), **QUIET)
+    stop_at = int(rng.integers(1, 22))
+    original = Trainer.train_step
+    state = {"done": False}
+
+    def interrupt_once(self):
+        if self.step == stop_at and not state["done"]:
+            state["done"] = True
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(Trainer, "train_step", interrupt_once)
+    part = prepare_run_dir(str(tmp_path / "part"))
+    first = run_task(make_task(**kw)[1], cfg, part, **QUIET)
+    assert first["steps"] == stop_at and first["exit_code"] == 130
+    run_task(make_task(**kw)[1], cfg, part, resume_from=part / "last.npz", **QUIET)
+
+    def rows(run):
+        return [{k: v for k, v in r.items() if k not in ("time", "elapsed", "rate")}
+                for r in MetricsLog(run / "metrics.jsonl").read()]
+
+    assert rows(tmp_path / "full") == rows(part)
+    for name in ("last.npz", "best.npz"):
+        a, b = load_checkpoint(tmp_path / "full" / name)[0], load_checkpoint(part / name)[0]
+        assert a.keys() == b.keys()
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=f"{name}:{key}")
+
+
+class PoisonedTask(TaggingTask):
+    """Every step from ``bad`` on gets a NaN gradient (as a blown-up hidden state would)."""
+
+    bad = {3, 4}
+    seen = 0
+
+    def forward_backward(self, model, batch, carry):
+        out = super().forward_backward(model, batch, carry)
+        self.seen += 1
+        if self.seen in self.bad:
+            model.out.grads["W"][0, 0] = np.nan
+        return out
+
+
+def test_the_guard_skips_poisoned_steps_and_aborts_with_an_explanation(tmp_path):
+    cfg, _ = make_task(max_steps=8, eval_every=4, guard="skip")
+    train, dev = synthetic_sentences(64, seed=1), synthetic_sentences(24, seed=2)
+    task = PoisonedTask(cfg, build_vocabs(convert_sentences(train, "BIOES"), scheme="BIOES"),
+                        convert_sentences(train, "BIOES"), convert_sentences(dev, "BIOES"))
+    run_task(task, cfg, prepare_run_dir(str(tmp_path / "skip")), **QUIET)
+    rows = MetricsLog(tmp_path / "skip" / "metrics.jsonl").read()
+    assert [r["step"] for r in rows if r["split"] == "guard"] == [3, 4]
+    weights = load_checkpoint(tmp_path / "skip" / "last.npz")[0]
+    assert all(np.isfinite(v).all() for v in weights.values() if v.dtype.kind == "f")
+    cfg.guard = "abort"
+    task = PoisonedTask(cfg, task.vocabs, convert_sentences(train, "BIOES"), convert_sentences(dev, "BIOES"))
+    with pytest.raises(DivergenceError, match="step 3"):
+        run_task(task, cfg, prepare_run_dir(str(tmp_path / "abort")), **QUIET)
+
+
+def test_config_is_checked(tmp_path):
+    with pytest.raises(ConfigError, match="not both"):
+        TagConfig(dataset="ncbi-disease", train_file="a").validate()
+    with pytest.raises(ConfigError, match="--dev"):
+        TagConfig(train_file="a").validate()
+    with pytest.raises(ConfigError, match="BIO or BIOES"):
+        TagConfig(dataset="x", scheme="IOB1").validate()
+    path = tmp_path / "t.tsv"
+    write_conll(path, synthetic_sentences(3))
+    assert TagConfig(train_file=str(path), dev_file=str(path)).validate().scheme == "BIOES"
