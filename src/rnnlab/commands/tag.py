@@ -140,6 +140,9 @@ def run_eval(args: argparse.Namespace) -> int:
                                 max_word_len=loaded.max_word_len)
     report = evaluate([s.tags for s in sentences], predicted)
     print(f"{loaded.path} on {source}:\n{format_table(report)}")
+    unknown = loaded.vocabs.tags.report_unknown()
+    if unknown:
+        print(f"note: {unknown}; they are scored as the gold tags they are (never predicted)")
     if args.output:
         write_conll(args.output, sentences, predicted)
         print(f"wrote {args.output}")

@@ -1,0 +1,102 @@
+"""``rnnlab tag train|eval|predict`` on generated CoNLL files (no real data needed)."""
+import json
+
+import pytest
+
+from rnnlab.cli import main
+from rnnlab.tasks.tagging.data import write_conll
+from rnnlab.tasks.tagging.synthetic import synthetic_sentences
+from rnnlab.train.trainer import Trainer
+
+SIZES = ["--word-dim", "8", "--case-dim", "3", "--char-dim", "5", "--char-hidden", "4", "--hidden-size", "8",
+         "--batch-size", "8", "--max-minutes", "0", "--lr", "0.01", "--dropout", "0.1"]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tagdata")
+    for name, n, seed in (("train", 160, 1), ("dev", 30, 2), ("test", 30, 3)):
+        write_conll(root / f"{name}.tsv", synthetic_sentences(n, seed=seed))
+    return root
+
+
+@pytest.fixture(scope="module")
+def run(files, tmp_path_factory):
+    out = tmp_path_factory.mktemp("tagrun") / "run"
+    code = main(["tag", "train", "--train", str(files / "train.tsv"), "--dev", str(files / "dev.tsv"),
+                 "--test", str(files / "test.tsv"), "--out", str(out), "--max-steps", "60", "--eval-every", "20",
+                 *SIZES])
+    assert code == 0
+    return out
+
+
+def test_train_writes_a_run_folder(run):
+    assert {"config.json", "metrics.jsonl", "best.npz", "last.npz"} <= {p.name for p in run.iterdir()}
+    config = json.loads((run / "config.json").read_text())
+    assert config["task"] == "tagging" and config["crf"] and config["scheme"] == "BIOES"
+
+
+def test_eval_defaults_to_the_runs_test_split_and_takes_a_file(run, files, capsys, tmp_path):
+    assert main(["tag", "eval", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "test split" in out and "overall" in out and "token accuracy" in out and "Disease" in out
+    other = tmp_path / "other.tsv"
+    other.write_text("Unseenword\tB-Other\nwith\tO\ncancer\tB-Disease\n\n", encoding="utf-8")
+    assert main(["tag", "eval", str(run), "--data", str(other), "--output", str(tmp_path / "pred.tsv")]) == 0
+    out = capsys.readouterr().out
+    assert "Other" in out and "B-Other x1" in out  # an unseen tag: reported, scored, never a crash
+    assert (tmp_path / "pred.tsv").read_text().splitlines()[0].split("\t")[0] == "Unseenword"
+
+
+def test_predict_conll_and_json_with_offsets(run, tmp_path, capsys):
+    text = "The patients with Breast cancer were treated. A study of ataxia - telangiectasia risk!\n"
+    path = tmp_path / "in.txt"
+    path.write_text(text, encoding="utf-8")
+    assert main(["tag", "predict", str(run), str(path)]) == 0
+    blocks = capsys.readouterr().out.strip().split("\n\n")
+    assert len(blocks) == 2 and blocks[0].splitlines()[0].split("\t")[0] == "The"
+    assert main(["tag", "predict", str(run), str(path), "--format", "json"]) == 0
+    sentences = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(sentences) == 2
+    for s in sentences:
+        for t in s["tokens"]:
+            assert text[t["start"]:t["end"]] == t["text"]
+        for e in s["entities"]:
+            assert text[e["start"]:e["end"]] == e["text"] and e["type"] == "Disease"
+
+
+def test_resume_continues_and_plot_reads_the_run(run, tmp_path, capsys):
+    assert main(["tag", "train", "--resume", str(run), "--max-steps", "70"]) == 0
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert max(steps) == 70
+    pytest.importorskip("matplotlib")
+    assert main(["plot", str(run), "--out", str(tmp_path / "m.png")]) == 0
+    assert (tmp_path / "m.png").stat().st_size > 0
+
+
+def test_ctrl_c_exits_130_and_bad_input_is_one_line(files, tmp_path, capsys, monkeypatch):
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("a\tO\nb\tO\textra\n", encoding="utf-8")
+    code = main(["tag", "train", "--train", str(bad), "--dev", str(files / "dev.tsv"), "--out", str(tmp_path / "x")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0 and "bad.tsv:2:" in err
+    assert main(["tag", "train", "ncbi-disease", "--train", str(bad)]) == 2
+    assert "not both" in capsys.readouterr().err
+
+    def interrupt(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "train_step", interrupt)
+    code = main(["tag", "train", "--train", str(files / "train.tsv"), "--dev", str(files / "dev.tsv"),
+                 "--out", str(tmp_path / "stopped"), "--max-steps", "5", *SIZES])
+    assert code == 130 and (tmp_path / "stopped" / "last.npz").is_file()
+    assert main(["tag", "eval", str(tmp_path / "nothing")]) == 2
+
+
+@pytest.mark.parametrize("action", ["train", "eval", "predict"])
+def test_every_action_has_help(action, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["tag", action, "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage" in out and (action != "train" or ("--no-crf" in out and "--no-char" in out))
