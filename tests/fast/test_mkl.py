@@ -146,6 +146,10 @@ def test_backend_default_is_numpy_and_matmul_matches(monkeypatch, rng):
     np.testing.assert_array_equal(blas.matmul(a, b), a @ b)
 
 
+def test_native_bf16_is_a_flag():
+    assert blas.native_bf16() in (True, False)
+
+
 def test_mkl_request_falls_back_with_one_line_note(monkeypatch, capsys):
     monkeypatch.setattr(mkl, "unavailable_reason", lambda: "not here")
     monkeypatch.setattr(blas, "_backend", None)

@@ -72,14 +72,27 @@ def describe() -> str:
         from . import mkl
 
         return "mkl: " + mkl.describe()
-    cfg = np.show_config(mode="dicts") if hasattr(np, "show_config") else {}
     try:
-        blas = cfg["Build Dependencies"]["blas"]
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
         what = f"{blas['name']} {blas['version']}"
-    except (KeyError, TypeError):
+    except Exception:   # older NumPy: no mode="dicts"
         what = "its BLAS"
     line = f"numpy: NumPy {np.__version__}, {what}"
     return line + (f" ({_note})" if _note else "")
+
+
+def native_bf16() -> bool:
+    """True when the CPU multiplies bf16 in hardware (AVX512_BF16 or AMX-BF16, from
+    /proc/cpuinfo); elsewhere oneMKL's bf16 GEMM is emulated in float32 and slower than sgemm."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
 
 
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, *, beta: float = 0.0) -> np.ndarray:
@@ -99,4 +112,5 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, *, beta:
     return out
 
 
-__all__ = ["BACKENDS", "backend", "describe", "from_bf16", "matmul", "round_bf16", "set_backend", "to_bf16"]
+__all__ = ["BACKENDS", "backend", "describe", "from_bf16", "matmul", "native_bf16", "round_bf16", "set_backend",
+           "to_bf16"]
