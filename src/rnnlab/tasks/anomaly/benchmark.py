@@ -30,6 +30,7 @@ class DetectorRun:
     scores: dict[str, np.ndarray]
     seconds: float
     rows: int
+    raw: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # the raw measure per file
 
     @property
     def seconds_per_10k(self) -> float:
@@ -68,13 +69,14 @@ def run_nab(corpus: NabCorpus | str | Path, detector: str = "pred", seeds: Seque
     runs = []
     for seed in seeds:
         bar = _file_bar(len(corpus), f"{detector} seed {seed}", progress)
-        scores, t0 = {}, time.perf_counter()
+        scores, raw, t0 = {}, {}, time.perf_counter()
         for i, (key, f) in enumerate(corpus.files.items()):
             det = Detector(detector, seed=seed, **options)
             try:
                 scores[key] = det.fit_score(f.values, f.timestamps)
             except DataError as e:
                 raise DataError(f"{key}: {e}") from None
+            raw[key] = det.last_fit["raw"]
             if bar is not None:
                 bar.update(1)
             elif progress:
@@ -82,7 +84,7 @@ def run_nab(corpus: NabCorpus | str | Path, detector: str = "pred", seeds: Seque
                     f"{det.last_fit['total_s']:.1f}s)")
         if bar is not None:
             bar.close()
-        runs.append(DetectorRun(detector, seed, scores, time.perf_counter() - t0, total_rows))
+        runs.append(DetectorRun(detector, seed, scores, time.perf_counter() - t0, total_rows, raw))
     return runs
 
 

@@ -67,8 +67,9 @@ class DetectorConfig:
     samples: int = 4          # the VAE's z draws per window when scoring
     calendar: bool = True     # hour-of-day and day-of-week inputs (when timestamps are given)
     post: str = "likelihood"  # likelihood | gaussian (rnnlab.tasks.anomaly.likelihood)
-    short: int = 10           # the anomaly likelihood's short window
+    short: int = 5            # the anomaly likelihood's short window
     long: int = 8640          # and long window (rows)
+    suppress: int = 50        # onsets only: rows after a score that a score must exceed (0: off)
     max_minutes: float = 0.0  # training-time budget per series (0: epochs only)
 
     def validate(self) -> "DetectorConfig":
@@ -77,6 +78,8 @@ class DetectorConfig:
         for name in ("window", "hidden", "latent", "epochs", "batch", "samples", "short", "long"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name} must be at least 1, got {getattr(self, name)}")
+        if self.suppress < 0:
+            raise ConfigError(f"--suppress must be >= 0, got {self.suppress}")
         if not self.lr > 0 or self.max_minutes < 0:
             raise ConfigError("--lr must be positive and --max-minutes >= 0")
         return self
@@ -155,8 +158,7 @@ class Detector:
         self.model = model
         fit_s = time.perf_counter() - t0
         raw, first = self._raw(model, feats, views, start)
-        scores = POST[cfg.post](raw, start, first) if cfg.post == "gaussian" else \
-            POST[cfg.post](raw, start, first, short=cfg.short, long=cfg.long)
+        scores = POST[cfg.post](raw, start, first, short=cfg.short, long=cfg.long, suppress=cfg.suppress)
         self.last_fit = {"rows": n, "probationary": start, "steps": summary.get("steps"),
                          "fit_s": fit_s, "total_s": time.perf_counter() - t0, "raw": raw}
         return scores

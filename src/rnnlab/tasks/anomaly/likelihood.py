@@ -11,12 +11,19 @@ is compared with the distribution of the same means over the long window before 
     z_t        = (m_t - mu_t) / max(sd_t, floor)
     Q_t        = P(N(0,1) > z_t) = erfc(z_t / sqrt 2) / 2     (the tail probability)
 
-and HTM's log scale spreads the likelihood 1 - Q_t over [0, 1]:
-``score = log(Q_t + 1e-10) / log(1e-10)`` (0 for Q = 1, 1 for Q <= 1e-10). A noisy stretch raises
-sd_t and so damps alarms on noise; a sustained rise of the error stands out. Rows before the
-``start`` (the probationary period) score 0: NAB does not score them.
+and a log scale spreads the likelihood 1 - Q_t over [0, 1): with ``D = -log10 Q_t``,
+``score = D / (D + 10)`` (0 for Q = 1, 0.5 at Q = 1e-10, where HTM's own log scale,
+``log(Q + 1e-10) / log(1e-10)``, stops at 1). Unlike HTM's it never saturates, so the threshold
+sweep can still order the rarest rows (log Q is computed from erfc, and from its asymptotic
+series beyond z = 25). A noisy stretch raises sd_t and so damps alarms on noise; a sustained
+rise of the error stands out.
 
-``gaussian_tail``: the same log scale of the tail probability of a_t itself under the Gaussian
+Onsets only (``suppress = K`` rows, 0 disables): a row whose score does not exceed the largest
+score of the K rows before it scores 0, so a stretch of high scores raises one alarm at its
+start (and again only when it rises further), not one per row; this does not depend on the
+threshold. Rows before ``start`` (the probationary period) score 0: NAB does not score them.
+
+``gaussian_tail``: the same scale and onsets of the tail probability of a_t itself under the Gaussian
 fitted to a over the probationary period (no short/long comparison).
 """
 from __future__ import annotations
@@ -26,12 +33,39 @@ import math
 import numpy as np
 
 LOG_FLOOR = 1e-10
+DECADES = 10.0
 _erfc = np.frompyfunc(math.erfc, 1, 1)
 
 
 def tail_probability(z: np.ndarray) -> np.ndarray:
     """``P(N(0, 1) > z)``, accurate in the far tail (erfc, not 1 - cdf)."""
     return _erfc(np.asarray(z, dtype=np.float64) / math.sqrt(2.0)).astype(np.float64) * 0.5
+
+
+def log_tail(z: np.ndarray) -> np.ndarray:
+    """``log P(N(0, 1) > z)`` without underflow: erfc up to z = 25, the asymptotic series beyond."""
+    z = np.asarray(z, dtype=np.float64)
+    out = np.empty_like(z)
+    near = z < 25.0
+    out[near] = np.log(tail_probability(z[near]))
+    far = z[~near]
+    out[~near] = -0.5 * far * far - np.log(far) - 0.5 * math.log(2.0 * math.pi) + np.log1p(-1.0 / (far * far))
+    return out
+
+
+def decade_scale(log_q: np.ndarray) -> np.ndarray:
+    """``D / (D + 10)`` with ``D = -log10 Q``: in [0, 1), larger = rarer, no saturation."""
+    d = np.maximum(-np.asarray(log_q) / math.log(10.0), 0.0)
+    return d / (d + DECADES)
+
+
+def onsets(score: np.ndarray, suppress: int) -> np.ndarray:
+    """Zero every row whose score does not exceed the largest of the ``suppress`` rows before it."""
+    if suppress <= 0 or len(score) == 0:
+        return score
+    padded = np.concatenate([np.full(suppress, -np.inf), score])
+    before = np.lib.stride_tricks.sliding_window_view(padded[:-1], suppress).max(axis=1)
+    return np.where(score > before, score, 0.0)
 
 
 def log_scale(q: np.ndarray) -> np.ndarray:
@@ -47,8 +81,8 @@ def _rolling_mean(a: np.ndarray, width: int) -> np.ndarray:
     return (c[t + 1] - c[lo]) / (t + 1 - lo)
 
 
-def anomaly_likelihood(raw: np.ndarray, start: int, first: int = 0, short: int = 10, long: int = 8640,
-                       floor: float = 1e-3) -> np.ndarray:
+def anomaly_likelihood(raw: np.ndarray, start: int, first: int = 0, short: int = 5, long: int = 8640,
+                       suppress: int = 50, floor: float = 1e-3) -> np.ndarray:
     """Scores in [0, 1] from the raw measure ``raw[first:]`` (rows before ``first`` have none).
 
     Row t uses only rows up to t. The long-window statistics use rows from ``first`` on.
@@ -64,20 +98,19 @@ def anomaly_likelihood(raw: np.ndarray, start: int, first: int = 0, short: int =
     sd = np.sqrt(np.maximum(sq - mean * mean, 0.0))
     scale = np.maximum(sd, floor * np.maximum(np.abs(mean), 1e-12))
     z = (m - mean) / np.where(scale > 0, scale, 1.0)
-    score = log_scale(tail_probability(z))
-    out[first:] = score
+    out[first:] = decade_scale(log_tail(z))
     out[:max(start, first)] = 0.0
-    return out
+    return onsets(out, suppress)
 
 
-def gaussian_tail(raw: np.ndarray, start: int, first: int = 0) -> np.ndarray:
+def gaussian_tail(raw: np.ndarray, start: int, first: int = 0, suppress: int = 50, **_: int) -> np.ndarray:
     """Scores from the tail probability of each raw value under N(mean, sd) of raw[first:start]."""
     raw = np.asarray(raw, dtype=np.float64)
     ref = raw[first:start]
     mu, sd = float(ref.mean()), float(ref.std()) or 1.0
-    out = log_scale(tail_probability((raw - mu) / sd))
+    out = decade_scale(log_tail((raw - mu) / sd))
     out[:max(start, first)] = 0.0
-    return out
+    return onsets(out, suppress)
 
 
 POST = {"likelihood": anomaly_likelihood, "gaussian": gaussian_tail}

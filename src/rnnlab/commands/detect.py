@@ -1,0 +1,170 @@
+"""``rnnlab detect``: LSTM anomaly detectors on a series (``run``) or a NAB corpus (``nab``)."""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+DETECTORS = ("pred", "encdec", "vae")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _detectors(text: str) -> list[str]:
+    names = [d.strip() for d in text.split(",") if d.strip()]
+    bad = [d for d in names if d not in DETECTORS]
+    if not names or bad:
+        raise argparse.ArgumentTypeError(f"expected detectors from {', '.join(DETECTORS)}, got {text!r}")
+    return names
+
+
+def _detector_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("detector settings")
+    g.add_argument("--window", type=_positive_int, default=32, metavar="L", help="rows per input window (default 32)")
+    g.add_argument("--hidden", type=_positive_int, default=32, metavar="H", help="LSTM units (default 32)")
+    g.add_argument("--latent", type=_positive_int, default=8, metavar="Z", help="the VAE's latent size (default 8)")
+    g.add_argument("--epochs", type=_positive_int, default=30, metavar="N",
+                   help="passes over the probationary-period windows (default 30)")
+    g.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate, cosine-annealed (default 3e-3)")
+    g.add_argument("--samples", type=_positive_int, default=4, metavar="K",
+                   help="the VAE's z samples per window when scoring (default 4)")
+    g.add_argument("--post", choices=("likelihood", "gaussian"), default="likelihood",
+                   help="raw error to score: HTM-style anomaly likelihood (short- against long-window "
+                        "errors; default) or the tail of a Gaussian fitted on the probationary period")
+    g.add_argument("--short", type=_positive_int, default=5, metavar="S",
+                   help="the anomaly likelihood's short window in rows (default 5)")
+    g.add_argument("--long", type=_positive_int, default=8640, metavar="W",
+                   help="the anomaly likelihood's long window in rows (default 8640)")
+    g.add_argument("--suppress", type=int, default=50, metavar="K",
+                   help="onsets only: a score counts only above the K rows before it (default 50; 0 off)")
+    g.add_argument("--no-calendar", dest="calendar", action="store_false",
+                   help="leave out the hour-of-day and day-of-week inputs")
+    g.add_argument("--max-minutes", dest="max_minutes", type=float, default=0.0, metavar="M",
+                   help="training-time budget per series in minutes (default: none, epochs only)")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("detect", help="anomaly detection with LSTM detectors (pred, encdec, vae)",
+                       description="Score every row of a time series with an LSTM anomaly detector trained on "
+                                   "its first 15% (NAB's probationary period, at most 750 rows), never looking "
+                                   "ahead; or run a detector over a NAB corpus and score it with NAB's rules.")
+    verbs = p.add_subparsers(dest="verb", metavar="VERB")
+    verbs.required = True
+
+    r = verbs.add_parser("run", help="score one series.csv (timestamp,value)",
+                         description="Write timestamp,value,anomaly_score for each row of SERIES.csv; with "
+                                     "--plot also a PNG of the series, its score and any labelled windows.")
+    r.add_argument("series", metavar="SERIES.csv", help="a CSV file with the header timestamp,value")
+    r.add_argument("--detector", choices=DETECTORS, default="pred", help="which detector (default pred)")
+    r.add_argument("--out", metavar="DIR", help="output folder (default: runs/detect/<name>-<detector>)")
+    r.add_argument("--plot", action="store_true", help="also write a PNG (needs matplotlib)")
+    r.add_argument("--labels", metavar="FILE.json",
+                   help="NAB label file ({\"<group>/<name>.csv\": [[start, end], ...]}) for the plot and a "
+                        "NAB score; default: <root>/labels/combined_windows.json of a NAB layout, if present")
+    r.add_argument("--seed", type=int, default=0, help="seed of the network and batches (default 0)")
+    r.add_argument("--keep-order", dest="keep_order", action="store_true",
+                   help="accept timestamps that go back (score the rows in file order, as NAB does)")
+    _detector_options(r)
+    r.set_defaults(run=run_series)
+
+    n = verbs.add_parser("nab", help="run detectors over a NAB corpus and print NAB scores",
+                         description="Fit and score detectors on every file of a NAB folder (data/, labels/), "
+                                     "print the normalised NAB score per profile with thresholds optimised over "
+                                     "the scored corpus for every detector alike, beside the null and random "
+                                     "baselines and HTM's published results (DIR/results/numenta) when present.")
+    n.add_argument("root", metavar="DIR", help="NAB folder holding data/<group>/*.csv and labels/")
+    n.add_argument("--groups", metavar="G1,G2", help="only these groups, e.g. realKnownCause (default: all)")
+    n.add_argument("--detector", type=_detectors, default=["pred"], metavar="NAME[,NAME]",
+                   help="detectors, comma-separated, from pred, encdec, vae (default pred)")
+    n.add_argument("--seeds", type=_positive_int, default=1, metavar="N", help="seeds 0..N-1 per detector (default 1)")
+    n.add_argument("--out", metavar="DIR", help="also write table.md, results.json and each detector's scores here")
+    _detector_options(n)
+    n.set_defaults(run=run_nab)
+
+
+def _options(args: argparse.Namespace) -> dict:
+    keys = ("window", "hidden", "latent", "epochs", "lr", "samples", "post", "short", "long", "suppress",
+            "calendar", "max_minutes")
+    return {k: getattr(args, k) for k in keys}
+
+
+def run_series(args: argparse.Namespace) -> int:
+    from ..tasks.anomaly import Detector
+    from ..tasks.anomaly.detector import probationary_rows
+    from ..tasks.anomaly.io import find_labels, labelled_windows, plot_detection, read_input, write_scores
+    from ..tasks.anomaly.nab import NabCorpus, evaluate
+    from ..train.runs import check_out_dir
+
+    if args.plot:
+        from ..plotting import require_matplotlib
+        require_matplotlib()  # say so before training
+    path = Path(args.series)
+    out = check_out_dir(args.out or Path("runs") / "detect" / f"{path.stem}-{args.detector}")
+    series = read_input(path, keep_order=args.keep_order)
+    label_path, key = find_labels(path, args.labels)
+    windows = labelled_windows(series, label_path, key) if label_path is not None else None
+    detector = Detector(args.detector, seed=args.seed, **_options(args))
+    t0 = time.perf_counter()
+    scores = detector.fit_score(series.values, series.timestamps)
+    seconds = time.perf_counter() - t0
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path = write_scores(out / f"{path.stem}.scores.csv", series, scores)
+    print(f"{args.detector} on {path} ({len(series)} rows, first {probationary_rows(len(series))} probationary): "
+          f"{seconds:.1f}s; wrote {csv_path}")
+    if windows is not None:
+        series.windows = windows
+        table = evaluate({series.key: scores}, NabCorpus({series.key: series}))
+        print(f"labels {label_path}: {len(windows)} windows; NAB score with the threshold optimised on this file: " +
+              ", ".join(f"{p} {r['normalized']:.1f}" for p, r in table.items()))
+    if args.plot:
+        png = plot_detection(out / f"{path.stem}.png", series, scores, windows,
+                             title=f"{path.name}: {args.detector}", probationary=probationary_rows(len(series)))
+        print(f"wrote {png}")
+    return 0
+
+
+def run_nab(args: argparse.Namespace) -> int:
+    from ..tasks.anomaly.benchmark import format_table, nab_table, reference_scores, run_nab as run_corpus
+    from ..tasks.anomaly.nab import load_corpus
+    from ..train.runs import check_out_dir
+
+    out = check_out_dir(args.out) if args.out else None
+    groups = [g.strip() for g in args.groups.split(",") if g.strip()] if args.groups else None
+    corpus = load_corpus(args.root, groups)
+    seeds = list(range(args.seeds))
+    print(f"NAB corpus {args.root}: {len(corpus)} files, {sum(len(f) for f in corpus)} rows, "
+          f"{corpus.n_windows} windows; detectors {', '.join(args.detector)}; seeds {seeds}")
+    entries = reference_scores(corpus, seeds)
+    if "numenta (HTM)" not in entries:
+        print(f"(no HTM reference: {Path(args.root) / 'results' / 'numenta'} not found)")
+    for name in args.detector:
+        entries[name] = run_corpus(corpus, name, seeds, **_options(args))
+    rows = nab_table(corpus, entries)
+    table = format_table(rows)
+    print("\nNormalised NAB score (thresholds optimised over these files for every detector alike; "
+          "mean ± std over seeds):\n" + table)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "table.md").write_text(table + "\n")
+        results = {r.name: {"normalized": r.normalized, "seconds_per_10k": r.seconds_per_10k} for r in rows}
+        (out / "results.json").write_text(json.dumps({"settings": _options(args), "seeds": seeds,
+                                                      "groups": groups, "results": results}, indent=1))
+        from ..tasks.anomaly.io import write_scores
+        for name in args.detector:
+            for run in entries[name]:
+                for key, scores in run.scores.items():
+                    group, file = key.split("/", 1)
+                    folder = out / "scores" / f"{name}-seed{run.seed}" / group
+                    folder.mkdir(parents=True, exist_ok=True)
+                    write_scores(folder / file, corpus[key], scores)
+        print(f"wrote {out / 'table.md'}, {out / 'results.json'} and the scores under {out / 'scores'}")
+    return 0

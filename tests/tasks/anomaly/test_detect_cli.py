@@ -1,0 +1,127 @@
+"""``rnnlab detect run`` and ``rnnlab detect nab``: outputs, and one clear line for each bad input."""
+import json
+
+import numpy as np
+import pytest
+
+from rnnlab.cli import main
+from rnnlab.tasks.anomaly import Detector, nab_table, reference_scores, run_nab
+from rnnlab.tasks.anomaly.io import read_scores
+from rnnlab.tasks.anomaly.nab import load_corpus
+
+FAST = ["--window", "8", "--hidden", "4", "--epochs", "1", "--long", "200"]
+
+
+def _stamps(n):
+    t = np.datetime64("2021-03-01T00:00") + np.arange(n) * np.timedelta64(5, "m")
+    return [str(s).replace("T", " ") + ":00" for s in t]
+
+
+def _write(path, n=400, seed=0, spike=300):
+    rng = np.random.default_rng(seed)
+    v = np.sin(np.arange(n) / 5.0) + 0.1 * rng.standard_normal(n)
+    v[spike:spike + 5] += 5
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("timestamp,value\n" + "".join(f"{t},{x:.5f}\n" for t, x in zip(_stamps(n), v)))
+    return path
+
+
+def _nab(root, htm=True):
+    files = {"grp/a.csv": 300, "grp/b.csv": 350}
+    labels = {}
+    for key, spike in files.items():
+        _write(root / "data" / key, spike=spike, seed=len(key) + spike)
+        stamps = _stamps(400)
+        labels[key] = [[stamps[spike - 10], stamps[spike + 10]]]
+        if htm:
+            out = root / "results" / "numenta" / "grp" / f"numenta_{key.split('/')[1]}"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            score = np.zeros(400)
+            score[spike - 10] = 0.9  # at the start of the window: a perfect detection
+            out.write_text("timestamp,value,anomaly_score\n" + "".join(f"{t},0,{s}\n" for t, s in zip(stamps, score)))
+    (root / "labels").mkdir(parents=True, exist_ok=True)
+    (root / "labels" / "combined_windows.json").write_text(json.dumps(labels))
+    return root
+
+
+def test_detect_run_writes_scores_and_a_plot_with_the_labels(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    root = _nab(tmp_path / "nab")
+    series = root / "data" / "grp" / "a.csv"
+    assert main(["detect", "run", str(series), "--detector", "encdec", "--out", str(tmp_path / "o"), "--plot",
+                 *FAST]) == 0
+    out = capsys.readouterr().out
+    assert "labels" in out and "1 windows" in out and "standard" in out
+    rows = read_scores(tmp_path / "o" / "a.scores.csv")
+    assert rows[0] == ["timestamp", "value", "anomaly_score"] and len(rows) == 401
+    assert rows[1][0] == "2021-03-01 00:00:00"
+    scores = np.array([float(r[2]) for r in rows[1:]])
+    assert np.all((scores >= 0) & (scores <= 1))
+    assert (tmp_path / "o" / "a.png").stat().st_size > 1000
+
+
+def test_detect_run_without_labels(tmp_path, capsys):
+    series = _write(tmp_path / "s.csv")
+    assert main(["detect", "run", str(series), "--out", str(tmp_path / "o"), "--seed", "3", *FAST]) == 0
+    assert "NAB score" not in capsys.readouterr().out
+    assert len(read_scores(tmp_path / "o" / "s.scores.csv")) == 401
+
+
+@pytest.mark.parametrize("content,message", [
+    ("", "the file is empty"),
+    ("timestamp,value\n2021-01-01 00:00:00,abc\n", "line 2: cannot read value 'abc'"),
+    ("timestamp,value\n2021-01-01 00:00:00,1\nyesterday,2\n", "line 3: cannot read timestamp 'yesterday'"),
+    ("timestamp,value\n2021-01-02 00:00:00,1\n2021-01-01 00:00:00,2\n",
+     "line 3: timestamp 2021-01-01T00:00:00 is earlier than the row before it"),
+    ("timestamp,value\n" + "".join(f"2021-01-01 00:{m:02d}:00,1\n" for m in range(50)),
+     "has 50 rows; the pred detector with --window 32 needs at least"),
+    ("a,b\n1,2\n", "expected the header 'timestamp,value'"),
+])
+def test_bad_input_is_one_line(tmp_path, capsys, content, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    assert main(["detect", "run", str(path), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_label_file_naming_unknown_files(tmp_path, capsys):
+    series = _write(tmp_path / "s.csv")
+    labels = tmp_path / "labels.json"
+    labels.write_text(json.dumps({"grp/other.csv": []}))
+    assert main(["detect", "run", str(series), "--labels", str(labels), *FAST]) == 2
+    assert "names no file s.csv (it names: grp/other.csv)" in capsys.readouterr().err
+    root = _nab(tmp_path / "nab", htm=False)
+    raw = json.loads((root / "labels" / "combined_windows.json").read_text())
+    raw["grp/missing.csv"] = []
+    (root / "labels" / "combined_windows.json").write_text(json.dumps(raw))
+    assert main(["detect", "nab", str(root), *FAST]) == 2
+    assert "names grp/missing.csv, which is not in" in capsys.readouterr().err
+
+
+def test_detect_nab_prints_every_profile_with_baselines_and_htm(tmp_path, capsys):
+    root = _nab(tmp_path / "nab")
+    assert main(["detect", "nab", str(root), "--groups", "grp", "--detector", "pred,vae", "--seeds", "2",
+                 "--out", str(tmp_path / "res"), *FAST]) == 0
+    out = capsys.readouterr().out
+    for name in ("| null |", "| random |", "| numenta (HTM) |", "| pred |", "| vae |", "standard",
+                 "reward_low_FP_rate", "reward_low_FN_rate"):
+        assert name in out
+    assert "| numenta (HTM) | 100.0 | 100.0 | 100.0 |" in out
+    results = json.loads((tmp_path / "res" / "results.json").read_text())
+    assert len(results["results"]["vae"]["normalized"]["standard"]) == 2
+    assert (tmp_path / "res" / "scores" / "pred-seed1" / "grp" / "b.csv").is_file()
+
+
+def test_python_api_runs_a_corpus(tmp_path):
+    root = _nab(tmp_path / "nab", htm=False)
+    corpus = load_corpus(root)
+    runs = run_nab(corpus, "pred", seeds=[0], progress=False, window=8, hidden=4, epochs=1, long=200)
+    assert runs[0].rows == 800 and runs[0].seconds_per_10k > 0
+    table = nab_table(corpus, {**reference_scores(corpus), "pred": runs})
+    assert [r.name for r in table] == ["null", "random", "pred"]
+    assert table[0].normalized["standard"] == [0.0]
+    values = corpus["grp/a.csv"].values
+    np.testing.assert_array_equal(runs[0].scores["grp/a.csv"],
+                                  Detector("pred", seed=0, window=8, hidden=4, epochs=1, long=200)
+                                  .fit_score(values, corpus["grp/a.csv"].timestamps))

@@ -1,0 +1,167 @@
+"""The detectors: never looking ahead, scores in [0, 1], the task on the one training loop
+(exact resume after an interruption, the divergence guard), the anomaly likelihood."""
+import numpy as np
+import pytest
+
+from rnnlab.checkpoint import load_checkpoint
+from rnnlab.errors import ConfigError, DataError
+from rnnlab.tasks.anomaly import Detector, probationary_rows
+from rnnlab.tasks.anomaly.likelihood import anomaly_likelihood, gaussian_tail, log_tail, onsets, tail_probability
+from rnnlab.tasks.anomaly.models import make_model
+from rnnlab.tasks.anomaly.task import AnomalyTask
+from rnnlab.train import run_task
+from rnnlab.train.guard import DivergenceError
+from rnnlab.train.loopconfig import LoopConfig
+from rnnlab.train.progress import MetricsLog, Progress
+from rnnlab.train.runs import prepare_run_dir
+from rnnlab.train.trainer import Trainer
+
+TINY = dict(window=8, hidden=6, latent=3, epochs=2, batch=16, samples=2, long=200)
+
+
+def _series(n=600, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    values = np.sin(2 * np.pi * t / 24) + 0.1 * rng.standard_normal(n)
+    values[450:460] += 4.0  # an anomaly after the probationary period
+    stamps = np.datetime64("2020-01-01T00:00") + t * np.timedelta64(1, "h")
+    return values, stamps
+
+
+def test_probationary_rows_follow_nab():
+    assert probationary_rows(1000) == 150 and probationary_rows(22695) == 750 and probationary_rows(7) == 1
+
+
+@pytest.mark.parametrize("kind", ["pred", "encdec", "vae"])
+def test_scores_are_in_0_1_and_never_look_ahead(kind):
+    values, stamps = _series()
+    scores = Detector(kind, seed=1, **TINY).fit_score(values, stamps)
+    assert scores.shape == values.shape and np.all((scores >= 0) & (scores <= 1))
+    assert np.all(scores[:probationary_rows(len(values))] == 0)  # NAB does not score them
+    changed = values.copy()
+    changed[500:] = 100.0 * np.cos(np.arange(100))  # a different future
+    again = Detector(kind, seed=1, **TINY).fit_score(changed, stamps)
+    np.testing.assert_array_equal(scores[:500], again[:500])
+    assert not np.array_equal(scores[500:], again[500:])
+
+
+def test_the_anomaly_gets_the_highest_score_and_seeds_repeat():
+    values, stamps = _series()
+    det = Detector("pred", seed=0, window=8, hidden=8, epochs=20, long=200)
+    scores = det.fit_score(values, stamps)
+    assert 448 <= int(np.argmax(scores)) <= 462
+    np.testing.assert_array_equal(scores, Detector("pred", seed=0, window=8, hidden=8, epochs=20,
+                                                   long=200).fit_score(values, stamps))
+    assert det.last_fit["rows"] == 600 and det.last_fit["probationary"] == 90
+
+
+def test_too_short_or_not_finite_or_bad_settings_are_one_line_errors():
+    det = Detector("pred", window=32)
+    with pytest.raises(DataError, match=r"has 100 rows; the pred detector with --window 32 needs at least 327"):
+        det.fit_score(np.zeros(100))
+    values = np.zeros(400)
+    values[5] = np.nan
+    with pytest.raises(DataError, match="row 5 is not a finite number"):
+        Detector("vae", window=8).fit_score(values)
+    with pytest.raises(DataError, match="empty"):
+        det.fit_score([])
+    with pytest.raises(ConfigError, match="unknown detector"):
+        Detector("lof")
+    with pytest.raises(ConfigError, match="--post"):
+        Detector("pred", post="max")
+
+
+def test_likelihood_flags_a_sustained_rise_once_and_uses_only_the_past():
+    rng = np.random.default_rng(0)
+    raw = rng.random(1000)
+    raw[700:760] += 5.0
+    s = anomaly_likelihood(raw, start=150, short=5, long=500, suppress=50)
+    assert np.all(s[:150] == 0) and np.all((s >= 0) & (s < 1))
+    assert 700 <= int(np.argmax(s)) < 710
+    assert np.count_nonzero(s[700:760] > 0.3) <= 3  # onsets: not one alarm per row
+    future = raw.copy()
+    future[800:] = 0
+    np.testing.assert_array_equal(s[:800], anomaly_likelihood(future, 150, short=5, long=500)[:800])
+    g = gaussian_tail(raw, 150)
+    assert np.all(g[:150] == 0) and g.max() > 0.5
+
+
+def test_log_tail_and_onsets():
+    z = np.array([-3.0, 0.0, 2.0, 20.0, 24.9999, 25.0001, 40.0])
+    q = tail_probability(z[:3])
+    np.testing.assert_allclose(np.exp(log_tail(z[:3])), q, rtol=1e-12)
+    assert q[1] == 0.5
+    lt = log_tail(z)
+    assert np.all(np.diff(lt) < 0) and abs(lt[4] - lt[5]) < 0.01  # continuous where the series takes over
+    np.testing.assert_array_equal(onsets(np.array([0.1, 0.5, 0.4, 0.6, 0.6, 0.2]), 2), [0.1, 0.5, 0, 0.6, 0, 0])
+
+
+def _windows(kind, n=40, L=6, poison=False):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((n, L, 2)).astype(np.float32)
+    y = rng.standard_normal((n, 1)).astype(np.float32) if kind == "pred" else None
+    if poison:
+        x[:, 0, 0] = np.nan  # every batch non-finite: the guard must refuse every step
+    spec = {"detector": kind, "input_size": 2, "hidden_size": 5, "window": L, "horizon": 1, "latent_size": 3,
+            "seed": 2}
+    return spec, x, y
+
+
+@pytest.mark.parametrize("kind", ["pred", "encdec", "vae"])
+def test_anomaly_task_resumes_exactly_after_an_interruption(tmp_path, kind, monkeypatch):
+    """Stop at a random step (a KeyboardInterrupt inside the step), resume: identical to one straight run."""
+    spec, x, y = _windows(kind)
+
+    def make_task():
+        return AnomalyTask(spec, x, y, batch=8, seed=1)
+
+    cfg = LoopConfig(lr=5e-3, max_steps=17, eval_every=5, log_every=1, schedule="cosine", guard="skip")
+    quiet = dict(log=lambda *a: None, progress=Progress(enabled=False))
+    run_task(make_task(), cfg, prepare_run_dir(str(tmp_path / "full")), **quiet)
+    stop_at = int(np.random.default_rng(len(kind)).integers(1, 16))
+    original = Trainer.train_step
+    state = {"done": False}
+
+    def interrupt_once(self):
+        if self.step == stop_at and not state["done"]:
+            state["done"] = True
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(Trainer, "train_step", interrupt_once)
+    part = prepare_run_dir(str(tmp_path / "part"))
+    first = run_task(make_task(), cfg, part, **quiet)
+    assert first["steps"] == stop_at and first["exit_code"] == 130
+    run_task(make_task(), cfg, part, resume_from=part / "last.npz", **quiet)
+
+    def rows(run):
+        return [{k: v for k, v in r.items() if k not in ("time", "elapsed", "rate")}
+                for r in MetricsLog(run / "metrics.jsonl").read()]
+
+    assert rows(tmp_path / "full") == rows(part)
+    for name in ("last.npz", "best.npz"):
+        a, b = load_checkpoint(tmp_path / "full" / name)[0], load_checkpoint(part / name)[0]
+        assert a.keys() == b.keys()
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=f"{name}:{key}")
+    meta = load_checkpoint(part / "last.npz")[1]
+    if kind == "vae":  # the latent layer's generator is part of the checkpoint
+        assert any("latent" in name for name in meta["rng"])
+
+
+@pytest.mark.parametrize("kind", ["pred", "vae"])
+def test_the_guard_refuses_non_finite_steps(tmp_path, kind):
+    spec, x, y = _windows(kind, poison=True)
+    task = AnomalyTask(spec, x, y, batch=8, seed=1)
+    before = make_model(spec).state_dict()
+    cfg = LoopConfig(max_steps=30, eval_every=10, guard="skip")
+    with pytest.raises(DivergenceError):
+        run_task(task, cfg, prepare_run_dir(str(tmp_path / "run")), log=lambda *a: None,
+                 progress=Progress(enabled=False))
+    guard_rows = [r for r in MetricsLog(tmp_path / "run" / "metrics.jsonl").read() if r.get("split") == "guard"]
+    assert guard_rows
+    last = tmp_path / "run" / "last.npz"
+    if last.exists():  # nothing non-finite was ever applied
+        arrays = load_checkpoint(last)[0]
+        for name, value in before.items():
+            np.testing.assert_array_equal(arrays[f"param/{name}"], value)
