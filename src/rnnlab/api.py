@@ -77,25 +77,22 @@ def encode_text(vocab: Vocab, text: str, name: str = "text") -> np.ndarray:
 
 def score_ids(model: CharRNN, ids: np.ndarray, batch_size: int = 1, seq_len: int = 100, *,
               shrink: bool = True) -> dict[str, float]:
-    """Cross-entropy of each character given the ones before it.
+    """Cross-entropy of every character given the ones before it (all ``len(ids) - 1`` of them).
 
     The ids are cut into ``batch_size`` streams scored in parallel, each from
     a zero state, in chunks of ``seq_len`` with the state carried between
     chunks: the layout of the trainer's validation (so a run's own batch size
-    reproduces its logged numbers); ``batch_size=1`` scores the text as one
-    stream. With ``shrink`` there are fewer streams when needed for each to
-    hold at least ``seq_len`` characters (a tiny text is one stream);
-    without it, as in the trainer, each needs one.
+    reproduces its logged numbers, returned as ``stream_nats_per_char``); the
+    characters left over after the streams are scored too, continuing the
+    last stream (:mod:`rnnlab.scoring`). ``batch_size=1`` scores the text as
+    one stream. With ``shrink`` there are fewer streams when needed for each
+    to hold at least ``seq_len`` characters (a tiny text is one stream).
     """
-    from .tasks.charlm import evaluate  # the very function the trainer validates with
+    from .scoring import score_ids as score
 
     if len(ids) < 2:
         raise DataError(f"need at least 2 characters to score (one to predict from), got {len(ids)}")
-    batch_size = max(1, min(batch_size, (len(ids) - 1) // (seq_len if shrink else 1)))
-    nats = evaluate(model, ids, batch_size, seq_len)
-    scored = batch_size * ((len(ids) - 1) // batch_size)
-    return {"bits_per_char": nats / LN2, "perplexity": math.exp(nats), "nats_per_char": nats,
-            "chars": scored, "batch_size": batch_size}
+    return score(model, ids, batch_size, seq_len, shrink=shrink)
 
 
 def split_of_run(meta: dict, split: str, vocab: Vocab) -> np.ndarray:

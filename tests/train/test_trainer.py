@@ -223,3 +223,9 @@ def test_gradient_spikes_are_left_to_clipping_when_it_is_on(tmp_path):
             trainer.guard.accept(norm)
         assert (trainer.guard.verdict(2.0, 1000.0) is not None) == flagged
         assert trainer.guard.verdict(float("nan"), 1.0) is not None  # non-finite is always caught
+
+
+@pytest.mark.parametrize("options, words", [({"bogus": 1}, "do not fit the lstm cell"), ([1], "JSON object")])
+def test_bad_cell_options_are_a_clear_error(options, words):
+    with pytest.raises(ConfigError, match=words):
+        _cfg("x", cell_options=options).validate()

@@ -76,6 +76,10 @@ def train(cfg: TrainConfig, out: str | None = None, resume: str | None = None,
     ckpt = None
     if resume:
         ckpt, meta = resume_checkpoint(resume, "charlm")
+        from .snapshot import check_model_meta
+        from ..checkpoint import load_checkpoint
+
+        check_model_meta(load_checkpoint(ckpt)[0], meta, str(ckpt))  # sizes checked before building anything
         given = {k: getattr(cfg, k) for k in ("max_steps", "max_minutes", "patience")}
         cfg = TrainConfig.from_dict(with_new_budget(meta["config"], given))
         run_dir = ckpt.parent

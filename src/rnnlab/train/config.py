@@ -76,6 +76,7 @@ class TrainConfig:
         for name in ("embedding_size", "proj_size", "max_steps", "eval_chars", "patience", "warmup_steps"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{flag(name)} must be >= 0, got {getattr(self, name)}")
+        check_cell_options(self.cell, self.cell_options)
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"--dropout must be in [0, 1), got {self.dropout}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
@@ -108,6 +109,20 @@ class TrainConfig:
 
     def describe(self) -> str:
         return "\n".join(f"  {k} = {v!r}" for k, v in self.to_dict().items())
+
+
+def check_cell_options(cell: str, options: Any) -> None:
+    """``--cell-options`` must be options the cell takes, with values it accepts (tried on a 1x1 cell)."""
+    from ..cells import make_cell
+
+    if not isinstance(options, dict):
+        raise ConfigError(f"--cell-options must be a JSON object, got {type(options).__name__}")
+    try:
+        make_cell(cell, 1, 1, **options)
+    except TypeError as exc:
+        raise ConfigError(f"--cell-options {options} do not fit the {cell} cell: {exc}") from None
+    except (ValueError, ArithmeticError) as exc:
+        raise ConfigError(f"--cell-options {options}: {exc}") from None
 
 
 def flag(name: str) -> str:
