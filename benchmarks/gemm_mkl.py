@@ -13,6 +13,8 @@ H = 128, 256, 512, with 1 and 2 threads (OpenBLAS and MKL set alike). Variants:
 * ``openblas``: ``np.matmul(a, W, out=c)``
 * ``mkl sgemm``: ``rnnlab.blas.mkl.sgemm(a, W, c)`` (ctypes; its Python-side checks included)
 * ``mkl packed``: ``PackedMatrix(W, 64).compute(a, c)`` (W packed once, outside the timing)
+* ``mkl packed step``: the same through ``PackedMatrix.stepper`` (checks done once, as a
+  time loop would call it)
 * ``mkl bf16``: ``gemm_bf16(a16, W16, c)`` on inputs already converted
 * ``mkl bf16 packed``: ``PackedMatrix(W, 64, precision="bf16").compute(a16, c)``
 
@@ -139,7 +141,9 @@ def part_gemm(seconds: float, sizes: list[int], threads: list[int]) -> None:
                 "openblas": lambda: np.matmul(a, W, out=c),
                 "mkl sgemm": lambda: mkl.sgemm(a, W, c),
                 "mkl packed": lambda: P.compute(a, c),
+                "mkl packed step": lambda: run(0),
             }
+            run = P.stepper(a, c)
             if P16 is not None:
                 fns["mkl bf16"] = lambda: mkl.gemm_bf16(a16, W16, c)
                 fns["mkl bf16 packed"] = lambda: P16.compute(a16, c)
@@ -166,6 +170,19 @@ def part_gemm(seconds: float, sizes: list[int], threads: list[int]) -> None:
     for H, nt, cmed, ref in conv_rows:
         for name, t in cmed.items():
             print(f"{H:>4} {nt:>3} {name:<34} {t * 1e6:>9.1f} us {t / ref:>6.2f} products")
+    print("\nper-call overhead: a 4 x 4 product (us per call; best of 5 x 2000 calls)")
+    a4, b4, c4 = (np.ones((4, 4), np.float32) for _ in range(3))
+    P4 = mkl.PackedMatrix(b4, 4)
+    run4 = P4.stepper(a4, c4)
+    for name, fn in (("np.matmul", lambda: np.matmul(a4, b4, out=c4)), ("mkl.sgemm", lambda: mkl.sgemm(a4, b4, c4)),
+                     ("PackedMatrix.compute", lambda: P4.compute(a4, c4)), ("PackedMatrix.stepper", lambda: run4(0))):
+        best = float("inf")
+        for _ in range(5):
+            t0 = time.perf_counter()
+            for _ in range(2000):
+                fn()
+            best = min(best, (time.perf_counter() - t0) / 2000)
+        print(f"  {name:<22} {best * 1e6:6.1f} us")
     print(f"load average at the end {loadavg()}")
 
 

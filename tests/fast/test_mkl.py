@@ -326,6 +326,59 @@ def test_packed_refuses_clearly(rng):
         mkl.PackedMatrix(W, 0)
 
 
+@needs_mkl
+def test_steppers_equal_numpy_per_step(rng):
+    """The time-loop form: hs[t] @ W_h into one fixed hw (forward), dA[t] @ W_h^T (backward), and
+    a stack of outputs; with the checks done once and only pointers moving."""
+    T, B, H = 6, 8, 20
+    G = 4 * H
+    hs, W_h, dA = f32(rng, T + 1, B, H), f32(rng, H, G), f32(rng, T, B, G)
+    hw = np.empty((B, G), np.float32)
+    P = mkl.PackedMatrix(W_h, B)
+    run_p, run_s = P.stepper(hs, hw), mkl.sgemm_stepper(hs, W_h, hw)
+    for t in range(T + 1):
+        run_p(t)
+        assert_product(hw, hs[t], W_h)
+        hw.fill(np.nan)
+        run_s(t)
+        assert_product(hw, hs[t], W_h)
+    W_h += 1.0
+    P.repack()
+    run_p(3)
+    assert_product(hw, hs[3], W_h)                     # a repack is seen by an existing stepper
+    dh = np.empty((T, B, H), np.float32)
+    back = mkl.PackedMatrix(W_h.T, B).stepper(dA, dh)  # stacks on both sides
+    back_s = mkl.sgemm_stepper(dA, W_h.T, dh, beta=1.0)
+    for t in reversed(range(T)):
+        back(t)
+        assert_product(dh[t], dA[t], W_h.T)
+        before = dh[t].copy()
+        back_s(t)
+        assert_product(dh[t], dA[t], W_h.T, 1.0, before)
+    with pytest.raises(IndexError):
+        back(T)
+    with pytest.raises(ValueError, match="stack"):
+        P.stepper(f32(rng, T, B, H + 1), hw)
+    with pytest.raises(ValueError, match="overlaps"):
+        mkl.sgemm_stepper(hs[:, :, :H], f32(rng, H, H), hs[0])
+
+
+@needs_bf16
+def test_bf16_stepper(rng):
+    T, B, H = 4, 8, 16
+    hs = f32(rng, T, B, H)
+    W = f32(rng, H, 3 * H)
+    h16 = bf16.to_bf16(hs)
+    out = np.empty((B, 3 * H), np.float32)
+    P = mkl.PackedMatrix(W, B, precision="bf16")
+    run = P.stepper(h16, out)
+    for t in range(T):
+        run(t)
+        np.testing.assert_array_equal(out, P.compute(h16[t]))
+    with pytest.raises(TypeError, match="uint16"):
+        P.stepper(hs, out)
+
+
 # --- bf16 products ------------------------------------------------------------------------------
 
 def bf16_bound(a, b):

@@ -312,6 +312,56 @@ def _shapes(a: np.ndarray, b: np.ndarray) -> tuple[int, int, int]:
     return m, n, k
 
 
+def _stack(x: np.ndarray, dtype: Any, name: str, inner: tuple[int, int]) -> tuple[int, int, int, int, int]:
+    """(base pointer, step stride in bytes, steps, trans, ld) of a (T, r, c) stack whose every x[t]
+    has the BLAS layout of x[0], or of a fixed 2-D array (stride 0, steps unbounded)."""
+    if not isinstance(x, np.ndarray) or x.dtype != dtype:
+        raise TypeError(f"{name} must be a {np.dtype(dtype)} NumPy array")
+    if x.ndim == 2:
+        if x.shape != inner:
+            raise ValueError(f"{name} has shape {x.shape}, expected {inner}")
+        t, ld = _layout(x, name)
+        return x.ctypes.data, 0, -1, t, ld
+    if x.ndim != 3 or x.shape[1:] != inner:
+        raise ValueError(f"{name} must be {inner} or a stack (T, *{inner}), got {x.shape}")
+    t, ld = _layout(x[0], name)
+    return x.ctypes.data, x.strides[0], x.shape[0], t, ld
+
+
+def _steps_check(steps: list[int]) -> int:
+    bounded = [n for n in steps if n >= 0]
+    return min(bounded) if bounded else -1
+
+
+def sgemm_stepper(a: np.ndarray, b: np.ndarray, out: np.ndarray, *, beta: float = 0.0) -> Any:
+    """A time loop's product with the argument checks done once: ``run(t)`` computes
+    ``out[t] = a[t] @ b + beta * out[t]`` (``out`` or ``a`` may also be one fixed 2-D array, used
+    at every t). ``a[t]`` and ``out[t]`` must have the layout of ``a[0]``, ``out[0]`` (a slice of one
+    C array does). The arrays must stay alive and in place while ``run`` is used. Costs one
+    ctypes call per step instead of :func:`sgemm`'s per-call checks and pointer look-ups."""
+    lib = load()
+    b = _operand(b, np.float32, "b")
+    k, n = b.shape
+    m = a.shape[-2]
+    pa, sa, na, ta, lda = _stack(a, np.float32, "a", (m, k))
+    pc, sc, nc, tc, ldc = _stack(out, np.float32, "out", (m, n))
+    if tc != NO_TRANS:
+        raise ValueError("out must have contiguous rows")
+    _no_overlap(out, a, b)
+    tb, ldb = _layout(b, "b")
+    pb, T, f, beta = b.ctypes.data, _steps_check([na, nc]), lib.sgemm, float(beta)
+    if min(m, n, k) < 1:
+        raise ValueError("sgemm_stepper needs m, n, k >= 1")
+
+    def run(t: int) -> None:
+        if not 0 <= t < T and T >= 0:
+            raise IndexError(f"step {t} outside 0..{T - 1}")
+        f(ROW_MAJOR, ta, tb, m, n, k, 1.0, pa + t * sa, lda, pb, ldb, beta, pc + t * sc, ldc)
+
+    run.arrays = (a, b, out)     # the memory the pointers point into stays alive with run
+    return run
+
+
 def sgemm(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, *, alpha: float = 1.0,
           beta: float = 0.0, trans_a: bool = False, trans_b: bool = False) -> np.ndarray:
     """``out = alpha * op(a) @ op(b) + beta * out`` in float32 (op = transpose when asked; passing
@@ -437,7 +487,37 @@ class PackedMatrix:
                              self._ptr, self.n, float(beta), out.ctypes.data, ldc)
         return out
 
+    def stepper(self, a: np.ndarray, out: np.ndarray, *, beta: float = 0.0) -> Any:
+        """``run(t)``: ``out[t] = a[t] @ W + beta * out[t]`` with the checks done once (see
+        :func:`sgemm_stepper`), e.g. ``P.stepper(hs, hw)`` for ``hs[t] @ W_h`` over a forward
+        pass. A :meth:`repack` in between is fine (the packed buffer stays where it is)."""
+        lib = load()
+        dtype = np.float32 if self.precision == "f32" else np.uint16
+        m, n, k = self.m, self.n, self.k
+        pa, sa, na, ta, lda = _stack(a, dtype, "a", (m, k))
+        pc, sc, nc, tc, ldc = _stack(out, np.float32, "out", (m, n))
+        if tc != NO_TRANS:
+            raise ValueError("out must have contiguous rows for a packed product (the packed operand is B)")
+        _no_overlap(out, a)
+        T, pb, beta = _steps_check([na, nc]), self._ptr, float(beta)
+        if self.precision == "f32":
+            f = lib.sgemm_compute
+
+            def run(t: int) -> None:
+                if not 0 <= t < T and T >= 0:
+                    raise IndexError(f"step {t} outside 0..{T - 1}")
+                f(ROW_MAJOR, ta, PACKED, m, n, k, pa + t * sa, lda, pb, n, beta, pc + t * sc, ldc)
+        else:
+            f, alpha = lib.bf16_compute, self.alpha
+
+            def run(t: int) -> None:
+                if not 0 <= t < T and T >= 0:
+                    raise IndexError(f"step {t} outside 0..{T - 1}")
+                f(ROW_MAJOR, ta, PACKED, m, n, k, alpha, pa + t * sa, lda, pb, n, beta, pc + t * sc, ldc)
+        run.arrays = (a, out, self)  # type: ignore[attr-defined]
+        return run
+
 
 __all__ = ["DEFAULT_LAYER", "MKLUnavailable", "PackedMatrix", "available", "candidates", "describe",
            "gemm_bf16", "get_max_threads", "has_bf16", "library_path", "load", "set_dynamic", "set_num_threads",
-           "sgemm", "threading_layer", "unavailable_reason", "version"]
+           "sgemm", "sgemm_stepper", "threading_layer", "unavailable_reason", "version"]
