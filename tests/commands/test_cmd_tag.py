@@ -100,3 +100,17 @@ def test_every_action_has_help(action, capsys):
     assert exc.value.code == 0
     out = capsys.readouterr().out
     assert "usage" in out and (action != "train" or ("--no-crf" in out and "--no-char" in out))
+
+
+def test_predict_bad_input_is_one_line(run, tmp_path, capsys):
+    latin = tmp_path / "latin1.txt"
+    latin.write_bytes("caf\xe9 with cancer".encode("latin-1"))
+    assert main(["tag", "predict", str(run), str(latin)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "latin1.txt" in err and "iconv" in err
+    assert main(["tag", "predict", str(run), str(tmp_path / "missing.txt")]) == 2
+    assert "cannot read" in capsys.readouterr().err
+    empty = tmp_path / "empty.txt"
+    empty.write_text("", encoding="utf-8")
+    assert main(["tag", "predict", str(run), str(empty), "--format", "json"]) == 0
+    assert capsys.readouterr().out == ""

@@ -114,3 +114,15 @@ def test_config_is_checked(tmp_path):
     path = tmp_path / "t.tsv"
     write_conll(path, synthetic_sentences(3))
     assert TagConfig(train_file=str(path), dev_file=str(path)).validate().scheme == "BIOES"
+
+
+def test_pretrained_vectors_initialise_the_word_embeddings(tmp_path):
+    path = tmp_path / "vectors.txt"
+    path.write_text("2 8\nCancer " + " ".join(["0.25"] * 8) + "\nnot-in-vocab " + " ".join(["1"] * 8) + "\n",
+                    encoding="utf-8")
+    cfg, task = make_task(vectors=str(path))
+    model = task.build_model()
+    np.testing.assert_array_equal(model.word.params["W"][task.vocabs.words.index("cancer")], 0.25)
+    cfg.word_dim = 5
+    with pytest.raises(ConfigError, match="--word-dim 8"):
+        task.build_model()
