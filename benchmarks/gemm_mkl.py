@@ -8,7 +8,8 @@ Needs ``pip install 'rnnlab[mkl]'`` (and threadpoolctl, which scikit-learn bring
 OpenBLAS's thread count in-process).
 
 Part 1, ``gemm``: the product of one LSTM step, (64 x H) by (H x 4H), float32,
-H = 128, 256, 512, with 1 and 2 threads (OpenBLAS and MKL set alike). Variants:
+H = 128, 256, 512, with 1 and 2 threads (OpenBLAS and MKL set alike; MKL's
+threading layer INTEL unless ``MKL_THREADING_LAYER`` says otherwise). Variants:
 
 * ``openblas``: ``np.matmul(a, W, out=c)``
 * ``mkl sgemm``: ``rnnlab.blas.mkl.sgemm(a, W, c)`` (ctypes; its Python-side checks included)
@@ -279,6 +280,9 @@ def main() -> None:
     if args.child:
         print(json.dumps(child_threads(args.seconds or 3.0, args.H)))
         return
+    # rnnlab's default layer is SEQUENTIAL; the 2-thread rows need a threaded one (the thread-pool
+    # part sets each configuration's layer itself)
+    os.environ.setdefault("MKL_THREADING_LAYER", "INTEL")
     if not mkl.available():
         sys.exit(f"oneMKL not loadable: {mkl.unavailable_reason()}")
     if args.part in ("gemm", "all"):

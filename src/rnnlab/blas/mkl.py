@@ -12,8 +12,9 @@ and last the bare soname (the dynamic loader's own search).
 
 Threading is fixed when the library is loaded, before any other MKL call:
 the layer is ``$MKL_THREADING_LAYER`` if set (INTEL, SEQUENTIAL, GNU or TBB),
-else :data:`DEFAULT_LAYER`; the thread count is MKL's default (the physical
-cores, or ``$MKL_NUM_THREADS``) until :func:`set_num_threads`.
+else :data:`DEFAULT_LAYER`, SEQUENTIAL (one thread: see its comment); with a
+threaded layer the thread count is MKL's default (the physical cores, or
+``$MKL_NUM_THREADS``) until :func:`set_num_threads`.
 
 Every routine uses oneMKL's 64-bit-integer entry points (``cblas_sgemm_64``
 ...) where the library has them, so ``$MKL_INTERFACE_LAYER`` cannot change
@@ -49,7 +50,11 @@ NO_TRANS, TRANS = 111, 112
 PACKED = 151
 A_MATRIX, B_MATRIX = 161, 162
 LAYERS = {"INTEL": 0, "SEQUENTIAL": 1, "PGI": 2, "GNU": 3, "TBB": 4}
-DEFAULT_LAYER = "INTEL"          # oneMKL's own default; see docs/performance.md for the measured choices
+# Not oneMKL's own default (INTEL): measured on the 2-core development machine (docs/performance.md,
+# "bf16 and the MKL backend: plan"), MKL's 2-thread layers ran the step's product slower than one
+# thread, and Intel OpenMP's and libgomp's spinning workers slowed OpenBLAS's products (and NumPy's
+# element-wise passes) in between. MKL_THREADING_LAYER=INTEL|GNU|TBB overrides.
+DEFAULT_LAYER = "SEQUENTIAL"
 SONAMES = ("libmkl_rt.so.3", "libmkl_rt.so.2", "libmkl_rt.so", "libmkl_rt.dylib", "mkl_rt.dll")
 
 _ALIGN = 64
