@@ -9,6 +9,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("gradcheck", help="check every layer's hand-derived backward pass against finite differences",
                        description="Compare analytic gradients with centred finite differences in float64 for "
                                    "every parameter, input and initial state; one row per tensor with a verdict. "
+                                   "A recurrent cell with a fused kernel is checked on every path of the time "
+                                   "loop (case labels: compiled steps, NumPy steps, reference loop, batch split). "
                                    "Exits non-zero if any row fails.")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--module", metavar="NAME", action="append",
@@ -39,4 +41,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"\n{len(rows)} tensors, {sum(r.checked for r in rows)} entries checked, {skipped} skipped at ReLU kinks; "
           f"worst relative error {worst:.2e} (tolerance {rows[0].tolerance:.0e}); {len(failed)} failed",
           file=sys.stdout)
+    paths = {p: sum(r.case.startswith(p + ": ") for r in rows) for p in gradcheck.specs.PATHS}
+    if any(paths.values()):   # the recurrent cells' cases, one set per path of the time loop
+        print("time-loop paths: " + ", ".join(f"{p} {n} tensors" for p, n in paths.items()), file=sys.stdout)
     return 1 if failed else 0

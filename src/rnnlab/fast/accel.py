@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -53,6 +54,17 @@ def set_enabled(flag: bool) -> None:
     """Use (True) or bypass (False) the compiled steps; without numba they are never used."""
     global _enabled
     _enabled = bool(flag)
+
+
+@contextmanager
+def using(flag: bool) -> Iterator[None]:
+    """Run a block with the compiled steps on (True; only where numba is installed) or off (False)."""
+    previous = _enabled
+    set_enabled(flag)
+    try:
+        yield
+    finally:
+        set_enabled(previous)
 
 
 def describe() -> str:
@@ -81,4 +93,4 @@ def steps(dtype: Any) -> Any:
     return _compiled
 
 
-__all__ = ["available", "describe", "enabled", "set_enabled", "steps"]
+__all__ = ["available", "describe", "enabled", "set_enabled", "steps", "using"]

@@ -4,14 +4,25 @@
 walks all Module subclasses and fails if one is missing here, so no layer can
 escape. Every case randomises *all* parameters (biases included) and the
 initial states, and includes a degenerate shape (B=1, T=1) where it applies.
+
+A recurrent cell with a fused kernel (rnnlab.fast) can run on four paths, and
+each gets its own cases, labelled by the path (:data:`PATHS`, :func:`on_path`):
+the kernel with its compiled element-wise steps (numba), the kernel with their
+NumPy twins, the reference loop over the cell's own ``step_forward`` /
+``step_backward``, and the kernel with the batch split over two threads
+(rnnlab.fast.parallel). A case that finds itself on another path than its
+label says raises instead of checking the wrong code.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from .. import fast
 from ..cells import GRUCell, IRNNCell, LSTMCell, RNNCell
+from ..fast import accel, parallel
 from ..cells.rnn import RNNStepCache
 from ..layers import (Bidirectional, Dropout, Embedding, Linear, MSELoss, OneHot, Recurrent, RNNStack,
                       SoftmaxCrossEntropy)
@@ -85,21 +96,92 @@ def sequence_case(label: str, layer: Module, B: int, T: int, rng: np.random.Gene
     return Case(label, layer, inputs, run, grad, relu_pattern if kinks else None, kinds)
 
 
-def cell_cases(make: Callable[[int, int], Any], rng: np.random.Generator, kinks: bool = False) -> list[Case]:
+# -- the paths of the time loop ------------------------------------------------------------
+PATHS = ("compiled steps", "NumPy steps", "reference loop", "batch split")
+
+
+@contextmanager
+def taking(path: str) -> Iterator[None]:
+    """Run a block on one path of the recurrent time loop (see the module docstring)."""
+    if path not in PATHS:
+        raise ValueError(f"unknown path {path!r}; choose from {', '.join(PATHS)}")
+    kernels, threads = fast.enabled(), parallel._threads_override
+    fast.set_enabled(path != "reference loop")
+    parallel.set_threads(2 if path == "batch split" else 1)
+    try:
+        with accel.using(path != "NumPy steps"):
+            yield
+    finally:
+        fast.set_enabled(kernels)
+        parallel.set_threads(threads)
+
+
+def available_paths(batch: int) -> list[str]:
+    """The paths this installation can take for a batch of ``batch`` rows: compiled steps need
+    numba, the batch split threadpoolctl and at least 2 x parallel.MIN_ROWS rows."""
+    with taking("batch split"):
+        split = len(parallel.partition(batch)) > 1
+    return [p for p in PATHS if (p != "compiled steps" or accel.available()) and (p != "batch split" or split)]
+
+
+def on_path(path: str, case: Case) -> Case:
+    """``case`` run (forward and backward) on ``path``, labelled ``"<path>: <label>"``."""
+    layer = case.module
+
+    def run() -> tuple[list[np.ndarray], Any]:
+        with taking(path):
+            kernel = fast.kernel_for(layer.cell)
+            compiled = accel.steps(layer.cell.params["W_h"].dtype) is not None
+            outputs, cache = case.run()
+        taken = {"reference loop": kernel is None, "NumPy steps": kernel is not None and not compiled,
+                 "compiled steps": kernel is not None and compiled,
+                 "batch split": kernel is not None and cache.parts is not None}[path]
+        if not taken:
+            raise RuntimeError(f"gradcheck case {case.label!r} did not run on the {path} path")
+        return outputs, cache
+
+    def grad(G: list[np.ndarray], cache: Any) -> dict[str, np.ndarray]:
+        with taking(path):
+            return case.grad(G, cache)
+
+    return Case(f"{path}: {case.label}", layer, case.inputs, run, grad, case.kink_pattern, case.kinds)
+
+
+def cell_cases(make: Callable[[int, int], Any], rng: np.random.Generator, kinks: bool = False, *,
+               label: str = "", setup: Callable[[Recurrent, np.random.Generator], Any] = lambda layer, rng: None,
+               sizes: tuple = ((3, 4, 3, 4), (1, 1, 2, 3)), others: tuple | None = None,
+               split: tuple | None = (16, 2, 2, 2)) -> list[Case]:
+    """A cell's cases on every path: each (B, T, D, H) of ``sizes`` on the default path (compiled
+    steps where numba is installed), ``others`` (default: the first of ``sizes``) on the other
+    single-threaded paths, and ``split`` (B >= 16) on the batch split; ``setup(layer, rng)``
+    prepares each layer."""
+    if kernel_for_cell(make) is None:
+        plans = [("reference loop", size) for size in sizes]
+    else:
+        paths = available_paths(split[0] if split is not None else 1)
+        default = paths[0]
+        plans = [(default, size) for size in sizes]
+        plans += [(p, others or sizes[0]) for p in paths if p not in (default, "batch split")]
+        if split is not None and "batch split" in paths:
+            plans.append(("batch split", split))
     cases = []
-    for B, T, D, H in ((3, 4, 3, 4), (1, 1, 2, 3)):
+    for path, (B, T, D, H) in plans:
         layer = randomize(Recurrent(make(D, H)), rng)
-        cases.append(sequence_case(f"B={B},T={T}", layer, B, T, rng, kinks=kinks))
+        setup(layer, rng)
+        cases.append(on_path(path, sequence_case(f"{label}B={B},T={T}", layer, B, T, rng, kinks=kinks)))
     return cases
+
+
+def kernel_for_cell(make: Callable[[int, int], Any]) -> Any:
+    """The kernel registered for the class of cell ``make`` builds (None: reference loop only)."""
+    return fast.KERNELS.get(type(make(1, 1)))
 
 
 # -- cells ------------------------------------------------------------------------
 @spec_for(RNNCell)
 def _rnn(rng: np.random.Generator) -> list[Case]:
     tanh = cell_cases(lambda d, h: RNNCell(d, h), rng)
-    relu = cell_cases(lambda d, h: RNNCell(d, h, nonlinearity="relu"), rng, kinks=True)
-    for c in relu:
-        c.label = "relu " + c.label
+    relu = cell_cases(lambda d, h: RNNCell(d, h, nonlinearity="relu"), rng, kinks=True, label="relu ")
     return tanh + relu
 
 
@@ -223,8 +305,8 @@ def _cross_entropy(rng: np.random.Generator) -> list[Case]:
         inputs = {"logits": scale * rng.standard_normal(shape)}
         targets = rng.integers(0, shape[-1], size=shape[:-1])
         mask = (rng.random(shape[:-1]) > 0.3).astype(float) if masked else None
-        if mask is not None:
-            mask.flat[0] = 1.0
+        if mask is not None:   # at least one position counted and one masked, whatever the draw
+            mask.flat[0], mask.flat[-1] = 1.0, 0.0
         cases.append(_simple_case(
             label, ce, inputs, lambda i=inputs, t=targets, m=mask: ce.forward(i["logits"], t, m),
             lambda g, c: {"logits": ce.backward(float(g), c)}))
@@ -237,6 +319,7 @@ def _mse(rng: np.random.Generator) -> list[Case]:
     inputs = {"pred": rng.standard_normal((2, 3, 2))}
     target = rng.standard_normal((2, 3, 2))
     mask = (rng.random((2, 3, 2)) > 0.3).astype(float)
+    mask.flat[0], mask.flat[-1] = 1.0, 0.0   # both kinds of entry, whatever the draw
     return [_simple_case(label, mse, inputs, lambda m=m: mse.forward(inputs["pred"], target, m),
                          lambda g, c: {"pred": mse.backward(float(g), c)})
             for label, m in (("plain", None), ("masked", mask))]
@@ -293,21 +376,25 @@ def _bnlstm(rng: np.random.Generator) -> list[Case]:
     # finite differences of BN lose accuracy where a feature's batch variance
     # is tiny (truncation ~ eps^2 / sigma^3), which B = 3 makes likely; B = 5
     # keeps every batch variance of this case well away from zero.
-    train = randomize(Recurrent(BNLSTMCell(3, 4, max_steps=8)), rng)
-    cases = [sequence_case("train B=5,T=3", train, 5, 3, rng)]
-    # Eval mode: population statistics; T=4 > trained_steps=2, so steps 2 and 3 reuse slot 1.
-    for B, T, D, H in ((3, 4, 3, 4), (1, 1, 2, 3)):
-        layer = randomize(Recurrent(BNLSTMCell(D, H, max_steps=8)), rng)
+    # The batch split cannot run training mode (the statistics couple the rows): eval only.
+    def make(d: int, h: int) -> BNLSTMCell:
+        return BNLSTMCell(d, h, max_steps=8)
+
+    def population(layer: Recurrent, rng: np.random.Generator) -> None:
         random_population(layer.cell, rng, trained_steps=2)
         layer.eval()
-        cases.append(sequence_case(f"eval B={B},T={T}", layer, B, T, rng))
-    return cases
+
+    cases = cell_cases(make, rng, label="train ", sizes=((5, 3, 3, 4),), split=None)
+    # Eval mode: population statistics; T=4 > trained_steps=2, so steps 2 and 3 reuse slot 1.
+    # Off the default path a smaller eval case (the normalised cells' forward is the slowest of all).
+    return cases + cell_cases(make, rng, label="eval ", setup=population, others=(3, 4, 2, 2), split=(16, 3, 2, 2))
 
 
 @spec_for(LNLSTMCell)
 def _lnlstm(rng: np.random.Generator) -> list[Case]:
-    per_gate = cell_cases(lambda d, h: LNLSTMCell(d, h), rng)
-    joint = cell_cases(lambda d, h: LNLSTMCell(d, h, per_gate=False), rng)
-    for c in joint:
-        c.label = "joint 4H " + c.label
+    # Few features per group (2 normalise to +-1) make nearly flat groups likely among 16 rows,
+    # where finite differences lose their accuracy: H = 4 off the default path too.
+    sizes = dict(others=(3, 3, 2, 4), split=(16, 2, 2, 4))
+    per_gate = cell_cases(lambda d, h: LNLSTMCell(d, h), rng, **sizes)
+    joint = cell_cases(lambda d, h: LNLSTMCell(d, h, per_gate=False), rng, label="joint 4H ", **sizes)
     return per_gate + joint
