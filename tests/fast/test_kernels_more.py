@@ -221,3 +221,32 @@ def test_variable_lengths_equal_the_reference(name, reverse, rng, element_steps)
     args = inputs(layer, rng, 5, 19)
     lengths = np.array([19, 4, 11, 19, 2])
     assert_close(run(layer, *args, True, lengths=lengths), run(layer, *args, False, lengths=lengths), 1e-12)
+
+
+@pytest.fixture
+def two_threads():
+    from rnnlab.fast import parallel
+
+    pytest.importorskip("threadpoolctl")
+    parallel.set_threads(2)
+    yield
+    parallel.set_threads(None)
+
+
+@pytest.mark.parametrize("name", [n for n in CELLS if n != "bnlstm-train"])
+def test_batch_split_equals_one_thread(name, rng, two_threads):
+    """The row-independent kernels (and the BN-LSTM with fixed statistics) split over threads."""
+    from rnnlab.fast import parallel
+
+    layer = make_layer(name, rng)
+    args = inputs(layer, rng, 16, 19)
+    assert len(parallel.partition(16)) == 2
+    split = run(layer, *args, True)
+    parallel.set_threads(1)
+    assert_close(split, run(layer, *args, True), 1e-12)
+
+
+def test_bn_training_refuses_the_batch_split(rng, two_threads):
+    layer = make_layer("bnlstm-train", rng)
+    with pytest.raises(RuntimeError, match="RNNLAB_THREADS=1"):
+        layer.forward(rng.standard_normal((16, 3, 4)))
