@@ -6,7 +6,7 @@ import pytest
 from rnnlab import cli
 
 FLAGS = ["--quick", "--seeds", "--out", "--minutes", "--data-dir", "--cells", "--corpus", "--budget", "--steps",
-         "--jobs", "--groups"]
+         "--jobs", "--groups", "--rows"]
 
 
 def test_help_documents_every_flag(capsys):

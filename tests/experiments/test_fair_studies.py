@@ -166,3 +166,15 @@ def test_groups_filter(tmp_path):
     with pytest.raises(Exception, match="no condition left"):
         run("adding", Options(quick=True, groups=["T=999"], out=str(tmp_path / "b"), log=lines.append))
     assert any("no group 'T=999'" in line for line in lines)
+
+
+def test_rows_filter_by_label():
+    from rnnlab.experiments.runner import select
+
+    lines = []
+    conds = [Condition("irnn adam T=150", "irnn", "T=150", {}), Condition("irnn sgd lr=0.01 T=150", "irnn", "T=150", {}),
+             Condition("lstm T=150", "lstm", "T=150", {})]
+    kept = select(conds, None, lines.append, rows=["irnn adam", "lstm"])
+    assert [c.label for c in kept] == ["irnn adam T=150", "lstm T=150"]
+    assert select(conds, None, lines.append, rows=["nothing"]) == []
+    assert any("no row of this study has 'nothing'" in line for line in lines)

@@ -76,6 +76,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--groups", type=_name_list, metavar="G,...",
                    help="run only these groups of rows, e.g. T=150 for adding, permuted for digits "
                         "(default: all)")
+    p.add_argument("--rows", type=_name_list, metavar="TEXT,...",
+                   help="run only the rows whose label contains one of these strings, e.g. 'irnn adam,lstm' "
+                        "(default: all)")
     p.set_defaults(run=run)
 
 
@@ -84,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
 
     opts = Options(quick=args.quick, seeds=args.seeds, out=args.out, minutes=args.minutes,
                    data_dir=args.data_dir, cells=args.cells, corpus=args.corpus, budget=args.budget,
-                   steps=args.steps, jobs=args.jobs, groups=args.groups)
+                   steps=args.steps, jobs=args.jobs, groups=args.groups, rows=args.rows)
     result = run_experiment(args.name, opts)
     if not result["rows"]:
         return 1

@@ -63,6 +63,7 @@ class Options:
     steps: int | None = None          # per-run step budget for budget="steps"; None: the study's default
     jobs: int = 1                     # worker processes; 1 runs every job in this process
     groups: list[str] | None = None   # None: every group (e.g. adding's "T=150", digits' "permuted")
+    rows: list[str] | None = None     # None: every row; else rows whose label contains one of these
     log: Callable[[str], None] = field(default=print, repr=False)
 
 
@@ -118,9 +119,14 @@ def cell_available(name: str) -> bool:
 
 
 def select(conds: list[Condition], wanted: list[str] | None, log: Callable[[str], None],
-           groups: list[str] | None = None) -> list[Condition]:
-    """Keep the conditions whose cell (and group) is wanted and whose cell is registered; say why
+           groups: list[str] | None = None, rows: list[str] | None = None) -> list[Condition]:
+    """Keep the conditions whose cell (group, label) is wanted and whose cell is registered; say why
     others are skipped."""
+    if rows:
+        for text in rows:
+            if not any(text in c.label for c in conds):
+                log(f"note: no row of this study has '{text}' in its label")
+        conds = [c for c in conds if any(text in c.label for text in rows)]
     if groups:
         offered = list(dict.fromkeys(c.group for c in conds))
         for name in groups:
@@ -390,7 +396,7 @@ def run_study(study: Study, opts: Options) -> dict:
     out = Path(opts.out) if opts.out else Path("runs") / "experiments" / f"{study.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
     opts = replace(opts, out=str(out))  # studies that write per-run folders put them here
-    conds = select(study.conditions(opts), opts.cells, log, opts.groups)
+    conds = select(study.conditions(opts), opts.cells, log, opts.groups, opts.rows)
     if not conds:
         from ..errors import ConfigError
         raise ConfigError(f"experiment {study.name}: no condition left to run (cells: {', '.join(opts.cells or [])}"
