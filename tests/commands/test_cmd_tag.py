@@ -114,3 +114,11 @@ def test_predict_bad_input_is_one_line(run, tmp_path, capsys):
     empty.write_text("", encoding="utf-8")
     assert main(["tag", "predict", str(run), str(empty), "--format", "json"]) == 0
     assert capsys.readouterr().out == ""
+
+
+def test_tags_unseen_in_training_are_reported(files, tmp_path, capsys):
+    dev = tmp_path / "dev.tsv"
+    dev.write_text("with\tO\nBRCA1\tB-Gene\n\n", encoding="utf-8")
+    code = main(["tag", "train", "--train", str(files / "train.tsv"), "--dev", str(dev), "--out",
+                 str(tmp_path / "r"), "--max-steps", "2", *SIZES])
+    assert code == 0 and "note (dev split): 1 tags not seen in training" in capsys.readouterr().out

@@ -49,6 +49,14 @@ def train_tagger(cfg: TagConfig | None = None, out: str | None = None, resume: s
         f"{len(vocabs.chars)} characters, tags {' '.join(vocabs.tags.itos)}\nrun folder: {run_dir} "
         f"(settings in {run_dir / CONFIG})")
     task = TaggingTask(cfg, vocabs, corpus.train, corpus.dev)
+    for split in ("dev", "test"):  # gold tags never seen in training: scored as themselves, never predicted
+        vocabs.tags.unknown.clear()
+        for s in getattr(corpus, split):
+            vocabs.tags.encode(s.tags)
+        if vocabs.tags.report_unknown():
+            log(f"note ({split} split): {vocabs.tags.report_unknown()}; they count as gold entities the model "
+                "cannot predict")
+    vocabs.tags.unknown.clear()
     if progress is None:
         progress = Progress(loss_label=lambda loss: f"loss {loss:.3f}")
     summary = run_task(task, cfg, run_dir, resume_from=ckpt, log=log, progress=progress)
