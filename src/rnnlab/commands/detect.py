@@ -48,6 +48,13 @@ def _detector_options(p: argparse.ArgumentParser) -> None:
                    help="onsets only: a score counts only above the K rows before it (default 50; 0 off)")
     g.add_argument("--no-calendar", dest="calendar", action="store_false",
                    help="leave out the hour-of-day and day-of-week inputs")
+    g.add_argument("--refit-every", dest="refit_every", type=int, default=0, metavar="R",
+                   help="learn online: every R scored rows, train on the windows of the last P rows "
+                        "(P = the probationary length) before going on (default 0: never)")
+    g.add_argument("--refit-epochs", dest="refit_epochs", type=_positive_int, default=3, metavar="N",
+                   help="passes over those windows at each refit (default 3)")
+    g.add_argument("--refit-lr", dest="refit_lr", type=float, default=0.3, metavar="F",
+                   help="the refits' learning rate as a fraction of --lr (default 0.3)")
     g.add_argument("--max-minutes", dest="max_minutes", type=float, default=0.0, metavar="M",
                    help="training-time budget per series in minutes (default: none, epochs only)")
 
@@ -93,7 +100,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _options(args: argparse.Namespace) -> dict:
     keys = ("window", "hidden", "latent", "epochs", "lr", "samples", "post", "short", "long", "suppress",
-            "calendar", "max_minutes")
+            "calendar", "max_minutes", "refit_every", "refit_epochs", "refit_lr")
     return {k: getattr(args, k) for k in keys}
 
 

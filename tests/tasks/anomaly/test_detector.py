@@ -32,15 +32,17 @@ def test_probationary_rows_follow_nab():
     assert probationary_rows(1000) == 150 and probationary_rows(22695) == 750 and probationary_rows(7) == 1
 
 
-@pytest.mark.parametrize("kind", ["pred", "encdec", "vae"])
-def test_scores_are_in_0_1_and_never_look_ahead(kind):
+@pytest.mark.parametrize("kind,refit", [("pred", 0), ("encdec", 0), ("vae", 0), ("pred", 100), ("vae", 150)])
+def test_scores_are_in_0_1_and_never_look_ahead(kind, refit):
     values, stamps = _series()
-    scores = Detector(kind, seed=1, **TINY).fit_score(values, stamps)
+    det = Detector(kind, seed=1, refit_every=refit, **TINY)
+    scores = det.fit_score(values, stamps)
+    assert det.last_fit["refits"] == (len(range(90 + refit, 600, refit)) if refit else 0)
     assert scores.shape == values.shape and np.all((scores >= 0) & (scores <= 1))
     assert np.all(scores[:probationary_rows(len(values))] == 0)  # NAB does not score them
     changed = values.copy()
     changed[500:] = 100.0 * np.cos(np.arange(100))  # a different future
-    again = Detector(kind, seed=1, **TINY).fit_score(changed, stamps)
+    again = Detector(kind, seed=1, refit_every=refit, **TINY).fit_score(changed, stamps)
     np.testing.assert_array_equal(scores[:500], again[:500])
     assert not np.array_equal(scores[500:], again[500:])
 

@@ -71,6 +71,9 @@ class DetectorConfig:
     long: int = 8640          # and long window (rows)
     suppress: int = 50        # onsets only: rows after a score that a score must exceed (0: off)
     max_minutes: float = 0.0  # training-time budget per series (0: epochs only)
+    refit_every: int = 0      # online learning: rows between refits (0: train on the probationary period only)
+    refit_epochs: int = 3     # passes over the last P rows' windows at each refit
+    refit_lr: float = 0.3     # the refits' learning rate, as a fraction of lr
 
     def validate(self) -> "DetectorConfig":
         if self.post not in POST:
@@ -78,6 +81,8 @@ class DetectorConfig:
         for name in ("window", "hidden", "latent", "epochs", "batch", "samples", "short", "long"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name} must be at least 1, got {getattr(self, name)}")
+        if self.refit_every < 0 or self.refit_epochs < 1 or not self.refit_lr > 0:
+            raise ConfigError("--refit-every must be >= 0, --refit-epochs >= 1 and --refit-lr > 0")
         if self.suppress < 0:
             raise ConfigError(f"--suppress must be >= 0, got {self.suppress}")
         if not self.lr > 0 or self.max_minutes < 0:
@@ -130,7 +135,12 @@ class Detector:
     # -- fit and score -----------------------------------------------------------------------------
     def fit_score(self, values, timestamps=None, *, run_dir: str | Path | None = None,
                   log=lambda *a: None) -> np.ndarray:
-        """Train on the probationary period of ``values`` and score every row; returns (n,) scores."""
+        """Train on the probationary period of ``values`` and score every row; returns (n,) scores.
+
+        With ``refit_every = R`` the network also learns online: after each block of R scored rows
+        it trains on (``refit_epochs`` passes over) the windows of the last P rows before the next
+        block, and the reference statistics of the raw measure are taken afresh on those windows.
+        """
         values, timestamps = self._check(values, timestamps)
         cfg, L = self.config, self.config.window
         n, start = len(values), probationary_rows(len(values))
@@ -138,15 +148,46 @@ class Detector:
         views = np.lib.stride_tricks.sliding_window_view(feats, L, axis=0).transpose(0, 2, 1)  # (n-L+1, L, F)
         spec = {"detector": self.kind, "input_size": feats.shape[1], "hidden_size": cfg.hidden, "window": L,
                 "horizon": 1, "latent_size": cfg.latent, "seed": self.seed}
-        if self.kind == "pred":  # the window ending at t-1 forecasts row t, t < start
-            x, y = np.ascontiguousarray(views[:start - L]), feats[L:start, :1].copy()
-        else:  # windows ending at t <= start - 1
-            x, y = np.ascontiguousarray(views[:start - L + 1]), None
-        task = AnomalyTask(spec, x, y, batch=cfg.batch, seed=self.seed, beta=cfg.beta)
-        steps = cfg.epochs * task.batches.per_epoch
-        loop = LoopConfig(lr=cfg.lr, max_steps=steps, max_minutes=cfg.max_minutes, schedule="cosine",
-                          eval_every=max(1, steps // 5), log_every=max(1, steps), guard="backoff", seed=self.seed)
+        first = L if self.kind == "pred" else L - 1  # the first row with a full window
         t0 = time.perf_counter()
+        model, steps = self._train(spec, feats, views, first, start, cfg.epochs, None, run_dir, log)
+        fit_s = time.perf_counter() - t0
+        ref = self._reference(self._measure(model, feats, views, first, start))
+        raw = np.zeros(n)
+        block = cfg.refit_every if cfg.refit_every > 0 else n
+        lo, hi, refits = first, start + block, 0
+        while lo < n:
+            hi = min(hi, n)
+            raw[lo:hi] = self._raw(self._measure(model, feats, views, lo, hi), ref)
+            if hi >= n:
+                break
+            t1 = time.perf_counter()
+            model, k = self._train(spec, feats, views, max(first, hi - start), hi, cfg.refit_epochs, model, None, log)
+            ref = self._reference(self._measure(model, feats, views, max(first, hi - start), hi))
+            steps, refits, fit_s = steps + k, refits + 1, fit_s + time.perf_counter() - t1
+            lo, hi = hi, hi + block
+        self.model = model
+        scores = POST[cfg.post](raw, start, first, short=cfg.short, long=cfg.long, suppress=cfg.suppress)
+        self.last_fit = {"rows": n, "probationary": start, "steps": steps, "refits": refits,
+                         "fit_s": fit_s, "total_s": time.perf_counter() - t0, "raw": raw}
+        return scores
+
+    def _train(self, spec: dict, feats: np.ndarray, views: np.ndarray, lo: int, hi: int, epochs: int,
+               init, run_dir, log) -> tuple[Any, int]:
+        """Train on the windows whose scored row is in [lo, hi) (from ``init``'s weights when given)
+        through the one training loop; returns the best model (eval mode) and the steps taken."""
+        cfg, L = self.config, self.config.window
+        if self.kind == "pred":  # the window ending at t-1 forecasts row t
+            x, y = np.ascontiguousarray(views[lo - L:hi - L]), feats[lo:hi, :1].copy()
+        else:  # the window ending at t
+            x, y = np.ascontiguousarray(views[lo - L + 1:hi - L + 1]), None
+        seed = self.seed if init is None else int(np.random.SeedSequence([self.seed, hi]).generate_state(1)[0])
+        task = AnomalyTask(spec, x, y, batch=cfg.batch, seed=seed, beta=cfg.beta,
+                           init=None if init is None else init.state_dict())
+        steps = epochs * task.batches.per_epoch
+        loop = LoopConfig(lr=cfg.lr if init is None else cfg.lr * cfg.refit_lr, max_steps=steps,
+                          max_minutes=cfg.max_minutes if init is None else 0.0, schedule="cosine",
+                          eval_every=max(1, steps // 5), log_every=max(1, steps), guard="backoff", seed=seed)
         with tempfile.TemporaryDirectory(prefix="rnnlab-detect-") as tmp:
             folder = prepare_run_dir(str(run_dir), force=True) if run_dir else Path(tmp)
             summary = run_task(task, loop.validate(), folder, log=log, progress=Progress(enabled=False))
@@ -154,53 +195,52 @@ class Detector:
             arrays, _ = load_checkpoint(ckpt)
         model = make_model(spec)
         model.load_state_dict({k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")})
-        model.eval()
-        self.model = model
-        fit_s = time.perf_counter() - t0
-        raw, first = self._raw(model, feats, views, start)
-        scores = POST[cfg.post](raw, start, first, short=cfg.short, long=cfg.long, suppress=cfg.suppress)
-        self.last_fit = {"rows": n, "probationary": start, "steps": summary.get("steps"),
-                         "fit_s": fit_s, "total_s": time.perf_counter() - t0, "raw": raw}
-        return scores
+        return model.eval(), int(summary.get("steps") or 0)
 
-    def _raw(self, model, feats: np.ndarray, views: np.ndarray, start: int, chunk: int = 2048) -> tuple[np.ndarray, int]:
-        """The raw measure per row (rows before ``first`` have none), from the trained model."""
-        cfg, L, n = self.config, self.config.window, len(feats)
-        raw = np.zeros(n)
-        rng = np.random.default_rng([self.seed, 1])
+    def _measure(self, model, feats: np.ndarray, views: np.ndarray, lo: int, hi: int, chunk: int = 2048) -> np.ndarray:
+        """The model's measure for rows lo..hi-1: the forecast error (pred), the window's absolute
+        reconstruction errors (encdec, (rows, L)) or its mean negative log-likelihood (vae)."""
+        cfg, L = self.config, self.config.window
+        rng = np.random.default_rng([self.seed, 1, lo])
         outs = []
         with no_grad():
-            if self.kind == "pred":
-                for i in range(0, n - L, chunk):
-                    outs.append(model.forward(np.ascontiguousarray(views[i:min(i + chunk, n - L)]))[0][:, 0])
-                err = feats[L:, 0] - np.concatenate(outs)
-                ref = err[:start - L]
-                mu, sd = float(ref.mean()), float(ref.std()) or 1.0
-                raw[L:] = ((err - mu) / sd) ** 2
-                return raw, L
-            for i in range(0, n - L + 1, chunk):
-                x = np.ascontiguousarray(views[i:min(i + chunk, n - L + 1)])
+            for a in range(lo, hi, chunk):
+                b = min(a + chunk, hi)
+                if self.kind == "pred":
+                    outs.append(feats[a:b, 0] - model.forward(np.ascontiguousarray(views[a - L:b - L]))[0][:, 0])
+                    continue
+                x = np.ascontiguousarray(views[a - L + 1:b - L + 1])
                 target = x[..., 0]
                 if self.kind == "encdec":
                     outs.append(np.abs(model.forward(x)[0] - target).astype(np.float64))
-                else:
-                    total = np.zeros(len(x))
-                    for _ in range(cfg.samples):
-                        eps = rng.standard_normal((len(x), cfg.latent)).astype(np.float32)
-                        (m, v, _), _ = model.forward(x, eps)
-                        total += gaussian_nll(m.astype(np.float64), v.astype(np.float64), target).mean(axis=1)
-                    outs.append(total / cfg.samples)
-        out = np.concatenate(outs)
-        if self.kind == "vae":
-            raw[L - 1:] = out
-            return raw, L - 1
-        ref = out[:start - L + 1]
-        mu = ref.mean(axis=0)
-        cov = np.cov(ref, rowvar=False).reshape(L, L)
-        cov += np.eye(L) * (1e-2 * np.trace(cov) / L + 1e-8)
-        d = out - mu
-        raw[L - 1:] = np.einsum("ij,ij->i", d @ np.linalg.inv(cov), d) / L
-        return raw, L - 1
+                    continue
+                total = np.zeros(len(x))
+                for _ in range(cfg.samples):
+                    eps = rng.standard_normal((len(x), cfg.latent)).astype(np.float32)
+                    (m, v, _), _ = model.forward(x, eps)
+                    total += gaussian_nll(m.astype(np.float64), v.astype(np.float64), target).mean(axis=1)
+                outs.append(total / cfg.samples)
+        return np.concatenate(outs).astype(np.float64)
+
+    def _reference(self, measure: np.ndarray) -> Any:
+        """What the measure is on normal data: N(mu, sd) of the errors (pred), N(mu, S) of the error
+        vectors (encdec, S^-1 kept), nothing (vae: its NLL is already a likelihood)."""
+        if self.kind == "pred":
+            return float(measure.mean()), float(measure.std()) or 1.0
+        if self.kind == "encdec":
+            L = measure.shape[1]
+            cov = np.cov(measure, rowvar=False).reshape(L, L)
+            cov += np.eye(L) * (1e-2 * np.trace(cov) / L + 1e-8)
+            return measure.mean(axis=0), np.linalg.inv(cov)
+        return None
+
+    def _raw(self, measure: np.ndarray, ref: Any) -> np.ndarray:
+        if self.kind == "pred":
+            return ((measure - ref[0]) / ref[1]) ** 2
+        if self.kind == "encdec":
+            d = measure - ref[0]
+            return np.einsum("ij,ij->i", d @ ref[1], d) / measure.shape[1]
+        return measure
 
     def describe(self) -> dict[str, Any]:
         return {"detector": self.kind, "seed": self.seed, **asdict(self.config)}

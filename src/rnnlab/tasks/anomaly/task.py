@@ -33,14 +33,18 @@ class AnomalyTask(Task):
     unit = "windows"
 
     def __init__(self, spec: dict, x: np.ndarray, y: np.ndarray | None, *, batch: int = 32, seed: int = 0,
-                 beta: float = 1.0, eval_batch: int = 1024) -> None:
+                 beta: float = 1.0, eval_batch: int = 1024, init: dict | None = None) -> None:
         self.spec, self.x, self.beta, self.eval_batch = dict(spec), x, beta, eval_batch
+        self.init = init  # weights to start from (online refits), else the spec's seeded initialisation
         self.y = y if y is not None else x[..., 0]
         self.batches = EpochBatches(x, self.y, max(1, min(batch, len(x))), seed)
         self.mse, self.nll = MSELoss(), GaussianNLL()
 
     def build_model(self) -> Module:
-        return make_model(self.spec)
+        model = make_model(self.spec)
+        if self.init is not None:
+            model.load_state_dict(self.init)
+        return model
 
     def pack_model(self, model: Module) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         arrays = {f"param/{name}": value for name, value in model.state_dict().items()}
