@@ -295,12 +295,14 @@ def _ln_row_backward(dy: Any, xhat: Any, s: Any, gamma: Any, groups: int, dx: An
     n = dy.shape[0] // groups
     ty = dy.dtype.type
     for k in range(groups):
-        lo, hi = k * n, (k + 1) * n
-        m1 = _dot(gamma[lo:hi], dy[lo:hi]) / ty(n)
-        m2 = _dot3(gamma[lo:hi], dy[lo:hi], xhat[lo:hi]) / ty(n)
+        # Slices indexed from 0, not offsets into the row: an offset index (j in range(lo, hi))
+        # kept this loop from vectorising (measured 6x slower).
+        g, d, x, out = gamma[k * n:(k + 1) * n], dy[k * n:(k + 1) * n], xhat[k * n:(k + 1) * n], dx[k * n:(k + 1) * n]
+        m1 = _dot(g, d) / ty(n)
+        m2 = _dot3(g, d, x) / ty(n)
         sk = s[k]
-        for j in range(lo, hi):
-            dx[j] = sk * (gamma[j] * dy[j] - m1 - xhat[j] * m2)
+        for j in range(n):
+            out[j] = sk * (g[j] * d[j] - m1 - x[j] * m2)
 
 
 @_jit
@@ -340,17 +342,18 @@ def lnlstm_forward(xhat_x: Any, xh: Any, groups: int, eps: float, gx: Any, gh: A
         _ln_row(hr, groups, eps, s_h[b])
         for j in range(G):
             ar[j] = _tanh(xr[j] * gx[j] + hr[j] * gh[j] + bias[j]) * scale[j] + shift[j]
+        i, f, g, o = ar[:H], ar[H:2 * H], ar[2 * H:3 * H], ar[3 * H:]
         cp, cr, xcr = c_prev[b], c[b], xc[b]
         for j in range(H):
-            v = ar[H + j] * cp[j] + ar[j] * ar[2 * H + j]
-            cr[j] = v
-            xcr[j] = v
+            cr[j] = f[j] * cp[j] + i[j] * g[j]
+        for j in range(H):
+            xcr[j] = cr[j]
         _ln_row(xcr, 1, eps, s_c[b])
         tr, out = tu[b], h[b]
         for j in range(H):
-            u = _tanh(xcr[j] * gamma_c[j] + beta_c[j])
-            tr[j] = u
-            out[j] = ar[3 * H + j] * u
+            tr[j] = _tanh(xcr[j] * gamma_c[j] + beta_c[j])
+        for j in range(H):
+            out[j] = o[j] * tr[j]
 
 
 @_jit
@@ -359,14 +362,15 @@ def _norm_lstm_gate_grads(ar: Any, cp: Any, tr: Any, dhr: Any, dcr: Any, dar: An
     H = dhr.shape[0]
     one = ar.dtype.type(1.0)
     i, f, g, o = ar[:H], ar[H:2 * H], ar[2 * H:3 * H], ar[3 * H:]
+    da_i, da_f, da_g, da_o = dar[:H], dar[H:2 * H], dar[2 * H:3 * H], dar[3 * H:]
     for j in range(H):
-        dar[j] = dcr[j] * g[j] * (i[j] * (one - i[j]))
+        da_i[j] = dcr[j] * g[j] * (i[j] * (one - i[j]))
     for j in range(H):
-        dar[H + j] = dcr[j] * cp[j] * (f[j] * (one - f[j]))
+        da_f[j] = dcr[j] * cp[j] * (f[j] * (one - f[j]))
     for j in range(H):
-        dar[2 * H + j] = dcr[j] * i[j] * (one - g[j] * g[j])
+        da_g[j] = dcr[j] * i[j] * (one - g[j] * g[j])
     for j in range(H):
-        dar[3 * H + j] = dhr[j] * tr[j] * (o[j] * (one - o[j]))
+        da_o[j] = dhr[j] * tr[j] * (o[j] * (one - o[j]))
     for j in range(H):
         dcr[j] *= f[j]
 
@@ -385,9 +389,9 @@ def lnlstm_backward(act: Any, c_prev: Any, tu: Any, xc: Any, s_c: Any, gamma_c: 
             dyr = dy[b]
             for j in range(H):
                 dhr[j] += dyr[j]
-        dtu = dhw[b, :H]   # scratch: the row of dhw is written last
+        dtu, o = dhw[b, :H], ar[3 * H:]   # dtu: scratch, the row of dhw is written last
         for j in range(H):
-            dtu[j] = dhr[j] * ar[3 * H + j] * (one - tr[j] * tr[j])
+            dtu[j] = dhr[j] * o[j] * (one - tr[j] * tr[j])
         for j in range(H):
             acc_gc[j] += dtu[j] * xcr[j]
         for j in range(H):
@@ -496,19 +500,20 @@ def bnlstm_forward(xhat_x: Any, xh: Any, coupled: bool, eps: float, mu_h: Any, v
             hr[j] = (hr[j] - mu_h[j]) * s_h[j]
         for j in range(G):
             ar[j] = _tanh(xr[j] * gx[j] + hr[j] * gh[j] + bias[j]) * scale[j] + shift[j]
+        i, f, g = ar[:H], ar[H:2 * H], ar[2 * H:3 * H]
         cp, cr = c_prev[b], c[b]
         for j in range(H):
-            cr[j] = ar[H + j] * cp[j] + ar[j] * ar[2 * H + j]
+            cr[j] = f[j] * cp[j] + i[j] * g[j]
     if coupled:
         _col_stats(c, eps, mu_c, var_c, s_c)
     for b in range(B):
-        ar, cr, xcr, tr, out = act[b], c[b], xc[b], tu[b], h[b]
+        o, cr, xcr, tr, out = act[b, 3 * H:], c[b], xc[b], tu[b], h[b]
         for j in range(H):
             xcr[j] = (cr[j] - mu_c[j]) * s_c[j]
         for j in range(H):
-            u = _tanh(xcr[j] * gamma_c[j] + beta_c[j])
-            tr[j] = u
-            out[j] = ar[3 * H + j] * u
+            tr[j] = _tanh(xcr[j] * gamma_c[j] + beta_c[j])
+        for j in range(H):
+            out[j] = o[j] * tr[j]
 
 
 @_jit
@@ -521,13 +526,13 @@ def bnlstm_backward(act: Any, c_prev: Any, tu: Any, xc: Any, s_c: Any, gamma_c: 
     B, H = dh.shape
     one = dh.dtype.type(1.0)
     for b in range(B):
-        dhr, ar, tr, dtr = dh[b], act[b], tu[b], dtu[b]
+        dhr, o, tr, dtr = dh[b], act[b, 3 * H:], tu[b], dtu[b]
         if has_dy:
             dyr = dy[b]
             for j in range(H):
                 dhr[j] += dyr[j]
         for j in range(H):
-            dtr[j] = dhr[j] * ar[3 * H + j] * (one - tr[j] * tr[j])
+            dtr[j] = dhr[j] * o[j] * (one - tr[j] * tr[j])
     _bn_grad_into(dtu, xc, s_c, gamma_c, coupled, dtu, col1[:H], col2[:H], acc_gc, acc_bc)
     for b in range(B):
         dcr, dtr = dc[b], dtu[b]
