@@ -356,8 +356,8 @@ def other_rows(args) -> dict:
             ours = rnnlab_steps(cell, H)[0]
             norm = cell in ("bnlstm", "lnlstm")
             against = [("rnnlab lstm", rnnlab_steps("lstm", H)[0])] if norm else []
-            against.append(("torch, same equations" if norm else f"torch nn.RNN {'relu' if cell == 'irnn' else 'tanh'}",
-                            torch_steps(cell, H)[0]))
+            label = "torch, same equations" if norm else f"torch nn.RNN {'relu' if cell == 'irnn' else 'tanh'}"
+            against.append((label, torch_steps(cell, H)[0]))
             for k, (label, theirs) in enumerate(against):
                 timing = side_by_side(ours, theirs, args.warmup, args.seconds)
                 slower = ""

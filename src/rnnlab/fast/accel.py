@@ -1,4 +1,4 @@
-"""Optional compiled element-wise steps for the LSTM and GRU kernels (numba).
+"""Optional compiled element-wise steps for the time-loop kernels (numba).
 
 A NumPy time step makes one call, and one pass over memory, per operation: an
 LSTM forward step is about 9 passes over (B, H)- and (B, 4H)-sized arrays, its

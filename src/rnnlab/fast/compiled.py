@@ -1,10 +1,11 @@
 """The compiled element-wise steps (numba): loaded by :mod:`rnnlab.fast.accel` on first use.
 
 Each function is the twin of a NumPy function named in its docstring: a kernel
-step of :mod:`rnnlab.fast.lstm` or :mod:`rnnlab.fast.gru`, a token lookup of
+step of :mod:`rnnlab.fast.lstm`, :mod:`~rnnlab.fast.gru`, :mod:`~rnnlab.fast.rnn`,
+:mod:`~rnnlab.fast.lnlstm` or :mod:`~rnnlab.fast.bnlstm`, a token lookup of
 :mod:`rnnlab.layers.tokens`, or the Adam update; for float32 and float64 alike.
-``tests/fast/test_accel.py`` and ``tests/layers/test_tokens.py`` assert that each
-pair agrees. See :mod:`rnnlab.fast.accel` for why and for the numerics.
+``tests/fast/test_accel.py``, ``tests/fast/test_accel_more.py`` and
+``tests/layers/test_tokens.py`` assert that each pair agrees. See :mod:`rnnlab.fast.accel` for why and for the numerics.
 """
 from __future__ import annotations
 
@@ -211,7 +212,7 @@ def adam_update(param: Any, grad: Any, m: Any, v: Any, lr: float, beta1: float, 
 @_jit
 def rnn_forward(h: Any, xw: Any, bias: Any, relu: bool) -> None:
     """h (B, H) holds h_{t-1} W_h in and h_t = phi(xw + bias + h) out; phi = relu or tanh
-    (relu written so that NaN passes through, as np.maximum does)."""
+    (relu written so that NaN passes through, as np.maximum does; twin: ``rnn.forward_step``)."""
     B, H = h.shape
     zero = h.dtype.type(0.0)
     for b in range(B):
@@ -227,7 +228,8 @@ def rnn_forward(h: Any, xw: Any, bias: Any, relu: bool) -> None:
 
 @_jit
 def rnn_backward(h: Any, dh: Any, dy: Any, has_dy: bool, relu: bool, da: Any) -> None:
-    """da = (dh + dy) phi'(a) from the step's output h: 1 - h^2 (tanh) or [h > 0] (relu)."""
+    """da = (dh + dy) phi'(a) from the step's output h: 1 - h^2 (tanh) or [h > 0] (relu)
+    (twin: ``rnn.backward_step``)."""
     B, H = h.shape
     one, zero = h.dtype.type(1.0), h.dtype.type(0.0)
     for b in range(B):
@@ -307,7 +309,7 @@ def _ln_row_backward(dy: Any, xhat: Any, s: Any, gamma: Any, groups: int, dx: An
 
 @_jit
 def ln_rows(x: Any, groups: int, eps: float, s: Any) -> None:
-    """x (T, B, F) layer-normalised in place, each row per group; s (T, B, groups)."""
+    """x (T, B, F) layer-normalised in place, each row per group; s (T, B, groups). (twin: ``lnlstm.ln_rows``)"""
     T, B = x.shape[0], x.shape[1]
     for t in range(T):
         for b in range(B):
@@ -316,7 +318,8 @@ def ln_rows(x: Any, groups: int, eps: float, s: Any) -> None:
 
 @_jit
 def ln_backward(dy: Any, xhat: Any, s: Any, gamma: Any, groups: int, dx: Any, acc_g: Any, acc_b: Any) -> None:
-    """Layer-norm backward of (T, B, F) rows into dx (may be dy); acc_g += sum dy xhat, acc_b += sum dy."""
+    """Layer-norm backward of (T, B, F) rows into dx (may be dy); acc_g += sum dy xhat,
+    acc_b += sum dy (twin: ``lnlstm.ln_backward``)."""
     T, B, F = dy.shape
     for t in range(T):
         for b in range(B):
@@ -334,7 +337,7 @@ def lnlstm_forward(xhat_x: Any, xh: Any, groups: int, eps: float, gx: Any, gh: A
                    s_c: Any, tu: Any, h: Any) -> None:
     """One LN-LSTM step: xh (B, 4H) = h W_h in, its LN out (s_h (B, groups)); gates into act from
     xhat_x gx + xh gh + bias (all scaled: tanh then scale, shift); c; xc = LN(c) (s_c (B, 1));
-    tu = tanh(gamma_c xc + beta_c); h = o tu."""
+    tu = tanh(gamma_c xc + beta_c); h = o tu. (twin: ``lnlstm.forward_step``)"""
     B, G = act.shape
     H = G // 4
     for b in range(B):
@@ -380,7 +383,7 @@ def lnlstm_backward(act: Any, c_prev: Any, tu: Any, xc: Any, s_c: Any, gamma_c: 
                     gamma_h: Any, groups: int, dh: Any, dy: Any, has_dy: bool, dc: Any, da: Any, dhw: Any,
                     acc_gc: Any, acc_bc: Any, acc_gh: Any) -> None:
     """One LN-LSTM step back: da = dxw (before LN_x), dhw; dc becomes dc_{t-1}; dh is spent;
-    acc_gc, acc_bc, acc_gh += the step's gamma_c, beta_c, gamma_h gradients."""
+    acc_gc, acc_bc, acc_gh += the step's gamma_c, beta_c, gamma_h gradients. (twin: ``lnlstm.backward_step``)"""
     B, H = dh.shape
     one = dh.dtype.type(1.0)
     for b in range(B):
@@ -433,7 +436,7 @@ def _col_stats(x: Any, eps: float, mu: Any, var: Any, s: Any) -> None:
 @_jit
 def bn_normalize(x: Any, coupled: bool, eps: float, mu: Any, var: Any, s: Any) -> None:
     """x (T, B, F) batch-normalised in place per step; coupled: mu, var, s (T, F) are computed
-    from x (training), else read (population statistics, s given)."""
+    from x (training), else read (population statistics, s given). (twin: ``bnlstm.bn_normalize``)"""
     T, B, F = x.shape
     for t in range(T):
         if coupled:
@@ -479,7 +482,7 @@ def _bn_grad_into(dy: Any, xhat: Any, s: Any, gamma: Any, coupled: bool, dx: Any
 def bn_backward(dy: Any, xhat: Any, s: Any, gamma: Any, coupled: bool, dx: Any, col1: Any, col2: Any,
                 acc_g: Any, acc_b: Any) -> None:
     """Batch-norm backward of (T, B, F), step by step (s (T, F)), into dx (may be dy);
-    acc_g += sum dy xhat, acc_b += sum dy."""
+    acc_g += sum dy xhat, acc_b += sum dy. (twin: ``bnlstm.bn_backward``)"""
     for t in range(dy.shape[0]):
         _bn_grad_into(dy[t], xhat[t], s[t], gamma, coupled, dx[t], col1, col2, acc_g, acc_b)
 
@@ -489,7 +492,8 @@ def bnlstm_forward(xhat_x: Any, xh: Any, coupled: bool, eps: float, mu_h: Any, v
                    gh: Any, bias: Any, scale: Any, shift: Any, c_prev: Any, act: Any, c: Any, mu_c: Any,
                    var_c: Any, s_c: Any, gamma_c: Any, beta_c: Any, xc: Any, tu: Any, h: Any) -> None:
     """One BN-LSTM step: xh (B, 4H) = h W_h in, BN_h(.) out (statistics computed when coupled,
-    else read); gates into act; c; xc = BN_c(c); tu = tanh(gamma_c xc + beta_c); h = o tu."""
+    else read); gates into act; c; xc = BN_c(c); tu = tanh(gamma_c xc + beta_c); h = o tu
+    (twin: ``bnlstm.forward_step``)."""
     B, G = act.shape
     H = G // 4
     if coupled:
@@ -522,7 +526,7 @@ def bnlstm_backward(act: Any, c_prev: Any, tu: Any, xc: Any, s_c: Any, gamma_c: 
                     dtu: Any, col1: Any, col2: Any, acc_gc: Any, acc_bc: Any, acc_gh: Any, acc_bh: Any) -> None:
     """One BN-LSTM step back: da (gates, before BN_x), dhw; dc becomes dc_{t-1}; dh is spent;
     dtu (B, H), col1, col2 (4H,) scratch; acc_* += the step's gamma_c, beta_c, gamma_h gradients
-    (acc_bh: a throwaway sum of da)."""
+    (acc_bh: a throwaway sum of da). (twin: ``bnlstm.backward_step``)"""
     B, H = dh.shape
     one = dh.dtype.type(1.0)
     for b in range(B):
