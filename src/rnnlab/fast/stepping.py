@@ -19,6 +19,10 @@ with fewer, larger calls:
 * with numba installed, the element-wise part of a layer's step is one
   compiled call (:mod:`rnnlab.fast.accel`) instead of about ten NumPy calls.
 
+The tanh RNN and the IRNN have a runner too (:class:`RNNRunner`: one product
+with ``W_h``, then the kernel's step); the normalised LSTMs step through the
+cell's own code.
+
 ``runner.step(inp, state, t) -> state``: ``inp`` is the (B,) ids for the first
 layer and the (B, D) output of the layer below otherwise. ``tests/test_generate.py``
 asserts that the runners equal the reference stepper and the full forward.
@@ -29,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from . import accel, gru, lstm
+from . import accel, gru, lstm, rnn
 
 
 class LSTMRunner:
@@ -102,4 +106,29 @@ class GRURunner:
         return state
 
 
-RUNNERS: dict[Any, type] = {lstm: LSTMRunner, gru: GRURunner}
+class RNNRunner:
+    """The tanh RNN and the IRNN: h = phi(xw + h W_h), xw a table row (b included) or x W_x + b."""
+
+    def __init__(self, cell: Any, table: np.ndarray | None, batch: int, dtype: Any) -> None:
+        H, p = cell.hidden_size, cell.params
+        self.relu = cell.nonlinearity == "relu"
+        self.table = table
+        self.W_x = None if table is not None else np.ascontiguousarray(p["W_x"], dtype=dtype)
+        self.b = np.zeros(H, dtype=dtype) if table is not None else p["b"].astype(dtype)
+        self.W_h = np.ascontiguousarray(p["W_h"], dtype=dtype)
+        self.xw, self.a = np.empty((batch, H), dtype=dtype), np.empty((batch, H), dtype=dtype)
+
+    def step(self, inp: np.ndarray, state: tuple, t: int = 0) -> tuple:
+        (h,) = state
+        if self.table is not None:
+            np.take(self.table, inp, axis=0, out=self.xw)
+        else:
+            np.matmul(inp, self.W_x, out=self.xw)
+        np.matmul(h, self.W_h, out=self.a)
+        compiled = accel.steps(h.dtype)
+        (compiled.rnn_forward if compiled is not None else rnn.forward_step)(self.a, self.xw, self.b, self.relu)
+        np.copyto(h, self.a)
+        return state
+
+
+RUNNERS: dict[Any, type] = {lstm: LSTMRunner, gru: GRURunner, rnn: RNNRunner}

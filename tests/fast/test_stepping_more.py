@@ -1,0 +1,50 @@
+"""Generation with the tanh RNN and the IRNN steps through rnnlab.fast.stepping.RNNRunner, equal to the
+reference stepper (the cell's own step_forward) and to the full forward."""
+import contextlib
+
+import numpy as np
+import pytest
+
+from rnnlab import fast, generate
+from rnnlab.data import Vocab
+from rnnlab.fast import accel
+from rnnlab.gradcheck import randomize
+from rnnlab.models import CharRNN, ModelConfig
+
+VOCAB = Vocab("\n abcdefghij")
+
+
+def _model(cell, proj_size=0, embedding_size=6):
+    cfg = ModelConfig(len(VOCAB), cell, hidden_size=7, num_layers=3, embedding_size=embedding_size,
+                      proj_size=proj_size, seed=0)
+    return randomize(CharRNN(cfg), np.random.default_rng(0), scale=0.6).eval()
+
+
+@pytest.mark.parametrize("cell", ["rnn", "irnn"])
+@pytest.mark.parametrize("proj_size", [0, 4], ids=["noproj", "proj"])
+@pytest.mark.parametrize("batch", [1, 2])
+def test_rnn_runner_equals_the_reference_stepper_and_the_forward(cell, proj_size, batch, element_steps):
+    model = _model(cell, proj_size)
+    ids = np.random.default_rng(3).integers(len(VOCAB), size=(batch, 12))
+    runs = []
+    for use_fast in (True, False):
+        with contextlib.nullcontext() if use_fast else fast.reference_only():
+            stepper = generate.Stepper(model).reset(batch)
+            assert type(stepper.runners[1]).__name__ == ("RNNRunner" if use_fast else "CellRunner")
+            logits = np.stack([stepper.feed(ids[:, t]).copy() for t in range(ids.shape[1])], axis=1)
+        runs.append((logits, [s[0].copy() for s in stepper.states]))
+    (expected, statesT), _ = model.forward(ids)
+    for logits, states in runs:
+        np.testing.assert_allclose(logits, expected, rtol=1e-12, atol=1e-13)
+        for a, (b,) in zip(states, statesT):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+
+
+def test_rnn_runner_float32(rng):
+    model = _model("rnn").astype(np.float32)
+    ids = rng.integers(len(VOCAB), size=(2, 10))
+    stepper = generate.Stepper(model).reset(2)
+    got = np.stack([stepper.feed(ids[:, t]).copy() for t in range(10)], axis=1)
+    assert got.dtype == np.float32 and accel.steps(np.float32) is not None or not accel.available()
+    (expected, _), _ = model.forward(ids)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
