@@ -250,3 +250,20 @@ def test_bn_training_refuses_the_batch_split(rng, two_threads):
     layer = make_layer("bnlstm-train", rng)
     with pytest.raises(RuntimeError, match="RNNLAB_THREADS=1"):
         layer.forward(rng.standard_normal((16, 3, 4)))
+
+
+@pytest.mark.parametrize("rows", [[5] * 9, [5, 5, 4, 4, 4, 3, 3, 2, 2]], ids=["full", "lengths"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_population_update_is_the_references_arithmetic_bit_for_bit(rows, dtype, rng):
+    """Given the same batch statistics, the kernel's update (several slots at once, then the
+    shared last slot step by step) writes exactly what the reference's step-by-step update writes."""
+    T = len(rows)
+    mu, var = rng.standard_normal((T, 8)).astype(dtype), rng.uniform(0.1, 2, (T, 8)).astype(dtype)
+    cells = [BNLSTMCell(3, 2, max_steps=6, momentum=0.3, dtype=dtype) for _ in range(2)]
+    for cell in cells:
+        random_population(cell, np.random.default_rng(0), trained_steps=2)
+    fast.bnlstm.update_population(cells[0], "x", mu, var, rows)
+    for t in range(T):
+        cells[1]._update_population("x", t, mu[t], var[t], rows[t])
+    for key in cells[1].buffers:
+        np.testing.assert_array_equal(cells[0].buffers[key], cells[1].buffers[key], err_msg=key)
