@@ -48,9 +48,10 @@ def _detector_options(p: argparse.ArgumentParser) -> None:
                    help="onsets only: a score counts only above the K rows before it (default 50; 0 off)")
     g.add_argument("--no-calendar", dest="calendar", action="store_false",
                    help="leave out the hour-of-day and day-of-week inputs")
-    g.add_argument("--refit-every", dest="refit_every", type=int, default=0, metavar="R",
+    g.add_argument("--refit-every", dest="refit_every", type=int, default=500, metavar="R",
                    help="learn online: every R scored rows, train on the windows of the last P rows "
-                        "(P = the probationary length) before going on (default 0: never)")
+                        "(P = the probationary length) before going on (default 500; 0: never, "
+                        "the probationary period only)")
     g.add_argument("--refit-epochs", dest="refit_epochs", type=_positive_int, default=3, metavar="N",
                    help="passes over those windows at each refit (default 3)")
     g.add_argument("--refit-lr", dest="refit_lr", type=float, default=0.3, metavar="F",
@@ -92,7 +93,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     n.add_argument("--groups", metavar="G1,G2", help="only these groups, e.g. realKnownCause (default: all)")
     n.add_argument("--detector", type=_detectors, default=["pred"], metavar="NAME[,NAME]",
                    help="detectors, comma-separated, from pred, encdec, vae (default pred)")
-    n.add_argument("--seeds", type=_positive_int, default=1, metavar="N", help="seeds 0..N-1 per detector (default 1)")
+    n.add_argument("--seeds", type=_positive_int, default=1, metavar="N",
+                   help="seeds S..S+N-1 per detector, S from --seed (default 1)")
+    n.add_argument("--seed", type=int, default=0, metavar="S",
+                   help="the first seed (default 0); e.g. run seeds in separate processes with --seeds 1")
     n.add_argument("--out", metavar="DIR", help="also write table.md, results.json and each detector's scores here")
     _detector_options(n)
     n.set_defaults(run=run_nab)
@@ -147,7 +151,7 @@ def run_nab(args: argparse.Namespace) -> int:
     out = check_out_dir(args.out) if args.out else None
     groups = [g.strip() for g in args.groups.split(",") if g.strip()] if args.groups else None
     corpus = load_corpus(args.root, groups)
-    seeds = list(range(args.seeds))
+    seeds = list(range(args.seed, args.seed + args.seeds))
     print(f"NAB corpus {args.root}: {len(corpus)} files, {sum(len(f) for f in corpus)} rows, "
           f"{corpus.n_windows} windows; detectors {', '.join(args.detector)}; seeds {seeds}")
     entries = reference_scores(corpus, seeds)

@@ -101,7 +101,7 @@ def test_label_file_naming_unknown_files(tmp_path, capsys):
 
 def test_detect_nab_prints_every_profile_with_baselines_and_htm(tmp_path, capsys):
     root = _nab(tmp_path / "nab")
-    assert main(["detect", "nab", str(root), "--groups", "grp", "--detector", "pred,vae", "--seeds", "2",
+    assert main(["detect", "nab", str(root), "--groups", "grp", "--detector", "pred,vae", "--seed", "1", "--seeds", "2",
                  "--out", str(tmp_path / "res"), *FAST]) == 0
     out = capsys.readouterr().out
     for name in ("| null |", "| random |", "| numenta (HTM) |", "| pred |", "| vae |", "standard",
@@ -109,8 +109,8 @@ def test_detect_nab_prints_every_profile_with_baselines_and_htm(tmp_path, capsys
         assert name in out
     assert "| numenta (HTM) | 100.0 | 100.0 | 100.0 |" in out
     results = json.loads((tmp_path / "res" / "results.json").read_text())
-    assert len(results["results"]["vae"]["normalized"]["standard"]) == 2
-    assert (tmp_path / "res" / "scores" / "pred-seed1" / "grp" / "b.csv").is_file()
+    assert len(results["results"]["vae"]["normalized"]["standard"]) == 2 and results["seeds"] == [1, 2]
+    assert (tmp_path / "res" / "scores" / "pred-seed2" / "grp" / "b.csv").is_file()
 
 
 def test_python_api_runs_a_corpus(tmp_path):

@@ -71,7 +71,7 @@ class DetectorConfig:
     long: int = 8640          # and long window (rows)
     suppress: int = 50        # onsets only: rows after a score that a score must exceed (0: off)
     max_minutes: float = 0.0  # training-time budget per series (0: epochs only)
-    refit_every: int = 0      # online learning: rows between refits (0: train on the probationary period only)
+    refit_every: int = 500    # online learning: rows between refits (0: train on the probationary period only)
     refit_epochs: int = 3     # passes over the last P rows' windows at each refit
     refit_lr: float = 0.3     # the refits' learning rate, as a fraction of lr
 
