@@ -17,7 +17,7 @@ import sys
 from . import __version__
 from .errors import RnnlabError
 
-COMMANDS = ["train", "sample", "eval", "export", "import_", "plot", "gradcheck", "experiment", "detect", "tag"]
+COMMANDS = ["train", "sample", "eval", "export", "import_", "plot", "gradcheck", "experiment", "detect", "tag", "forecast"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,6 +18,7 @@ from .specs import SPECS, randomize, sequence_case, spec_for
 from . import specs_crf  # noqa: F401,E402  (registers the CRF spec)
 from . import specs_lengths  # noqa: F401,E402  (adds the variable-length cases)
 from . import specs_anomaly  # noqa: F401,E402  (the anomaly detectors' layers)
+from . import specs_forecast  # noqa: F401,E402  (the forecasters' encoder-decoder and pinball loss)
 
 
 def module_classes() -> list[type]:

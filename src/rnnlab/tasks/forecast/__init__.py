@@ -1,1 +1,5 @@
 """Forecasting: time-series CSV data, M4 metrics, baselines, LSTM/GRU forecasters."""
+from .api import Forecast, Forecaster, train_run  # noqa: F401
+from .task import ForecastConfig, ForecastTask  # noqa: F401
+
+__all__ = ["Forecast", "ForecastConfig", "ForecastTask", "Forecaster", "train_run"]

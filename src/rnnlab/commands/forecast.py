@@ -1,0 +1,179 @@
+"""``rnnlab forecast``: train a global LSTM/GRU forecaster (M4 Hourly or a CSV), evaluate it beside
+the baselines, and forecast new series."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("forecast", help="forecast time series with a global LSTM/GRU (M4 Hourly or your CSV)",
+                       description="Train one recurrent network on windows of all series (train), score it "
+                                   "beside Naive, seasonal naive, Naive2, AutoARIMA and AutoETS (eval), and "
+                                   "forecast the next values of series in a CSV file (predict).")
+    verbs = p.add_subparsers(dest="verb", metavar="VERB")
+    verbs.required = True
+
+    t = verbs.add_parser("train", help="train a forecaster run",
+                         description="Train on m4-hourly (from --data-dir) or a CSV file (timestamp,value or "
+                                     "series_id,timestamp,value rows, or one series per row). The last --horizon "
+                                     "values before any --holdout are the validation slice; best.npz has the "
+                                     "lowest validation OWA.")
+    t.add_argument("data", nargs="?", default="m4-hourly", help="m4-hourly (default) or a CSV file")
+    t.add_argument("--data-dir", dest="data_dir", metavar="DIR", help="folder holding the M4 files (e.g. ../shared/data)")
+    t.add_argument("--out", metavar="DIR", help="run folder (default runs/<timestamp>)")
+    t.add_argument("--resume", metavar="RUN", help="continue a run exactly from its last.npz")
+    t.add_argument("--force", action="store_true", help="replace a run already in --out")
+    g = t.add_argument_group("model")
+    g.add_argument("--model", choices=("direct", "encdec"), default="direct",
+                   help="direct: a Linear on the last state outputs the whole horizon; encdec: a decoder "
+                        "runs over the horizon (default direct)")
+    g.add_argument("--cell", choices=("lstm", "gru"), default="gru", help="recurrent cell (default gru)")
+    g.add_argument("--hidden-size", dest="hidden_size", type=_positive_int, default=64, help="units (default 64)")
+    g.add_argument("--layers", dest="num_layers", type=_positive_int, default=1, help="stacked layers (default 1)")
+    g.add_argument("--window", type=_positive_int, default=0, metavar="L",
+                   help="input length (default 7 seasons, 168 hourly, at least 2 horizons)")
+    g.add_argument("--horizon", type=_positive_int, default=0, metavar="H",
+                   help="steps forecast at once (default: 48 for M4 Hourly, else 2 seasons)")
+    g.add_argument("--season", type=_positive_int, default=0, metavar="M",
+                   help="season length for the seasonal-naive base and MASE (default: inferred, 24 hourly)")
+    g.add_argument("--quantiles", type=_floats, default=[0.1, 0.5, 0.9], metavar="Q1,Q2,...",
+                   help="quantile levels learnt with the pinball loss; the one nearest 0.5 is the forecast, "
+                        "the outer ones the interval (default 0.1,0.5,0.9)")
+    g.add_argument("--norm", choices=("auto", "log", "standard"), default="auto",
+                   help="per-window scaling: log of value/window mean, or standardised (default: log when all "
+                        "values are positive)")
+    g.add_argument("--base", choices=("snaive", "none"), default="snaive",
+                   help="learn a correction of the seasonal naive forecast, or the values (default snaive)")
+    g.add_argument("--holdout", type=int, default=0, metavar="N",
+                   help="values at each series' end kept out of training and validation, for a later "
+                        "rolling-origin test (default 0)")
+    o = t.add_argument_group("training")
+    o.add_argument("--max-minutes", dest="max_minutes", type=float, default=10.0, help="training time (default 10)")
+    o.add_argument("--max-steps", dest="max_steps", type=int, default=0, help="step budget (default 0: none)")
+    o.add_argument("--batch-size", dest="batch_size", type=_positive_int, default=64, help="windows per step (default 64)")
+    o.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate, cosine-annealed (default 3e-3)")
+    o.add_argument("--eval-every", dest="eval_every", type=_positive_int, default=200, help="steps between validations (default 200)")
+    o.add_argument("--seed", type=int, default=0, help="seed of the weights and the window draws (default 0)")
+    t.set_defaults(run=run_train)
+
+    e = verbs.add_parser("eval", help="score runs beside the baselines",
+                         description="For m4-hourly runs: sMAPE, MASE and OWA on M4's test set beside Naive, "
+                                     "seasonal naive, Naive2 (and AutoARIMA/AutoETS with --stat-baselines); "
+                                     "several runs are scored each and as an ensemble. With --series: a "
+                                     "rolling-origin test on that CSV's last --origins horizons.")
+    e.add_argument("runs", nargs="+", metavar="RUN", help="run folder(s) of 'rnnlab forecast train'")
+    e.add_argument("--series", metavar="FILE.csv", help="rolling-origin test on this file instead of M4's test set")
+    e.add_argument("--origins", type=_positive_int, default=5, help="forecast origins, a horizon apart (default 5)")
+    e.add_argument("--data-dir", dest="data_dir", metavar="DIR", help="folder holding the M4 files (default: the run's)")
+    e.add_argument("--stat-baselines", dest="stat", action="store_true",
+                   help="also fit AutoARIMA and AutoETS (statsforecast; minutes; cached in the first run folder)")
+    e.add_argument("--plot", metavar="FILE.png", help="with --series: plot every origin's forecast and interval")
+    e.add_argument("--json", metavar="FILE", help="also write the table as JSON")
+    e.set_defaults(run=run_eval)
+
+    f = verbs.add_parser("predict", help="forecast the values after each series of a CSV",
+                         description="Write series_id,step,timestamp,forecast,q<level>... rows for the --horizon "
+                                     "values after the end of every series in SERIES.csv.")
+    f.add_argument("run_path", metavar="RUN", help="run folder (its best.npz) or a saved model")
+    f.add_argument("series", metavar="SERIES.csv", help="CSV file with the history to forecast from")
+    f.add_argument("--horizon", type=_positive_int, help="steps to forecast (default and at most: the model's)")
+    f.add_argument("--out", metavar="FILE.csv", help="output CSV (default SERIES.forecast.csv beside the input)")
+    f.add_argument("--plot", action="store_true", help="also write a PNG of history, forecast and interval")
+    f.set_defaults(run=run_predict)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from ..tasks.forecast import ForecastConfig, train_run
+
+    keys = ("data", "data_dir", "model", "cell", "hidden_size", "num_layers", "window", "horizon", "season",
+            "quantiles", "norm", "base", "holdout", "max_minutes", "max_steps", "batch_size", "lr", "eval_every",
+            "seed")
+    cfg = ForecastConfig(**{k: getattr(args, k) for k in keys})
+    summary, run_dir = train_run(cfg, args.out, resume=args.resume, force=args.force)
+    print(f"done ({summary['stop']}): {summary['steps']} steps in {summary['elapsed_s']:.0f}s of training; best "
+          f"validation OWA {summary['best']:.4f}; checkpoints in {run_dir}")
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ..tasks.forecast import Forecaster
+    from ..tasks.forecast.data import load_dataset, read_csv
+    from ..tasks.forecast.report import (baseline_forecasts, format_rows, plot_forecasts, rolling_origin,
+                                         score_table, write_json)
+
+    fc = Forecaster.load(*args.runs)
+    spec = fc.spec
+    if args.series:
+        if args.plot:
+            from ..plotting import require_matplotlib
+            require_matplotlib()
+        series = read_csv(args.series)
+        rows, panels = rolling_origin(fc, series, args.origins, spec["horizon"], args.stat)
+        print(f"rolling origin on {args.series}: {args.origins} origins x {spec['horizon']} steps per series")
+        if args.plot:
+            print(f"wrote {plot_forecasts(Path(args.plot), panels, f'{Path(args.series).name}: rolling origin')}")
+    else:
+        if not fc.cfg.data.lower().startswith("m4-"):
+            from ..errors import ConfigError
+            raise ConfigError(f"{args.runs[0]} was trained on {fc.cfg.data}, which has no separate test set; "
+                              f"give --series FILE.csv for a rolling-origin test (train with --holdout)")
+        ds = load_dataset(fc.cfg.data, args.data_dir or fc.cfg.data_dir)
+        xs = [s.values for s in ds.series]
+        entries = {}
+        members = [Forecaster.load(r) for r in args.runs] if len(args.runs) > 1 else []
+        for run, member in zip(args.runs, members):
+            f = member.predict(ds.series)
+            entries[f"rnnlab {Path(run).name}"] = (f.point, f.seconds)
+        f = fc.predict(ds.series)
+        entries["rnnlab" + (f" ensemble of {len(args.runs)}" if members else "")] = (f.point, f.seconds)
+        cache = Path(args.runs[0]) if Path(args.runs[0]).is_dir() else None
+        entries.update(baseline_forecasts(xs, ds.horizon, ds.season, args.stat, cache))
+        rows = score_table(xs, ds.test, ds.season, entries)
+        print(f"{ds.name} test set: {len(xs)} series x {ds.horizon} steps")
+    print(format_rows(rows))
+    if args.json:
+        write_json(Path(args.json), rows)
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from ..tasks.forecast import Forecaster
+    from ..tasks.forecast.data import read_csv
+    from ..tasks.forecast.report import plot_forecasts, write_forecast_csv
+
+    if args.plot:
+        from ..plotting import require_matplotlib
+        require_matplotlib()
+    fc = Forecaster.load(args.run_path)
+    path = Path(args.series)
+    series = read_csv(path)
+    f = fc.predict(series, args.horizon)
+    out = Path(args.out) if args.out else path.with_suffix(".forecast.csv")
+    write_forecast_csv(out, series, f)
+    print(f"forecast {f.point.shape[1]} steps for {len(series)} series in {f.seconds:.2f}s; wrote {out}")
+    if args.plot:
+        panels = [(s, len(s), f._replace(point=f.point[i:i + 1], quantiles=f.quantiles[i:i + 1]))
+                  for i, s in enumerate(series[:6])]
+        print(f"wrote {plot_forecasts(out.with_suffix('.png'), panels, f'{path.name}: forecast')}")
+    return 0

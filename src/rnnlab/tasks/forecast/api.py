@@ -1,0 +1,179 @@
+"""The forecasting API: train a run (``rnnlab forecast train``) and :class:`Forecaster`.
+
+>>> from rnnlab.tasks.forecast import Forecaster
+>>> fc = Forecaster(cell="gru", window=168, horizon=48).fit("m4-hourly", data_dir="../shared/data",
+...                                                          max_minutes=10)
+>>> f = fc.predict(series)              # Forecast: .point (N, H), .lower, .upper, .quantiles
+>>> fc.evaluate(series, actuals)        # {"smape", "mase", "owa", ...} beside Naive2
+>>> fc.save("model.npz"); fc = Forecaster.load("model.npz")   # or a run folder
+
+``Forecaster.load`` also takes several run folders (an ensemble of seeds): their forecasts are
+averaged quantile by quantile.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any, Callable, NamedTuple, Sequence
+
+import numpy as np
+
+from ...checkpoint import load_checkpoint, save_checkpoint
+from ...errors import CheckpointError
+from ...train import Progress, resume_checkpoint, run_task
+from ...train.loopconfig import with_new_budget
+from ...train.runs import BEST, find_checkpoint, prepare_run_dir
+from . import features as F
+from .baselines import forecast_all
+from .data import as_series, check_horizon, check_inputs, load_dataset
+from .metrics import owa
+from .model import make_model
+from .task import KIND, ForecastConfig, ForecastTask, make_spec, predict_normalised, score
+
+
+class Forecast(NamedTuple):
+    ids: list
+    point: np.ndarray       # (N, H) the median (quantile nearest 0.5)
+    quantiles: np.ndarray   # (N, H, Q)
+    levels: list            # the Q quantile levels
+    seconds: float
+
+    @property
+    def lower(self) -> np.ndarray:
+        return self.quantiles[..., 0]
+
+    @property
+    def upper(self) -> np.ndarray:
+        return self.quantiles[..., -1]
+
+
+def train_run(cfg: ForecastConfig, out: str | None = None, resume: str | None = None, force: bool = False,
+              log: Callable[[str], None] = print, progress: Progress | None = None,
+              series: Sequence | None = None) -> tuple[dict, Path]:
+    """Train (or resume) a forecaster run folder; returns the trainer's summary and the folder."""
+    ckpt = None
+    if resume:
+        ckpt, meta = resume_checkpoint(resume, "forecast")
+        given = {k: getattr(cfg, k) for k in ("max_steps", "max_minutes", "patience")}
+        cfg = ForecastConfig.from_dict(with_new_budget(meta["config"], given))
+        run_dir = ckpt.parent
+    else:
+        run_dir = prepare_run_dir(out, force=force)
+    cfg.validate()
+    if series is None:
+        ds = load_dataset(cfg.data, cfg.data_dir)
+        series, horizon, season = ds.series, ds.horizon, ds.season
+    else:
+        series, horizon, season = as_series(series), None, None
+    spec = make_spec(cfg, series, horizon, season)
+    if ckpt is not None and meta.get("model") != spec:
+        raise CheckpointError(f"{ckpt}: the run's model differs from what these settings and data give")
+    task = ForecastTask(spec, series, batch=cfg.batch_size, seed=cfg.seed, holdout=cfg.holdout,
+                        eval_batch=cfg.eval_batch)
+    log(f"rnnlab forecast train: {len(series)} series from {cfg.data}; {spec['model']} {spec['cell']} "
+        f"{spec['hidden_size']} units, window {spec['window']}, horizon {spec['horizon']}, season "
+        f"{spec['season']}, {spec['norm']} scale; run folder {run_dir}")
+    log(f"validation Naive2: sMAPE {task.naive2[0]:.3f}, MASE {task.naive2[1]:.3f}")
+    if progress is None:
+        progress = Progress(loss_label=lambda loss: f"pinball {loss:.4f}")
+    summary = run_task(task, cfg, run_dir, resume_from=ckpt, log=log, progress=progress)
+    return summary, run_dir
+
+
+def _load_member(path: str | Path) -> tuple[dict, dict, dict]:
+    p = Path(path)
+    ckpt = find_checkpoint(p, prefer=BEST) if p.is_dir() else p
+    arrays, meta = load_checkpoint(ckpt)
+    if meta.get("kind") != KIND:
+        raise CheckpointError(f"{ckpt} is not a forecaster (kind {meta.get('kind')!r}); give a run of "
+                              f"'rnnlab forecast train'")
+    state = {k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")}
+    return meta["model"], state, meta.get("config", {})
+
+
+class Forecaster:
+    """A global recurrent forecaster (one network for all series); see the module docstring."""
+
+    def __init__(self, **settings: Any) -> None:
+        self.cfg = ForecastConfig(**settings)
+        self.members: list[tuple[dict, Any]] = []   # (spec, model)
+        self.run_dir: Path | None = None
+        self.summary: dict | None = None
+
+    @property
+    def spec(self) -> dict:
+        if not self.members:
+            raise CheckpointError("this Forecaster is not trained yet; call fit() or Forecaster.load()")
+        return self.members[0][0]
+
+    def fit(self, data, *, data_dir: str | None = None, out: str | None = None, force: bool = True,
+            log: Callable[[str], None] = lambda s: None, **loop: Any) -> "Forecaster":
+        """Train on ``m4-hourly``, a CSV path, or a list of series / arrays (``loop``: budgets, lr...)."""
+        series = None if isinstance(data, str) and (data.lower().startswith("m4-") or data.endswith(".csv")) else data
+        self.cfg = dataclasses.replace(self.cfg, data=data if series is None else "<python>",
+                                       data_dir=data_dir, **loop)
+        import tempfile
+        out = out or tempfile.mkdtemp(prefix="rnnlab-forecast-")
+        self.summary, self.run_dir = train_run(self.cfg, out, force=force, log=log,
+                                               progress=Progress(enabled=False), series=series)
+        spec, state, _ = _load_member(self.run_dir)
+        self.members = [(spec, self._model(spec, state))]
+        return self
+
+    @staticmethod
+    def _model(spec: dict, state: dict) -> Any:
+        model = make_model(spec)
+        model.load_state_dict(state)
+        return model.eval()
+
+    @classmethod
+    def load(cls, *paths: str | Path) -> "Forecaster":
+        """A run folder (its best.npz), a checkpoint or a saved model; several make an ensemble."""
+        fc = cls()
+        for p in paths:
+            spec, state, config = _load_member(p)
+            if fc.members and {k: v for k, v in spec.items() if k != "seed"} != \
+                    {k: v for k, v in fc.spec.items() if k != "seed"}:
+                raise CheckpointError(f"{p}: its model differs from the first one's; an ensemble needs runs "
+                                      f"with the same settings (seeds may differ)")
+            fc.members.append((spec, cls._model(spec, state)))
+            if config:
+                fc.cfg = ForecastConfig.from_dict(config)
+        if paths and Path(paths[0]).is_dir():
+            fc.run_dir = Path(paths[0])
+        return fc
+
+    def save(self, path: str | Path) -> Path:
+        spec, model = self.members[0]
+        arrays = {f"param/{k}": v for k, v in model.state_dict().items()}
+        save_checkpoint(Path(path), arrays, {"kind": KIND, "model": spec, "config": self.cfg.to_dict()})
+        return Path(path)
+
+    def predict(self, series, horizon: int | None = None) -> Forecast:
+        """Forecast the ``horizon`` values after the end of each series."""
+        spec = self.spec
+        series = as_series(series)
+        h = check_horizon(horizon, spec["horizon"])
+        check_inputs(series, spec["window"])
+        start = time.perf_counter()
+        L = spec["window"]
+        x = np.stack([s.values[-L:] for s in series])
+        starts = np.array([len(s) - L for s in series])
+        e = F.encode(spec, x, [F.clock(s) for s in series], starts, [s.id for s in series])
+        q = np.mean([F.decode(spec, e, predict_normalised(model, spec, e)) for spec, model in self.members], axis=0)
+        q = q[:, :h]
+        return Forecast([s.id for s in series], q[..., F.median_index(spec)], q, list(spec["quantiles"]),
+                        time.perf_counter() - start)
+
+    def evaluate(self, series, actuals, season: int | None = None) -> dict:
+        """sMAPE, MASE and OWA (against Naive2) of the forecasts of ``actuals (N, H)``."""
+        series = as_series(series)
+        actuals = np.asarray(actuals, dtype=np.float64).reshape(len(series), -1)
+        m = season or self.spec["season"]
+        f = self.predict(series, actuals.shape[1])
+        xs = [s.values for s in series]
+        n2 = score(xs, actuals, forecast_all("naive2", xs, actuals.shape[1], m).forecasts, m)
+        s, q = score(xs, actuals, f.point, m)
+        coverage = float(np.mean((actuals >= f.lower) & (actuals <= f.upper)))
+        return {"smape": s, "mase": q, "owa": owa((s, q), n2), "coverage": coverage, "seconds": f.seconds}

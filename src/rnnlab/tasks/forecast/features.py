@@ -1,0 +1,132 @@
+"""What the forecasters see: normalised windows, time features and the seasonal-naive base.
+
+For a window ``x_1..x_L`` of one series (values before the forecast origin) and horizon ``H``:
+
+* **normalisation** per window (``norm``): ``"log"``: ``x' = log(x / level)``, ``level`` the
+  window's mean (needs positive values, as M4's); ``"standard"``: ``x' = (x - mean) / std``
+  (any sign; a constant window has scale ``max(|mean|, 1)``). Forecasts are mapped back by the
+  inverse (``level * exp(y')`` or ``mean + std * y'``).
+* **time features**: ``sin/cos(2π t / P)`` for each period ``P`` in ``periods`` (default 24 and
+  168), where ``t`` is the time in hours (shifted so that the weekly phase 0 is Monday 00:00)
+  for series with timestamps, else the position in steps from the series' first value (M4's
+  files carry no timestamps);
+* **base**: the seasonal-naive forecast in normalised space, ``b_k = x'_{L-m+((k-1) mod m)}``
+  (``m`` the season; ``b_k = x'_L`` when ``m = 1`` or ``L < m``); the networks learn the
+  correction ``y' - b`` (``base="none"``: ``b = 0``).
+
+The encoder input per step is ``[x'_t, time features of t]``; the decoder input of future step
+``k`` (encoder-decoder only) is ``[b_k, time features of L+k]``.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import numpy as np
+
+from ...data.windows import periodic_features
+from ...errors import DataError
+
+MONDAY_OFFSET_H = 72.0  # 1970-01-01 was a Thursday: +72 h puts Monday 00:00 at weekly phase 0
+
+
+class Clock(NamedTuple):
+    t0: float     # time of the series' first value (hours, or 0 in steps)
+    step: float   # hours (or 1 step) between values
+
+
+class Encoded(NamedTuple):
+    x: np.ndarray      # (N, L, F) encoder inputs
+    u: np.ndarray      # (N, H, F) decoder inputs
+    base: np.ndarray   # (N, H) seasonal-naive base, normalised
+    loc: np.ndarray    # (N,) level (log) or mean (standard)
+    scale: np.ndarray  # (N,) 1 (log) or std (standard)
+
+
+def clock(series) -> Clock:
+    """Hours since the epoch of the first value and the step in hours; (0, 1) without timestamps."""
+    stamps = getattr(series, "timestamps", None)
+    if stamps is None or len(stamps) < 2:
+        return Clock(0.0, 1.0)
+    t = np.asarray(stamps).astype("datetime64[s]").astype(np.int64).astype(np.float64) / 3600.0
+    return Clock(float(t[0]) + MONDAY_OFFSET_H, float(np.median(np.diff(t))))
+
+
+def infer_season(series: Sequence) -> int:
+    """Steps per day for sub-daily series with timestamps (24 hourly), 7 for daily, else 1."""
+    c = clock(series[0])
+    if c.step == 1.0 and getattr(series[0], "timestamps", None) is None:
+        return 1
+    per_day = 24.0 / c.step
+    if c.step < 24 and abs(per_day - round(per_day)) < 1e-6:
+        return int(round(per_day))
+    return 7 if abs(c.step - 24) < 1e-6 else 1
+
+
+def choose_norm(values: Sequence[np.ndarray]) -> str:
+    """``log`` when every value is positive, else ``standard``."""
+    return "log" if all(np.all(v > 0) for v in values) else "standard"
+
+
+def feature_size(spec: dict) -> int:
+    return 1 + 2 * len(spec["periods"])
+
+
+def _normalise(x: np.ndarray, norm: str, sid: Sequence[str] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if norm == "log":
+        bad = np.flatnonzero((x <= 0).any(axis=1))
+        if bad.size:
+            name = sid[bad[0]] if sid is not None else bad[0]
+            raise DataError(f"series '{name}' has values <= 0 in its input window, but this model was trained "
+                            f"on positive data (log scale); retrain on data that includes such values")
+        loc = x.mean(axis=1)
+        return np.log(x / loc[:, None]), loc, np.ones_like(loc)
+    loc = x.mean(axis=1)
+    scale = x.std(axis=1)
+    scale = np.where(scale > 1e-8 * np.maximum(np.abs(loc), 1.0), scale, np.maximum(np.abs(loc), 1.0))
+    return (x - loc[:, None]) / scale[:, None], loc, scale
+
+
+def encode(spec: dict, x: np.ndarray, clocks: Sequence[Clock], start: np.ndarray,
+           ids: Sequence[str] | None = None, dtype=np.float32) -> Encoded:
+    """Inputs for windows ``x (N, L)`` whose first value sits at position ``start`` of its series."""
+    x = np.asarray(x, dtype=np.float64)
+    N, L = x.shape
+    H, m = spec["horizon"], spec["season"]
+    xn, loc, scale = _normalise(x, spec["norm"], ids)
+    if spec["base"] == "snaive":
+        k = np.arange(H)
+        cols = L - m + (k % m) if 1 < m <= L else np.full(H, L - 1)
+        base = xn[:, cols]
+    else:
+        base = np.zeros((N, H))
+    t0 = np.array([c.t0 for c in clocks])[:, None]
+    step = np.array([c.step for c in clocks])[:, None]
+    pos = np.asarray(start, dtype=np.float64)[:, None] + np.arange(L + H)
+    tf = periodic_features(t0 + pos * step, spec["periods"])  # (N, L+H, 2P)
+    enc = np.concatenate([xn[..., None], tf[:, :L]], axis=-1).astype(dtype)
+    dec = np.concatenate([base[..., None], tf[:, L:]], axis=-1).astype(dtype)
+    return Encoded(enc, dec, base, loc, scale)
+
+
+def targets(spec: dict, e: Encoded, y: np.ndarray) -> np.ndarray:
+    """The normalised correction the network learns: ``y' - b``."""
+    y = np.asarray(y, dtype=np.float64)
+    if spec["norm"] == "log":
+        yn = np.log(np.maximum(y, 1e-12) / e.loc[:, None])
+    else:
+        yn = (y - e.loc[:, None]) / e.scale[:, None]
+    return (yn - e.base).astype(e.x.dtype)
+
+
+def decode(spec: dict, e: Encoded, out: np.ndarray) -> np.ndarray:
+    """Network outputs ``(N, H, Q)`` back to the data's scale, quantiles sorted (no crossing)."""
+    yn = np.sort(np.asarray(out, dtype=np.float64), axis=-1) + e.base[..., None]
+    if spec["norm"] == "log":
+        return e.loc[:, None, None] * np.exp(np.clip(yn, -30, 30))
+    return e.loc[:, None, None] + e.scale[:, None, None] * yn
+
+
+def median_index(spec: dict) -> int:
+    """The quantile used as the point forecast: the one nearest 0.5."""
+    q = np.asarray(spec["quantiles"])
+    return int(np.argmin(np.abs(q - 0.5)))

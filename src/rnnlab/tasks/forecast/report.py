@@ -1,0 +1,128 @@
+"""Evaluation tables, rolling-origin tests, forecast CSV files and plots (behind ``rnnlab forecast``)."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ...data.series import Series
+from ...errors import DataError
+from .api import Forecast, Forecaster
+from .baselines import auto_arima, auto_ets, forecast_all
+from .metrics import owa
+from .task import score
+
+FAST_BASELINES = ("naive", "snaive", "naive2")
+STAT_BASELINES = ("auto_arima", "auto_ets")
+
+
+def baseline_forecasts(xs: Sequence[np.ndarray], h: int, m: int, stat: bool, cache: Path | None = None,
+                       log=print) -> dict[str, tuple[np.ndarray, float]]:
+    """Forecasts and wall time of every baseline; AutoARIMA/AutoETS only with ``stat`` (cached in
+    ``cache``, a folder, since they take minutes)."""
+    out = {name: tuple(forecast_all(name, xs, h, m)) for name in FAST_BASELINES}
+    for name in STAT_BASELINES if stat else ():
+        file = cache / f"baseline-{name}-h{h}.npz" if cache is not None else None
+        if file is not None and file.is_file():
+            with np.load(file) as z:
+                out[name] = (z["forecasts"], float(z["seconds"]))
+            continue
+        log(f"fitting {name} to {len(xs)} series (minutes)...")
+        r = auto_arima(xs, h, m, approximation=True) if name == "auto_arima" else auto_ets(xs, h, m)
+        out[name] = (r.forecasts, r.seconds)
+        if file is not None:
+            np.savez(file, forecasts=r.forecasts, seconds=r.seconds)
+    return out
+
+
+def score_table(xs: Sequence[np.ndarray], actual: np.ndarray, m: int,
+                entries: dict[str, tuple[np.ndarray, float]]) -> list[dict]:
+    """One row per method: sMAPE, MASE, OWA (against Naive2 of these forecasts) and seconds."""
+    n2 = score(xs, actual, entries["naive2"][0], m)
+    rows = []
+    for name, (fc, seconds) in entries.items():
+        s, q = score(xs, actual, fc, m)
+        rows.append({"method": name, "smape": s, "mase": q, "owa": owa((s, q), n2), "seconds": seconds})
+    return rows
+
+
+def format_rows(rows: list[dict]) -> str:
+    lines = ["| method | sMAPE | MASE | OWA | seconds |", "| --- | --- | --- | --- | --- |"]
+    for r in rows:
+        lines.append(f"| {r['method']} | {r['smape']:.3f} | {r['mase']:.3f} | {r['owa']:.3f} | {r['seconds']:.1f} |")
+    return "\n".join(lines)
+
+
+def rolling_origin(fc: Forecaster, series: Sequence[Series], origins: int, horizon: int,
+                   stat: bool = False) -> tuple[list[dict], list[tuple[Series, int, Forecast]]]:
+    """Forecast from ``origins`` origins spaced ``horizon`` apart at the end of each series, the last
+    ending at the series' end; every method sees only the values before its origin."""
+    m = fc.spec["season"]
+    hist, actual, ends, kept = [], [], [], []
+    for s in series:
+        for k in range(origins, 0, -1):
+            end = len(s) - k * horizon
+            if end < fc.spec["window"]:
+                raise DataError(f"series '{s.id}': {origins} origins of {horizon} steps leave {end} values before "
+                                f"the first, fewer than the model's window of {fc.spec['window']}; use fewer --origins")
+            hist.append(Series(s.id, s.values[:end], None if s.timestamps is None else s.timestamps[:end]))
+            actual.append(s.values[end:end + horizon])
+            kept.append((s, end))
+    f = fc.predict(hist, horizon)
+    xs = [h.values for h in hist]
+    entries = {"rnnlab": (f.point, f.seconds), **baseline_forecasts(xs, horizon, m, stat)}
+    rows = score_table(xs, np.array(actual), m, entries)
+    per_origin = [(s, end, Forecast([s.id], f.point[i:i + 1], f.quantiles[i:i + 1], f.levels, 0.0))
+                  for i, (s, end) in enumerate(kept)]
+    return rows, per_origin
+
+
+def write_forecast_csv(path: Path, series: Sequence[Series], f: Forecast) -> Path:
+    """``series_id,step,timestamp,forecast,q<level>...`` rows, one per forecast step."""
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["series_id", "step", "timestamp", "forecast"] + [f"q{q:g}" for q in f.levels])
+        for i, s in enumerate(series):
+            stamps = future_stamps(s, f.point.shape[1])
+            for k in range(f.point.shape[1]):
+                w.writerow([s.id, k + 1, "" if stamps is None else str(stamps[k]), f"{f.point[i, k]:.6g}"]
+                           + [f"{v:.6g}" for v in f.quantiles[i, k]])
+    return path
+
+
+def future_stamps(s: Series, h: int):
+    if s.timestamps is None or len(s.timestamps) < 2:
+        return None
+    step = np.median(np.diff(s.timestamps.astype("datetime64[s]")).astype(np.int64))
+    return s.timestamps[-1].astype("datetime64[s]") + np.arange(1, h + 1) * np.timedelta64(int(step), "s")
+
+
+def plot_forecasts(path: Path, panels: list[tuple[Series, int, Forecast]], title: str, history: int = 336) -> Path:
+    """One panel per (series, origin, forecast): the history, the forecast, the interval, the actuals."""
+    from ...plotting import require_matplotlib
+    plt = require_matplotlib()
+    fig, axes = plt.subplots(len(panels), 1, figsize=(10, 2.6 * len(panels)), squeeze=False)
+    for ax, (s, end, f) in zip(axes[:, 0], panels):
+        h = f.point.shape[1]
+        t0 = max(0, end - history)
+        ax.plot(np.arange(t0, end), s.values[t0:end], color="0.3", lw=0.8, label="history")
+        if end + h <= len(s):
+            ax.plot(np.arange(end, end + h), s.values[end:end + h], color="k", lw=0.8, ls=":", label="actual")
+        ax.plot(np.arange(end, end + h), f.point[0], color="tab:blue", lw=1.2, label="forecast")
+        ax.fill_between(np.arange(end, end + h), f.lower[0], f.upper[0], color="tab:blue", alpha=0.2,
+                        label=f"q{f.levels[0]:g}-q{f.levels[-1]:g}")
+        ax.set_title(f"{s.id} (origin {end})", fontsize=9)
+    axes[0, 0].legend(loc="upper left", fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_json(path: Path, obj) -> Path:
+    path.write_text(json.dumps(obj, indent=1))
+    return path

@@ -1,0 +1,210 @@
+"""Training one global forecaster on many series: a task of the one training loop.
+
+Every batch draws ``batch_size`` windows (input ``L`` + horizon ``H``) from all series, a series
+chosen uniformly and then a start uniformly within it (:func:`rnnlab.data.windows.sample_windows`,
+as the M4 winners trained one network on all series). Windows end before each series' *cutoff*,
+``len - holdout - H``: the last ``H`` values before the holdout are the validation slice (never
+the test set), and ``holdout`` values at the end (0 for M4, whose test set is a separate file) are
+left for a rolling-origin test. The data position is the batch generator's state, so a resumed run
+draws the same windows bit for bit.
+
+Validation forecasts the slice from the ``L`` values before it, and reports sMAPE, MASE and OWA
+(against Naive2 on the same slice; :mod:`rnnlab.tasks.forecast.metrics`) and the pinball loss;
+``best.npz`` has the lowest OWA.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ...data.windows import sample_windows
+from ...errors import ConfigError, DataError
+from ...module import Module, no_grad
+from ...train.loopconfig import LoopConfig
+from ...train.task import EvalInterrupted, Selection, StepOutput, Task
+from . import features as F
+from .baselines import forecast_all
+from .metrics import mase_scale, owa, smape_points
+from .model import MODELS, PinballLoss, backward_model, make_model, run_model
+
+KIND = "rnnlab.forecast"
+
+
+@dataclass
+class ForecastConfig(LoopConfig):
+    data: str = "m4-hourly"             # "m4-hourly" or a CSV file
+    data_dir: str | None = None
+    model: str = "direct"               # direct | encdec
+    cell: str = "gru"                   # lstm | gru
+    window: int = 0                     # input length L; 0: 7 seasons (168 hourly), at least 2 H
+    horizon: int = 0                    # H; 0: the dataset's (48 for M4 Hourly), else 2 seasons
+    holdout: int = 0                    # values at each series' end kept out of training and validation
+    hidden_size: int = 64
+    num_layers: int = 1
+    quantiles: list = field(default_factory=lambda: [0.1, 0.5, 0.9])
+    season: int = 0                     # 0: inferred (24 for M4 Hourly and hourly timestamps)
+    norm: str = "auto"                  # auto | log | standard
+    base: str = "snaive"                # snaive | none
+    periods: list = field(default_factory=lambda: [24.0, 168.0])
+    batch_size: int = 64
+    eval_batch: int = 512
+    lr: float = 3e-3
+    schedule: str = "auto"
+    max_steps: int = 0
+    max_minutes: float = 10.0
+    eval_every: int = 200
+    log_every: int = 50
+
+    def validate(self) -> "ForecastConfig":
+        super().validate()
+        if self.model not in MODELS:
+            raise ConfigError(f"unknown --model {self.model!r}; choose from {', '.join(MODELS)}")
+        if self.cell not in ("lstm", "gru"):
+            raise ConfigError(f"--cell must be lstm or gru, got {self.cell!r}")
+        for name in ("window", "horizon", "holdout", "season"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"--{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("hidden_size", "num_layers", "batch_size", "eval_batch"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if not self.quantiles or any(not 0 < q < 1 for q in self.quantiles):
+            raise ConfigError(f"--quantiles must lie strictly between 0 and 1, got {self.quantiles}")
+        if self.norm not in ("auto", "log", "standard") or self.base not in ("snaive", "none"):
+            raise ConfigError("--norm must be auto, log or standard and --base snaive or none")
+        return self
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ForecastConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def make_spec(cfg: ForecastConfig, series: Sequence, default_horizon: int | None = None,
+              default_season: int | None = None) -> dict:
+    """The model spec (network and features) for this data, the automatic settings resolved."""
+    season = cfg.season or default_season or F.infer_season(series)
+    horizon = cfg.horizon or default_horizon or max(2 * season, 8)
+    window = cfg.window or max(7 * season, 2 * horizon)
+    norm = F.choose_norm([np.asarray(getattr(s, "values", s)) for s in series]) if cfg.norm == "auto" else cfg.norm
+    spec = {"model": cfg.model, "cell": cfg.cell, "hidden_size": cfg.hidden_size, "num_layers": cfg.num_layers,
+            "seed": cfg.seed, "window": window, "horizon": horizon, "season": season, "norm": norm,
+            "base": cfg.base, "periods": [float(p) for p in cfg.periods],
+            "quantiles": [float(q) for q in sorted(cfg.quantiles)]}
+    spec["input_size"] = spec["future_size"] = F.feature_size(spec)
+    return spec
+
+
+def score(insamples: Sequence[np.ndarray], actual: np.ndarray, forecast: np.ndarray, m: int) -> tuple[float, float]:
+    """sMAPE and MASE averaged over all points, the M4 way; series with a constant in-sample part
+    (MASE undefined) count in sMAPE only."""
+    s = np.concatenate([smape_points(a, f) for a, f in zip(actual, forecast)])
+    scaled = []
+    for x, a, f in zip(insamples, actual, forecast):
+        scale = mase_scale(x, m)
+        if scale > 0:
+            scaled.append(np.abs(np.asarray(a) - np.asarray(f)) / scale)
+    q = float(np.mean(np.concatenate(scaled))) if scaled else float("nan")
+    return float(np.mean(s)), q
+
+
+class ForecastTask(Task):
+    name = "forecast"
+    unit = "windows"
+    selection = Selection("owa", "min")
+
+    def __init__(self, spec: dict, series: Sequence, *, batch: int = 64, seed: int = 0, holdout: int = 0,
+                 eval_batch: int = 512) -> None:
+        self.spec, self.batch, self.eval_batch = dict(spec), batch, eval_batch
+        L, H = spec["window"], spec["horizon"]
+        self.ids = [str(getattr(s, "id", k)) for k, s in enumerate(series)]
+        self.values = [np.asarray(getattr(s, "values", s), dtype=np.float64) for s in series]
+        self.clocks = [F.clock(s) for s in series]
+        lengths = np.array([len(v) for v in self.values])
+        self.cutoff = lengths - holdout - H            # training windows end here
+        if not (self.cutoff - L - H + 1 > 0).any():
+            raise DataError(f"no series is long enough for a window of {L} inputs, {H} to predict and {H} to "
+                            f"validate on (the longest, '{self.ids[int(lengths.argmax())]}', has "
+                            f"{int(lengths.max())} values); use a shorter --window or --horizon")
+        self.rng = np.random.default_rng([seed, 17])
+        self.loss_fn = PinballLoss()
+        self._validation_set()
+
+    def _validation_set(self) -> None:
+        L, H, m = self.spec["window"], self.spec["horizon"], self.spec["season"]
+        keep = [k for k, c in enumerate(self.cutoff) if c >= L]
+        self.val_rows = np.array(keep, dtype=np.int64)
+        ends = self.cutoff[keep] + H
+        self.val_start = ends - H - L
+        self.val_x = np.stack([self.values[k][s:s + L] for k, s in zip(keep, self.val_start)])
+        self.val_y = np.stack([self.values[k][e - H:e] for k, e in zip(keep, ends)])
+        self.val_insample = [self.values[k][:e - H] for k, e in zip(keep, ends)]
+        n2 = forecast_all("naive2", self.val_insample, H, m).forecasts
+        self.naive2 = score(self.val_insample, self.val_y, n2, m)
+
+    # -- model ---------------------------------------------------------------------------
+    def build_model(self) -> Module:
+        return make_model(self.spec)
+
+    def pack_model(self, model: Module) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        arrays = {f"param/{name}": value for name, value in model.state_dict().items()}
+        return arrays, {"kind": KIND, "model": dict(self.spec)}
+
+    # -- data ----------------------------------------------------------------------------
+    def next_batch(self) -> tuple[F.Encoded, np.ndarray]:
+        L, H = self.spec["window"], self.spec["horizon"]
+        w = sample_windows(self.values, L, H, self.batch, cutoff=self.cutoff, rng=self.rng)
+        e = F.encode(self.spec, w.x, [self.clocks[k] for k in w.series_index], w.start)
+        return e, F.targets(self.spec, e, w.y)
+
+    def data_state(self) -> dict[str, Any]:
+        return {"rng": self.rng.bit_generator.state}
+
+    def load_data_state(self, state: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = state["rng"]
+
+    # -- one step ------------------------------------------------------------------------
+    def forward_backward(self, model: Module, batch: tuple, carry: Any) -> StepOutput:
+        e, target = batch
+        out, cache = run_model(model, self.spec, e.x, e.u)
+        loss, lcache = self.loss_fn.forward(out, target, self.spec["quantiles"])
+        backward_model(model, self.spec, self.loss_fn.backward(1.0, lcache), cache)
+        return StepOutput(loss, len(target), cache.rnn if self.spec["model"] == "direct" else cache.enc, None)
+
+    # -- evaluation ----------------------------------------------------------------------
+    def evaluate(self, model: Module, should_stop: Callable[[], bool] = lambda: False,
+                 progress: Callable[[int, int], None] | None = None) -> dict[str, float]:
+        e = F.encode(self.spec, self.val_x, [self.clocks[k] for k in self.val_rows], self.val_start,
+                     [self.ids[k] for k in self.val_rows], dtype=model.dtype)
+        out = predict_normalised(model, self.spec, e, self.eval_batch, should_stop)
+        loss = self.loss_fn.forward(out, F.targets(self.spec, e, self.val_y), self.spec["quantiles"])[0]
+        fc = F.decode(self.spec, e, out)[..., F.median_index(self.spec)]
+        s, q = score(self.val_insample, self.val_y, fc, self.spec["season"])
+        return {"owa": owa((s, q), self.naive2), "smape": s, "mase": q, "loss": loss}
+
+    def describe_eval(self, metrics: dict[str, float]) -> str:
+        return (f"validation OWA {metrics['owa']:.4f} (sMAPE {metrics['smape']:.3f}, MASE {metrics['mase']:.3f}, "
+                f"pinball {metrics['loss']:.4f})")
+
+    def meta(self) -> dict[str, Any]:
+        return {"series": len(self.values), "naive2_val": list(self.naive2)}
+
+
+def predict_normalised(model: Module, spec: dict, e: F.Encoded, eval_batch: int = 512,
+                       should_stop: Callable[[], bool] = lambda: False) -> np.ndarray:
+    """Network outputs ``(N, H, Q)`` for encoded windows, in eval mode, batch by batch."""
+    was_training = model.training
+    model.eval()
+    outs = []
+    try:
+        with no_grad():
+            for i in range(0, len(e.x), eval_batch):
+                if should_stop():
+                    raise EvalInterrupted
+                out, _ = run_model(model, spec, e.x[i:i + eval_batch], e.u[i:i + eval_batch])
+                outs.append(np.array(out, dtype=np.float64))
+    finally:
+        model.train(was_training)
+    return np.concatenate(outs) if outs else np.zeros((0, spec["horizon"], len(spec["quantiles"])))

@@ -1,0 +1,134 @@
+"""The forecasting task on the one training loop: exact resume, the guard, no look-ahead, validation."""
+import numpy as np
+import pytest
+
+from rnnlab.checkpoint import load_checkpoint
+from rnnlab.errors import DataError
+from rnnlab.tasks.forecast import ForecastConfig, ForecastTask
+from rnnlab.tasks.forecast.task import make_spec
+from rnnlab.train import Progress, Trainer, run_task
+from rnnlab.train.guard import DivergenceError
+from rnnlab.train.progress import MetricsLog
+from rnnlab.train.runs import prepare_run_dir
+
+from .conftest import hourly_series
+
+QUIET = dict(log=lambda *a: None, progress=Progress(enabled=False))
+
+
+def _setup(model="direct", cell="gru", **kw):
+    series = hourly_series(4, length=150)
+    cfg = ForecastConfig(model=model, cell=cell, window=36, horizon=12, season=24, hidden_size=6, batch_size=8,
+                         lr=5e-3, max_steps=17, max_minutes=0, eval_every=5, log_every=1, schedule="cosine",
+                         guard="skip", seed=1, **kw).validate()
+    return cfg, series, make_spec(cfg, series)
+
+
+@pytest.mark.parametrize("model,cell", [("direct", "gru"), ("encdec", "lstm")])
+def test_forecast_task_resumes_exactly_after_an_interruption(tmp_path, model, cell, monkeypatch):
+    """Stop at a random step (a KeyboardInterrupt inside the step), resume: identical to one straight run."""
+    cfg, series, spec = _setup(model, cell)
+
+    def make_task():
+        return ForecastTask(spec, series, batch=cfg.batch_size, seed=cfg.seed)
+
+    run_task(make_task(), cfg, prepare_run_dir(str(tmp_path / "full")), **QUIET)
+    stop_at = int(np.random.default_rng(len(model)).integers(1, 16))
+    original = Trainer.train_step
+    state = {"done": False}
+
+    def interrupt_once(self):
+        if self.step == stop_at and not state["done"]:
+            state["done"] = True
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(Trainer, "train_step", interrupt_once)
+    part = prepare_run_dir(str(tmp_path / "part"))
+    first = run_task(make_task(), cfg, part, **QUIET)
+    assert first["steps"] == stop_at and first["exit_code"] == 130
+    run_task(make_task(), cfg, part, resume_from=part / "last.npz", **QUIET)
+
+    def rows(run):
+        return [{k: v for k, v in r.items() if k not in ("time", "elapsed", "rate")}
+                for r in MetricsLog(run / "metrics.jsonl").read()]
+
+    full_rows = rows(tmp_path / "full")
+    assert full_rows == rows(part)
+    assert any("owa" in r for r in full_rows)
+    for name in ("last.npz", "best.npz"):
+        a, b = load_checkpoint(tmp_path / "full" / name)[0], load_checkpoint(part / name)[0]
+        assert a.keys() == b.keys()
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=f"{name}:{key}")
+
+
+def test_the_guard_refuses_non_finite_steps(tmp_path, monkeypatch):
+    cfg, series, spec = _setup()
+    task = ForecastTask(spec, series, batch=8, seed=1)
+    before = task.build_model().state_dict()
+    original = ForecastTask.next_batch
+
+    def poisoned(self):
+        e, y = original(self)
+        e.x[:, 0, 0] = np.nan  # every batch non-finite: the guard must refuse every step
+        return e, y
+
+    monkeypatch.setattr(ForecastTask, "next_batch", poisoned)
+    with pytest.raises(DivergenceError):
+        run_task(task, cfg.replace(max_steps=30), prepare_run_dir(str(tmp_path / "run")), **QUIET)
+    assert [r for r in MetricsLog(tmp_path / "run" / "metrics.jsonl").read() if r.get("split") == "guard"]
+    last = tmp_path / "run" / "last.npz"
+    if last.exists():  # nothing non-finite was ever applied
+        arrays = load_checkpoint(last)[0]
+        for name, value in before.items():
+            np.testing.assert_array_equal(arrays[f"param/{name}"], value)
+
+
+def test_training_never_sees_the_validation_slice_or_the_holdout():
+    """Windows end before len - holdout - H; changing those values changes no training batch."""
+    cfg, series, spec = _setup()
+    hold = 24
+    task = ForecastTask(spec, series, batch=8, seed=3, holdout=hold)
+    batches = [task.next_batch() for _ in range(30)]
+    changed = [s.__class__(s.id, s.values.copy()) for s in series]
+    for s in changed:
+        s.values[-(hold + spec["horizon"]):] = 1e6
+    other = ForecastTask(spec, changed, batch=8, seed=3, holdout=hold)
+    for (e, y), (e2, y2) in zip(batches, [other.next_batch() for _ in range(30)]):
+        np.testing.assert_array_equal(e.x, e2.x)
+        np.testing.assert_array_equal(y, y2)
+    # validation: the H values before the holdout, forecast from the L before them
+    k = 0
+    n = len(series[k])
+    np.testing.assert_array_equal(task.val_y[k], series[k].values[n - hold - 12:n - hold])
+    np.testing.assert_array_equal(task.val_x[k], series[k].values[n - hold - 12 - 36:n - hold - 12])
+
+
+def test_validation_reports_owa_and_an_untrained_model_scores_as_seasonal_naive():
+    cfg, series, spec = _setup()
+    task = ForecastTask(spec, series, batch=8, seed=0)
+    metrics = task.evaluate(task.build_model())
+    assert {"owa", "smape", "mase", "loss"} <= metrics.keys() and task.selection.key == "owa"
+    from rnnlab.tasks.forecast.baselines import seasonal_naive
+    from rnnlab.tasks.forecast.task import score
+    sn = np.stack([seasonal_naive(x, 12, 24) for x in task.val_insample])
+    assert metrics["smape"] == pytest.approx(score(task.val_insample, task.val_y, sn, 24)[0], rel=1e-5)
+
+
+def test_training_improves_on_the_start(tmp_path):
+    cfg, series, spec = _setup(base="none")
+    task = ForecastTask(spec, series, batch=16, seed=0)
+    start = task.evaluate(task.build_model())["loss"]
+    summary = run_task(task, cfg.replace(max_steps=60, eval_every=30, lr=1e-2), prepare_run_dir(str(tmp_path / "r")),
+                       **QUIET)
+    assert summary["best"] is not None
+    rows = [r for r in MetricsLog(tmp_path / "r" / "metrics.jsonl").read() if r.get("split") == "val"]
+    assert rows[-1]["loss"] < 0.5 * start
+
+
+def test_series_too_short_for_any_window_is_one_clear_error():
+    series = hourly_series(2, length=30)
+    spec = make_spec(ForecastConfig(window=36, horizon=12, season=24).validate(), series)
+    with pytest.raises(DataError, match="shorter --window"):
+        ForecastTask(spec, series)
