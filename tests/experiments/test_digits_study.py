@@ -50,3 +50,13 @@ def test_quick_digits_lstm_beats_chance(tmp_path):
         assert math.isfinite(rec["test_acc"]) and math.isfinite(rec["test_loss"])
     assert rows["lstm pixel"]["test_acc"] > 25.0   # chance is 10 %
     assert "| lstm pixel |" in result["table"]
+
+
+def test_quick_digits_irnn_rows_are_not_stopped_by_a_loss_ceiling(tmp_path):
+    """The IRNN's first losses are far above 4 ln 10 (its state sums the inputs); that is not divergence."""
+    result = run("digits", Options(quick=True, seeds=1, budget="steps", cells=["irnn"], groups=["pixel"],
+                                   rows=["irnn adam"], out=str(tmp_path), log=lambda s: None))
+    rec = result["rows"][0]["runs"][0]
+    assert result["rows"][0]["label"] == "irnn adam pixel"
+    assert not rec["diverged"] and rec["steps"] == rec["step_budget"]
+    assert math.isfinite(rec["test_acc"])

@@ -111,7 +111,10 @@ def run_one(cond: Condition, seed: int, opts: Options) -> dict:
     max_steps = epochs * per_epoch
     if opts.budget == "steps":
         max_steps, minutes = opts.steps or step_epochs(opts) * per_epoch, 0.0
-    task = SequenceTask(spec, batches, (x_te, y_te), "classification")
+    # No loss ceiling: an IRNN's state sums up to 64 inputs, so its first losses are far above 4 ln 10 without
+    # anything having diverged (that ceiling made the trainer's guard give up on every IRNN run within 21
+    # steps). Non-finite losses and gradients and runaway states (|h| > 1e4) are still rejected.
+    task = SequenceTask(spec, batches, (x_te, y_te), "classification", loss_limit=math.inf)
     cfg = LoopConfig(optimizer=s.get("optimizer", "adam"), lr=s["lr"], clip=s["clip"], max_steps=max_steps,
                      max_minutes=minutes, eval_every=per_epoch, guard="skip", seed=seed)
     res = fit_sequence(task, cfg, run_dir_for(opts, "digits", cond.label, seed), log=opts.log)

@@ -76,7 +76,7 @@ class SequenceTask(Task):
     unit = "sequences"
 
     def __init__(self, model_spec: dict, batches: Any, eval_set: tuple[np.ndarray, np.ndarray], kind: str,
-                 stop_below: float = -math.inf, eval_batch: int = 500) -> None:
+                 stop_below: float = -math.inf, eval_batch: int = 500, loss_limit: float | None = None) -> None:
         if kind not in ("regression", "classification"):
             raise ValueError(f"kind must be regression or classification, got {kind!r}")
         self.model_spec, self.batches, self.eval_set, self.kind = dict(model_spec), batches, eval_set, kind
@@ -85,6 +85,8 @@ class SequenceTask(Task):
         if kind == "classification":
             self.selection = Selection("acc", "max")
             self.loss_limit = 4 * math.log(max(model_spec["output_size"], 2))
+        if loss_limit is not None:  # e.g. inf: an IRNN's first losses are legitimately far above ln K
+            self.loss_limit = loss_limit
 
     def build_model(self) -> SeqModel:
         return SeqModel(**self.model_spec)
