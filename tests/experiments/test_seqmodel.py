@@ -8,11 +8,8 @@ from rnnlab.checkpoint import load_checkpoint
 from rnnlab.experiments.seqmodel import SeqModel, first_below
 from rnnlab.experiments.seqtask import EpochBatches, RandomBatches, SequenceTask, fit_sequence
 from rnnlab.layers import MSELoss
-from rnnlab.train import run_task
+from rnnlab.train.verify import check_exact_resume
 from rnnlab.train.loopconfig import LoopConfig
-from rnnlab.train.progress import MetricsLog, Progress
-from rnnlab.train.runs import prepare_run_dir
-from rnnlab.train.trainer import Trainer
 
 
 def _memory_batch(rng):  # target: the first input of the sequence, carried over 8 steps
@@ -90,43 +87,27 @@ def test_evaluate_classification_accuracy_in_eval_mode():
 
 
 @pytest.mark.parametrize("kind", ["regression", "classification"])
-def test_sequence_task_resumes_exactly_after_an_interruption(tmp_path, kind, monkeypatch):
+def test_sequence_task_resumes_exactly_after_an_interruption(tmp_path, kind):
     """Stop at a random step (a KeyboardInterrupt inside the step), resume: identical to one straight run."""
     rng = np.random.default_rng(5)
     x = rng.normal(size=(40, 6, 2)).astype(np.float32)
     y = (x[:, 0, :1] > 0).astype(np.int64)[:, 0] if kind == "classification" else x[:, 0, :1].copy()
     spec = {"cell": "gru", "input_size": 2, "hidden_size": 6, "output_size": 2 if kind == "classification" else 1,
             "seed": 3, "num_layers": 2}
-
-    def make_task():
-        return SequenceTask(spec, EpochBatches(x, y, 8, 1), (x, y), kind)
-
     cfg = LoopConfig(lr=5e-3, max_steps=23, eval_every=5, log_every=1, schedule="cosine", guard="skip")
-    quiet = dict(log=lambda *a: None, progress=Progress(enabled=False))
-    run_task(make_task(), cfg, prepare_run_dir(str(tmp_path / "full")), **quiet)
-    stop_at = int(rng.integers(1, 22))
-    original = Trainer.train_step
-    state = {"done": False}
+    check_exact_resume(lambda: SequenceTask(spec, EpochBatches(x, y, 8, 1), (x, y), kind), cfg, tmp_path,
+                       stop_at=int(rng.integers(1, 22)))
 
-    def interrupt_once(self):
-        if self.step == stop_at and not state["done"]:
-            state["done"] = True
-            raise KeyboardInterrupt
-        return original(self)
 
-    monkeypatch.setattr(Trainer, "train_step", interrupt_once)
-    part = prepare_run_dir(str(tmp_path / "part"))
-    first = run_task(make_task(), cfg, part, **quiet)
-    assert first["steps"] == stop_at and first["exit_code"] == 130
-    run_task(make_task(), cfg, part, resume_from=part / "last.npz", **quiet)
+def test_the_resume_check_catches_a_task_that_forgets_its_data_position(tmp_path):
+    """The check can fail: a batch source whose position is not saved resumes from the start."""
+    class Forgetful(EpochBatches):
+        def load(self, state):
+            pass
 
-    def rows(run):
-        return [{k: v for k, v in r.items() if k not in ("time", "elapsed", "rate")}
-                for r in MetricsLog(run / "metrics.jsonl").read()]
-
-    assert rows(tmp_path / "full") == rows(part)
-    for name in ("last.npz", "best.npz"):
-        a, b = load_checkpoint(tmp_path / "full" / name)[0], load_checkpoint(part / name)[0]
-        assert a.keys() == b.keys()
-        for key in a:
-            np.testing.assert_array_equal(a[key], b[key], err_msg=f"{name}:{key}")
+    x = np.random.default_rng(0).normal(size=(24, 4, 1)).astype(np.float32)
+    spec = {"cell": "rnn", "input_size": 1, "hidden_size": 3, "output_size": 1, "seed": 0}
+    cfg = LoopConfig(max_steps=12, eval_every=4, log_every=1)
+    with pytest.raises(AssertionError):
+        check_exact_resume(lambda: SequenceTask(spec, Forgetful(x, x[:, 0], 4, 0), (x, x[:, 0]), "regression"),
+                           cfg, tmp_path, stop_at=5)

@@ -48,10 +48,11 @@ def resume_checkpoint(resume: str | Path, task_name: str) -> tuple[Path, dict]:
 
 
 def run_task(task: Task, cfg: Any, run_dir: Path, *, resume_from: Path | None = None,
-             log: Callable[[str], None] = print, progress: Progress | None = None) -> dict[str, Any]:
+             log: Callable[[str], None] = print, progress: Progress | None = None,
+             trainer_cls: type = Trainer) -> dict[str, Any]:
     """Train ``task`` in ``run_dir`` (resuming from ``resume_from``); writes config.json; returns the summary."""
     sweep_temporaries(run_dir)
-    trainer = Trainer(task, cfg, run_dir, progress=progress, log=log)
+    trainer = trainer_cls(task, cfg, run_dir, progress=progress, log=log)
     if resume_from is not None:
         trainer.restore(resume_from)
         best = "none yet" if trainer.best is None else f"{trainer.best:.4g}"
