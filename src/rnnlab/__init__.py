@@ -5,7 +5,7 @@ __version__ = "0.1.0"
 
 from .module import Module, no_grad  # noqa: E402
 
-__all__ = ["CharLM", "Module", "__version__", "no_grad"]
+__all__ = ["CharLM", "Module", "__version__", "load", "no_grad"]
 
 
 def __getattr__(name: str):
@@ -14,4 +14,8 @@ def __getattr__(name: str):
         from .api import CharLM
 
         return CharLM
+    if name == "load":  # any run, as its task's object (CharLM, Tagger, Forecaster)
+        from .tasks.registry import load
+
+        return load
     raise AttributeError(f"module 'rnnlab' has no attribute {name!r}")

@@ -5,6 +5,7 @@ import argparse
 import json
 import math
 import sys
+from pathlib import Path
 
 from ..data.vocab import UNKNOWN_POLICIES
 
@@ -14,7 +15,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Score a UTF-8 text file (--text) or the run's own validation/test split "
                                    "(--split) with a trained model.")
     p.add_argument("run_path", metavar="RUN", help="run folder, runs/latest, or a checkpoint .npz")
-    what = p.add_mutually_exclusive_group(required=True)
+    what = p.add_mutually_exclusive_group()  # one of them for a char-LM run; runs of other tasks need neither
     what.add_argument("--text", metavar="FILE", help="UTF-8 text file (or folder) to score")
     what.add_argument("--split", choices=("train", "val", "test"), help="the run's own corpus split")
     p.add_argument("--checkpoint", choices=("best", "last"), default="best",
@@ -40,6 +41,11 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError, DataError
     from ..scoring import score_ids
 
+    code = _other_task(args)
+    if code is not None:
+        return code
+    if not (args.text or args.split):
+        raise ConfigError("a char-LM run scores a text: give --text FILE or --split train|val|test")
     loaded = load_run(args.run_path, args.checkpoint)
     cfg = loaded.meta.get("config") or {}
     batch_size = args.batch_size if args.batch_size is not None else cfg.get("batch_size", 64)
@@ -83,4 +89,40 @@ def run(args: argparse.Namespace) -> int:
         print(f"{name}: {scores['bits_per_char']:.4f} bits/char, perplexity {scores['perplexity']:.3f} "
               f"({scores['nats_per_char']:.4f} nats/char; {scores['chars']:,} characters scored "
               f"in {scores['batch_size']} stream(s){rest}; {loaded.path})")
+    return 0
+
+
+def _other_task(args: argparse.Namespace) -> int | None:
+    """Runs of other tasks are evaluated by their own command (tag eval, forecast eval); returns its
+    exit status, or None for a char-LM run (or a path only the char-LM loader can explain)."""
+    from ..errors import ConfigError
+    from ..tasks.registry import LOADERS, task_of
+    from ..train.progress import MetricsLog
+    from ..train.runs import METRICS
+
+    path = args.run_path
+    try:
+        task = task_of(path)
+    except Exception:  # not readable as a run here: the char-LM loader below says what is wrong
+        return None
+    if task == "charlm":
+        return None
+    if args.text or args.split or args.unknown != "error":
+        how = LOADERS[task][2].replace("RUN", str(path)) if task in LOADERS else "its own command"
+        raise ConfigError(f"{path} is a '{task}' run: --text/--split/--unknown are for char-LM runs; use {how}")
+    if task == "tagging":
+        from .tag import run_eval as tag_eval
+
+        return tag_eval(argparse.Namespace(run_path=path, data=None, data_dir=None, output=None))
+    if task == "forecast":
+        from .forecast import run_eval as forecast_eval
+
+        return forecast_eval(argparse.Namespace(runs=[path], series=None, origins=5, data_dir=None, stat=False,
+                                                plot=None, json=None))
+    rows = [r for r in MetricsLog(Path(path) / METRICS).read() if r.get("split") == "val"]
+    if not rows:
+        raise ConfigError(f"{path} is a '{task}' run with no validation metrics yet")
+    last = rows[-1]
+    shown = ", ".join(f"{k} {v:.4g}" for k, v in last.items() if isinstance(v, float) and k not in ("time", "elapsed"))
+    print(f"{path}: '{task}' run, last validation at step {last['step']}: {shown}")
     return 0
