@@ -48,3 +48,50 @@ def test_rnn_runner_float32(rng):
     assert got.dtype == np.float32 and accel.steps(np.float32) is not None or not accel.available()
     (expected, _), _ = model.forward(ids)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def _norm_model(cell, proj_size=0):
+    from rnnlab.gradcheck.specs import random_population
+
+    model = _model(cell, proj_size)
+    if cell == "bnlstm":
+        for layer in model.rnn.layers:   # 12 steps past 3 trained slots: the last slot is reused
+            random_population(layer.cell, np.random.default_rng(1), trained_steps=3)
+    return model
+
+
+@pytest.mark.parametrize("cell", ["lnlstm", "bnlstm"])
+@pytest.mark.parametrize("proj_size", [0, 4], ids=["noproj", "proj"])
+@pytest.mark.parametrize("batch", [1, 2])
+def test_norm_lstm_runner_equals_the_reference_stepper_and_the_forward(cell, proj_size, batch, element_steps):
+    model = _norm_model(cell, proj_size)
+    ids = np.random.default_rng(3).integers(len(VOCAB), size=(batch, 12))
+    runs = []
+    for use_fast in (True, False):
+        with contextlib.nullcontext() if use_fast else fast.reference_only():
+            stepper = generate.Stepper(model).reset(batch)
+            assert type(stepper.runners[0]).__name__ == ("NormLSTMRunner" if use_fast else "CellRunner")
+            logits = np.stack([stepper.feed(ids[:, t]).copy() for t in range(ids.shape[1])], axis=1)
+        runs.append((logits, [tuple(a.copy() for a in s) for s in stepper.states]))
+    (expected, statesT), _ = model.forward(ids)
+    for logits, states in runs:
+        np.testing.assert_allclose(logits, expected, rtol=1e-12, atol=1e-13)
+        for mine, ref in zip(states, statesT):
+            for a, b in zip(mine, ref):
+                np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+
+
+def test_a_training_bn_lstm_steps_through_its_own_code():
+    """In training mode the BN-LSTM's step updates its population statistics: the runner leaves it
+    to the cell, and the result (statistics included) is the reference stepper's."""
+    ids = np.random.default_rng(3).integers(len(VOCAB), size=(3, 5))
+    runs = []
+    for use_fast in (True, False):
+        model = _norm_model("bnlstm").train()
+        with contextlib.nullcontext() if use_fast else fast.reference_only():
+            stepper = generate.Stepper(model).reset(3)
+            logits = np.stack([stepper.feed(ids[:, t]).copy() for t in range(5)], axis=1)
+        runs.append((logits, {k: v.copy() for k, v in model.rnn.layers[0].cell.buffers.items()}))
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    for key in runs[1][1]:
+        np.testing.assert_array_equal(runs[0][1][key], runs[1][1][key])

@@ -20,8 +20,10 @@ with fewer, larger calls:
   compiled call (:mod:`rnnlab.fast.accel`) instead of about ten NumPy calls.
 
 The tanh RNN and the IRNN have a runner too (:class:`RNNRunner`: one product
-with ``W_h``, then the kernel's step); the normalised LSTMs step through the
-cell's own code.
+with ``W_h``, then the kernel's step), and so have the LN-LSTM and the BN-LSTM
+in eval mode (:class:`NormLSTMRunner`: the kernels' normalisation of the input
+side, then their step; a BN-LSTM in training mode steps through its own code,
+which updates its population statistics).
 
 ``runner.step(inp, state, t) -> state``: ``inp`` is the (B,) ids for the first
 layer and the (B, D) output of the layer below otherwise. ``tests/test_generate.py``
@@ -33,7 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from . import accel, gru, lstm, rnn
+from ..cells import BNLSTMCell
+from . import accel, bnlstm, gru, lnlstm, lstm, rnn
 
 
 class LSTMRunner:
@@ -131,4 +134,80 @@ class RNNRunner:
         return state
 
 
-RUNNERS: dict[Any, type] = {lstm: LSTMRunner, gru: GRURunner, rnn: RNNRunner}
+class NormLSTMRunner:
+    """LN-LSTM, and BN-LSTM in eval mode (statistics of population slot ``cell.stat_index(t)``)."""
+
+    def __init__(self, cell: Any, table: np.ndarray | None, batch: int, dtype: Any) -> None:
+        H, p = cell.hidden_size, cell.params
+        G = 4 * H
+        from ..generate import CellRunner   # (rnnlab.generate imports this module)
+
+        self.cell, self.bn = cell, isinstance(cell, BNLSTMCell)
+        self.fallback = CellRunner(cell, table, batch, dtype) if self.bn and cell.training else None
+        self.scale, self.shift = lstm.preact_scale(H, dtype), lstm.preact_shift(H, dtype)
+        self.gx, self.gh, self.bias = ((p[k] * self.scale).astype(dtype) for k in ("gamma_x", "gamma_h", "b"))
+        self.gamma_c, self.beta_c = p["gamma_c"].astype(dtype), p["beta_c"].astype(dtype)
+        self.table = table    # a cell that normalises xw adds b itself: not in the table
+        self.W_x = None if table is not None else np.ascontiguousarray(p["W_x"], dtype=dtype)
+        self.W_h = np.ascontiguousarray(p["W_h"], dtype=dtype)
+        self.xw, self.xh = np.empty((1, batch, G), dtype), np.empty((batch, G), dtype)
+        self.act = np.empty((batch, G), dtype)
+        self.xc, self.tu = np.empty((batch, H), dtype), np.empty((batch, H), dtype)
+        self.tmp, self.tmp_h = np.empty((batch, G), dtype), np.empty((batch, H), dtype)
+        if self.bn:
+            self.slots: dict[int, tuple] = {}
+        else:
+            self.groups_x, self.groups_h = cell.groups("x"), cell.groups("h")
+            self.s_x, self.s_h = np.empty((1, batch, self.groups_x), dtype), np.empty((batch, self.groups_h), dtype)
+            self.s_c = np.empty((batch, 1), dtype)
+
+    def _stats(self, t: int) -> tuple:
+        """(mean, var, s) of x, h and c for population slot stat_index(t), made once per slot."""
+        k = self.cell.stat_index(t)
+        if k not in self.slots:
+            out = []
+            for key in ("x", "h", "c"):
+                mean = self.cell.buffers[f"mean_{key}"][k].astype(self.xh.dtype)
+                var = self.cell.buffers[f"var_{key}"][k].astype(self.xh.dtype)
+                out.append((mean, var, (1.0 / np.sqrt(var + self.cell.eps)).astype(self.xh.dtype)))
+            self.slots[k] = tuple(out)
+        return self.slots[k]
+
+    def step(self, inp: np.ndarray, state: tuple, t: int = 0) -> tuple:
+        if self.fallback is not None:
+            return self.fallback.step(inp, state, t)
+        h, c = state
+        xw = self.xw
+        if self.table is not None:
+            np.take(self.table, inp, axis=0, out=xw[0])
+        else:
+            np.matmul(inp, self.W_x, out=xw[0])
+        compiled, eps = accel.steps(h.dtype), self.cell.eps
+        if self.bn:
+            (mu_x, var_x, s_x), (mu_h, var_h, s_h), (mu_c, var_c, s_c) = self._stats(t)
+            args = (xw, False, eps, mu_x[None], var_x[None], s_x[None])
+            compiled.bn_normalize(*args) if compiled is not None else bnlstm.bn_normalize(*args, tmp=self.tmp)
+            np.matmul(h, self.W_h, out=self.xh)
+            args = (xw[0], self.xh, False, eps, mu_h, var_h, s_h, self.gx, self.gh, self.bias, self.scale, self.shift,
+                    c, self.act, c, mu_c, var_c, s_c, self.gamma_c, self.beta_c, self.xc, self.tu, h)
+            if compiled is not None:
+                compiled.bnlstm_forward(*args)
+            else:
+                bnlstm.forward_step(*args, tmp=self.tmp, tmp_h=self.tmp_h)
+            return state
+        if compiled is not None:
+            compiled.ln_rows(xw, self.groups_x, eps, self.s_x)
+        else:
+            lnlstm.ln_rows(xw, self.groups_x, eps, self.s_x, tmp=self.tmp)
+        np.matmul(h, self.W_h, out=self.xh)
+        args = (xw[0], self.xh, self.groups_h, eps, self.gx, self.gh, self.bias, self.scale, self.shift, c,
+                self.gamma_c, self.beta_c, self.act, self.s_h, c, self.xc, self.s_c, self.tu, h)
+        if compiled is not None:
+            compiled.lnlstm_forward(*args)
+        else:
+            lnlstm.forward_step(*args, tmp=self.tmp, tmp_h=self.tmp_h)
+        return state
+
+
+RUNNERS: dict[Any, type] = {lstm: LSTMRunner, gru: GRURunner, rnn: RNNRunner, lnlstm: NormLSTMRunner,
+                            bnlstm: NormLSTMRunner}
