@@ -47,6 +47,12 @@ from .lnlstm import _add_grads, _spans, gate_grads
 SUPPORTS_ACTIVE = True
 
 
+def can_split(cell: Any) -> bool:
+    """Whether the batch-split loop may run this cell (rows independent): eval mode only. A hook for
+    :class:`rnnlab.layers.Recurrent`, which does not consult it yet (training raises instead)."""
+    return not cell.training
+
+
 def preact_scale(H: int, dtype: Any) -> None:
     """No scaling by the loop: the kernel folds the sigmoid halving into gamma_x, gamma_h and b."""
     return None
