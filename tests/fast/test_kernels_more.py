@@ -246,10 +246,19 @@ def test_batch_split_equals_one_thread(name, rng, two_threads):
     assert_close(split, run(layer, *args, True), 1e-12)
 
 
-def test_bn_training_refuses_the_batch_split(rng, two_threads):
+def test_bn_training_is_not_split_over_threads(rng, two_threads):
+    """Batch statistics couple the rows: in training the BN-LSTM runs the whole batch on one thread
+    (Recurrent asks the kernel's can_split), with the same result as RNNLAB_THREADS=1."""
+    from rnnlab.fast import parallel
+
     layer = make_layer("bnlstm-train", rng)
-    with pytest.raises(RuntimeError, match="RNNLAB_THREADS=1"):
-        layer.forward(rng.standard_normal((16, 3, 4)))
+    args = inputs(layer, rng, 16, 5)
+    before = {k: v.copy() for k, v in layer.cell.buffers.items()}
+    split = run(layer, *args, True)
+    for k, v in before.items():
+        layer.cell.buffers[k][...] = v
+    parallel.set_threads(1)
+    assert_close(split, run(layer, *args, True), 0.0)
 
 
 @pytest.mark.parametrize("rows", [[5] * 9, [5, 5, 4, 4, 4, 3, 3, 2, 2]], ids=["full", "lengths"])

@@ -48,8 +48,8 @@ SUPPORTS_ACTIVE = True
 
 
 def can_split(cell: Any) -> bool:
-    """Whether the batch-split loop may run this cell (rows independent): eval mode only. A hook for
-    :class:`rnnlab.layers.Recurrent`, which does not consult it yet (training raises instead)."""
+    """Whether the batch-split loop may run this cell (rows independent): eval mode only; consulted by
+    :class:`rnnlab.layers.Recurrent` before it splits a batch over threads."""
     return not cell.training
 
 

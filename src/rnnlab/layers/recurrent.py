@@ -36,10 +36,12 @@ their state (:mod:`rnnlab.layers.packing`). Backward then gives those rows
 dXW_t = dHW_t = 0 and passes their dstate through unchanged, so dstate_T
 enters each row at its own last step and padding gets no gradient.
 
-For the LSTM and the GRU the per-step part runs in a fused kernel from
-:mod:`rnnlab.fast` (preallocated buffers, one tanh for all gates); the loop
+For every cell in the registry (LSTM, GRU, tanh RNN, IRNN, BN-LSTM, LN-LSTM)
+the per-step part runs in a fused kernel from :mod:`rnnlab.fast`
+(preallocated buffers, fewer and larger NumPy or compiled calls); the loop
 below, calling the cell's ``step_forward`` / ``step_backward``, is the
-readable reference, used for every other cell and tested equal to the kernels.
+readable reference, used for cells without a kernel (subclasses, a user's
+own cell) and tested equal to every kernel.
 """
 from __future__ import annotations
 
@@ -148,7 +150,10 @@ class Recurrent(Module):
             state = tuple(pack.sort_rows(s) for s in state)
         hs = ws.empty("hs", (T + 1, B, cell.hidden_size), W_x.dtype)
         hs[0] = state[0]
-        parts = parallel.partition(B) if kernel is not None and grad_enabled() and pack is None else [slice(0, B)]
+        # Rows split over threads only where they are independent (not BN-LSTM training: batch statistics).
+        splittable = kernel is not None and grad_enabled() and pack is None \
+            and getattr(kernel, "can_split", lambda c: True)(cell)
+        parts = parallel.partition(B) if splittable else [slice(0, B)]
         if len(parts) > 1:
             results = parallel.run(lambda k, rows: kernel.forward(
                 cell, XW[:, rows], b, W_h, hs[:, rows], tuple(s[rows] for s in state), ws.sub(k)), parts)
