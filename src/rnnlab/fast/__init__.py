@@ -2,9 +2,10 @@
 
 The *reference* implementation of a recurrent layer is the generic loop in
 :mod:`rnnlab.layers.recurrent` calling a cell's readable ``step_forward`` /
-``step_backward``. For the LSTM and the GRU this package holds a second
-implementation of the same equations that runs several times faster in plain
-NumPy, because it
+``step_backward``. For every registered cell (LSTM and GRU in ``lstm.py`` and
+``gru.py``; tanh RNN and IRNN in ``rnn.py``; BN-LSTM and LN-LSTM in
+``bnlstm.py`` and ``lnlstm.py``) this package holds a second implementation of
+the same equations that runs several times faster in plain NumPy, because it
 
 * keeps every array in a :class:`~rnnlab.workspace.Workspace` and writes
   with ``out=`` (no allocation and no page faults inside the loop, nor from
