@@ -2,7 +2,7 @@
 
 ``RNNLAB_BLAS=numpy|mkl`` (default ``numpy``) selects the backend, read once on
 first use; :func:`set_backend` changes it at run time. ``mkl`` needs
-``pip install 'rnnlab[mkl]'``; where libmkl_rt cannot be loaded it falls back to
+``pip install -e '.[mkl]'`` (in a checkout); where libmkl_rt cannot be loaded it falls back to
 NumPy with a one-line note on stderr. :func:`describe` says which one runs.
 
 This package is standalone for now: the LSTM/GRU kernels still call
@@ -41,7 +41,8 @@ def _resolve(requested: str) -> str:
 
         reason = mkl.unavailable_reason()
         if reason is not None:
-            _note = "RNNLAB_BLAS=mkl but libmkl_rt could not be loaded (pip install 'rnnlab[mkl]'); using NumPy's BLAS"
+            _note = ("RNNLAB_BLAS=mkl but libmkl_rt could not be loaded (pip install -e '.[mkl]' in a checkout); "
+                     "using NumPy's BLAS")
             print(f"rnnlab: {_note}", file=sys.stderr)
             return "numpy"
     _note = None

@@ -1,6 +1,6 @@
 """oneMKL through ctypes: float32 GEMM, pre-packed weights and bf16 products for NumPy arrays.
 
-Optional: ``pip install 'rnnlab[mkl]'`` (the ``mkl`` wheel puts ``libmkl_rt``
+Optional: ``pip install -e '.[mkl]'`` in a checkout (the ``mkl`` wheel puts ``libmkl_rt``
 in ``<prefix>/lib``). Nothing here is imported by the rest of rnnlab unless
 ``RNNLAB_BLAS=mkl`` asks for it (:mod:`rnnlab.blas`); without the library,
 :func:`available` is False and every routine raises :class:`MKLUnavailable`.
@@ -180,7 +180,7 @@ def load() -> _Lib:
             tried.append(str(e))
         except OSError as e:
             tried.append(f"{path}: {e}")
-    _error = "libmkl_rt not found (pip install 'rnnlab[mkl]'); tried: " + "; ".join(tried)
+    _error = "libmkl_rt not found (pip install -e '.[mkl]' in a checkout); tried: " + "; ".join(tried)
     raise MKLUnavailable(_error)
 
 

@@ -8,7 +8,7 @@ The matrix products stay with NumPy's BLAS; only the element-wise part moves.
 The same switch serves three other one-pass loops with NumPy twins: the token
 row gather and segment sum (:mod:`rnnlab.layers.tokens`) and the Adam update.
 
-Used when numba is installed (``pip install 'rnnlab[fast]'``) and the dtype is
+Used when numba is installed (``pip install -e '.[fast]'`` in a checkout) and the dtype is
 float32 or float64; numba is imported, and the steps compiled (then cached on
 disk), on first use. Otherwise (or with
 ``RNNLAB_ACCEL=0``, or :func:`set_enabled`) the kernels run their NumPy steps,
@@ -70,7 +70,7 @@ def using(flag: bool) -> Iterator[None]:
 def describe() -> str:
     """One line for logs: which element-wise steps the kernels run."""
     if not _AVAILABLE:
-        return "NumPy (pip install 'rnnlab[fast]' for the compiled ones)"
+        return "NumPy (pip install -e '.[fast]' in a checkout for the compiled ones)"
     if not _enabled:
         return "NumPy (the compiled ones are switched off: RNNLAB_ACCEL=0)"
     from importlib.metadata import version
