@@ -467,4 +467,4 @@ def test_missing_library_raises_with_the_places_tried(monkeypatch):
     assert not mkl.available()
     with pytest.raises(mkl.MKLUnavailable, match="nonexistent"):
         mkl.sgemm(np.ones((2, 2), np.float32), np.ones((2, 2), np.float32))
-    assert "rnnlab[mkl]" in mkl.unavailable_reason()
+    assert "pip install -e '.[mkl]'" in mkl.unavailable_reason()
