@@ -144,7 +144,8 @@ def run_eval(args: argparse.Namespace) -> int:
         members = [Forecaster.load(r) for r in args.runs] if len(args.runs) > 1 else []
         for run, member in zip(args.runs, members):
             f = member.predict(ds.series)
-            entries[f"rnnlab {Path(run).name}"] = (f.point, f.seconds)
+            label = Path(run).name if Path(run).is_dir() else f"{Path(run).parent.name}/{Path(run).name}"
+            entries[f"rnnlab {label}"] = (f.point, f.seconds)
         f = fc.predict(ds.series)
         entries["rnnlab" + (f" ensemble of {len(args.runs)}" if members else "")] = (f.point, f.seconds)
         cache = Path(args.runs[0]) if Path(args.runs[0]).is_dir() else None

@@ -110,8 +110,8 @@ class Forecaster:
     def fit(self, data, *, data_dir: str | None = None, out: str | None = None, force: bool = True,
             log: Callable[[str], None] = lambda s: None, **loop: Any) -> "Forecaster":
         """Train on ``m4-hourly``, a CSV path, or a list of series / arrays (``loop``: budgets, lr...)."""
-        series = None if isinstance(data, str) and (data.lower().startswith("m4-") or data.endswith(".csv")) else data
-        self.cfg = dataclasses.replace(self.cfg, data=data if series is None else "<python>",
+        series = None if isinstance(data, (str, Path)) else data
+        self.cfg = dataclasses.replace(self.cfg, data=str(data) if series is None else "<python>",
                                        data_dir=data_dir, **loop)
         import tempfile
         out = out or tempfile.mkdtemp(prefix="rnnlab-forecast-")

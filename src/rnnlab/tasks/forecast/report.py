@@ -117,7 +117,7 @@ def plot_forecasts(path: Path, panels: list[tuple[Series, int, Forecast]], title
         ax.set_title(f"{s.id} (origin {end})", fontsize=9)
     axes[0, 0].legend(loc="upper left", fontsize=7)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.4 / fig.get_figheight()))  # room for the title
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
