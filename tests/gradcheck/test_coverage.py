@@ -91,3 +91,11 @@ def test_relu_kinks_are_skipped_and_counted():
     assert by_name["x"].skipped == 1 and by_name["x"].checked == 1
     assert by_name["cell.b"].checked == 0 and not by_name["cell.b"].passed  # nothing checked is no pass
     assert all(r.passed for r in rows if r.checked)
+
+
+def test_list_names_task_level_models_too(capsys):
+    from rnnlab.cli import main
+
+    assert main(["gradcheck", "--list"]) == 0
+    names = capsys.readouterr().out.split()
+    assert {"SeqModel", "CharRNN", "CRF", "LSTMCell"} <= set(names)

@@ -26,6 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
 
     if args.list:
+        gradcheck.discover()  # task-level models register their specs beside their code
         print("\n".join(sorted(cls.__name__ for cls in gradcheck.SPECS)))
         return 0
     rows = []
