@@ -14,7 +14,7 @@ from rnnlab.train.guard import DivergenceError
 from rnnlab.train.loopconfig import LoopConfig
 from rnnlab.train.progress import MetricsLog, Progress
 from rnnlab.train.runs import prepare_run_dir
-from rnnlab.train.trainer import Trainer
+from rnnlab.train.verify import check_exact_resume
 
 TINY = dict(window=8, hidden=6, latent=3, epochs=2, batch=16, samples=2, long=200)
 
@@ -110,42 +110,13 @@ def _windows(kind, n=40, L=6, poison=False):
 
 
 @pytest.mark.parametrize("kind", ["pred", "encdec", "vae"])
-def test_anomaly_task_resumes_exactly_after_an_interruption(tmp_path, kind, monkeypatch):
+def test_anomaly_task_resumes_exactly_after_an_interruption(tmp_path, kind):
     """Stop at a random step (a KeyboardInterrupt inside the step), resume: identical to one straight run."""
     spec, x, y = _windows(kind)
-
-    def make_task():
-        return AnomalyTask(spec, x, y, batch=8, seed=1)
-
     cfg = LoopConfig(lr=5e-3, max_steps=17, eval_every=5, log_every=1, schedule="cosine", guard="skip")
-    quiet = dict(log=lambda *a: None, progress=Progress(enabled=False))
-    run_task(make_task(), cfg, prepare_run_dir(str(tmp_path / "full")), **quiet)
-    stop_at = int(np.random.default_rng(len(kind)).integers(1, 16))
-    original = Trainer.train_step
-    state = {"done": False}
-
-    def interrupt_once(self):
-        if self.step == stop_at and not state["done"]:
-            state["done"] = True
-            raise KeyboardInterrupt
-        return original(self)
-
-    monkeypatch.setattr(Trainer, "train_step", interrupt_once)
-    part = prepare_run_dir(str(tmp_path / "part"))
-    first = run_task(make_task(), cfg, part, **quiet)
-    assert first["steps"] == stop_at and first["exit_code"] == 130
-    run_task(make_task(), cfg, part, resume_from=part / "last.npz", **quiet)
-
-    def rows(run):
-        return [{k: v for k, v in r.items() if k not in ("time", "elapsed", "rate")}
-                for r in MetricsLog(run / "metrics.jsonl").read()]
-
-    assert rows(tmp_path / "full") == rows(part)
-    for name in ("last.npz", "best.npz"):
-        a, b = load_checkpoint(tmp_path / "full" / name)[0], load_checkpoint(part / name)[0]
-        assert a.keys() == b.keys()
-        for key in a:
-            np.testing.assert_array_equal(a[key], b[key], err_msg=f"{name}:{key}")
+    check_exact_resume(lambda: AnomalyTask(spec, x, y, batch=8, seed=1), cfg, tmp_path,
+                       stop_at=int(np.random.default_rng(len(kind)).integers(1, 16)))
+    part = tmp_path / "part"
     meta = load_checkpoint(part / "last.npz")[1]
     if kind == "vae":  # the latent layer's generator is part of the checkpoint
         assert any("latent" in name for name in meta["rng"])
