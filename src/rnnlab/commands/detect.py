@@ -6,43 +6,31 @@ import json
 import time
 from pathlib import Path
 
+from .argtypes import name_list, positive_int
+
 DETECTORS = ("pred", "encdec", "vae")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def _detectors(text: str) -> list[str]:
-    names = [d.strip() for d in text.split(",") if d.strip()]
-    bad = [d for d in names if d not in DETECTORS]
-    if not names or bad:
-        raise argparse.ArgumentTypeError(f"expected detectors from {', '.join(DETECTORS)}, got {text!r}")
-    return names
+    return name_list(text, DETECTORS, "detectors")
 
 
 def _detector_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("detector settings")
-    g.add_argument("--window", type=_positive_int, default=32, metavar="L", help="rows per input window (default 32)")
-    g.add_argument("--hidden", type=_positive_int, default=32, metavar="H", help="LSTM units (default 32)")
-    g.add_argument("--latent", type=_positive_int, default=8, metavar="Z", help="the VAE's latent size (default 8)")
-    g.add_argument("--epochs", type=_positive_int, default=30, metavar="N",
+    g.add_argument("--window", type=positive_int, default=32, metavar="L", help="rows per input window (default 32)")
+    g.add_argument("--hidden", type=positive_int, default=32, metavar="H", help="LSTM units (default 32)")
+    g.add_argument("--latent", type=positive_int, default=8, metavar="Z", help="the VAE's latent size (default 8)")
+    g.add_argument("--epochs", type=positive_int, default=30, metavar="N",
                    help="passes over the probationary-period windows (default 30)")
     g.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate, cosine-annealed (default 3e-3)")
-    g.add_argument("--samples", type=_positive_int, default=4, metavar="K",
+    g.add_argument("--samples", type=positive_int, default=4, metavar="K",
                    help="the VAE's z samples per window when scoring (default 4)")
     g.add_argument("--post", choices=("likelihood", "gaussian"), default="likelihood",
                    help="raw error to score: HTM-style anomaly likelihood (short- against long-window "
                         "errors; default) or the tail of a Gaussian fitted on the probationary period")
-    g.add_argument("--short", type=_positive_int, default=5, metavar="S",
+    g.add_argument("--short", type=positive_int, default=5, metavar="S",
                    help="the anomaly likelihood's short window in rows (default 5)")
-    g.add_argument("--long", type=_positive_int, default=8640, metavar="W",
+    g.add_argument("--long", type=positive_int, default=8640, metavar="W",
                    help="the anomaly likelihood's long window in rows (default 8640)")
     g.add_argument("--suppress", type=int, default=50, metavar="K",
                    help="onsets only: a score counts only above the K rows before it (default 50; 0 off)")
@@ -52,7 +40,7 @@ def _detector_options(p: argparse.ArgumentParser) -> None:
                    help="learn online: every R scored rows, train on the windows of the last P rows "
                         "(P = the probationary length) before going on (default 500; 0: never, "
                         "the probationary period only)")
-    g.add_argument("--refit-epochs", dest="refit_epochs", type=_positive_int, default=3, metavar="N",
+    g.add_argument("--refit-epochs", dest="refit_epochs", type=positive_int, default=3, metavar="N",
                    help="passes over those windows at each refit (default 3)")
     g.add_argument("--refit-lr", dest="refit_lr", type=float, default=0.3, metavar="F",
                    help="the refits' learning rate as a fraction of --lr (default 0.3)")
@@ -93,7 +81,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     n.add_argument("--groups", metavar="G1,G2", help="only these groups, e.g. realKnownCause (default: all)")
     n.add_argument("--detector", type=_detectors, default=["pred"], metavar="NAME[,NAME]",
                    help="detectors, comma-separated, from pred, encdec, vae (default pred)")
-    n.add_argument("--seeds", type=_positive_int, default=1, metavar="N",
+    n.add_argument("--seeds", type=positive_int, default=1, metavar="N",
                    help="seeds S..S+N-1 per detector, S from --seed (default 1)")
     n.add_argument("--seed", type=int, default=0, metavar="S",
                    help="the first seed (default 0); e.g. run seeds in separate processes with --seeds 1")
