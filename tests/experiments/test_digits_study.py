@@ -60,3 +60,11 @@ def test_quick_digits_irnn_rows_are_not_stopped_by_a_loss_ceiling(tmp_path):
     assert result["rows"][0]["label"] == "irnn adam pixel"
     assert not rec["diverged"] and rec["steps"] == rec["step_budget"]
     assert math.isfinite(rec["test_acc"])
+
+
+def test_quick_digits_bnlstm_reports_accuracy_with_reestimated_statistics(tmp_path):
+    result = run("digits", Options(quick=True, seeds=1, budget="steps", cells=["bnlstm"], groups=["permuted"],
+                                   out=str(tmp_path), log=lambda s: None))
+    rec = result["rows"][0]["runs"][0]
+    assert 0.0 <= rec["test_acc_restats"] <= 100.0
+    assert "BN stats over train set" in result["table"]

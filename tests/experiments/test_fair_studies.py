@@ -178,3 +178,21 @@ def test_rows_filter_by_label():
     assert [c.label for c in kept] == ["irnn adam T=150", "lstm T=150"]
     assert select(conds, None, lines.append, rows=["nothing"]) == []
     assert any("no row of this study has 'nothing'" in line for line in lines)
+
+
+def test_reestimated_bn_statistics_are_the_training_set_average():
+    from rnnlab.experiments.seqmodel import SeqModel
+    from rnnlab.experiments.seqtask import reestimate_population
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 5, 3)).astype(np.float64)
+    model = SeqModel("bnlstm", 3, 4, 2, seed=0, dtype=np.float64, max_steps=5)
+    cell = [m for _, m in model.modules() if hasattr(m, "stat_index")][0]
+    assert reestimate_population(model, x, batch=32, seed=1) == 1 and cell.momentum == 0.1
+    # step 0's input statistics: the mean of the two batches' means of x_0 W_x
+    order = np.random.default_rng(1).permutation(64)
+    xw = x[:, 0] @ cell.params["W_x"]
+    want = np.mean([xw[order[i:i + 32]].mean(axis=0) for i in (0, 32)], axis=0)
+    np.testing.assert_allclose(cell.buffers["mean_x"][0], want, rtol=1e-10, atol=1e-12)
+    assert model.training
+    assert reestimate_population(SeqModel("lstm", 3, 4, 2), x) == 0

@@ -177,6 +177,40 @@ def fit_sequence(task: SequenceTask, cfg: LoopConfig, run_dir: str | Path,
     return FitResult(history, steps, seconds, diverged, stop, bad)
 
 
+def reestimate_population(model: Any, x: np.ndarray, batch: int = 32, seed: int = 0) -> int:
+    """Re-estimate every batch-norm cell's population statistics with the model's current weights.
+
+    Cooijmans et al. (2016) estimate the statistics used at test time by averaging the batch
+    statistics over the training set after training; rnnlab's BN-LSTM keeps a running average
+    during training instead (momentum 0.1), which can lag weights that are still moving. This
+    resets the statistics and runs training-mode forward passes (no gradients) over shuffled
+    batches of ``x`` with momentum 1/n, i.e. a plain average over the n batches. Returns the
+    number of batch-norm cells updated (0: nothing to do, e.g. an LSTM).
+    """
+    cells = [m for _, m in model.modules() if hasattr(m, "stat_index")]
+    if not cells:
+        return 0
+    for cell in cells:
+        for key in ("x", "h", "c"):
+            cell.buffers[f"mean_{key}"][:] = 0.0
+            cell.buffers[f"var_{key}"][:] = 1.0
+    saved = [cell.momentum for cell in cells]
+    was_training = model.training
+    model.train()
+    order = np.random.default_rng(seed).permutation(len(x))
+    try:
+        with no_grad():
+            for n, i in enumerate(range(0, len(order) - batch + 1, batch), start=1):
+                for cell in cells:
+                    cell.momentum = 1.0 / n
+                model.forward(x[order[i:i + batch]])
+    finally:
+        for cell, m in zip(cells, saved):
+            cell.momentum = m
+        model.train(was_training)
+    return len(cells)
+
+
 def run_dir_for(opts: Any, study: str, label: str, seed: int) -> Path:
     """Where one condition's run for one seed lives: ``<study out>/<study>-runs[/<budget>]/<label>-seed<k>``."""
     base = Path(opts.out) if opts.out else Path("runs") / "experiments"
