@@ -229,3 +229,24 @@ def test_gradient_spikes_are_left_to_clipping_when_it_is_on(tmp_path):
 def test_bad_cell_options_are_a_clear_error(options, words):
     with pytest.raises(ConfigError, match=words):
         _cfg("x", cell_options=options).validate()
+
+
+def test_the_cli_gives_the_irnn_the_setting_that_trains_it_unless_told_otherwise(tmp_path, capsys):
+    from rnnlab.cli import build_parser
+    from rnnlab.commands.train import resolve_config
+
+    def resolve(*argv):
+        return resolve_config(build_parser().parse_args(["train", "x.txt", *argv]))
+
+    cfg = resolve("--cell", "irnn")
+    assert (cfg.optimizer, cfg.lr, cfg.clip, cfg.cell_options) == ("sgd", 0.05, 1.0, {"identity_scale": 0.9})
+    assert "--optimizer sgd" in capsys.readouterr().err
+    cfg = resolve("--cell", "irnn", "--optimizer", "adam", "--identity-scale", "0.5")
+    assert (cfg.optimizer, cfg.lr, cfg.cell_options) == ("adam", 0.05, {"identity_scale": 0.5})
+    assert resolve("--cell", "lstm").optimizer == "adam"
+    run = tmp_path / "irnn"
+    summary = train(resolve("--cell", "irnn").replace(corpus=_text(tmp_path), hidden_size=32, num_layers=1,
+                                                       embedding_size=8, batch_size=8, seq_len=16, max_steps=40,
+                                                       eval_every=20, dropout=0.0), out=str(run), log=_quiet)
+    assert summary["steps"] == 40
+    assert not [r for r in MetricsLog(run / "metrics.jsonl").read() if r["split"] == "guard"]
