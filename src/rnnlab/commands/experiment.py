@@ -3,39 +3,11 @@ from __future__ import annotations
 
 import argparse
 
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
-    return value
+from .argtypes import name_list, positive_float, positive_int
 
 
 def _cell_list(text: str) -> list[str]:
-    cells = [c.strip() for c in text.split(",") if c.strip()]
-    if not cells:
-        raise argparse.ArgumentTypeError("expected a comma-separated list of cell names")
-    return cells
-
-
-def _name_list(text: str) -> list[str]:
-    names = [c.strip() for c in text.split(",") if c.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError("expected a comma-separated list of names")
-    return names
+    return name_list(text, what="cell names")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -49,12 +21,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("name", choices=list(STUDIES), metavar="NAME", help=f"the study: {', '.join(STUDIES)}")
     p.add_argument("--quick", action="store_true",
                    help="a tiny version that finishes in well under a minute (for tests and smoke checks)")
-    p.add_argument("--seeds", type=_positive_int, metavar="N",
+    p.add_argument("--seeds", type=positive_int, metavar="N",
                    help="seeds per condition (default: 1 with --quick, otherwise 3)")
     p.add_argument("--out", metavar="DIR",
                    help="output folder for results.json, table.md and plots "
                         "(default: runs/experiments/NAME-<timestamp>)")
-    p.add_argument("--minutes", type=_positive_float, metavar="M",
+    p.add_argument("--minutes", type=positive_float, metavar="M",
                    help="training-time budget per run in minutes (default: the study's own; for charlm the "
                         "equal wall-clock budget every model gets)")
     p.add_argument("--data-dir", dest="data_dir", metavar="DIR",
@@ -67,16 +39,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="what every run gets the same of: 'steps' (optimizer updates: the fair comparison per "
                         "update), 'time' (training seconds on this machine: rewards cheap steps, depends on its "
                         "load) or 'both' (default: the step-matched table first, the time-matched one beside it)")
-    p.add_argument("--steps", type=_positive_int, metavar="N",
+    p.add_argument("--steps", type=positive_int, metavar="N",
                    help="optimizer steps per step-matched run (default: the study's own, e.g. 2000 for adding)")
-    p.add_argument("--jobs", type=_positive_int, default=1, metavar="N",
+    p.add_argument("--jobs", type=positive_int, default=1, metavar="N",
                    help="run conditions x seeds as independent jobs in N worker processes, one BLAS thread "
                         "each (default 1: one after the other in this process; on a 2-core machine use at "
                         "most 2). Results are gathered in the same order, so the tables do not depend on N")
-    p.add_argument("--groups", type=_name_list, metavar="G,...",
+    p.add_argument("--groups", type=name_list, metavar="G,...",
                    help="run only these groups of rows, e.g. T=150 for adding, permuted for digits "
                         "(default: all)")
-    p.add_argument("--rows", type=_name_list, metavar="TEXT,...",
+    p.add_argument("--rows", type=name_list, metavar="TEXT,...",
                    help="run only the rows whose label contains one of these strings, e.g. 'irnn adam,lstm' "
                         "(default: all)")
     p.set_defaults(run=run)
