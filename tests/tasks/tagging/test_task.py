@@ -12,7 +12,7 @@ from rnnlab.train import run_task
 from rnnlab.train.guard import DivergenceError
 from rnnlab.train.progress import MetricsLog, Progress
 from rnnlab.train.runs import prepare_run_dir
-from rnnlab.train.trainer import Trainer
+from rnnlab.train.verify import check_exact_resume
 
 QUIET = dict(log=lambda *a: None, progress=Progress(enabled=False))
 SMALL = dict(word_dim=8, case_dim=3, char_dim=5, char_hidden=4, hidden_size=8, batch_size=8, eval_batch=16,
@@ -38,40 +38,14 @@ def test_learns_the_synthetic_entities(tmp_path):
 
 
 @pytest.mark.parametrize("crf", [True, False], ids=["crf", "softmax"])
-def test_tagging_task_resumes_exactly_after_an_interruption(tmp_path, crf, monkeypatch):
+def test_tagging_task_resumes_exactly_after_an_interruption(tmp_path, crf):
     """Stop at a random step (a KeyboardInterrupt inside the step), resume: identical to one straight run
     (shuffled epochs, singleton-word replacement and dropout masks included)."""
-    rng = np.random.default_rng(7)
     kw = dict(max_steps=23, eval_every=5, log_every=1, schedule="cosine", guard="skip", dropout=0.3,
               word_unk=0.5, crf=crf, seed=3)
     cfg, _ = make_task(**kw)
-    run_task(make_task(**kw)[1], cfg, prepare_run_dir(str(tmp_path / "full")), **QUIET)
-    stop_at = int(rng.integers(1, 22))
-    original = Trainer.train_step
-    state = {"done": False}
-
-    def interrupt_once(self):
-        if self.step == stop_at and not state["done"]:
-            state["done"] = True
-            raise KeyboardInterrupt
-        return original(self)
-
-    monkeypatch.setattr(Trainer, "train_step", interrupt_once)
-    part = prepare_run_dir(str(tmp_path / "part"))
-    first = run_task(make_task(**kw)[1], cfg, part, **QUIET)
-    assert first["steps"] == stop_at and first["exit_code"] == 130
-    run_task(make_task(**kw)[1], cfg, part, resume_from=part / "last.npz", **QUIET)
-
-    def rows(run):
-        return [{k: v for k, v in r.items() if k not in ("time", "elapsed", "rate")}
-                for r in MetricsLog(run / "metrics.jsonl").read()]
-
-    assert rows(tmp_path / "full") == rows(part)
-    for name in ("last.npz", "best.npz"):
-        a, b = load_checkpoint(tmp_path / "full" / name)[0], load_checkpoint(part / name)[0]
-        assert a.keys() == b.keys()
-        for key in a:
-            np.testing.assert_array_equal(a[key], b[key], err_msg=f"{name}:{key}")
+    check_exact_resume(lambda: make_task(**kw)[1], cfg, tmp_path,
+                       stop_at=int(np.random.default_rng(7).integers(1, 22)))
 
 
 class PoisonedTask(TaggingTask):
