@@ -24,6 +24,14 @@ def _floats(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
+def _stat_names(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    bad = [n for n in names if n not in ("auto_arima", "auto_ets")]
+    if bad:
+        raise argparse.ArgumentTypeError(f"expected auto_arima and/or auto_ets, got {text!r}")
+    return names
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("forecast", help="forecast time series with a global LSTM/GRU (M4 Hourly or your CSV)",
                        description="Train one recurrent network on windows of all series (train), score it "
@@ -84,8 +92,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--series", metavar="FILE.csv", help="rolling-origin test on this file instead of M4's test set")
     e.add_argument("--origins", type=_positive_int, default=5, help="forecast origins, a horizon apart (default 5)")
     e.add_argument("--data-dir", dest="data_dir", metavar="DIR", help="folder holding the M4 files (default: the run's)")
-    e.add_argument("--stat-baselines", dest="stat", action="store_true",
-                   help="also fit AutoARIMA and AutoETS (statsforecast; minutes; cached in the first run folder)")
+    e.add_argument("--stat-baselines", dest="stat", nargs="?", const="auto_arima,auto_ets", default="",
+                   type=_stat_names, metavar="auto_arima,auto_ets",
+                   help="also fit AutoARIMA and/or AutoETS (statsforecast; minutes; both when no names are "
+                        "given; cached in the first run folder)")
     e.add_argument("--plot", metavar="FILE.png", help="with --series: plot every origin's forecast and interval")
     e.add_argument("--json", metavar="FILE", help="also write the table as JSON")
     e.set_defaults(run=run_eval)

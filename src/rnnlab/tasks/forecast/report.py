@@ -19,12 +19,12 @@ FAST_BASELINES = ("naive", "snaive", "naive2")
 STAT_BASELINES = ("auto_arima", "auto_ets")
 
 
-def baseline_forecasts(xs: Sequence[np.ndarray], h: int, m: int, stat: bool, cache: Path | None = None,
-                       log=print) -> dict[str, tuple[np.ndarray, float]]:
-    """Forecasts and wall time of every baseline; AutoARIMA/AutoETS only with ``stat`` (cached in
-    ``cache``, a folder, since they take minutes)."""
+def baseline_forecasts(xs: Sequence[np.ndarray], h: int, m: int, stat: bool | Sequence[str],
+                       cache: Path | None = None, log=print) -> dict[str, tuple[np.ndarray, float]]:
+    """Forecasts and wall time of every baseline; AutoARIMA/AutoETS only with ``stat`` (True for both,
+    or their names), cached in ``cache`` (a folder) since they take minutes."""
     out = {name: tuple(forecast_all(name, xs, h, m)) for name in FAST_BASELINES}
-    for name in STAT_BASELINES if stat else ():
+    for name in (STAT_BASELINES if stat is True else stat or ()):
         file = cache / f"baseline-{name}-h{h}.npz" if cache is not None else None
         if file is not None and file.is_file():
             with np.load(file) as z:
