@@ -6,7 +6,10 @@ import dataclasses
 import json
 import sys
 
+from .argtypes import LOOP_HELP
+
 HELP = {
+    **LOOP_HELP,
     "scheme": "tag scheme the model predicts: BIO or BIOES (the data's tags are converted)",
     "crf": "a linear-chain CRF output layer (Viterbi decoding); --no-crf: per-token softmax",
     "chars": "a character-level BiLSTM word encoder; --no-chars: word and case embeddings only",
@@ -24,25 +27,9 @@ HELP = {
     "vectors": "pretrained word vectors: a word2vec/GloVe text file (none are shipped)",
     "batch_size": "sentences per training batch",
     "eval_batch": "sentences per batch when evaluating",
-    "optimizer": "sgd, adagrad, rmsprop, adam or adamw",
-    "lr": "learning rate",
-    "weight_decay": "L2 weight decay (decoupled for adamw)",
-    "momentum": "momentum for sgd and rmsprop",
-    "clip": "clip the global gradient norm to this value; 0 disables",
-    "clip_value": "clip each gradient entry to +-this value; 0 disables",
-    "schedule": "learning-rate schedule: constant, step, cosine, or auto (cosine over the budget)",
-    "warmup_steps": "linear learning-rate warm-up steps",
-    "lr_step_size": "steps between decays of the 'step' schedule",
-    "lr_gamma": "decay factor of the 'step' schedule",
-    "min_lr": "final learning rate of the cosine schedule",
     "max_steps": "stop after this many steps (batches); 0: no limit",
     "max_minutes": "training-time budget in minutes (evaluation excluded); 0: no limit",
     "eval_every": "evaluate entity F1 on the validation split every N steps",
-    "patience": "stop after N evaluations without improvement; 0: never",
-    "log_every": "log training metrics every N steps",
-    "guard": "on a non-finite or exploding step: abort, skip or backoff",
-    "diagnostics": "log hidden-state and gradient statistics per layer",
-    "seed": "random seed for initialisation, dropout and batching",
 }
 _NOT_FLAGS = {"dataset", "train_file", "dev_file", "test_file", "data_dir"}
 

@@ -7,8 +7,10 @@ import json
 import sys
 
 from ..cells import CELLS
+from .argtypes import LOOP_HELP
 
 HELP = {
+    **LOOP_HELP,
     "data_dir": "folder holding named datasets (default: $RNNLAB_DATA)",
     "split": "train/val/test fractions, e.g. 0.9,0.05,0.05",
     "cell": "recurrent cell: " + ", ".join(CELLS) + " (irnn: unless given, --optimizer sgd --lr 0.05 --clip 1 "
@@ -21,28 +23,9 @@ HELP = {
     "cell_options": "extra cell options as JSON, e.g. '{\"identity_scale\": 0.5}'",
     "batch_size": "parallel streams per batch (B)",
     "seq_len": "characters per stream per step: the truncated-BPTT length (T)",
-    "optimizer": "sgd, adagrad, rmsprop, adam or adamw",
-    "lr": "learning rate",
-    "weight_decay": "L2 weight decay (decoupled for adamw)",
-    "momentum": "momentum for sgd and rmsprop",
-    "clip": "clip the global gradient norm to this value; 0 disables",
-    "clip_value": "clip each gradient entry to +-this value; 0 disables",
-    "schedule": "learning-rate schedule: constant, step, cosine, or auto (cosine to min-lr over --max-steps or "
-                "--max-minutes when one is set, else constant)",
-    "warmup_steps": "linear learning-rate warm-up steps",
-    "lr_step_size": "steps between decays of the 'step' schedule",
-    "lr_gamma": "decay factor of the 'step' schedule",
-    "min_lr": "final learning rate of the 'cosine' schedule",
-    "max_steps": "stop after this many steps; 0: no limit",
-    "max_minutes": "training-time budget in minutes (evaluation and saving excluded); 0: no limit",
     "eval_every": "evaluate on the validation split every N steps",
     "eval_chars": "characters of the validation split scored at each evaluation during training (a bounded "
                   "sample for large corpora); 0: all. `rnnlab eval` scores a whole split",
-    "patience": "stop after N evaluations without improvement; 0: never",
-    "log_every": "log training metrics every N steps",
-    "guard": "on a non-finite or exploding step: abort, skip or backoff",
-    "diagnostics": "log hidden-state and gradient statistics per layer",
-    "seed": "random seed for initialisation, dropout and batching",
 }
 
 

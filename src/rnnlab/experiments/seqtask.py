@@ -24,7 +24,7 @@ from ..train.guard import DivergenceError
 from ..train.loopconfig import LoopConfig
 from ..train.progress import MetricsLog
 from ..train.runs import METRICS, prepare_run_dir
-from ..train.task import EvalInterrupted, Selection, StepOutput, Task
+from ..train.task import EvalInterrupted, Selection, SourceTask, StepOutput, param_arrays
 from .seqmodel import SeqModel
 
 KIND = "rnnlab.seqmodel"
@@ -71,7 +71,7 @@ class EpochBatches:
         self.position = int(state["position"])
 
 
-class SequenceTask(Task):
+class SequenceTask(SourceTask):
     name = "sequence"
     unit = "sequences"
 
@@ -92,17 +92,7 @@ class SequenceTask(Task):
         return SeqModel(**self.model_spec)
 
     def pack_model(self, model: SeqModel) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        arrays = {f"param/{name}": value for name, value in model.state_dict().items()}
-        return arrays, {"kind": KIND, "model": dict(self.model_spec), "output": self.kind}
-
-    def next_batch(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.batches.next()
-
-    def data_state(self) -> dict[str, Any]:
-        return self.batches.state()
-
-    def load_data_state(self, state: dict[str, Any]) -> None:
-        self.batches.load(state)
+        return param_arrays(model), {"kind": KIND, "model": dict(self.model_spec), "output": self.kind}
 
     def forward_backward(self, model: SeqModel, batch: tuple, carry: Any) -> StepOutput:
         x, y = batch

@@ -125,3 +125,24 @@ class Task:
     def meta(self) -> dict[str, Any]:
         """Anything else the checkpoint should record about the task (JSON-able)."""
         return {}
+
+
+def param_arrays(model: Module) -> dict[str, np.ndarray]:
+    """A model's weights and buffers as checkpoint arrays (``param/<dotted name>``)."""
+    return {f"param/{name}": value for name, value in model.state_dict().items()}
+
+
+class SourceTask(Task):
+    """A task whose batches come from a source with ``next()``, ``state()`` and ``load(state)``
+    (e.g. shuffled epochs over fixed windows): the data position is the source's state."""
+
+    batches: Any
+
+    def next_batch(self) -> Any:
+        return self.batches.next()
+
+    def data_state(self) -> dict[str, Any]:
+        return self.batches.state()
+
+    def load_data_state(self, state: dict[str, Any]) -> None:
+        self.batches.load(state)

@@ -22,13 +22,13 @@ import numpy as np
 from ...experiments.seqtask import EpochBatches
 from ...layers import GaussianNLL, MSELoss
 from ...module import Module, no_grad
-from ...train.task import EvalInterrupted, StepOutput, Task
+from ...train.task import EvalInterrupted, SourceTask, StepOutput, param_arrays
 from .models import make_model
 
 KIND = "rnnlab.anomaly"
 
 
-class AnomalyTask(Task):
+class AnomalyTask(SourceTask):
     name = "anomaly"
     unit = "windows"
 
@@ -47,17 +47,7 @@ class AnomalyTask(Task):
         return model
 
     def pack_model(self, model: Module) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        arrays = {f"param/{name}": value for name, value in model.state_dict().items()}
-        return arrays, {"kind": KIND, "model": dict(self.spec)}
-
-    def next_batch(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.batches.next()
-
-    def data_state(self) -> dict[str, Any]:
-        return self.batches.state()
-
-    def load_data_state(self, state: dict[str, Any]) -> None:
-        self.batches.load(state)
+        return param_arrays(model), {"kind": KIND, "model": dict(self.spec)}
 
     def loss(self, model: Module, x: np.ndarray, y: np.ndarray, *, backward: bool,
              eps: np.ndarray | None = None) -> tuple[float, Any]:
