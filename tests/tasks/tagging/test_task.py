@@ -100,3 +100,22 @@ def test_pretrained_vectors_initialise_the_word_embeddings(tmp_path):
     cfg.word_dim = 5
     with pytest.raises(ConfigError, match="--word-dim 8"):
         task.build_model()
+
+
+def test_metrics_equal_seqeval_on_a_trained_models_output(tmp_path):
+    """The entity F1 the task reports equals seqeval's on a trained tagger's predictions (not only random ones)."""
+    seqeval = pytest.importorskip("seqeval.metrics")
+    from rnnlab.tasks.tagging.metrics import evaluate
+    from rnnlab.tasks.tagging.task import predict_tags
+
+    cfg, task = make_task(scheme="BIO", n=120, max_steps=36, eval_every=18, lr=1e-2, dropout=0.1)
+    run_task(task, cfg, prepare_run_dir(str(tmp_path / "run")), **QUIET)
+    loaded = load_run(tmp_path / "run")
+    test = synthetic_sentences(40, seed=9)
+    predicted, _ = predict_tags(loaded.model, loaded.vocabs, test, loaded.scheme)
+    gold = [list(s.tags) for s in test]
+    ours = evaluate(gold, predicted)
+    assert 0.0 < ours.f1 < 1.0   # a partly trained model: some entities right, some wrong
+    assert ours.f1 == pytest.approx(seqeval.f1_score(gold, predicted), abs=1e-12)
+    assert ours.precision == pytest.approx(seqeval.precision_score(gold, predicted), abs=1e-12)
+    assert ours.recall == pytest.approx(seqeval.recall_score(gold, predicted), abs=1e-12)
