@@ -6,10 +6,11 @@ from rnnlab.checkpoint import load_checkpoint
 from rnnlab.errors import DataError
 from rnnlab.tasks.forecast import ForecastConfig, ForecastTask
 from rnnlab.tasks.forecast.task import make_spec
-from rnnlab.train import Progress, Trainer, run_task
+from rnnlab.train import Progress, run_task
 from rnnlab.train.guard import DivergenceError
 from rnnlab.train.progress import MetricsLog
 from rnnlab.train.runs import prepare_run_dir
+from rnnlab.train.verify import check_exact_resume, metric_rows
 
 from .conftest import hourly_series
 
@@ -25,42 +26,12 @@ def _setup(model="direct", cell="gru", **kw):
 
 
 @pytest.mark.parametrize("model,cell", [("direct", "gru"), ("encdec", "lstm")])
-def test_forecast_task_resumes_exactly_after_an_interruption(tmp_path, model, cell, monkeypatch):
+def test_forecast_task_resumes_exactly_after_an_interruption(tmp_path, model, cell):
     """Stop at a random step (a KeyboardInterrupt inside the step), resume: identical to one straight run."""
     cfg, series, spec = _setup(model, cell)
-
-    def make_task():
-        return ForecastTask(spec, series, batch=cfg.batch_size, seed=cfg.seed)
-
-    run_task(make_task(), cfg, prepare_run_dir(str(tmp_path / "full")), **QUIET)
-    stop_at = int(np.random.default_rng(len(model)).integers(1, 16))
-    original = Trainer.train_step
-    state = {"done": False}
-
-    def interrupt_once(self):
-        if self.step == stop_at and not state["done"]:
-            state["done"] = True
-            raise KeyboardInterrupt
-        return original(self)
-
-    monkeypatch.setattr(Trainer, "train_step", interrupt_once)
-    part = prepare_run_dir(str(tmp_path / "part"))
-    first = run_task(make_task(), cfg, part, **QUIET)
-    assert first["steps"] == stop_at and first["exit_code"] == 130
-    run_task(make_task(), cfg, part, resume_from=part / "last.npz", **QUIET)
-
-    def rows(run):
-        return [{k: v for k, v in r.items() if k not in ("time", "elapsed", "rate")}
-                for r in MetricsLog(run / "metrics.jsonl").read()]
-
-    full_rows = rows(tmp_path / "full")
-    assert full_rows == rows(part)
-    assert any("owa" in r for r in full_rows)
-    for name in ("last.npz", "best.npz"):
-        a, b = load_checkpoint(tmp_path / "full" / name)[0], load_checkpoint(part / name)[0]
-        assert a.keys() == b.keys()
-        for key in a:
-            np.testing.assert_array_equal(a[key], b[key], err_msg=f"{name}:{key}")
+    check_exact_resume(lambda: ForecastTask(spec, series, batch=cfg.batch_size, seed=cfg.seed), cfg, tmp_path,
+                       stop_at=int(np.random.default_rng(len(model)).integers(1, 16)))
+    assert any("owa" in r for r in metric_rows(tmp_path / "full"))
 
 
 def test_the_guard_refuses_non_finite_steps(tmp_path, monkeypatch):
