@@ -29,7 +29,6 @@ float32 loss) are stored as Python numbers; ``inf``/``nan`` floats are kept
 """
 from __future__ import annotations
 
-import io
 import json
 import math
 import os

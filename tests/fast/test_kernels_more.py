@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rnnlab import fast
-from rnnlab.cells import BNLSTMCell, IRNNCell, LNLSTMCell, LSTMCell, RNNCell
+from rnnlab.cells import BNLSTMCell, IRNNCell, LNLSTMCell, RNNCell
 from rnnlab.errors import ConfigError
 from rnnlab.gradcheck.core import check_case
 from rnnlab.gradcheck.specs import random_population, randomize, sequence_case

@@ -110,7 +110,6 @@ def test_guard_abort_names_the_cause(tmp_path):
 
 def test_unguarded_irnn_really_produces_nan(tmp_path):
     """Without the guard the same settings poison the weights: the failure the guard exists for."""
-    from rnnlab.train.trainer import Trainer
     from rnnlab.data import EncodedCorpus
 
     corpus = EncodedCorpus.from_source(_text(tmp_path))
@@ -188,7 +187,6 @@ def test_resume_from_weights_only_checkpoint_is_a_clear_error(tmp_path):
 
 def test_time_budgeted_cosine_anneals_over_the_budget(tmp_path):
     from rnnlab.data import EncodedCorpus
-    from rnnlab.train.trainer import Trainer
 
     corpus = EncodedCorpus.from_source(_text(tmp_path))
     tr, va, _ = corpus.split()
@@ -213,7 +211,6 @@ def test_cosine_without_a_budget_is_a_config_error():
 def test_gradient_spikes_are_left_to_clipping_when_it_is_on(tmp_path):
     """IRNNs spike constantly; with clipping on a spike is bounded and must not trigger backoff."""
     from rnnlab.data import EncodedCorpus
-    from rnnlab.train.trainer import Trainer
 
     corpus = EncodedCorpus.from_source(_text(tmp_path))
     tr, va, _ = corpus.split()

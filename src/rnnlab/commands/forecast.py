@@ -3,7 +3,6 @@ the baselines, and forecast new series."""
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from .argtypes import positive_int as _positive_int
@@ -117,7 +116,6 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    import numpy as np
 
     from ..tasks.forecast import Forecaster
     from ..tasks.forecast.data import load_dataset, read_csv

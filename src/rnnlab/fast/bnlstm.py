@@ -33,7 +33,6 @@ Variable lengths (``active``): step t runs (and takes statistics over) rows [:n_
 """
 from __future__ import annotations
 
-from functools import partial
 from typing import Any, Iterator
 
 import numpy as np

@@ -7,7 +7,6 @@ and runs the loop. Other tasks build their own task object and call
 """
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any, Callable
 

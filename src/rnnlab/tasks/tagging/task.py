@@ -32,7 +32,7 @@ from .data import Sentence, TaggedCorpus, convert_sentences, load_dataset, read_
 from .metrics import EntityReport, evaluate
 from .model import TaggerModel, read_vectors
 from .schemes import normalize_scheme
-from .vocab import Vocabs, build_vocabs, encode, make_batches
+from .vocab import Vocabs, encode, make_batches
 
 KIND = "rnnlab.tagger"
 
