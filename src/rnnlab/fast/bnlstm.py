@@ -41,7 +41,7 @@ from ..cells.norm import NormCache, NormLSTMStepCache
 from ..errors import ConfigError
 from ..workspace import Workspace
 from . import accel, lstm
-from .lnlstm import _add_grads, _spans, gate_grads
+from .lnlstm import _add_grads, _spans, gate_grads, normed_gates_and_cell
 
 SUPPORTS_ACTIVE = True
 
@@ -119,17 +119,7 @@ def forward_step(xhat_x: np.ndarray, xh: np.ndarray, coupled: bool, eps: float, 
         col_stats(xh, eps, mu_h, var_h, s_h, tmp)
     xh -= mu_h
     xh *= s_h
-    np.multiply(xhat_x, gx, out=act)
-    np.multiply(xh, gh, out=tmp)
-    act += tmp
-    act += bias
-    np.tanh(act, out=act)
-    act *= scale
-    act += shift
-    i, f, g, o = lstm._blocks(act, h.shape[1])
-    np.multiply(f, c_prev, out=c)
-    np.multiply(i, g, out=tmp_h)
-    c += tmp_h
+    o = normed_gates_and_cell(xhat_x, xh, gx, gh, bias, scale, shift, c_prev, act, c, tmp, tmp_h)
     if coupled:
         col_stats(c, eps, mu_c, var_c, s_c, tmp_h)
     np.subtract(c, mu_c, out=xc)

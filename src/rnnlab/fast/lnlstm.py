@@ -106,13 +106,12 @@ def ln_backward(dy: np.ndarray, xhat: np.ndarray, s: np.ndarray, gamma: np.ndarr
         layer_norm_grad(dy[t], xhat[t], s[t], gamma, groups, dx[t], tmp[:n], m[:n])
 
 
-def forward_step(xhat_x: np.ndarray, xh: np.ndarray, groups: int, eps: float, gx: np.ndarray, gh: np.ndarray,
-                 bias: np.ndarray, scale: np.ndarray, shift: np.ndarray, c_prev: np.ndarray, gamma_c: np.ndarray,
-                 beta_c: np.ndarray, act: np.ndarray, s_h: np.ndarray, c: np.ndarray, xc: np.ndarray,
-                 s_c: np.ndarray, tu: np.ndarray, h: np.ndarray, *, tmp: np.ndarray, tmp_h: np.ndarray) -> None:
-    """One step (compiled twin: ``compiled.lnlstm_forward``): xh = LN(h W_h) in place, gates in
-    act, c, xc = LN(c), tu, h; tmp (B, 4H), tmp_h (B, H) scratch."""
-    layer_norm_(xh, groups, eps, s_h, tmp)
+def normed_gates_and_cell(xhat_x: np.ndarray, xh: np.ndarray, gx: np.ndarray, gh: np.ndarray, bias: np.ndarray,
+                          scale: np.ndarray, shift: np.ndarray, c_prev: np.ndarray, act: np.ndarray, c: np.ndarray,
+                          tmp: np.ndarray, tmp_h: np.ndarray) -> np.ndarray:
+    """The step shared by the LN- and BN-LSTM once both products are normalised: the gates
+    act = [sigma, sigma, tanh, sigma](gx xhat_x + gh xh + b) (one tanh, pre-scaled columns) and
+    c = f c_prev + i g; returns the output gate o (a view of act)."""
     np.multiply(xhat_x, gx, out=act)
     np.multiply(xh, gh, out=tmp)
     act += tmp
@@ -120,11 +119,21 @@ def forward_step(xhat_x: np.ndarray, xh: np.ndarray, groups: int, eps: float, gx
     np.tanh(act, out=act)
     act *= scale
     act += shift
-    H = h.shape[1]
-    i, f, g, o = lstm._blocks(act, H)
+    i, f, g, o = lstm._blocks(act, c.shape[1])
     np.multiply(f, c_prev, out=c)
     np.multiply(i, g, out=tmp_h)
     c += tmp_h
+    return o
+
+
+def forward_step(xhat_x: np.ndarray, xh: np.ndarray, groups: int, eps: float, gx: np.ndarray, gh: np.ndarray,
+                 bias: np.ndarray, scale: np.ndarray, shift: np.ndarray, c_prev: np.ndarray, gamma_c: np.ndarray,
+                 beta_c: np.ndarray, act: np.ndarray, s_h: np.ndarray, c: np.ndarray, xc: np.ndarray,
+                 s_c: np.ndarray, tu: np.ndarray, h: np.ndarray, *, tmp: np.ndarray, tmp_h: np.ndarray) -> None:
+    """One step (compiled twin: ``compiled.lnlstm_forward``): xh = LN(h W_h) in place, gates in
+    act, c, xc = LN(c), tu, h; tmp (B, 4H), tmp_h (B, H) scratch."""
+    layer_norm_(xh, groups, eps, s_h, tmp)
+    o = normed_gates_and_cell(xhat_x, xh, gx, gh, bias, scale, shift, c_prev, act, c, tmp, tmp_h)
     np.copyto(xc, c)
     layer_norm_(xc, 1, eps, s_c, tmp_h)
     np.multiply(xc, gamma_c, out=tu)

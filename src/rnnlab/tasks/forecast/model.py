@@ -1,4 +1,4 @@
-"""The forecasters' networks and their loss: direct multi-step, encoder-decoder, pinball loss.
+"""The forecasters' networks: direct multi-step and encoder-decoder, built from a spec.
 
 Both networks read a window of ``L`` normalised values with their time features,
 ``x (B, L, F)``, and output the whole horizon at once, ``Q`` quantiles per step,
@@ -7,23 +7,11 @@ task uses one; :mod:`rnnlab.tasks.forecast.features`):
 
 * ``direct`` -- :class:`rnnlab.experiments.seqmodel.SeqModel` (an RNNStack and a Linear on its
   last step) with ``H*Q`` outputs, reshaped to ``(B, H, Q)``;
-* ``encdec`` -- :class:`EncDecForecaster`::
+* ``encdec`` -- :class:`~rnnlab.tasks.forecast.layers.EncDecForecaster` (encoder final states into a
+  decoder over the future steps' known inputs).
 
-      states = Enc(x_1..x_L)                               final state of every encoder layer
-      d_1..d_H = Dec(u_1..u_H; state0 = states)             u_k: the future step's known inputs
-      yhat_k = d_k W + b                                    (B, H, Q)
-
-  ``forward(x, u) -> (yhat, cache)``, ``backward(dyhat, cache) -> (dx, du)``; the gradient of
-  the decoder's initial state flows into the encoder's final state.
-
-:class:`PinballLoss` (the quantile loss), for predictions ``p (B, H, Q)``, targets ``y (B, H)``
-and levels ``q_j``, ``u = y - p``::
-
-    L   = (1/N) sum_{b,k,j} max(q_j u, (q_j - 1) u)          N = B*H*Q
-    dp  = (dL/N) (1[u < 0] - q_j)                           (at the kink u = 0: -q_j / N)
-
-With the single level 0.5 it is half the mean absolute error. The layers live in
-:mod:`rnnlab.tasks.forecast.layers`, their gradcheck specs in :mod:`rnnlab.gradcheck.specs_forecast`.
+Both are trained with :class:`~rnnlab.tasks.forecast.layers.PinballLoss`; the layers' equations and
+gradcheck specs are in :mod:`rnnlab.tasks.forecast.layers` and :mod:`rnnlab.gradcheck.specs_forecast`.
 """
 from __future__ import annotations
 
