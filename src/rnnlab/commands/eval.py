@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
 def _other_task(args: argparse.Namespace) -> int | None:
     """Runs of other tasks are evaluated by their own command (tag eval, forecast eval); returns its
     exit status, or None for a char-LM run (or a path only the char-LM loader can explain)."""
-    from ..errors import ConfigError
+    from ..errors import ConfigError, RnnlabError
     from ..tasks.registry import LOADERS, task_of
     from ..train.progress import MetricsLog
     from ..train.runs import METRICS
@@ -103,7 +103,7 @@ def _other_task(args: argparse.Namespace) -> int | None:
     path = args.run_path
     try:
         task = task_of(path)
-    except Exception:  # not readable as a run here: the char-LM loader below says what is wrong
+    except (RnnlabError, OSError):  # not readable as a run here: the char-LM loader below says what is wrong
         return None
     if task == "charlm":
         return None

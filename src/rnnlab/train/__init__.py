@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from ..checkpoint import read_checkpoint_meta
+from ..checkpoint import load_checkpoint, read_checkpoint_meta
 from ..data import EncodedCorpus, Vocab
 from ..errors import CheckpointError, ConfigError
 from ..fast import accel
@@ -19,6 +19,7 @@ from .guard import DivergenceError
 from .loopconfig import LoopConfig, validate_loop, with_new_budget
 from .progress import Progress
 from .runs import CONFIG, LAST, find_checkpoint, prepare_run_dir, sweep_temporaries, write_json
+from .snapshot import check_model_meta
 from .task import EvalInterrupted, Selection, StepOutput, Task
 from .trainer import Trainer
 
@@ -76,9 +77,6 @@ def train(cfg: TrainConfig, out: str | None = None, resume: str | None = None,
     ckpt = None
     if resume:
         ckpt, meta = resume_checkpoint(resume, "charlm")
-        from .snapshot import check_model_meta
-        from ..checkpoint import load_checkpoint
-
         check_model_meta(load_checkpoint(ckpt)[0], meta, str(ckpt))  # sizes checked before building anything
         given = {k: getattr(cfg, k) for k in ("max_steps", "max_minutes", "patience")}
         cfg = TrainConfig.from_dict(with_new_budget(meta["config"], given))

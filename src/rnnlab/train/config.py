@@ -7,7 +7,6 @@ so a run can always be reproduced from its folder.
 from __future__ import annotations
 
 import dataclasses
-import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,9 +14,7 @@ from typing import Any
 
 from ..cells import CELLS
 from ..errors import ConfigError
-from ..optim import OPTIMIZERS, SCHEDULES
-
-GUARD_POLICIES = ("abort", "skip", "backoff")
+from .loopconfig import validate_loop
 
 
 @dataclass
@@ -60,31 +57,20 @@ class TrainConfig:
     seed: int = 0
 
     def validate(self) -> "TrainConfig":
+        """The char-LM's own settings here; the loop's (optimizer, schedule, budgets...) by
+        :func:`rnnlab.train.loopconfig.validate_loop`, shared with every task."""
         if self.cell not in CELLS:
             raise ConfigError(f"unknown --cell {self.cell!r}; choose from {', '.join(CELLS)}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"unknown --optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
-        if self.schedule == "auto":  # anneal when there is a budget to anneal over
-            self.schedule = "cosine" if (self.max_steps or self.max_minutes) else "constant"
-        if self.schedule not in SCHEDULES:
-            raise ConfigError(f"unknown --schedule {self.schedule!r}; choose from auto, {', '.join(SCHEDULES)}")
-        if self.guard not in GUARD_POLICIES:
-            raise ConfigError(f"unknown --guard policy {self.guard!r}; choose from {', '.join(GUARD_POLICIES)}")
-        for name in ("hidden_size", "num_layers", "batch_size", "seq_len", "eval_every", "log_every"):
+        validate_loop(self)
+        for name in ("hidden_size", "num_layers", "batch_size", "seq_len"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{flag(name)} must be at least 1, got {getattr(self, name)}")
-        for name in ("embedding_size", "proj_size", "max_steps", "eval_chars", "patience", "warmup_steps"):
+        for name in ("embedding_size", "proj_size", "eval_chars"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{flag(name)} must be >= 0, got {getattr(self, name)}")
         check_cell_options(self.cell, self.cell_options)
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"--dropout must be in [0, 1), got {self.dropout}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ConfigError(f"--lr must be a positive number, got {self.lr}")
-        if self.schedule == "cosine" and not (self.max_steps or self.max_minutes):
-            raise ConfigError("the cosine schedule anneals over the run: set --max-steps or --max-minutes")
-        if self.clip < 0 or self.clip_value < 0 or self.max_minutes < 0:
-            raise ConfigError("--clip, --clip-value and --max-minutes must be >= 0")
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -224,7 +224,6 @@ class Trainer:
                 self._remember_good()
             before = self._snapshot()
             try:
-                self._updating = False
                 result = self.train_step()
             except KeyboardInterrupt:
                 return self._stop_here(rewind=before)
