@@ -61,7 +61,7 @@ def rolling_origin(fc: Forecaster, series: Sequence[Series], origins: int, horiz
     """Forecast from ``origins`` origins spaced ``horizon`` apart at the end of each series, the last
     ending at the series' end; every method sees only the values before its origin."""
     m = fc.spec["season"]
-    hist, actual, ends, kept = [], [], [], []
+    hist, actual, kept = [], [], []
     for s in series:
         for k in range(origins, 0, -1):
             end = len(s) - k * horizon
