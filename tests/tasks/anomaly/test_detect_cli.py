@@ -107,8 +107,10 @@ def test_detect_nab_prints_every_profile_with_baselines_and_htm(tmp_path, capsys
     for name in ("| null |", "| random |", "| numenta (HTM) |", "| pred |", "| vae |", "standard",
                  "reward_low_FP_rate", "reward_low_FN_rate"):
         assert name in out
-    assert "| numenta (HTM) | 100.0 | 100.0 | 100.0 |" in out
+    assert "standard, leave-one-file-out" in out
+    assert "| numenta (HTM) | 100.0 | 100.0 | 100.0 | 100.0 | 1 | - |" in out  # held out too: perfect on each file
     results = json.loads((tmp_path / "res" / "results.json").read_text())
+    assert len(results["results"]["pred"]["held_out"]["standard"]) == 2
     assert len(results["results"]["vae"]["normalized"]["standard"]) == 2 and results["seeds"] == [1, 2]
     assert (tmp_path / "res" / "scores" / "pred-seed2" / "grp" / "b.csv").is_file()
 
@@ -125,3 +127,14 @@ def test_python_api_runs_a_corpus(tmp_path):
     np.testing.assert_array_equal(runs[0].scores["grp/a.csv"],
                                   Detector("pred", seed=0, window=8, hidden=4, epochs=1, long=200)
                                   .fit_score(values, corpus["grp/a.csv"].timestamps))
+
+
+def test_ensemble_flag_is_documented_and_checked(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["detect", "nab", "--help"])
+    assert "--ensemble K" in capsys.readouterr().out
+    series = _write(tmp_path / "s.csv")
+    assert main(["detect", "run", str(series), "--out", str(tmp_path / "o"), "--ensemble", "2", *FAST]) == 0
+    with pytest.raises(SystemExit):
+        main(["detect", "run", str(series), "--ensemble", "0"])
+    assert "--ensemble: must be at least 1, got 0" in capsys.readouterr().err

@@ -138,3 +138,23 @@ def test_the_guard_refuses_non_finite_steps(tmp_path, kind):
         arrays = load_checkpoint(last)[0]
         for name, value in before.items():
             np.testing.assert_array_equal(arrays[f"param/{name}"], value)
+
+
+def test_an_ensemble_averages_its_members_raw_measures():
+    values, stamps = _series()
+    det = Detector("pred", seed=4, ensemble=3, refit_every=200, **TINY)
+    scores = det.fit_score(values, stamps)
+    seeds = [det.member_seed(k) for k in range(3)]
+    assert seeds[0] == 4 and len(set(seeds)) == 3
+    members = []
+    for s in seeds:  # member k is the single detector with member k's seed
+        one = Detector("pred", seed=s, refit_every=200, **TINY)
+        one.fit_score(values, stamps)
+        members.append(one.last_fit["raw"])
+    np.testing.assert_array_equal(det.last_fit["members"], members)
+    np.testing.assert_allclose(det.last_fit["raw"], np.mean(members, axis=0), rtol=1e-12)
+    assert det.last_fit["refits"] == 3 * len(range(290, 600, 200))
+    again = Detector("pred", seed=4, ensemble=3, refit_every=200, **TINY).fit_score(values, stamps)
+    np.testing.assert_array_equal(scores, again)
+    with pytest.raises(ConfigError, match="--ensemble must be at least 1"):
+        Detector("pred", ensemble=0)

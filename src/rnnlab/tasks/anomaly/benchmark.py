@@ -4,7 +4,8 @@
 from its own probationary period), for each seed; :func:`nab_table` scores those outputs with
 NAB's rules, the threshold of each profile optimised over the scored corpus, the same way for
 every detector: the LSTM detectors, the null and random baselines, and HTM's published outputs
-(``DIR/results/numenta/...``) when present.
+(``DIR/results/numenta/...``) when present. :func:`leave_one_out` is the held-out check of that
+optimisation: each file scored at the threshold optimised on the other files.
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ import numpy as np
 
 from ...errors import DataError
 from .detector import Detector
-from .nab import PROFILES, NabCorpus, evaluate, load_corpus, load_results, null_detector, random_detector
+from .nab import (PROFILES, NabCorpus, Profile, evaluate, load_corpus, load_results, normalized_score,
+                  null_detector, optimize_threshold, random_detector, score_file)
 
 
 @dataclass
@@ -41,10 +43,11 @@ class DetectorRun:
 class TableRow:
     name: str
     normalized: dict[str, list[float]] = field(default_factory=dict)   # profile -> one value per seed
+    held_out: dict[str, list[float]] = field(default_factory=dict)     # the same, leave-one-file-out
     seconds_per_10k: list[float] = field(default_factory=list)
 
-    def mean_std(self, profile: str) -> tuple[float, float]:
-        v = np.asarray(self.normalized[profile])
+    def mean_std(self, profile: str, held_out: bool = False) -> tuple[float, float]:
+        v = np.asarray((self.held_out if held_out else self.normalized)[profile])
         return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
 
 
@@ -99,32 +102,59 @@ def reference_scores(corpus: NabCorpus, seeds: Sequence[int] = (0,)) -> dict[str
     return out
 
 
-def nab_table(corpus: NabCorpus, runs: Mapping[str, list], profiles=PROFILES) -> list[TableRow]:
+def leave_one_out(detector_scores: Mapping[str, np.ndarray], corpus: NabCorpus, profile: Profile) -> dict[str, Any]:
+    """Leave-one-file-out NAB score: each file scored at the threshold optimised (NAB's optimiser)
+    on all the *other* files, the files' scores summed and normalised over the whole corpus. Unlike
+    the in-sample optimum it does not reward a threshold tuned to the very file it is scored on.
+    Returns ``{"thresholds": {file: t}, "scores": {file: score}, "score", "normalized"}``."""
+    if len(corpus) < 2:
+        raise DataError("leave-one-file-out needs at least two files")
+    thresholds, scores = {}, {}
+    for key, nab_file in corpus.files.items():
+        rest = NabCorpus({k: f for k, f in corpus.files.items() if k != key}, corpus.root)
+        thresholds[key] = optimize_threshold(detector_scores, rest, profile)[0]
+        scores[key] = score_file(key, nab_file, detector_scores[key], profile, thresholds[key]).score
+    total = float(sum(scores.values()))
+    return {"thresholds": thresholds, "scores": scores, "score": total,
+            "normalized": normalized_score(total, corpus, profile)}
+
+
+def nab_table(corpus: NabCorpus, runs: Mapping[str, list], profiles=PROFILES,
+              held_out: bool = True) -> list[TableRow]:
     """Normalised NAB score per profile of each entry of ``runs`` (``name -> [DetectorRun or
-    scores dict, one per seed]``), thresholds optimised over the corpus for each alike."""
+    scores dict, one per seed]``), thresholds optimised over the corpus for each alike; with
+    ``held_out`` also the leave-one-file-out score (:func:`leave_one_out`, corpora of 2+ files)."""
     rows = []
+    held_out = held_out and len(corpus) > 1
     for name, items in runs.items():
-        row = TableRow(name, {p: [] for p in profiles})
+        row = TableRow(name, {p: [] for p in profiles}, {p: [] for p in profiles} if held_out else {})
         for item in items:
             scores = item.scores if isinstance(item, DetectorRun) else item
             for p, r in evaluate(scores, corpus, profiles).items():
                 row.normalized[p].append(r["normalized"])
+                if held_out:
+                    row.held_out[p].append(leave_one_out(scores, corpus, profiles[p])["normalized"])
             if isinstance(item, DetectorRun):
                 row.seconds_per_10k.append(item.seconds_per_10k)
         rows.append(row)
     return rows
 
 
+def _cell(row: TableRow, p: str, held_out: bool = False) -> str:
+    m, s = row.mean_std(p, held_out)
+    return f"{m:.1f} ± {s:.1f}" if len(row.normalized[p]) > 1 else f"{m:.1f}"
+
+
 def format_table(rows: list[TableRow], profiles=PROFILES) -> str:
-    """A Markdown table: normalised score (mean ± std over seeds) per profile, time per 10k rows."""
+    """A Markdown table: normalised score (mean ± std over seeds) per profile, the standard
+    profile's leave-one-file-out score when the rows have it, time per 10k rows."""
     names = list(profiles)
-    lines = ["| detector | " + " | ".join(names) + " | seeds | s per 10k rows |",
-             "| --- | " + " | ".join("---:" for _ in names) + " | ---: | ---: |"]
+    lofo = bool(rows) and "standard" in rows[0].held_out
+    extra = " standard, leave-one-file-out |" if lofo else ""
+    lines = ["| detector | " + " | ".join(names) + f" |{extra} seeds | s per 10k rows |",
+             "| --- | " + " | ".join("---:" for _ in names + ([0] if lofo else [])) + " | ---: | ---: |"]
     for row in rows:
-        cells = []
-        for p in names:
-            m, s = row.mean_std(p)
-            cells.append(f"{m:.1f} ± {s:.1f}" if len(row.normalized[p]) > 1 else f"{m:.1f}")
+        cells = [_cell(row, p) for p in names] + ([_cell(row, "standard", True)] if lofo else [])
         t = f"{np.mean(row.seconds_per_10k):.1f}" if row.seconds_per_10k else "-"
         lines.append(f"| {row.name} | " + " | ".join(cells) + f" | {len(row.normalized[names[0]])} | {t} |")
     return "\n".join(lines)

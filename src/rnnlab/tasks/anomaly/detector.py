@@ -74,11 +74,12 @@ class DetectorConfig:
     refit_every: int = 500    # online learning: rows between refits (0: train on the probationary period only)
     refit_epochs: int = 3     # passes over the last P rows' windows at each refit
     refit_lr: float = 0.3     # the refits' learning rate, as a fraction of lr
+    ensemble: int = 1         # K networks from different seeds; their raw measures are averaged
 
     def validate(self) -> "DetectorConfig":
         if self.post not in POST:
             raise ConfigError(f"unknown --post {self.post!r}; choose from {', '.join(POST)}")
-        for name in ("window", "hidden", "latent", "epochs", "batch", "samples", "short", "long"):
+        for name in ("window", "hidden", "latent", "epochs", "batch", "samples", "short", "long", "ensemble"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name} must be at least 1, got {getattr(self, name)}")
         if self.refit_every < 0 or self.refit_epochs < 1 or not self.refit_lr > 0:
@@ -133,6 +134,10 @@ class Detector:
         return values, timestamps
 
     # -- fit and score -----------------------------------------------------------------------------
+    def member_seed(self, k: int) -> int:
+        """The seed of ensemble member k: the detector's own seed for member 0, derived ones after."""
+        return self.seed if k == 0 else int(np.random.SeedSequence([self.seed, 1, k]).generate_state(1)[0])
+
     def fit_score(self, values, timestamps=None, *, run_dir: str | Path | None = None,
                   log=lambda *a: None) -> np.ndarray:
         """Train on the probationary period of ``values`` and score every row; returns (n,) scores.
@@ -140,37 +145,54 @@ class Detector:
         With ``refit_every = R`` the network also learns online: after each block of R scored rows
         it trains on (``refit_epochs`` passes over) the windows of the last P rows before the next
         block, and the reference statistics of the raw measure are taken afresh on those windows.
+        With ``ensemble = K`` K networks (seeds :meth:`member_seed`) do all this independently and
+        the raw measure is the mean of theirs, taken before the score.
         """
         values, timestamps = self._check(values, timestamps)
-        cfg, L = self.config, self.config.window
+        cfg = self.config
         n, start = len(values), probationary_rows(len(values))
         feats = self._features(values, timestamps, start)
-        views = np.lib.stride_tricks.sliding_window_view(feats, L, axis=0).transpose(0, 2, 1)  # (n-L+1, L, F)
-        spec = {"detector": self.kind, "input_size": feats.shape[1], "hidden_size": cfg.hidden, "window": L,
-                "horizon": 1, "latent_size": cfg.latent, "seed": self.seed}
-        first = L if self.kind == "pred" else L - 1  # the first row with a full window
+        views = np.lib.stride_tricks.sliding_window_view(feats, cfg.window, axis=0).transpose(0, 2, 1)  # (n-L+1, L, F)
+        first = cfg.window if self.kind == "pred" else cfg.window - 1  # the first row with a full window
+        t0 = time.perf_counter()
+        members, fit = [], {"steps": 0, "refits": 0, "fit_s": 0.0}
+        for k in range(cfg.ensemble):
+            raw_k, model, info = self._member(self.member_seed(k), feats, views, first, start,
+                                              run_dir if k == 0 else None, log)
+            members.append(raw_k)
+            self.model = model if k == 0 else self.model
+            for key in fit:
+                fit[key] += info[key]
+        raw = np.mean(members, axis=0)
+        scores = POST[cfg.post](raw, start, first, short=cfg.short, long=cfg.long, suppress=cfg.suppress)
+        self.last_fit = {"rows": n, "probationary": start, **fit, "total_s": time.perf_counter() - t0,
+                         "raw": raw, "members": members}
+        return scores
+
+    def _member(self, seed: int, feats: np.ndarray, views: np.ndarray, first: int, start: int, run_dir,
+                log) -> tuple[np.ndarray, Any, dict]:
+        """One network's raw measure for every row (0 before ``first``), trained from ``seed``."""
+        cfg, n = self.config, len(feats)
+        spec = {"detector": self.kind, "input_size": feats.shape[1], "hidden_size": cfg.hidden,
+                "window": cfg.window, "horizon": 1, "latent_size": cfg.latent, "seed": seed}
         t0 = time.perf_counter()
         model, steps = self._train(spec, feats, views, first, start, cfg.epochs, None, run_dir, log)
         fit_s = time.perf_counter() - t0
-        ref = self._reference(self._measure(model, feats, views, first, start))
+        ref = self._reference(self._measure(model, feats, views, first, start, seed))
         raw = np.zeros(n)
         block = cfg.refit_every if cfg.refit_every > 0 else n
         lo, hi, refits = first, start + block, 0
         while lo < n:
             hi = min(hi, n)
-            raw[lo:hi] = self._raw(self._measure(model, feats, views, lo, hi), ref)
+            raw[lo:hi] = self._raw(self._measure(model, feats, views, lo, hi, seed), ref)
             if hi >= n:
                 break
             t1 = time.perf_counter()
             model, k = self._train(spec, feats, views, max(first, hi - start), hi, cfg.refit_epochs, model, None, log)
-            ref = self._reference(self._measure(model, feats, views, max(first, hi - start), hi))
+            ref = self._reference(self._measure(model, feats, views, max(first, hi - start), hi, seed))
             steps, refits, fit_s = steps + k, refits + 1, fit_s + time.perf_counter() - t1
             lo, hi = hi, hi + block
-        self.model = model
-        scores = POST[cfg.post](raw, start, first, short=cfg.short, long=cfg.long, suppress=cfg.suppress)
-        self.last_fit = {"rows": n, "probationary": start, "steps": steps, "refits": refits,
-                         "fit_s": fit_s, "total_s": time.perf_counter() - t0, "raw": raw}
-        return scores
+        return raw, model, {"steps": steps, "refits": refits, "fit_s": fit_s}
 
     def _train(self, spec: dict, feats: np.ndarray, views: np.ndarray, lo: int, hi: int, epochs: int,
                init, run_dir, log) -> tuple[Any, int]:
@@ -181,7 +203,7 @@ class Detector:
             x, y = np.ascontiguousarray(views[lo - L:hi - L]), feats[lo:hi, :1].copy()
         else:  # the window ending at t
             x, y = np.ascontiguousarray(views[lo - L + 1:hi - L + 1]), None
-        seed = self.seed if init is None else int(np.random.SeedSequence([self.seed, hi]).generate_state(1)[0])
+        seed = spec["seed"] if init is None else int(np.random.SeedSequence([spec["seed"], hi]).generate_state(1)[0])
         task = AnomalyTask(spec, x, y, batch=cfg.batch, seed=seed, beta=cfg.beta,
                            init=None if init is None else init.state_dict())
         steps = epochs * task.batches.per_epoch
@@ -197,11 +219,12 @@ class Detector:
         model.load_state_dict({k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")})
         return model.eval(), int(summary.get("steps") or 0)
 
-    def _measure(self, model, feats: np.ndarray, views: np.ndarray, lo: int, hi: int, chunk: int = 2048) -> np.ndarray:
+    def _measure(self, model, feats: np.ndarray, views: np.ndarray, lo: int, hi: int, seed: int,
+                 chunk: int = 2048) -> np.ndarray:
         """The model's measure for rows lo..hi-1: the forecast error (pred), the window's absolute
         reconstruction errors (encdec, (rows, L)) or its mean negative log-likelihood (vae)."""
         cfg, L = self.config, self.config.window
-        rng = np.random.default_rng([self.seed, 1, lo])
+        rng = np.random.default_rng([seed, 1, lo])
         outs = []
         with no_grad():
             for a in range(lo, hi, chunk):

@@ -1,0 +1,53 @@
+"""The leave-one-file-out NAB score: each file at the threshold optimised on the other files."""
+import numpy as np
+import pytest
+
+from rnnlab.errors import DataError
+from rnnlab.tasks.anomaly.benchmark import format_table, leave_one_out, nab_table
+from rnnlab.tasks.anomaly.nab import PROFILES, NabCorpus, NabFile, evaluate, perfect_detector
+
+STD = PROFILES["standard"]
+
+
+def _corpus() -> NabCorpus:
+    stamps = np.datetime64("2020-01-01T00:00", "us") + np.arange(100) * np.timedelta64(5, "m")
+    return NabCorpus({k: NabFile(k, stamps, np.zeros(100), [(50, 59)]) for k in ("g/a.csv", "g/b.csv", "g/c.csv")})
+
+
+def _fire(pairs) -> np.ndarray:
+    s = np.zeros(100)
+    for row, value in pairs:
+        s[row] = value
+    return s
+
+
+def test_leave_one_out_by_hand():
+    corpus = _corpus()
+    # a: a detection at its window's start (0.9); b: one at 0.5 and a false positive at 0.7 before the
+    # window; c: one at 0.3 and two false positives at 0.6.
+    scores = {"g/a.csv": _fire([(50, 0.9)]), "g/b.csv": _fire([(50, 0.5), (30, 0.7)]),
+              "g/c.csv": _fire([(50, 0.3), (20, 0.6), (25, 0.6)])}
+    r = leave_one_out(scores, corpus, STD)
+    # without a, the best threshold is 0.3 (b, c: 2 - 3 x 0.11), so is it without b (a, c: 2 - 2 x 0.11);
+    # without c it is 0.5 (a, b: 2 - 0.11), at which c misses its window and keeps its two FPs.
+    assert r["thresholds"] == {"g/a.csv": 0.3, "g/b.csv": 0.3, "g/c.csv": 0.5}
+    assert r["scores"] == pytest.approx({"g/a.csv": 1.0, "g/b.csv": 1 - 0.11, "g/c.csv": -1 - 0.22})
+    assert r["score"] == pytest.approx(0.67)
+    assert r["normalized"] == pytest.approx(100 * (0.67 + 3) / 6)  # S_null = -3, S_perfect = 3
+    in_sample = evaluate(scores, corpus, {"standard": STD})["standard"]
+    assert in_sample["threshold"] == 0.3 and in_sample["normalized"] == pytest.approx(100 * (3 - 0.33 + 3) / 6)
+
+
+def test_leave_one_out_in_the_table_and_its_limits():
+    corpus = _corpus()
+    perfect = perfect_detector(corpus)
+    assert leave_one_out(perfect, corpus, STD)["normalized"] == pytest.approx(100.0)
+    rows = nab_table(corpus, {"perfect": [perfect]})
+    assert rows[0].held_out["standard"] == [pytest.approx(100.0)]
+    table = format_table(rows).splitlines()
+    assert "| perfect | 100.0 | 100.0 | 100.0 | 100.0 | 1 | - |" in table
+    assert len({line.count("|") for line in table}) == 1  # every line has the same columns
+    one = NabCorpus({"g/a.csv": corpus["g/a.csv"]})
+    with pytest.raises(DataError, match="at least two files"):
+        leave_one_out(perfect, one, STD)
+    assert nab_table(one, {"perfect": [perfect]})[0].held_out == {}
