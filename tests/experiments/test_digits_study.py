@@ -68,3 +68,25 @@ def test_quick_digits_bnlstm_reports_accuracy_with_reestimated_statistics(tmp_pa
     rec = result["rows"][0]["runs"][0]
     assert 0.0 <= rec["test_acc_restats"] <= 100.0
     assert "BN stats over train set" in result["table"]
+
+
+def test_irnn_grid_rows_only_when_asked_for_and_their_settings_reach_the_run(tmp_path):
+    from rnnlab.experiments import digits
+
+    assert not any(c.group == digits.GRID for c in digits.conditions(Options()))
+    grid = [c for c in digits.conditions(Options(groups=[digits.GRID])) if c.group == digits.GRID]
+    assert len(grid) == len(digits.IRNN_GRID) and len({c.label for c in grid}) == len(grid)
+    cos = next(c for c in grid if c.label == "irnn grid h128 lr=0.003 id=1 cos pixel")
+    assert cos.settings["hidden"] == 128 and cos.settings["schedule"] == "cosine"
+    assert cos.settings["options"] == {"input_std": 1.0, "identity_scale": 1.0}
+    result = run("digits", Options(quick=True, seeds=1, budget="steps", steps=30, groups=[digits.GRID],
+                                   rows=["irnn grid h64 lr=0.001 id=0.9 pixel"], out=str(tmp_path), log=lambda s: None))
+    (row,) = result["rows"]
+    rec = row["runs"][0]
+    assert rec["hidden"] == 64 and rec["steps"] == 30 and rec["lr"] == 1e-3
+    assert rec["params"] == 64 * 1 + 64 * 64 + 64 + 64 * 10 + 10     # W_x, W_h, b, read-out
+    from rnnlab.checkpoint import load_checkpoint
+
+    _, meta = load_checkpoint(tmp_path / "digits-runs" / "steps" / "irnn-grid-h64-lr0.001-id0.9-pixel-seed0" / "last.npz")
+    assert meta["model"]["identity_scale"] == 0.9 and meta["model"]["input_std"] == 1.0
+    assert meta["config"]["schedule"] == "constant"

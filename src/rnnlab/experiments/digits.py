@@ -28,8 +28,8 @@ import math
 import numpy as np
 
 from ..errors import ConfigError
-from .runner import Column, Condition, Options, Study
 from ..train.loopconfig import LoopConfig
+from .runner import Column, Condition, Options, Study
 from .seqtask import EpochBatches, SequenceTask, fit_sequence, reestimate_population, run_dir_for
 
 SPLIT_SEED, PERM_SEED, TRAIN_FRACTION = 0, 2015, 0.8
@@ -56,6 +56,14 @@ EPOCHS_STEPS = 60      # step-matched: every run gets 60 epochs = 60 x 44 optimi
 IRNN_SGD_GRID = ((1e-1, 1.0), (1e-2, 1.0))
 PROTOCOL = {"optimizer": "sgd", "options": {"identity_scale": 1.0, "input_std": 0.001}}
 QUICK = {"hidden": 32, "epochs": 8, "minutes": 0.1, "train": 600}
+# The IRNN grid on pixel digits (issue 15: "IRNN reaches at least 95 %"), one group run only when asked
+# for (--groups irnn-grid), pixel variant: Adam with std-1 inputs and clipping at 1, over the learning
+# rate, the hidden size, the identity's scale and the schedule. Each entry: (hidden, lr, identity scale,
+# schedule). Use it with --budget steps --steps N (docs/results.md lists the grid that was run).
+GRID = "irnn-grid"
+IRNN_GRID = tuple((h, lr, 1.0, "constant") for h in (64, 128) for lr in (3e-4, 1e-3, 3e-3)) + (
+    (64, 1e-3, 0.9, "constant"), (128, 1e-3, 0.9, "constant"), (128, 1e-3, 1.0, "cosine"),
+    (128, 3e-3, 1.0, "cosine"), (64, 1e-3, 0.9, "cosine"), (128, 1e-3, 0.9, "cosine"), (128, 3e-3, 0.9, "cosine"))
 
 
 def load_digits_sequences(permuted: bool = False, dtype=np.float32) -> tuple[np.ndarray, ...]:
@@ -71,7 +79,7 @@ def load_digits_sequences(permuted: bool = False, dtype=np.float32) -> tuple[np.
         x = x[:, np.random.default_rng(PERM_SEED).permutation(64)]
     y = data.target.astype(np.int64)
     order = np.random.default_rng(SPLIT_SEED).permutation(len(x))
-    n_train = int(round(TRAIN_FRACTION * len(x)))
+    n_train = round(TRAIN_FRACTION * len(x))
     train, test = order[:n_train], order[n_train:]
     return x[train, :, None], y[train], x[test, :, None], y[test]
 
@@ -86,7 +94,17 @@ def conditions(opts: Options) -> list[Condition]:
                 conds += [Condition(f"irnn sgd lr={lr:g} {variant}", "irnn", variant,
                                     {"variant": variant, "lr": lr, "clip": clip, **PROTOCOL})
                           for lr, clip in IRNN_SGD_GRID]
+    if opts.groups and GRID in opts.groups:
+        conds += [grid_condition(*entry) for entry in IRNN_GRID]
     return conds
+
+
+def grid_condition(hidden: int, lr: float, scale: float, schedule: str) -> Condition:
+    """One IRNN grid row (pixel digits, Adam, std-1 inputs, clip 1), e.g. 'irnn grid h128 lr=0.001 id=1 pixel'."""
+    label = f"irnn grid h{hidden} lr={lr:g} id={scale:g}{' cos' if schedule == 'cosine' else ''} pixel"
+    return Condition(label, "irnn", GRID, {"variant": "pixel", "lr": lr, "clip": 1.0, "hidden": hidden,
+                                           "schedule": schedule,
+                                           "options": {"input_std": 1.0, "identity_scale": scale}})
 
 
 def step_epochs(opts: Options) -> int:
@@ -103,6 +121,7 @@ def run_one(cond: Condition, seed: int, opts: Options) -> dict:
         x_tr, y_tr = x_tr[:QUICK["train"]], y_tr[:QUICK["train"]]
     else:
         hidden, epochs, minutes = HIDDEN, EPOCHS, MINUTES
+    hidden = s.get("hidden", hidden)
     minutes = opts.minutes if opts.minutes is not None else minutes
     spec = {"cell": cond.cell, "input_size": 1, "hidden_size": hidden, "output_size": 10, "seed": seed,
             **s.get("options", {})}
@@ -116,7 +135,8 @@ def run_one(cond: Condition, seed: int, opts: Options) -> dict:
     # steps). Non-finite losses and gradients and runaway states (|h| > 1e4) are still rejected.
     task = SequenceTask(spec, batches, (x_te, y_te), "classification", loss_limit=math.inf)
     cfg = LoopConfig(optimizer=s.get("optimizer", "adam"), lr=s["lr"], clip=s["clip"], max_steps=max_steps,
-                     max_minutes=minutes, eval_every=per_epoch, guard="skip", seed=seed)
+                     max_minutes=minutes, eval_every=per_epoch, guard="skip", seed=seed,
+                     schedule=s.get("schedule", "constant"))
     run_dir = run_dir_for(opts, "digits", cond.label, seed)
     res = fit_sequence(task, cfg, run_dir, log=opts.log)
     last = res.history[-1]
