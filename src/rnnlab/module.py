@@ -39,8 +39,10 @@ def grad_enabled() -> bool:
 def no_grad() -> Iterator[None]:
     """Run forward passes that will never be differentiated (evaluation, scoring).
 
-    Layers whose cache is large may then skip it: the fused LSTM/GRU loop keeps
-    one step's gates instead of all T, which is faster and much smaller.
+    Layers whose cache is large may then skip it: the fused GRU loop keeps one
+    step's gates instead of all T, the LSTM runs a forward-only loop
+    (:mod:`rnnlab.fast.lstm_infer`: no per-step caches, token rows read in
+    place), and the softmax cross-entropy keeps no log-probabilities.
     Calling ``backward`` on such a forward's cache raises an error.
     """
     global _grad_enabled

@@ -38,7 +38,10 @@ A kernel is an object with::
         steps: a list of the cell's own per-step caches (views), so that
         the reference backward can consume them too. keep=False (under
         :func:`rnnlab.no_grad`): keep one step's intermediates, return
-        steps=None.
+        steps=None (the LSTM runs a separate forward-only loop,
+        :mod:`rnnlab.fast.lstm_infer`; a kernel with ``READS_TOKEN_ROWS``
+        then also takes token input as a ``lstm_infer.TokenRows``, the
+        (V, G) projected table and the ids, instead of a gathered XW).
     backward(cell, dyt, dstate, steps, W_h, chunk, ws) -> iterator of (t0, t1, dXW, dHW)
         BPTT in blocks of ``chunk`` steps, the last block first: dXW, dHW
         (t1 - t0, B, G*H) are the gradients of steps t0..t1-1 (possibly the

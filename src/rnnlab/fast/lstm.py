@@ -33,9 +33,10 @@ import numpy as np
 
 from ..cells.lstm import LSTMStepCache
 from ..workspace import Workspace
-from . import accel
+from . import accel, lstm_infer
 
 SUPPORTS_ACTIVE = True  # forward/backward take ``active`` (rows per step) for variable lengths
+READS_TOKEN_ROWS = True  # forward with keep=False takes a lstm_infer.TokenRows as XW (no gather)
 
 
 def _blocks(a: np.ndarray, H: int) -> tuple[np.ndarray, ...]:
@@ -79,27 +80,26 @@ def forward_step(a: np.ndarray, hw: np.ndarray, bias: np.ndarray, scale: np.ndar
 
 def forward(cell: Any, XW: np.ndarray, b: np.ndarray, W_h: np.ndarray, hs: np.ndarray,
             state0: tuple, ws: Workspace, keep: bool = True, active: list | None = None) -> tuple[tuple, list | None]:
+    if not keep:   # no_grad: the forward-only loop (rnnlab.fast.lstm_infer), nothing kept
+        return lstm_infer.forward(XW, b, W_h, hs, state0, ws, active)
     if active is not None:
-        return _forward_active(XW, b, W_h, hs, state0, ws, keep, active)
+        return _forward_active(XW, b, W_h, hs, state0, ws, active)
     T, B, G = XW.shape
     H = G // 4
     scale = preact_scale(H, XW.dtype)       # also the shift: 0.5 + 0.5 tanh(a/2)
     shift = preact_shift(H, XW.dtype)
     # The gates are computed in place in XW (the input projection, no longer needed after its
-    # step): no second (T, B, 4H) array. keep=False (no_grad): two cell states, reused, not T+1.
+    # step): no second (T, B, 4H) array.
     act = XW
     hw = ws.empty("hw", (B, G), hs.dtype)
-    cs = ws.empty("c", hs.shape, hs.dtype) if keep else ws.empty("c2", (2, B, H), hs.dtype)
-    tanh_c = ws.empty("tanh_c", (T, B, H), hs.dtype) if keep else ws.empty("tanh_c1", (1, B, H), hs.dtype)
+    cs = ws.empty("c", hs.shape, hs.dtype)
+    tanh_c = ws.empty("tanh_c", (T, B, H), hs.dtype)
     compiled = accel.steps(hs.dtype)
     step = compiled.lstm_forward if compiled is not None else partial(forward_step, ig=ws.empty("ig", (B, H), hs.dtype))
     cs[0] = state0[1]
     for t in range(T):
-        k, c_prev, c = (t, cs[t], cs[t + 1]) if keep else (0, cs[t % 2], cs[(t + 1) % 2])
         np.matmul(hs[t], W_h, out=hw)
-        step(act[t], hw, b, scale, shift, c_prev, c, tanh_c[k], hs[t + 1])
-    if not keep:
-        return (hs[T].copy(), cs[T % 2].copy()), None
+        step(act[t], hw, b, scale, shift, cs[t], cs[t + 1], tanh_c[t], hs[t + 1])
     steps = [LSTMStepCache(act[t], cs[t], tanh_c[t]) for t in range(T)]
     return (hs[T].copy(), cs[T].copy()), steps
 
@@ -164,22 +164,22 @@ def backward_step(act: np.ndarray, c_prev: np.ndarray, tc: np.ndarray, dh: np.nd
 
 # -- variable lengths: step t computes rows [:n_t], rows [n_t:] keep their state --------------------
 def _forward_active(XW: np.ndarray, b: np.ndarray, W_h: np.ndarray, hs: np.ndarray, state0: tuple,
-                    ws: Workspace, keep: bool, active: list) -> tuple[tuple, list | None]:
+                    ws: Workspace, active: list) -> tuple[tuple, list]:
     """:func:`forward` with ``active``: h_t, c_t = step(rows [:n_t]); rows [n_t:] copy h_{t-1}, c_{t-1}.
     The step caches hold the n_t computed rows."""
     T, B, G = XW.shape
     H = G // 4
     scale, shift = preact_scale(H, XW.dtype), preact_shift(H, XW.dtype)
     hw = ws.empty("hw", (B, G), hs.dtype)
-    cs = ws.empty("c", hs.shape, hs.dtype) if keep else ws.empty("c2", (2, B, H), hs.dtype)
-    tanh_c = ws.empty("tanh_c", (T, B, H), hs.dtype) if keep else ws.empty("tanh_c1", (1, B, H), hs.dtype)
+    cs = ws.empty("c", hs.shape, hs.dtype)
+    tanh_c = ws.empty("tanh_c", (T, B, H), hs.dtype)
     compiled = accel.steps(hs.dtype)
     ig = None if compiled is not None else ws.empty("ig", (B, H), hs.dtype)
     cs[0] = state0[1]
     for t, n in enumerate(active):
-        k, c_prev, c = (t, cs[t], cs[t + 1]) if keep else (0, cs[t % 2], cs[(t + 1) % 2])
+        c_prev, c = cs[t], cs[t + 1]
         np.matmul(hs[t, :n], W_h, out=hw[:n])
-        args = (XW[t, :n], hw[:n], b, scale, shift, c_prev[:n], c[:n], tanh_c[k, :n], hs[t + 1, :n])
+        args = (XW[t, :n], hw[:n], b, scale, shift, c_prev[:n], c[:n], tanh_c[t, :n], hs[t + 1, :n])
         if compiled is not None:
             compiled.lstm_forward(*args)
         else:
@@ -187,8 +187,6 @@ def _forward_active(XW: np.ndarray, b: np.ndarray, W_h: np.ndarray, hs: np.ndarr
         if n < B:   # finished rows: the state carries over unchanged
             hs[t + 1, n:] = hs[t, n:]
             c[n:] = c_prev[n:]
-    if not keep:
-        return (hs[T].copy(), cs[T % 2].copy()), None
     steps = [LSTMStepCache(XW[t, :n], cs[t, :n], tanh_c[t, :n]) for t, n in enumerate(active)]
     return (hs[T].copy(), cs[T].copy()), steps
 

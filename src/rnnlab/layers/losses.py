@@ -8,7 +8,10 @@ averaged over the n = sum(m) real positions::
     dz    = (dL/n) * m * (softmax(z) - onehot(y))
 
 Subtracting the max keeps exp() in [0, 1], so logits of +-1e4 neither
-overflow nor lose the gradient.
+overflow nor lose the gradient. Under :func:`rnnlab.no_grad` (evaluation) the
+loss is computed without the (N, V) log-probabilities, which only backward
+reads: log p[y] = (z_y - max z) - log sum exp(z - max z), the same operations
+on the same values, one full pass and two (N, V) arrays fewer.
 
 Mean-squared error over all N entries (or the masked ones)::
 
@@ -20,7 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..module import Module
+from ..module import Module, grad_enabled
 
 
 def log_softmax(z: np.ndarray) -> np.ndarray:
@@ -38,7 +41,7 @@ def _mask_and_count(mask: np.ndarray | None, shape: tuple[int, ...], dtype: np.d
 
 
 class CrossEntropyCache(NamedTuple):
-    log_probs: np.ndarray
+    log_probs: np.ndarray | None   # None under no_grad
     targets: np.ndarray
     mask: np.ndarray | None
     count: float
@@ -53,14 +56,22 @@ class SoftmaxCrossEntropy(Module):
         if logits.shape[:-1] != targets.shape:
             raise ValueError(f"logits {logits.shape} and targets {targets.shape} disagree")
         mask, count = _mask_and_count(mask, targets.shape, logits.dtype)
-        logp = log_softmax(logits)
-        picked = np.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]
+        if grad_enabled():
+            logp = log_softmax(logits)
+            picked = np.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]
+        else:   # no_grad: log p at the targets only (see the module docstring); nothing kept
+            logp = None
+            shifted = logits - logits.max(axis=-1, keepdims=True)
+            picked = np.take_along_axis(shifted, targets[..., None], axis=-1)[..., 0]
+            picked -= np.log(np.exp(shifted, out=shifted).sum(axis=-1))
         if mask is not None:
             picked = picked * mask
         loss = -picked.sum() / max(count, 1.0)
         return float(loss), CrossEntropyCache(logp, targets, mask, count)
 
     def backward(self, dloss: float, cache: CrossEntropyCache) -> np.ndarray:
+        if cache.log_probs is None:
+            raise RuntimeError("this loss was computed under rnnlab.no_grad(): it kept nothing to backpropagate")
         dz = np.exp(cache.log_probs)
         np.put_along_axis(dz, cache.targets[..., None],
                           np.take_along_axis(dz, cache.targets[..., None], axis=-1) - 1.0, axis=-1)

@@ -51,6 +51,7 @@ import numpy as np
 
 from .. import fast
 from ..fast import parallel
+from ..fast.lstm_infer import TokenRows
 from ..cells.base import Cell, State
 from ..module import Module, grad_enabled
 from ..workspace import Workspace
@@ -135,10 +136,14 @@ class Recurrent(Module):
         if scale is not None:  # the kernel wants some columns pre-scaled (exact: powers of two)
             W_x, W_h, b = (np.multiply(w, scale, out=ws.empty(name, w.shape, w.dtype))
                            for name, w in (("W_x'", W_x), ("W_h'", W_h), ("b'", b)))
-        XW = ws.empty("XW", (T, B, W_x.shape[1]), W_x.dtype)
-        if tokens:
+        if tokens and kernel is not None and not grad_enabled() and getattr(kernel, "READS_TOKEN_ROWS", False):
+            # Forward only: the kernel reads the (V, G) table's rows per step, no (T, B, G) gather.
+            XW = TokenRows((W_x if xt.table is None else xt.table @ W_x).astype(W_x.dtype, copy=False), xt.ids)
+        elif tokens:
+            XW = ws.empty("XW", (T, B, W_x.shape[1]), W_x.dtype)
             project(xt.ids, xt.table, W_x, XW)
         else:
+            XW = ws.empty("XW", (T, B, W_x.shape[1]), W_x.dtype)
             np.matmul(xt.reshape(T * B, D), W_x, out=XW.reshape(T * B, -1))
         # A kernel adds b inside its step (free in the compiled one; a full pass over XW here).
         # project_bias False: the cell adds b itself, after normalising xw (no kernel does that).
