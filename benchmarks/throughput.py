@@ -2,6 +2,8 @@
 
     PYTHONPATH=src python benchmarks/throughput.py           # the full table (about seven minutes)
     PYTHONPATH=src python benchmarks/throughput.py --quick   # H=256 only, a one-minute look
+    OPENBLAS_NUM_THREADS=1 taskset -c 0 python benchmarks/throughput.py --threads 1 --eval-only --cells lstm
+                                                             # the evaluation rows alone, one pinned thread
 
 Model, identical in both: Embedding(V=85, 64) -> 2-layer LSTM or GRU (hidden H)
 -> Linear(H, V), softmax cross-entropy, Adam; batch B=64 of T=64 characters,
@@ -32,8 +34,9 @@ half (quartiles) of the per-round ratios, i.e. how far the ratio moved in the ru
   i.e. numba and LLVM), and the script prints that memory under the table.
   The tracemalloc column is what a later rnnlab step still allocates once its
   workspace exists (NumPy reports allocations to tracemalloc).
-* Eval: forward and loss only (both in eval mode under no_grad: rnnlab.no_grad keeps one
-  step's gates instead of all T).
+* Eval: forward and loss only (both in eval mode under no_grad: rnnlab's LSTM then runs its
+  forward-only loop, rnnlab.fast.lstm_infer, and its GRU keeps one step's gates instead of
+  all T; the loss keeps no log-probabilities). ``--eval-only`` times these rows alone.
 * Sampling: batch 1, H=256, 2 layers, temperature 0.8, one character at a
   time (rnnlab.generate.Stepper; torch steps nn.LSTM with its state), in
   alternating blocks as above.
@@ -46,7 +49,9 @@ half (quartiles) of the per-round ratios, i.e. how far the ratio moved in the ru
   equations (``TorchNormLSTM``: a Python loop over time, autograd for the backward;
   per-step batch statistics, no population statistics kept).
 
-The last line is ``min ratio vs torch: X.XX``, the smallest training ratio of the main table.
+The last line is ``min ratio vs torch: X.XX``, the smallest training ratio of the main table;
+the line before it, ``min eval ratio vs torch``, the smallest evaluation ratio (with
+``--eval-only``, the only rows timed, it is the last line).
 """
 from __future__ import annotations
 
@@ -370,14 +375,19 @@ def other_rows(args) -> dict:
     return extra
 
 
-def eval_rows(args, train_times: dict) -> None:
+def eval_rows(args, train_times: dict | None) -> dict:
+    """The evaluation rows; the eval/train column only where training was timed (not --eval-only)."""
     print(f"{'eval':<10}{'rnnlab c/s':>11}{'torch c/s':>11}{'ratio':>7}{'rounds':>13}{'eval/train':>11}")
+    times = {}
     for cell in args.cells:
         for H in args.hidden:
             timing = side_by_side(rnnlab_steps(cell, H)[1], torch_steps(cell, H)[1], args.warmup, args.seconds)
             ours, theirs = timing.ours, timing.theirs
+            times[cell, H] = timing
+            per_train = f"{train_times[cell, H].ours / ours:.2f}" if train_times else ""
             print(f"{cell} {H:<5}{B * T / ours:>11.0f}{B * T / theirs:>11.0f}{theirs / ours:>7.2f}"
-                  f"{timing.spread():>13}{train_times[cell, H].ours / ours:>11.2f}", flush=True)
+                  f"{timing.spread():>13}{per_train:>11}", flush=True)
+    return times
 
 
 def main() -> int:
@@ -391,6 +401,8 @@ def main() -> int:
                    help="timed seconds per library and configuration (default 5, --quick 2)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-memory", action="store_true")
+    p.add_argument("--eval-only", action="store_true",
+                   help="only the evaluation rows (no training, other-cell, memory or sampling rows)")
     p.add_argument("--probe", nargs=3, metavar=("LIB", "CELL", "H"), help=argparse.SUPPRESS)
     args = p.parse_args()
     import torch
@@ -413,15 +425,21 @@ def main() -> int:
         for H in args.hidden:
             print(f"FLOPs per char {cell} H={H}: train {3 * flops_per_char(cell, H) / 1e6:.2f} M, "
                   f"eval {flops_per_char(cell, H) / 1e6:.2f} M")
+    if args.eval_only:
+        eval_times = eval_rows(args, None)
+        print(f"float32 GEMM peak measured again at the end: {gemm_peak() / 1e9:.1f} GFLOP/s")
+        print(f"min eval ratio vs torch: {min(t.theirs / t.ours for t in eval_times.values()):.2f}")
+        return 0
     train_times = train_rows(args, peak)
     extra = other_rows(args) if args.other_cells else {}
-    eval_rows(args, train_times)
+    eval_times = eval_rows(args, train_times)
     ours, theirs = sampling_rates(args.seconds)
     print(f"sampling (batch 1, LSTM H=256, 2 layers): rnnlab {ours:.0f} chars/s, torch {theirs:.0f} chars/s")
     # The machine's speed drifts (shared host): a second peak shows how far the MFU columns can be trusted.
     print(f"float32 GEMM peak measured again at the end: {gemm_peak() / 1e9:.1f} GFLOP/s")
     if extra:
         print(f"max normalised-LSTM step time over the LSTM's: {max(extra.values()):.2f}")
+    print(f"min eval ratio vs torch: {min(t.theirs / t.ours for t in eval_times.values()):.2f}")
     print(f"min ratio vs torch: {min(t.theirs / t.ours for t in train_times.values()):.2f}")
     return 0
 

@@ -125,3 +125,17 @@ def test_the_torch_normalised_lstm_has_rnnlab_equations(throughput, kind):
     x = rng.standard_normal((5, 6, 3))
     (y, _), _ = layer.forward(x)
     np.testing.assert_allclose(m(torch.from_numpy(x)).detach().numpy(), y, rtol=1e-10, atol=1e-12)
+
+
+def test_eval_rows_alone_leave_the_eval_train_column_blank(throughput, clock, monkeypatch, capsys):
+    """--eval-only: eval_rows runs without training times and returns every row's timing."""
+    steps = {"ours": clock.step("ours", [0.01]), "theirs": clock.step("theirs", [0.03])}
+    monkeypatch.setattr(throughput, "rnnlab_steps", lambda cell, H: (None, steps["ours"]))
+    monkeypatch.setattr(throughput, "torch_steps", lambda cell, H: (None, steps["theirs"]))
+    args = SimpleNamespace(cells=["lstm"], hidden=[128, 512], warmup=1, seconds=0.1)
+    times = throughput.eval_rows(args, None)
+    assert set(times) == {("lstm", 128), ("lstm", 512)}
+    assert all(t.theirs / t.ours == pytest.approx(3.0) for t in times.values())
+    rows = capsys.readouterr().out.splitlines()[1:]
+    assert [r.split()[:2] for r in rows] == [["lstm", "128"], ["lstm", "512"]]
+    assert all(r.split()[4] == "3.00" and len(r.split()) == 6 for r in rows)   # no eval/train value
