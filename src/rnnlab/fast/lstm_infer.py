@@ -13,10 +13,11 @@ backward pass, which lets each step do less::
   the loop) is only read: the gates go to the small scratch ``hw``, which stays
   in cache, instead of being written back over XW.
 * tanh(c) is not stored (training keeps it for backward), and the compiled step
-  (``compiled.lstm_infer``) runs three loops of one output each (gates, c, h),
-  which LLVM vectorises; the training step's cell loop writes c, tanh(c) and h
-  together. Measured at B = 64, one thread, float32: 29 / 54 / 110 us a step at
-  H = 128 / 256 / 512 against 50 / 97 / 198 us for the training step.
+  (``compiled.lstm_infer``) runs three loops of one output each (gates, c, h);
+  the training step's cell loop writes c, tanh(c) and h together. A probe at
+  B = 64, one thread, float32 (thread CPU time on a shared machine): about 31 /
+  43 / 81 us a step at H = 128 / 256 / 512 against 37 / 68 / 108 us for the
+  training step. The loop stays bound by its products (docs/performance.md).
 * Nothing is allocated inside the loop: hw, c and the NumPy twin's scratch come
   from the layer's workspace.
 
