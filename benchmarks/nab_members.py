@@ -22,7 +22,7 @@ import numpy as np
 
 from rnnlab.tasks.anomaly.benchmark import leave_one_out
 from rnnlab.tasks.anomaly.detector import Detector, probationary_rows
-from rnnlab.tasks.anomaly.likelihood import POST
+from rnnlab.tasks.anomaly.likelihood import POST, _rolling_mean, decade_scale, log_tail
 from rnnlab.tasks.anomaly.nab import PROFILES, evaluate, load_corpus
 
 
@@ -51,18 +51,54 @@ def _first(detector: str) -> int:
     return 32 if detector == "pred" else 31
 
 
-def combined_scores(corpus, folder: Path, detector: str, seed: int, k: int, **post) -> dict:
+def likelihood_z(raw: np.ndarray, first: int, short: int, long: int, floor: float = 1e-3) -> np.ndarray:
+    """The anomaly likelihood's z (as rnnlab.tasks.anomaly.likelihood.anomaly_likelihood), 0 before first."""
+    z = np.zeros(len(raw))
+    m = _rolling_mean(raw[first:], short)
+    mean, sq = _rolling_mean(m, long), _rolling_mean(m * m, long)
+    scale = np.maximum(np.sqrt(np.maximum(sq - mean * mean, 0.0)), floor * np.maximum(np.abs(mean), 1e-12))
+    z[first:] = (m - mean) / np.where(scale > 0, scale, 1.0)
+    return z
+
+
+def ratio_onsets(score: np.ndarray, suppress: int, ratio: float) -> np.ndarray:
+    """Onsets in decades: keep a row only if its D = -log10 Q exceeds ``ratio`` times the largest D of the
+    ``suppress`` rows before it (ratio 1: likelihood.onsets)."""
+    d = 10.0 * score / (1.0 - score)
+    padded = np.concatenate([np.full(suppress, 0.0), d])
+    before = np.lib.stride_tricks.sliding_window_view(padded[:-1], suppress).max(axis=1)
+    return np.where((d > ratio * before) & (d > 0), score, 0.0)
+
+
+def combined_scores(corpus, folder: Path, detector: str, seed: int, k: int, short=5, long=8640, suppress=50,
+                    mix: str = "", ratio: float = 1.0, warmup: int = 0) -> dict:
+    """Members 0..k-1's raw measures averaged, then scored; with ``mix`` (``FOLDER:DETECTOR``) the
+    mean z of the likelihood of this ensemble and of that detector's member 0 (same seed)."""
     raws = [np.load(folder / f"{detector}-seed{seed}-m{m}.npz") for m in range(k)]
+    other = None
+    if mix:
+        path, kind = mix.split(":")
+        other = (np.load(Path(path) / f"{kind}-seed{seed}-m0.npz"), _first(kind))
     out = {}
     for key, f in corpus.files.items():
-        raw = np.mean([r[key] for r in raws], axis=0)
-        out[key] = POST["likelihood"](raw, probationary_rows(len(f)), _first(detector), **post)
+        raw, start = np.mean([r[key] for r in raws], axis=0), probationary_rows(len(f))
+        if other is None:
+            score = POST["likelihood"](raw, start, _first(detector), short=short, long=long, suppress=0,
+                                       warmup=warmup)
+            out[key] = ratio_onsets(score, suppress, ratio)
+            continue
+        first = max(_first(detector), other[1])
+        z = (likelihood_z(raw, first, short, long) + likelihood_z(other[0][key], first, short, long)) / 2
+        score = decade_scale(log_tail(z))
+        score[:max(start, first)] = 0.0
+        out[key] = ratio_onsets(score, suppress, ratio)
     return out
 
 
 def evaluate_ensembles(a) -> None:
     corpus = load_corpus(a.root, ["realKnownCause"])
-    post = {"short": a.short, "long": a.long, "suppress": a.suppress}
+    post = {"short": a.short, "long": a.long, "suppress": a.suppress, "mix": a.mix, "ratio": a.ratio,
+            "warmup": a.warmup}
     for k in _ints(a.members):
         rows = {p: [] for p in PROFILES}
         lofo = []
@@ -96,6 +132,10 @@ def main() -> None:
     e.add_argument("--short", type=int, default=5)
     e.add_argument("--long", type=int, default=8640)
     e.add_argument("--suppress", type=int, default=50)
+    e.add_argument("--ratio", type=float, default=1.0, help="onsets: D must exceed RATIO x the previous max")
+    e.add_argument("--warmup", type=int, default=0, help="as rnnlab detect --warmup")
+    e.add_argument("--mix", default="", metavar="FOLDER:DETECTOR",
+                   help="also average in the likelihood z of that detector's member 0")
     a = ap.parse_args()
     run(a) if a.verb == "run" else evaluate_ensembles(a)
 

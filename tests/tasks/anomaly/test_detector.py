@@ -88,6 +88,23 @@ def test_likelihood_flags_a_sustained_rise_once_and_uses_only_the_past():
     assert np.all(g[:150] == 0) and g.max() > 0.5
 
 
+def test_warmup_keeps_the_training_rows_out_of_the_likelihood():
+    rng = np.random.default_rng(1)
+    raw = rng.gamma(1.0, size=1200)
+    raw[:300] *= 0.1  # the rows the network trained on: smaller errors
+    plain = anomaly_likelihood(raw, start=300, first=10, long=500)
+    s = anomaly_likelihood(raw, start=300, first=10, long=500, warmup=40)
+    assert np.all(s[:340] == 0) and s[340:].max() > 0
+    assert plain[300:340].max() > 0.3  # without: new rows look rare next to the training rows
+    other = raw.copy()
+    other[:300] = 5.0  # the training rows do not matter with a warm-up
+    np.testing.assert_array_equal(s, anomaly_likelihood(other, start=300, first=10, long=500, warmup=40))
+    assert not np.array_equal(plain, anomaly_likelihood(other, start=300, first=10, long=500))
+    future = raw.copy()
+    future[900:] = 0.0
+    np.testing.assert_array_equal(s[:900], anomaly_likelihood(future, 300, 10, long=500, warmup=40)[:900])
+
+
 def test_log_tail_and_onsets():
     z = np.array([-3.0, 0.0, 2.0, 20.0, 24.9999, 25.0001, 40.0])
     q = tail_probability(z[:3])

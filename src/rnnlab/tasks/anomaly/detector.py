@@ -69,6 +69,7 @@ class DetectorConfig:
     post: str = "likelihood"  # likelihood | gaussian (rnnlab.tasks.anomaly.likelihood)
     short: int = 5            # the anomaly likelihood's short window
     long: int = 8640          # and long window (rows)
+    warmup: int = 0           # likelihood statistics from scored rows only, the first W scoring 0 (0: from row L)
     suppress: int = 50        # onsets only: rows after a score that a score must exceed (0: off)
     max_minutes: float = 0.0  # training-time budget per series (0: epochs only)
     refit_every: int = 500    # online learning: rows between refits (0: train on the probationary period only)
@@ -84,8 +85,8 @@ class DetectorConfig:
                 raise ConfigError(f"--{name} must be at least 1, got {getattr(self, name)}")
         if self.refit_every < 0 or self.refit_epochs < 1 or not self.refit_lr > 0:
             raise ConfigError("--refit-every must be >= 0, --refit-epochs >= 1 and --refit-lr > 0")
-        if self.suppress < 0:
-            raise ConfigError(f"--suppress must be >= 0, got {self.suppress}")
+        if self.suppress < 0 or self.warmup < 0:
+            raise ConfigError(f"--suppress and --warmup must be >= 0, got {self.suppress} and {self.warmup}")
         if not self.lr > 0 or self.max_minutes < 0:
             raise ConfigError("--lr must be positive and --max-minutes >= 0")
         return self
@@ -164,7 +165,8 @@ class Detector:
             for key in fit:
                 fit[key] += info[key]
         raw = np.mean(members, axis=0)
-        scores = POST[cfg.post](raw, start, first, short=cfg.short, long=cfg.long, suppress=cfg.suppress)
+        scores = POST[cfg.post](raw, start, first, short=cfg.short, long=cfg.long, suppress=cfg.suppress,
+                                warmup=cfg.warmup)
         self.last_fit = {"rows": n, "probationary": start, **fit, "total_s": time.perf_counter() - t0,
                          "raw": raw, "members": members}
         return scores

@@ -18,6 +18,9 @@ sweep can still order the rarest rows (log Q is computed from erfc, and from its
 series beyond z = 25). A noisy stretch raises sd_t and so damps alarms on noise; a sustained
 rise of the error stands out.
 
+Statistics from new rows only (``warmup = W``): the long window holds only rows from ``start``
+on, the rows the detector did not train on, and the first W of them score 0.
+
 Onsets only (``suppress = K`` rows, 0 disables): a row whose score does not exceed the largest
 score of the K rows before it scores 0, so a stretch of high scores raises one alarm at its
 start (and again only when it rises further), not one per row; this does not depend on the
@@ -82,13 +85,18 @@ def _rolling_mean(a: np.ndarray, width: int) -> np.ndarray:
 
 
 def anomaly_likelihood(raw: np.ndarray, start: int, first: int = 0, short: int = 5, long: int = 8640,
-                       suppress: int = 50, floor: float = 1e-3) -> np.ndarray:
+                       suppress: int = 50, floor: float = 1e-3, warmup: int = 0) -> np.ndarray:
     """Scores in [0, 1] from the raw measure ``raw[first:]`` (rows before ``first`` have none).
 
-    Row t uses only rows up to t. The long-window statistics use rows from ``first`` on.
+    Row t uses only rows up to t. The long-window statistics use rows from ``first`` on; with
+    ``warmup = W > 0`` only rows from ``start`` on (a detector's measure on the rows it trained on
+    is smaller than on new rows, and would make every new row look rare), and the first W of those
+    score 0 while the statistics gather.
     """
     raw = np.asarray(raw, dtype=np.float64)
     out = np.zeros(len(raw))
+    if warmup > 0:
+        first = max(first, start)
     a = raw[first:]
     if len(a) == 0:
         return out
@@ -99,7 +107,7 @@ def anomaly_likelihood(raw: np.ndarray, start: int, first: int = 0, short: int =
     scale = np.maximum(sd, floor * np.maximum(np.abs(mean), 1e-12))
     z = (m - mean) / np.where(scale > 0, scale, 1.0)
     out[first:] = decade_scale(log_tail(z))
-    out[:max(start, first)] = 0.0
+    out[:max(start, first) + max(warmup, 0)] = 0.0
     return onsets(out, suppress)
 
 
