@@ -236,10 +236,13 @@ def test_the_cli_gives_the_irnn_the_setting_that_trains_it_unless_told_otherwise
         return resolve_config(build_parser().parse_args(["train", "x.txt", *argv]))
 
     cfg = resolve("--cell", "irnn")
-    assert (cfg.optimizer, cfg.lr, cfg.clip, cfg.cell_options) == ("sgd", 0.05, 1.0, {"identity_scale": 0.9})
-    assert "--optimizer sgd" in capsys.readouterr().err
-    cfg = resolve("--cell", "irnn", "--optimizer", "adam", "--identity-scale", "0.5")
-    assert (cfg.optimizer, cfg.lr, cfg.cell_options) == ("adam", 0.05, {"identity_scale": 0.5})
+    assert (cfg.optimizer, cfg.lr, cfg.clip, cfg.warmup_steps, cfg.cell_options) == \
+        ("adam", 1e-3, 1.0, 30, {"identity_scale": 0.5})
+    assert "--lr 0.001" in capsys.readouterr().err
+    cfg = resolve("--cell", "irnn", "--optimizer", "sgd", "--identity-scale", "0.9")
+    assert (cfg.optimizer, cfg.lr, cfg.cell_options) == ("sgd", 1e-3, {"identity_scale": 0.9})
+    cfg = resolve("--cell", "irnn", "--lr", "0.05", "--warmup-steps", "0")
+    assert (cfg.lr, cfg.warmup_steps, cfg.clip) == (0.05, 0, 1.0)
     assert resolve("--cell", "lstm").optimizer == "adam"
     run = tmp_path / "irnn"
     summary = train(resolve("--cell", "irnn").replace(corpus=_text(tmp_path), hidden_size=32, num_layers=1,
