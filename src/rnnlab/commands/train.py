@@ -86,7 +86,9 @@ def resolve_config(args: argparse.Namespace):
     preset = {k: v for k, v in CELL_PRESETS.get(cell, {}).items() if k not in flags and k not in data}
     if preset and not getattr(args, "resume", None):
         print(f"note: --cell {cell} trains with its own defaults unless given: "
-              + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in preset.items()), file=sys.stderr)
+              + ", ".join(f"--{k.replace('_', '-')} " + (f"'{json.dumps(v)}'" if isinstance(v, dict) else f"{v:g}"
+                                               if isinstance(v, float) else str(v)) for k, v in preset.items()),
+              file=sys.stderr)
         flags.update(preset)
     return cfg.replace(**flags).validate()
 
