@@ -74,8 +74,9 @@ def advice(cell: str, clip: float, lr: float) -> str:
         tips.append(f"a lower clipping threshold (now {clip:g})")
     tips.append(f"a lower learning rate (now {lr:.3g})")
     if cell in ("irnn", "rnn"):
-        tips.append("the IRNN recipe that trains (plain SGD: --optimizer sgd --lr 0.05 --clip 1 --identity-scale 0.9; "
-                    "Adam moves every entry of the identity at once) or the tanh cell" if cell == "irnn"
+        tips.append("the IRNN recipe that trains (--optimizer adam --lr 1e-3 --warmup-steps 30 --clip 1 "
+                    "--identity-scale 0.5: a large first Adam step moves every entry of the identity at once, and a "
+                    "full identity integrates the carried state) or the tanh cell" if cell == "irnn"
                     else "an LSTM or GRU cell")
     return "try " + ", ".join(tips)
 
