@@ -76,9 +76,9 @@ def combined_scores(corpus, folder: Path, detector: str, seed: int, k: int, shor
     mean z of the likelihood of this ensemble and of that detector's member 0 (same seed)."""
     raws = [np.load(folder / f"{detector}-seed{seed}-m{m}.npz") for m in range(k)]
     other = None
-    if mix:
-        path, kind = mix.split(":")
-        other = (np.load(Path(path) / f"{kind}-seed{seed}-m0.npz"), _first(kind))
+    if mix:  # FOLDER:DETECTOR:K, that detector's members 0..K-1 averaged
+        path, kind, k2 = mix.split(":")
+        other = ([np.load(Path(path) / f"{kind}-seed{seed}-m{m}.npz") for m in range(int(k2))], _first(kind))
     out = {}
     for key, f in corpus.files.items():
         raw, start = np.mean([r[key] for r in raws], axis=0), probationary_rows(len(f))
@@ -87,10 +87,11 @@ def combined_scores(corpus, folder: Path, detector: str, seed: int, k: int, shor
                                        warmup=warmup)
             out[key] = ratio_onsets(score, suppress, ratio)
             continue
-        first = max(_first(detector), other[1])
-        z = (likelihood_z(raw, first, short, long) + likelihood_z(other[0][key], first, short, long)) / 2
+        first = start if warmup > 0 else max(_first(detector), other[1])
+        raw2 = np.mean([r[key] for r in other[0]], axis=0)
+        z = (likelihood_z(raw, first, short, long) + likelihood_z(raw2, first, short, long)) / 2
         score = decade_scale(log_tail(z))
-        score[:max(start, first)] = 0.0
+        score[:max(start, first) + warmup] = 0.0
         out[key] = ratio_onsets(score, suppress, ratio)
     return out
 

@@ -11,8 +11,17 @@ from .argtypes import name_list, positive_int
 DETECTORS = ("pred", "encdec", "vae")
 
 
+def _detector(text: str) -> str:
+    """One detector, or several different ones joined by + (their likelihoods averaged)."""
+    parts = text.strip().split("+")
+    if any(p not in DETECTORS for p in parts) or len(set(parts)) < len(parts):
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(DETECTORS)} or several joined by + "
+                                         f"(e.g. pred+vae), got {text!r}")
+    return text.strip()
+
+
 def _detectors(text: str) -> list[str]:
-    return name_list(text, DETECTORS, "detectors")
+    return [_detector(name) for name in name_list(text, None, "detectors")]
 
 
 def _detector_options(p: argparse.ArgumentParser) -> None:
@@ -68,7 +77,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                          description="Write timestamp,value,anomaly_score for each row of SERIES.csv; with "
                                      "--plot also a PNG of the series, its score and any labelled windows.")
     r.add_argument("series", metavar="SERIES.csv", help="a CSV file with the header timestamp,value")
-    r.add_argument("--detector", choices=DETECTORS, default="pred", help="which detector (default pred)")
+    r.add_argument("--detector", type=_detector, default="pred", metavar="NAME",
+                   help="pred, encdec or vae, or several joined by + (e.g. pred+vae: the mean of their "
+                        "likelihood z) (default pred)")
     r.add_argument("--out", metavar="DIR", help="output folder (default: runs/detect/<name>-<detector>)")
     r.add_argument("--plot", action="store_true", help="also write a PNG (needs matplotlib)")
     r.add_argument("--labels", metavar="FILE.json",
@@ -88,7 +99,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     n.add_argument("root", metavar="DIR", help="NAB folder holding data/<group>/*.csv and labels/")
     n.add_argument("--groups", metavar="G1,G2", help="only these groups, e.g. realKnownCause (default: all)")
     n.add_argument("--detector", type=_detectors, default=["pred"], metavar="NAME[,NAME]",
-                   help="detectors, comma-separated, from pred, encdec, vae (default pred)")
+                   help="detectors, comma-separated, from pred, encdec, vae, or several of those joined "
+                        "by + (e.g. pred,pred+vae) (default pred)")
     n.add_argument("--seeds", type=positive_int, default=1, metavar="N",
                    help="seeds S..S+N-1 per detector, S from --seed (default 1)")
     n.add_argument("--seed", type=int, default=0, metavar="S",

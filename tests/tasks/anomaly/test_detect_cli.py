@@ -133,6 +133,12 @@ def test_ensemble_flag_is_documented_and_checked(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["detect", "nab", "--help"])
     assert "--ensemble K" in capsys.readouterr().out
+    root = _nab(tmp_path / "nab", htm=False)
+    assert main(["detect", "nab", str(root), "--detector", "pred+vae", "--ensemble", "2", "--warmup", "10", *FAST]) == 0
+    assert "| pred+vae |" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["detect", "nab", str(root), "--detector", "pred+pred"])
+    assert "or several joined by + (e.g. pred+vae), got 'pred+pred'" in capsys.readouterr().err
     series = _write(tmp_path / "s.csv")
     assert main(["detect", "run", str(series), "--out", str(tmp_path / "o"), "--ensemble", "2", *FAST]) == 0
     with pytest.raises(SystemExit):

@@ -32,12 +32,13 @@ def test_probationary_rows_follow_nab():
     assert probationary_rows(1000) == 150 and probationary_rows(22695) == 750 and probationary_rows(7) == 1
 
 
-@pytest.mark.parametrize("kind,refit", [("pred", 0), ("encdec", 0), ("vae", 0), ("pred", 100), ("vae", 150)])
+@pytest.mark.parametrize("kind,refit", [("pred", 0), ("encdec", 0), ("vae", 0), ("pred", 100), ("vae", 150),
+                                        ("pred+vae", 150)])
 def test_scores_are_in_0_1_and_never_look_ahead(kind, refit):
     values, stamps = _series()
     det = Detector(kind, seed=1, refit_every=refit, **TINY)
     scores = det.fit_score(values, stamps)
-    assert det.last_fit["refits"] == (len(range(90 + refit, 600, refit)) if refit else 0)
+    assert det.last_fit["refits"] == (len(range(90 + refit, 600, refit)) if refit else 0) * len(kind.split("+"))
     assert scores.shape == values.shape and np.all((scores >= 0) & (scores <= 1))
     assert np.all(scores[:probationary_rows(len(values))] == 0)  # NAB does not score them
     changed = values.copy()
@@ -175,3 +176,26 @@ def test_an_ensemble_averages_its_members_raw_measures():
     np.testing.assert_array_equal(scores, again)
     with pytest.raises(ConfigError, match="--ensemble must be at least 1"):
         Detector("pred", ensemble=0)
+
+
+def test_a_joint_detector_scores_the_mean_z_of_its_parts():
+    values, stamps = _series()
+    opts = dict(refit_every=200, warmup=20, **TINY)
+    joint = Detector("pred+vae", seed=2, **opts)
+    scores = joint.fit_score(values, stamps)
+    raws = []
+    for kind in ("pred", "vae"):
+        part = Detector(kind, seed=2, **opts)
+        part.fit_score(values, stamps)
+        raws.append(part.last_fit["raw"])
+    np.testing.assert_array_equal(joint.last_fit["raw"], raws)
+    expected = anomaly_likelihood(np.stack(raws), 90, 8, long=200, warmup=20)
+    np.testing.assert_array_equal(scores, expected)
+    one = anomaly_likelihood(raws[1], 90, 8, long=200, warmup=20)  # one measure twice: the same score
+    np.testing.assert_array_equal(anomaly_likelihood(np.stack([raws[1], raws[1]]), 90, 8, long=200, warmup=20), one)
+    assert not np.array_equal(scores, one)
+    for bad in ("pred+pred", "pred+lof"):
+        with pytest.raises(ConfigError, match="unknown detector"):
+            Detector(bad)
+    with pytest.raises(ConfigError, match="needs --post likelihood"):
+        Detector("pred+vae", post="gaussian")

@@ -93,20 +93,29 @@ class DetectorConfig:
 
 
 class Detector:
-    """One detector (``pred``, ``encdec`` or ``vae``) with its settings; ``fit_score`` per series."""
+    """One detector (``pred``, ``encdec`` or ``vae``) with its settings; ``fit_score`` per series.
+
+    A joint detector (``pred+vae``, any of them joined by ``+``) runs each part with the same
+    settings and seed and scores the mean of the parts' likelihood z (each part's raw measure
+    against its own statistics; :func:`~rnnlab.tasks.anomaly.likelihood.anomaly_likelihood`).
+    """
 
     def __init__(self, kind: str = "pred", seed: int = 0, **options: Any) -> None:
-        if kind not in KINDS:
-            raise ConfigError(f"unknown detector {kind!r}; choose from {', '.join(KINDS)}")
-        self.kind, self.seed = kind, int(seed)
+        parts = kind.split("+")
+        if any(p not in KINDS for p in parts) or len(set(parts)) < len(parts):
+            raise ConfigError(f"unknown detector {kind!r}; choose from {', '.join(KINDS)}, or several "
+                              "different ones joined by + (e.g. pred+vae)")
+        self.kind, self.seed, self.parts = kind, int(seed), parts
         self.config = DetectorConfig(**options).validate()
+        if len(parts) > 1 and self.config.post != "likelihood":
+            raise ConfigError(f"the joint detector {kind} needs --post likelihood")
         self.model = None
         self.last_fit: dict[str, Any] = {}
 
     # -- inputs ----------------------------------------------------------------------------------
     def min_rows(self) -> int:
         """The fewest rows a series needs: MIN_WINDOWS training windows in its probationary period."""
-        need = self.config.window + MIN_WINDOWS + (1 if self.kind == "pred" else 0)
+        need = self.config.window + MIN_WINDOWS + (1 if "pred" in self.parts else 0)
         return int(math.ceil(need / 0.15))
 
     def _features(self, values: np.ndarray, timestamps: np.ndarray | None, start: int) -> np.ndarray:
@@ -150,6 +159,8 @@ class Detector:
         the raw measure is the mean of theirs, taken before the score.
         """
         values, timestamps = self._check(values, timestamps)
+        if len(self.parts) > 1:
+            return self._joint(values, timestamps, run_dir, log)
         cfg = self.config
         n, start = len(values), probationary_rows(len(values))
         feats = self._features(values, timestamps, start)
@@ -169,6 +180,22 @@ class Detector:
                                 warmup=cfg.warmup)
         self.last_fit = {"rows": n, "probationary": start, **fit, "total_s": time.perf_counter() - t0,
                          "raw": raw, "members": members}
+        return scores
+
+    def _joint(self, values, timestamps, run_dir, log) -> np.ndarray:
+        cfg, t0 = self.config, time.perf_counter()
+        raws, first, fit = [], 0, {"steps": 0, "refits": 0, "fit_s": 0.0}
+        for kind in self.parts:
+            part = Detector(kind, seed=self.seed, **asdict(cfg))
+            part.fit_score(values, timestamps, run_dir=Path(run_dir) / kind if run_dir else None, log=log)
+            raws.append(part.last_fit["raw"])
+            first = max(first, cfg.window if kind == "pred" else cfg.window - 1)
+            fit = {key: fit[key] + part.last_fit[key] for key in fit}
+        start = probationary_rows(len(values))
+        scores = POST["likelihood"](np.stack(raws), start, first, short=cfg.short, long=cfg.long,
+                                    suppress=cfg.suppress, warmup=cfg.warmup)
+        self.last_fit = {"rows": len(values), "probationary": start, **fit, "total_s": time.perf_counter() - t0,
+                         "raw": np.stack(raws)}
         return scores
 
     def _member(self, seed: int, feats: np.ndarray, views: np.ndarray, first: int, start: int, run_dir,

@@ -26,6 +26,9 @@ score of the K rows before it scores 0, so a stretch of high scores raises one a
 start (and again only when it rises further), not one per row; this does not depend on the
 threshold. Rows before ``start`` (the probationary period) score 0: NAB does not score them.
 
+Several measures (e.g. a forecaster's error and a VAE's reconstruction probability, on unlike
+scales): each gets its own z_t as above, and the score is that of their mean.
+
 ``gaussian_tail``: the same scale and onsets of the tail probability of a_t itself under the Gaussian
 fitted to a over the probationary period (no short/long comparison).
 """
@@ -84,6 +87,17 @@ def _rolling_mean(a: np.ndarray, width: int) -> np.ndarray:
     return (c[t + 1] - c[lo]) / (t + 1 - lo)
 
 
+def likelihood_z(raw: np.ndarray, short: int = 5, long: int = 8640, floor: float = 1e-3) -> np.ndarray:
+    """``z_t`` of the anomaly likelihood for every row of ``raw`` (the short-window mean against the
+    long-window statistics of those means; row t uses rows up to t)."""
+    m = _rolling_mean(raw, short)
+    mean = _rolling_mean(m, long)
+    sq = _rolling_mean(m * m, long)
+    sd = np.sqrt(np.maximum(sq - mean * mean, 0.0))
+    scale = np.maximum(sd, floor * np.maximum(np.abs(mean), 1e-12))
+    return (m - mean) / np.where(scale > 0, scale, 1.0)
+
+
 def anomaly_likelihood(raw: np.ndarray, start: int, first: int = 0, short: int = 5, long: int = 8640,
                        suppress: int = 50, floor: float = 1e-3, warmup: int = 0) -> np.ndarray:
     """Scores in [0, 1] from the raw measure ``raw[first:]`` (rows before ``first`` have none).
@@ -91,21 +105,16 @@ def anomaly_likelihood(raw: np.ndarray, start: int, first: int = 0, short: int =
     Row t uses only rows up to t. The long-window statistics use rows from ``first`` on; with
     ``warmup = W > 0`` only rows from ``start`` on (a detector's measure on the rows it trained on
     is smaller than on new rows, and would make every new row look rare), and the first W of those
-    score 0 while the statistics gather.
+    score 0 while the statistics gather. Several raw measures (``raw`` of shape (k, n), e.g. two
+    detectors'): the mean of their z_t, each from its own statistics.
     """
-    raw = np.asarray(raw, dtype=np.float64)
-    out = np.zeros(len(raw))
+    raws = np.atleast_2d(np.asarray(raw, dtype=np.float64))
+    out = np.zeros(raws.shape[1])
     if warmup > 0:
         first = max(first, start)
-    a = raw[first:]
-    if len(a) == 0:
+    if first >= len(out):
         return out
-    m = _rolling_mean(a, short)
-    mean = _rolling_mean(m, long)
-    sq = _rolling_mean(m * m, long)
-    sd = np.sqrt(np.maximum(sq - mean * mean, 0.0))
-    scale = np.maximum(sd, floor * np.maximum(np.abs(mean), 1e-12))
-    z = (m - mean) / np.where(scale > 0, scale, 1.0)
+    z = np.mean([likelihood_z(a[first:], short, long, floor) for a in raws], axis=0)
     out[first:] = decade_scale(log_tail(z))
     out[:max(start, first) + max(warmup, 0)] = 0.0
     return onsets(out, suppress)
