@@ -20,6 +20,11 @@ The BN-LSTM is the paper's (Cooijmans et al. 2016): gamma = 0.1, statistics
 per time step (``max_steps`` = 64, one slot per pixel), input and recurrent
 projections normalised separately, the cell normalised before tanh, population
 statistics at test time (see :mod:`rnnlab.cells.bnlstm`).
+
+The group ``irnn-grid`` (pixel digits only, run only when asked for with
+``--groups irnn-grid``) holds the IRNN grid of issue 15: Adam with std-1
+inputs over hidden size, learning rate, identity scale and schedule
+(``IRNN_GRID``).
 """
 from __future__ import annotations
 
