@@ -201,6 +201,21 @@ def test_time_budgeted_cosine_anneals_over_the_budget(tmp_path):
     assert all(a > b for a, b in zip(rates[:4], rates[1:5]))
 
 
+def test_time_budgeted_cosine_with_warmup_builds_and_warms_up(tmp_path):
+    """A time budget, a cosine and a warm-up together (the --cell irnn preset) once failed to start."""
+    from rnnlab.data import EncodedCorpus
+
+    corpus = EncodedCorpus.from_source(_text(tmp_path))
+    cfg = _cfg(None, schedule="cosine", max_steps=0, max_minutes=2.0, lr=1e-2, warmup_steps=30).validate()
+    trainer = _trainer(cfg, corpus, tmp_path)
+    trainer.elapsed = 0.0
+    assert trainer.current_lr() == pytest.approx(1e-2 / 30)
+    trainer.step, trainer.elapsed = 29, 60.0
+    assert trainer.current_lr() == pytest.approx(1e-2 / 2)
+    with pytest.raises(ConfigError, match="--warmup-steps .30. must be below --max-steps .30."):
+        _cfg("x", schedule="cosine", max_steps=30, warmup_steps=30).validate()
+
+
 def test_cosine_without_a_budget_is_a_config_error():
     with pytest.raises(ConfigError, match="cosine"):
         _cfg("x", schedule="cosine", max_steps=0, max_minutes=0).validate()

@@ -86,6 +86,9 @@ def validate_loop(cfg: Any) -> None:
         raise ConfigError(f"--lr must be a positive number, got {cfg.lr}")
     if cfg.schedule == "cosine" and not (cfg.max_steps or cfg.max_minutes):
         raise ConfigError("the cosine schedule anneals over the run: set --max-steps or --max-minutes")
+    if cfg.schedule == "cosine" and cfg.max_steps and cfg.warmup_steps >= cfg.max_steps:
+        raise ConfigError(f"--warmup-steps ({cfg.warmup_steps}) must be below --max-steps ({cfg.max_steps}) "
+                          "for the cosine schedule to anneal after it")
     if cfg.clip < 0 or cfg.clip_value < 0 or cfg.max_minutes < 0:
         raise ConfigError("--clip, --clip-value and --max-minutes must be >= 0")
 

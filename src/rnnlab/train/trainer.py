@@ -106,7 +106,8 @@ class Trainer:
         if c.schedule == "step":
             return {"step_size": c.lr_step_size, "gamma": c.lr_gamma}
         if c.schedule == "cosine":
-            return {"total_steps": max(c.max_steps, 1), "min_lr": c.min_lr}
+            # Without a step limit the cosine runs on time (scheduled_lr) and this object is never asked.
+            return {"total_steps": c.max_steps or c.warmup_steps + 1, "min_lr": c.min_lr}
         return {}
 
     @property
