@@ -41,10 +41,10 @@ def _detector_options(p: argparse.ArgumentParser) -> None:
                    help="the anomaly likelihood's short window in rows (default 5)")
     g.add_argument("--long", type=positive_int, default=8640, metavar="W",
                    help="the anomaly likelihood's long window in rows (default 8640)")
-    g.add_argument("--warmup", type=int, default=0, metavar="W",
+    g.add_argument("--warmup", type=int, default=100, metavar="W",
                    help="the anomaly likelihood's statistics from the scored rows only (not the training "
                         "rows, on which the network's errors are smaller), the first W of them scoring 0 "
-                        "(default 0: statistics from the first full window on)")
+                        "(default 100; 0: statistics from the first full window on, training rows included)")
     g.add_argument("--suppress", type=int, default=50, metavar="K",
                    help="onsets only: a score counts only above the K rows before it (default 50; 0 off)")
     g.add_argument("--no-calendar", dest="calendar", action="store_false",

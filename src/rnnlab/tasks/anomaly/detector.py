@@ -19,9 +19,14 @@ series' probationary period, its first ``P = min(floor(0.15 n), 750)`` rows. So:
      and over ``samples`` draws of z from q(z | window);
 
 4. the raw measure becomes a score in [0, 1] (:mod:`rnnlab.tasks.anomaly.likelihood`), by
-   default HTM's anomaly likelihood (short-window mean against the long-window distribution).
+   default HTM's anomaly likelihood (short-window mean against the long-window distribution),
+   its statistics taken over the scored rows only (``warmup``: the network's errors on the rows it
+   trained on are smaller and would make every new row look rare).
 
-Rows before the first full window, and all probationary rows, score 0 (NAB does not score them).
+Rows before the first full window, all probationary rows and the ``warmup`` rows after them
+score 0 (NAB does not score the probationary rows). ``ensemble = K`` trains K networks from
+different seeds and averages their raw measures; a joint kind such as ``pred+vae`` averages the
+likelihood z of its parts.
 """
 from __future__ import annotations
 
@@ -69,7 +74,7 @@ class DetectorConfig:
     post: str = "likelihood"  # likelihood | gaussian (rnnlab.tasks.anomaly.likelihood)
     short: int = 5            # the anomaly likelihood's short window
     long: int = 8640          # and long window (rows)
-    warmup: int = 0           # likelihood statistics from scored rows only, the first W scoring 0 (0: from row L)
+    warmup: int = 100         # likelihood statistics from scored rows only, the first W scoring 0 (0: from row L)
     suppress: int = 50        # onsets only: rows after a score that a score must exceed (0: off)
     max_minutes: float = 0.0  # training-time budget per series (0: epochs only)
     refit_every: int = 500    # online learning: rows between refits (0: train on the probationary period only)
