@@ -141,6 +141,7 @@ def test_digits_and_charlm_offer_the_protocol_rows_and_step_budgets(tmp_path):
     assert d["bnlstm permuted"].settings["options"] == {"max_steps": 64}  # one BN statistics slot per pixel
     c = {x.label: x for x in charlm.conditions(Options())}
     assert c["irnn sgd embedding"].settings["optimizer"] == "sgd"
+    assert (c["irnn adam lr=1e-3 embedding"].settings["lr"], c["irnn adam embedding"].settings["lr"]) == (1e-3, 1e-4)
     assert charlm.step_budget(Options(quick=True)) == charlm.QUICK["steps"]
     assert charlm.step_budget(Options(steps=7)) == 7
 
