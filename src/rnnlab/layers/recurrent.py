@@ -50,13 +50,13 @@ from typing import Any, Iterator, NamedTuple
 import numpy as np
 
 from .. import fast
+from ..cells.base import Cell, State
 from ..fast import parallel
 from ..fast.lstm_infer import TokenRows
-from ..cells.base import Cell, State
 from ..module import Module, grad_enabled
 from ..workspace import Workspace
 from .packing import Packing
-from .tokens import TokenGradient, Tokens, project
+from .tokens import TokenGradient, Tokens, project, projected_table
 
 # The fused kernels hand back the gradients of CHUNK time steps at a time, and
 # the weight products run per block: 16 steps x B rows is still a large, fast
@@ -138,7 +138,7 @@ class Recurrent(Module):
                            for name, w in (("W_x'", W_x), ("W_h'", W_h), ("b'", b)))
         if tokens and kernel is not None and not grad_enabled() and getattr(kernel, "READS_TOKEN_ROWS", False):
             # Forward only: the kernel reads the (V, G) table's rows per step, no (T, B, G) gather.
-            XW = TokenRows((W_x if xt.table is None else xt.table @ W_x).astype(W_x.dtype, copy=False), xt.ids)
+            XW = TokenRows(projected_table(xt.table, W_x).astype(W_x.dtype, copy=False), xt.ids)
         elif tokens:
             XW = ws.empty("XW", (T, B, W_x.shape[1]), W_x.dtype)
             project(xt.ids, xt.table, W_x, XW)

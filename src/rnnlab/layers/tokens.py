@@ -38,9 +38,14 @@ class Tokens(NamedTuple):
         return self.vocab_size if self.table is None else self.table.shape[1]
 
 
+def projected_table(table: np.ndarray | None, W_x: np.ndarray) -> np.ndarray:
+    """P (V, G) = table W_x, the input projection of every token (W_x itself for one-hot input)."""
+    return W_x if table is None else table @ W_x
+
+
 def project(ids_tm: np.ndarray, table: np.ndarray | None, W_x: np.ndarray, out: np.ndarray) -> None:
     """out (T, B, G) = (table W_x)[ids_tm], ids_tm (T, B) time-major; W_x for one-hot."""
-    P = W_x if table is None else table @ W_x
+    P = projected_table(table, W_x)
     compiled = accel.steps(out.dtype) if out.flags.c_contiguous and P.dtype == out.dtype else None
     if compiled is not None:
         compiled.gather_rows(P, ids_tm, out)
