@@ -21,8 +21,13 @@ from pathlib import Path
 import numpy as np
 
 from rnnlab.tasks.anomaly.benchmark import leave_one_out
-from rnnlab.tasks.anomaly.detector import Detector, probationary_rows
-from rnnlab.tasks.anomaly.likelihood import POST, _rolling_mean, decade_scale, log_tail
+from rnnlab.tasks.anomaly.detector import (
+    Detector,
+    DetectorConfig,
+    first_scored,
+    probationary_rows,
+)
+from rnnlab.tasks.anomaly.likelihood import POST
 from rnnlab.tasks.anomaly.nab import PROFILES, evaluate, load_corpus
 
 
@@ -48,17 +53,7 @@ def run(a) -> None:
 
 
 def _first(detector: str) -> int:
-    return 32 if detector == "pred" else 31
-
-
-def likelihood_z(raw: np.ndarray, first: int, short: int, long: int, floor: float = 1e-3) -> np.ndarray:
-    """The anomaly likelihood's z (as rnnlab.tasks.anomaly.likelihood.anomaly_likelihood), 0 before first."""
-    z = np.zeros(len(raw))
-    m = _rolling_mean(raw[first:], short)
-    mean, sq = _rolling_mean(m, long), _rolling_mean(m * m, long)
-    scale = np.maximum(np.sqrt(np.maximum(sq - mean * mean, 0.0)), floor * np.maximum(np.abs(mean), 1e-12))
-    z[first:] = (m - mean) / np.where(scale > 0, scale, 1.0)
-    return z
+    return first_scored(detector, DetectorConfig().window)
 
 
 def ratio_onsets(score: np.ndarray, suppress: int, ratio: float) -> np.ndarray:
@@ -81,17 +76,10 @@ def combined_scores(corpus, folder: Path, detector: str, seed: int, k: int, shor
         other = ([np.load(Path(path) / f"{kind}-seed{seed}-m{m}.npz") for m in range(int(k2))], _first(kind))
     out = {}
     for key, f in corpus.files.items():
-        raw, start = np.mean([r[key] for r in raws], axis=0), probationary_rows(len(f))
-        if other is None:
-            score = POST["likelihood"](raw, start, _first(detector), short=short, long=long, suppress=0,
-                                       warmup=warmup)
-            out[key] = ratio_onsets(score, suppress, ratio)
-            continue
-        first = start if warmup > 0 else max(_first(detector), other[1])
-        raw2 = np.mean([r[key] for r in other[0]], axis=0)
-        z = (likelihood_z(raw, first, short, long) + likelihood_z(raw2, first, short, long)) / 2
-        score = decade_scale(log_tail(z))
-        score[:max(start, first) + warmup] = 0.0
+        raw, start, first = np.mean([r[key] for r in raws], axis=0), probationary_rows(len(f)), _first(detector)
+        if other is not None:  # each measure gets its own likelihood z; the score is that of their mean
+            raw, first = np.stack([raw, np.mean([r[key] for r in other[0]], axis=0)]), max(first, other[1])
+        score = POST["likelihood"](raw, start, first, short=short, long=long, suppress=0, warmup=warmup)
         out[key] = ratio_onsets(score, suppress, ratio)
     return out
 

@@ -13,11 +13,13 @@ DETECTORS = ("pred", "encdec", "vae")
 
 def _detector(text: str) -> str:
     """One detector, or several different ones joined by + (their likelihoods averaged)."""
-    parts = text.strip().split("+")
-    if any(p not in DETECTORS for p in parts) or len(set(parts)) < len(parts):
-        raise argparse.ArgumentTypeError(f"expected one of {', '.join(DETECTORS)} or several joined by + "
-                                         f"(e.g. pred+vae), got {text!r}")
-    return text.strip()
+    from ..errors import ConfigError
+    from ..tasks.anomaly.detector import parse_kind
+
+    try:
+        return "+".join(parse_kind(text))
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _detectors(text: str) -> list[str]:

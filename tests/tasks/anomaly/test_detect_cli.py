@@ -138,7 +138,8 @@ def test_ensemble_flag_is_documented_and_checked(tmp_path, capsys):
     assert "| pred+vae |" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["detect", "nab", str(root), "--detector", "pred+pred"])
-    assert "or several joined by + (e.g. pred+vae), got 'pred+pred'" in capsys.readouterr().err
+    assert "unknown detector 'pred+pred'; choose from pred, encdec, vae, or several different ones joined by + " \
+           "(e.g. pred+vae)" in capsys.readouterr().err
     series = _write(tmp_path / "s.csv")
     assert main(["detect", "run", str(series), "--out", str(tmp_path / "o"), "--ensemble", "2", *FAST]) == 0
     with pytest.raises(SystemExit):

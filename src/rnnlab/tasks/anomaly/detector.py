@@ -52,6 +52,21 @@ from .likelihood import POST
 from .models import KINDS, make_model
 from .task import AnomalyTask
 
+
+def parse_kind(kind: str) -> list[str]:
+    """The parts of a detector's name: one of KINDS, or several different ones joined by + ('pred+vae')."""
+    parts = kind.strip().split("+")
+    if any(p not in KINDS for p in parts) or len(set(parts)) < len(parts):
+        raise ConfigError(f"unknown detector {kind!r}; choose from {', '.join(KINDS)}, or several "
+                          "different ones joined by + (e.g. pred+vae)")
+    return parts
+
+
+def first_scored(kind: str, window: int) -> int:
+    """The first row with a raw measure: a forecaster needs the window before the row, the
+    autoencoders the window ending at it."""
+    return window if kind == "pred" else window - 1
+
 MIN_WINDOWS = 16
 
 
@@ -106,13 +121,10 @@ class Detector:
     """
 
     def __init__(self, kind: str = "pred", seed: int = 0, **options: Any) -> None:
-        parts = kind.split("+")
-        if any(p not in KINDS for p in parts) or len(set(parts)) < len(parts):
-            raise ConfigError(f"unknown detector {kind!r}; choose from {', '.join(KINDS)}, or several "
-                              "different ones joined by + (e.g. pred+vae)")
-        self.kind, self.seed, self.parts = kind, int(seed), parts
+        self.parts = parse_kind(kind)
+        self.kind, self.seed = "+".join(self.parts), int(seed)
         self.config = DetectorConfig(**options).validate()
-        if len(parts) > 1 and self.config.post != "likelihood":
+        if len(self.parts) > 1 and self.config.post != "likelihood":
             raise ConfigError(f"the joint detector {kind} needs --post likelihood")
         self.model = None
         self.last_fit: dict[str, Any] = {}
@@ -170,14 +182,15 @@ class Detector:
         n, start = len(values), probationary_rows(len(values))
         feats = self._features(values, timestamps, start)
         views = np.lib.stride_tricks.sliding_window_view(feats, cfg.window, axis=0).transpose(0, 2, 1)  # (n-L+1, L, F)
-        first = cfg.window if self.kind == "pred" else cfg.window - 1  # the first row with a full window
+        first = first_scored(self.kind, cfg.window)
         t0 = time.perf_counter()
         members, fit = [], {"steps": 0, "refits": 0, "fit_s": 0.0}
         for k in range(cfg.ensemble):
             raw_k, model, info = self._member(self.member_seed(k), feats, views, first, start,
                                               run_dir if k == 0 else None, log)
             members.append(raw_k)
-            self.model = model if k == 0 else self.model
+            if k == 0:
+                self.model = model
             for key in fit:
                 fit[key] += info[key]
         raw = np.mean(members, axis=0)
@@ -194,7 +207,7 @@ class Detector:
             part = Detector(kind, seed=self.seed, **asdict(cfg))
             part.fit_score(values, timestamps, run_dir=Path(run_dir) / kind if run_dir else None, log=log)
             raws.append(part.last_fit["raw"])
-            first = max(first, cfg.window if kind == "pred" else cfg.window - 1)
+            first = max(first, first_scored(kind, cfg.window))
             fit = {key: fit[key] + part.last_fit[key] for key in fit}
         start = probationary_rows(len(values))
         scores = POST["likelihood"](np.stack(raws), start, first, short=cfg.short, long=cfg.long,
