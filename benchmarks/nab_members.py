@@ -27,7 +27,7 @@ from rnnlab.tasks.anomaly.detector import (
     first_scored,
     probationary_rows,
 )
-from rnnlab.tasks.anomaly.likelihood import POST
+from rnnlab.tasks.anomaly.likelihood import POST, onsets, range_alarms
 from rnnlab.tasks.anomaly.nab import PROFILES, evaluate, load_corpus
 
 
@@ -59,6 +59,8 @@ def _first(detector: str) -> int:
 def ratio_onsets(score: np.ndarray, suppress: int, ratio: float) -> np.ndarray:
     """Onsets in decades: keep a row only if its D = -log10 Q exceeds ``ratio`` times the largest D of the
     ``suppress`` rows before it (ratio 1: likelihood.onsets)."""
+    if ratio == 1.0:
+        return onsets(score, suppress)
     d = 10.0 * score / (1.0 - score)
     padded = np.concatenate([np.full(suppress, 0.0), d])
     before = np.lib.stride_tricks.sliding_window_view(padded[:-1], suppress).max(axis=1)
@@ -66,9 +68,10 @@ def ratio_onsets(score: np.ndarray, suppress: int, ratio: float) -> np.ndarray:
 
 
 def combined_scores(corpus, folder: Path, detector: str, seed: int, k: int, short=5, long=8640, suppress=50,
-                    mix: str = "", ratio: float = 1.0, warmup: int = 0) -> dict:
-    """Members 0..k-1's raw measures averaged, then scored; with ``mix`` (``FOLDER:DETECTOR``) the
-    mean z of the likelihood of this ensemble and of that detector's member 0 (same seed)."""
+                    mix: str = "", ratio: float = 1.0, warmup: int = 0, range_tolerance: float = 0.0) -> dict:
+    """Members 0..k-1's raw measures averaged, then scored; with ``mix`` (``FOLDER:DETECTOR:K``) the
+    mean z of the likelihood of this ensemble and of that detector's members 0..K-1 (same seed);
+    rows that leave the range of the values before them by more than ``range_tolerance`` of it score 1."""
     raws = [np.load(folder / f"{detector}-seed{seed}-m{m}.npz") for m in range(k)]
     other = None
     if mix:  # FOLDER:DETECTOR:K, that detector's members 0..K-1 averaged
@@ -79,7 +82,8 @@ def combined_scores(corpus, folder: Path, detector: str, seed: int, k: int, shor
         raw, start, first = np.mean([r[key] for r in raws], axis=0), probationary_rows(len(f)), _first(detector)
         if other is not None:  # each measure gets its own likelihood z; the score is that of their mean
             raw, first = np.stack([raw, np.mean([r[key] for r in other[0]], axis=0)]), max(first, other[1])
-        score = POST["likelihood"](raw, start, first, short=short, long=long, suppress=0, warmup=warmup)
+        score = POST["likelihood"](raw, start, first, short=short, long=long, suppress=0, warmup=warmup,
+                                   alarms=range_alarms(f.values, range_tolerance))
         out[key] = ratio_onsets(score, suppress, ratio)
     return out
 
@@ -87,7 +91,7 @@ def combined_scores(corpus, folder: Path, detector: str, seed: int, k: int, shor
 def evaluate_ensembles(a) -> None:
     corpus = load_corpus(a.root, ["realKnownCause"])
     post = {"short": a.short, "long": a.long, "suppress": a.suppress, "mix": a.mix, "ratio": a.ratio,
-            "warmup": a.warmup}
+            "warmup": a.warmup, "range_tolerance": a.range_tolerance}
     for k in _ints(a.members):
         rows = {p: [] for p in PROFILES}
         lofo = []
@@ -123,8 +127,10 @@ def main() -> None:
     e.add_argument("--suppress", type=int, default=50)
     e.add_argument("--ratio", type=float, default=1.0, help="onsets: D must exceed RATIO x the previous max")
     e.add_argument("--warmup", type=int, default=0, help="as rnnlab detect --warmup")
-    e.add_argument("--mix", default="", metavar="FOLDER:DETECTOR",
-                   help="also average in the likelihood z of that detector's member 0")
+    e.add_argument("--range-tolerance", type=float, default=DetectorConfig().range_tolerance,
+                   help="as rnnlab detect --range-tolerance (the same default; 0: off)")
+    e.add_argument("--mix", default="", metavar="FOLDER:DETECTOR:K",
+                   help="also average in the likelihood z of that detector's members 0..K-1 (FOLDER:DETECTOR:K)")
     a = ap.parse_args()
     run(a) if a.verb == "run" else evaluate_ensembles(a)
 

@@ -24,6 +24,16 @@ def positive_float(text: str) -> float:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {value}")
+    return value
+
+
 def name_list(text: str, allowed: tuple[str, ...] | None = None, what: str = "names") -> list[str]:
     """``"a,b"`` -> ``["a", "b"]``; with ``allowed``, every name must be one of them."""
     names = [n.strip() for n in text.split(",") if n.strip()]

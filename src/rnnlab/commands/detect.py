@@ -6,7 +6,7 @@ import json
 import time
 from pathlib import Path
 
-from .argtypes import name_list, positive_int
+from .argtypes import name_list, non_negative_float, positive_int
 
 DETECTORS = ("pred", "encdec", "vae")
 
@@ -49,6 +49,10 @@ def _detector_options(p: argparse.ArgumentParser) -> None:
                         "(default 100; 0: statistics from the first full window on, training rows included)")
     g.add_argument("--suppress", type=int, default=50, metavar="K",
                    help="onsets only: a score counts only above the K rows before it (default 50; 0 off)")
+    g.add_argument("--range-tolerance", dest="range_tolerance", type=non_negative_float, default=0.05, metavar="F",
+                   help="range alarms: a value more than F x the range of all earlier values outside that "
+                        "range scores 1, before the onset rule (HTM's spatial-anomaly rule and constant; "
+                        "default 0.05; 0 off)")
     g.add_argument("--no-calendar", dest="calendar", action="store_false",
                    help="leave out the hour-of-day and day-of-week inputs")
     g.add_argument("--refit-every", dest="refit_every", type=int, default=500, metavar="R",
@@ -114,7 +118,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _options(args: argparse.Namespace) -> dict:
     keys = ("window", "hidden", "latent", "epochs", "lr", "samples", "post", "short", "long", "suppress", "warmup",
-            "calendar", "max_minutes", "refit_every", "refit_epochs", "refit_lr", "ensemble")
+            "calendar", "max_minutes", "refit_every", "refit_epochs", "refit_lr", "ensemble", "range_tolerance")
     return {k: getattr(args, k) for k in keys}
 
 
@@ -124,6 +128,8 @@ def run_series(args: argparse.Namespace) -> int:
     from ..tasks.anomaly.io import find_labels, labelled_windows, plot_detection, read_input, write_scores
     from ..tasks.anomaly.nab import NabCorpus, evaluate
     from ..train.runs import check_out_dir
+
+    import numpy as np
 
     if args.plot:
         from ..plotting import require_matplotlib
@@ -141,6 +147,9 @@ def run_series(args: argparse.Namespace) -> int:
     csv_path = write_scores(out / f"{path.stem}.scores.csv", series, scores)
     print(f"{args.detector} on {path} ({len(series)} rows, first {probationary_rows(len(series))} probationary): "
           f"{seconds:.1f}s; wrote {csv_path}")
+    if args.range_tolerance > 0:
+        print(f"range alarms (a value more than {args.range_tolerance:g} x the range of the earlier values outside "
+              f"it; --range-tolerance): {int(np.count_nonzero(scores == 1.0))} rows scored 1")
     if windows is not None:
         series.windows = windows
         table = evaluate({series.key: scores}, NabCorpus({series.key: series}))
@@ -164,7 +173,8 @@ def run_nab(args: argparse.Namespace) -> int:
     seeds = list(range(args.seed, args.seed + args.seeds))
     print(f"NAB corpus {args.root}: {len(corpus)} files, {sum(len(f) for f in corpus)} rows, "
           f"{corpus.n_windows} windows; detectors {', '.join(args.detector)}; seeds {seeds}")
-    entries = reference_scores(corpus, seeds)
+    entries = reference_scores(corpus, seeds, range_tolerance=args.range_tolerance, warmup=args.warmup,
+                               suppress=args.suppress)
     if "numenta (HTM)" not in entries:
         print(f"(no HTM reference: {Path(args.root) / 'results' / 'numenta'} not found)")
     for name in args.detector:

@@ -1,9 +1,10 @@
-"""The leave-one-file-out NAB score: each file at the threshold optimised on the other files."""
+"""The leave-one-file-out NAB score: each file at the threshold optimised on the other files; the baselines."""
 import numpy as np
 import pytest
 
 from rnnlab.errors import DataError
-from rnnlab.tasks.anomaly.benchmark import format_table, leave_one_out, nab_table
+from rnnlab.tasks.anomaly.benchmark import RANGE_ONLY, format_table, leave_one_out, nab_table, reference_scores
+from rnnlab.tasks.anomaly.likelihood import range_scores
 from rnnlab.tasks.anomaly.nab import PROFILES, NabCorpus, NabFile, evaluate, perfect_detector
 
 STD = PROFILES["standard"]
@@ -51,3 +52,18 @@ def test_leave_one_out_in_the_table_and_its_limits():
     with pytest.raises(DataError, match="at least two files"):
         leave_one_out(perfect, one, STD)
     assert nab_table(one, {"perfect": [perfect]})[0].held_out == {}
+
+
+def test_range_alarms_alone_baseline():
+    stamps = np.datetime64("2020-01-01T00:00", "us") + np.arange(400) * np.timedelta64(5, "m")
+    values = np.sin(np.arange(400) / 5.0)
+    values[[200, 205, 300]] = [3.0, 4.0, -3.0]  # 205 is a second alarm within 50 rows: not an onset
+    values[30] = 2.0  # in the probationary period (60 rows): never scored
+    corpus = NabCorpus({"g/a.csv": NabFile("g/a.csv", stamps, values, [(198, 210)])})
+    refs = reference_scores(corpus, (0,), warmup=100)
+    s = refs[RANGE_ONLY][0]["g/a.csv"]
+    assert np.flatnonzero(s).tolist() == [200, 300] and s[200] == s[300] == 1.0
+    np.testing.assert_array_equal(s, range_scores(values, 60, 0.05, 100, 50))
+    assert np.flatnonzero(reference_scores(corpus, (0,), warmup=150)[RANGE_ONLY][0]["g/a.csv"]).tolist() == [300]
+    assert RANGE_ONLY not in reference_scores(corpus, (0,), range_tolerance=0.0)
+    assert list(reference_scores(corpus, (0, 1))) == ["null", "random", RANGE_ONLY]  # no results/numenta here

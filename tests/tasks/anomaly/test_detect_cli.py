@@ -57,6 +57,7 @@ def test_detect_run_writes_scores_and_a_plot_with_the_labels(tmp_path, capsys):
     assert rows[1][0] == "2021-03-01 00:00:00"
     scores = np.array([float(r[2]) for r in rows[1:]])
     assert np.all((scores >= 0) & (scores <= 1))
+    assert f"--range-tolerance): {np.count_nonzero(scores == 1.0)} rows scored 1" in out
     assert (tmp_path / "o" / "a.png").stat().st_size > 1000
 
 
@@ -104,7 +105,8 @@ def test_detect_nab_prints_every_profile_with_baselines_and_htm(tmp_path, capsys
     assert main(["detect", "nab", str(root), "--groups", "grp", "--detector", "pred,vae", "--seed", "1", "--seeds", "2",
                  "--out", str(tmp_path / "res"), *FAST]) == 0
     out = capsys.readouterr().out
-    for name in ("| null |", "| random |", "| numenta (HTM) |", "| pred |", "| vae |", "standard",
+    for name in ("| null |", "| random |", "| range alarms alone (no network) |", "| numenta (HTM) |", "| pred |",
+                 "| vae |", "standard",
                  "reward_low_FP_rate", "reward_low_FN_rate"):
         assert name in out
     assert "standard, leave-one-file-out" in out
@@ -121,7 +123,7 @@ def test_python_api_runs_a_corpus(tmp_path):
     runs = run_nab(corpus, "pred", seeds=[0], progress=False, window=8, hidden=4, epochs=1, long=200)
     assert runs[0].rows == 800 and runs[0].seconds_per_10k > 0
     table = nab_table(corpus, {**reference_scores(corpus), "pred": runs})
-    assert [r.name for r in table] == ["null", "random", "pred"]
+    assert [r.name for r in table] == ["null", "random", "range alarms alone (no network)", "pred"]
     assert table[0].normalized["standard"] == [0.0]
     values = corpus["grp/a.csv"].values
     np.testing.assert_array_equal(runs[0].scores["grp/a.csv"],
@@ -132,7 +134,8 @@ def test_python_api_runs_a_corpus(tmp_path):
 def test_ensemble_flag_is_documented_and_checked(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["detect", "nab", "--help"])
-    assert "--ensemble K" in capsys.readouterr().out
+    help_text = capsys.readouterr().out
+    assert "--ensemble K" in help_text and "--range-tolerance F" in help_text
     root = _nab(tmp_path / "nab", htm=False)
     assert main(["detect", "nab", str(root), "--detector", "pred+vae", "--ensemble", "2", "--warmup", "10", *FAST]) == 0
     assert "| pred+vae |" in capsys.readouterr().out
@@ -145,3 +148,6 @@ def test_ensemble_flag_is_documented_and_checked(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["detect", "run", str(series), "--ensemble", "0"])
     assert "--ensemble: must be at least 1, got 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["detect", "run", str(series), "--range-tolerance", "-1"])
+    assert "--range-tolerance: must be a finite number >= 0, got -1.0" in capsys.readouterr().err

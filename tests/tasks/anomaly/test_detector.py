@@ -6,7 +6,14 @@ import pytest
 from rnnlab.checkpoint import load_checkpoint
 from rnnlab.errors import ConfigError, DataError
 from rnnlab.tasks.anomaly import Detector, probationary_rows
-from rnnlab.tasks.anomaly.likelihood import anomaly_likelihood, gaussian_tail, log_tail, onsets, tail_probability
+from rnnlab.tasks.anomaly.likelihood import (
+    anomaly_likelihood,
+    gaussian_tail,
+    log_tail,
+    onsets,
+    range_alarms,
+    tail_probability,
+)
 from rnnlab.tasks.anomaly.models import make_model
 from rnnlab.tasks.anomaly.task import AnomalyTask
 from rnnlab.train import run_task
@@ -42,10 +49,10 @@ def test_scores_are_in_0_1_and_never_look_ahead(kind, refit):
     assert scores.shape == values.shape and np.all((scores >= 0) & (scores <= 1))
     assert np.all(scores[:probationary_rows(len(values))] == 0)  # NAB does not score them
     changed = values.copy()
-    changed[500:] = 100.0 * np.cos(np.arange(100))  # a different future
+    changed[520:] = 100.0 * np.cos(np.arange(80))  # a different future (past the onsets of row 450's alarm)
     again = Detector(kind, seed=1, refit_every=refit, **TINY).fit_score(changed, stamps)
-    np.testing.assert_array_equal(scores[:500], again[:500])
-    assert not np.array_equal(scores[500:], again[500:])
+    np.testing.assert_array_equal(scores[:520], again[:520])
+    assert not np.array_equal(scores[520:], again[520:])
 
 
 def test_the_anomaly_gets_the_highest_score_and_seeds_repeat():
@@ -114,6 +121,58 @@ def test_log_tail_and_onsets():
     lt = log_tail(z)
     assert np.all(np.diff(lt) < 0) and abs(lt[4] - lt[5]) < 0.01  # continuous where the series takes over
     np.testing.assert_array_equal(onsets(np.array([0.1, 0.5, 0.4, 0.6, 0.6, 0.2]), 2), [0.1, 0.5, 0, 0.6, 0, 0])
+
+
+def test_range_alarms_by_hand_and_without_look_ahead():
+    v = np.array([0.0, 1.0, 0.5, 1.04, 1.2, -0.03, -0.2, 0.5])
+    # row 3: 1.04 is within 5% of the range [0, 1] above it; row 4: 1.2 > 1.04 + 0.05 * 1.04;
+    # row 5: -0.03 is within 0.06 of the range [0, 1.2]; row 6: -0.2 < -0.03 - 0.05 * 1.23
+    np.testing.assert_array_equal(range_alarms(v), [0, 0, 0, 0, 1, 0, 1, 0])
+    np.testing.assert_array_equal(range_alarms(v, 0.2), [0, 0, 0, 0, 0, 0, 0, 0])
+    np.testing.assert_array_equal(range_alarms(v, 0.0), np.zeros(8, dtype=bool))  # 0: off
+    np.testing.assert_array_equal(range_alarms(np.full(5, 3.0)), np.zeros(5, dtype=bool))  # no range yet
+    assert range_alarms(v[:1]).tolist() == [False] and range_alarms(v[:0]).tolist() == []
+    rng = np.random.default_rng(3)
+    walk = np.cumsum(rng.standard_normal(500))
+    full = range_alarms(walk)
+    assert 0 < full.sum() < 100
+    for k in (50, 200, 499):
+        np.testing.assert_array_equal(range_alarms(walk[:k]), full[:k])  # row t uses rows up to t
+
+
+def test_range_alarms_score_one_then_onsets():
+    rng = np.random.default_rng(2)
+    raw = rng.random(600)
+    alarms = np.zeros(600, dtype=bool)
+    alarms[[100, 160, 400, 401, 402, 500]] = True
+    s = anomaly_likelihood(raw, start=150, first=10, long=300, warmup=20, alarms=alarms)
+    plain = anomaly_likelihood(raw, start=150, first=10, long=300, warmup=20)
+    assert s[100] == 0 and s[160] == 0  # the probationary and warm-up rows still score 0
+    assert s[400] == 1.0 and s[401] == 0 and s[402] == 0 and s[500] == 1.0  # onsets: one alarm per run
+    keep = np.ones(600, dtype=bool)
+    keep[400:451] = keep[500:551] = False
+    np.testing.assert_array_equal(s[keep], plain[keep])
+    np.testing.assert_array_equal(s[:400], plain[:400])
+    g = gaussian_tail(raw, 150, alarms=alarms)
+    assert g[400] == 1.0 and g[100] == 0
+
+
+def test_detector_range_tolerance():
+    values, stamps = _series()
+    values[520] = 9.0  # far outside the range of the rows before it
+    on = Detector("pred", seed=0, **TINY)
+    s_on = on.fit_score(values, stamps)
+    s_off = Detector("pred", seed=0, range_tolerance=0, **TINY).fit_score(values, stamps)
+    assert s_on[520] == 1.0 and s_off[520] < 1.0
+    alarms = on.last_fit["range_alarms"]
+    np.testing.assert_array_equal(alarms, range_alarms(values, 0.05))
+    assert alarms[450] and alarms[520] and s_on[450] == 1.0
+    assert alarms[90:190].any() and not s_on[90:190].any()  # an alarm in the warm-up rows still scores 0
+    np.testing.assert_array_equal(s_on[:450], s_off[:450])
+    with pytest.raises(ConfigError, match="--range-tolerance must be >= 0"):
+        Detector("pred", range_tolerance=-0.1)
+    with pytest.raises(ConfigError, match="--range-tolerance"):
+        Detector("pred", range_tolerance=float("nan"))
 
 
 def _windows(kind, n=40, L=6, poison=False):
@@ -189,7 +248,9 @@ def test_a_joint_detector_scores_the_mean_z_of_its_parts():
         part.fit_score(values, stamps)
         raws.append(part.last_fit["raw"])
     np.testing.assert_array_equal(joint.last_fit["raw"], raws)
-    expected = anomaly_likelihood(np.stack(raws), 90, 8, long=200, warmup=20)
+    alarms = range_alarms(values, 0.05)
+    assert alarms[110:].any()  # the joint score has the range alarms too
+    expected = anomaly_likelihood(np.stack(raws), 90, 8, long=200, warmup=20, alarms=alarms)
     np.testing.assert_array_equal(scores, expected)
     one = anomaly_likelihood(raws[1], 90, 8, long=200, warmup=20)  # one measure twice: the same score
     np.testing.assert_array_equal(anomaly_likelihood(np.stack([raws[1], raws[1]]), 90, 8, long=200, warmup=20), one)

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from rnnlab.errors import DataError
+from rnnlab.tasks.anomaly.likelihood import range_alarms
 from rnnlab.tasks.anomaly.nab import (PROFILES, NabCorpus, NabFile, evaluate, load_corpus, load_profiles,
                                       load_results, normalized_score, null_detector, null_score,
                                       optimize_threshold, perfect_detector, probationary_length,
@@ -319,3 +320,16 @@ def test_null_and_perfect_detectors_on_nab(htm):
         perfect = score_corpus(perfect_detector(corpus), corpus, p, 0.5).total
         assert normalized_score(perfect.score, corpus, p) == pytest.approx(100.0)
         assert perfect.fp == 0 and perfect.tp == 19
+
+
+@needs_nab
+def test_range_alarms_are_htm_spatial_anomalies(htm):
+    """Every row the range rule flags scores exactly 1 in HTM's published outputs (NAB's numenta
+    detector sets its spatial anomalies to 1), in every file, probationary rows included."""
+    corpus, det, _ = htm
+    flagged = 0
+    for key, f in corpus.files.items():
+        alarms = range_alarms(f.values, 0.05)
+        assert np.all(det[key][alarms] == 1.0), key
+        flagged += int(alarms.sum())
+    assert flagged == 84

@@ -18,7 +18,8 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from ...errors import DataError
-from .detector import Detector
+from .detector import Detector, DetectorConfig, probationary_rows
+from .likelihood import range_scores
 from .nab import (PROFILES, NabCorpus, Profile, evaluate, load_corpus, load_results, normalized_score,
                   null_detector, optimize_threshold, random_detector, score_file)
 
@@ -91,11 +92,24 @@ def run_nab(corpus: NabCorpus | str | Path, detector: str = "pred", seeds: Seque
     return runs
 
 
-def reference_scores(corpus: NabCorpus, seeds: Sequence[int] = (0,)) -> dict[str, list[dict[str, np.ndarray]]]:
-    """The baselines' outputs: ``null`` (once), ``random`` (one per seed) and ``numenta`` (HTM's
-    published outputs, when the corpus folder has ``results/numenta``)."""
+RANGE_ONLY = "range alarms alone (no network)"
+
+
+def reference_scores(corpus: NabCorpus, seeds: Sequence[int] = (0,), *, range_tolerance: float | None = None,
+                     warmup: int | None = None, suppress: int | None = None) -> dict[str, list[dict[str, np.ndarray]]]:
+    """The baselines' outputs: ``null`` (once), ``random`` (one per seed), the detectors' range
+    alarms alone (with the detectors' ``range_tolerance``, ``warmup`` and ``suppress``, defaults
+    as :class:`DetectorConfig`; left out when the tolerance is 0) and ``numenta`` (HTM's published
+    outputs, when the corpus folder has ``results/numenta``)."""
+    cfg = DetectorConfig()
+    tol = cfg.range_tolerance if range_tolerance is None else range_tolerance
     out: dict[str, list[dict[str, np.ndarray]]] = {"null": [null_detector(corpus)],
                                                     "random": [random_detector(corpus, s) for s in seeds]}
+    if tol > 0:
+        out[RANGE_ONLY] = [{key: range_scores(f.values, probationary_rows(len(f)), tol,
+                                              cfg.warmup if warmup is None else warmup,
+                                              cfg.suppress if suppress is None else suppress)
+                            for key, f in corpus.files.items()}]
     results = Path(corpus.root) / "results" if corpus.root is not None else None
     if results is not None and (results / "numenta").is_dir():
         out["numenta (HTM)"] = [load_results(results, "numenta", corpus)]

@@ -21,7 +21,10 @@ series' probationary period, its first ``P = min(floor(0.15 n), 750)`` rows. So:
 4. the raw measure becomes a score in [0, 1] (:mod:`rnnlab.tasks.anomaly.likelihood`), by
    default HTM's anomaly likelihood (short-window mean against the long-window distribution),
    its statistics taken over the scored rows only (``warmup``: the network's errors on the rows it
-   trained on are smaller and would make every new row look rare).
+   trained on are smaller and would make every new row look rare);
+5. a row whose value leaves the range of all earlier values by more than ``range_tolerance``
+   times that range scores 1 (HTM's "spatial anomaly" rule, its constant 0.05; 0 turns it off),
+   before the onset rule.
 
 Rows before the first full window, all probationary rows and the ``warmup`` rows after them
 score 0 (NAB does not score the probationary rows). ``ensemble = K`` trains K networks from
@@ -48,7 +51,7 @@ from ...train import run_task
 from ...train.loopconfig import LoopConfig
 from ...train.progress import Progress
 from ...train.runs import BEST, LAST, prepare_run_dir
-from .likelihood import POST
+from .likelihood import POST, range_alarms
 from .models import KINDS, make_model
 from .task import AnomalyTask
 
@@ -96,6 +99,7 @@ class DetectorConfig:
     refit_epochs: int = 3     # passes over the last P rows' windows at each refit
     refit_lr: float = 0.3     # the refits' learning rate, as a fraction of lr
     ensemble: int = 1         # K networks from different seeds; their raw measures are averaged
+    range_tolerance: float = 0.05  # a value this fraction of the range outside all earlier ones scores 1 (0: off)
 
     def validate(self) -> "DetectorConfig":
         if self.post not in POST:
@@ -109,6 +113,8 @@ class DetectorConfig:
             raise ConfigError(f"--suppress and --warmup must be >= 0, got {self.suppress} and {self.warmup}")
         if not self.lr > 0 or self.max_minutes < 0:
             raise ConfigError("--lr must be positive and --max-minutes >= 0")
+        if not 0 <= self.range_tolerance < math.inf:
+            raise ConfigError(f"--range-tolerance must be >= 0 (0 turns range alarms off), got {self.range_tolerance}")
         return self
 
 
@@ -194,10 +200,11 @@ class Detector:
             for key in fit:
                 fit[key] += info[key]
         raw = np.mean(members, axis=0)
+        alarms = range_alarms(values, cfg.range_tolerance)
         scores = POST[cfg.post](raw, start, first, short=cfg.short, long=cfg.long, suppress=cfg.suppress,
-                                warmup=cfg.warmup)
+                                warmup=cfg.warmup, alarms=alarms)
         self.last_fit = {"rows": n, "probationary": start, **fit, "total_s": time.perf_counter() - t0,
-                         "raw": raw, "members": members}
+                         "raw": raw, "members": members, "range_alarms": alarms}
         return scores
 
     def _joint(self, values, timestamps, run_dir, log) -> np.ndarray:
@@ -210,10 +217,11 @@ class Detector:
             first = max(first, first_scored(kind, cfg.window))
             fit = {key: fit[key] + part.last_fit[key] for key in fit}
         start = probationary_rows(len(values))
+        alarms = range_alarms(values, cfg.range_tolerance)
         scores = POST["likelihood"](np.stack(raws), start, first, short=cfg.short, long=cfg.long,
-                                    suppress=cfg.suppress, warmup=cfg.warmup)
+                                    suppress=cfg.suppress, warmup=cfg.warmup, alarms=alarms)
         self.last_fit = {"rows": len(values), "probationary": start, **fit, "total_s": time.perf_counter() - t0,
-                         "raw": np.stack(raws)}
+                         "raw": np.stack(raws), "range_alarms": alarms}
         return scores
 
     def _member(self, seed: int, feats: np.ndarray, views: np.ndarray, first: int, start: int, run_dir,

@@ -29,6 +29,10 @@ threshold. Rows before ``start`` (the probationary period) score 0: NAB does not
 Several measures (e.g. a forecaster's error and a VAE's reconstruction probability, on unlike
 scales): each gets its own z_t as above, and the score is that of their mean.
 
+Range alarms (``alarms``, from :func:`range_alarms`): rows whose value leaves the range of the
+values before it by more than a tolerance score 1, whatever the likelihood says (HTM's "spatial
+anomaly" rule in NAB's numenta detector); they then pass through the same onset rule.
+
 ``gaussian_tail``: the same scale and onsets of the tail probability of a_t itself under the Gaussian
 fitted to a over the probationary period (no short/long comparison).
 """
@@ -74,6 +78,33 @@ def onsets(score: np.ndarray, suppress: int) -> np.ndarray:
     return np.where(score > before, score, 0.0)
 
 
+def range_alarms(values: np.ndarray, tolerance: float = 0.05) -> np.ndarray:
+    """Rows whose value lies more than ``tolerance`` x (max - min) above the maximum or below the
+    minimum of all the values before it (none while those values are all equal); a boolean mask.
+
+    This is the "spatial anomaly" rule of NAB's HTM detector (``SPATIAL_TOLERANCE = 0.05`` in
+    ``nab/detectors/numenta/numenta_detector.py``), which sets the final score of such rows to 1.
+    Row t uses rows up to t only.
+    """
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    if len(v) < 2 or not tolerance > 0:
+        return np.zeros(len(v), dtype=bool)
+    lo = np.minimum.accumulate(v)[:-1]  # min and max of the rows before row t, t >= 1
+    hi = np.maximum.accumulate(v)[:-1]
+    margin = tolerance * (hi - lo)
+    out = np.zeros(len(v), dtype=bool)
+    out[1:] = (hi > lo) & ((v[1:] > hi + margin) | (v[1:] < lo - margin))
+    return out
+
+
+def range_scores(values: np.ndarray, start: int, tolerance: float = 0.05, warmup: int = 0,
+                 suppress: int = 50) -> np.ndarray:
+    """The range alarms alone, as a detector's scores: 1 at their onsets after the first
+    ``start + warmup`` rows, 0 elsewhere (the baseline that shows what the networks add)."""
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
+    return _finish(np.zeros(len(values)), start + max(warmup, 0), suppress, range_alarms(values, tolerance))
+
+
 def log_scale(q: np.ndarray) -> np.ndarray:
     """HTM's ``computeLogLikelihood`` of the likelihood ``1 - q``: in [0, 1], larger = rarer."""
     return np.clip(np.log(q + LOG_FLOOR) / math.log(LOG_FLOOR), 0.0, 1.0)
@@ -99,14 +130,16 @@ def likelihood_z(raw: np.ndarray, short: int = 5, long: int = 8640, floor: float
 
 
 def anomaly_likelihood(raw: np.ndarray, start: int, first: int = 0, short: int = 5, long: int = 8640,
-                       suppress: int = 50, floor: float = 1e-3, warmup: int = 0) -> np.ndarray:
+                       suppress: int = 50, floor: float = 1e-3, warmup: int = 0,
+                       alarms: np.ndarray | None = None) -> np.ndarray:
     """Scores in [0, 1] from the raw measure ``raw[first:]`` (rows before ``first`` have none).
 
     Row t uses only rows up to t. The long-window statistics use rows from ``first`` on; with
     ``warmup = W > 0`` only rows from ``start`` on (a detector's measure on the rows it trained on
     is smaller than on new rows, and would make every new row look rare), and the first W of those
     score 0 while the statistics gather. Several raw measures (``raw`` of shape (k, n), e.g. two
-    detectors'): the mean of their z_t, each from its own statistics.
+    detectors'): the mean of their z_t, each from its own statistics. Rows where the boolean
+    mask ``alarms`` is set (:func:`range_alarms`) score 1 before the onset rule.
     """
     raws = np.atleast_2d(np.asarray(raw, dtype=np.float64))
     out = np.zeros(raws.shape[1])
@@ -116,18 +149,24 @@ def anomaly_likelihood(raw: np.ndarray, start: int, first: int = 0, short: int =
         return out
     z = np.mean([likelihood_z(a[first:], short, long, floor) for a in raws], axis=0)
     out[first:] = decade_scale(log_tail(z))
-    out[:max(start, first) + max(warmup, 0)] = 0.0
+    return _finish(out, max(start, first) + max(warmup, 0), suppress, alarms)
+
+
+def _finish(out: np.ndarray, unscored: int, suppress: int, alarms: np.ndarray | None) -> np.ndarray:
+    """Range alarms score 1, the first ``unscored`` rows 0, then onsets only."""
+    if alarms is not None:
+        out[np.asarray(alarms, dtype=bool)] = 1.0
+    out[:unscored] = 0.0
     return onsets(out, suppress)
 
 
-def gaussian_tail(raw: np.ndarray, start: int, first: int = 0, suppress: int = 50, **_: int) -> np.ndarray:
+def gaussian_tail(raw: np.ndarray, start: int, first: int = 0, suppress: int = 50,
+                  alarms: np.ndarray | None = None, **_: int) -> np.ndarray:
     """Scores from the tail probability of each raw value under N(mean, sd) of raw[first:start]."""
     raw = np.asarray(raw, dtype=np.float64)
     ref = raw[first:start]
     mu, sd = float(ref.mean()), float(ref.std()) or 1.0
-    out = decade_scale(log_tail((raw - mu) / sd))
-    out[:max(start, first)] = 0.0
-    return onsets(out, suppress)
+    return _finish(decade_scale(log_tail((raw - mu) / sd)), max(start, first), suppress, alarms)
 
 
 POST = {"likelihood": anomaly_likelihood, "gaussian": gaussian_tail}
