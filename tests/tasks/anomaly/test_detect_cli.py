@@ -76,14 +76,28 @@ def test_detect_run_without_labels(tmp_path, capsys):
      "line 3: timestamp 2021-01-01T00:00:00 is earlier than the row before it"),
     ("timestamp,value\n" + "".join(f"2021-01-01 00:{m:02d}:00,1\n" for m in range(50)),
      "has 50 rows; the pred detector with --window 32 needs at least"),
-    ("a,b\n1,2\n", "expected the header 'timestamp,value'"),
+    ("a,b\n1,2\n", "expected the header 'timestamp,value', found 'a,b'"),
+    ("timestamp;value\n2021-01-01 00:00:00;1\n", "found 'timestamp;value'"),
+    ("timestamp,value\n2021-01-01 00:00:00,1\n2021-01-01 00:05:00,inf\n", "line 3: the value 'inf' is not a finite number"),
+    ("timestamp,value\n2021-01-01 00:00:00,1e999\n", "line 2: the value '1e999' is not a finite number"),
+    (b"timestamp,value\n2021-01-01 00:00:00,1\xe9\n", "not UTF-8 text (byte 0xe9 at offset 37); save it as a UTF-8 CSV"),
+    (bytes(range(256)), "not UTF-8 text (byte 0x80 at offset 128)"),
 ])
 def test_bad_input_is_one_line(tmp_path, capsys, content, message):
     path = tmp_path / "bad.csv"
-    path.write_text(content)
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
     assert main(["detect", "run", str(path), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_a_byte_order_mark_and_crlf_are_read(tmp_path, capsys):
+    plain = _write(tmp_path / "plain.csv")
+    text = plain.read_text()
+    (tmp_path / "excel.csv").write_bytes(b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode())
+    for name in ("plain", "excel"):
+        assert main(["detect", "run", str(tmp_path / f"{name}.csv"), "--out", str(tmp_path / name), *FAST]) == 0
+    assert read_scores(tmp_path / "plain" / "plain.scores.csv") == read_scores(tmp_path / "excel" / "excel.scores.csv")
 
 
 def test_label_file_naming_unknown_files(tmp_path, capsys):

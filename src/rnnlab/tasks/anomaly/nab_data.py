@@ -110,12 +110,16 @@ def read_series(path: str | Path, key: str | None = None) -> NabFile:
     path = Path(path)
     key = key or path.name
     try:
-        with open(path, newline="") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # a byte-order mark (Excel) is fine
             rows = list(csv.reader(f))
-    except (OSError, UnicodeDecodeError) as e:
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start}); "
+                        "save it as a UTF-8 CSV file") from None
+    except (OSError, csv.Error) as e:
         raise DataError(f"{path}: cannot read ({e})") from None
     if not rows or [c.strip() for c in rows[0][:2]] != ["timestamp", "value"]:
-        raise DataError(f"{path}, line 1: expected the header 'timestamp,value'")
+        found = ",".join(rows[0]) if rows else ""
+        raise DataError(f"{path}, line 1: expected the header 'timestamp,value', found {found[:60]!r}")
     body = rows[1:]
     if not body:
         raise DataError(f"{path}: no rows after the header")
@@ -128,6 +132,9 @@ def read_series(path: str | Path, key: str | None = None) -> NabFile:
     except ValueError:
         bad = next(i for i, r in enumerate(body) if not _is_float(r[1]))
         raise DataError(f"{path}, line {bad + 2}: cannot read value {body[bad][1]!r}") from None
+    if not np.isfinite(values).all():
+        bad = int(np.argmin(np.isfinite(values)))
+        raise DataError(f"{path}, line {bad + 2}: the value {body[bad][1]!r} is not a finite number")
     return NabFile(key, stamps, values)
 
 
