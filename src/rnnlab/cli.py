@@ -41,8 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         return _closed_pipe()
     except RnnlabError as exc:
         return _report(f"error: {_one_line(str(exc))}", 2)
-    except KeyboardInterrupt:
-        return _report("interrupted", 130)
+    except KeyboardInterrupt as exc:
+        return _report("interrupted", getattr(exc, "exit_code", 130))
 
 
 def _one_line(message: str, limit: int = 1000) -> str:

@@ -122,3 +122,15 @@ def test_m4_hourly_train_and_eval_on_the_real_files(tmp_path, capsys):
     assert rows["naive2"]["mase"] == pytest.approx(2.395, abs=1e-3)
     assert rows["snaive"]["owa"] == pytest.approx(0.627, abs=1e-3)
     assert np.isfinite(rows["rnnlab"]["owa"])
+
+
+def test_an_interrupted_training_exits_130_with_a_checkpoint(tmp_path, monkeypatch):
+    from rnnlab.train.trainer import Trainer
+
+    def interrupt(self, *a, **k):
+        raise KeyboardInterrupt
+
+    data = write_long_csv(tmp_path / "sensors.csv", hourly_series(2, length=300, timestamps=True))
+    monkeypatch.setattr(Trainer, "train_step", interrupt)
+    assert main(["forecast", "train", str(data), "--out", str(tmp_path / "stopped"), "--holdout", "72", *TINY]) == 130
+    assert (tmp_path / "stopped" / "last.npz").is_file()

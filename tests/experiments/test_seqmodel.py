@@ -1,5 +1,7 @@
 """The last-step sequence model and its task on the one training loop."""
 import math
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -111,3 +113,21 @@ def test_the_resume_check_catches_a_task_that_forgets_its_data_position(tmp_path
     with pytest.raises(AssertionError):
         check_exact_resume(lambda: SequenceTask(spec, Forgetful(x, x[:, 0], 4, 0), (x, x[:, 0]), "regression"),
                            cfg, tmp_path, stop_at=5)
+
+
+def test_a_signal_stops_the_study_instead_of_recording_a_cut_short_run(tmp_path, monkeypatch):
+    from rnnlab.train.signals import Interrupted
+    from rnnlab.train.trainer import Trainer
+
+    original = Trainer.train_step
+
+    def signalled(self, *a, **k):
+        if self.step == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(Trainer, "train_step", signalled)
+    with pytest.raises(Interrupted) as exc:
+        fit_sequence(_memory_task(), LoopConfig(lr=1e-2, max_steps=50, eval_every=10), tmp_path / "run")
+    assert exc.value.exit_code == 143
+    assert (tmp_path / "run" / "last.npz").is_file()  # the stopped run is still resumable

@@ -110,8 +110,11 @@ def run_train(args: argparse.Namespace) -> int:
             "seed")
     cfg = ForecastConfig(**{k: getattr(args, k) for k in keys})
     summary, run_dir = train_run(cfg, args.out, resume=args.resume, force=args.force)
+    best = "none yet" if summary["best"] is None else f"{summary['best']:.4f}"
     print(f"done ({summary['stop']}): {summary['steps']} steps in {summary['elapsed_s']:.0f}s of training; best "
-          f"validation OWA {summary['best']:.4f}; checkpoints in {run_dir}")
+          f"validation OWA {best}; checkpoints in {run_dir}")
+    if summary["exit_code"]:
+        return summary["exit_code"]   # 130 after Ctrl-C, 143 after SIGTERM: scripts can tell
     return 0
 
 

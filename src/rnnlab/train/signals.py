@@ -25,6 +25,16 @@ from typing import Any, Callable
 EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
 
 
+class Interrupted(KeyboardInterrupt):
+    """Raised by callers that run several trainings in a row (a detector's networks, refits) when
+    one of them stopped on SIGINT or SIGTERM, so the whole job stops instead of going on with a
+    half-trained network; ``exit_code`` is 130 or 143. The command line exits with it."""
+
+    def __init__(self, exit_code: int = 130) -> None:
+        super().__init__(f"interrupted (exit status {exit_code})")
+        self.exit_code = int(exit_code)
+
+
 class StopSignals:
     """Context manager: ``with StopSignals(on_first) as stop: ... if stop.received: ...``."""
 

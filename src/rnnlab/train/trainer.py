@@ -188,8 +188,10 @@ class Trainer:
             self.signals = None
         summary = {"steps": self.step, "best": self.best, "selection": self.task.selection.key,
                    "elapsed_s": self.elapsed, "stop": stop, "run_dir": str(self.run_dir),
-                   "exit_code": EXIT_CODES.get(signals.received or "SIGINT", 130) if stop.startswith("interrupted")
-                   else 0,
+                   # a signal that came during the last step still counts: the caller (a script, or a
+                   # job that trains several networks in a row) must learn that it was asked to stop
+                   "exit_code": EXIT_CODES.get(signals.received or "SIGINT", 130)
+                   if stop.startswith("interrupted") or signals.received else 0,
                    "last_eval": self.last_eval}
         return summary
 

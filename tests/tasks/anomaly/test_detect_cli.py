@@ -1,5 +1,7 @@
 """``rnnlab detect run`` and ``rnnlab detect nab``: outputs, and one clear line for each bad input."""
 import json
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -165,3 +167,29 @@ def test_ensemble_flag_is_documented_and_checked(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["detect", "run", str(series), "--range-tolerance", "-1"])
     assert "--range-tolerance: must be a finite number >= 0, got -1.0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("sig,code,at", [(signal.SIGINT, 130, 2), (signal.SIGTERM, 143, 2), (signal.SIGINT, 130, 4)])
+def test_a_signal_stops_the_whole_detection(tmp_path, capsys, monkeypatch, sig, code, at):
+    """Ctrl-C (or SIGTERM) while a network trains, even in its last step (4 of 4), stops the job with
+    130 (143): it does not go on with a half-trained network or to the next one, and writes no scores."""
+    from rnnlab.train.trainer import Trainer
+
+    original, calls = Trainer.train_step, []
+
+    def signalled(self, *a, **k):
+        calls.append(self.step)
+        if len(calls) == at:
+            os.kill(os.getpid(), sig)  # a real signal, as from the terminal or a scheduler
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(Trainer, "train_step", signalled)
+    series = _write(tmp_path / "s.csv")
+    slow = [*FAST, "--epochs", "4"]  # 4 steps for the first network
+    assert main(["detect", "run", str(series), "--out", str(tmp_path / "o"), *slow]) == code
+    assert capsys.readouterr().err.strip().endswith("interrupted")
+    assert calls == [0, 1, 2, 3][:max(at, 2)] and not (tmp_path / "o" / "s.scores.csv").exists()
+    root = _nab(tmp_path / "nab", htm=False)
+    calls.clear()
+    assert main(["detect", "nab", str(root), "--out", str(tmp_path / "n"), *slow]) == code
+    assert len(calls) == max(at, 2) and not (tmp_path / "n").exists()
