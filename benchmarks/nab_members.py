@@ -102,7 +102,7 @@ def evaluate_ensembles(a) -> None:
             lofo.append(leave_one_out(scores, corpus, PROFILES["standard"])["normalized"])
         cells = [f"{p} {np.mean(v):.1f} ± {np.std(v, ddof=1) if len(v) > 1 else 0:.1f} "
                  f"({', '.join(f'{x:.1f}' for x in v)})" for p, v in rows.items()]
-        print(f"K={k} {post}: " + "; ".join(cells) + f"; LOFO standard {np.mean(lofo):.1f} "
+        print(f"K={k} {post}: " + "; ".join(cells) + f"; LOFO standard {np.mean(lofo):.1f} ± {np.std(lofo, ddof=1) if len(lofo) > 1 else 0:.1f} "
               f"({', '.join(f'{x:.1f}' for x in lofo)})", flush=True)
 
 
