@@ -22,6 +22,13 @@ def _detector(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _threshold(text: str) -> float:
+    value = non_negative_float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], the range of the scores, got {value}")
+    return value
+
+
 def _detectors(text: str) -> list[str]:
     return [_detector(name) for name in name_list(text, None, "detectors")]
 
@@ -88,10 +95,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "likelihood z) (default pred)")
     r.add_argument("--out", metavar="DIR", help="output folder (default: runs/detect/<name>-<detector>)")
     r.add_argument("--plot", action="store_true", help="also write a PNG (needs matplotlib)")
+    r.add_argument("--force", action="store_true", help="replace the scores (and plot) already in --out")
     r.add_argument("--labels", metavar="FILE.json",
                    help="NAB label file ({\"<group>/<name>.csv\": [[start, end], ...]}) for the plot and a "
                         "NAB score; default: <root>/labels/combined_windows.json of a NAB layout, if present")
     r.add_argument("--seed", type=int, default=0, help="seed of the network and batches (default 0)")
+    r.add_argument("--threshold", type=_threshold, metavar="T",
+                   help="also write an alarm column (1 where the score is at least T) and list the alarms; "
+                        "for a start, the thresholds NAB's optimiser chose for pred+vae --ensemble 3 on "
+                        "realKnownCause were 0.38-0.44 (docs/results.md)")
     r.add_argument("--keep-order", dest="keep_order", action="store_true",
                    help="accept timestamps that go back (score the rows in file order, as NAB does)")
     _detector_options(r)
@@ -112,8 +124,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     n.add_argument("--seed", type=int, default=0, metavar="S",
                    help="the first seed (default 0); e.g. run seeds in separate processes with --seeds 1")
     n.add_argument("--out", metavar="DIR", help="also write table.md, results.json and each detector's scores here")
+    n.add_argument("--force", action="store_true", help="replace the results already in --out")
     _detector_options(n)
     n.set_defaults(run=run_nab)
+
+
+def _refuse_to_replace(paths: list[Path], force: bool) -> None:
+    """Say so, before any training, when ``--out`` already holds these outputs (unless ``--force``)."""
+    from ..errors import ConfigError
+
+    found = [p for p in paths if p.exists()]
+    if found and not force:
+        raise ConfigError(f"{found[0]} already exists; choose another --out, or pass --force to replace it")
 
 
 def _options(args: argparse.Namespace) -> dict:
@@ -136,6 +158,7 @@ def run_series(args: argparse.Namespace) -> int:
         require_matplotlib()  # say so before training
     path = Path(args.series)
     out = check_out_dir(args.out or Path("runs") / "detect" / f"{path.stem}-{args.detector}")
+    _refuse_to_replace([out / f"{path.stem}.scores.csv", out / f"{path.stem}.png"], args.force)
     series = read_input(path, keep_order=args.keep_order)
     label_path, key = find_labels(path, args.labels)
     windows = labelled_windows(series, label_path, key) if label_path is not None else None
@@ -144,9 +167,15 @@ def run_series(args: argparse.Namespace) -> int:
     scores = detector.fit_score(series.values, series.timestamps)
     seconds = time.perf_counter() - t0
     out.mkdir(parents=True, exist_ok=True)
-    csv_path = write_scores(out / f"{path.stem}.scores.csv", series, scores)
+    csv_path = write_scores(out / f"{path.stem}.scores.csv", series, scores, args.threshold)
     print(f"{args.detector} on {path} ({len(series)} rows, first {probationary_rows(len(series))} probationary): "
           f"{seconds:.1f}s; wrote {csv_path}")
+    if args.threshold is not None:
+        rows = np.flatnonzero(scores >= args.threshold)
+        stamps = [str(t).replace("T", " ") for t in np.datetime_as_string(series.timestamps[rows[:10]], unit="s")]
+        print(f"{len(rows)} alarm(s) at threshold {args.threshold:g}" + (": " + ", ".join(
+            f"{t} (score {scores[i]:.3f})" for t, i in zip(stamps, rows)) + (", ..." if len(rows) > 10 else "")
+            if len(rows) else ""))
     if args.range_tolerance > 0:
         print(f"range alarms (a value more than {args.range_tolerance:g} x the range of the earlier values outside "
               f"it; --range-tolerance): {int(np.count_nonzero(scores == 1.0))} rows scored 1")
@@ -168,6 +197,8 @@ def run_nab(args: argparse.Namespace) -> int:
     from ..train.runs import check_out_dir
 
     out = check_out_dir(args.out) if args.out else None
+    if out is not None:
+        _refuse_to_replace([out / "results.json", out / "table.md", out / "scores"], args.force)
     groups = [g.strip() for g in args.groups.split(",") if g.strip()] if args.groups else None
     corpus = load_corpus(args.root, groups)
     seeds = list(range(args.seed, args.seed + args.seeds))

@@ -193,3 +193,33 @@ def test_a_signal_stops_the_whole_detection(tmp_path, capsys, monkeypatch, sig, 
     calls.clear()
     assert main(["detect", "nab", str(root), "--out", str(tmp_path / "n"), *slow]) == code
     assert len(calls) == max(at, 2) and not (tmp_path / "n").exists()
+
+
+def test_threshold_writes_alarms_and_outputs_are_never_replaced_by_accident(tmp_path, capsys):
+    series = _write(tmp_path / "s.csv")
+    out = tmp_path / "o"
+    assert main(["detect", "run", str(series), "--out", str(out), "--threshold", "0.3", *FAST]) == 0
+    printed = capsys.readouterr().out
+    rows = read_scores(out / "s.scores.csv")
+    assert rows[0] == ["timestamp", "value", "anomaly_score", "alarm"]
+    scores = np.array([float(r[2]) for r in rows[1:]])
+    alarms = np.array([int(r[3]) for r in rows[1:]])
+    np.testing.assert_array_equal(alarms, scores >= 0.3)
+    assert alarms.sum() > 0 and f"{alarms.sum()} alarm(s) at threshold 0.3: " in printed
+    first = rows[1 + int(np.flatnonzero(alarms)[0])]
+    assert f"{first[0]} (score {float(first[2]):.3f})" in printed
+    before = (out / "s.scores.csv").read_bytes()
+    assert main(["detect", "run", str(series), "--out", str(out), *FAST]) == 2  # no --force: nothing replaced
+    assert "s.scores.csv already exists; choose another --out, or pass --force" in capsys.readouterr().err
+    assert (out / "s.scores.csv").read_bytes() == before
+    assert main(["detect", "run", str(series), "--out", str(out), "--force", *FAST]) == 0
+    assert read_scores(out / "s.scores.csv")[0] == ["timestamp", "value", "anomaly_score"]
+    for bad in ("0", "1.5", "x"):
+        with pytest.raises(SystemExit):
+            main(["detect", "run", str(series), "--threshold", bad])
+        assert "--threshold" in capsys.readouterr().err
+    root = _nab(tmp_path / "nab", htm=False)
+    assert main(["detect", "nab", str(root), "--out", str(tmp_path / "n"), *FAST]) == 0
+    assert main(["detect", "nab", str(root), "--out", str(tmp_path / "n"), *FAST]) == 2
+    assert "results.json already exists" in capsys.readouterr().err
+    assert main(["detect", "nab", str(root), "--out", str(tmp_path / "n"), "--force", *FAST]) == 0

@@ -63,13 +63,21 @@ def labelled_windows(series: NabFile, label_path: Path, key: str) -> list[tuple[
     return window_rows(series, raw[matches[0]], str(label_path))
 
 
-def write_scores(path: str | Path, series: NabFile, scores: np.ndarray) -> Path:
-    """``timestamp,value,anomaly_score``, one line per row (written atomically)."""
+def write_scores(path: str | Path, series: NabFile, scores: np.ndarray, threshold: float | None = None) -> Path:
+    """``timestamp,value,anomaly_score``, one line per row (written atomically); with a
+    ``threshold`` also ``alarm``, 1 where the score is at least the threshold (NAB's rule)."""
     path = Path(path)
-    lines = ["timestamp,value,anomaly_score"]
     stamps = np.datetime_as_string(series.timestamps, unit="s")
-    lines += [f"{t.replace('T', ' ')},{v!r},{s:.10g}" for t, v, s in zip(stamps, series.values.tolist(),
-                                                                       np.asarray(scores).tolist())]
+    scores = np.asarray(scores)
+    if threshold is None:
+        lines = ["timestamp,value,anomaly_score"]
+        lines += [f"{t.replace('T', ' ')},{v!r},{s:.10g}" for t, v, s in zip(stamps, series.values.tolist(),
+                                                                           scores.tolist())]
+    else:
+        alarms = (scores >= threshold).astype(int).tolist()
+        lines = ["timestamp,value,anomaly_score,alarm"]
+        lines += [f"{t.replace('T', ' ')},{v!r},{s:.10g},{a}" for t, v, s, a in zip(stamps, series.values.tolist(),
+                                                                                  scores.tolist(), alarms)]
     with atomic_write(path) as f:
         f.write(("\n".join(lines) + "\n").encode())
     return path
