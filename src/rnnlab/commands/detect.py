@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -124,7 +125,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     n.add_argument("--seed", type=int, default=0, metavar="S",
                    help="the first seed (default 0); e.g. run seeds in separate processes with --seeds 1")
     n.add_argument("--out", metavar="DIR", help="also write table.md, results.json and each detector's scores here")
-    n.add_argument("--force", action="store_true", help="replace the results already in --out")
+    n.add_argument("--force", action="store_true", help="replace the results (or the interrupted run) in --out")
+    n.add_argument("--resume", action="store_true",
+                   help="continue the interrupted run in --out (same flags): the files it scored are read "
+                        "back from --out/partial, the others fitted; the results equal an uninterrupted run's")
     _detector_options(n)
     n.set_defaults(run=run_nab)
 
@@ -191,17 +195,69 @@ def run_series(args: argparse.Namespace) -> int:
     return 0
 
 
+PARTIAL, SETTINGS = "partial", "settings.json"
+
+
+def _prepare_nab_out(out: Path, settings: dict, force: bool, resume: bool) -> None:
+    """Refuse to replace finished results or an interrupted run by accident; on --resume check that
+    the settings are the interrupted run's; record the settings of a new run."""
+    import shutil
+
+    from ..data.atomic import atomic_write
+    from ..errors import ConfigError
+
+    finished = [p for p in (out / "results.json", out / "table.md", out / "scores") if p.exists()]
+    started = (out / SETTINGS).exists() or (out / PARTIAL).exists()
+    if force:
+        for path in finished + [out / PARTIAL, out / SETTINGS]:
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+    elif resume:
+        if (out / "results.json").exists():
+            raise ConfigError(f"--out {out} holds finished results (results.json); nothing to resume")
+        if not (out / SETTINGS).is_file():
+            raise ConfigError(f"--out {out} holds no interrupted run (no {SETTINGS}); run without --resume")
+        try:
+            before = json.loads((out / SETTINGS).read_text())
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"{out / SETTINGS}: cannot read ({e}); pass --force to start over") from None
+        differ = [k for k in sorted(set(before) | set(settings)) if before.get(k) != settings.get(k)]
+        if differ:
+            k = differ[0]
+            raise ConfigError(f"--resume {out}: the interrupted run had {k} = {before.get(k)!r}, these flags give "
+                              f"{settings.get(k)!r}; give the same flags, or a new --out")
+        return
+    elif finished:
+        raise ConfigError(f"{finished[0]} already exists; choose another --out, or pass --force to replace it")
+    elif started:
+        raise ConfigError(f"--out {out} holds an interrupted run; continue it with --resume, or pass --force to "
+                          "start over")
+    with atomic_write(out / SETTINGS) as fh:
+        fh.write(json.dumps(settings, indent=1, sort_keys=True).encode())
+
+
 def run_nab(args: argparse.Namespace) -> int:
+    import shutil
+
+    from ..data.atomic import atomic_write
+    from ..errors import ConfigError
     from ..tasks.anomaly.benchmark import format_table, nab_table, reference_scores, run_nab as run_corpus
     from ..tasks.anomaly.nab import load_corpus
     from ..train.runs import check_out_dir
+    from ..train.signals import Interrupted
 
     out = check_out_dir(args.out) if args.out else None
-    if out is not None:
-        _refuse_to_replace([out / "results.json", out / "table.md", out / "scores"], args.force)
+    if args.resume and out is None:
+        raise ConfigError("--resume needs --out, the folder of the interrupted run")
     groups = [g.strip() for g in args.groups.split(",") if g.strip()] if args.groups else None
     corpus = load_corpus(args.root, groups)
     seeds = list(range(args.seed, args.seed + args.seeds))
+    if out is not None:
+        settings = {"root": str(Path(args.root).resolve()), "groups": groups, "detectors": args.detector,
+                    "seeds": seeds, "options": _options(args)}
+        _prepare_nab_out(out, settings, args.force, args.resume)
     print(f"NAB corpus {args.root}: {len(corpus)} files, {sum(len(f) for f in corpus)} rows, "
           f"{corpus.n_windows} windows; detectors {', '.join(args.detector)}; seeds {seeds}")
     entries = reference_scores(corpus, seeds, range_tolerance=args.range_tolerance, warmup=args.warmup,
@@ -209,26 +265,33 @@ def run_nab(args: argparse.Namespace) -> int:
     if "numenta (HTM)" not in entries:
         print(f"(no HTM reference: {Path(args.root) / 'results' / 'numenta'} not found)")
     for name in args.detector:
-        entries[name] = run_corpus(corpus, name, seeds, **_options(args))
+        try:
+            entries[name] = run_corpus(corpus, name, seeds, store=out / PARTIAL if out else None, **_options(args))
+        except Interrupted:
+            if out is not None:
+                print(f"the files scored so far are kept in {out / PARTIAL}; continue with the same command and "
+                      "--resume", file=sys.stderr)
+            raise
     rows = nab_table(corpus, entries)
     table = format_table(rows)
     print("\nNormalised NAB score (thresholds optimised over these files for every detector alike; "
           "mean ± std over seeds; leave-one-file-out: each file scored at the threshold optimised on "
           "the others):\n" + table)
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "table.md").write_text(table + "\n")
-        results = {r.name: {"normalized": r.normalized, "held_out": r.held_out,
-                            "seconds_per_10k": r.seconds_per_10k} for r in rows}
-        (out / "results.json").write_text(json.dumps({"settings": _options(args), "seeds": seeds,
-                                                      "groups": groups, "results": results}, indent=1))
         from ..tasks.anomaly.io import write_scores
         for name in args.detector:
             for run in entries[name]:
                 for key, scores in run.scores.items():
                     group, file = key.split("/", 1)
-                    folder = out / "scores" / f"{name}-seed{run.seed}" / group
-                    folder.mkdir(parents=True, exist_ok=True)
-                    write_scores(folder / file, corpus[key], scores)
+                    write_scores(out / "scores" / f"{name}-seed{run.seed}" / group / file, corpus[key], scores)
+        results = {r.name: {"normalized": r.normalized, "held_out": r.held_out,
+                            "seconds_per_10k": r.seconds_per_10k} for r in rows}
+        with atomic_write(out / "table.md") as fh:
+            fh.write((table + "\n").encode())
+        with atomic_write(out / "results.json") as fh:  # last: its presence marks the run finished
+            fh.write(json.dumps({"settings": _options(args), "seeds": seeds, "groups": groups,
+                                 "results": results}, indent=1).encode())
+        shutil.rmtree(out / PARTIAL, ignore_errors=True)
+        (out / SETTINGS).unlink(missing_ok=True)
         print(f"wrote {out / 'table.md'}, {out / 'results.json'} and the scores under {out / 'scores'}")
     return 0

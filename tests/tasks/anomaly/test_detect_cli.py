@@ -192,7 +192,70 @@ def test_a_signal_stops_the_whole_detection(tmp_path, capsys, monkeypatch, sig, 
     root = _nab(tmp_path / "nab", htm=False)
     calls.clear()
     assert main(["detect", "nab", str(root), "--out", str(tmp_path / "n"), *slow]) == code
-    assert len(calls) == max(at, 2) and not (tmp_path / "n").exists()
+    assert len(calls) == max(at, 2) and not (tmp_path / "n" / "results.json").exists()
+    assert "continue with the same command and --resume" in capsys.readouterr().err
+
+
+def test_detect_nab_resumes_an_interrupted_run_with_the_same_results(tmp_path, capsys, monkeypatch):
+    from rnnlab.train.trainer import Trainer
+
+    root = _nab(tmp_path / "nab", htm=False)
+    argv = ["detect", "nab", str(root), "--detector", "pred,vae", "--seeds", "2", *FAST, "--refit-every", "150"]
+    assert main([*argv, "--out", str(tmp_path / "straight")]) == 0
+    original, calls = Trainer.train_step, []
+
+    def signalled(self, *a, **k):
+        calls.append(1)
+        if len(calls) == 40:  # well into the run: some files are done, one is cut short
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(Trainer, "train_step", signalled)
+    out = tmp_path / "stopped"
+    assert main([*argv, "--out", str(out)]) == 130
+    saved = sorted(p.name for p in (out / "partial").rglob("*.npz"))
+    assert 0 < len(saved) < 8 and not (out / "results.json").exists()
+    capsys.readouterr()
+    assert main([*argv, "--out", str(out)]) == 2  # neither --resume nor --force: refused, nothing lost
+    assert "holds an interrupted run; continue it with --resume" in capsys.readouterr().err
+    assert main([*argv[:-2], "--refit-every", "100", "--out", str(out), "--resume"]) == 2
+    assert "the interrupted run had options = " in capsys.readouterr().err
+    monkeypatch.setattr(Trainer, "train_step", original)
+    assert main([*argv, "--out", str(out), "--resume"]) == 0
+    assert not (out / "partial").exists() and not (out / "settings.json").exists()
+    for f in sorted((tmp_path / "straight" / "scores").rglob("*.csv")):
+        assert f.read_bytes() == (out / f.relative_to(tmp_path / "straight")).read_bytes(), f
+    a, b = (json.loads((d / "results.json").read_text()) for d in (tmp_path / "straight", out))
+    for name in ("pred", "vae"):
+        assert a["results"][name]["normalized"] == b["results"][name]["normalized"]
+        assert a["results"][name]["held_out"] == b["results"][name]["held_out"]
+    assert main([*argv, "--out", str(out), "--resume"]) == 2
+    assert "holds finished results (results.json); nothing to resume" in capsys.readouterr().err
+    assert main([*argv, "--out", str(tmp_path / "new"), "--resume"]) == 2
+    assert "holds no interrupted run" in capsys.readouterr().err
+
+
+def test_detect_nab_names_a_damaged_saved_file(tmp_path, capsys, monkeypatch):
+    from rnnlab.train.trainer import Trainer
+
+    root = _nab(tmp_path / "nab", htm=False)
+    argv = ["detect", "nab", str(root), "--out", str(tmp_path / "o"), *FAST]
+
+    def interrupt(self, *a, **k):
+        raise KeyboardInterrupt
+
+    original = Trainer.train_step
+    monkeypatch.setattr(Trainer, "train_step", interrupt)
+    assert main(argv) == 130
+    capsys.readouterr()
+    monkeypatch.setattr(Trainer, "train_step", original)
+    folder = tmp_path / "o" / "partial" / "pred-seed0"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "grp__a.csv.npz").write_bytes(b"not a zip file")
+    assert main([*argv, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "grp__a.csv.npz: cannot read the saved scores" in err and "--force" in err and err.count("\n") == 1
+    assert main([*argv, "--force"]) == 0 and (tmp_path / "o" / "results.json").is_file()
 
 
 def test_threshold_writes_alarms_and_outputs_are_never_replaced_by_accident(tmp_path, capsys):

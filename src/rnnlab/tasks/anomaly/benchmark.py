@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from ...data.atomic import atomic_write
 from ...errors import DataError
 from .detector import Detector, DetectorConfig, probationary_rows
 from .likelihood import range_scores
@@ -64,32 +65,59 @@ def _file_bar(total: int, desc: str, enabled: bool) -> Any:
 
 
 def run_nab(corpus: NabCorpus | str | Path, detector: str = "pred", seeds: Sequence[int] = (0,), *,
-            groups: Sequence[str] | None = None, progress: bool = True,
+            groups: Sequence[str] | None = None, progress: bool = True, store: str | Path | None = None,
             log: Callable[[str], None] = print, **options: Any) -> list[DetectorRun]:
-    """Fit and score ``detector`` on every file of ``corpus`` for each seed."""
+    """Fit and score ``detector`` on every file of ``corpus`` for each seed.
+
+    With ``store`` (a folder) each file's scores, raw measure and seconds are saved there as soon as
+    the file is done, and files already saved are read back instead of fitted again: an
+    interrupted job continues where it stopped, with the same results (each file is fitted on its
+    own from the seed, so the order of work does not matter). The time per 10k rows is the sum of
+    the files' own fitting times, wherever they were made."""
     if not isinstance(corpus, NabCorpus):
         corpus = load_corpus(corpus, groups)
     total_rows = sum(len(f) for f in corpus)
     runs = []
     for seed in seeds:
         bar = _file_bar(len(corpus), f"{detector} seed {seed}", progress)
-        scores, raw, t0 = {}, {}, time.perf_counter()
+        scores, raw, seconds = {}, {}, 0.0
         for i, (key, f) in enumerate(corpus.files.items()):
-            det = Detector(detector, seed=seed, **options)
-            try:
-                scores[key] = det.fit_score(f.values, f.timestamps)
-            except DataError as e:
-                raise DataError(f"{key}: {e}") from None
-            raw[key] = det.last_fit["raw"]
+            saved = Path(store) / f"{detector}-seed{seed}" / (key.replace("/", "__") + ".npz") if store else None
+            done = _load_saved(saved, len(f)) if saved is not None and saved.is_file() else None
+            if done is None:
+                det, t0 = Detector(detector, seed=seed, **options), time.perf_counter()
+                try:
+                    file_scores = det.fit_score(f.values, f.timestamps)
+                except DataError as e:
+                    raise DataError(f"{key}: {e}") from None
+                done = (file_scores, det.last_fit["raw"], time.perf_counter() - t0)
+                if saved is not None:
+                    with atomic_write(saved) as fh:
+                        np.savez(fh, scores=done[0], raw=done[1], seconds=done[2])
+            scores[key], raw[key] = done[0], done[1]
+            seconds += done[2]
             if bar is not None:
                 bar.update(1)
             elif progress:
-                log(f"  {detector} seed {seed}: [{i + 1}/{len(corpus)}] {key} ({len(f)} rows, "
-                    f"{det.last_fit['total_s']:.1f}s)")
+                log(f"  {detector} seed {seed}: [{i + 1}/{len(corpus)}] {key} ({len(f)} rows, {done[2]:.1f}s)")
         if bar is not None:
             bar.close()
-        runs.append(DetectorRun(detector, seed, scores, time.perf_counter() - t0, total_rows, raw))
+        runs.append(DetectorRun(detector, seed, scores, seconds, total_rows, raw))
     return runs
+
+
+def _load_saved(path: Path, rows: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """A file's saved (scores, raw, seconds), checked; a damaged one is a DataError naming it."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            out = (np.asarray(z["scores"], dtype=np.float64), np.asarray(z["raw"], dtype=np.float64),
+                   float(z["seconds"]))
+    except Exception as e:  # a truncated, foreign or hostile file: say which, never a traceback
+        raise DataError(f"{path}: cannot read the saved scores ({type(e).__name__}); pass --force to start "
+                        "over") from None
+    if out[0].shape != (rows,) or out[1].shape[-1] != rows or not np.all((out[0] >= 0) & (out[0] <= 1)):
+        raise DataError(f"{path}: the saved scores do not fit this file ({rows} rows); pass --force to start over")
+    return out
 
 
 RANGE_ONLY = "range alarms alone (no network)"
