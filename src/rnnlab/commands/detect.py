@@ -249,8 +249,8 @@ def run_nab(args: argparse.Namespace) -> int:
     from ..train.signals import Interrupted
 
     out = check_out_dir(args.out) if args.out else None
-    if args.resume and out is None:
-        raise ConfigError("--resume needs --out, the folder of the interrupted run")
+    if args.resume and (out is None or args.force):
+        raise ConfigError("--resume needs --out, the folder of the interrupted run, and no --force (which starts over)")
     groups = [g.strip() for g in args.groups.split(",") if g.strip()] if args.groups else None
     corpus = load_corpus(args.root, groups)
     seeds = list(range(args.seed, args.seed + args.seeds))

@@ -233,6 +233,9 @@ def test_detect_nab_resumes_an_interrupted_run_with_the_same_results(tmp_path, c
     assert "holds finished results (results.json); nothing to resume" in capsys.readouterr().err
     assert main([*argv, "--out", str(tmp_path / "new"), "--resume"]) == 2
     assert "holds no interrupted run" in capsys.readouterr().err
+    for extra in ([], ["--out", str(out), "--force"]):
+        assert main([*argv, *extra, "--resume"]) == 2
+        assert "--resume needs --out, the folder of the interrupted run, and no --force" in capsys.readouterr().err
 
 
 def test_detect_nab_names_a_damaged_saved_file(tmp_path, capsys, monkeypatch):
