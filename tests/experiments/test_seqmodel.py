@@ -1,6 +1,7 @@
 """The last-step sequence model and its task on the one training loop."""
 import math
 import os
+import pickle
 import signal
 
 import numpy as np
@@ -130,4 +131,6 @@ def test_a_signal_stops_the_study_instead_of_recording_a_cut_short_run(tmp_path,
     with pytest.raises(Interrupted) as exc:
         fit_sequence(_memory_task(), LoopConfig(lr=1e-2, max_steps=50, eval_every=10), tmp_path / "run")
     assert exc.value.exit_code == 143
+    back = pickle.loads(pickle.dumps(exc.value))  # as from a study's worker process
+    assert isinstance(back, KeyboardInterrupt) and back.exit_code == 143
     assert (tmp_path / "run" / "last.npz").is_file()  # the stopped run is still resumable

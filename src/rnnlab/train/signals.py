@@ -34,6 +34,9 @@ class Interrupted(KeyboardInterrupt):
         super().__init__(f"interrupted (exit status {exit_code})")
         self.exit_code = int(exit_code)
 
+    def __reduce__(self):  # pickled back from a study's worker process
+        return (Interrupted, (self.exit_code,))
+
 
 class StopSignals:
     """Context manager: ``with StopSignals(on_first) as stop: ... if stop.received: ...``."""
