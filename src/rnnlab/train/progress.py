@@ -144,6 +144,46 @@ class Progress:
             self.stream.flush()
 
 
+class WorkProgress:
+    """Progress over a known amount of work that is not training steps (rows scored, files):
+    ``advance(n)`` as it goes, ``close()`` at the end. A tqdm bar on a terminal; in logs a plain
+    line with percentage and ETA every ``every_s`` seconds and at the end; nothing when disabled."""
+
+    def __init__(self, total: int, desc: str = "", unit: str = "rows", *, stream: TextIO | None = None,
+                 every_s: float = 30.0, enabled: bool = True) -> None:
+        self.total, self.desc, self.unit = max(int(total), 1), desc, unit
+        self.stream = stream or sys.stderr
+        self.enabled = enabled
+        self.every_s = every_s
+        self.done = 0
+        self._t0 = self._last = time.monotonic()
+        tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
+        tqdm = _tqdm() if tty else None
+        self._bar = tqdm(total=self.total, file=self.stream, desc=desc, unit=unit,
+                         dynamic_ncols=True, leave=False) if tqdm is not None else None
+
+    def advance(self, n: int) -> None:
+        self.done = min(self.done + int(n), self.total)
+        if not self.enabled:
+            return
+        if self._bar is not None:
+            self._bar.update(int(n))
+            return
+        now = time.monotonic()
+        if now - self._last >= self.every_s or self.done >= self.total:
+            self._last = now
+            spent = now - self._t0
+            eta = spent * (self.total - self.done) / self.done if self.done else math.inf
+            self.stream.write(f"{self.desc}: {100 * self.done / self.total:.0f}% of {self.total:,} {self.unit}, "
+                              f"{_fmt_time(spent)} spent, ETA {_fmt_time(eta)}\n")
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
 class MetricsLog:
     """Append-only JSONL file of training and evaluation metrics."""
 

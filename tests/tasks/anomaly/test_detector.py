@@ -260,3 +260,22 @@ def test_a_joint_detector_scores_the_mean_z_of_its_parts():
             Detector(bad)
     with pytest.raises(ConfigError, match="needs --post likelihood"):
         Detector("pred+vae", post="gaussian")
+
+
+def test_progress_counts_every_scored_row_of_every_network():
+    import io
+
+    from rnnlab.train.progress import WorkProgress
+
+    values, stamps = _series()
+    det = Detector("pred+vae", seed=0, ensemble=2, refit_every=150, **TINY)
+    assert det.work(600) == 2 * (600 - 8) + 2 * (600 - 7)
+    stream = io.StringIO()
+    bar = WorkProgress(det.work(600), "pred+vae", stream=stream, every_s=0)
+    scores = det.fit_score(values, stamps, progress=bar)
+    assert bar.done == bar.total
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2 * 2 * len(range(90, 600, 150))  # one line per scored block here (every_s=0)
+    assert lines[-1].startswith(f"pred+vae: 100% of {bar.total:,} rows") and "ETA 0:00" in lines[-1]
+    np.testing.assert_array_equal(scores, Detector("pred+vae", seed=0, ensemble=2, refit_every=150, **TINY)
+                                  .fit_score(values, stamps, progress=False))

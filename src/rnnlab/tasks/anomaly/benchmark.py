@@ -87,7 +87,7 @@ def run_nab(corpus: NabCorpus | str | Path, detector: str = "pred", seeds: Seque
             if done is None:
                 det, t0 = Detector(detector, seed=seed, **options), time.perf_counter()
                 try:
-                    file_scores = det.fit_score(f.values, f.timestamps)
+                    file_scores = det.fit_score(f.values, f.timestamps, progress=False)  # the bar is per file
                 except DataError as e:
                     raise DataError(f"{key}: {e}") from None
                 done = (file_scores, det.last_fit["raw"], time.perf_counter() - t0)

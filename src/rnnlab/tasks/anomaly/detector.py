@@ -49,7 +49,7 @@ from ...layers import gaussian_nll
 from ...module import no_grad
 from ...train import run_task
 from ...train.loopconfig import LoopConfig
-from ...train.progress import Progress
+from ...train.progress import Progress, WorkProgress
 from ...train.runs import BEST, LAST, prepare_run_dir
 from ...train.signals import Interrupted
 from .likelihood import POST, range_alarms
@@ -173,7 +173,7 @@ class Detector:
         return self.seed if k == 0 else int(np.random.SeedSequence([self.seed, 1, k]).generate_state(1)[0])
 
     def fit_score(self, values, timestamps=None, *, run_dir: str | Path | None = None,
-                  log=lambda *a: None) -> np.ndarray:
+                  log=lambda *a: None, progress: bool | WorkProgress = True) -> np.ndarray:
         """Train on the probationary period of ``values`` and score every row; returns (n,) scores.
 
         With ``refit_every = R`` the network also learns online: after each block of R scored rows
@@ -183,8 +183,22 @@ class Detector:
         the raw measure is the mean of theirs, taken before the score.
         """
         values, timestamps = self._check(values, timestamps)
+        if isinstance(progress, WorkProgress):  # a caller's bar (a joint detector's parts share one)
+            return self._fit_score(values, timestamps, run_dir, log, progress)
+        bar = WorkProgress(self.work(len(values)), f"{self.kind} (x{self.config.ensemble})"
+                           if self.config.ensemble > 1 else self.kind, enabled=bool(progress))
+        try:
+            return self._fit_score(values, timestamps, run_dir, log, bar)
+        finally:
+            bar.close()
+
+    def work(self, n: int) -> int:
+        """Rows to score for a series of ``n`` rows, over all networks: what the progress bar counts."""
+        return sum(self.config.ensemble * max(n - first_scored(p, self.config.window), 0) for p in self.parts)
+
+    def _fit_score(self, values, timestamps, run_dir, log, bar: WorkProgress) -> np.ndarray:
         if len(self.parts) > 1:
-            return self._joint(values, timestamps, run_dir, log)
+            return self._joint(values, timestamps, run_dir, log, bar)
         cfg = self.config
         n, start = len(values), probationary_rows(len(values))
         feats = self._features(values, timestamps, start)
@@ -194,7 +208,7 @@ class Detector:
         members, fit = [], {"steps": 0, "refits": 0, "fit_s": 0.0}
         for k in range(cfg.ensemble):
             raw_k, model, info = self._member(self.member_seed(k), feats, views, first, start,
-                                              run_dir if k == 0 else None, log)
+                                              run_dir if k == 0 else None, log, bar)
             members.append(raw_k)
             if k == 0:
                 self.model = model
@@ -208,12 +222,13 @@ class Detector:
                          "raw": raw, "members": members, "range_alarms": alarms}
         return scores
 
-    def _joint(self, values, timestamps, run_dir, log) -> np.ndarray:
+    def _joint(self, values, timestamps, run_dir, log, bar: WorkProgress) -> np.ndarray:
         cfg, t0 = self.config, time.perf_counter()
         raws, first, fit = [], 0, {"steps": 0, "refits": 0, "fit_s": 0.0}
         for kind in self.parts:
             part = Detector(kind, seed=self.seed, **asdict(cfg))
-            part.fit_score(values, timestamps, run_dir=Path(run_dir) / kind if run_dir else None, log=log)
+            part.fit_score(values, timestamps, run_dir=Path(run_dir) / kind if run_dir else None, log=log,
+                           progress=bar)
             raws.append(part.last_fit["raw"])
             first = max(first, first_scored(kind, cfg.window))
             fit = {key: fit[key] + part.last_fit[key] for key in fit}
@@ -226,7 +241,7 @@ class Detector:
         return scores
 
     def _member(self, seed: int, feats: np.ndarray, views: np.ndarray, first: int, start: int, run_dir,
-                log) -> tuple[np.ndarray, Any, dict]:
+                log, bar: WorkProgress) -> tuple[np.ndarray, Any, dict]:
         """One network's raw measure for every row (0 before ``first``), trained from ``seed``."""
         cfg, n = self.config, len(feats)
         spec = {"detector": self.kind, "input_size": feats.shape[1], "hidden_size": cfg.hidden,
@@ -241,6 +256,7 @@ class Detector:
         while lo < n:
             hi = min(hi, n)
             raw[lo:hi] = self._raw(self._measure(model, feats, views, lo, hi, seed), ref)
+            bar.advance(hi - lo)
             if hi >= n:
                 break
             t1 = time.perf_counter()
