@@ -94,7 +94,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--detector", type=_detector, default="pred", metavar="NAME",
                    help="pred, encdec or vae, or several joined by + (e.g. pred+vae: the mean of their "
                         "likelihood z) (default pred, the fastest; the best on NAB: pred+vae with --ensemble 3, "
-                        "about 5x the time)")
+                        "six networks instead of one)")
     r.add_argument("--out", metavar="DIR", help="output folder (default: runs/detect/<name>-<detector>)")
     r.add_argument("--plot", action="store_true", help="also write a PNG (needs matplotlib)")
     r.add_argument("--force", action="store_true", help="replace the scores (and plot) already in --out")
