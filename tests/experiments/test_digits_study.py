@@ -90,3 +90,31 @@ def test_irnn_grid_rows_only_when_asked_for_and_their_settings_reach_the_run(tmp
     _, meta = load_checkpoint(tmp_path / "digits-runs" / "steps" / "irnn-grid-h64-lr0.001-id0.9-pixel-seed0" / "last.npz")
     assert meta["model"]["identity_scale"] == 0.9 and meta["model"]["input_std"] == 1.0
     assert meta["config"]["schedule"] == "constant"
+
+
+def test_validation_runs_never_see_the_test_split(tmp_path, monkeypatch):
+    from rnnlab.experiments import digits
+
+    x_tr, y_tr, x_te, y_te = load_digits_sequences()
+    a, b, c, d = digits.validation_split(x_tr, y_tr)
+    assert len(a) == 1150 and len(c) == 288
+    np.testing.assert_array_equal(np.concatenate([a, c]), x_tr)
+    np.testing.assert_array_equal(np.concatenate([b, d]), y_tr)
+    seen = []
+    real = digits.SequenceTask
+
+    def spy(spec, batches, eval_data, *args, **kw):
+        seen.append(eval_data[0])
+        return real(spec, batches, eval_data, *args, **kw)
+
+    monkeypatch.setattr(digits, "SequenceTask", spy)
+    result = run("digits", Options(quick=True, seeds=1, budget="steps", steps=5, rows=["lstm pixel"],
+                                   validation=True, out=str(tmp_path), log=lambda s: None))
+    assert seen
+    for data in seen:
+        np.testing.assert_array_equal(data, c)  # scored on the held-out training images only
+    assert not any(np.array_equal(seen[0][:1], x_te[i:i + 1]) for i in range(len(x_te)))
+    assert "VALIDATION RUN (--validation)" in (tmp_path / "table.md").read_text()
+    assert result["rows"][0]["label"] == "lstm pixel"
+    with pytest.raises(ConfigError, match="--validation: the adding study has no validation split"):
+        run("adding", Options(quick=True, validation=True, out=str(tmp_path / "a"), log=lambda s: None))

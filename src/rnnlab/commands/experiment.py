@@ -51,6 +51,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rows", type=name_list, metavar="TEXT,...",
                    help="run only the rows whose label contains one of these strings, e.g. 'irnn adam,lstm' "
                         "(default: all)")
+    p.add_argument("--validation", action="store_true",
+                   help="digits: hold out the last 20%% of the training split and score every run on it instead "
+                        "of the test split, to choose settings (e.g. an --groups irnn-grid) without looking at "
+                        "the test set; the 'test' columns then hold validation accuracy")
     p.set_defaults(run=run)
 
 
@@ -59,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
 
     opts = Options(quick=args.quick, seeds=args.seeds, out=args.out, minutes=args.minutes,
                    data_dir=args.data_dir, cells=args.cells, corpus=args.corpus, budget=args.budget,
-                   steps=args.steps, jobs=args.jobs, groups=args.groups, rows=args.rows)
+                   steps=args.steps, jobs=args.jobs, groups=args.groups, rows=args.rows,
+                   validation=args.validation)
     result = run_experiment(args.name, opts)
     if not result["rows"]:
         return 1

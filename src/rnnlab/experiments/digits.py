@@ -89,6 +89,12 @@ def load_digits_sequences(permuted: bool = False, dtype=np.float32) -> tuple[np.
     return x[train, :, None], y[train], x[test, :, None], y[test]
 
 
+def validation_split(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The training images split again: the first 80 % train, the last 20 % validate (``--validation``)."""
+    n = round(TRAIN_FRACTION * len(x))
+    return x[:n], y[:n], x[n:], y[n:]
+
+
 def conditions(opts: Options) -> list[Condition]:
     conds = []
     for variant in VARIANTS:
@@ -121,6 +127,8 @@ def step_epochs(opts: Options) -> int:
 def run_one(cond: Condition, seed: int, opts: Options) -> dict:
     s = cond.settings
     x_tr, y_tr, x_te, y_te = load_digits_sequences(s["variant"] == "permuted")
+    if opts.validation:  # choose settings on held-out training images, never on the test split
+        x_tr, y_tr, x_te, y_te = validation_split(x_tr, y_tr)
     if opts.quick:
         hidden, epochs, minutes = QUICK["hidden"], QUICK["epochs"], QUICK["minutes"]
         x_tr, y_tr = x_tr[:QUICK["train"]], y_tr[:QUICK["train"]]
@@ -180,7 +188,10 @@ def notes(opts: Options) -> str:
             "other rows Adam, batch "
             f"{BATCH}, global-norm clipping. 'paper' = full-MNIST accuracy from Le et al. 2015 (IRNN) and "
             "Cooijmans et al. 2016 (LSTM, BN-LSTM): a different, larger task, for orientation only. "
-            "Mean ± sample std over seeds.")
+            "Mean ± sample std over seeds." + (
+                " VALIDATION RUN (--validation): the first 1,150 training images train, the last 288 validate; "
+                "every 'test' column holds validation accuracy, the test split is not used." if opts.validation
+                else ""))
 
 
 COLUMNS = [
@@ -200,4 +211,4 @@ COLUMNS = [
 ]
 
 STUDY = Study("digits", "Pixel-by-pixel digits", 3, conditions, run_one, COLUMNS,
-              ("epoch", "test accuracy (%)"), notes)
+              ("epoch", "test accuracy (%)"), notes, validation=True)

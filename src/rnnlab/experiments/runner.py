@@ -64,6 +64,7 @@ class Options:
     jobs: int = 1                     # worker processes; 1 runs every job in this process
     groups: list[str] | None = None   # None: every group (e.g. adding's "T=150", digits' "permuted")
     rows: list[str] | None = None     # None: every row; else rows whose label contains one of these
+    validation: bool = False          # score on a validation split of the training data, not the test split
     log: Callable[[str], None] = field(default=print, repr=False)
 
 
@@ -112,6 +113,7 @@ class Study(NamedTuple):
     notes: Callable[[Options], str] = no_notes     # module-level functions only: workers unpickle the study
     log_y: bool = False
     y_limits: tuple[float, float] | None = None      # keeps one diverged run from flattening the others
+    validation: bool = False                         # supports Options.validation (a held-out split)
 
 
 def cell_available(name: str) -> bool:
@@ -391,6 +393,10 @@ def failure_notes(rows: list[tuple[str, Condition, list[dict]]]) -> str:
 def run_study(study: Study, opts: Options) -> dict:
     """Run every available condition over the seeds and budgets; write and return the results."""
     log = opts.log
+    if opts.validation and not study.validation:
+        from ..errors import ConfigError
+        raise ConfigError(f"--validation: the {study.name} study has no validation split to score on "
+                          "(digits has)")
     budgets = budgets_of(opts)
     seeds = opts.seeds or (1 if opts.quick else study.default_seeds)
     out = Path(opts.out) if opts.out else Path("runs") / "experiments" / f"{study.name}-{time.strftime('%Y%m%d-%H%M%S')}"
