@@ -180,7 +180,8 @@ class Detector:
         it trains on (``refit_epochs`` passes over) the windows of the last P rows before the next
         block, and the reference statistics of the raw measure are taken afresh on those windows.
         With ``ensemble = K`` K networks (seeds :meth:`member_seed`) do all this independently and
-        the raw measure is the mean of theirs, taken before the score.
+        the raw measure is the mean of theirs, taken before the score. ``progress`` shows the rows
+        scored by every network (a bar on a terminal, a line every 30 s in logs; False: silent).
         """
         values, timestamps = self._check(values, timestamps)
         if isinstance(progress, WorkProgress):  # a caller's bar (a joint detector's parts share one)
