@@ -68,7 +68,8 @@ def ratio_onsets(score: np.ndarray, suppress: int, ratio: float) -> np.ndarray:
 
 
 def combined_scores(corpus, folder: Path, detector: str, seed: int, k: int, short=5, long=8640, suppress=50,
-                    mix: str = "", ratio: float = 1.0, warmup: int = 0, range_tolerance: float = 0.0) -> dict:
+                    mix: str = "", ratio: float = 1.0, warmup: int = 0,
+                    range_tolerance: float = DetectorConfig().range_tolerance) -> dict:
     """Members 0..k-1's raw measures averaged, then scored; with ``mix`` (``FOLDER:DETECTOR:K``) the
     mean z of the likelihood of this ensemble and of that detector's members 0..K-1 (same seed);
     rows that leave the range of the values before them by more than ``range_tolerance`` of it score 1."""

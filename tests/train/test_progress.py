@@ -7,7 +7,7 @@ from rnnlab.cli import build_parser
 from rnnlab.tasks.charlm import evaluate
 from rnnlab.models import CharRNN, ModelConfig
 from rnnlab.train import TrainConfig, describe_changes, train
-from rnnlab.train.progress import Progress
+from rnnlab.train.progress import Progress, WorkProgress
 
 
 class FakeTTY(io.StringIO):
@@ -56,6 +56,32 @@ def test_disabled_progress_writes_nothing():
     p.message("x")
     p.close()
     assert out.getvalue() == ""
+
+
+def test_work_progress_lines_bar_and_silence():
+    out = io.StringIO()
+    p = WorkProgress(10, "score", unit="files", stream=out, every_s=3600.0)
+    for _ in range(10):
+        p.advance(1)
+    p.close()
+    assert not p.on_terminal and out.getvalue().splitlines() == [out.getvalue().splitlines()[0]]
+    assert out.getvalue().startswith("score: 100% of 10 files, ") and "ETA 0:00" in out.getvalue()
+    quiet = io.StringIO()
+    q = WorkProgress(10, "score", stream=quiet, every_s=None)  # the caller logs each item itself
+    q.advance(10)
+    assert quiet.getvalue() == "" and q.done == 10
+    tty = FakeTTY()
+    t = WorkProgress(4, "score", unit="files", stream=tty)
+    assert t.on_terminal
+    t.advance(4)
+    t.close()
+    assert "\rscore:   0%|" in tty.getvalue() and "0/4" in tty.getvalue() and t.done == 4  # tqdm's bar, cleared
+    assert not t.on_terminal
+    off = io.StringIO()
+    WorkProgress(4, stream=FakeTTY(), enabled=False).advance(4)
+    w = WorkProgress(4, stream=off, enabled=False, every_s=0)
+    w.advance(4)
+    assert off.getvalue() == "" and not w.on_terminal
 
 
 def test_the_settings_dump_shows_only_what_changed_and_where_the_rest_is(tmp_path):

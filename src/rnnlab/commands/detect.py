@@ -151,13 +151,13 @@ def _options(args: argparse.Namespace) -> dict:
 
 
 def run_series(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from ..tasks.anomaly import Detector
     from ..tasks.anomaly.detector import probationary_rows
     from ..tasks.anomaly.io import find_labels, labelled_windows, plot_detection, read_input, write_scores
     from ..tasks.anomaly.nab import NabCorpus, evaluate
     from ..train.runs import check_out_dir
-
-    import numpy as np
 
     if args.plot:
         from ..plotting import require_matplotlib
@@ -232,7 +232,7 @@ def _prepare_nab_out(out: Path, settings: dict, force: bool, resume: bool) -> No
                               f"{settings.get(k)!r}; give the same flags, or a new --out")
         return
     elif finished:
-        raise ConfigError(f"{finished[0]} already exists; choose another --out, or pass --force to replace it")
+        _refuse_to_replace(finished, force=False)
     elif started:
         raise ConfigError(f"--out {out} holds an interrupted run; continue it with --resume, or pass --force to "
                           "start over")

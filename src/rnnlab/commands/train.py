@@ -86,11 +86,17 @@ def resolve_config(args: argparse.Namespace):
     preset = {k: v for k, v in CELL_PRESETS.get(cell, {}).items() if k not in flags and k not in data}
     if preset and not getattr(args, "resume", None):
         print(f"note: --cell {cell} trains with its own defaults unless given: "
-              + ", ".join(f"--{k.replace('_', '-')} " + (f"'{json.dumps(v)}'" if isinstance(v, dict) else f"{v:g}"
-                                               if isinstance(v, float) else str(v)) for k, v in preset.items()),
+              + ", ".join(f"--{k.replace('_', '-')} {_flag_value(v)}" for k, v in preset.items()),
               file=sys.stderr)
         flags.update(preset)
     return cfg.replace(**flags).validate()
+
+
+def _flag_value(v) -> str:
+    """A preset value as it would be typed on the command line."""
+    if isinstance(v, dict):
+        return f"'{json.dumps(v)}'"
+    return f"{v:g}" if isinstance(v, float) else str(v)
 
 
 # Defaults that differ by cell, applied where the user set nothing. The IRNN with Adam at lr 2e-3, clipping

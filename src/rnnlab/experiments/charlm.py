@@ -32,7 +32,7 @@ from ..errors import DataError
 from ..models import CharRNN, ModelConfig
 from ..train import DivergenceError, Progress, TrainConfig, train
 from ..train.progress import MetricsLog
-from ..train.signals import Interrupted
+from ..train.signals import raise_if_interrupted
 from .runner import Column, Condition, Options, Study
 
 DEFAULT_CORPUS = "nietzsche"
@@ -140,8 +140,7 @@ def run_one(cond: Condition, seed: int, opts: Options) -> dict:
     quiet = io.StringIO()  # the trainer's own log and progress line would drown the study's output
     try:
         summary = train(cfg, out=str(run_dir), log=quiet.write, progress=Progress(enabled=False), force=True)
-        if summary.get("exit_code"):  # Ctrl-C or SIGTERM: stop the study, do not record a cut-short run
-            raise Interrupted(summary["exit_code"])
+        raise_if_interrupted(summary)  # Ctrl-C or SIGTERM: stop the study, do not record a cut-short run
     except DivergenceError as exc:
         # One diverged run is a result (counted in the table), not a reason to lose the whole study.
         opts.log(f"  diverged: {exc}")

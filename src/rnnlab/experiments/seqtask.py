@@ -24,7 +24,7 @@ from ..train.guard import DivergenceError
 from ..train.loopconfig import LoopConfig
 from ..train.progress import MetricsLog
 from ..train.runs import METRICS, prepare_run_dir
-from ..train.signals import Interrupted
+from ..train.signals import raise_if_interrupted
 from ..train.task import EvalInterrupted, Selection, SourceTask, StepOutput, param_arrays
 from .seqmodel import SeqModel
 
@@ -149,8 +149,7 @@ def fit_sequence(task: SequenceTask, cfg: LoopConfig, run_dir: str | Path,
     diverged, stop = False, "diverged"
     try:
         summary = run_task(task, cfg.validate(), run_dir, log=lambda *_: None, progress=quiet)
-        if summary.get("exit_code"):  # Ctrl-C or SIGTERM: stop the study, do not record a cut-short run
-            raise Interrupted(summary["exit_code"])
+        raise_if_interrupted(summary)  # Ctrl-C or SIGTERM: stop the study, do not record a cut-short run
         stop = summary["stop"]
     except DivergenceError as exc:
         diverged = True

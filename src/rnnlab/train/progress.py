@@ -147,10 +147,12 @@ class Progress:
 class WorkProgress:
     """Progress over a known amount of work that is not training steps (rows scored, files):
     ``advance(n)`` as it goes, ``close()`` at the end. A tqdm bar on a terminal; in logs a plain
-    line with percentage and ETA every ``every_s`` seconds and at the end; nothing when disabled."""
+    line with percentage and ETA every ``every_s`` seconds and at the end (``every_s=None``: no
+    lines, for callers that log each item themselves when ``on_terminal`` is False); nothing when
+    disabled."""
 
     def __init__(self, total: int, desc: str = "", unit: str = "rows", *, stream: TextIO | None = None,
-                 every_s: float = 30.0, enabled: bool = True) -> None:
+                 every_s: float | None = 30.0, enabled: bool = True) -> None:
         self.total, self.desc, self.unit = max(int(total), 1), desc, unit
         self.stream = stream or sys.stderr
         self.enabled = enabled
@@ -169,6 +171,8 @@ class WorkProgress:
         if self._bar is not None:
             self._bar.update(int(n))
             return
+        if self.every_s is None:
+            return
         now = time.monotonic()
         if now - self._last >= self.every_s or self.done >= self.total:
             self._last = now
@@ -177,6 +181,11 @@ class WorkProgress:
             self.stream.write(f"{self.desc}: {100 * self.done / self.total:.0f}% of {self.total:,} {self.unit}, "
                               f"{_fmt_time(spent)} spent, ETA {_fmt_time(eta)}\n")
             self.stream.flush()
+
+    @property
+    def on_terminal(self) -> bool:
+        """True while a bar is shown (tqdm installed, enabled, on a terminal)."""
+        return self._bar is not None
 
     def close(self) -> None:
         if self._bar is not None:

@@ -38,6 +38,13 @@ class Interrupted(KeyboardInterrupt):
         return (Interrupted, (self.exit_code,))
 
 
+def raise_if_interrupted(summary: dict) -> None:
+    """After one training of several in a row: if a signal stopped it (its summary's exit code),
+    raise :class:`Interrupted` so the whole job stops rather than going on with a cut-short run."""
+    if summary.get("exit_code"):
+        raise Interrupted(summary["exit_code"])
+
+
 class StopSignals:
     """Context manager: ``with StopSignals(on_first) as stop: ... if stop.received: ...``."""
 

@@ -289,3 +289,15 @@ def test_threshold_writes_alarms_and_outputs_are_never_replaced_by_accident(tmp_
     assert main(["detect", "nab", str(root), "--out", str(tmp_path / "n"), *FAST]) == 2
     assert "results.json already exists" in capsys.readouterr().err
     assert main(["detect", "nab", str(root), "--out", str(tmp_path / "n"), "--force", *FAST]) == 0
+
+
+def test_run_nab_logs_each_file_without_a_terminal(tmp_path):
+    root = _nab(tmp_path / "nab", htm=False)
+    lines = []
+    runs = run_nab(load_corpus(root), "pred", seeds=[3], log=lines.append, window=8, hidden=4, epochs=1, long=200)
+    assert [line.split(" (")[0] for line in lines] == ["  pred seed 3: [1/2] grp/a.csv", "  pred seed 3: [2/2] grp/b.csv"]
+    assert runs[0].seconds == pytest.approx(sum(float(line.split(", ")[-1][:-2]) for line in lines), abs=0.1)
+    lines.clear()
+    run_nab(load_corpus(root), "pred", seeds=[3], progress=False, log=lines.append, window=8, hidden=4, epochs=1,
+            long=200)
+    assert lines == []

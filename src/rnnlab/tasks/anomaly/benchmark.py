@@ -9,7 +9,6 @@ optimisation: each file scored at the threshold optimised on the other files.
 """
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 
 from ...data.atomic import atomic_write
 from ...errors import DataError
+from ...train.progress import WorkProgress
 from .detector import Detector, DetectorConfig, probationary_rows
 from .likelihood import range_scores
 from .nab import (PROFILES, NabCorpus, Profile, evaluate, load_corpus, load_results, normalized_score,
@@ -53,17 +53,6 @@ class TableRow:
         return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
 
 
-def _file_bar(total: int, desc: str, enabled: bool) -> Any:
-    """tqdm over files when installed and on a terminal; plain lines otherwise."""
-    if not enabled:
-        return None
-    try:
-        from tqdm import tqdm  # optional extra
-    except ImportError:
-        return None
-    return tqdm(total=total, desc=desc, unit="file", file=sys.stderr, leave=False) if sys.stderr.isatty() else None
-
-
 def run_nab(corpus: NabCorpus | str | Path, detector: str = "pred", seeds: Sequence[int] = (0,), *,
             groups: Sequence[str] | None = None, progress: bool = True, store: str | Path | None = None,
             log: Callable[[str], None] = print, **options: Any) -> list[DetectorRun]:
@@ -79,7 +68,7 @@ def run_nab(corpus: NabCorpus | str | Path, detector: str = "pred", seeds: Seque
     total_rows = sum(len(f) for f in corpus)
     runs = []
     for seed in seeds:
-        bar = _file_bar(len(corpus), f"{detector} seed {seed}", progress)
+        bar = WorkProgress(len(corpus), f"{detector} seed {seed}", unit="file", enabled=progress, every_s=None)
         scores, raw, seconds = {}, {}, 0.0
         for i, (key, f) in enumerate(corpus.files.items()):
             saved = Path(store) / f"{detector}-seed{seed}" / (key.replace("/", "__") + ".npz") if store else None
@@ -96,12 +85,10 @@ def run_nab(corpus: NabCorpus | str | Path, detector: str = "pred", seeds: Seque
                         np.savez(fh, scores=done[0], raw=done[1], seconds=done[2])
             scores[key], raw[key] = done[0], done[1]
             seconds += done[2]
-            if bar is not None:
-                bar.update(1)
-            elif progress:
+            bar.advance(1)
+            if progress and not bar.on_terminal:
                 log(f"  {detector} seed {seed}: [{i + 1}/{len(corpus)}] {key} ({len(f)} rows, {done[2]:.1f}s)")
-        if bar is not None:
-            bar.close()
+        bar.close()
         runs.append(DetectorRun(detector, seed, scores, seconds, total_rows, raw))
     return runs
 

@@ -51,7 +51,7 @@ from ...train import run_task
 from ...train.loopconfig import LoopConfig
 from ...train.progress import Progress, WorkProgress
 from ...train.runs import BEST, LAST, prepare_run_dir
-from ...train.signals import Interrupted
+from ...train.signals import raise_if_interrupted
 from .likelihood import POST, range_alarms
 from .models import KINDS, make_model
 from .task import AnomalyTask
@@ -286,8 +286,7 @@ class Detector:
         with tempfile.TemporaryDirectory(prefix="rnnlab-detect-") as tmp:
             folder = prepare_run_dir(str(run_dir), force=True) if run_dir else Path(tmp)
             summary = run_task(task, loop.validate(), folder, log=log, progress=Progress(enabled=False))
-            if summary.get("exit_code"):  # Ctrl-C or SIGTERM: stop the whole job, not just this network
-                raise Interrupted(summary["exit_code"])
+            raise_if_interrupted(summary)  # Ctrl-C or SIGTERM: stop the whole job, not just this network
             ckpt = folder / BEST if (folder / BEST).exists() else folder / LAST
             arrays, _ = load_checkpoint(ckpt)
         model = make_model(spec)

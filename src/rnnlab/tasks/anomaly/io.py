@@ -69,15 +69,10 @@ def write_scores(path: str | Path, series: NabFile, scores: np.ndarray, threshol
     path = Path(path)
     stamps = np.datetime_as_string(series.timestamps, unit="s")
     scores = np.asarray(scores)
-    if threshold is None:
-        lines = ["timestamp,value,anomaly_score"]
-        lines += [f"{t.replace('T', ' ')},{v!r},{s:.10g}" for t, v, s in zip(stamps, series.values.tolist(),
-                                                                           scores.tolist())]
-    else:
-        alarms = (scores >= threshold).astype(int).tolist()
-        lines = ["timestamp,value,anomaly_score,alarm"]
-        lines += [f"{t.replace('T', ' ')},{v!r},{s:.10g},{a}" for t, v, s, a in zip(stamps, series.values.tolist(),
-                                                                                  scores.tolist(), alarms)]
+    alarms = [""] * len(scores) if threshold is None else [f",{int(a)}" for a in scores >= threshold]
+    lines = ["timestamp,value,anomaly_score" + ("" if threshold is None else ",alarm")]
+    lines += [f"{t.replace('T', ' ')},{v!r},{s:.10g}{a}" for t, v, s, a in zip(stamps, series.values.tolist(),
+                                                                             scores.tolist(), alarms)]
     with atomic_write(path) as f:
         f.write(("\n".join(lines) + "\n").encode())
     return path
