@@ -53,7 +53,6 @@ import numpy as np
 from ...checkpoint import load_checkpoint
 from ...data.windows import calendar_features
 from ...errors import ConfigError, DataError
-from ...layers import gaussian_nll
 from ...module import no_grad
 from ...train import run_task
 from ...train.loopconfig import LoopConfig
@@ -61,8 +60,9 @@ from ...train.progress import Progress, WorkProgress
 from ...train.runs import BEST, LAST, prepare_run_dir
 from ...train.signals import raise_if_interrupted
 from .likelihood import POST, range_alarms
-from .robust import RAW_CAP, absurd_rows, center_scale, compress, describe_rows
-from .models import KINDS, make_model
+from .robust import absurd_rows, center_scale, compress, describe_rows
+from .kinds import KINDS
+from .models import make_model
 from .task import AnomalyTask
 
 
@@ -78,7 +78,7 @@ def parse_kind(kind: str) -> list[str]:
 def first_scored(kind: str, window: int) -> int:
     """The first row with a raw measure: a forecaster needs the window before the row, the
     autoencoders the window ending at it."""
-    return window if kind == "pred" else window - 1
+    return KINDS[kind].first_scored(window)
 
 MIN_WINDOWS = 16
 
@@ -148,7 +148,7 @@ class Detector:
     # -- inputs ----------------------------------------------------------------------------------
     def min_rows(self) -> int:
         """The fewest rows a series needs: MIN_WINDOWS training windows in its probationary period."""
-        need = self.config.window + MIN_WINDOWS + (1 if "pred" in self.parts else 0)
+        need = self.config.window + MIN_WINDOWS + max(KINDS[p].lead for p in self.parts)
         return int(math.ceil(need / 0.15))
 
     def _features(self, values: np.ndarray, timestamps: np.ndarray | None, start: int) -> np.ndarray:
@@ -287,11 +287,8 @@ class Detector:
                init, run_dir, log) -> tuple[Any, int]:
         """Train on the windows whose scored row is in [lo, hi) (from ``init``'s weights when given)
         through the one training loop; returns the best model (eval mode) and the steps taken."""
-        cfg, L = self.config, self.config.window
-        if self.kind == "pred":  # the window ending at t-1 forecasts row t
-            x, y = np.ascontiguousarray(views[lo - L:hi - L]), feats[lo:hi, :1].copy()
-        else:  # the window ending at t
-            x, y = np.ascontiguousarray(views[lo - L + 1:hi - L + 1]), None
+        cfg, kind = self.config, KINDS[self.kind]
+        x, y = kind.inputs(views, lo, hi, cfg.window), kind.targets(feats, lo, hi)
         seed = spec["seed"] if init is None else int(np.random.SeedSequence([spec["seed"], hi]).generate_state(1)[0])
         task = AnomalyTask(spec, x, y, batch=cfg.batch, seed=seed, beta=cfg.beta,
                            init=None if init is None else init.state_dict())
@@ -311,50 +308,19 @@ class Detector:
 
     def _measure(self, model, feats: np.ndarray, views: np.ndarray, lo: int, hi: int, seed: int,
                  chunk: int = 2048) -> np.ndarray:
-        """The model's measure for rows lo..hi-1: the forecast error (pred), the window's absolute
-        reconstruction errors (encdec, (rows, L)) or its mean negative log-likelihood (vae)."""
-        cfg, L = self.config, self.config.window
+        """The model's measure for rows lo..hi-1 (:meth:`DetectorKind.measure`), in chunks."""
+        cfg, kind = self.config, KINDS[self.kind]
         rng = np.random.default_rng([seed, 1, lo])
-        outs = []
         with no_grad():
-            for a in range(lo, hi, chunk):
-                b = min(a + chunk, hi)
-                if self.kind == "pred":
-                    outs.append(feats[a:b, 0] - model.forward(np.ascontiguousarray(views[a - L:b - L]))[0][:, 0])
-                    continue
-                x = np.ascontiguousarray(views[a - L + 1:b - L + 1])
-                target = x[..., 0]
-                if self.kind == "encdec":
-                    outs.append(np.abs(model.forward(x)[0] - target).astype(np.float64))
-                    continue
-                total = np.zeros(len(x))
-                for _ in range(cfg.samples):
-                    eps = rng.standard_normal((len(x), cfg.latent)).astype(np.float32)
-                    (m, v, _), _ = model.forward(x, eps)
-                    total += gaussian_nll(m.astype(np.float64), v.astype(np.float64), target).mean(axis=1)
-                outs.append(total / cfg.samples)
+            outs = [kind.measure(model, feats, views, a, min(a + chunk, hi), cfg.window, rng, cfg)
+                    for a in range(lo, hi, chunk)]
         return np.concatenate(outs).astype(np.float64)
 
     def _reference(self, measure: np.ndarray) -> Any:
-        """What the measure is on normal data: the median and robust sd of the errors (pred), N(mu, S)
-        of the error vectors (encdec, S^-1 kept), the median and robust sd of the NLL (vae: its NLL
-        is already a likelihood; the two only cap it)."""
-        if self.kind in ("pred", "vae"):
-            return center_scale(measure)
-        if self.kind == "encdec":
-            L = measure.shape[1]
-            cov = np.cov(measure, rowvar=False).reshape(L, L)
-            cov += np.eye(L) * (1e-2 * np.trace(cov) / L + 1e-8)
-            return measure.mean(axis=0), np.linalg.inv(cov)
-        return None
+        return KINDS[self.kind].reference(measure)
 
     def _raw(self, measure: np.ndarray, ref: Any) -> np.ndarray:
-        if self.kind == "pred":
-            return np.minimum(((measure - ref[0]) / ref[1]) ** 2, RAW_CAP)
-        if self.kind == "encdec":
-            d = measure - ref[0]
-            return np.minimum(np.einsum("ij,ij->i", d @ ref[1], d) / measure.shape[1], RAW_CAP)
-        return np.minimum(measure, ref[0] + 100.0 * ref[1])
+        return KINDS[self.kind].raw(measure, ref)
 
     def describe(self) -> dict[str, Any]:
         return {"detector": self.kind, "seed": self.seed, **asdict(self.config)}
