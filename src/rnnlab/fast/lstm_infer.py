@@ -39,7 +39,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..workspace import Workspace
-from . import accel, lstm
+from . import accel, lstm_gates
 
 
 class TokenRows(NamedTuple):
@@ -56,7 +56,7 @@ def infer_step(xw: np.ndarray, hw: np.ndarray, bias: np.ndarray, scale: np.ndarr
                c: np.ndarray, h: np.ndarray, ig: np.ndarray) -> None:
     """One step in NumPy (compiled twin: ``compiled.lstm_infer``): hw (B, 4H) holds h_{t-1} W_h'
     in and the gates out; c (B, H) is c_{t-1} in and c_t out; h = h_t; ``ig`` (B, H) is scratch.
-    The arithmetic is :func:`rnnlab.fast.lstm.forward_step`'s, operand for operand."""
+    The arithmetic is :func:`rnnlab.fast.lstm_gates.forward_step`'s, operand for operand."""
     H = h.shape[1]
     hw += xw                  # (xw + hw) + b, as the training step adds them
     hw += bias
@@ -78,7 +78,7 @@ def forward(XW: np.ndarray | TokenRows, b: np.ndarray, W_h: np.ndarray, hs: np.n
     lengths), or None for all B."""
     T, B, G = XW.shape
     H = G // 4
-    scale, shift = lstm.preact_scale(H, hs.dtype), lstm.preact_shift(H, hs.dtype)
+    scale, shift = lstm_gates.preact_scale(H, hs.dtype), lstm_gates.preact_shift(H, hs.dtype)
     hw = ws.empty("hw", (B, G), hs.dtype)
     c = ws.empty("c_infer", (B, H), hs.dtype)
     c[...] = state0[1]
