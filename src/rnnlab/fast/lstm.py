@@ -31,6 +31,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from ..blas import choice as blas_choice
 from ..cells.lstm import LSTMStepCache
 from ..workspace import Workspace
 from . import accel, lstm_infer
@@ -59,8 +60,9 @@ def forward(cell: Any, XW: np.ndarray, b: np.ndarray, W_h: np.ndarray, hs: np.nd
     compiled = accel.steps(hs.dtype)
     step = compiled.lstm_forward if compiled is not None else partial(forward_step, ig=ws.empty("ig", (B, H), hs.dtype))
     cs[0] = state0[1]
+    product = blas_choice.stepper(hs, W_h, hw)     # hs[t] @ W_h: OpenBLAS or packed oneMKL (RNNLAB_BLAS)
     for t in range(T):
-        np.matmul(hs[t], W_h, out=hw)
+        product(t)
         step(act[t], hw, b, scale, shift, cs[t], cs[t + 1], tanh_c[t], hs[t + 1])
     steps = [LSTMStepCache(act[t], cs[t], tanh_c[t]) for t in range(T)]
     return (hs[T].copy(), cs[T].copy()), steps
@@ -87,12 +89,13 @@ def _backward(dyt: np.ndarray | None, dstate: list, steps: list, W_h: np.ndarray
         backward_step, M=_per_gate(H, (1.0, 1.0, 0.0, 1.0), dtype), K=_per_gate(H, (0.0, 0.0, 1.0, 0.0), dtype),
         deriv=ws.empty("deriv", (B, G), dtype), tmp=ws.empty("tmp", (B, H), dtype))
     dh, dc = dstate
+    product = blas_choice.stepper(block, W_hT, dh)   # the block is reused: one packing per call
     for t1 in range(T, 0, -chunk):
         t0 = max(t1 - chunk, 0)
         for t in range(t1 - 1, t0 - 1, -1):
             act, c_prev, tc = steps[t]
             step(act, c_prev, tc, dh, dh if dyt is None else dyt[t], dyt is not None, dc, block[t - t0])
-            np.matmul(block[t - t0], W_hT, out=dh)           # dh_{t-1}
+            product(t - t0)                                  # dh_{t-1} = dA_t W_h^T
         yield t0, t1, block[:t1 - t0], block[:t1 - t0]
 
 

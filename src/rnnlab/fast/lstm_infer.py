@@ -38,6 +38,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..blas import choice as blas_choice
 from ..workspace import Workspace
 from . import accel, lstm_gates
 
@@ -97,11 +98,18 @@ def forward(XW: np.ndarray | TokenRows, b: np.ndarray, W_h: np.ndarray, hs: np.n
         def step(t: int, n: int) -> None:
             x = np.take(XW.table, XW.ids[t, :n], axis=0, out=xw[:n]) if lookup else XW[t, :n]
             infer_step(x, hw[:n], b, scale, shift, c[:n], hs[t + 1, :n], ig[:n])
-    if active is None and compiled is not None and not lookup:   # the common case, without a closure call
-        infer = compiled.lstm_infer
-        for t in range(T):
-            np.matmul(hs[t], W_h, out=hw)
-            infer(XW[t], hw, b, scale, shift, c, hs[t + 1])
+    if active is None and compiled is not None:   # the common case, without a closure call
+        product = blas_choice.stepper(hs, W_h, hw)   # OpenBLAS or packed oneMKL (RNNLAB_BLAS)
+        if lookup:
+            rows, table, ids = compiled.lstm_infer_rows, XW.table, XW.ids
+            for t in range(T):
+                product(t)
+                rows(table, ids[t], hw, b, scale, shift, c, hs[t + 1])
+        else:
+            infer = compiled.lstm_infer
+            for t in range(T):
+                product(t)
+                infer(XW[t], hw, b, scale, shift, c, hs[t + 1])
         return (hs[T].copy(), c.copy()), None
     for t, n in enumerate(active if active is not None else [B] * T):
         np.matmul(hs[t, :n], W_h, out=hw[:n])
