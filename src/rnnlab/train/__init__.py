@@ -12,7 +12,6 @@ from typing import Any, Callable
 
 from ..checkpoint import load_checkpoint, read_checkpoint_meta
 from ..data import EncodedCorpus, Vocab
-from ..blas import choice as blas_choice
 from ..errors import CheckpointError, ConfigError
 from ..fast import accel
 from .config import TrainConfig, load_toml
@@ -58,12 +57,8 @@ def run_task(task: Task, cfg: Any, run_dir: Path, *, resume_from: Path | None = 
         trainer.restore(resume_from)
         best = "none yet" if trainer.best is None else f"{trainer.best:.4g}"
         log(f"resumed at step {trainer.step} (best validation {task.selection.key} {best})")
-    blas_choice.set_log(log)   # each step-product choice: one line in the run's log
-    write_json(run_dir / CONFIG, {"task": task.name, **cfg.to_dict(), "blas": blas_choice.choices()})
-    summary = trainer.fit()
-    # the step-product choices are made on the model's own shapes during the first steps: record them
-    write_json(run_dir / CONFIG, {"task": task.name, **cfg.to_dict(), "blas": blas_choice.choices()})
-    return summary
+    write_json(run_dir / CONFIG, {"task": task.name, **cfg.to_dict()})
+    return trainer.fit()
 
 
 def describe_changes(cfg: Any, defaults: Any) -> str:
