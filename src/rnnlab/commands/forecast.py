@@ -3,6 +3,8 @@ the baselines, and forecast new series."""
 from __future__ import annotations
 
 import argparse
+import sys
+import warnings
 from pathlib import Path
 
 from .argtypes import positive_int as _positive_int
@@ -162,6 +164,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    from ..errors import InputWarning
     from ..tasks.forecast import Forecaster
     from ..tasks.forecast.data import read_csv
     from ..tasks.forecast.report import plot_forecasts, write_forecast_csv
@@ -172,7 +175,14 @@ def run_predict(args: argparse.Namespace) -> int:
     fc = Forecaster.load(args.run_path)
     path = Path(args.series)
     series = read_csv(path)
-    f = fc.predict(series, args.horizon)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", InputWarning)
+        f = fc.predict(series, args.horizon)
+    for w in caught:
+        if issubclass(w.category, InputWarning):
+            print(f"warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     out = Path(args.out) if args.out else path.with_suffix(".forecast.csv")
     write_forecast_csv(out, series, f)
     print(f"forecast {f.point.shape[1]} steps for {len(series)} series in {f.seconds:.2f}s; wrote {out}")

@@ -91,7 +91,7 @@ def test_training_improves_on_the_start(tmp_path):
     cfg, series, spec = _setup(base="none")
     task = ForecastTask(spec, series, batch=16, seed=0)
     start = task.evaluate(task.build_model())["loss"]
-    summary = run_task(task, cfg.replace(max_steps=60, eval_every=30, lr=1e-2), prepare_run_dir(str(tmp_path / "r")),
+    summary = run_task(task, cfg.replace(max_steps=90, eval_every=45, lr=1e-2), prepare_run_dir(str(tmp_path / "r")),
                        **QUIET)
     assert summary["best"] is not None
     rows = [r for r in MetricsLog(tmp_path / "r" / "metrics.jsonl").read() if r.get("split") == "val"]

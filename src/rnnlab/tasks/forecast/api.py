@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
 from ...checkpoint import load_checkpoint, save_checkpoint
-from ...errors import CheckpointError
+from ...errors import CheckpointError, InputWarning
 from ...train import Progress, resume_checkpoint, run_task
 from ...train.loopconfig import with_new_budget
 from ...train.runs import BEST, find_checkpoint, prepare_run_dir
@@ -75,10 +76,27 @@ def train_run(cfg: ForecastConfig, out: str | None = None, resume: str | None = 
         f"{spec['hidden_size']} units, window {spec['window']}, horizon {spec['horizon']}, season "
         f"{spec['season']}, {spec['norm']} scale; run folder {run_dir}")
     log(f"validation Naive2: sMAPE {task.naive2[0]:.3f}, MASE {task.naive2[1]:.3f}")
+    if task.selection.key != "owa":
+        log("Naive2 is exact on the validation slice, so OWA cannot rank models: best.npz selects on sMAPE")
     if progress is None:
         progress = Progress(loss_label=lambda loss: f"pinball {loss:.4f}")
     summary = run_task(task, cfg, run_dir, resume_from=ckpt, log=log, progress=progress)
     return summary, run_dir
+
+
+def warn_absurd(series: Sequence, window: int) -> None:
+    """A warning (``InputWarning``) naming the first absurd value in each series' input window: the
+    forecast is still made (inputs are scaled robustly and clipped), but the user should look."""
+    for s in series:
+        start = max(0, len(s) - window)
+        bad = F.absurd_values(s.values[start:])
+        if bad.size:
+            i = start + int(bad[0])
+            when = f" ({s.timestamps[i]})" if getattr(s, "timestamps", None) is not None else ""
+            more = f", and {bad.size - 1} more" if bad.size > 1 else ""
+            warnings.warn(f"series '{s.id}': value {i + 1}{when} is {s.values[i]:.6g}, over 1000 robust "
+                          f"deviations from the series' median{more}; check that row (the forecast scales "
+                          f"it down, robustly)", InputWarning, stacklevel=3)
 
 
 def _load_member(path: str | Path) -> tuple[dict, dict, dict]:
@@ -159,6 +177,7 @@ class Forecaster:
         start = time.perf_counter()
         L = spec["window"]
         x = np.stack([s.values[-L:] for s in series])
+        warn_absurd(series, L)
         starts = np.array([len(s) - L for s in series])
         e = F.encode(spec, x, [F.clock(s) for s in series], starts, [s.id for s in series])
         q = np.mean([F.decode(spec, e, predict_normalised(model, spec, e)) for spec, model in self.members], axis=0)

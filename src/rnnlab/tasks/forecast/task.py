@@ -27,7 +27,7 @@ from ...train.loopconfig import LoopConfig
 from ...train.task import EvalInterrupted, Selection, StepOutput, Task
 from . import features as F
 from .baselines import forecast_all
-from .metrics import mase_scale, owa, smape_points
+from .metrics import evaluate, owa
 from .model import MODELS, PinballLoss, backward_model, make_model, run_model
 
 KIND = "rnnlab.forecast"
@@ -92,22 +92,15 @@ def make_spec(cfg: ForecastConfig, series: Sequence, default_horizon: int | None
     spec = {"model": cfg.model, "cell": cfg.cell, "hidden_size": cfg.hidden_size, "num_layers": cfg.num_layers,
             "seed": cfg.seed, "window": window, "horizon": horizon, "season": season, "norm": norm,
             "base": cfg.base, "periods": [float(p) for p in cfg.periods],
-            "quantiles": [float(q) for q in sorted(cfg.quantiles)]}
+            "quantiles": [float(q) for q in sorted(cfg.quantiles)], "robust": True}
     spec["input_size"] = spec["future_size"] = F.feature_size(spec)
     return spec
 
 
 def score(insamples: Sequence[np.ndarray], actual: np.ndarray, forecast: np.ndarray, m: int) -> tuple[float, float]:
     """sMAPE and MASE averaged over all points, the M4 way; series with a constant in-sample part
-    (MASE undefined) count in sMAPE only."""
-    s = np.concatenate([smape_points(a, f) for a, f in zip(actual, forecast)])
-    scaled = []
-    for x, a, f in zip(insamples, actual, forecast):
-        scale = mase_scale(x, m)
-        if scale > 0:
-            scaled.append(np.abs(np.asarray(a) - np.asarray(f)) / scale)
-    q = float(np.mean(np.concatenate(scaled))) if scaled else float("nan")
-    return float(np.mean(s)), q
+    (MASE undefined) count in sMAPE only (:func:`rnnlab.tasks.forecast.metrics.evaluate`)."""
+    return tuple(evaluate(insamples, actual, forecast, m))
 
 
 class ForecastTask(Task):
@@ -143,6 +136,10 @@ class ForecastTask(Task):
         self.val_insample = [self.values[k][:e - H] for k, e in zip(keep, ends)]
         n2 = forecast_all("naive2", self.val_insample, H, m).forecasts
         self.naive2 = score(self.val_insample, self.val_y, n2, m)
+        if self.naive2[0] == 0 or self.naive2[1] == 0:
+            # Naive2 is exact on the validation slice (e.g. constant series): OWA is 1 or inf there,
+            # no ranking, so best.npz is chosen by sMAPE instead (metrics.py, degenerate cases)
+            self.selection = Selection("smape", "min")
 
     # -- model ---------------------------------------------------------------------------
     def build_model(self) -> Module:
