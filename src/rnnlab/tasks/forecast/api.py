@@ -27,10 +27,10 @@ from ...train.loopconfig import with_new_budget
 from ...train.runs import BEST, find_checkpoint, prepare_run_dir
 from . import features as F
 from .baselines import forecast_all
-from .data import as_series, check_horizon, check_inputs, load_dataset
+from .data import as_series, check_horizon, load_dataset
 from .metrics import owa
 from .model import make_model
-from .task import KIND, ForecastConfig, ForecastTask, make_spec, predict_normalised, score
+from .task import KIND, ForecastConfig, ForecastTask, encode_groups, make_spec, predict_normalised, score
 
 
 class Forecast(NamedTuple):
@@ -76,6 +76,8 @@ def train_run(cfg: ForecastConfig, out: str | None = None, resume: str | None = 
         f"{spec['hidden_size']} units, window {spec['window']}, horizon {spec['horizon']}, season "
         f"{spec['season']}, {spec['norm']} scale; run folder {run_dir}")
     log(f"validation Naive2: sMAPE {task.naive2[0]:.3f}, MASE {task.naive2[1]:.3f}")
+    if task.length_note():
+        log(task.length_note())
     if task.selection.key != "owa":
         log("Naive2 is exact on the validation slice, so OWA cannot rank models: best.npz selects on sMAPE")
     if progress is None:
@@ -173,14 +175,16 @@ class Forecaster:
         spec = self.spec
         series = as_series(series)
         h = check_horizon(horizon, spec["horizon"])
-        check_inputs(series, spec["window"])
         start = time.perf_counter()
         L = spec["window"]
-        x = np.stack([s.values[-L:] for s in series])
+        xs = [s.values[-L:] for s in series]        # a series shorter than the window: all its values
         warn_absurd(series, L)
-        starts = np.array([len(s) - L for s in series])
-        e = F.encode(spec, x, [F.clock(s) for s in series], starts, [s.id for s in series])
-        q = np.mean([F.decode(spec, e, predict_normalised(model, spec, e)) for spec, model in self.members], axis=0)
+        starts = np.array([len(s) - len(x) for s, x in zip(series, xs)])
+        clocks, ids = [F.clock(s) for s in series], [s.id for s in series]
+        q = np.zeros((len(series), spec["horizon"], len(spec["quantiles"])))
+        for rows, e in encode_groups(spec, xs, clocks, starts, ids):
+            q[rows] = np.mean([F.decode(sp, e, predict_normalised(model, sp, e)) for sp, model in self.members],
+                              axis=0)
         q = q[:, :h]
         return Forecast([s.id for s in series], q[..., F.median_index(spec)], q, list(spec["quantiles"]),
                         time.perf_counter() - start)

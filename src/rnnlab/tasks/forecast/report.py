@@ -65,9 +65,9 @@ def rolling_origin(fc: Forecaster, series: Sequence[Series], origins: int, horiz
     for s in series:
         for k in range(origins, 0, -1):
             end = len(s) - k * horizon
-            if end < fc.spec["window"]:
-                raise DataError(f"series '{s.id}': {origins} origins of {horizon} steps leave {end} values before "
-                                f"the first, fewer than the model's window of {fc.spec['window']}; use fewer --origins")
+            if end < 1:
+                raise DataError(f"series '{s.id}' has {len(s)} values: {origins} origins of {horizon} steps leave "
+                                f"none before the first; use fewer --origins")
             hist.append(Series(s.id, s.values[:end], None if s.timestamps is None else s.timestamps[:end]))
             actual.append(s.values[end:end + horizon])
             kept.append((s, end))

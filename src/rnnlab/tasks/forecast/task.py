@@ -37,7 +37,7 @@ KIND = "rnnlab.forecast"
 class ForecastConfig(LoopConfig):
     data: str = "m4-hourly"             # "m4-hourly" or a CSV file
     data_dir: str | None = None
-    model: str = "direct"               # direct | encdec
+    model: str = "encdec"               # encdec (the better one on M4 Hourly) | direct
     cell: str = "gru"                   # lstm | gru
     window: int = 0                     # input length L; 0: 7 seasons (168 hourly), at least 2 H
     horizon: int = 0                    # H; 0: the dataset's (48 for M4 Hourly), else 2 seasons
@@ -117,21 +117,40 @@ class ForecastTask(Task):
         self.clocks = [F.clock(s) for s in series]
         lengths = np.array([len(v) for v in self.values])
         self.cutoff = lengths - holdout - H            # training windows end here
-        if not (self.cutoff - L - H + 1 > 0).any():
-            raise DataError(f"no series is long enough for a window of {L} inputs, {H} to predict and {H} to "
-                            f"validate on (the longest, '{self.ids[int(lengths.argmax())]}', has "
-                            f"{int(lengths.max())} values); use a shorter --window or --horizon")
+        # a series trains with a window of min(L, cutoff - H) inputs: short histories get shorter windows
+        self.trainable = np.flatnonzero(self.cutoff - H >= 1)
+        if self.trainable.size == 0:
+            raise DataError(f"no series is long enough for one input value, {H} to predict and {H} to validate "
+                            f"on (the longest, '{self.ids[int(lengths.argmax())]}', has {int(lengths.max())} "
+                            f"values{f' with {holdout} held out' if holdout else ''}); use a shorter --horizon")
+        self.mixed = bool((self.cutoff[self.trainable] - H < L).any())
         self.rng = np.random.default_rng([seed, 17])
         self.loss_fn = PinballLoss()
         self._validation_set()
 
+    def length_note(self) -> str | None:
+        """One line on the series shorter than a full window (trained with shorter windows) and those too
+        short to train or validate on (still forecast), or None when every series holds a full window."""
+        L, H = self.spec["window"], self.spec["horizon"]
+        short = int(((self.cutoff - H >= 1) & (self.cutoff - H < L)).sum())
+        untrained = int((self.cutoff - H < 1).sum())
+        if not short and not untrained:
+            return None
+        parts = []
+        if short:
+            parts.append(f"{short} series shorter than a full window of {L} train with windows of their length")
+        if untrained:
+            parts.append(f"{untrained} series have under {2 * H + 1} values and cannot give a training window "
+                         f"(they are still forecast, from the values they have)")
+        return "; ".join(parts)
+
     def _validation_set(self) -> None:
         L, H, m = self.spec["window"], self.spec["horizon"], self.spec["season"]
-        keep = [k for k, c in enumerate(self.cutoff) if c >= L]
+        keep = [k for k, c in enumerate(self.cutoff) if c >= 1]
         self.val_rows = np.array(keep, dtype=np.int64)
         ends = self.cutoff[keep] + H
-        self.val_start = ends - H - L
-        self.val_x = np.stack([self.values[k][s:s + L] for k, s in zip(keep, self.val_start)])
+        self.val_start = np.maximum(ends - H - L, 0)
+        self.val_x = [self.values[k][s:e - H] for k, s, e in zip(keep, self.val_start, ends)]
         self.val_y = np.stack([self.values[k][e - H:e] for k, e in zip(keep, ends)])
         self.val_insample = [self.values[k][:e - H] for k, e in zip(keep, ends)]
         n2 = forecast_all("naive2", self.val_insample, H, m).forecasts
@@ -152,6 +171,9 @@ class ForecastTask(Task):
     # -- data ----------------------------------------------------------------------------
     def next_batch(self) -> tuple[F.Encoded, np.ndarray]:
         L, H = self.spec["window"], self.spec["horizon"]
+        if self.mixed:  # the batch's window length is that of a series drawn uniformly (its min(L, cutoff - H))
+            k = self.trainable[self.rng.integers(0, self.trainable.size)]
+            L = int(min(L, self.cutoff[k] - H))
         w = sample_windows(self.values, L, H, self.batch, cutoff=self.cutoff, rng=self.rng)
         e = F.encode(self.spec, w.x, [self.clocks[k] for k in w.series_index], w.start)
         return e, F.targets(self.spec, e, w.y)
@@ -173,12 +195,16 @@ class ForecastTask(Task):
     # -- evaluation ----------------------------------------------------------------------
     def evaluate(self, model: Module, should_stop: Callable[[], bool] = lambda: False,
                  progress: Callable[[int, int], None] | None = None) -> dict[str, float]:
-        e = F.encode(self.spec, self.val_x, [self.clocks[k] for k in self.val_rows], self.val_start,
-                     [self.ids[k] for k in self.val_rows], dtype=model.dtype)
-        out = predict_normalised(model, self.spec, e, self.eval_batch, should_stop)
-        loss = self.loss_fn.forward(out, F.targets(self.spec, e, self.val_y), self.spec["quantiles"])[0]
-        fc = F.decode(self.spec, e, out)[..., F.median_index(self.spec)]
-        s, q = score(self.val_insample, self.val_y, fc, self.spec["season"])
+        spec, q = self.spec, self.spec["quantiles"]
+        fc = np.zeros(self.val_y.shape)
+        loss = 0.0
+        for rows, e in encode_groups(spec, self.val_x, [self.clocks[k] for k in self.val_rows], self.val_start,
+                                     [self.ids[k] for k in self.val_rows], dtype=model.dtype):
+            out = predict_normalised(model, spec, e, self.eval_batch, should_stop)
+            loss += self.loss_fn.forward(out, F.targets(spec, e, self.val_y[rows]), q)[0] * len(rows)
+            fc[rows] = F.decode(spec, e, out)[..., F.median_index(spec)]
+        loss /= len(self.val_y)
+        s, q = score(self.val_insample, self.val_y, fc, spec["season"])
         return {"owa": owa((s, q), self.naive2), "smape": s, "mase": q, "loss": loss}
 
     def describe_eval(self, metrics: dict[str, float]) -> str:
@@ -187,6 +213,18 @@ class ForecastTask(Task):
 
     def meta(self) -> dict[str, Any]:
         return {"series": len(self.values), "naive2_val": list(self.naive2)}
+
+
+def encode_groups(spec: dict, xs: Sequence[np.ndarray], clocks: Sequence, starts: np.ndarray,
+                  ids: Sequence[str] | None = None, dtype=np.float32):
+    """Windows of different lengths (series shorter than the model's window), encoded in groups of one
+    length: yields ``(rows, Encoded)``, ``rows`` the positions of the group's windows in ``xs``."""
+    lengths = np.array([len(x) for x in xs], dtype=np.int64)
+    starts = np.asarray(starts)
+    for n in np.unique(lengths):
+        rows = np.flatnonzero(lengths == n)
+        yield rows, F.encode(spec, np.stack([xs[i] for i in rows]), [clocks[i] for i in rows], starts[rows],
+                             None if ids is None else [ids[i] for i in rows], dtype=dtype)
 
 
 def predict_normalised(model: Module, spec: dict, e: F.Encoded, eval_batch: int = 512,
