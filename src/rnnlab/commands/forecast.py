@@ -40,6 +40,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                      "lowest validation OWA.")
     t.add_argument("data", nargs="?", default="m4-hourly", help="m4-hourly (default) or a CSV file")
     t.add_argument("--data-dir", dest="data_dir", metavar="DIR", help="folder holding the M4 files (e.g. ../shared/data)")
+    t.add_argument("--train", dest="train_file", metavar="TRAIN.csv",
+                   help="the training series (the same as giving the file as DATA)")
+    t.add_argument("--test", default="", metavar="TEST.csv",
+                   help="the values after each training series (M4's wide layout or unique_id,ds,y rows); "
+                        "'forecast eval RUN' scores them")
+    t.add_argument("--frequency", default="", choices=("", "yearly", "quarterly", "monthly", "weekly", "daily",
+                                                        "hourly"), metavar="FREQ",
+                   help="yearly|quarterly|monthly|weekly|daily|hourly: M4's horizon (6/8/18/13/14/48) and MASE "
+                        "period (1/4/12/1/1/24) and a default window")
+    t.add_argument("--mase-period", dest="mase_period", type=_positive_int, default=0, metavar="M",
+                   help="MASE's and Naive2's period (default: M4's for --frequency, else --season)")
     t.add_argument("--out", metavar="DIR", help="run folder (default runs/<timestamp>)")
     t.add_argument("--resume", metavar="RUN", help="continue a run exactly from its last.npz")
     t.add_argument("--force", action="store_true", help="replace a run already in --out")
@@ -108,7 +119,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from ..tasks.forecast import ForecastConfig, train_run
 
-    keys = ("data", "data_dir", "model", "cell", "hidden_size", "num_layers", "window", "horizon", "season",
+    if args.train_file:
+        args.data = args.train_file
+    keys = ("data", "data_dir", "test", "frequency", "mase_period", "model", "cell", "hidden_size", "num_layers", "window", "horizon", "season",
             "quantiles", "norm", "base", "holdout", "max_minutes", "max_steps", "batch_size", "lr", "eval_every",
             "seed")
     cfg = ForecastConfig(**{k: getattr(args, k) for k in keys})
@@ -139,11 +152,16 @@ def run_eval(args: argparse.Namespace) -> int:
         print(f"rolling origin on {args.series}: {args.origins} origins x {spec['horizon']} steps per series")
         if args.plot:
             print(f"wrote {plot_forecasts(Path(args.plot), panels, f'{Path(args.series).name}: rolling origin')}")
+    elif fc.cfg.test:
+        from ..tasks.forecast.report import test_file_table
+        rows, lines = test_file_table(fc, args.stat, Path(args.runs[0]) if Path(args.runs[0]).is_dir() else None)
+        print("\n".join(lines[:1] + lines[2:]))   # the method table is printed below
     else:
         if not fc.cfg.data.lower().startswith("m4-"):
             from ..errors import ConfigError
             raise ConfigError(f"{args.runs[0]} was trained on {fc.cfg.data}, which has no separate test set; "
-                              f"give --series FILE.csv for a rolling-origin test (train with --holdout)")
+                              f"give --series FILE.csv for a rolling-origin test (train with --holdout), or "
+                              f"train with --test TEST.csv")
         ds = load_dataset(fc.cfg.data, args.data_dir or fc.cfg.data_dir)
         xs = [s.values for s in ds.series]
         entries = {}

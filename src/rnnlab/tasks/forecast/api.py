@@ -21,7 +21,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 import numpy as np
 
 from ...checkpoint import load_checkpoint, save_checkpoint
-from ...errors import CheckpointError, InputWarning
+from ...errors import CheckpointError, DataError, InputWarning
 from ...train import Progress, resume_checkpoint, run_task
 from ...train.loopconfig import with_new_budget
 from ...train.runs import BEST, find_checkpoint, prepare_run_dir
@@ -30,7 +30,8 @@ from .baselines import forecast_all
 from .data import as_series, check_horizon, load_dataset
 from .metrics import owa
 from .model import make_model
-from .task import KIND, ForecastConfig, ForecastTask, encode_groups, make_spec, predict_normalised, score
+from .task import (KIND, ForecastConfig, ForecastTask, encode_groups, make_spec, metric_period,
+                   predict_normalised, score)
 
 
 class Forecast(NamedTuple):
@@ -68,13 +69,17 @@ def train_run(cfg: ForecastConfig, out: str | None = None, resume: str | None = 
     else:
         series, horizon, season = as_series(series), None, None
     spec = make_spec(cfg, series, horizon, season)
+    if ckpt is not None:
+        spec["robust"] = meta.get("model", {}).get("robust", False)   # runs made before the robust level
+    if cfg.test and not Path(cfg.test).is_file():
+        raise DataError(f"--test {cfg.test}: no such file; give the test values (M4's wide layout or long)")
     if ckpt is not None and meta.get("model") != spec:
         raise CheckpointError(f"{ckpt}: the run's model differs from what these settings and data give")
     task = ForecastTask(spec, series, batch=cfg.batch_size, seed=cfg.seed, holdout=cfg.holdout,
-                        eval_batch=cfg.eval_batch)
+                        eval_batch=cfg.eval_batch, mase_period=metric_period(cfg, spec))
     log(f"rnnlab forecast train: {len(series)} series from {cfg.data}; {spec['model']} {spec['cell']} "
         f"{spec['hidden_size']} units, window {spec['window']}, horizon {spec['horizon']}, season "
-        f"{spec['season']}, {spec['norm']} scale; run folder {run_dir}")
+        f"{spec['season']}, MASE period {task.m}, {spec['norm']} scale; run folder {run_dir}")
     log(f"validation Naive2: sMAPE {task.naive2[0]:.3f}, MASE {task.naive2[1]:.3f}")
     if task.length_note():
         log(task.length_note())

@@ -27,6 +27,7 @@ from ...train.loopconfig import LoopConfig
 from ...train.task import EvalInterrupted, Selection, StepOutput, Task
 from . import features as F
 from .baselines import forecast_all
+from .frequency import frequency
 from .metrics import evaluate, owa
 from .model import MODELS, PinballLoss, backward_model, make_model, run_model
 
@@ -37,6 +38,9 @@ KIND = "rnnlab.forecast"
 class ForecastConfig(LoopConfig):
     data: str = "m4-hourly"             # "m4-hourly" or a CSV file
     data_dir: str | None = None
+    test: str = ""                      # a test file (M4's wide layout or long) scored by `forecast eval`
+    frequency: str = ""                 # yearly ... hourly: M4's horizon, MASE period and a default window
+    mase_period: int = 0                # MASE / Naive2 period; 0: M4's for --frequency, else the season
     model: str = "encdec"               # encdec (the better one on M4 Hourly) | direct
     cell: str = "gru"                   # lstm | gru
     window: int = 0                     # input length L; 0: 7 seasons (168 hourly), at least 2 H
@@ -64,7 +68,8 @@ class ForecastConfig(LoopConfig):
             raise ConfigError(f"unknown --model {self.model!r}; choose from {', '.join(MODELS)}")
         if self.cell not in ("lstm", "gru"):
             raise ConfigError(f"--cell must be lstm or gru, got {self.cell!r}")
-        for name in ("window", "horizon", "holdout", "season"):
+        frequency(self.frequency)
+        for name in ("window", "horizon", "holdout", "season", "mase_period"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name} must be >= 0, got {getattr(self, name)}")
         for name in ("hidden_size", "num_layers", "batch_size", "eval_batch"):
@@ -85,9 +90,10 @@ class ForecastConfig(LoopConfig):
 def make_spec(cfg: ForecastConfig, series: Sequence, default_horizon: int | None = None,
               default_season: int | None = None) -> dict:
     """The model spec (network and features) for this data, the automatic settings resolved."""
-    season = cfg.season or default_season or F.infer_season(series)
-    horizon = cfg.horizon or default_horizon or max(2 * season, 8)
-    window = cfg.window or max(7 * season, 2 * horizon)
+    freq = frequency(cfg.frequency)
+    season = cfg.season or (freq.period if freq else 0) or default_season or F.infer_season(series)
+    horizon = cfg.horizon or (freq.horizon if freq else 0) or default_horizon or max(2 * season, 8)
+    window = cfg.window or (freq.window if freq and not cfg.season else 0) or max(7 * season, 2 * horizon)
     norm = F.choose_norm([np.asarray(getattr(s, "values", s)) for s in series]) if cfg.norm == "auto" else cfg.norm
     spec = {"model": cfg.model, "cell": cfg.cell, "hidden_size": cfg.hidden_size, "num_layers": cfg.num_layers,
             "seed": cfg.seed, "window": window, "horizon": horizon, "season": season, "norm": norm,
@@ -95,6 +101,12 @@ def make_spec(cfg: ForecastConfig, series: Sequence, default_horizon: int | None
             "quantiles": [float(q) for q in sorted(cfg.quantiles)], "robust": True}
     spec["input_size"] = spec["future_size"] = F.feature_size(spec)
     return spec
+
+
+def metric_period(cfg: ForecastConfig, spec: dict) -> int:
+    """MASE's (and Naive2's) period: --mase-period, else M4's for --frequency, else the model's season."""
+    freq = frequency(cfg.frequency)
+    return cfg.mase_period or (freq.period if freq else 0) or spec["season"]
 
 
 def score(insamples: Sequence[np.ndarray], actual: np.ndarray, forecast: np.ndarray, m: int) -> tuple[float, float]:
@@ -109,8 +121,9 @@ class ForecastTask(Task):
     selection = Selection("owa", "min")
 
     def __init__(self, spec: dict, series: Sequence, *, batch: int = 64, seed: int = 0, holdout: int = 0,
-                 eval_batch: int = 512) -> None:
+                 eval_batch: int = 512, mase_period: int = 0) -> None:
         self.spec, self.batch, self.eval_batch = dict(spec), batch, eval_batch
+        self.m = mase_period or spec["season"]      # the metric's period (validation MASE, Naive2)
         L, H = spec["window"], spec["horizon"]
         self.ids = [str(getattr(s, "id", k)) for k, s in enumerate(series)]
         self.values = [np.asarray(getattr(s, "values", s), dtype=np.float64) for s in series]
@@ -145,7 +158,7 @@ class ForecastTask(Task):
         return "; ".join(parts)
 
     def _validation_set(self) -> None:
-        L, H, m = self.spec["window"], self.spec["horizon"], self.spec["season"]
+        L, H, m = self.spec["window"], self.spec["horizon"], self.m
         keep = [k for k, c in enumerate(self.cutoff) if c >= 1]
         self.val_rows = np.array(keep, dtype=np.int64)
         ends = self.cutoff[keep] + H
@@ -204,7 +217,7 @@ class ForecastTask(Task):
             loss += self.loss_fn.forward(out, F.targets(spec, e, self.val_y[rows]), q)[0] * len(rows)
             fc[rows] = F.decode(spec, e, out)[..., F.median_index(spec)]
         loss /= len(self.val_y)
-        s, q = score(self.val_insample, self.val_y, fc, spec["season"])
+        s, q = score(self.val_insample, self.val_y, fc, self.m)
         return {"owa": owa((s, q), self.naive2), "smape": s, "mase": q, "loss": loss}
 
     def describe_eval(self, metrics: dict[str, float]) -> str:
