@@ -40,7 +40,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from rnnlab.data.atomic import atomic_write
+from rnnlab.io.atomic import atomic_write
 from rnnlab.errors import CheckpointError
 
 CHECKPOINT_FORMAT = "rnnlab-checkpoint"

@@ -205,7 +205,7 @@ def _prepare_nab_out(out: Path, settings: dict, force: bool, resume: bool) -> No
     the settings are the interrupted run's; record the settings of a new run."""
     import shutil
 
-    from ..data.atomic import atomic_write
+    from ..io.atomic import atomic_write
     from ..errors import ConfigError
 
     finished = [p for p in (out / "results.json", out / "table.md", out / "scores") if p.exists()]
@@ -243,7 +243,7 @@ def _prepare_nab_out(out: Path, settings: dict, force: bool, resume: bool) -> No
 def run_nab(args: argparse.Namespace) -> int:
     import shutil
 
-    from ..data.atomic import atomic_write
+    from ..io.atomic import atomic_write
     from ..errors import ConfigError
     from ..tasks.anomaly.benchmark import format_table, nab_table, reference_scores, run_nab as run_corpus
     from ..tasks.anomaly.nab import load_corpus

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..data.atomic import atomic_write
+from ..io.atomic import atomic_write
 from ..errors import CheckpointError, ConfigError
 
 BEST = "best.npz"

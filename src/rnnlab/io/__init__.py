@@ -1,0 +1,5 @@
+"""File input/output shared by every layer: crash-safe writes (:mod:`.atomic`) and the run-folder
+lock (:mod:`.lock`)."""
+from .atomic import atomic_write
+
+__all__ = ["atomic_write"]
