@@ -241,6 +241,23 @@ def _prepare_nab_out(out: Path, settings: dict, force: bool, resume: bool) -> No
 
 
 def run_nab(args: argparse.Namespace) -> int:
+    """``detect nab``; its --out folder is locked (one live process writes into it at a time)."""
+    from ..errors import ConfigError
+    from ..io.lock import RunLock
+    from ..train.runs import check_out_dir
+
+    if not args.out:
+        return _run_nab(args)
+    out = check_out_dir(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot make --out {out}: {exc.strerror or exc}; choose a writable --out") from None
+    with RunLock(out).acquire("--out"):
+        return _run_nab(args)
+
+
+def _run_nab(args: argparse.Namespace) -> int:
     import shutil
 
     from ..io.atomic import atomic_write

@@ -11,11 +11,12 @@ from ...checkpoint import load_checkpoint
 from ...data import EncodedCorpus, Vocab
 from ...errors import CheckpointError
 from ...fast import accel
-from ...train import describe_changes, resume_checkpoint, run_task
+from ...train import describe_changes, run_task
 from ...train.config import TrainConfig
-from ...train.loopconfig import with_new_budget
+from ...train.job import Job, open_job
+from ...train.loopconfig import BUDGET_FIELDS
 from ...train.progress import Progress
-from ...train.runs import CONFIG, prepare_run_dir
+from ...train.runs import CONFIG
 from ...train.snapshot import check_model_meta
 from .task import CharLMTask
 
@@ -29,17 +30,21 @@ def prepare(cfg: TrainConfig) -> tuple[EncodedCorpus, tuple]:
 
 def train(cfg: TrainConfig, out: str | None = None, resume: str | None = None,
           log: Callable[[str], None] = print, progress: Progress | None = None,
-          force: bool = False) -> dict:
-    """Train (or resume) a character LM; returns a summary dict. The API behind ``rnnlab train``."""
-    ckpt = None
-    if resume:
-        ckpt, meta = resume_checkpoint(resume, "charlm")
+          force: bool = False, given: dict | None = None) -> dict:
+    """Train (or resume) a character LM; returns a summary dict. The API behind ``rnnlab train``.
+
+    On resume only the budget flags in ``given`` (those the user gave) replace the run's own
+    settings; ``given=None`` takes the budget fields of ``cfg`` that differ from the defaults."""
+    if given is None:  # the API: budget fields of cfg that differ from the defaults count as given
+        given = {k: getattr(cfg, k) for k in BUDGET_FIELDS if getattr(cfg, k) != getattr(TrainConfig(), k)}
+    with open_job("charlm", TrainConfig, cfg, out=out, resume=resume, force=force, given=given) as job:
+        return _train(job, log, progress)
+
+
+def _train(job: Job, log: Callable[[str], None], progress: Progress | None) -> dict:
+    cfg, ckpt, meta, run_dir = job.cfg, job.ckpt, job.meta, job.run_dir
+    if ckpt is not None:
         check_model_meta(load_checkpoint(ckpt)[0], meta, str(ckpt))  # sizes checked before building anything
-        given = {k: getattr(cfg, k) for k in ("max_steps", "max_minutes", "patience")}
-        cfg = TrainConfig.from_dict(with_new_budget(meta["config"], given))
-        run_dir = ckpt.parent
-    else:
-        run_dir = prepare_run_dir(out, force=force)  # before the corpus is read: fail fast on a bad --out
     cfg.validate()
     corpus, (train_ids, val_ids, _) = prepare(cfg)
     if ckpt is not None and Vocab.from_dict(meta["vocab"]) != corpus.vocab:
