@@ -106,6 +106,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="also write an alarm column (1 where the score is at least T) and list the alarms; "
                         "for a start, the thresholds NAB's optimiser chose for pred+vae --ensemble 3 on "
                         "realKnownCause were 0.38-0.44 (docs/results.md)")
+    r.add_argument("--thresholds", metavar="FILE",
+                   help="take the threshold from FILE (the thresholds.json a 'detect nab --out' run wrote, or "
+                        "{\"standard\": 0.5, ...}; docs/anomaly.md), for --profile; instead of --threshold")
+    r.add_argument("--profile", choices=("standard", "reward_low_FP_rate", "reward_low_FN_rate"), default="standard",
+                   help="which of the file's thresholds --thresholds uses (default standard)")
     r.add_argument("--keep-order", dest="keep_order", action="store_true",
                    help="accept timestamps that go back (score the rows in file order, as NAB does)")
     _detector_options(r)
@@ -126,7 +131,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="seeds S..S+N-1 per detector, S from --seed (default 1)")
     n.add_argument("--seed", type=int, default=0, metavar="S",
                    help="the first seed (default 0); e.g. run seeds in separate processes with --seeds 1")
-    n.add_argument("--out", metavar="DIR", help="also write table.md, results.json and each detector's scores here")
+    n.add_argument("--out", metavar="DIR", help="also write table.md, groups.md, results.json, thresholds.json (the "
+                   "thresholds NAB's optimiser chose, for --thresholds) and each detector's scores here")
+    n.add_argument("--thresholds", metavar="FILE",
+                   help="score the detectors at these fixed thresholds instead of optimising them on this corpus "
+                        "(a thresholds.json from another 'detect nab --out' run, or a user's own; docs/anomaly.md)")
     n.add_argument("--force", action="store_true", help="replace the results (or the interrupted run) in --out")
     n.add_argument("--resume", action="store_true",
                    help="continue the interrupted run in --out (same flags): the files it scored are read "
@@ -163,6 +172,15 @@ def run_series(args: argparse.Namespace) -> int:
         from ..plotting import require_matplotlib
         require_matplotlib()  # say so before training
     path = Path(args.series)
+    if args.thresholds is not None:
+        from ..errors import ConfigError
+        from ..tasks.anomaly.thresholds import read_thresholds, thresholds_for
+
+        if args.threshold is not None:
+            raise ConfigError("give --threshold or --thresholds, not both")
+        args.threshold = thresholds_for(read_thresholds(args.thresholds), args.detector, args.thresholds,
+                                        profiles=[args.profile])[args.profile]
+        print(f"threshold {args.threshold:g} ({args.profile}, from {args.thresholds})")
     out = check_out_dir(args.out or Path("runs") / "detect" / f"{path.stem}-{args.detector}")
     _refuse_to_replace([out / f"{path.stem}.scores.csv", out / f"{path.stem}.png"], args.force)
     series = read_input(path, keep_order=args.keep_order)
@@ -208,7 +226,8 @@ def _prepare_nab_out(out: Path, settings: dict, force: bool, resume: bool) -> No
     from ..io.atomic import atomic_write
     from ..errors import ConfigError
 
-    finished = [p for p in (out / "results.json", out / "table.md", out / "scores") if p.exists()]
+    finished = [p for p in (out / "results.json", out / "table.md", out / "groups.md", out / "thresholds.json",
+                            out / "scores") if p.exists()]
     started = (out / SETTINGS).exists() or (out / PARTIAL).exists()
     if force:
         for path in finished + [out / PARTIAL, out / SETTINGS]:
@@ -271,11 +290,19 @@ def _run_nab(args: argparse.Namespace) -> int:
     if args.resume and (out is None or args.force):
         raise ConfigError("--resume needs --out, the folder of the interrupted run, and no --force (which starts over)")
     groups = [g.strip() for g in args.groups.split(",") if g.strip()] if args.groups else None
+    fixed = None
+    if args.thresholds is not None:  # read before any training: a bad file is one line now
+        from ..tasks.anomaly.nab import PROFILES
+        from ..tasks.anomaly.thresholds import read_thresholds, thresholds_for
+
+        table = read_thresholds(args.thresholds)
+        fixed = {name: thresholds_for(table, name, args.thresholds, PROFILES) for name in args.detector}
     corpus = load_corpus(args.root, groups)
     seeds = list(range(args.seed, args.seed + args.seeds))
     if out is not None:
         settings = {"root": str(Path(args.root).resolve()), "groups": groups, "detectors": args.detector,
-                    "seeds": seeds, "options": _options(args)}
+                    "seeds": seeds, "options": _options(args),
+                    "thresholds": args.thresholds}
         _prepare_nab_out(out, settings, args.force, args.resume)
     print(f"NAB corpus {args.root}: {len(corpus)} files, {sum(len(f) for f in corpus)} rows, "
           f"{corpus.n_windows} windows; detectors {', '.join(args.detector)}; seeds {seeds}")
@@ -291,11 +318,18 @@ def _run_nab(args: argparse.Namespace) -> int:
                 print(f"the files scored so far are kept in {out / PARTIAL}; continue with the same command and "
                       "--resume", file=sys.stderr)
             raise
-    rows = nab_table(corpus, entries)
+    rows = nab_table(corpus, entries, fixed=fixed)
     table = format_table(rows)
-    print("\nNormalised NAB score (thresholds optimised over these files for every detector alike; "
-          "mean ± std over seeds; leave-one-file-out: each file scored at the threshold optimised on "
+    print("\nNormalised NAB score (thresholds optimised over these files for every detector alike"
+          + (f", except those marked 'fixed thresholds', scored at the thresholds of {args.thresholds}" if fixed
+             else "") + "; mean ± std over seeds; leave-one-file-out: each file scored at the threshold optimised on "
           "the others):\n" + table)
+    from ..tasks.anomaly.groups import format_group_table, split_groups
+
+    group_table = format_group_table(corpus, entries)
+    print("\nPer group, standard profile (each group at the threshold optimised over all these files"
+          + ("; LOGO: at the threshold optimised on the other groups" if len(split_groups(corpus)) > 1 else "")
+          + "; a group without windows shows its false positives' cost, 0 = no alarm):\n" + group_table)
     if out is not None:
         from ..tasks.anomaly.io import write_scores
         for name in args.detector:
@@ -303,14 +337,25 @@ def _run_nab(args: argparse.Namespace) -> int:
                 for key, scores in run.scores.items():
                     group, file = key.split("/", 1)
                     write_scores(out / "scores" / f"{name}-seed{run.seed}" / group / file, corpus[key], scores)
-        results = {r.name: {"normalized": r.normalized, "held_out": r.held_out,
-                            "seconds_per_10k": r.seconds_per_10k} for r in rows}
+        results = {r.name: {"normalized": r.normalized, "held_out": r.held_out, "thresholds": r.thresholds,
+                            "fixed": r.fixed, "seconds_per_10k": r.seconds_per_10k} for r in rows}
         with atomic_write(out / "table.md") as fh:
             fh.write((table + "\n").encode())
+        with atomic_write(out / "groups.md") as fh:
+            fh.write((group_table + "\n").encode())
+        import numpy as np
+
+        from ..tasks.anomaly.thresholds import FILE, write_thresholds
+        chosen = {r.name: {p: float(np.median(v)) for p, v in r.thresholds.items()} for r in rows
+                  if r.name in args.detector}
+        write_thresholds(out / FILE, chosen, {"root": str(Path(args.root).resolve()), "groups": groups,
+                                              "files": len(corpus), "seeds": seeds,
+                                              "fixed_from": args.thresholds}, _options(args))
         with atomic_write(out / "results.json") as fh:  # last: its presence marks the run finished
             fh.write(json.dumps({"settings": _options(args), "seeds": seeds, "groups": groups,
                                  "results": results}, indent=1).encode())
         shutil.rmtree(out / PARTIAL, ignore_errors=True)
         (out / SETTINGS).unlink(missing_ok=True)
-        print(f"wrote {out / 'table.md'}, {out / 'results.json'} and the scores under {out / 'scores'}")
+        print(f"wrote {out / 'table.md'}, {out / 'groups.md'}, {out / 'results.json'}, {out / FILE} and the scores "
+              f"under {out / 'scores'}")
     return 0

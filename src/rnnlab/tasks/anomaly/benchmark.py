@@ -46,6 +46,8 @@ class TableRow:
     name: str
     normalized: dict[str, list[float]] = field(default_factory=dict)   # profile -> one value per seed
     held_out: dict[str, list[float]] = field(default_factory=dict)     # the same, leave-one-file-out
+    thresholds: dict[str, list[float]] = field(default_factory=dict)   # profile -> the threshold used, per seed
+    fixed: bool = False                                                # thresholds given, not optimised
     seconds_per_10k: list[float] = field(default_factory=list)
 
     def mean_std(self, profile: str, held_out: bool = False) -> tuple[float, float]:
@@ -149,20 +151,26 @@ def leave_one_out(detector_scores: Mapping[str, np.ndarray], corpus: NabCorpus, 
 
 
 def nab_table(corpus: NabCorpus, runs: Mapping[str, list], profiles=PROFILES,
-              held_out: bool = True) -> list[TableRow]:
+              held_out: bool = True, fixed: Mapping[str, Mapping[str, float]] | None = None) -> list[TableRow]:
     """Normalised NAB score per profile of each entry of ``runs`` (``name -> [DetectorRun or
     scores dict, one per seed]``), thresholds optimised over the corpus for each alike; with
-    ``held_out`` also the leave-one-file-out score (:func:`leave_one_out`, corpora of 2+ files)."""
+    ``held_out`` also the leave-one-file-out score (:func:`leave_one_out`, corpora of 2+ files).
+    Entries named in ``fixed`` (``name -> {profile: threshold}``, e.g. from ``--thresholds``) are
+    scored at those thresholds instead; being chosen elsewhere, their held-out score is the same."""
     rows = []
     held_out = held_out and len(corpus) > 1
+    fixed = fixed or {}
     for name, items in runs.items():
-        row = TableRow(name, {p: [] for p in profiles}, {p: [] for p in profiles} if held_out else {})
+        row = TableRow(name, {p: [] for p in profiles}, {p: [] for p in profiles} if held_out else {},
+                       {p: [] for p in profiles}, name in fixed)
         for item in items:
             scores = item.scores if isinstance(item, DetectorRun) else item
-            for p, r in evaluate(scores, corpus, profiles).items():
+            for p, r in evaluate(scores, corpus, profiles, thresholds=fixed.get(name)).items():
                 row.normalized[p].append(r["normalized"])
+                row.thresholds[p].append(r["threshold"])
                 if held_out:
-                    row.held_out[p].append(leave_one_out(scores, corpus, profiles[p])["normalized"])
+                    row.held_out[p].append(r["normalized"] if name in fixed else
+                                           leave_one_out(scores, corpus, profiles[p])["normalized"])
             if isinstance(item, DetectorRun):
                 row.seconds_per_10k.append(item.seconds_per_10k)
         rows.append(row)
@@ -185,5 +193,5 @@ def format_table(rows: list[TableRow], profiles=PROFILES) -> str:
     for row in rows:
         cells = [_cell(row, p) for p in names] + ([_cell(row, "standard", True)] if lofo else [])
         t = f"{np.mean(row.seconds_per_10k):.1f}" if row.seconds_per_10k else "-"
-        lines.append(f"| {row.name} | " + " | ".join(cells) + f" | {len(row.normalized[names[0]])} | {t} |")
+        lines.append(f"| {row.name}{' (fixed thresholds)' if row.fixed else ''} | " + " | ".join(cells) + f" | {len(row.normalized[names[0]])} | {t} |")
     return "\n".join(lines)

@@ -3,20 +3,27 @@
 NAB's rules: a row's score may use only rows up to it, and a detector may fit only on the
 series' probationary period, its first ``P = min(floor(0.15 n), 750)`` rows. So:
 
-1. the series is normalised with the mean and standard deviation of its first P rows;
+1. the series is scaled with the median and robust standard deviation (MAD) of its first P rows,
+   values beyond 20 such units compressed logarithmically (:mod:`rnnlab.tasks.anomaly.robust`:
+   one extreme value, even 1e6 in a series of about 1, must not make every other value 0);
 2. the network trains (through the one training loop, :class:`~rnnlab.tasks.anomaly.task.AnomalyTask`)
    on windows lying wholly in those rows;
 3. every row t then gets a raw measure from the window *ending at* t (``pred``: the window
    ending at t-1 forecasts row t), compared with what the same measure was over the
    probationary period:
 
-   * ``pred``: the forecast error e_t; a Gaussian N(mu, sd) of the errors on the probationary
-     rows; raw a_t = ((e_t - mu) / sd)^2 (twice the error's negative log-likelihood, up to a constant);
+   * ``pred``: the forecast error e_t; its median mu and robust standard deviation sd on the
+     probationary rows; raw a_t = ((e_t - mu) / sd)^2 (twice the error's negative log-likelihood
+     under N(mu, sd), up to a constant);
    * ``encdec``: the absolute reconstruction errors of the window, a vector E_t of L values;
      a Gaussian N(mu, S) of these vectors over the probationary windows; raw a_t = the squared
      Mahalanobis distance (E_t - mu)^T S^-1 (E_t - mu) / L;
    * ``vae``: the negative log reconstruction probability of the window, averaged over its L steps
      and over ``samples`` draws of z from q(z | window);
+
+   each raw measure is capped (``pred``, ``encdec``: at RAW_CAP = 1e4, an error of 100 sd;
+   ``vae``: at its probationary median + 100 robust sd), so that one absurd row cannot swamp the
+   likelihood's long-window statistics and hide every later anomaly;
 
 4. the raw measure becomes a score in [0, 1] (:mod:`rnnlab.tasks.anomaly.likelihood`), by
    default HTM's anomaly likelihood (short-window mean against the long-window distribution),
@@ -24,7 +31,8 @@ series' probationary period, its first ``P = min(floor(0.15 n), 750)`` rows. So:
    trained on are smaller and would make every new row look rare);
 5. a row whose value leaves the range of all earlier values by more than ``range_tolerance``
    times that range scores 1 (HTM's "spatial anomaly" rule, its constant 0.05; 0 turns it off),
-   before the onset rule.
+   before the onset rule; absurd values (more than 1e4 robust sd from the probationary median)
+   do not widen that range, and ``fit_score`` warns about them, naming their rows.
 
 Rows before the first full window, all probationary rows and the ``warmup`` rows after them
 score 0 (NAB does not score the probationary rows). ``ensemble = K`` trains K networks from
@@ -45,7 +53,6 @@ import numpy as np
 from ...checkpoint import load_checkpoint
 from ...timeseries.windows import calendar_features
 from ...errors import ConfigError, DataError
-from ...layers import gaussian_nll
 from ...module import no_grad
 from ...train import run_task
 from ...train.loopconfig import LoopConfig
@@ -53,7 +60,9 @@ from ...train.progress import Progress, WorkProgress
 from ...train.runs import BEST, LAST, prepare_run_dir
 from ...train.signals import raise_if_interrupted
 from .likelihood import POST, range_alarms
-from .models import KINDS, make_model
+from .robust import absurd_rows, center_scale, compress, describe_rows
+from .kinds import KINDS
+from .models import make_model
 from .task import AnomalyTask
 
 
@@ -69,7 +78,7 @@ def parse_kind(kind: str) -> list[str]:
 def first_scored(kind: str, window: int) -> int:
     """The first row with a raw measure: a forecaster needs the window before the row, the
     autoencoders the window ending at it."""
-    return window if kind == "pred" else window - 1
+    return KINDS[kind].first_scored(window)
 
 MIN_WINDOWS = 16
 
@@ -139,13 +148,12 @@ class Detector:
     # -- inputs ----------------------------------------------------------------------------------
     def min_rows(self) -> int:
         """The fewest rows a series needs: MIN_WINDOWS training windows in its probationary period."""
-        need = self.config.window + MIN_WINDOWS + (1 if "pred" in self.parts else 0)
+        need = self.config.window + MIN_WINDOWS + max(KINDS[p].lead for p in self.parts)
         return int(math.ceil(need / 0.15))
 
     def _features(self, values: np.ndarray, timestamps: np.ndarray | None, start: int) -> np.ndarray:
-        ref = values[:start]
-        mean, sd = float(ref.mean()), float(ref.std())
-        v = (values - mean) / (sd if sd > 0 else 1.0)
+        center, scale = center_scale(values[:start])
+        v = compress((values - center) / scale)
         cols = [v[:, None]]
         if self.config.calendar and timestamps is not None:
             cols.append(calendar_features(timestamps))
@@ -173,7 +181,7 @@ class Detector:
         return self.seed if k == 0 else int(np.random.SeedSequence([self.seed, 1, k]).generate_state(1)[0])
 
     def fit_score(self, values, timestamps=None, *, run_dir: str | Path | None = None,
-                  log=lambda *a: None, progress: bool | WorkProgress = True) -> np.ndarray:
+                  log=lambda *a: None, progress: bool | WorkProgress = True, warn=None) -> np.ndarray:
         """Train on the probationary period of ``values`` and score every row; returns (n,) scores.
 
         With ``refit_every = R`` the network also learns online: after each block of R scored rows
@@ -182,8 +190,16 @@ class Detector:
         With ``ensemble = K`` K networks (seeds :meth:`member_seed`) do all this independently and
         the raw measure is the mean of theirs, taken before the score. ``progress`` shows the rows
         scored by every network (a bar on a terminal, a line every 30 s in logs; False: silent).
+        ``warn`` (default: a line on stderr) gets one line naming absurd rows
+        (:func:`~rnnlab.tasks.anomaly.robust.absurd_rows`), which are scored but do not widen the
+        range of the range alarms.
         """
         values, timestamps = self._check(values, timestamps)
+        absurd = absurd_rows(values, probationary_rows(len(values)))
+        if absurd.any() and not isinstance(progress, WorkProgress):  # a joint detector's parts: warned once
+            (warn or _warn)(f"{describe_rows(np.flatnonzero(absurd), values)}: more than 1e4 robust standard "
+                            "deviations from the median of the first 15% of the series; scored, but left out of "
+                            "the range of the range alarms")
         if isinstance(progress, WorkProgress):  # a caller's bar (a joint detector's parts share one)
             return self._fit_score(values, timestamps, run_dir, log, progress)
         bar = WorkProgress(self.work(len(values)), f"{self.kind} (x{self.config.ensemble})"
@@ -216,7 +232,7 @@ class Detector:
             for key in fit:
                 fit[key] += info[key]
         raw = np.mean(members, axis=0)
-        alarms = range_alarms(values, cfg.range_tolerance)
+        alarms = range_alarms(values, cfg.range_tolerance, ignore=absurd_rows(values, start))
         scores = POST[cfg.post](raw, start, first, short=cfg.short, long=cfg.long, suppress=cfg.suppress,
                                 warmup=cfg.warmup, alarms=alarms)
         self.last_fit = {"rows": n, "probationary": start, **fit, "total_s": time.perf_counter() - t0,
@@ -234,7 +250,7 @@ class Detector:
             first = max(first, first_scored(kind, cfg.window))
             fit = {key: fit[key] + part.last_fit[key] for key in fit}
         start = probationary_rows(len(values))
-        alarms = range_alarms(values, cfg.range_tolerance)
+        alarms = range_alarms(values, cfg.range_tolerance, ignore=absurd_rows(values, start))
         scores = POST["likelihood"](np.stack(raws), start, first, short=cfg.short, long=cfg.long,
                                     suppress=cfg.suppress, warmup=cfg.warmup, alarms=alarms)
         self.last_fit = {"rows": len(values), "probationary": start, **fit, "total_s": time.perf_counter() - t0,
@@ -271,11 +287,8 @@ class Detector:
                init, run_dir, log) -> tuple[Any, int]:
         """Train on the windows whose scored row is in [lo, hi) (from ``init``'s weights when given)
         through the one training loop; returns the best model (eval mode) and the steps taken."""
-        cfg, L = self.config, self.config.window
-        if self.kind == "pred":  # the window ending at t-1 forecasts row t
-            x, y = np.ascontiguousarray(views[lo - L:hi - L]), feats[lo:hi, :1].copy()
-        else:  # the window ending at t
-            x, y = np.ascontiguousarray(views[lo - L + 1:hi - L + 1]), None
+        cfg, kind = self.config, KINDS[self.kind]
+        x, y = kind.inputs(views, lo, hi, cfg.window), kind.targets(feats, lo, hi)
         seed = spec["seed"] if init is None else int(np.random.SeedSequence([spec["seed"], hi]).generate_state(1)[0])
         task = AnomalyTask(spec, x, y, batch=cfg.batch, seed=seed, beta=cfg.beta,
                            init=None if init is None else init.state_dict())
@@ -295,49 +308,24 @@ class Detector:
 
     def _measure(self, model, feats: np.ndarray, views: np.ndarray, lo: int, hi: int, seed: int,
                  chunk: int = 2048) -> np.ndarray:
-        """The model's measure for rows lo..hi-1: the forecast error (pred), the window's absolute
-        reconstruction errors (encdec, (rows, L)) or its mean negative log-likelihood (vae)."""
-        cfg, L = self.config, self.config.window
+        """The model's measure for rows lo..hi-1 (:meth:`DetectorKind.measure`), in chunks."""
+        cfg, kind = self.config, KINDS[self.kind]
         rng = np.random.default_rng([seed, 1, lo])
-        outs = []
         with no_grad():
-            for a in range(lo, hi, chunk):
-                b = min(a + chunk, hi)
-                if self.kind == "pred":
-                    outs.append(feats[a:b, 0] - model.forward(np.ascontiguousarray(views[a - L:b - L]))[0][:, 0])
-                    continue
-                x = np.ascontiguousarray(views[a - L + 1:b - L + 1])
-                target = x[..., 0]
-                if self.kind == "encdec":
-                    outs.append(np.abs(model.forward(x)[0] - target).astype(np.float64))
-                    continue
-                total = np.zeros(len(x))
-                for _ in range(cfg.samples):
-                    eps = rng.standard_normal((len(x), cfg.latent)).astype(np.float32)
-                    (m, v, _), _ = model.forward(x, eps)
-                    total += gaussian_nll(m.astype(np.float64), v.astype(np.float64), target).mean(axis=1)
-                outs.append(total / cfg.samples)
+            outs = [kind.measure(model, feats, views, a, min(a + chunk, hi), cfg.window, rng, cfg)
+                    for a in range(lo, hi, chunk)]
         return np.concatenate(outs).astype(np.float64)
 
     def _reference(self, measure: np.ndarray) -> Any:
-        """What the measure is on normal data: N(mu, sd) of the errors (pred), N(mu, S) of the error
-        vectors (encdec, S^-1 kept), nothing (vae: its NLL is already a likelihood)."""
-        if self.kind == "pred":
-            return float(measure.mean()), float(measure.std()) or 1.0
-        if self.kind == "encdec":
-            L = measure.shape[1]
-            cov = np.cov(measure, rowvar=False).reshape(L, L)
-            cov += np.eye(L) * (1e-2 * np.trace(cov) / L + 1e-8)
-            return measure.mean(axis=0), np.linalg.inv(cov)
-        return None
+        return KINDS[self.kind].reference(measure)
 
     def _raw(self, measure: np.ndarray, ref: Any) -> np.ndarray:
-        if self.kind == "pred":
-            return ((measure - ref[0]) / ref[1]) ** 2
-        if self.kind == "encdec":
-            d = measure - ref[0]
-            return np.einsum("ij,ij->i", d @ ref[1], d) / measure.shape[1]
-        return measure
+        return KINDS[self.kind].raw(measure, ref)
 
     def describe(self) -> dict[str, Any]:
         return {"detector": self.kind, "seed": self.seed, **asdict(self.config)}
+
+
+def _warn(line: str) -> None:
+    import sys
+    print(f"warning: {line}", file=sys.stderr)

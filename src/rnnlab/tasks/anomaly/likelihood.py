@@ -78,9 +78,11 @@ def onsets(score: np.ndarray, suppress: int) -> np.ndarray:
     return np.where(score > before, score, 0.0)
 
 
-def range_alarms(values: np.ndarray, tolerance: float = 0.05) -> np.ndarray:
+def range_alarms(values: np.ndarray, tolerance: float = 0.05, ignore: np.ndarray | None = None) -> np.ndarray:
     """Rows whose value lies more than ``tolerance`` x (max - min) above the maximum or below the
     minimum of all the values before it (none while those values are all equal); a boolean mask.
+    Rows set in the mask ``ignore`` (absurd values, :func:`~rnnlab.tasks.anomaly.robust.absurd_rows`)
+    can raise an alarm but do not widen the range for the rows after them.
 
     This is the "spatial anomaly" rule of NAB's HTM detector (``SPATIAL_TOLERANCE = 0.05`` in
     ``nab/detectors/numenta/numenta_detector.py``), which sets the final score of such rows to 1.
@@ -89,11 +91,13 @@ def range_alarms(values: np.ndarray, tolerance: float = 0.05) -> np.ndarray:
     v = np.asarray(values, dtype=np.float64).reshape(-1)
     if len(v) < 2 or not tolerance > 0:
         return np.zeros(len(v), dtype=bool)
-    lo = np.minimum.accumulate(v)[:-1]  # min and max of the rows before row t, t >= 1
-    hi = np.maximum.accumulate(v)[:-1]
+    kept = np.ones(len(v), dtype=bool) if ignore is None else ~np.asarray(ignore, dtype=bool)
+    lo = np.minimum.accumulate(np.where(kept, v, np.inf))[:-1]  # min and max of the rows before row t, t >= 1
+    hi = np.maximum.accumulate(np.where(kept, v, -np.inf))[:-1]
     margin = tolerance * (hi - lo)
     out = np.zeros(len(v), dtype=bool)
-    out[1:] = (hi > lo) & ((v[1:] > hi + margin) | (v[1:] < lo - margin))
+    with np.errstate(invalid="ignore"):  # no kept row yet: lo = inf, hi = -inf, no alarm
+        out[1:] = np.isfinite(margin) & (hi > lo) & ((v[1:] > hi + margin) | (v[1:] < lo - margin))
     return out
 
 
@@ -101,8 +105,11 @@ def range_scores(values: np.ndarray, start: int, tolerance: float = 0.05, warmup
                  suppress: int = 50) -> np.ndarray:
     """The range alarms alone, as a detector's scores: 1 at their onsets after the first
     ``start + warmup`` rows, 0 elsewhere (the baseline that shows what the networks add)."""
+    from .robust import absurd_rows
+
     values = np.asarray(values, dtype=np.float64).reshape(-1)
-    return _finish(np.zeros(len(values)), start + max(warmup, 0), suppress, range_alarms(values, tolerance))
+    return _finish(np.zeros(len(values)), start + max(warmup, 0), suppress,
+                   range_alarms(values, tolerance, ignore=absurd_rows(values, start)))
 
 
 def log_scale(q: np.ndarray) -> np.ndarray:
