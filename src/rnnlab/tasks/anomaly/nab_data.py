@@ -101,14 +101,18 @@ def window_rows(nab_file: NabFile, limits: list, where: str) -> list[tuple[int, 
     return out
 
 
+def _read_json(path: Path, what: str) -> object:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise DataError(f"{path}: cannot read {what} ({type(e).__name__}: {e})") from None
+
+
 def load_windows(path: str | Path) -> dict[str, list]:
     """The raw label file: ``{key: [[start, end], ...]}``."""
     path = Path(path)
-    try:
-        with open(path) as f:
-            raw = json.load(f)
-    except (OSError, ValueError) as e:
-        raise DataError(f"{path}: cannot read the label file ({e})") from None
+    raw = _read_json(path, "the label file")
     if not isinstance(raw, dict) or not all(isinstance(v, list) for v in raw.values()):
         raise DataError(f"{path}: expected {{\"<group>/<file>.csv\": [[start, end], ...]}}")
     return raw
@@ -117,9 +121,8 @@ def load_windows(path: str | Path) -> dict[str, list]:
 def load_profiles(path: str | Path) -> dict[str, Profile]:
     """NAB's ``config/profiles.json``: ``{name: {"CostMatrix": {"tpWeight": ..., ...}}}``."""
     path = Path(path)
+    raw = _read_json(path, "the profiles")
     try:
-        with open(path) as f:
-            raw = json.load(f)
         return {name: Profile(name, tp=float(p["CostMatrix"]["tpWeight"]),
                               fp=float(p["CostMatrix"]["fpWeight"]),
                               fn=float(p["CostMatrix"]["fnWeight"]),
