@@ -27,3 +27,7 @@ class CheckpointError(RnnlabError):
 
 class ConfigError(RnnlabError):
     """An option or configuration value is invalid."""
+
+
+class InputWarning(UserWarning):
+    """Input that is used but looks wrong (e.g. an absurd value); the command line prints it as one line."""

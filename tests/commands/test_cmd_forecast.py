@@ -78,7 +78,6 @@ def test_rolling_origin_eval_with_plot(trained, tmp_path, capsys):
 
 @pytest.mark.parametrize("argv,message", [
     (["forecast", "predict", "RUN", "empty.csv"], "empty"),
-    (["forecast", "predict", "RUN", "short.csv"], "fewer than the model's input window"),
     (["forecast", "predict", "RUN", "DATA", "--horizon", "30"], "longer than the model's horizon"),
     (["forecast", "eval", "RUN"], "no separate test set"),
     (["forecast", "train", "empty.csv", "--out", "x"], "empty"),
@@ -94,6 +93,28 @@ def test_bad_input_is_one_line(trained, tmp_path, capsys, argv, message):
     assert main([subst.get(a, a) for a in argv]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "\n" not in err and message in err
+
+
+def test_predict_forecasts_a_series_shorter_than_the_window(trained, tmp_path, capsys):
+    root, _ = trained
+    short = tmp_path / "short.csv"
+    short.write_text("timestamp,value\n" + "".join(f"2024-01-01 {h:02d}:00,{h + 1}\n" for h in range(10)))
+    out = tmp_path / "f.csv"
+    assert main(["forecast", "predict", str(root / "run"), str(short), "--out", str(out)]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 24 and all(np.isfinite(float(r["forecast"])) for r in rows)
+
+
+def test_predict_names_an_absurd_value_in_one_line(trained, tmp_path, capsys):
+    root, data = trained
+    lines = data.read_text().splitlines()
+    head, first = lines[0], lines[1].split(",")
+    lines[-30] = ",".join(lines[-30].split(",")[:2] + ["1e308"])
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join(lines) + "\n")
+    assert main(["forecast", "predict", str(root / "run"), str(bad), "--out", str(tmp_path / "f.csv")]) == 0
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("warning: series ") and "1e+308" in err and "\n" not in err
 
 
 @pytest.mark.parametrize("verb", ["train", "eval", "predict"])

@@ -3,6 +3,8 @@ the baselines, and forecast new series."""
 from __future__ import annotations
 
 import argparse
+import sys
+import warnings
 from pathlib import Path
 
 from .argtypes import positive_int as _positive_int
@@ -38,18 +40,30 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                      "lowest validation OWA.")
     t.add_argument("data", nargs="?", default="m4-hourly", help="m4-hourly (default) or a CSV file")
     t.add_argument("--data-dir", dest="data_dir", metavar="DIR", help="folder holding the M4 files (e.g. ../shared/data)")
+    t.add_argument("--train", dest="train_file", metavar="TRAIN.csv",
+                   help="the training series (the same as giving the file as DATA)")
+    t.add_argument("--test", default="", metavar="TEST.csv",
+                   help="the values after each training series (M4's wide layout or unique_id,ds,y rows); "
+                        "'forecast eval RUN' scores them")
+    t.add_argument("--frequency", default="", choices=("", "yearly", "quarterly", "monthly", "weekly", "daily",
+                                                        "hourly"), metavar="FREQ",
+                   help="yearly|quarterly|monthly|weekly|daily|hourly: M4's horizon (6/8/18/13/14/48) and MASE "
+                        "period (1/4/12/1/1/24) and a default window")
+    t.add_argument("--mase-period", dest="mase_period", type=_positive_int, default=0, metavar="M",
+                   help="MASE's and Naive2's period (default: M4's for --frequency, else --season)")
     t.add_argument("--out", metavar="DIR", help="run folder (default runs/<timestamp>)")
     t.add_argument("--resume", metavar="RUN", help="continue a run exactly from its last.npz")
     t.add_argument("--force", action="store_true", help="replace a run already in --out")
     g = t.add_argument_group("model")
-    g.add_argument("--model", choices=("direct", "encdec"), default="direct",
-                   help="direct: a Linear on the last state outputs the whole horizon; encdec: a decoder "
-                        "runs over the horizon (default direct)")
+    g.add_argument("--model", choices=("direct", "encdec"), default="encdec",
+                   help="encdec: a decoder runs over the horizon; direct: a Linear on the last state outputs "
+                        "the whole horizon (default encdec, the better on M4 Hourly)")
     g.add_argument("--cell", choices=("lstm", "gru"), default="gru", help="recurrent cell (default gru)")
     g.add_argument("--hidden-size", dest="hidden_size", type=_positive_int, default=64, help="units (default 64)")
     g.add_argument("--layers", dest="num_layers", type=_positive_int, default=1, help="stacked layers (default 1)")
     g.add_argument("--window", type=_positive_int, default=0, metavar="L",
-                   help="input length (default 7 seasons, 168 hourly, at least 2 horizons)")
+                   help="input length (default 7 seasons, 168 hourly, at least 2 horizons); shorter series are "
+                        "trained and forecast with windows of their own length")
     g.add_argument("--horizon", type=_positive_int, default=0, metavar="H",
                    help="steps forecast at once (default: 48 for M4 Hourly, else 2 seasons)")
     g.add_argument("--season", type=_positive_int, default=0, metavar="M",
@@ -108,8 +122,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from ..tasks.forecast import ForecastConfig, train_run
 
-    keys = ("data", "data_dir", "model", "cell", "hidden_size", "num_layers", "window", "horizon", "season",
-            "quantiles", "norm", "base", "holdout", "batch_size", "lr", "eval_every", "seed")
+    if args.train_file:
+        args.data = args.train_file
+    keys = ("data", "data_dir", "test", "frequency", "mase_period", "model", "cell", "hidden_size", "num_layers",
+            "window", "horizon", "season", "quantiles", "norm", "base", "holdout", "batch_size", "lr", "eval_every",
+            "seed")
     given = {k: getattr(args, k) for k in ("max_minutes", "max_steps") if getattr(args, k) is not None}
     cfg = ForecastConfig(**{k: getattr(args, k) for k in keys}, **{"max_minutes": 10.0, "max_steps": 0, **given})
     summary, run_dir = train_run(cfg, args.out, resume=args.resume, force=args.force, given=given)
@@ -139,11 +156,16 @@ def run_eval(args: argparse.Namespace) -> int:
         print(f"rolling origin on {args.series}: {args.origins} origins x {spec['horizon']} steps per series")
         if args.plot:
             print(f"wrote {plot_forecasts(Path(args.plot), panels, f'{Path(args.series).name}: rolling origin')}")
+    elif fc.cfg.test:
+        from ..tasks.forecast.report import test_file_table
+        rows, lines = test_file_table(fc, args.stat, Path(args.runs[0]) if Path(args.runs[0]).is_dir() else None)
+        print("\n".join(lines[:1] + lines[2:]))   # the method table is printed below
     else:
         if not fc.cfg.data.lower().startswith("m4-"):
             from ..errors import ConfigError
             raise ConfigError(f"{args.runs[0]} was trained on {fc.cfg.data}, which has no separate test set; "
-                              f"give --series FILE.csv for a rolling-origin test (train with --holdout)")
+                              f"give --series FILE.csv for a rolling-origin test (train with --holdout), or "
+                              f"train with --test TEST.csv")
         ds = load_dataset(fc.cfg.data, args.data_dir or fc.cfg.data_dir)
         xs = [s.values for s in ds.series]
         entries = {}
@@ -165,6 +187,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    from ..errors import InputWarning
     from ..tasks.forecast import Forecaster
     from ..tasks.forecast.data import read_csv
     from ..tasks.forecast.report import plot_forecasts, write_forecast_csv
@@ -175,7 +198,14 @@ def run_predict(args: argparse.Namespace) -> int:
     fc = Forecaster.load(args.run_path)
     path = Path(args.series)
     series = read_csv(path)
-    f = fc.predict(series, args.horizon)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", InputWarning)
+        f = fc.predict(series, args.horizon)
+    for w in caught:
+        if issubclass(w.category, InputWarning):
+            print(f"warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     out = Path(args.out) if args.out else path.with_suffix(".forecast.csv")
     write_forecast_csv(out, series, f)
     print(f"forecast {f.point.shape[1]} steps for {len(series)} series in {f.seconds:.2f}s; wrote {out}")

@@ -50,11 +50,14 @@ def test_an_ensemble_of_different_models_is_refused(fitted, tmp_path):
         Forecaster.load(root / "s0", other.run_dir)
 
 
-def test_a_series_shorter_than_the_window_names_the_series(fitted):
+def test_a_series_shorter_than_the_window_is_forecast_from_the_values_it_has(fitted):
     _, series, (fc, _) = fitted
-    short = [series[0], series[1].__class__("tiny", series[1].values[:10])]
-    with pytest.raises(DataError, match=r"series 'tiny' has 10 values, fewer than the model's input window of 48"):
-        fc.predict(short)
+    full = fc.predict(series[:2]).point
+    short = [series[0], series[1].__class__("tiny", series[1].values[:10]), series[2].__class__("one", [7.0])]
+    f = fc.predict(short)
+    assert f.point.shape == (3, 24) and np.isfinite(f.quantiles).all()
+    np.testing.assert_allclose(f.point[0], full[0])          # grouping by length changes nothing for the rest
+    assert np.all(f.point[2] > 0)                             # log scale: one value is a level
 
 
 def test_a_horizon_longer_than_the_models_is_refused(fitted):

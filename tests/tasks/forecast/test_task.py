@@ -91,15 +91,32 @@ def test_training_improves_on_the_start(tmp_path):
     cfg, series, spec = _setup(base="none")
     task = ForecastTask(spec, series, batch=16, seed=0)
     start = task.evaluate(task.build_model())["loss"]
-    summary = run_task(task, cfg.replace(max_steps=60, eval_every=30, lr=1e-2), prepare_run_dir(str(tmp_path / "r")),
+    summary = run_task(task, cfg.replace(max_steps=90, eval_every=45, lr=1e-2), prepare_run_dir(str(tmp_path / "r")),
                        **QUIET)
     assert summary["best"] is not None
     rows = [r for r in MetricsLog(tmp_path / "r" / "metrics.jsonl").read() if r.get("split") == "val"]
     assert rows[-1]["loss"] < 0.5 * start
 
 
-def test_series_too_short_for_any_window_is_one_clear_error():
-    series = hourly_series(2, length=30)
+def test_series_too_short_for_any_training_window_is_one_clear_error():
+    series = hourly_series(1, length=20)
     spec = make_spec(ForecastConfig(window=36, horizon=12, season=24).validate(), series)
-    with pytest.raises(DataError, match="shorter --window"):
+    with pytest.raises(DataError, match="shorter --horizon"):
         ForecastTask(spec, series)
+
+
+def test_short_series_train_with_shorter_windows_and_are_validated():
+    """Series shorter than the window are neither refused nor skipped: batches take the window length of a
+    series drawn uniformly, and every series with one value before its validation slice is validated."""
+    long = hourly_series(2, length=150)
+    short = [s.__class__(f"short{k}", s.values[:n]) for k, (s, n) in enumerate(zip(hourly_series(3), (40, 30, 20)))]
+    series = long + short
+    spec = make_spec(ForecastConfig(window=36, horizon=12, season=24, hidden_size=4).validate(), series)
+    task = ForecastTask(spec, series, batch=4, seed=0)
+    assert task.mixed and list(task.val_rows) == [0, 1, 2, 3, 4]
+    assert sorted(len(x) for x in task.val_x) == [8, 18, 28, 36, 36]
+    note = task.length_note()
+    assert "2 series shorter than a full window of 36" in note and "1 series have under 25 values" in note
+    assert {task.next_batch()[0].x.shape[1] for _ in range(60)} == {36, 16, 6}   # min(36, cutoff - 12)
+    metrics = task.evaluate(task.build_model())
+    assert np.isfinite(metrics["owa"]) and np.isfinite(metrics["loss"])

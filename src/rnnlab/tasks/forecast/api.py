@@ -14,23 +14,25 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
 from ...checkpoint import load_checkpoint, save_checkpoint
-from ...errors import CheckpointError
+from ...errors import CheckpointError, DataError, InputWarning
 from ...train import Progress, run_task
 from ...train.job import Job, open_job
 from ...train.loopconfig import BUDGET_FIELDS
 from ...train.runs import BEST, find_checkpoint
 from . import features as F
 from .baselines import forecast_all
-from .data import as_series, check_horizon, check_inputs, load_dataset
+from .data import as_series, check_horizon, load_dataset
 from .metrics import owa
 from .model import make_model
-from .task import KIND, ForecastConfig, ForecastTask, make_spec, predict_normalised, score
+from .task import (KIND, ForecastConfig, ForecastTask, encode_groups, make_spec, metric_period,
+                   predict_normalised, score)
 
 
 class Forecast(NamedTuple):
@@ -72,18 +74,41 @@ def _train_run(job: Job, log: Callable[[str], None], progress: Progress | None,
     else:
         series, horizon, season = as_series(series), None, None
     spec = make_spec(cfg, series, horizon, season)
+    if ckpt is not None:
+        spec["robust"] = meta.get("model", {}).get("robust", False)   # runs made before the robust level
+    if cfg.test and not Path(cfg.test).is_file():
+        raise DataError(f"--test {cfg.test}: no such file; give the test values (M4's wide layout or long)")
     if ckpt is not None and meta.get("model") != spec:
         raise CheckpointError(f"{ckpt}: the run's model differs from what these settings and data give")
     task = ForecastTask(spec, series, batch=cfg.batch_size, seed=cfg.seed, holdout=cfg.holdout,
-                        eval_batch=cfg.eval_batch)
+                        eval_batch=cfg.eval_batch, mase_period=metric_period(cfg, spec))
     log(f"rnnlab forecast train: {len(series)} series from {cfg.data}; {spec['model']} {spec['cell']} "
         f"{spec['hidden_size']} units, window {spec['window']}, horizon {spec['horizon']}, season "
-        f"{spec['season']}, {spec['norm']} scale; run folder {run_dir}")
+        f"{spec['season']}, MASE period {task.m}, {spec['norm']} scale; run folder {run_dir}")
     log(f"validation Naive2: sMAPE {task.naive2[0]:.3f}, MASE {task.naive2[1]:.3f}")
+    if task.length_note():
+        log(task.length_note())
+    if task.selection.key != "owa":
+        log("Naive2 is exact on the validation slice, so OWA cannot rank models: best.npz selects on sMAPE")
     if progress is None:
         progress = Progress(loss_label=lambda loss: f"pinball {loss:.4f}")
     summary = run_task(task, cfg, run_dir, resume_from=ckpt, log=log, progress=progress)
     return summary, run_dir
+
+
+def warn_absurd(series: Sequence, window: int) -> None:
+    """A warning (``InputWarning``) naming the first absurd value in each series' input window: the
+    forecast is still made (inputs are scaled robustly and clipped), but the user should look."""
+    for s in series:
+        start = max(0, len(s) - window)
+        bad = F.absurd_values(s.values[start:])
+        if bad.size:
+            i = start + int(bad[0])
+            when = f" ({s.timestamps[i]})" if getattr(s, "timestamps", None) is not None else ""
+            more = f", and {bad.size - 1} more" if bad.size > 1 else ""
+            warnings.warn(f"series '{s.id}': value {i + 1}{when} is {s.values[i]:.6g}, over 1000 robust "
+                          f"deviations from the series' median{more}; check that row (the forecast scales "
+                          f"it down, robustly)", InputWarning, stacklevel=3)
 
 
 def _load_member(path: str | Path) -> tuple[dict, dict, dict]:
@@ -160,13 +185,16 @@ class Forecaster:
         spec = self.spec
         series = as_series(series)
         h = check_horizon(horizon, spec["horizon"])
-        check_inputs(series, spec["window"])
         start = time.perf_counter()
         L = spec["window"]
-        x = np.stack([s.values[-L:] for s in series])
-        starts = np.array([len(s) - L for s in series])
-        e = F.encode(spec, x, [F.clock(s) for s in series], starts, [s.id for s in series])
-        q = np.mean([F.decode(spec, e, predict_normalised(model, spec, e)) for spec, model in self.members], axis=0)
+        xs = [s.values[-L:] for s in series]        # a series shorter than the window: all its values
+        warn_absurd(series, L)
+        starts = np.array([len(s) - len(x) for s, x in zip(series, xs)])
+        clocks, ids = [F.clock(s) for s in series], [s.id for s in series]
+        q = np.zeros((len(series), spec["horizon"], len(spec["quantiles"])))
+        for rows, e in encode_groups(spec, xs, clocks, starts, ids):
+            q[rows] = np.mean([F.decode(sp, e, predict_normalised(model, sp, e)) for sp, model in self.members],
+                              axis=0)
         q = q[:, :h]
         return Forecast([s.id for s in series], q[..., F.median_index(spec)], q, list(spec["quantiles"]),
                         time.perf_counter() - start)

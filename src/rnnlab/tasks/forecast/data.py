@@ -63,14 +63,6 @@ def as_series(data, name: str = "series") -> list[Series]:
     return out
 
 
-def check_inputs(series: Sequence[Series], window: int) -> None:
-    """Every series must hold a full input window."""
-    for s in series:
-        if len(s) < window:
-            raise DataError(f"series '{s.id}' has {len(s)} values, fewer than the model's input window of "
-                            f"{window}; give a longer history or train a model with a smaller --window")
-
-
 def check_horizon(horizon: int | None, trained: int) -> int:
     if horizon is None:
         return trained

@@ -71,19 +71,53 @@ def feature_size(spec: dict) -> int:
     return 1 + 2 * len(spec["periods"])
 
 
-def _normalise(x: np.ndarray, norm: str, sid: Sequence[str] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+CLIP = 20.0   # normalised inputs beyond +-CLIP (e^20 times the level, or 20 robust deviations) are clipped
+
+
+def _normalise(x: np.ndarray, norm: str, sid: Sequence[str] | None,
+               robust: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-window location and scale. ``robust`` (every model trained since the level became robust):
+    the median, and for ``standard`` 1.4826 x the median absolute deviation (the standard deviation when
+    that is 0), then inputs clipped to +-``CLIP``, so one absurd value cannot set a window's scale;
+    else (older models) the mean and standard deviation."""
+    centre = np.median if robust else np.mean
     if norm == "log":
         bad = np.flatnonzero((x <= 0).any(axis=1))
         if bad.size:
             name = sid[bad[0]] if sid is not None else bad[0]
             raise DataError(f"series '{name}' has values <= 0 in its input window, but this model was trained "
                             f"on positive data (log scale); retrain on data that includes such values")
-        loc = x.mean(axis=1)
-        return np.log(x / loc[:, None]), loc, np.ones_like(loc)
-    loc = x.mean(axis=1)
-    scale = x.std(axis=1)
-    scale = np.where(scale > 1e-8 * np.maximum(np.abs(loc), 1.0), scale, np.maximum(np.abs(loc), 1.0))
-    return (x - loc[:, None]) / scale[:, None], loc, scale
+        loc = centre(x, axis=1)
+        xn = np.log(x / loc[:, None])
+        return (np.clip(xn, -CLIP, CLIP) if robust else xn), loc, np.ones_like(loc)
+    loc = centre(x, axis=1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if robust:
+            scale = 1.4826 * np.median(np.abs(x - loc[:, None]), axis=1)
+            spread = np.mean(np.abs(x - loc[:, None]), axis=1)
+            scale = np.where(scale > 0, scale, spread)
+        else:
+            scale = x.std(axis=1)
+    floor = np.maximum(np.abs(loc), 1.0)
+    scale = np.where(np.isfinite(scale) & (scale > 1e-8 * floor), scale, floor)
+    xn = (x - loc[:, None]) / scale[:, None]
+    return (np.clip(xn, -CLIP, CLIP) if robust else xn), loc, scale
+
+
+def absurd_values(values: np.ndarray, factor: float = 1e3) -> np.ndarray:
+    """Positions of values more than ``factor`` robust deviations (1.4826 MAD, or the mean absolute
+    deviation when that is 0) from the median: a typing slip or a sensor fault, not a reading."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.size < 3:
+        return np.zeros(0, dtype=np.int64)
+    med = np.median(v)
+    dev = np.abs(v - med)
+    scale = 1.4826 * np.median(dev)
+    if scale == 0:
+        scale = np.mean(dev[np.isfinite(dev)]) if np.isfinite(dev).any() else 0.0
+    if not scale > 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(dev > factor * scale)
 
 
 def encode(spec: dict, x: np.ndarray, clocks: Sequence[Clock], start: np.ndarray,
@@ -92,7 +126,7 @@ def encode(spec: dict, x: np.ndarray, clocks: Sequence[Clock], start: np.ndarray
     x = np.asarray(x, dtype=np.float64)
     N, L = x.shape
     H, m = spec["horizon"], spec["season"]
-    xn, loc, scale = _normalise(x, spec["norm"], ids)
+    xn, loc, scale = _normalise(x, spec["norm"], ids, spec.get("robust", False))
     if spec["base"] == "snaive":
         k = np.arange(H)
         cols = L - m + (k % m) if 1 < m <= L else np.full(H, L - 1)

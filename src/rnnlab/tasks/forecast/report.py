@@ -49,6 +49,44 @@ def score_table(xs: Sequence[np.ndarray], actual: np.ndarray, m: int,
     return rows
 
 
+def test_file_table(fc: Forecaster, stat, cache: Path | None) -> tuple[list[dict], list[str]]:
+    """Score a run's --test file with the metric period of its --frequency / --mase-period: the method
+    table, then the model's interval coverage (and MSIS with the 0.025/0.975 quantiles), then OWA per
+    history-length bucket beside seasonal naive and Naive2."""
+    from .data import read_csv
+    from .frequency import length_buckets, match_test
+    from .metrics import coverage, msis
+    from .task import metric_period
+
+    cfg, spec = fc.cfg, fc.spec
+    train, test = read_csv(cfg.data), read_csv(cfg.test)
+    actual = match_test(train, test, cfg.test)
+    h = actual.shape[1]
+    m = metric_period(cfg, spec)
+    f = fc.predict(train, h)
+    xs = [s.values for s in train]
+    entries = {"rnnlab": (f.point, f.seconds), **baseline_forecasts(xs, h, m, stat, cache)}
+    rows = score_table(xs, actual, m, entries)
+    lines = [f"{cfg.test}: {len(xs)} series x {h} steps; MASE and Naive2 period {m}", format_rows(rows)]
+    lo, hi = f.levels[0], f.levels[-1]
+    lines.append(f"interval q{lo:g}-q{hi:g} (nominal {100 * (hi - lo):.1f} %): coverage "
+                 f"{100 * coverage(actual, f.lower, f.upper):.1f} %")
+    if 0.025 in f.levels and 0.975 in f.levels:
+        i, j = f.levels.index(0.025), f.levels.index(0.975)
+        lines.append(f"95 % interval (q0.025-q0.975): MSIS {msis(xs, actual, f.quantiles[..., i], f.quantiles[..., j], m):.3f}, "
+                     f"coverage {100 * coverage(actual, f.quantiles[..., i], f.quantiles[..., j]):.1f} %")
+    lines.append("| history length | series | OWA rnnlab | OWA seasonal naive | OWA Naive2 |")
+    lines.append("| --- | --- | --- | --- | --- |")
+    lengths = np.array([len(x) for x in xs])
+    for label, rows_k in length_buckets(lengths, spec["window"]):
+        sub = [xs[i] for i in rows_k]
+        t = score_table(sub, actual[rows_k], m, {k: (v[0][rows_k], 0.0) for k, v in entries.items()
+                                                  if k in ("rnnlab", "snaive", "naive2")})
+        o = {r["method"]: r["owa"] for r in t}
+        lines.append(f"| {label} | {len(rows_k)} | {o['rnnlab']:.3f} | {o['snaive']:.3f} | {o['naive2']:.3f} |")
+    return rows, lines
+
+
 def format_rows(rows: list[dict]) -> str:
     lines = ["| method | sMAPE | MASE | OWA | seconds |", "| --- | --- | --- | --- | --- |"]
     for r in rows:
@@ -65,9 +103,9 @@ def rolling_origin(fc: Forecaster, series: Sequence[Series], origins: int, horiz
     for s in series:
         for k in range(origins, 0, -1):
             end = len(s) - k * horizon
-            if end < fc.spec["window"]:
-                raise DataError(f"series '{s.id}': {origins} origins of {horizon} steps leave {end} values before "
-                                f"the first, fewer than the model's window of {fc.spec['window']}; use fewer --origins")
+            if end < 1:
+                raise DataError(f"series '{s.id}' has {len(s)} values: {origins} origins of {horizon} steps leave "
+                                f"none before the first; use fewer --origins")
             hist.append(Series(s.id, s.values[:end], None if s.timestamps is None else s.timestamps[:end]))
             actual.append(s.values[end:end + horizon])
             kept.append((s, end))

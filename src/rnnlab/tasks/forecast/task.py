@@ -27,7 +27,8 @@ from ...train.loopconfig import LoopConfig
 from ...train.task import EvalInterrupted, Selection, StepOutput, Task
 from . import features as F
 from .baselines import forecast_all
-from .metrics import mase_scale, owa, smape_points
+from .frequency import frequency
+from .metrics import evaluate, owa
 from .model import MODELS, PinballLoss, backward_model, make_model, run_model
 
 KIND = "rnnlab.forecast"
@@ -37,7 +38,10 @@ KIND = "rnnlab.forecast"
 class ForecastConfig(LoopConfig):
     data: str = "m4-hourly"             # "m4-hourly" or a CSV file
     data_dir: str | None = None
-    model: str = "direct"               # direct | encdec
+    test: str = ""                      # a test file (M4's wide layout or long) scored by `forecast eval`
+    frequency: str = ""                 # yearly ... hourly: M4's horizon, MASE period and a default window
+    mase_period: int = 0                # MASE / Naive2 period; 0: M4's for --frequency, else the season
+    model: str = "encdec"               # encdec (the better one on M4 Hourly) | direct
     cell: str = "gru"                   # lstm | gru
     window: int = 0                     # input length L; 0: 7 seasons (168 hourly), at least 2 H
     horizon: int = 0                    # H; 0: the dataset's (48 for M4 Hourly), else 2 seasons
@@ -64,7 +68,8 @@ class ForecastConfig(LoopConfig):
             raise ConfigError(f"unknown --model {self.model!r}; choose from {', '.join(MODELS)}")
         if self.cell not in ("lstm", "gru"):
             raise ConfigError(f"--cell must be lstm or gru, got {self.cell!r}")
-        for name in ("window", "horizon", "holdout", "season"):
+        frequency(self.frequency)
+        for name in ("window", "horizon", "holdout", "season", "mase_period"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name} must be >= 0, got {getattr(self, name)}")
         for name in ("hidden_size", "num_layers", "batch_size", "eval_batch"):
@@ -85,29 +90,29 @@ class ForecastConfig(LoopConfig):
 def make_spec(cfg: ForecastConfig, series: Sequence, default_horizon: int | None = None,
               default_season: int | None = None) -> dict:
     """The model spec (network and features) for this data, the automatic settings resolved."""
-    season = cfg.season or default_season or F.infer_season(series)
-    horizon = cfg.horizon or default_horizon or max(2 * season, 8)
-    window = cfg.window or max(7 * season, 2 * horizon)
+    freq = frequency(cfg.frequency)
+    season = cfg.season or (freq.period if freq else 0) or default_season or F.infer_season(series)
+    horizon = cfg.horizon or (freq.horizon if freq else 0) or default_horizon or max(2 * season, 8)
+    window = cfg.window or (freq.window if freq and not cfg.season else 0) or max(7 * season, 2 * horizon)
     norm = F.choose_norm([np.asarray(getattr(s, "values", s)) for s in series]) if cfg.norm == "auto" else cfg.norm
     spec = {"model": cfg.model, "cell": cfg.cell, "hidden_size": cfg.hidden_size, "num_layers": cfg.num_layers,
             "seed": cfg.seed, "window": window, "horizon": horizon, "season": season, "norm": norm,
             "base": cfg.base, "periods": [float(p) for p in cfg.periods],
-            "quantiles": [float(q) for q in sorted(cfg.quantiles)]}
+            "quantiles": [float(q) for q in sorted(cfg.quantiles)], "robust": True}
     spec["input_size"] = spec["future_size"] = F.feature_size(spec)
     return spec
 
 
+def metric_period(cfg: ForecastConfig, spec: dict) -> int:
+    """MASE's (and Naive2's) period: --mase-period, else M4's for --frequency, else the model's season."""
+    freq = frequency(cfg.frequency)
+    return cfg.mase_period or (freq.period if freq else 0) or spec["season"]
+
+
 def score(insamples: Sequence[np.ndarray], actual: np.ndarray, forecast: np.ndarray, m: int) -> tuple[float, float]:
     """sMAPE and MASE averaged over all points, the M4 way; series with a constant in-sample part
-    (MASE undefined) count in sMAPE only."""
-    s = np.concatenate([smape_points(a, f) for a, f in zip(actual, forecast)])
-    scaled = []
-    for x, a, f in zip(insamples, actual, forecast):
-        scale = mase_scale(x, m)
-        if scale > 0:
-            scaled.append(np.abs(np.asarray(a) - np.asarray(f)) / scale)
-    q = float(np.mean(np.concatenate(scaled))) if scaled else float("nan")
-    return float(np.mean(s)), q
+    (MASE undefined) count in sMAPE only (:func:`rnnlab.tasks.forecast.metrics.evaluate`)."""
+    return tuple(evaluate(insamples, actual, forecast, m))
 
 
 class ForecastTask(Task):
@@ -116,33 +121,57 @@ class ForecastTask(Task):
     selection = Selection("owa", "min")
 
     def __init__(self, spec: dict, series: Sequence, *, batch: int = 64, seed: int = 0, holdout: int = 0,
-                 eval_batch: int = 512) -> None:
+                 eval_batch: int = 512, mase_period: int = 0) -> None:
         self.spec, self.batch, self.eval_batch = dict(spec), batch, eval_batch
+        self.m = mase_period or spec["season"]      # the metric's period (validation MASE, Naive2)
         L, H = spec["window"], spec["horizon"]
         self.ids = [str(getattr(s, "id", k)) for k, s in enumerate(series)]
         self.values = [np.asarray(getattr(s, "values", s), dtype=np.float64) for s in series]
         self.clocks = [F.clock(s) for s in series]
         lengths = np.array([len(v) for v in self.values])
         self.cutoff = lengths - holdout - H            # training windows end here
-        if not (self.cutoff - L - H + 1 > 0).any():
-            raise DataError(f"no series is long enough for a window of {L} inputs, {H} to predict and {H} to "
-                            f"validate on (the longest, '{self.ids[int(lengths.argmax())]}', has "
-                            f"{int(lengths.max())} values); use a shorter --window or --horizon")
+        # a series trains with a window of min(L, cutoff - H) inputs: short histories get shorter windows
+        self.trainable = np.flatnonzero(self.cutoff - H >= 1)
+        if self.trainable.size == 0:
+            raise DataError(f"no series is long enough for one input value, {H} to predict and {H} to validate "
+                            f"on (the longest, '{self.ids[int(lengths.argmax())]}', has {int(lengths.max())} "
+                            f"values{f' with {holdout} held out' if holdout else ''}); use a shorter --horizon")
+        self.mixed = bool((self.cutoff[self.trainable] - H < L).any())
         self.rng = np.random.default_rng([seed, 17])
         self.loss_fn = PinballLoss()
         self._validation_set()
 
+    def length_note(self) -> str | None:
+        """One line on the series shorter than a full window (trained with shorter windows) and those too
+        short to train or validate on (still forecast), or None when every series holds a full window."""
+        L, H = self.spec["window"], self.spec["horizon"]
+        short = int(((self.cutoff - H >= 1) & (self.cutoff - H < L)).sum())
+        untrained = int((self.cutoff - H < 1).sum())
+        if not short and not untrained:
+            return None
+        parts = []
+        if short:
+            parts.append(f"{short} series shorter than a full window of {L} train with windows of their length")
+        if untrained:
+            parts.append(f"{untrained} series have under {2 * H + 1} values and cannot give a training window "
+                         f"(they are still forecast, from the values they have)")
+        return "; ".join(parts)
+
     def _validation_set(self) -> None:
-        L, H, m = self.spec["window"], self.spec["horizon"], self.spec["season"]
-        keep = [k for k, c in enumerate(self.cutoff) if c >= L]
+        L, H, m = self.spec["window"], self.spec["horizon"], self.m
+        keep = [k for k, c in enumerate(self.cutoff) if c >= 1]
         self.val_rows = np.array(keep, dtype=np.int64)
         ends = self.cutoff[keep] + H
-        self.val_start = ends - H - L
-        self.val_x = np.stack([self.values[k][s:s + L] for k, s in zip(keep, self.val_start)])
+        self.val_start = np.maximum(ends - H - L, 0)
+        self.val_x = [self.values[k][s:e - H] for k, s, e in zip(keep, self.val_start, ends)]
         self.val_y = np.stack([self.values[k][e - H:e] for k, e in zip(keep, ends)])
         self.val_insample = [self.values[k][:e - H] for k, e in zip(keep, ends)]
         n2 = forecast_all("naive2", self.val_insample, H, m).forecasts
         self.naive2 = score(self.val_insample, self.val_y, n2, m)
+        if self.naive2[0] == 0 or self.naive2[1] == 0:
+            # Naive2 is exact on the validation slice (e.g. constant series): OWA is 1 or inf there,
+            # no ranking, so best.npz is chosen by sMAPE instead (metrics.py, degenerate cases)
+            self.selection = Selection("smape", "min")
 
     # -- model ---------------------------------------------------------------------------
     def build_model(self) -> Module:
@@ -155,6 +184,9 @@ class ForecastTask(Task):
     # -- data ----------------------------------------------------------------------------
     def next_batch(self) -> tuple[F.Encoded, np.ndarray]:
         L, H = self.spec["window"], self.spec["horizon"]
+        if self.mixed:  # the batch's window length is that of a series drawn uniformly (its min(L, cutoff - H))
+            k = self.trainable[self.rng.integers(0, self.trainable.size)]
+            L = int(min(L, self.cutoff[k] - H))
         w = sample_windows(self.values, L, H, self.batch, cutoff=self.cutoff, rng=self.rng)
         e = F.encode(self.spec, w.x, [self.clocks[k] for k in w.series_index], w.start)
         return e, F.targets(self.spec, e, w.y)
@@ -176,12 +208,16 @@ class ForecastTask(Task):
     # -- evaluation ----------------------------------------------------------------------
     def evaluate(self, model: Module, should_stop: Callable[[], bool] = lambda: False,
                  progress: Callable[[int, int], None] | None = None) -> dict[str, float]:
-        e = F.encode(self.spec, self.val_x, [self.clocks[k] for k in self.val_rows], self.val_start,
-                     [self.ids[k] for k in self.val_rows], dtype=model.dtype)
-        out = predict_normalised(model, self.spec, e, self.eval_batch, should_stop)
-        loss = self.loss_fn.forward(out, F.targets(self.spec, e, self.val_y), self.spec["quantiles"])[0]
-        fc = F.decode(self.spec, e, out)[..., F.median_index(self.spec)]
-        s, q = score(self.val_insample, self.val_y, fc, self.spec["season"])
+        spec, q = self.spec, self.spec["quantiles"]
+        fc = np.zeros(self.val_y.shape)
+        loss = 0.0
+        for rows, e in encode_groups(spec, self.val_x, [self.clocks[k] for k in self.val_rows], self.val_start,
+                                     [self.ids[k] for k in self.val_rows], dtype=model.dtype):
+            out = predict_normalised(model, spec, e, self.eval_batch, should_stop)
+            loss += self.loss_fn.forward(out, F.targets(spec, e, self.val_y[rows]), q)[0] * len(rows)
+            fc[rows] = F.decode(spec, e, out)[..., F.median_index(spec)]
+        loss /= len(self.val_y)
+        s, q = score(self.val_insample, self.val_y, fc, self.m)
         return {"owa": owa((s, q), self.naive2), "smape": s, "mase": q, "loss": loss}
 
     def describe_eval(self, metrics: dict[str, float]) -> str:
@@ -190,6 +226,18 @@ class ForecastTask(Task):
 
     def meta(self) -> dict[str, Any]:
         return {"series": len(self.values), "naive2_val": list(self.naive2)}
+
+
+def encode_groups(spec: dict, xs: Sequence[np.ndarray], clocks: Sequence, starts: np.ndarray,
+                  ids: Sequence[str] | None = None, dtype=np.float32):
+    """Windows of different lengths (series shorter than the model's window), encoded in groups of one
+    length: yields ``(rows, Encoded)``, ``rows`` the positions of the group's windows in ``xs``."""
+    lengths = np.array([len(x) for x in xs], dtype=np.int64)
+    starts = np.asarray(starts)
+    for n in np.unique(lengths):
+        rows = np.flatnonzero(lengths == n)
+        yield rows, F.encode(spec, np.stack([xs[i] for i in rows]), [clocks[i] for i in rows], starts[rows],
+                             None if ids is None else [ids[i] for i in rows], dtype=dtype)
 
 
 def predict_normalised(model: Module, spec: dict, e: F.Encoded, eval_batch: int = 512,

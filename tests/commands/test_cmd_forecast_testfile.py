@@ -1,0 +1,56 @@
+"""``forecast train --train --test --frequency`` and ``forecast eval RUN`` on the test file (issue 24)."""
+import numpy as np
+import pytest
+
+from rnnlab.cli import main
+from rnnlab.tasks.forecast.frequency import FREQUENCIES, length_buckets
+
+
+def _wide(path, rows):
+    path.write_text('"V1",' + ",".join(f'"V{i + 2}"' for i in range(max(len(v) for _, v in rows))) + "\n" + "".join(
+        f'"{sid}",' + ",".join(f"{x:.4f}" for x in v) + "\n" for sid, v in rows))
+    return path
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("testfile")
+    rng = np.random.default_rng(0)
+    train, test = [], []
+    for k, n in enumerate((150, 120, 90, 40, 20, 9)):           # weekly-like, several far shorter than 52
+        v = 100 + np.cumsum(rng.normal(0.5, 2, n + 13))
+        train.append((f"W{k}", v[:n]))
+        test.append((f"W{k}", v[n:]))
+    return root, _wide(root / "train.csv", train), _wide(root / "test.csv", test)
+
+
+def test_weekly_train_and_eval_with_m4s_weekly_definition(files, capsys):
+    root, train, test = files
+    run = root / "run"
+    assert main(["forecast", "train", "--train", str(train), "--test", str(test), "--frequency", "weekly",
+                 "--out", str(run), "--hidden-size", "6", "--batch-size", "8", "--max-steps", "8",
+                 "--max-minutes", "0", "--eval-every", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "horizon 13" in out and "window 52" in out and "MASE period 1" in out
+    assert main(["forecast", "eval", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "6 series x 13 steps; MASE and Naive2 period 1" in out
+    for method in ("rnnlab", "naive2", "snaive", "naive"):
+        assert f"| {method} |" in out
+    assert "coverage" in out and "| length >= 52 | 3 |" in out and "| length 1-13 | 1 |" in out
+
+
+def test_an_unknown_frequency_and_a_missing_test_file_are_one_line(files, capsys):
+    root, train, _ = files
+    assert main(["forecast", "train", str(train), "--test", str(root / "nope.csv"), "--out", str(root / "x"),
+                 "--max-steps", "1"]) == 2
+    assert "--test" in capsys.readouterr().err
+
+
+def test_length_buckets_and_m4_periods():
+    assert {k: (f.horizon, f.period) for k, f in FREQUENCIES.items()} == {
+        "yearly": (6, 1), "quarterly": (8, 4), "monthly": (18, 12), "weekly": (13, 1), "daily": (14, 1),
+        "hourly": (48, 24)}
+    b = dict(length_buckets(np.array([1, 13, 14, 26, 27, 51, 52, 400]), 52))
+    assert {k: list(v) for k, v in b.items()} == {"length 1-13": [0, 1], "length 14-26": [2, 3],
+                                                  "length 27-51": [4, 5], "length >= 52": [6, 7]}
