@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -249,3 +250,47 @@ def test_truncated_best_checkpoint_says_what_to_use(tmp_path, capsys):
 def test_a_good_model_checkpoint_still_loads(tmp_path):
     loaded = load_run(_model_checkpoint(tmp_path / "m.npz", proj_size=2))
     assert loaded.model.config.proj_size == 2 and len(loaded.vocab) == 11
+
+
+# -- non-real and non-numeric arrays (issue 22, fault 5) ---------------------------------------------------
+def _with_array(tmp_path: Path, name: str, value: np.ndarray, file: str = "best.npz") -> Path:
+    good = _model_checkpoint(tmp_path / "good.npz")
+    arrays, _ = load_checkpoint(good)
+    arrays[name] = value
+    with zipfile.ZipFile(good) as archive:
+        meta_bytes = archive.read(META_KEY + ".npy")
+    return _raw_archive(tmp_path / file, {f"{k}.npy": _npy(v) for k, v in arrays.items()}, meta=meta_bytes)
+
+
+@pytest.mark.parametrize("make, dtype", [
+    (lambda w: w.astype(np.complex128) + 1j, "complex128"),
+    (lambda w: w.astype(np.complex64), "complex64"),
+    (lambda w: w.astype("U8"), "<U8"),
+    (lambda w: np.zeros(w.shape, dtype=[("re", "f8"), ("im", "f8")]), r"\[\('re', '<f8'\), \('im', '<f8'\)\]"),
+    (lambda w: np.zeros(w.shape, dtype="datetime64[s]"), r"datetime64\[s\]"),
+])
+def test_non_real_arrays_are_refused_on_load_naming_the_tensor(tmp_path, make, dtype):
+    arrays, _ = load_checkpoint(_model_checkpoint(tmp_path / "m.npz"))
+    path = _with_array(tmp_path, "param/out.W", make(arrays["param/out.W"]))
+    with pytest.raises(CheckpointError, match=rf"array 'param/out.W' has dtype {dtype}, not real numbers .*"
+                                              r"use the run's last.npz \(--checkpoint last\)"):
+        load_checkpoint(path)
+
+
+def test_complex_weights_stop_sample_with_one_line_and_no_warning(tmp_path, capsys):
+    arrays, _ = load_checkpoint(_model_checkpoint(tmp_path / "m.npz"))
+    path = _with_array(tmp_path, "param/embed.W", arrays["param/embed.W"].astype(np.complex128), "x.npz")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # a ComplexWarning would be an exception here
+        err = _one_line_error(capsys, ["sample", str(path), "--length", "5"])
+    assert "array 'param/embed.W' has dtype complex128" in err
+
+
+def test_non_real_arrays_are_refused_on_save(tmp_path):
+    with pytest.raises(CheckpointError, match=r"array 'w' has dtype complex128, not real numbers"):
+        save_checkpoint(tmp_path / "m.npz", {"w": np.ones(3, dtype=complex)}, {})
+    assert not (tmp_path / "m.npz").exists()
+    # integers and booleans (counters, vocab ids, masks) are real and still saved
+    save_checkpoint(tmp_path / "ok.npz", {"n": np.arange(3), "u": np.arange(3, dtype=np.uint8),
+                                          "m": np.ones(2, dtype=bool)}, {})
+    assert set(load_checkpoint(tmp_path / "ok.npz")[0]) == {"n", "u", "m"}

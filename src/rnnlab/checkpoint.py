@@ -13,14 +13,15 @@ Saving is crash-safe: the archive is written to a hidden temporary file in
 the same folder, fsynced and renamed over ``path`` (see
 :mod:`rnnlab.io.atomic`), so ``path`` always holds either the previous
 checkpoint or the complete new one. Arrays with NaN/inf are refused before
-anything is written: a diverged model must not overwrite a good checkpoint.
+anything is written: a diverged model must not overwrite a good checkpoint;
+so are arrays that are not real numbers (complex, strings, structured).
 
 Loading trusts nothing in the file: before any array is allocated, the
 archive's declared sizes are checked against limits (``MAX_TOTAL_BYTES``,
 ``MAX_META_BYTES``, ``MAX_EXPANSION`` for compressed entries) and each
 ``.npy`` header's shape against the bytes its entry holds; the metadata's
-nesting is bounded (``MAX_META_DEPTH``); arrays with NaN/inf are refused, as
-on saving. Every problem is a :class:`CheckpointError` naming the file, the
+nesting is bounded (``MAX_META_DEPTH``); arrays with NaN/inf or a dtype that is
+not float, integer or boolean are refused, as on saving. Every problem is a :class:`CheckpointError` naming the file, the
 entry and what to use instead.
 
 Metadata is plain JSON: tuples come back as lists and NumPy scalars (e.g. a
@@ -60,6 +61,10 @@ MAX_MEMBERS = 100_000             # entries in the archive
 MAX_EXPANSION = 50                # a compressed entry may expand at most this much...
 EXPANSION_FREE_BYTES = 64 << 20   # ...once it is larger than this (small ones: any ratio)
 _CHUNK_BYTES = 16 << 20
+# The dtype kinds a checkpoint holds: floats (weights, optimizer state), integers (counters, ids) and
+# booleans (masks). Complex, string, structured and datetime arrays are nothing rnnlab writes: loading one
+# would drop its imaginary part with a ComplexWarning, or fail later with a traceback.
+_REAL_KINDS = "fiub"
 
 
 def _json_default(value: Any) -> Any:
@@ -77,6 +82,9 @@ def _check_arrays(path: Path, arrays: Mapping[str, Any]) -> dict[str, np.ndarray
         array = np.asarray(value)
         if array.dtype.hasobject:
             raise CheckpointError(f"{path}: array '{name}' has dtype {array.dtype}; only plain numeric arrays are saved")
+        if array.dtype.kind not in _REAL_KINDS:
+            raise CheckpointError(f"{path}: array '{name}' has dtype {array.dtype}, not real numbers; "
+                                  "only float, integer and boolean arrays are saved")
         if array.dtype.kind in "fc" and not np.isfinite(array).all():
             n_bad = int(array.size - np.count_nonzero(np.isfinite(array)))
             raise CheckpointError(
@@ -211,6 +219,9 @@ def _read_array(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, nam
         shape, fortran, dtype = _read_header(handle)
         if dtype.hasobject:
             raise damaged_error(path, f"array '{name}' has dtype {dtype} (Python objects); rnnlab never saves those")
+        if name != META_KEY and dtype.kind not in _REAL_KINDS:
+            raise damaged_error(path, f"array '{name}' has dtype {dtype}, not real numbers (rnnlab saves only float, "
+                                 "integer and boolean arrays: the file was damaged or edited)")
         if any(not isinstance(d, int) or d < 0 for d in shape):
             raise damaged_error(path, f"array '{name}' has an invalid shape {shape}")
         count = math.prod(shape)

@@ -39,7 +39,8 @@ def test_spec_passes(cls):
     assert rows, f"{cls.__name__}: spec checked nothing"
     bad = [r for r in rows if not r.passed]
     assert not bad, gradcheck.format_table(bad)
-    assert all(r.max_error < 1e-6 for r in rows)
+    # error within 1e-6 relative plus the finite difference's own rounding/truncation bound
+    assert all(r.ratio < 1 for r in rows)
     assert sum(r.checked for r in rows) > 0
 
 
