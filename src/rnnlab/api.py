@@ -186,7 +186,8 @@ class CharLM:
         ``force``). ``progress``: a progress bar on stderr; ``verbose``: also
         the log lines. Keyword overrides change the config first.
         """
-        from .train import Progress, train
+        from .tasks.charlm import train
+        from .train import Progress
 
         if text is not None and source is not None:
             raise ConfigError("fit() takes a source (path or dataset name) or text=, not both")

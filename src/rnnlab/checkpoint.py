@@ -11,7 +11,7 @@ from any other ``.npz``. Nothing is pickled, in either direction.
 
 Saving is crash-safe: the archive is written to a hidden temporary file in
 the same folder, fsynced and renamed over ``path`` (see
-:mod:`rnnlab.data.atomic`), so ``path`` always holds either the previous
+:mod:`rnnlab.io.atomic`), so ``path`` always holds either the previous
 checkpoint or the complete new one. Arrays with NaN/inf are refused before
 anything is written: a diverged model must not overwrite a good checkpoint;
 so are arrays that are not real numbers (complex, strings, structured).
@@ -41,7 +41,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from rnnlab.data.atomic import atomic_write
+from rnnlab.io.atomic import atomic_write
 from rnnlab.errors import CheckpointError
 
 CHECKPOINT_FORMAT = "rnnlab-checkpoint"

@@ -32,6 +32,7 @@ from . import fast
 from .data import Vocab
 from .errors import ConfigError, DataError
 from .fast import stepping
+from .fast.stepping import CellRunner  # noqa: F401  (re-exported)
 from .layers import Embedding
 from .layers.losses import log_softmax
 from .models import CharRNN
@@ -46,26 +47,6 @@ def eval_mode(model: CharRNN) -> Iterator[CharRNN]:
         yield model
     finally:
         model.train(was_training)
-
-
-class CellRunner:
-    """The reference step of one layer: ``cell.step_forward`` (the first layer reads its table)."""
-
-    def __init__(self, cell: Any, table: np.ndarray | None, batch: int, dtype: Any) -> None:
-        self.cell, self.table = cell, table
-        self.xw = np.empty((batch, cell.params["W_x"].shape[1]), dtype)
-        self.hw = np.empty((batch, cell.params["W_h"].shape[1]), dtype)
-
-    def step(self, inp: np.ndarray, state: tuple, t: int) -> tuple:
-        p = self.cell.params
-        if self.table is not None:
-            np.take(self.table, inp, axis=0, out=self.xw)
-        else:
-            np.matmul(inp, p["W_x"], out=self.xw)
-            if self.cell.project_bias:
-                self.xw += p["b"]
-        np.matmul(state[0], p["W_h"], out=self.hw)
-        return self.cell.step_forward(t, self.xw, self.hw, state)[0]
 
 
 class Stepper:

@@ -30,7 +30,7 @@ import numpy as np
 
 from . import torch_bridge as bridge
 from .data import Vocab
-from .data.atomic import atomic_write
+from .io.atomic import atomic_write
 from .errors import CheckpointError, ConfigError
 from .layers import Embedding
 from .models import CharRNN, ModelConfig

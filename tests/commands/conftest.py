@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from rnnlab.train import TrainConfig, train
+from rnnlab.tasks.charlm import train
+from rnnlab.train import TrainConfig
 
 WORDS = ["the ", "cat ", "sat ", "on ", "a ", "mat. ", "dog ", "ran\n", "Over ", "here, "]
 

@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnnlab.data.series import Series, load_m4, parse_step, read_series
+from rnnlab.timeseries.series import Series, load_m4, parse_step, read_series
 from rnnlab.errors import DataError
 
 M4_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data"

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from rnnlab.data.series import Series
-from rnnlab.data.windows import (all_windows, calendar_features, denormalize, gather, last_windows, normalize,
+from rnnlab.timeseries.series import Series
+from rnnlab.timeseries.windows import (all_windows, calendar_features, denormalize, gather, last_windows, normalize,
                                  periodic_features, sample_windows, window_counts)
 from rnnlab.errors import DataError
 

@@ -113,7 +113,7 @@ def test_step_matched_adding_rows_all_get_the_same_steps(tmp_path):
 
 def test_adding_offers_t150_and_the_irnn_protocol_there():
     from rnnlab.experiments.adding import PROTOCOL, conditions
-    from rnnlab.experiments.seqmodel import SeqModel
+    from rnnlab.models.seqmodel import SeqModel
 
     conds = conditions(Options())
     groups = list(dict.fromkeys(c.group for c in conds))
@@ -182,7 +182,7 @@ def test_rows_filter_by_label():
 
 
 def test_reestimated_bn_statistics_are_the_training_set_average():
-    from rnnlab.experiments.seqmodel import SeqModel
+    from rnnlab.models.seqmodel import SeqModel
     from rnnlab.experiments.seqtask import reestimate_population
 
     rng = np.random.default_rng(0)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rnnlab.checkpoint import load_checkpoint
-from rnnlab.experiments.seqmodel import SeqModel, first_below
+from rnnlab.models.seqmodel import SeqModel, first_below
 from rnnlab.experiments.seqtask import EpochBatches, RandomBatches, SequenceTask, fit_sequence
 from rnnlab.layers import MSELoss
 from rnnlab.train.verify import check_exact_resume

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from rnnlab.gradcheck import randomize
-from rnnlab.layers import CRF, Constraints, tag_constraints
+from rnnlab.layers import CRF, Constraints
+from rnnlab.tasks.tagging.schemes import tag_constraints
 
 torch = pytest.importorskip("torch")
 

@@ -5,7 +5,8 @@ import pytest
 import rnnlab
 from rnnlab.cli import main
 from rnnlab.errors import ConfigError
-from rnnlab.experiments.seqtask import EpochBatches, SequenceTask, fit_sequence
+from rnnlab.experiments.seqtask import SequenceTask, fit_sequence
+from rnnlab.train.batches import EpochBatches
 from rnnlab.tasks.registry import task_of
 from rnnlab.train.loopconfig import LoopConfig
 

@@ -7,7 +7,8 @@ import numpy as np
 from rnnlab.cli import build_parser
 from rnnlab.tasks.charlm import evaluate
 from rnnlab.models import CharRNN, ModelConfig
-from rnnlab.train import TrainConfig, describe_changes, train
+from rnnlab.tasks.charlm import train
+from rnnlab.train import TrainConfig, describe_changes
 from rnnlab.train.progress import Progress, WorkProgress
 
 

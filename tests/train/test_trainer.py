@@ -7,7 +7,8 @@ import pytest
 
 from rnnlab.checkpoint import load_checkpoint
 from rnnlab.errors import ConfigError
-from rnnlab.train import DivergenceError, TrainConfig, train
+from rnnlab.tasks.charlm import train
+from rnnlab.train import DivergenceError, TrainConfig
 from rnnlab.train.progress import MetricsLog
 
 

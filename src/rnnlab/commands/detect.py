@@ -223,7 +223,7 @@ def _prepare_nab_out(out: Path, settings: dict, force: bool, resume: bool) -> No
     the settings are the interrupted run's; record the settings of a new run."""
     import shutil
 
-    from ..data.atomic import atomic_write
+    from ..io.atomic import atomic_write
     from ..errors import ConfigError
 
     finished = [p for p in (out / "results.json", out / "table.md", out / "groups.md", out / "thresholds.json",
@@ -260,9 +260,26 @@ def _prepare_nab_out(out: Path, settings: dict, force: bool, resume: bool) -> No
 
 
 def run_nab(args: argparse.Namespace) -> int:
+    """``detect nab``; its --out folder is locked (one live process writes into it at a time)."""
+    from ..errors import ConfigError
+    from ..io.lock import RunLock
+    from ..train.runs import check_out_dir
+
+    if not args.out:
+        return _run_nab(args)
+    out = check_out_dir(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot make --out {out}: {exc.strerror or exc}; choose a writable --out") from None
+    with RunLock(out).acquire("--out"):
+        return _run_nab(args)
+
+
+def _run_nab(args: argparse.Namespace) -> int:
     import shutil
 
-    from ..data.atomic import atomic_write
+    from ..io.atomic import atomic_write
     from ..errors import ConfigError
     from ..tasks.anomaly.benchmark import format_table, nab_table, reference_scores, run_nab as run_corpus
     from ..tasks.anomaly.nab import load_corpus

@@ -80,8 +80,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="values at each series' end kept out of training and validation, for a later "
                         "rolling-origin test (default 0)")
     o = t.add_argument_group("training")
-    o.add_argument("--max-minutes", dest="max_minutes", type=float, default=10.0, help="training time (default 10)")
-    o.add_argument("--max-steps", dest="max_steps", type=int, default=0, help="step budget (default 0: none)")
+    # budgets default to None: on --resume only the budget flags given replace the run's own
+    o.add_argument("--max-minutes", dest="max_minutes", type=float, default=None,
+                   help="training time (default 10; on --resume: the run's own)")
+    o.add_argument("--max-steps", dest="max_steps", type=int, default=None,
+                   help="step budget (default 0: none; on --resume: the run's own)")
     o.add_argument("--batch-size", dest="batch_size", type=_positive_int, default=64, help="windows per step (default 64)")
     o.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate, cosine-annealed (default 3e-3)")
     o.add_argument("--eval-every", dest="eval_every", type=_positive_int, default=200, help="steps between validations (default 200)")
@@ -121,11 +124,12 @@ def run_train(args: argparse.Namespace) -> int:
 
     if args.train_file:
         args.data = args.train_file
-    keys = ("data", "data_dir", "test", "frequency", "mase_period", "model", "cell", "hidden_size", "num_layers", "window", "horizon", "season",
-            "quantiles", "norm", "base", "holdout", "max_minutes", "max_steps", "batch_size", "lr", "eval_every",
+    keys = ("data", "data_dir", "test", "frequency", "mase_period", "model", "cell", "hidden_size", "num_layers",
+            "window", "horizon", "season", "quantiles", "norm", "base", "holdout", "batch_size", "lr", "eval_every",
             "seed")
-    cfg = ForecastConfig(**{k: getattr(args, k) for k in keys})
-    summary, run_dir = train_run(cfg, args.out, resume=args.resume, force=args.force)
+    given = {k: getattr(args, k) for k in ("max_minutes", "max_steps") if getattr(args, k) is not None}
+    cfg = ForecastConfig(**{k: getattr(args, k) for k in keys}, **{"max_minutes": 10.0, "max_steps": 0, **given})
+    summary, run_dir = train_run(cfg, args.out, resume=args.resume, force=args.force, given=given)
     best = "none yet" if summary["best"] is None else f"{summary['best']:.4f}"
     print(f"done ({summary['stop']}): {summary['steps']} steps in {summary['elapsed_s']:.0f}s of training; best "
           f"validation OWA {best}; checkpoints in {run_dir}")

@@ -134,7 +134,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..train import train
+    from ..tasks.charlm import train
 
     cfg = resolve_config(args)
     summary = train(cfg, out=args.out, resume=args.resume, force=args.force)

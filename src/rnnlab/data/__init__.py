@@ -15,7 +15,7 @@ Modules: :mod:`.corpus` (reading text, the default corpus), :mod:`.datasets`
 memory-mapped id arrays), :mod:`.batching` (splits and TBPTT batches),
 :mod:`.atomic` (crash-safe file replacement).
 """
-from .atomic import atomic_write
+from ..io.atomic import atomic_write
 from .batching import DEFAULT_FRACTIONS, Batch, Splits, StreamBatcher, eval_batches, split_ids
 from .corpus import (
     CorpusSource,

@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 from rnnlab.errors import DataError
 
-from .atomic import atomic_write
+from ..io.atomic import atomic_write
 
 DATA_ENV = "RNNLAB_DATA"
 DOWNLOAD_TIMEOUT_S = 20.0

@@ -27,7 +27,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .atomic import atomic_write
+from ..io.atomic import atomic_write
 from .batching import DEFAULT_FRACTIONS, Splits, split_ids
 from .corpus import CorpusSource, resolve_corpus
 from .datasets import cache_dir as user_cache_dir

@@ -34,7 +34,7 @@ import numpy as np
 
 from .runner import Column, Condition, Options, Study
 from ..train.loopconfig import LoopConfig
-from .seqmodel import first_below
+from ..models.seqmodel import first_below
 from .seqtask import RandomBatches, SequenceTask, fit_sequence, run_dir_for
 
 BASELINE = 2.0 / 12.0

@@ -1,7 +1,7 @@
 """Character LM: cells and input encodings at equal parameter count and equal wall-clock time.
 
 Every model is the one ``rnnlab train`` builds (one recurrent layer, then a
-softmax over the vocabulary), trained by :func:`rnnlab.train.train` with the
+softmax over the vocabulary), trained by :func:`rnnlab.tasks.charlm.train` with the
 same ``max_minutes`` training budget, so the table answers "which cell gives
 the lowest validation bits per character for the same size and the same
 time on this machine?". Each cell's hidden size is solved so that the whole
@@ -30,7 +30,8 @@ from pathlib import Path
 
 from ..errors import DataError
 from ..models import CharRNN, ModelConfig
-from ..train import DivergenceError, Progress, TrainConfig, train
+from ..tasks.charlm import train
+from ..train import DivergenceError, Progress, TrainConfig
 from ..train.progress import MetricsLog
 from ..train.signals import raise_if_interrupted
 from .runner import Column, Condition, Options, Study

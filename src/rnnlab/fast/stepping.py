@@ -39,6 +39,26 @@ from ..cells import BNLSTMCell
 from . import accel, bnlstm, gru, lnlstm, lstm, rnn
 
 
+class CellRunner:
+    """The reference step of one layer: ``cell.step_forward`` (the first layer reads its table)."""
+
+    def __init__(self, cell: Any, table: np.ndarray | None, batch: int, dtype: Any) -> None:
+        self.cell, self.table = cell, table
+        self.xw = np.empty((batch, cell.params["W_x"].shape[1]), dtype)
+        self.hw = np.empty((batch, cell.params["W_h"].shape[1]), dtype)
+
+    def step(self, inp: np.ndarray, state: tuple, t: int) -> tuple:
+        p = self.cell.params
+        if self.table is not None:
+            np.take(self.table, inp, axis=0, out=self.xw)
+        else:
+            np.matmul(inp, p["W_x"], out=self.xw)
+            if self.cell.project_bias:
+                self.xw += p["b"]
+        np.matmul(state[0], p["W_h"], out=self.hw)
+        return self.cell.step_forward(t, self.xw, self.hw, state)[0]
+
+
 class LSTMRunner:
     def __init__(self, cell: Any, table: np.ndarray | None, batch: int, dtype: Any) -> None:
         H, D = cell.hidden_size, cell.input_size
@@ -140,8 +160,6 @@ class NormLSTMRunner:
     def __init__(self, cell: Any, table: np.ndarray | None, batch: int, dtype: Any) -> None:
         H, p = cell.hidden_size, cell.params
         G = 4 * H
-        from ..generate import CellRunner   # (rnnlab.generate imports this module)
-
         self.cell, self.bn = cell, isinstance(cell, BNLSTMCell)
         self.fallback = CellRunner(cell, table, batch, dtype) if self.bn and cell.training else None
         self.scale, self.shift = lstm.preact_scale(H, dtype), lstm.preact_shift(H, dtype)

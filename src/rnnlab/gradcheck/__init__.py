@@ -49,13 +49,13 @@ def resolve(name: str | type) -> type:
 
 def discover() -> None:
     """Import every rnnlab module, so that task-level models (which register their specs beside
-    their code, e.g. ``rnnlab.experiments.seqmodel``) are known too."""
+    their code, e.g. ``rnnlab.models.seqmodel``) are known too."""
     import importlib
     import pkgutil
+    from pathlib import Path
 
-    import rnnlab
-
-    for info in pkgutil.walk_packages(rnnlab.__path__, "rnnlab."):
+    root = str(Path(__file__).resolve().parents[1])  # the rnnlab package folder (no upward import)
+    for info in pkgutil.walk_packages([root], "rnnlab."):
         if not info.name.endswith("__main__"):
             try:
                 importlib.import_module(info.name)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..tasks.forecast.layers import EncDecForecaster, PinballLoss
+from ..layers.forecasting import EncDecForecaster, PinballLoss
 from .core import Case
 from .specs import randomize, spec_for
 

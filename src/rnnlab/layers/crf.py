@@ -36,11 +36,11 @@ apart, e.g. hard constraints written into A), so T = 500 and A = -1e4 stay exact
 
 Decoding is Viterbi (max in place of logsumexp, with back-pointers), optionally restricted
 to allowed transitions, first and last tags (:class:`Constraints`, e.g. built for BIO or
-BIOES tag names by :func:`tag_constraints`).
+BIOES tag names by :func:`rnnlab.tasks.tagging.schemes.tag_constraints`).
 """
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -293,45 +293,3 @@ class CRF(Module):
                 path.append(int(back[t, b, path[-1]]))
             paths.append(path[::-1])
         return paths
-
-
-def _split(tag: str) -> tuple[str, str]:
-    if tag == "O":
-        return "O", ""
-    prefix, sep, kind = tag.partition("-")
-    if not sep or len(prefix) != 1 or not kind:
-        raise ValueError(f"tag {tag!r} is neither 'O' nor PREFIX-TYPE (e.g. B-PER)")
-    return prefix, kind
-
-
-def tag_constraints(tag_names: Sequence[str], scheme: str = "BIO") -> Constraints:
-    """Allowed transitions, first and last tags for tag names of a scheme.
-
-    BIO (IOB2): I-X only after B-X or I-X, never first. BIOES: after B-X or I-X only I-X or
-    E-X; after O, E-* or S-* only O, B-* or S-*; first tags O, B, S; last tags O, E, S.
-    IOB1: B-X only after B-X or I-X, never first. Every other move is allowed.
-    """
-    scheme = {"IOB2": "BIO", "IOBES": "BIOES"}.get(scheme.upper(), scheme.upper())
-    if scheme not in ("BIO", "BIOES", "IOB1"):
-        raise ValueError(f"unknown scheme {scheme!r}; use BIO, BIOES or IOB1")
-    parts = [_split(t) for t in tag_names]
-    K = len(parts)
-    allowed = np.ones((K, K), dtype=bool)
-    start, end = np.ones(K, dtype=bool), np.ones(K, dtype=bool)
-    for j, (pj, tj) in enumerate(parts):
-        if scheme == "BIO":
-            start[j] = pj != "I"
-        elif scheme == "IOB1":
-            start[j] = pj != "B"
-        else:
-            start[j] = pj in "OBS"
-            end[j] = pj in "OES"
-        for i, (pi, ti) in enumerate(parts):
-            if scheme == "BIO" and pj == "I":
-                allowed[i, j] = pi in "BI" and ti == tj
-            elif scheme == "IOB1" and pj == "B":
-                allowed[i, j] = pi in "BI" and ti == tj
-            elif scheme == "BIOES":
-                inside = pi in "BI"
-                allowed[i, j] = (pj in "IE" and ti == tj) if inside else pj in "OBS"
-    return Constraints(allowed, start, end)

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
-from ..data.atomic import atomic_write
+from ..io.atomic import atomic_write
 
 
 def _fmt_rate(x: float) -> str:

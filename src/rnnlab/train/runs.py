@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..data.atomic import atomic_write
+from ..io.atomic import atomic_write
 from ..errors import CheckpointError, ConfigError
 
 BEST = "best.npz"
@@ -28,7 +28,10 @@ _TEMPORARY = re.compile(r"^\.(best\.npz|last\.npz|metrics\.jsonl|config\.json|me
 
 
 def holds_run(path: Path) -> bool:
-    return any((path / name).exists() for name in RUN_FILES)
+    """True when ``path`` holds a run worth keeping: a checkpoint. A folder left by a run that never
+    saved one (its config.json, perhaps a few metrics lines) can be neither resumed nor evaluated,
+    so a new run may be made in it."""
+    return any((path / name).exists() for name in (BEST, LAST))
 
 
 def check_out_dir(out: str | os.PathLike, flag: str = "--out") -> Path:
@@ -53,8 +56,8 @@ def prepare_run_dir(out: str | os.PathLike | None, force: bool = False, root: st
                 raise ConfigError(
                     f"--out {path} already holds a run; continue it with --resume {path}, choose a new --out, "
                     "or pass --force to overwrite it")
-            for name in RUN_FILES:
-                (path / name).unlink(missing_ok=True)
+        for name in RUN_FILES:  # what is left here is replaced (forced) or never saved a checkpoint
+            (path / name).unlink(missing_ok=True)
     else:
         path = Path(root) / time.strftime("%Y%m%d-%H%M%S")
         n = 1
@@ -127,4 +130,5 @@ def find_checkpoint(run: str | os.PathLike, prefer: str = BEST) -> Path:
     for name in (prefer, LAST if prefer == BEST else BEST):
         if (path / name).is_file():
             return path / name
-    raise CheckpointError(f"{path} holds no checkpoint ({BEST} or {LAST}); was the run trained?")
+    raise CheckpointError(f"{path} holds no checkpoint ({BEST} or {LAST}); was the run trained? (a run that "
+                          f"stopped before its first checkpoint can be started again with --out {path})")

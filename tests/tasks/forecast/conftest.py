@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from rnnlab.data.series import Series
+from rnnlab.timeseries.series import Series
 
 
 def hourly_series(n_series=6, length=240, seed=0, timestamps=False, negative=False):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rnnlab.cli import main
-from rnnlab.data.series import Series
+from rnnlab.timeseries.series import Series
 from rnnlab.tasks.forecast import Forecaster
 from rnnlab.tasks.forecast.metrics import Scores, evaluate, mase, mase_scale, owa
 

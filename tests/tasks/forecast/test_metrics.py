@@ -48,7 +48,7 @@ def test_published_m4_hourly_figures():
     """Organisers' M4 Hourly results: Naive 43.003/11.608, sNaive 13.912/1.193, Naive2 18.383/2.395,
     OWA of sNaive 0.627 (the table's OWA is that of the rounded sMAPE and MASE: the unrounded
     ratio is 0.62750)."""
-    from rnnlab.data.series import load_m4
+    from rnnlab.timeseries.series import load_m4
     from rnnlab.tasks.forecast.baselines import forecast_all
 
     data = load_m4("m4-hourly", DATA_DIR)

@@ -1,7 +1,8 @@
 """The pieces fit: CoNLL file -> vocabularies -> batches -> CRF loss, gradient, constrained decode -> metrics."""
 import numpy as np
 
-from rnnlab.layers import CRF, tag_constraints
+from rnnlab.layers import CRF
+from rnnlab.tasks.tagging.schemes import tag_constraints
 from rnnlab.tasks.tagging.data import convert_sentences, read_conll
 from rnnlab.tasks.tagging.metrics import evaluate
 from rnnlab.tasks.tagging.schemes import ill_formed

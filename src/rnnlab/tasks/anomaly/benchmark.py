@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from ...data.atomic import atomic_write
+from ...io.atomic import atomic_write
 from ...errors import DataError
 from ...train.progress import WorkProgress
 from .detector import Detector, DetectorConfig, probationary_rows

@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from ...checkpoint import load_checkpoint
-from ...data.windows import calendar_features
+from ...timeseries.windows import calendar_features
 from ...errors import ConfigError, DataError
 from ...module import no_grad
 from ...train import run_task

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ...data.atomic import atomic_write
+from ...io.atomic import atomic_write
 from ...errors import DataError
-from .nab_data import WINDOWS_FILE, NabFile, load_windows, read_series, window_rows
+from ...timeseries.stamped import NabFile, read_series
+from .nab_data import WINDOWS_FILE, load_windows, window_rows
 
 
 def read_input(path: str | Path, keep_order: bool = False) -> NabFile:

@@ -1,6 +1,6 @@
 """The detectors' networks: an LSTM forecaster, an LSTM encoder-decoder and an LSTM-VAE.
 
-* ``pred`` (Malhotra et al. 2015): :class:`rnnlab.experiments.seqmodel.SeqModel`, an LSTM over a
+* ``pred`` (Malhotra et al. 2015): :class:`rnnlab.models.seqmodel.SeqModel`, an LSTM over a
   window of the past and a Linear on its last step giving the next value(s).
 * ``encdec`` (EncDec-AD, Malhotra et al. 2016), :class:`EncDecAD`::
 
@@ -19,7 +19,7 @@
   ``forward(x, eps=None) -> ((m, v, KL), cache)``, m and v (B, L) for the value channel.
 
 Backward passes run the same graph in reverse; every model has a gradcheck spec registered at the
-end of this file (as ``rnnlab.experiments.seqmodel`` does).
+end of this file (as ``rnnlab.models.seqmodel`` does).
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ...experiments.seqmodel import SeqModel
+from ...models.seqmodel import SeqModel
 from ...layers import GaussianLatent, Linear, RepeatVector, RNNStack
 from ...module import DEFAULT_DTYPE, Module
 

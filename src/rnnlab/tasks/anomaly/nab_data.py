@@ -18,14 +18,14 @@ without an entry, or anything unreadable is a :class:`~rnnlab.errors.DataError` 
 """
 from __future__ import annotations
 
-import csv
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from rnnlab.errors import DataError
+from rnnlab.timeseries.stamped import NabFile, parse_timestamps, read_column, read_series  # noqa: F401
 
 WINDOWS_FILE = "labels/combined_windows.json"
 PROFILES_FILE = "config/profiles.json"
@@ -51,20 +51,6 @@ PROFILES: dict[str, Profile] = {
 
 
 @dataclass
-class NabFile:
-    """One series: ``timestamps`` (datetime64[us]), ``values`` (float64) and its anomaly ``windows``
-    as inclusive row ranges ``(first, last)``, in time order."""
-
-    key: str
-    timestamps: np.ndarray
-    values: np.ndarray
-    windows: list[tuple[int, int]] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.timestamps)
-
-
-@dataclass
 class NabCorpus:
     """The files of a NAB folder (``key -> NabFile``, keys like ``realKnownCause/nyc_taxi.csv``)."""
 
@@ -83,67 +69,6 @@ class NabCorpus:
     @property
     def n_windows(self) -> int:
         return sum(len(f.windows) for f in self.files.values())
-
-
-def parse_timestamps(strings: list[str], where: str, first_line: int = 2) -> np.ndarray:
-    """``YYYY-MM-DD HH:MM:SS[.ffffff]`` strings to ``datetime64[us]``; a bad one is a DataError
-    naming ``where`` and the line (``first_line`` is the line of ``strings[0]``)."""
-    try:
-        return np.array([s.strip().replace(" ", "T", 1) for s in strings], dtype="datetime64[us]")
-    except ValueError:
-        for i, s in enumerate(strings):
-            try:
-                np.datetime64(s.strip().replace(" ", "T", 1), "us")
-            except ValueError:
-                raise DataError(f"{where}, line {first_line + i}: cannot read timestamp {s!r} "
-                                "(expected YYYY-MM-DD HH:MM:SS)") from None
-        raise
-
-
-def read_series(path: str | Path, key: str | None = None) -> NabFile:
-    """One ``timestamp,value`` CSV file (NAB's data layout), rows kept in file order.
-
-    NAB does not require timestamps to increase, and its files do not always: in
-    ``ec2_request_latency_system_failure.csv`` an hour repeats (a clock change) and in
-    ``machine_temperature_system_failure.csv`` half an hour is recorded twice. Rows are scored in
-    file order; a window end maps to the first row with that time, as in NAB's sweeper."""
-    path = Path(path)
-    key = key or path.name
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:  # a byte-order mark (Excel) is fine
-            rows = list(csv.reader(f))
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start}); "
-                        "save it as a UTF-8 CSV file") from None
-    except (OSError, csv.Error) as e:
-        raise DataError(f"{path}: cannot read ({e})") from None
-    if not rows or [c.strip() for c in rows[0][:2]] != ["timestamp", "value"]:
-        found = ",".join(rows[0]) if rows else ""
-        raise DataError(f"{path}, line 1: expected the header 'timestamp,value', found {found[:60]!r}")
-    body = rows[1:]
-    if not body:
-        raise DataError(f"{path}: no rows after the header")
-    for i, r in enumerate(body):
-        if len(r) < 2:
-            raise DataError(f"{path}, line {i + 2}: expected 'timestamp,value', got {','.join(r)!r}")
-    stamps = parse_timestamps([r[0] for r in body], str(path))
-    try:
-        values = np.array([float(r[1]) for r in body])
-    except ValueError:
-        bad = next(i for i, r in enumerate(body) if not _is_float(r[1]))
-        raise DataError(f"{path}, line {bad + 2}: cannot read value {body[bad][1]!r}") from None
-    if not np.isfinite(values).all():
-        bad = int(np.argmin(np.isfinite(values)))
-        raise DataError(f"{path}, line {bad + 2}: the value {body[bad][1]!r} is not a finite number")
-    return NabFile(key, stamps, values)
-
-
-def _is_float(s: str) -> bool:
-    try:
-        float(s)
-    except ValueError:
-        return False
-    return True
 
 
 def window_rows(nab_file: NabFile, limits: list, where: str) -> list[tuple[int, int]]:
@@ -176,14 +101,18 @@ def window_rows(nab_file: NabFile, limits: list, where: str) -> list[tuple[int, 
     return out
 
 
+def _read_json(path: Path, what: str) -> object:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise DataError(f"{path}: cannot read {what} ({type(e).__name__}: {e})") from None
+
+
 def load_windows(path: str | Path) -> dict[str, list]:
     """The raw label file: ``{key: [[start, end], ...]}``."""
     path = Path(path)
-    try:
-        with open(path) as f:
-            raw = json.load(f)
-    except (OSError, ValueError) as e:
-        raise DataError(f"{path}: cannot read the label file ({e})") from None
+    raw = _read_json(path, "the label file")
     if not isinstance(raw, dict) or not all(isinstance(v, list) for v in raw.values()):
         raise DataError(f"{path}: expected {{\"<group>/<file>.csv\": [[start, end], ...]}}")
     return raw
@@ -192,9 +121,8 @@ def load_windows(path: str | Path) -> dict[str, list]:
 def load_profiles(path: str | Path) -> dict[str, Profile]:
     """NAB's ``config/profiles.json``: ``{name: {"CostMatrix": {"tpWeight": ..., ...}}}``."""
     path = Path(path)
+    raw = _read_json(path, "the profiles")
     try:
-        with open(path) as f:
-            raw = json.load(f)
         return {name: Profile(name, tp=float(p["CostMatrix"]["tpWeight"]),
                               fp=float(p["CostMatrix"]["fpWeight"]),
                               fn=float(p["CostMatrix"]["fnWeight"]),
@@ -254,24 +182,3 @@ def load_results(results_dir: str | Path, detector: str, corpus: NabCorpus,
         if len(out[key]) != len(nab_file):
             raise DataError(f"{path}: {len(out[key])} rows, but {key} has {len(nab_file)}")
     return out
-
-
-def read_column(path: str | Path, column: str) -> np.ndarray:
-    """One numeric column of a CSV file with a header, as float64."""
-    path = Path(path)
-    try:
-        with open(path, newline="") as f:
-            reader = csv.reader(f)
-            header = next(reader, [])
-            if column not in header:
-                raise DataError(f"{path}, line 1: no column {column!r} (columns: {', '.join(header)})")
-            j = header.index(column)
-            values = []
-            for line, row in enumerate(reader, start=2):
-                try:
-                    values.append(float(row[j]))
-                except (ValueError, IndexError):
-                    raise DataError(f"{path}, line {line}: cannot read {column} from {','.join(row)!r}") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot read ({e})") from None
-    return np.array(values)

@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ...experiments.seqtask import EpochBatches
+from ...train.batches import EpochBatches
 from ...layers import GaussianNLL, MSELoss
 from ...module import Module, no_grad
 from ...train.task import EvalInterrupted, SourceTask, StepOutput, param_arrays

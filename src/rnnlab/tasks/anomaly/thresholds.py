@@ -25,7 +25,7 @@ import math
 from pathlib import Path
 from typing import Mapping
 
-from ...data.atomic import atomic_write
+from ...io.atomic import atomic_write
 from ...errors import ConfigError
 from .nab import PROFILES
 

@@ -22,9 +22,10 @@ import numpy as np
 
 from ...checkpoint import load_checkpoint, save_checkpoint
 from ...errors import CheckpointError, DataError, InputWarning
-from ...train import Progress, resume_checkpoint, run_task
-from ...train.loopconfig import with_new_budget
-from ...train.runs import BEST, find_checkpoint, prepare_run_dir
+from ...train import Progress, run_task
+from ...train.job import Job, open_job
+from ...train.loopconfig import BUDGET_FIELDS
+from ...train.runs import BEST, find_checkpoint
 from . import features as F
 from .baselines import forecast_all
 from .data import as_series, check_horizon, load_dataset
@@ -52,16 +53,20 @@ class Forecast(NamedTuple):
 
 def train_run(cfg: ForecastConfig, out: str | None = None, resume: str | None = None, force: bool = False,
               log: Callable[[str], None] = print, progress: Progress | None = None,
-              series: Sequence | None = None) -> tuple[dict, Path]:
-    """Train (or resume) a forecaster run folder; returns the trainer's summary and the folder."""
-    ckpt = None
-    if resume:
-        ckpt, meta = resume_checkpoint(resume, "forecast")
-        given = {k: getattr(cfg, k) for k in ("max_steps", "max_minutes", "patience")}
-        cfg = ForecastConfig.from_dict(with_new_budget(meta["config"], given))
-        run_dir = ckpt.parent
-    else:
-        run_dir = prepare_run_dir(out, force=force)
+              series: Sequence | None = None, given: dict | None = None) -> tuple[dict, Path]:
+    """Train (or resume) a forecaster run folder; returns the trainer's summary and the folder.
+
+    On resume only the budget settings in ``given`` (the flags the user gave) replace the run's
+    own; ``given=None`` takes the budget fields of ``cfg`` that differ from the defaults."""
+    if given is None:  # the API: budget fields of cfg that differ from the defaults count as given
+        given = {k: getattr(cfg, k) for k in BUDGET_FIELDS if getattr(cfg, k) != getattr(ForecastConfig(), k)}
+    with open_job("forecast", ForecastConfig, cfg, out=out, resume=resume, force=force, given=given) as job:
+        return _train_run(job, log, progress, series)
+
+
+def _train_run(job: Job, log: Callable[[str], None], progress: Progress | None,
+               series: Sequence | None) -> tuple[dict, Path]:
+    cfg, ckpt, meta, run_dir = job.cfg, job.ckpt, job.meta, job.run_dir
     cfg.validate()
     if series is None:
         ds = load_dataset(cfg.data, cfg.data_dir)

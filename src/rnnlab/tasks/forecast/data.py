@@ -10,7 +10,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from ...data.series import Series, load_m4, read_series
+from ...timeseries.series import Series, load_m4, read_series
 from ...errors import DataError
 
 
@@ -31,7 +31,7 @@ def load_dataset(source: str, data_dir: str | None = None) -> Dataset:
 
 
 def read_csv(path: str | Path) -> list[Series]:
-    """The series of a CSV file (long or wide layout, :mod:`rnnlab.data.series`), never empty."""
+    """The series of a CSV file (long or wide layout, :mod:`rnnlab.timeseries.series`), never empty."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file; give a CSV of timestamp,value rows or m4-hourly")

@@ -23,7 +23,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from ...data.windows import periodic_features
+from ...timeseries.windows import periodic_features
 from ...errors import DataError
 
 MONDAY_OFFSET_H = 72.0  # 1970-01-01 was a Thursday: +72 h puts Monday 00:00 at weekly phase 0

@@ -5,13 +5,13 @@ Both networks read a window of ``L`` normalised values with their time features,
 ``(B, H, Q)`` (in the normalised space, as a correction of the seasonal-naive base when the
 task uses one; :mod:`rnnlab.tasks.forecast.features`):
 
-* ``direct`` -- :class:`rnnlab.experiments.seqmodel.SeqModel` (an RNNStack and a Linear on its
+* ``direct`` -- :class:`rnnlab.models.seqmodel.SeqModel` (an RNNStack and a Linear on its
   last step) with ``H*Q`` outputs, reshaped to ``(B, H, Q)``;
-* ``encdec`` -- :class:`~rnnlab.tasks.forecast.layers.EncDecForecaster` (encoder final states into a
+* ``encdec`` -- :class:`~rnnlab.layers.forecasting.EncDecForecaster` (encoder final states into a
   decoder over the future steps' known inputs).
 
-Both are trained with :class:`~rnnlab.tasks.forecast.layers.PinballLoss`; the layers' equations and
-gradcheck specs are in :mod:`rnnlab.tasks.forecast.layers` and :mod:`rnnlab.gradcheck.specs_forecast`.
+Both are trained with :class:`~rnnlab.layers.forecasting.PinballLoss`; the layers' equations and
+gradcheck specs are in :mod:`rnnlab.layers.forecasting` and :mod:`rnnlab.gradcheck.specs_forecast`.
 """
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from ...experiments.seqmodel import SeqModel
+from ...models.seqmodel import SeqModel
 from ...module import DEFAULT_DTYPE, Module
-from .layers import EncDecForecaster, PinballLoss  # noqa: F401  (re-exported)
+from ...layers.forecasting import EncDecForecaster, PinballLoss  # noqa: F401  (re-exported)
 
 MODELS = ("direct", "encdec")
 

@@ -8,7 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ...data.series import Series
+from ...timeseries.series import Series
 from ...errors import DataError
 from .api import Forecast, Forecaster
 from .baselines import auto_arima, auto_ets, forecast_all

@@ -1,7 +1,7 @@
 """Training one global forecaster on many series: a task of the one training loop.
 
 Every batch draws ``batch_size`` windows (input ``L`` + horizon ``H``) from all series, a series
-chosen uniformly and then a start uniformly within it (:func:`rnnlab.data.windows.sample_windows`,
+chosen uniformly and then a start uniformly within it (:func:`rnnlab.timeseries.windows.sample_windows`,
 as the M4 winners trained one network on all series). Windows end before each series' *cutoff*,
 ``len - holdout - H``: the last ``H`` values before the holdout are the validation slice (never
 the test set), and ``holdout`` values at the end (0 for M4, whose test set is a separate file) are
@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ...data.windows import sample_windows
+from ...timeseries.windows import sample_windows
 from ...errors import ConfigError, DataError
 from ...module import Module, no_grad
 from ...train.loopconfig import LoopConfig

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from ...errors import ConfigError
-from ...train import Progress, resume_checkpoint, run_task
-from ...train.loopconfig import BUDGET_FIELDS, with_new_budget
-from ...train.runs import CONFIG, prepare_run_dir
+from ...train import Progress, run_task
+from ...train.job import Job, open_job
+from ...train.runs import CONFIG
 from .data import Sentence, read_conll
 from .metrics import EntityReport, evaluate, format_table
 from .schemes import chunks
@@ -30,16 +30,14 @@ def train_tagger(cfg: TagConfig | None = None, out: str | None = None, resume: s
                  progress: Progress | None = None) -> dict[str, Any]:
     """Train (or with ``resume``, continue exactly) a tagger; returns the loop's summary, plus
     ``test`` (the best checkpoint's EntityReport on the test split) when there is one."""
-    ckpt = None
-    if resume:
-        ckpt, meta = resume_checkpoint(resume, "tagging")
-        cfg = TagConfig.from_dict(with_new_budget(meta["config"], {k: v for k, v in (budget or {}).items()
-                                                                   if k in BUDGET_FIELDS}))
-        run_dir = ckpt.parent
-    else:
-        if cfg is None:
-            raise ConfigError("train_tagger needs a TagConfig (or resume=RUN)")
-        run_dir = prepare_run_dir(out, force=force)
+    if not resume and cfg is None:
+        raise ConfigError("train_tagger needs a TagConfig (or resume=RUN)")
+    with open_job("tagging", TagConfig, cfg, out=out, resume=resume, force=force, given=budget) as job:
+        return _train_tagger(job, log, progress)
+
+
+def _train_tagger(job: Job, log: Callable[[str], None], progress: Progress | None) -> dict[str, Any]:
+    cfg, ckpt, meta, run_dir = job.cfg, job.ckpt, job.meta, job.run_dir
     cfg.validate()
     corpus = load_corpus(cfg)
     vocabs = Vocabs.from_dict(meta["vocabs"]) if ckpt is not None else build_vocabs(

@@ -18,6 +18,10 @@ from __future__ import annotations
 
 from typing import NamedTuple, Sequence
 
+import numpy as np
+
+from ...layers.crf import Constraints
+
 PREFIXES = {"BIO": "BI", "BIOES": "BIES", "IOB1": "BI"}
 _ALIASES = {"IOB2": "BIO", "IOBES": "BIOES"}
 
@@ -177,8 +181,6 @@ def chunk_starts_on_i(tags: Sequence[str]) -> list[int]:
 def ill_formed(tags: Sequence[str], scheme: str) -> list[int]:
     """Positions whose tag may not follow the previous one (or start / end the sentence) in
     ``scheme``, by the same rules the CRF's decode-time constraints use; [] when well formed."""
-    from ...layers.crf import tag_constraints  # the one definition of the rules
-
     names = sorted(set(tags))
     if not names:
         return []
@@ -190,3 +192,45 @@ def ill_formed(tags: Sequence[str], scheme: str) -> list[int]:
     if not c.end[ids[-1]] and len(ids) - 1 not in bad:
         bad.append(len(ids) - 1)
     return bad
+
+
+def _split_tag(tag: str) -> tuple[str, str]:
+    if tag == "O":
+        return "O", ""
+    prefix, sep, kind = tag.partition("-")
+    if not sep or len(prefix) != 1 or not kind:
+        raise ValueError(f"tag {tag!r} is neither 'O' nor PREFIX-TYPE (e.g. B-PER)")
+    return prefix, kind
+
+
+def tag_constraints(tag_names: Sequence[str], scheme: str = "BIO") -> Constraints:
+    """Allowed transitions, first and last tags for tag names of a scheme.
+
+    BIO (IOB2): I-X only after B-X or I-X, never first. BIOES: after B-X or I-X only I-X or
+    E-X; after O, E-* or S-* only O, B-* or S-*; first tags O, B, S; last tags O, E, S.
+    IOB1: B-X only after B-X or I-X, never first. Every other move is allowed.
+    """
+    scheme = {"IOB2": "BIO", "IOBES": "BIOES"}.get(scheme.upper(), scheme.upper())
+    if scheme not in ("BIO", "BIOES", "IOB1"):
+        raise ValueError(f"unknown scheme {scheme!r}; use BIO, BIOES or IOB1")
+    parts = [_split_tag(t) for t in tag_names]
+    K = len(parts)
+    allowed = np.ones((K, K), dtype=bool)
+    start, end = np.ones(K, dtype=bool), np.ones(K, dtype=bool)
+    for j, (pj, tj) in enumerate(parts):
+        if scheme == "BIO":
+            start[j] = pj != "I"
+        elif scheme == "IOB1":
+            start[j] = pj != "B"
+        else:
+            start[j] = pj in "OBS"
+            end[j] = pj in "OES"
+        for i, (pi, ti) in enumerate(parts):
+            if scheme == "BIO" and pj == "I":
+                allowed[i, j] = pi in "BI" and ti == tj
+            elif scheme == "IOB1" and pj == "B":
+                allowed[i, j] = pi in "BI" and ti == tj
+            elif scheme == "BIOES":
+                inside = pi in "BI"
+                allowed[i, j] = (pj in "IE" and ti == tj) if inside else pj in "OBS"
+    return Constraints(allowed, start, end)

@@ -24,7 +24,7 @@ import numpy as np
 
 from ...checkpoint import load_checkpoint
 from ...errors import CheckpointError, ConfigError
-from ...layers.crf import tag_constraints
+from .schemes import tag_constraints
 from ...module import no_grad
 from ...train.loopconfig import LoopConfig, validate_loop
 from ...train.task import EvalInterrupted, Selection, StepOutput, Task
