@@ -122,3 +122,83 @@ def test_tags_unseen_in_training_are_reported(files, tmp_path, capsys):
     code = main(["tag", "train", "--train", str(files / "train.tsv"), "--dev", str(dev), "--out",
                  str(tmp_path / "r"), "--max-steps", "2", *SIZES])
     assert code == 0 and "note (dev split): 1 tags not seen in training" in capsys.readouterr().out
+
+
+# -- faults found from outside (issue 22, items 3, 4 and 6) ---------------------------------------
+def test_eval_compares_and_writes_in_the_files_own_scheme(run, files, capsys, tmp_path):
+    """A BIOES model scored on a BIO file: token accuracy and --output in BIO (no E-/S- tags)."""
+    from rnnlab.tasks.tagging.data import read_conll
+
+    pred = tmp_path / "pred.tsv"
+    assert main(["tag", "eval", str(run), "--data", str(files / "test.tsv"), "--output", str(pred)]) == 0
+    out = capsys.readouterr().out
+    assert "tags in BIO" in out
+    rows = [line.split("\t") for line in pred.read_text().splitlines() if line]
+    assert rows and not any(r[-1][:2] in ("E-", "S-") for r in rows)
+    accuracy = 100 * sum(r[-2] == r[-1] for r in rows) / len(rows)
+    assert f"{accuracy:.2f}" in out  # the printed token accuracy is the one of the written columns
+    # the same file in BIOES is scored and written in BIOES
+    from rnnlab.tasks.tagging.data import convert_sentences, write_conll as write
+    bioes = tmp_path / "test_bioes.tsv"
+    write(bioes, convert_sentences(read_conll(files / "test.tsv"), "BIOES"))
+    assert main(["tag", "eval", str(run), "--data", str(bioes), "--output", str(pred)]) == 0
+    assert "tags in BIOES" in capsys.readouterr().out
+
+
+def test_a_tag_outside_every_scheme_is_one_line_naming_file_line_and_tag(files, tmp_path, capsys):
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("A\tO\nwidget\tQ-Thing\n\n", encoding="utf-8")
+    code = main(["tag", "train", "--train", str(bad), "--dev", str(files / "dev.tsv"), "--out",
+                 str(tmp_path / "r"), "--max-steps", "1", *SIZES])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) == 1
+    assert f"{bad}:2" in err[0] and "'Q-Thing'" in err[0]
+
+
+def test_i_after_o_is_repaired_with_a_count_shown(files, tmp_path, capsys):
+    text = (files / "train.tsv").read_text(encoding="utf-8")
+    odd = tmp_path / "odd.tsv"  # two chunks that start on I- after O in an otherwise BIO file
+    odd.write_text("A\tO\ntumour\tI-Disease\n.\tO\n\nB\tO\ncancer\tI-Disease\n\n" + text, encoding="utf-8")
+    code = main(["tag", "train", "--train", str(odd), "--dev", str(files / "dev.tsv"), "--out",
+                 str(tmp_path / "r"), "--max-steps", "2", "--eval-every", "2", *SIZES])
+    out = capsys.readouterr().out
+    assert code == 0
+    line = [x for x in out.splitlines() if "start on an I-/E- tag" in x]
+    assert len(line) == 1 and "2 chunks" in line[0] and f"{odd}:2" in line[0] and "'I-Disease'" in line[0]
+
+
+def test_predict_streams_bounded_batches(run, tmp_path, capsys, monkeypatch):
+    """Memory must not grow with the input: the tagger sees bounded batches, and output starts
+    before the input is read to its end."""
+    from rnnlab.tasks.tagging import api
+
+    sizes = []
+    real = api.Tagger.predict
+
+    def spy(self, sentences):
+        sizes.append(len(sentences))
+        return real(self, sentences)
+
+    monkeypatch.setattr(api.Tagger, "predict", spy)
+    monkeypatch.setattr(api, "BLOCK_CHARS", 2000)
+    path = tmp_path / "big.txt"
+    sentence = "Patients with breast cancer were treated. "
+    path.write_text((sentence * 10 + "\n") * 300, encoding="utf-8")  # 3,000 sentences, 126 KB
+    assert main(["tag", "predict", str(run), str(path), "--format", "json"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3000 and max(sizes) <= 256 and len(sizes) >= 3000 // 256
+    text = path.read_text(encoding="utf-8")
+    for line in (lines[0], lines[1234], lines[-1]):  # offsets still index the whole input
+        toks = json.loads(line)["tokens"]
+        assert all(text[t["start"]:t["end"]] == t["text"] for t in toks)
+    # the Python API streams too: the first sentence comes before the input is exhausted
+    read = []
+
+    def pieces():
+        for i in range(10 ** 6):
+            read.append(i)
+            yield sentence * 10 + "\n"
+
+    tagger = api.Tagger.load(run)
+    first = next(tagger.predict_stream(pieces()))
+    assert first["tokens"][0]["text"] == "Patients" and len(read) < 1000

@@ -110,12 +110,17 @@ def run_train(args: argparse.Namespace) -> int:
 def run_eval(args: argparse.Namespace) -> int:
     from ..tasks.tagging.data import read_conll, write_conll
     from ..tasks.tagging.metrics import evaluate, format_table
-    from ..tasks.tagging.task import TagConfig, load_corpus, load_run, predict_tags
+    from ..tasks.tagging.data import repair_note
+    from ..tasks.tagging.schemes import detect_scheme
+    from ..tasks.tagging.task import TagConfig, in_gold_scheme, load_corpus, load_run, predict_tags
     from ..errors import DataError
 
     loaded = load_run(args.run_path)
     if args.data:
-        sentences, source = read_conll(args.data, None), args.data
+        sentences, source = read_conll(args.data, "auto"), args.data
+        note = repair_note(sentences, detect_scheme([s.tags for s in sentences]), f"--data {args.data}")
+        if note:
+            print(note)
     else:
         cfg = TagConfig.from_dict(loaded.config)
         if args.data_dir:
@@ -125,8 +130,9 @@ def run_eval(args: argparse.Namespace) -> int:
             raise DataError(f"{loaded.path}: the run has no test split; give --data FILE")
     predicted, _ = predict_tags(loaded.model, loaded.vocabs, sentences, loaded.scheme,
                                 max_word_len=loaded.max_word_len)
+    predicted, scheme = in_gold_scheme(sentences, predicted)  # compare and write in the file's own scheme
     report = evaluate([s.tags for s in sentences], predicted)
-    print(f"{loaded.path} on {source}:\n{format_table(report)}")
+    print(f"{loaded.path} on {source} (tags in {scheme}):\n{format_table(report)}")
     unknown = loaded.vocabs.tags.report_unknown()
     if unknown:
         print(f"note: {unknown}; they are scored as the gold tags they are (never predicted)")
@@ -137,27 +143,35 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from ..errors import DataError
     from ..tasks.tagging.api import Tagger
 
     tagger = Tagger.load(args.run_path)
+    # streamed: bounded blocks of lines in, sentences out, so memory does not grow with the file
     if args.input == "-":
-        text = sys.stdin.read()
+        handle = sys.stdin
     else:
         try:
-            text = Path(args.input).read_bytes().decode("utf-8-sig")
+            handle = open(args.input, encoding="utf-8-sig", newline="")
         except OSError as e:
             raise DataError(f"{args.input}: cannot read the file ({e.strerror}); check the path") from None
-        except UnicodeDecodeError as e:
-            raise DataError(f"{args.input}: byte {e.start} is not UTF-8; convert the file to UTF-8 "
-                            f"(e.g. iconv -f latin1 -t utf-8)") from None
-    result = tagger.predict_text(text)
-    if args.format == "json":
-        for sentence in result:
-            print(json.dumps(sentence, ensure_ascii=False))
-    else:
-        for sentence in result:
-            print("\n".join(f"{t['text']}\t{t['tag']}" for t in sentence["tokens"]) + "\n")
+    lineno = 0
+
+    def lines():
+        nonlocal lineno
+        for lineno, line in enumerate(handle, 1):
+            yield line
+
+    try:
+        for sentence in tagger.predict_stream(lines()):
+            if args.format == "json":
+                print(json.dumps(sentence, ensure_ascii=False))
+            else:
+                print("\n".join(f"{t['text']}\t{t['tag']}" for t in sentence["tokens"]) + "\n")
+    except UnicodeDecodeError:
+        raise DataError(f"{args.input}: line {lineno + 1} is not UTF-8; convert the file to UTF-8 "
+                        f"(e.g. iconv -f latin1 -t utf-8)") from None
+    finally:
+        if handle is not sys.stdin:
+            handle.close()
     return 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from ...errors import ConfigError
 from ...train import Progress, resume_checkpoint, run_task
@@ -20,7 +20,7 @@ from ...train.runs import CONFIG, prepare_run_dir
 from .data import Sentence, read_conll
 from .metrics import EntityReport, evaluate, format_table
 from .schemes import chunks
-from .task import LoadedRun, TagConfig, TaggingTask, load_corpus, load_run, predict_tags
+from .task import LoadedRun, TagConfig, TaggingTask, in_gold_scheme, load_corpus, load_run, predict_tags
 from .tokenize import split_sentences, tokenize
 from .vocab import Vocabs, build_vocabs
 
@@ -48,6 +48,8 @@ def train_tagger(cfg: TagConfig | None = None, out: str | None = None, resume: s
         f"{len(corpus.test)} test sentences ({corpus.note or 'files'}); {len(vocabs.words)} words, "
         f"{len(vocabs.chars)} characters, tags {' '.join(vocabs.tags.itos)}\nrun folder: {run_dir} "
         f"(settings in {run_dir / CONFIG})")
+    for note in corpus.repairs:
+        log(note)
     task = TaggingTask(cfg, vocabs, corpus.train, corpus.dev)
     for split in ("dev", "test"):  # gold tags never seen in training: scored as themselves, never predicted
         vocabs.tags.unknown.clear()
@@ -74,6 +76,7 @@ def evaluate_sentences(loaded: LoadedRun, sentences: Sequence[Sentence], batch_s
     """Entity P/R/F1 (conlleval) of a trained tagger on gold-tagged sentences (any of BIO, BIOES, IOB1)."""
     predicted, _ = predict_tags(loaded.model, loaded.vocabs, sentences, loaded.scheme, batch_size,
                                 loaded.max_word_len)
+    predicted, _ = in_gold_scheme(sentences, predicted)
     return evaluate([s.tags for s in sentences], predicted)
 
 
@@ -82,6 +85,42 @@ def _as_sentence(item: Any) -> Sentence:
         return item
     tokens = [t.text for t in tokenize(item)] if isinstance(item, str) else [str(t) for t in item]
     return Sentence(tuple(tokens), ("O",) * len(tokens))
+
+
+BLOCK_CHARS = 1 << 16  # text split into sentences at a time by predict_stream
+
+
+def _sentence_blocks(pieces: Iterable[str], batch_sentences: int,
+                     block_chars: int = BLOCK_CHARS) -> Iterator[tuple[str, int, list]]:
+    """(text, offset of text in the input, sentences of text) for bounded blocks of the input.
+
+    Text is gathered until it holds ``block_chars`` characters; its sentences but the last
+    (which may continue in the next piece) are handed on, and the last one's text is carried
+    over. A sentence longer than ``max(block_chars, 16 * block_chars)`` characters is cut there."""
+    carry, base, size = [], 0, 0
+
+    def emit(text: str, final: bool) -> Iterator[tuple[str, int, list]]:
+        sentences = split_sentences(text)
+        keep = len(sentences) if final or not sentences else len(sentences) - 1
+        if not final and keep == 0 and len(text) > 16 * block_chars:
+            keep = len(sentences)  # one endless "sentence": cut it rather than hold the file
+        for i in range(0, keep, batch_sentences):
+            yield text, base, sentences[i:min(i + batch_sentences, keep)]
+        if keep == len(sentences):
+            return ""
+        return text[sentences[keep][0].start:]
+
+    for piece in pieces:
+        carry.append(piece)
+        size += len(piece)
+        if size >= block_chars:
+            text = "".join(carry)
+            rest = yield from emit(text, False)
+            base += len(text) - len(rest)
+            carry, size = ([rest], len(rest)) if rest else ([], 0)
+    text = "".join(carry)
+    if text:
+        yield from emit(text, True)
 
 
 class Tagger:
@@ -121,7 +160,7 @@ class Tagger:
         """Score a CoNLL file or gold sentences (:class:`Sentence`, or (tokens, tags) pairs)."""
         loaded = self._ready()
         if isinstance(data, (str, os.PathLike)):
-            sentences = read_conll(data, None)
+            sentences = read_conll(data, "auto")
         else:
             sentences = [s if isinstance(s, Sentence) else Sentence(tuple(s[0]), tuple(s[1])) for s in data]
         return evaluate_sentences(loaded, sentences)
@@ -141,15 +180,20 @@ class Tagger:
 
     def predict_text(self, text: str) -> list[dict[str, Any]]:
         """Sentences of plain text with their tokens (offsets), tags and entity spans."""
-        sentences = split_sentences(text)
-        tags = self.predict([[t.text for t in s] for s in sentences])
-        out = []
-        for toks, tg in zip(sentences, tags):
-            spans = [{"type": c.type, "start": toks[c.start].start, "end": toks[c.end - 1].end,
-                      "text": text[toks[c.start].start:toks[c.end - 1].end]} for c in chunks(tg)]
-            out.append({"tokens": [{"text": t.text, "start": t.start, "end": t.end, "tag": g}
-                                   for t, g in zip(toks, tg)], "entities": spans})
-        return out
+        return list(self.predict_stream([text]))
+
+    def predict_stream(self, pieces: Iterable[str], batch_sentences: int = 256) -> Iterator[dict[str, Any]]:
+        """:meth:`predict_text` over text arriving in pieces (e.g. the lines of a file), one
+        sentence dict at a time: at most ``batch_sentences`` sentences (and one unfinished
+        sentence of text) are held, so memory does not grow with the input. Offsets count
+        characters from the start of the whole input."""
+        for text, base, sentences in _sentence_blocks(pieces, batch_sentences, BLOCK_CHARS):
+            tags = self.predict([[t.text for t in s] for s in sentences])
+            for toks, tg in zip(sentences, tags):
+                spans = [{"type": c.type, "start": base + toks[c.start].start, "end": base + toks[c.end - 1].end,
+                          "text": text[toks[c.start].start:toks[c.end - 1].end]} for c in chunks(tg)]
+                yield {"tokens": [{"text": t.text, "start": base + t.start, "end": base + t.end, "tag": g}
+                                  for t, g in zip(toks, tg)], "entities": spans}
 
     def save(self, path: str | os.PathLike) -> Path:
         """Copy the trained checkpoint (weights, sizes, vocabularies) to ``path``."""

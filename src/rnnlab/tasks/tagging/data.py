@@ -25,7 +25,7 @@ from typing import Sequence
 
 from ...data.datasets import resolve_files
 from ...errors import DataError
-from .schemes import chunks, convert, expected_tags, is_valid_tag, normalize_scheme
+from .schemes import chunk_starts_on_i, chunks, convert, expected_tags, is_valid_tag, normalize_scheme
 
 DEV_EVERY = 10  # conll2000: every 10th training sentence is dev
 
@@ -49,7 +49,9 @@ def _columns(line: str) -> list[str]:
 
 
 def read_conll(path: str | os.PathLike, scheme: str | None = "BIO") -> list[Sentence]:
-    """Sentences of one CoNLL file; tags are checked against ``scheme`` (None: any tag)."""
+    """Sentences of one CoNLL file; tags are checked against ``scheme``: ``"auto"`` accepts the
+    tags of any scheme (O, B-, I-, E-, S- with a type) and refuses the rest (``Q-Thing``,
+    ``B-``, ``Disease``) naming file, line and tag; None accepts any string."""
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -61,7 +63,8 @@ def read_conll(path: str | os.PathLike, scheme: str | None = "BIO") -> list[Sent
         line = raw.count(b"\n", 0, e.start) + 1
         raise DataError(f"{path}:{line}: byte 0x{raw[e.start]:02x} is not UTF-8; convert the file to UTF-8 "
                         f"(e.g. iconv -f latin1 -t utf-8)") from None
-    scheme = normalize_scheme(scheme) if scheme is not None else None
+    auto = scheme == "auto"
+    scheme = "BIOES" if auto else normalize_scheme(scheme) if scheme is not None else None
     sentences: list[Sentence] = []
     rows: list[list[str]] = []
     first = width = width_line = 0
@@ -92,6 +95,9 @@ def read_conll(path: str | os.PathLike, scheme: str | None = "BIO") -> list[Sent
                             f"token line needs the same columns (token, features, tag): fix this line")
         if "" in cols:
             raise DataError(f"{path}:{lineno}: an empty column; separate columns by one tab or by spaces")
+        if auto and not is_valid_tag(cols[-1], scheme):
+            raise DataError(f"{path}:{lineno}: tag {cols[-1]!r} is not a tag of BIO, BIOES or IOB1 (expected "
+                            f"{expected_tags('BIOES')}); fix the tag in the file")
         if scheme is not None and not is_valid_tag(cols[-1], scheme):
             raise DataError(f"{path}:{lineno}: tag {cols[-1]!r} is not a {scheme} tag (expected "
                             f"{expected_tags(scheme)}); fix the tag or read the file with its own scheme")
@@ -118,6 +124,26 @@ def write_conll(path: str | os.PathLike, sentences: Sequence[Sentence],
             lines.append("\t".join(cols))
         lines.append("")
     Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def repair_note(sentences: Sequence[Sentence], scheme: str, label: str) -> str:
+    """A one-line note counting the chunks that start on an I- or E- tag (after O, at a sentence
+    start or after another type) in sentences written in ``scheme`` (BIO or BIOES forbid it;
+    they are read as chunk starts, conlleval's rule), naming the first; "" when there are none
+    or the file is IOB1, where chunks start on I- by design."""
+    if scheme == "IOB1":
+        return ""
+    count, first = 0, ""
+    for s in sentences:
+        bad = chunk_starts_on_i(s.tags)
+        if bad and not first:
+            where, _, line = s.source.rpartition(":")
+            first = f"{where}:{int(line) + bad[0] if line.isdigit() else line} ({s.tags[bad[0]]!r})"
+        count += len(bad)
+    if not count:
+        return ""
+    return (f"note ({label}): {count} chunk{'s' if count > 1 else ''} start on an I-/E- tag after O or another type, "
+            f"which {scheme} forbids; read as chunk starts (conlleval's rule), first at {first}")
 
 
 def convert_sentences(sentences: Sequence[Sentence], scheme: str) -> list[Sentence]:
@@ -154,6 +180,7 @@ class TaggedCorpus:
     test: list[Sentence]
     files: dict[str, Path] = field(default_factory=dict)
     note: str = ""
+    repairs: list[str] = field(default_factory=list)  # repair_note lines, one per file that needed one
 
     def __getitem__(self, split: str) -> list[Sentence]:
         split = {"devel": "dev", "valid": "dev", "validation": "dev"}.get(split, split)
@@ -184,9 +211,10 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *, scheme
     else:
         train, dev = carve_dev(parts["train"], dev_every)
         note = f"dev = every {dev_every}th training sentence (positions {dev_every - 1}, {2 * dev_every - 1}, ...)"
-    corpus = TaggedCorpus(name, own, train, dev, parts["test"], files, note)
+    repairs = [n for role, part in parts.items() if (n := repair_note(part, own, f"{role} file {files[role]}"))]
+    corpus = TaggedCorpus(name, own, train, dev, parts["test"], files, note, repairs)
     if scheme is not None and normalize_scheme(scheme) != own:
         target = normalize_scheme(scheme)
         corpus = TaggedCorpus(name, target, convert_sentences(train, target), convert_sentences(dev, target),
-                              convert_sentences(corpus.test, target), files, note)
+                              convert_sentences(corpus.test, target), files, note, repairs)
     return corpus

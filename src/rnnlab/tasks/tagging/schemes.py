@@ -142,6 +142,38 @@ def iob1_to_bio(tags: Sequence[str]) -> list[str]:
     return convert(tags, "BIO")
 
 
+def detect_scheme(sentences: Sequence[Sequence[str]]) -> str:
+    """The scheme a file's tags are written in: BIOES when any E- or S- tag occurs; IOB1 when
+    chunks start with I- (after O or another type) and every B- directly follows a chunk of its
+    own type (IOB1's only use of B-); BIO otherwise (BIO is also the answer for tags holding no
+    chunk at all)."""
+    starts_with_i = b_after_other = False
+    for tags in sentences:
+        prev_type = ""
+        for tag in tags:
+            prefix, kind = split_tag(tag)
+            if prefix in ("E", "S"):
+                return "BIOES"
+            if prefix == "I" and kind != prev_type:
+                starts_with_i = True
+            if prefix == "B" and kind != prev_type:
+                b_after_other = True
+            prev_type = kind
+    return "IOB1" if starts_with_i and not b_after_other else "BIO"
+
+
+def chunk_starts_on_i(tags: Sequence[str]) -> list[int]:
+    """Positions where an I- (or E-) tag starts a chunk: after O, at the sentence start or after
+    another type. BIO and BIOES forbid it; conlleval (and :func:`chunks`) read it as a chunk start."""
+    found, prev_type = [], ""
+    for i, tag in enumerate(tags):
+        prefix, kind = split_tag(tag)
+        if prefix in ("I", "E") and kind != prev_type:
+            found.append(i)
+        prev_type = kind if prefix not in ("E", "S", "O") else ""
+    return found
+
+
 def ill_formed(tags: Sequence[str], scheme: str) -> list[int]:
     """Positions whose tag may not follow the previous one (or start / end the sentence) in
     ``scheme``, by the same rules the CRF's decode-time constraints use; [] when well formed."""

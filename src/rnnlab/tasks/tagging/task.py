@@ -28,10 +28,10 @@ from ...layers.crf import tag_constraints
 from ...module import no_grad
 from ...train.loopconfig import LoopConfig, validate_loop
 from ...train.task import EvalInterrupted, Selection, StepOutput, Task
-from .data import Sentence, TaggedCorpus, convert_sentences, load_dataset, read_conll
+from .data import Sentence, TaggedCorpus, convert_sentences, load_dataset, read_conll, repair_note
 from .metrics import EntityReport, evaluate
 from .model import TaggerModel, read_vectors
-from .schemes import normalize_scheme
+from .schemes import convert, detect_scheme, normalize_scheme
 from .vocab import Vocabs, encode, make_batches
 
 KIND = "rnnlab.tagger"
@@ -99,12 +99,19 @@ def load_corpus(cfg: TagConfig) -> TaggedCorpus:
     """The splits named by the config, tags in ``cfg.scheme``."""
     if cfg.dataset:
         return load_dataset(cfg.dataset, cfg.data_dir or None, scheme=cfg.scheme)
-    parts = {}
+    parts, repairs = {}, []
     for role, path in (("train", cfg.train_file), ("dev", cfg.dev_file), ("test", cfg.test_file)):
-        parts[role] = convert_sentences(read_conll(path, None), cfg.scheme) if path else []
+        if not path:
+            parts[role] = []
+            continue
+        sentences = read_conll(path, "auto")  # a tag outside every scheme (Q-Thing) is refused by line
+        note = repair_note(sentences, detect_scheme([s.tags for s in sentences]), f"{role} file {path}")
+        if note:
+            repairs.append(note)
+        parts[role] = convert_sentences(sentences, cfg.scheme)
     return TaggedCorpus("files", cfg.scheme, parts["train"], parts["dev"], parts["test"],
                         {k: Path(v) for k, v in (("train", cfg.train_file), ("dev", cfg.dev_file),
-                                                 ("test", cfg.test_file)) if v})
+                                                 ("test", cfg.test_file)) if v}, repairs=repairs)
 
 
 def model_spec(cfg: TagConfig, vocabs: Vocabs) -> dict[str, Any]:
@@ -149,6 +156,14 @@ def predict_tags(model: TaggerModel, vocabs: Vocabs, sentences: Sequence[Sentenc
     finally:
         model.train(was_training)
     return predicted, (total / count if count else math.nan)
+
+
+def in_gold_scheme(sentences: Sequence[Sentence], predicted: Sequence[Sequence[str]]) -> tuple[list[list[str]], str]:
+    """Predicted tags rewritten in the scheme the gold sentences are written in (BIO, BIOES or
+    IOB1, :func:`~rnnlab.tasks.tagging.schemes.detect_scheme`), and that scheme: token accuracy
+    and written predictions then compare like with like (entity scores do not depend on it)."""
+    scheme = detect_scheme([s.tags for s in sentences])
+    return [convert(p, scheme) for p in predicted], scheme
 
 
 class TaggingTask(Task):
