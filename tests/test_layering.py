@@ -26,8 +26,6 @@ LAYERS: list[tuple[str, set[str]]] = [
 
 # Known cycles being removed on another branch; each entry names the pair and who removes it.
 ALLOWED_CYCLES: set[frozenset[str]] = {
-    # fast/lstm.py <-> fast/lstm_infer.py: the `speed` branch moves the shared steps; delete then.
-    frozenset({"rnnlab.fast.lstm", "rnnlab.fast.lstm_infer"}),
 }
 
 
