@@ -70,6 +70,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from rnnlab.blas import choice as blas_choice  # noqa: E402
 from rnnlab.fast import accel  # noqa: E402
 from rnnlab.generate import Sampler, Stepper  # noqa: E402
 from rnnlab.layers import SoftmaxCrossEntropy  # noqa: E402
@@ -229,6 +230,23 @@ def side_by_side(a, b, warmup: int, seconds: float, block: float = 0.4, pause: f
             medians[j] = statistics.median(spent)
         pairs.append(medians[1] / medians[0])
     return Timing(statistics.median(times[0]), statistics.median(times[1]), pairs)
+
+
+def cpu_line() -> str:
+    """The CPU model and the flags that decide the fast paths (from /proc/cpuinfo): the machine
+    under a benchmark may differ from one day to the next."""
+    model, flags = "unknown CPU", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and model == "unknown CPU":
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    wanted = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile")
+    have = [f for f in wanted if f in flags]
+    return f"CPU: {model}, {os.cpu_count()} logical CPUs; flags: {' '.join(have) or 'none of ' + ' '.join(wanted)}"
 
 
 def gemm_peak(n: int = 2048, repeats: int = 5) -> float:
@@ -420,6 +438,9 @@ def main() -> int:
           f"{torch.get_num_threads()}, numpy {np.__version__} OpenBLAS threads {blas}, "
           f"load average {os.getloadavg()[0]:.2f}")
     print(f"rnnlab element-wise steps: {accel.describe()}")
+    print(cpu_line())
+    print(f"rnnlab step products: RNNLAB_BLAS={blas_choice.requested()} (auto: the faster of OpenBLAS and "
+          "packed oneMKL per step shape, timed when first used; the choices are listed at the end)")
     print(f"measured float32 GEMM peak: {peak / 1e9:.1f} GFLOP/s")
     for cell in args.cells:
         for H in args.hidden:
@@ -427,6 +448,7 @@ def main() -> int:
                   f"eval {flops_per_char(cell, H) / 1e6:.2f} M")
     if args.eval_only:
         eval_times = eval_rows(args, None)
+        print(f"rnnlab step-product choices: {blas_choice.choices()['chosen']}")
         print(f"float32 GEMM peak measured again at the end: {gemm_peak() / 1e9:.1f} GFLOP/s")
         print(f"min eval ratio vs torch: {min(t.theirs / t.ours for t in eval_times.values()):.2f}")
         return 0
@@ -439,6 +461,7 @@ def main() -> int:
     print(f"float32 GEMM peak measured again at the end: {gemm_peak() / 1e9:.1f} GFLOP/s")
     if extra:
         print(f"max normalised-LSTM step time over the LSTM's: {max(extra.values()):.2f}")
+    print(f"rnnlab step-product choices: {blas_choice.choices()['chosen']}")
     print(f"min eval ratio vs torch: {min(t.theirs / t.ours for t in eval_times.values()):.2f}")
     print(f"min ratio vs torch: {min(t.theirs / t.ours for t in train_times.values()):.2f}")
     return 0

@@ -461,9 +461,11 @@ def test_candidates_list_is_well_formed():
 
 
 def test_missing_library_raises_with_the_places_tried(monkeypatch):
-    monkeypatch.setattr(mkl, "_lib", None)
-    monkeypatch.setattr(mkl, "_error", None)
-    monkeypatch.setattr(mkl, "candidates", lambda: ["/nonexistent/libmkl_rt.so.3"])
+    from rnnlab.blas import mkl_lib    # the loaded library's state lives there (mkl re-exports it)
+
+    monkeypatch.setattr(mkl_lib, "_lib", None)
+    monkeypatch.setattr(mkl_lib, "_error", None)
+    monkeypatch.setattr(mkl_lib, "candidates", lambda: ["/nonexistent/libmkl_rt.so.3"])
     assert not mkl.available()
     with pytest.raises(mkl.MKLUnavailable, match="nonexistent"):
         mkl.sgemm(np.ones((2, 2), np.float32), np.ones((2, 2), np.float32))

@@ -5,10 +5,9 @@ first use; :func:`set_backend` changes it at run time. ``mkl`` needs
 ``pip install -e '.[mkl]'`` (in a checkout); where libmkl_rt cannot be loaded it falls back to
 NumPy with a one-line note on stderr. :func:`describe` says which one runs.
 
-This package is standalone for now: the LSTM/GRU kernels still call
-``np.matmul`` (the plan for wiring :func:`matmul`, :class:`~rnnlab.blas.mkl.PackedMatrix`
-and bf16 products into them is in ``docs/performance.md``, "bf16 and the MKL
-backend: plan").
+The recurrent step products of the LSTM kernels go through :mod:`rnnlab.blas.choice`
+(``RNNLAB_BLAS=auto|openblas|mkl``: packed oneMKL where it is faster on the step's own
+shape); ``auto`` and ``openblas`` leave :func:`matmul` on NumPy.
 
 * :mod:`rnnlab.blas.mkl`: oneMKL through ctypes: ``sgemm``, ``PackedMatrix``
   (pre-packed float32 or bf16 weights), ``gemm_bf16``, threading.
@@ -32,6 +31,8 @@ _note: str | None = None
 def _resolve(requested: str) -> str:
     global _note
     requested = requested.strip().lower() or "numpy"
+    # RNNLAB_BLAS=auto|openblas (rnnlab.blas.choice, the step products): general products stay NumPy's
+    requested = {"openblas": "numpy", "auto": "numpy"}.get(requested, requested)
     if requested not in BACKENDS:
         _note = f"RNNLAB_BLAS={requested!r} is not one of {', '.join(BACKENDS)}; using NumPy's BLAS"
         print(f"rnnlab: {_note}", file=sys.stderr)

@@ -25,6 +25,8 @@ HELP = {
     "min_word_count": "words seen fewer times in training are unknown",
     "max_word_len": "characters of a word read by the character BiLSTM",
     "vectors": "pretrained word vectors: a word2vec/GloVe text file (none are shipped)",
+    "lm": "FWD_RUN,BWD_RUN: two char-LM runs of `rnnlab train` (the second with --reverse) whose states at each "
+          "word's last (forward) and first (backward) character are added to the word features (frozen)",
     "batch_size": "sentences per training batch",
     "eval_batch": "sentences per batch when evaluating",
     "max_steps": "stop after this many steps (batches); 0: no limit",
@@ -129,7 +131,7 @@ def run_eval(args: argparse.Namespace) -> int:
         if not sentences:
             raise DataError(f"{loaded.path}: the run has no test split; give --data FILE")
     predicted, _ = predict_tags(loaded.model, loaded.vocabs, sentences, loaded.scheme,
-                                max_word_len=loaded.max_word_len)
+                                max_word_len=loaded.max_word_len, lm=loaded.lm)
     predicted, scheme = in_gold_scheme(sentences, predicted)  # compare and write in the file's own scheme
     report = evaluate([s.tags for s in sentences], predicted)
     print(f"{loaded.path} on {source} (tags in {scheme}):\n{format_table(report)}")

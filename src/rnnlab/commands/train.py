@@ -13,6 +13,7 @@ HELP = {
     **LOOP_HELP,
     "data_dir": "folder holding named datasets (default: $RNNLAB_DATA)",
     "split": "train/val/test fractions, e.g. 0.9,0.05,0.05",
+    "reverse": "read the text backwards (each split from its end): a backward LM, e.g. for `rnnlab tag train --lm`",
     "cell": "recurrent cell: " + ", ".join(CELLS) + " (irnn: unless given, --optimizer adam --lr 0.001 --clip 1 "
             "--warmup-steps 30 --cell-options '{\"identity_scale\": 0.5}', the setting that trains it)",
     "hidden_size": "hidden units per layer",

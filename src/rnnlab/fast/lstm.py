@@ -31,51 +31,14 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from ..blas import choice as blas_choice
 from ..cells.lstm import LSTMStepCache
 from ..workspace import Workspace
 from . import accel, lstm_infer
+from .lstm_gates import _blocks, _per_gate, backward_step, forward_step, preact_scale, preact_shift  # noqa: F401
 
 SUPPORTS_ACTIVE = True  # forward/backward take ``active`` (rows per step) for variable lengths
 READS_TOKEN_ROWS = True  # forward with keep=False takes a lstm_infer.TokenRows as XW (no gather)
-
-
-def _blocks(a: np.ndarray, H: int) -> tuple[np.ndarray, ...]:
-    return a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
-
-
-def _per_gate(H: int, values: tuple[float, ...], dtype: Any) -> np.ndarray:
-    return np.repeat(np.asarray(values, dtype=dtype), H)
-
-
-def preact_scale(H: int, dtype: Any) -> np.ndarray:
-    """1/2 on the sigmoid gates i, f, o: tanh(a/2) then gives the sigmoid."""
-    return _per_gate(H, (0.5, 0.5, 1.0, 0.5), dtype)
-
-
-def preact_shift(H: int, dtype: Any) -> np.ndarray:
-    """0.5 + 0.5 tanh(a/2) on i, f, o; g stays tanh(a)."""
-    return _per_gate(H, (0.5, 0.5, 0.0, 0.5), dtype)
-
-
-def forward_step(a: np.ndarray, hw: np.ndarray, bias: np.ndarray, scale: np.ndarray, shift: np.ndarray,
-                 c_prev: np.ndarray, c: np.ndarray, tanh_c: np.ndarray, h: np.ndarray, ig: np.ndarray) -> None:
-    """One step in NumPy, for training and generation (compiled twin: ``compiled.lstm_forward``).
-
-    Gates in place in ``a`` after adding ``hw`` (B or 1 rows) and ``bias`` (G,); c = f c_prev + i g
-    (``c`` may be ``c_prev``), tanh_c = tanh(c), h = o tanh_c; ``ig`` is scratch.
-    """
-    H = h.shape[1]
-    a += hw
-    a += bias
-    np.tanh(a, out=a)
-    a *= scale
-    a += shift
-    i, f, g, o = _blocks(a, H)
-    np.multiply(f, c_prev, out=c)
-    np.multiply(i, g, out=ig)
-    c += ig
-    np.tanh(c, out=tanh_c)
-    np.multiply(o, tanh_c, out=h)
 
 
 def forward(cell: Any, XW: np.ndarray, b: np.ndarray, W_h: np.ndarray, hs: np.ndarray,
@@ -97,8 +60,9 @@ def forward(cell: Any, XW: np.ndarray, b: np.ndarray, W_h: np.ndarray, hs: np.nd
     compiled = accel.steps(hs.dtype)
     step = compiled.lstm_forward if compiled is not None else partial(forward_step, ig=ws.empty("ig", (B, H), hs.dtype))
     cs[0] = state0[1]
+    product = blas_choice.stepper(hs, W_h, hw)     # hs[t] @ W_h: OpenBLAS or packed oneMKL (RNNLAB_BLAS)
     for t in range(T):
-        np.matmul(hs[t], W_h, out=hw)
+        product(t)
         step(act[t], hw, b, scale, shift, cs[t], cs[t + 1], tanh_c[t], hs[t + 1])
     steps = [LSTMStepCache(act[t], cs[t], tanh_c[t]) for t in range(T)]
     return (hs[T].copy(), cs[T].copy()), steps
@@ -125,41 +89,14 @@ def _backward(dyt: np.ndarray | None, dstate: list, steps: list, W_h: np.ndarray
         backward_step, M=_per_gate(H, (1.0, 1.0, 0.0, 1.0), dtype), K=_per_gate(H, (0.0, 0.0, 1.0, 0.0), dtype),
         deriv=ws.empty("deriv", (B, G), dtype), tmp=ws.empty("tmp", (B, H), dtype))
     dh, dc = dstate
+    product = blas_choice.stepper(block, W_hT, dh)   # the block is reused: one packing per call
     for t1 in range(T, 0, -chunk):
         t0 = max(t1 - chunk, 0)
         for t in range(t1 - 1, t0 - 1, -1):
             act, c_prev, tc = steps[t]
             step(act, c_prev, tc, dh, dh if dyt is None else dyt[t], dyt is not None, dc, block[t - t0])
-            np.matmul(block[t - t0], W_hT, out=dh)           # dh_{t-1}
+            product(t - t0)                                  # dh_{t-1} = dA_t W_h^T
         yield t0, t1, block[:t1 - t0], block[:t1 - t0]
-
-
-def backward_step(act: np.ndarray, c_prev: np.ndarray, tc: np.ndarray, dh: np.ndarray, dy: np.ndarray,
-                  has_dy: bool, dc: np.ndarray, da: np.ndarray, *, M: np.ndarray, K: np.ndarray,
-                  deriv: np.ndarray, tmp: np.ndarray) -> None:
-    """One step in NumPy (compiled twin: ``compiled.lstm_backward``): fills da from dh_t (+ dy_t
-    when ``has_dy``) and dc_t, and turns dc into dc_{t-1}. dh is spent (the caller overwrites it
-    with dh_{t-1}); M, K, deriv and tmp as in :func:`backward`."""
-    H = dh.shape[1]
-    if has_dy:
-        dh += dy
-    i, f, g, o = _blocks(act, H)
-    # dc = dc_next + dh * o * (1 - tanh(c)^2)
-    np.multiply(tc, tc, out=tmp)
-    np.subtract(1.0, tmp, out=tmp)
-    tmp *= o
-    tmp *= dh
-    dc += tmp
-    da_i, da_f, da_g, da_o = _blocks(da, H)
-    np.multiply(dc, g, out=da_i)
-    np.multiply(dc, c_prev, out=da_f)
-    np.multiply(dc, i, out=da_g)
-    np.multiply(dh, tc, out=da_o)
-    np.subtract(M, act, out=deriv)
-    deriv *= act
-    deriv += K
-    da *= deriv
-    dc *= f                               # dc_{t-1}
 
 
 # -- variable lengths: step t computes rows [:n_t], rows [n_t:] keep their state --------------------

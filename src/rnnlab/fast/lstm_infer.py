@@ -38,8 +38,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..blas import choice as blas_choice
 from ..workspace import Workspace
-from . import accel, lstm
+from . import accel, lstm_gates
 
 
 class TokenRows(NamedTuple):
@@ -56,7 +57,7 @@ def infer_step(xw: np.ndarray, hw: np.ndarray, bias: np.ndarray, scale: np.ndarr
                c: np.ndarray, h: np.ndarray, ig: np.ndarray) -> None:
     """One step in NumPy (compiled twin: ``compiled.lstm_infer``): hw (B, 4H) holds h_{t-1} W_h'
     in and the gates out; c (B, H) is c_{t-1} in and c_t out; h = h_t; ``ig`` (B, H) is scratch.
-    The arithmetic is :func:`rnnlab.fast.lstm.forward_step`'s, operand for operand."""
+    The arithmetic is :func:`rnnlab.fast.lstm_gates.forward_step`'s, operand for operand."""
     H = h.shape[1]
     hw += xw                  # (xw + hw) + b, as the training step adds them
     hw += bias
@@ -78,7 +79,7 @@ def forward(XW: np.ndarray | TokenRows, b: np.ndarray, W_h: np.ndarray, hs: np.n
     lengths), or None for all B."""
     T, B, G = XW.shape
     H = G // 4
-    scale, shift = lstm.preact_scale(H, hs.dtype), lstm.preact_shift(H, hs.dtype)
+    scale, shift = lstm_gates.preact_scale(H, hs.dtype), lstm_gates.preact_shift(H, hs.dtype)
     hw = ws.empty("hw", (B, G), hs.dtype)
     c = ws.empty("c_infer", (B, H), hs.dtype)
     c[...] = state0[1]
@@ -97,11 +98,18 @@ def forward(XW: np.ndarray | TokenRows, b: np.ndarray, W_h: np.ndarray, hs: np.n
         def step(t: int, n: int) -> None:
             x = np.take(XW.table, XW.ids[t, :n], axis=0, out=xw[:n]) if lookup else XW[t, :n]
             infer_step(x, hw[:n], b, scale, shift, c[:n], hs[t + 1, :n], ig[:n])
-    if active is None and compiled is not None and not lookup:   # the common case, without a closure call
-        infer = compiled.lstm_infer
-        for t in range(T):
-            np.matmul(hs[t], W_h, out=hw)
-            infer(XW[t], hw, b, scale, shift, c, hs[t + 1])
+    if active is None and compiled is not None:   # the common case, without a closure call
+        product = blas_choice.stepper(hs, W_h, hw)   # OpenBLAS or packed oneMKL (RNNLAB_BLAS)
+        if lookup:
+            rows, table, ids = compiled.lstm_infer_rows, XW.table, XW.ids
+            for t in range(T):
+                product(t)
+                rows(table, ids[t], hw, b, scale, shift, c, hs[t + 1])
+        else:
+            infer = compiled.lstm_infer
+            for t in range(T):
+                product(t)
+                infer(XW[t], hw, b, scale, shift, c, hs[t + 1])
         return (hs[T].copy(), c.copy()), None
     for t, n in enumerate(active if active is not None else [B] * T):
         np.matmul(hs[t, :n], W_h, out=hw[:n])

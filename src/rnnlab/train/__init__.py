@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
 from ..checkpoint import load_checkpoint, read_checkpoint_meta
 from ..data import EncodedCorpus, Vocab
 from ..errors import CheckpointError, ConfigError
@@ -28,7 +30,10 @@ LN2 = 0.6931471805599453
 
 def prepare(cfg: TrainConfig) -> tuple[EncodedCorpus, tuple]:
     corpus = EncodedCorpus.from_source(cfg.corpus, data_dir=cfg.data_dir)
-    return corpus, corpus.split(cfg.split)
+    splits = corpus.split(cfg.split)
+    if getattr(cfg, "reverse", False):  # a backward LM: each split read from its end
+        splits = tuple(np.ascontiguousarray(ids[::-1]) for ids in splits)
+    return corpus, splits
 
 
 def resume_checkpoint(resume: str | Path, task_name: str) -> tuple[Path, dict]:

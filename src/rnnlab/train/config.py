@@ -23,6 +23,7 @@ class TrainConfig:
     corpus: str | None = None          # None: the embedded default (stdlib source); a path or dataset name
     data_dir: str | None = None
     split: tuple[float, float, float] = (0.9, 0.05, 0.05)
+    reverse: bool = False              # read every split backwards (a backward LM, for tagging features)
     # model
     cell: str = "lstm"
     hidden_size: int = 256

@@ -24,6 +24,7 @@ CONFIGS = {
     "crf+chars": ({}, [6, 1, 4, 6, 3]),
     "softmax+chars+feature": ({"crf": False, "feature_vocabs": (5,)}, [3, 5, 2]),
     "crf, no chars, 2 layers": ({"use_chars": False, "num_layers": 2}, [5, 2, 5]),
+    "crf+chars+char-LM features": ({"lm_dim": 4}, [4, 2, 5]),
 }
 
 
@@ -36,7 +37,7 @@ def test_matches_torch_in_float64(name, unique):
                         hidden_size=6, dropout=0.0, seed=2, **kw)
     gradcheck.randomize(model, rng, scale=0.8)
     batch = random_batch(rng, lengths, vocab=9, chars=7, cases=5, features=tuple(kw.get("feature_vocabs", ())),
-                         tags=4, max_chars=5)
+                         tags=4, max_chars=5, lm_dim=kw.get("lm_dim", 0))
     tt = torch_tagger()
     tm = tt.TorchTagger(model, unique_chars=unique)
     em_t = tm.emissions(batch)

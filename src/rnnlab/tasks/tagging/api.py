@@ -75,7 +75,7 @@ def train_tagger(cfg: TagConfig | None = None, out: str | None = None, resume: s
 def evaluate_sentences(loaded: LoadedRun, sentences: Sequence[Sentence], batch_size: int = 128) -> EntityReport:
     """Entity P/R/F1 (conlleval) of a trained tagger on gold-tagged sentences (any of BIO, BIOES, IOB1)."""
     predicted, _ = predict_tags(loaded.model, loaded.vocabs, sentences, loaded.scheme, batch_size,
-                                loaded.max_word_len)
+                                loaded.max_word_len, lm=loaded.lm)
     predicted, _ = in_gold_scheme(sentences, predicted)
     return evaluate([s.tags for s in sentences], predicted)
 
@@ -172,7 +172,7 @@ class Tagger:
         items = [_as_sentence(s) for s in sentences]
         keep = [i for i, s in enumerate(items) if len(s)]
         tags, _ = predict_tags(loaded.model, loaded.vocabs, [items[i] for i in keep], loaded.scheme,
-                               max_word_len=loaded.max_word_len)
+                               max_word_len=loaded.max_word_len, lm=loaded.lm)
         out: list[list[str]] = [[] for _ in items]
         for i, t in zip(keep, tags):
             out[i] = t

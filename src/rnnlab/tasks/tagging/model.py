@@ -6,7 +6,9 @@ Per token t of a sentence (B rows, T positions, right-padded; ``lengths`` (B,)):
     k_t = E_case[shape(token)]                    rnnlab.tasks.tagging.vocab.case_feature
     f_t = [E_f1[col1] ; E_f2[col2] ; ...]         optional feature columns (POS for conll2000)
     c_t = [h_fwd(last char) ; h_bwd(first char)]  a BiLSTM over the token's characters
-    x_t = Dropout([w_t ; k_t ; f_t ; c_t])
+    l_t = batch.lm[t]                             optional frozen char-LM features (lm_dim > 0;
+                                                  rnnlab.tasks.tagging.lm): an input, no gradient
+    x_t = Dropout([w_t ; k_t ; f_t ; c_t ; l_t])
     h   = RNNStack(lstm, bidirectional, lengths)(x)   (B, T, 2H), 0 on padding
     s   = Dropout(h) W + b                        emissions (B, T, K)
     loss = CRF NLL (mean per sentence)   or   masked softmax cross-entropy (mean per token)
@@ -66,13 +68,14 @@ class TaggerModel(Module):
                  feature_vocabs: tuple = (), word_dim: int = 100, case_dim: int = 8, feature_dim: int = 16,
                  char_dim: int = 25, char_hidden: int = 25, use_chars: bool = True, hidden_size: int = 100,
                  num_layers: int = 1, dropout: float = 0.5, crf: bool = True, seed: int = 0,
-                 dtype: Any = DEFAULT_DTYPE) -> None:
+                 lm_dim: int = 0, dtype: Any = DEFAULT_DTYPE) -> None:
         super().__init__()
         self.spec = {"word_vocab": word_vocab, "char_vocab": char_vocab, "case_vocab": case_vocab,
                      "num_tags": num_tags, "feature_vocabs": list(feature_vocabs), "word_dim": word_dim,
                      "case_dim": case_dim, "feature_dim": feature_dim, "char_dim": char_dim,
                      "char_hidden": char_hidden, "use_chars": use_chars, "hidden_size": hidden_size,
-                     "num_layers": num_layers, "dropout": dropout, "crf": crf, "seed": seed}
+                     "num_layers": num_layers, "dropout": dropout, "crf": crf, "seed": seed,
+                     "lm_dim": lm_dim}
         rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(10 + len(feature_vocabs))]
         self.word = self.add_child("word", Embedding(word_vocab, word_dim, seed=rngs[0], std=word_dim ** -0.5,
                                                      dtype=dtype))
@@ -91,6 +94,8 @@ class TaggerModel(Module):
             self.char_bwd = self.add_child("char_bwd", Recurrent(LSTMCell(char_dim, char_hidden, seed=rngs[4],
                                                                           dtype=dtype), reverse=True))
             size += 2 * char_hidden
+        self.lm_dim = lm_dim
+        size += lm_dim
         self.input_size = size
         self.drop_in = self.add_child("drop_in", Dropout(dropout, seed=rngs[5]))
         self.rnn = self.add_child("rnn", RNNStack("lstm", size, hidden_size, num_layers, dropout=dropout,
@@ -142,6 +147,12 @@ class TaggerModel(Module):
         if self.use_chars:
             rep, ccache = self._chars(batch)
             parts.append(rep)
+        if self.lm_dim:
+            lm = getattr(batch, "lm", None)
+            if lm is None or np.shape(lm)[-1] != self.lm_dim:
+                raise ValueError(f"this tagger reads {self.lm_dim} char-LM features per token; the batch has "
+                                 f"{'none' if lm is None else np.shape(lm)[-1]}")
+            parts.append(np.asarray(lm, dtype=parts[0].dtype))
         x = np.concatenate(parts, axis=-1)
         x, dcache = self.drop_in.forward(x)
         (h, _), rcache = self.rnn.forward(x, None, lengths)
@@ -159,8 +170,9 @@ class TaggerModel(Module):
         embs = [self.word, self.case, *self.feats]
         for k, (emb, c) in enumerate(zip(embs, cache.ids)):
             emb.backward(np.ascontiguousarray(dx[..., edges[k]:edges[k + 1]]), c)
-        if cache.char is not None:
-            self._chars_backward(dx[..., edges[-2]:edges[-1]], cache.char)
+        if cache.char is not None:  # the char BiLSTM's slice follows the embeddings'; the LM's is an input
+            k = len(embs)
+            self._chars_backward(dx[..., edges[k]:edges[k + 1]], cache.char)
         return None
 
     # -- loss and decoding ---------------------------------------------------------------------
@@ -228,7 +240,7 @@ def read_vectors(path: str, words: Any, lower: bool = True) -> tuple[np.ndarray,
 
 
 def random_batch(rng: np.random.Generator, lengths: list[int], vocab: int = 7, chars: int = 6, cases: int = 4,
-                 features: tuple = (), tags: int = 3, max_chars: int = 4) -> Any:
+                 features: tuple = (), tags: int = 3, max_chars: int = 4, lm_dim: int = 0) -> Any:
     """A random :class:`~rnnlab.tasks.tagging.vocab.Batch` (for gradient checks and parity tests):
     right-padded, some spellings repeated."""
     from .vocab import Batch
@@ -248,7 +260,8 @@ def random_batch(rng: np.random.Generator, lengths: list[int], vocab: int = 7, c
     return Batch(words, char_ids, char_lengths, np.where(live, rng.integers(1, cases, size=(B, T)), 0),
                  np.stack([np.where(live, rng.integers(1, v, size=(B, T)), 0) for v in features], axis=-1)
                  if features else np.zeros((B, T, 0), np.int64),
-                 np.where(live, rng.integers(0, tags, size=(B, T)), 0), live, lens, np.arange(B))
+                 np.where(live, rng.integers(0, tags, size=(B, T)), 0), live, lens, np.arange(B),
+                 (rng.standard_normal((B, T, lm_dim)) * live[..., None]) if lm_dim else None)
 
 
 def _gradcheck_cases(rng: np.random.Generator) -> list:
@@ -260,11 +273,12 @@ def _gradcheck_cases(rng: np.random.Generator) -> list:
     for label, kw, lengths in (
             ("CRF, chars, lengths 4,1,3", {}, [4, 1, 3]),
             ("softmax, chars, feature column, lengths 2,3", {"crf": False, "feature_vocabs": (4,)}, [2, 3]),
-            ("CRF, no chars, 2 layers, B=1,T=1", {"use_chars": False, "num_layers": 2}, [1])):
+            ("CRF, no chars, 2 layers, B=1,T=1", {"use_chars": False, "num_layers": 2}, [1]),
+            ("CRF, chars, char-LM features (lm_dim 3), lengths 3,2", {"lm_dim": 3}, [3, 2])):
         model = TaggerModel(7, 6, 4, 3, word_dim=3, case_dim=2, feature_dim=2, char_dim=2, char_hidden=2,
                             hidden_size=3, dropout=0.0, seed=1, **kw)
         model = randomize(model, rng, scale=1.0)
-        batch = random_batch(rng, lengths, features=tuple(kw.get("feature_vocabs", ())))
+        batch = random_batch(rng, lengths, features=tuple(kw.get("feature_vocabs", ())), lm_dim=kw.get("lm_dim", 0))
         live = batch.mask[..., None]  # the emissions themselves are checked too (a larger signal)
 
         def run(model=model, batch=batch, live=live):

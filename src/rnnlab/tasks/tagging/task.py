@@ -60,6 +60,7 @@ class TagConfig(LoopConfig):
     min_word_count: int = 1
     max_word_len: int = 30
     vectors: str = ""                 # word2vec/GloVe text file for the word embeddings
+    lm: str = ""                      # FWD_RUN,BWD_RUN: frozen char-LM features (rnnlab.tasks.tagging.lm)
     batch_size: int = 16
     eval_batch: int = 128
     # the loop's settings, tagger defaults
@@ -87,6 +88,9 @@ class TagConfig(LoopConfig):
                      "num_layers", "batch_size", "eval_batch", "max_word_len", "min_word_count"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.lm and len(self.lm.split(",")) != 2:
+            raise ConfigError(f"--lm takes two char-LM runs, FWD_RUN,BWD_RUN (the second trained with "
+                              f"`rnnlab train --reverse`), got {self.lm!r}")
         return self
 
     @classmethod
@@ -114,13 +118,23 @@ def load_corpus(cfg: TagConfig) -> TaggedCorpus:
                                                  ("test", cfg.test_file)) if v}, repairs=repairs)
 
 
-def model_spec(cfg: TagConfig, vocabs: Vocabs) -> dict[str, Any]:
+def lm_features(cfg_lm: str) -> Any:
+    """The frozen char-LM features named by ``--lm FWD_RUN,BWD_RUN`` (None without)."""
+    if not cfg_lm:
+        return None
+    from .lm import LMFeatures
+
+    fwd, bwd = (part.strip() for part in cfg_lm.split(","))
+    return LMFeatures(fwd, bwd)
+
+
+def model_spec(cfg: TagConfig, vocabs: Vocabs, lm: Any = None) -> dict[str, Any]:
     return {"word_vocab": len(vocabs.words), "char_vocab": len(vocabs.chars), "case_vocab": len(vocabs.cases),
             "num_tags": len(vocabs.tags), "feature_vocabs": [len(f) for f in vocabs.features],
             "word_dim": cfg.word_dim, "case_dim": cfg.case_dim, "feature_dim": cfg.feature_dim,
             "char_dim": cfg.char_dim, "char_hidden": cfg.char_hidden, "use_chars": cfg.chars,
             "hidden_size": cfg.hidden_size, "num_layers": cfg.num_layers, "dropout": cfg.dropout,
-            "crf": cfg.crf, "seed": cfg.seed}
+            "crf": cfg.crf, "seed": cfg.seed, "lm_dim": lm.dim if lm is not None else 0}
 
 
 def constraints_for(model: TaggerModel, vocabs: Vocabs, scheme: str) -> Any:
@@ -131,10 +145,11 @@ def predict_tags(model: TaggerModel, vocabs: Vocabs, sentences: Sequence[Sentenc
                  batch_size: int = 128, max_word_len: int | None = 30,
                  should_stop: Callable[[], bool] = lambda: False,
                  progress: Callable[[int, int], None] | None = None,
-                 with_loss: bool = False) -> tuple[list[list[str]], float]:
-    """Tag strings per sentence (and the mean loss per batch item when ``with_loss``); eval mode, no_grad."""
+                 with_loss: bool = False, lm: Any = None) -> tuple[list[list[str]], float]:
+    """Tag strings per sentence (and the mean loss per batch item when ``with_loss``); eval mode, no_grad.
+    ``lm``: the run's char-LM features (:func:`lm_features`) when it was trained with them."""
     constraints = constraints_for(model, vocabs, scheme)
-    encoded = encode(sentences, vocabs, max_word_len)
+    encoded = encode(sentences, vocabs, max_word_len, lm)
     batches = make_batches(encoded, batch_size, max_tokens=batch_size * 40)
     predicted: list[list[str]] = [[] for _ in sentences]
     was_training, total, count = model.training, 0.0, 0
@@ -175,7 +190,8 @@ class TaggingTask(Task):
         if not train or not dev:
             raise ConfigError("tagging needs training and validation sentences")
         self.cfg, self.vocabs, self.dev = cfg, vocabs, list(dev)
-        self.encoded = encode(train, vocabs, cfg.max_word_len)
+        self.lm = lm_features(cfg.lm)  # computed once per sentence, cached
+        self.encoded = encode(train, vocabs, cfg.max_word_len, self.lm)
         counts: dict[int, int] = {}
         for e in self.encoded:
             for w in e.words.tolist():
@@ -188,7 +204,7 @@ class TaggingTask(Task):
 
     # -- model -----------------------------------------------------------------------------------
     def build_model(self) -> TaggerModel:
-        model = TaggerModel(**model_spec(self.cfg, self.vocabs))
+        model = TaggerModel(**model_spec(self.cfg, self.vocabs, self.lm))
         if self.cfg.vectors:
             rows, vectors, dim = read_vectors(self.cfg.vectors, self.vocabs.words, self.vocabs.lower)
             if dim != self.cfg.word_dim:
@@ -199,7 +215,8 @@ class TaggingTask(Task):
     def pack_model(self, model: TaggerModel) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         arrays = {f"param/{name}": value for name, value in model.state_dict().items()}
         return arrays, {"kind": KIND, "model": dict(model.spec), "vocabs": self.vocabs.to_dict(),
-                        "scheme": self.cfg.scheme, "max_word_len": self.cfg.max_word_len}
+                        "scheme": self.cfg.scheme, "max_word_len": self.cfg.max_word_len,
+                        "lm": ",".join(str(x.path.resolve()) for x in (self.lm.fwd, self.lm.bwd)) if self.lm else ""}
 
     # -- data --------------------------------------------------------------------------------------
     def _batches(self) -> list:
@@ -238,7 +255,7 @@ class TaggingTask(Task):
     def evaluate(self, model: TaggerModel, should_stop: Callable[[], bool] = lambda: False,
                  progress: Callable[[int, int], None] | None = None) -> dict[str, float]:
         predicted, loss = predict_tags(model, self.vocabs, self.dev, self.cfg.scheme, self.cfg.eval_batch,
-                                       self.cfg.max_word_len, should_stop, progress, with_loss=True)
+                                       self.cfg.max_word_len, should_stop, progress, with_loss=True, lm=self.lm)
         return metrics_row(evaluate([s.tags for s in self.dev], predicted), loss)
 
     def describe_eval(self, metrics: dict[str, float]) -> str:
@@ -268,6 +285,7 @@ class LoadedRun:
     max_word_len: int
     config: dict
     path: Path
+    lm: Any = None      # the char-LM features the model reads (None without --lm)
 
 
 def load_run(run: str | Path) -> LoadedRun:
@@ -282,5 +300,6 @@ def load_run(run: str | Path) -> LoadedRun:
     spec = dict(meta["model"])
     model = TaggerModel(**spec)
     model.load_state_dict({k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")})
+    lm = lm_features(meta.get("lm", "")) if spec.get("lm_dim") else None
     return LoadedRun(model.eval(), Vocabs.from_dict(meta["vocabs"]), meta["scheme"], int(meta.get("max_word_len", 30)),
-                     meta.get("config", {}), path)
+                     meta.get("config", {}), path, lm)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterable, NamedTuple, Sequence
+from typing import Any, Iterable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -178,10 +178,13 @@ class Encoded(NamedTuple):
     cases: np.ndarray      # (T,)
     features: np.ndarray   # (T, F)
     tags: np.ndarray       # (T,)
+    lm: np.ndarray | None = None  # (T, D) frozen char-LM features (rnnlab.tasks.tagging.lm), if any
 
 
-def encode(sentences: Sequence[Sentence], vocabs: Vocabs, max_word_len: int | None = None) -> list[Encoded]:
-    """Index arrays of every sentence (tokens longer than ``max_word_len`` keep their start)."""
+def encode(sentences: Sequence[Sentence], vocabs: Vocabs, max_word_len: int | None = None,
+           lm: Any = None) -> list[Encoded]:
+    """Index arrays of every sentence (tokens longer than ``max_word_len`` keep their start);
+    with ``lm`` (an :class:`~rnnlab.tasks.tagging.lm.LMFeatures`), each sentence's LM features."""
     known: dict[str, tuple[int, int, list[int]]] = {}  # tokens repeat: look each up once
 
     def lookup(tok: str) -> tuple[int, int, list[int]]:
@@ -191,7 +194,8 @@ def encode(sentences: Sequence[Sentence], vocabs: Vocabs, max_word_len: int | No
         return known[tok]
 
     out = []
-    for s in sentences:
+    feats_lm = lm([s.tokens for s in sentences]) if lm is not None else [None] * len(sentences)
+    for s, f_lm in zip(sentences, feats_lm):
         T = len(s)
         entries = [known.get(tok) or lookup(tok) for tok in s.tokens]
         lens = np.array([len(e[2]) for e in entries], dtype=np.int64)
@@ -201,7 +205,8 @@ def encode(sentences: Sequence[Sentence], vocabs: Vocabs, max_word_len: int | No
         feats = np.array([[v.index(s.features[t][k]) for k, v in enumerate(vocabs.features)] for t in range(T)],
                          dtype=np.int64).reshape(T, len(vocabs.features))
         out.append(Encoded(np.array([e[0] for e in entries], dtype=np.int64), chars, lens,
-                           np.array([e[1] for e in entries], dtype=np.int64), feats, vocabs.tags.encode(s.tags)))
+                           np.array([e[1] for e in entries], dtype=np.int64), feats, vocabs.tags.encode(s.tags),
+                           f_lm))
     return out
 
 
@@ -216,6 +221,7 @@ class Batch:
     mask: np.ndarray          # (B, T) bool, True for the first lengths[b] positions
     lengths: np.ndarray       # (B,)
     index: np.ndarray         # (B,) positions of the rows' sentences in the encoded list
+    lm: np.ndarray | None = None  # (B, T, D) float32 char-LM features, 0 on padding
 
     @property
     def size(self) -> int:
@@ -238,6 +244,10 @@ def collate(encoded: Sequence[Encoded], index: Sequence[int]) -> Batch:
         b.words[k, :L], b.cases[k, :L], b.tags[k, :L], b.features[k, :L] = r.words, r.cases, r.tags, r.features
         b.chars[k, :L, :r.chars.shape[1]], b.char_lengths[k, :L] = r.chars, r.char_lengths
         b.mask[k, :L] = True
+    if rows[0].lm is not None:
+        b.lm = np.zeros((B, T, rows[0].lm.shape[1]), np.float32)
+        for k, r in enumerate(rows):
+            b.lm[k, :len(r.words)] = r.lm
     return b
 
 
