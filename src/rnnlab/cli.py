@@ -13,6 +13,7 @@ import importlib
 import os
 import signal
 import sys
+import warnings
 
 from . import __version__
 from .errors import RnnlabError
@@ -33,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    shown = warnings.showwarning
+    warnings.showwarning = _show_warning  # one line in rnnlab's voice, no source path (restored below)
     try:
         code = int(args.run(args) or 0)
         sys.stdout.flush()  # here, not at exit, so that a closed pipe is caught below
@@ -43,6 +46,20 @@ def main(argv: list[str] | None = None) -> int:
         return _report(f"error: {_one_line(str(exc))}", 2)
     except KeyboardInterrupt as exc:
         return _report("interrupted", getattr(exc, "exit_code", 130))
+    finally:
+        warnings.showwarning = shown
+
+
+def _show_warning(message: Warning | str, category: type, filename: str, lineno: int,
+                  file: object = None, line: str | None = None) -> None:
+    """A library's warning (NumPy's RuntimeWarning, a UserWarning about a cache folder) as one line
+    ``rnnlab: warning: ...`` on stderr, without the source path and line Python would print."""
+    text = _one_line(str(message), 300)
+    if issubclass(category, RuntimeWarning) and "overflow" in text:
+        text += " (a value near the float64 limit 1.7e308 in the input? check the data for absurd values)"
+    elif "cache" in text.lower() and ("writable" in text.lower() or "permission" in text.lower()):
+        text += " (point the tool's cache folder, e.g. MPLCONFIGDIR or NUMBA_CACHE_DIR, at a writable folder)"
+    _report(f"rnnlab: warning: {text}", 0)
 
 
 def _one_line(message: str, limit: int = 1000) -> str:
