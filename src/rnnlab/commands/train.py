@@ -22,6 +22,8 @@ HELP = {
     "dropout": "dropout probability between layers and before the output",
     "proj_size": "linear projection of the top layer before the output; 0: none",
     "cell_options": "extra cell options as JSON, e.g. '{\"identity_scale\": 0.5}'",
+    "precision": "fp32, or bf16: matrix products with bf16 inputs and fp32 accumulation (oneMKL; needs a CPU "
+                 "with AVX512_BF16 or AMX and pip install 'rnnlab[mkl]'); weights, optimizer and the rest stay fp32",
     "batch_size": "parallel streams per batch (B)",
     "seq_len": "characters per stream per step: the truncated-BPTT length (T)",
     "eval_every": "evaluate on the validation split every N steps",
