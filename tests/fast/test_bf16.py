@@ -55,8 +55,14 @@ def test_refused_without_mkl(monkeypatch):
 
 
 def test_unknown_precision_is_one_line():
+    from rnnlab.train.config import TrainConfig
+
     with pytest.raises(ConfigError, match="--precision must be one of fp32, bf16"):
         precision.check("fp16")
+    with pytest.raises(ConfigError, match="--precision must be one of fp32, bf16"):
+        TrainConfig(precision="fp16").validate()
+    with pytest.raises(ConfigError, match="--precision bf16 runs the lstm cell so far, not --cell gru"):
+        TrainConfig(precision="bf16", cell="gru").validate()
 
 
 def test_train_command_refuses_in_one_line(monkeypatch, tmp_path, capsys):
@@ -235,3 +241,5 @@ def test_bf16_training_loss_follows_fp32(tmp_path, monkeypatch):
     assert len(curves["fp32"]) >= 6 and curves["fp32"][-1] < curves["fp32"][0] - 0.5
     assert np.max(np.abs(curves["bf16"] - curves["fp32"])) < 0.05
     assert precision.current() == "fp32"   # restored after the run
+    config = json.loads((tmp_path / "bf16" / "config.json").read_text())
+    assert config["precision"] == config["blas"]["precision"] == "bf16"

@@ -18,6 +18,10 @@ from ..errors import ConfigError
 from .loopconfig import validate_loop
 
 
+# cells whose time loop runs its step products in bf16 under --precision bf16 (rnnlab.fast.bf16)
+BF16_CELLS = ("lstm",)
+
+
 @dataclass
 class TrainConfig:
     # data
@@ -74,6 +78,8 @@ class TrainConfig:
         check_cell_options(self.cell, self.cell_options)
         if self.precision not in PRECISIONS:
             raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.precision == "bf16" and self.cell not in BF16_CELLS:
+            raise ConfigError(f"--precision bf16 runs the {', '.join(BF16_CELLS)} cell so far, not --cell {self.cell}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"--dropout must be in [0, 1), got {self.dropout}")
         return self
