@@ -12,9 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ...blas.precision import PRECISIONS
 from ...cells import CELLS
 from ...errors import ConfigError
 from ...train.loopconfig import LoopConfig, validate_loop
+
+
+# cells whose time loop runs its step products in bf16 under --precision bf16 (rnnlab.fast.bf16)
+BF16_CELLS = ("lstm",)
 
 
 def _opt(default: Any, help: str = "", **meta: Any) -> Any:
@@ -51,6 +56,10 @@ class TrainConfig(LoopConfig):
     dropout: float = _opt(0.2, "dropout probability between layers and before the output")
     proj_size: int = _opt(0, "linear projection of the top layer before the output; 0: none")
     cell_options: dict = _opt({}, "extra cell options as JSON, e.g. '{\"identity_scale\": 0.5}'")
+    # bf16: matrix products in bf16, fp32 accumulation (rnnlab.blas.precision)
+    precision: str = _opt("fp32", "fp32, or bf16: matrix products with bf16 inputs and fp32 accumulation (oneMKL; "
+                                  "needs a CPU with AVX512_BF16 or AMX and pip install 'rnnlab[mkl]'); weights, "
+                                  "optimizer and the rest stay fp32")
     batch_size: int = _opt(64, "parallel streams per batch (B)")
     seq_len: int = _opt(64, "characters per stream per step: the truncated-BPTT length (T)")
     eval_chars: int = _opt(1_000_000, "characters of the validation split scored at each evaluation during "
@@ -70,6 +79,10 @@ class TrainConfig(LoopConfig):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{flag(name)} must be >= 0, got {getattr(self, name)}")
         check_cell_options(self.cell, self.cell_options)
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.precision == "bf16" and self.cell not in BF16_CELLS:
+            raise ConfigError(f"--precision bf16 runs the {', '.join(BF16_CELLS)} cell so far, not --cell {self.cell}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"--dropout must be in [0, 1), got {self.dropout}")
         return self
