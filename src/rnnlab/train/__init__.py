@@ -22,6 +22,7 @@ from .runs import CONFIG, LAST, find_checkpoint, sweep_temporaries, write_json
 from .task import EvalInterrupted, Selection, StepOutput, Task
 from .trainer import Trainer
 
+
 def resume_checkpoint(resume: str | Path, task_name: str) -> tuple[Path, dict]:
     """The checkpoint to resume a run from (its ``last.npz``), and its metadata; clear errors otherwise."""
     ckpt = find_checkpoint(resume, prefer=LAST)
