@@ -17,12 +17,15 @@ def _floats(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
+_STAT_NAMES = {"arima": "auto_arima", "auto_arima": "auto_arima", "ets": "auto_ets", "auto_ets": "auto_ets"}
+
+
 def _stat_names(text: str) -> list[str]:
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    bad = [n for n in names if n not in ("auto_arima", "auto_ets")]
+    names = [n.strip().lower() for n in text.split(",") if n.strip()]
+    bad = [n for n in names if n not in _STAT_NAMES]
     if bad:
-        raise argparse.ArgumentTypeError(f"expected auto_arima and/or auto_ets, got {text!r}")
-    return names
+        raise argparse.ArgumentTypeError(f"expected arima and/or ets, got {text!r}")
+    return list(dict.fromkeys(_STAT_NAMES[n] for n in names))
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -76,6 +79,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "values are positive)")
     g.add_argument("--base", choices=("snaive", "none"), default="snaive",
                    help="learn a correction of the seasonal naive forecast, or the values (default snaive)")
+    g.add_argument("--phase", choices=("end", "start"), default="end",
+                   help="for series without timestamps, the time features count steps from the series' end, the "
+                        "forecast origin (default; a history cut at the front keeps its phase), or from its first "
+                        "value (for series that all start at the same time)")
+    g.add_argument("--min-window", dest="min_window", type=int, default=0, metavar="N",
+                   help="train on input lengths drawn from N..--window per batch, so that histories shorter than "
+                        "the window are forecast as well as full ones (default 0: the full window)")
+    g.add_argument("--history", type=int, default=0, metavar="N",
+                   help="keep only the last N values of each series (training, and eval's default; 0: all)")
     g.add_argument("--holdout", type=int, default=0, metavar="N",
                    help="values at each series' end kept out of training and validation, for a later "
                         "rolling-origin test (default 0)")
@@ -93,17 +105,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     e = verbs.add_parser("eval", help="score runs beside the baselines",
                          description="For m4-hourly runs: sMAPE, MASE and OWA on M4's test set beside Naive, "
-                                     "seasonal naive, Naive2 (and AutoARIMA/AutoETS with --stat-baselines); "
+                                     "seasonal naive, Naive2, Theta (and AutoARIMA/AutoETS with --baselines); "
                                      "several runs are scored each and as an ensemble. With --series: a "
                                      "rolling-origin test on that CSV's last --origins horizons.")
     e.add_argument("runs", nargs="+", metavar="RUN", help="run folder(s) of 'rnnlab forecast train'")
     e.add_argument("--series", metavar="FILE.csv", help="rolling-origin test on this file instead of M4's test set")
+    e.add_argument("--history", type=int, default=None, metavar="N",
+                   help="forecast from the last N values of each series only (default: the run's --history; "
+                        "0: all); the baselines see the same values")
     e.add_argument("--origins", type=_positive_int, default=5, help="forecast origins, a horizon apart (default 5)")
     e.add_argument("--data-dir", dest="data_dir", metavar="DIR", help="folder holding the M4 files (default: the run's)")
-    e.add_argument("--stat-baselines", dest="stat", nargs="?", const="auto_arima,auto_ets", default="",
-                   type=_stat_names, metavar="auto_arima,auto_ets",
+    e.add_argument("--baselines", "--stat-baselines", dest="stat", nargs="?", const="arima,ets", default="",
+                   type=_stat_names, metavar="arima,ets",
                    help="also fit AutoARIMA and/or AutoETS (statsforecast; minutes; both when no names are "
-                        "given; cached in the first run folder)")
+                        "given; cached in the first run folder). Naive, seasonal naive, Naive2 and Theta are "
+                        "always shown")
     e.add_argument("--plot", metavar="FILE.png", help="with --series: plot every origin's forecast and interval")
     e.add_argument("--json", metavar="FILE", help="also write the table as JSON")
     e.set_defaults(run=run_eval)
@@ -125,7 +141,7 @@ def run_train(args: argparse.Namespace) -> int:
     if args.train_file:
         args.data = args.train_file
     keys = ("data", "data_dir", "test", "frequency", "mase_period", "model", "cell", "hidden_size", "num_layers",
-            "window", "horizon", "season", "quantiles", "norm", "base", "holdout", "batch_size", "lr", "eval_every",
+            "window", "horizon", "season", "quantiles", "norm", "base", "holdout", "history", "phase", "min_window", "batch_size", "lr", "eval_every",
             "seed")
     given = {k: getattr(args, k) for k in ("max_minutes", "max_steps") if getattr(args, k) is not None}
     cfg = ForecastConfig(**{k: getattr(args, k) for k in keys}, **{"max_minutes": 10.0, "max_steps": 0, **given})
@@ -141,12 +157,17 @@ def run_train(args: argparse.Namespace) -> int:
 def run_eval(args: argparse.Namespace) -> int:
 
     from ..tasks.forecast import Forecaster
-    from ..tasks.forecast.data import load_dataset, read_csv
-    from ..tasks.forecast.report import (baseline_forecasts, format_rows, plot_forecasts, rolling_origin,
-                                         score_table, write_json)
+    from ..tasks.forecast.data import last_values, load_dataset, read_csv
+    from ..tasks.forecast.report import (baseline_forecasts, bucket_lines, format_rows, interval_lines,
+                                         plot_forecasts, rolling_origin, score_table, write_json)
 
     fc = Forecaster.load(*args.runs)
     spec = fc.spec
+    if args.history is not None and args.history < 0:
+        from ..errors import ConfigError
+        raise ConfigError(f"--history must be >= 0, got {args.history}")
+    history = fc.cfg.history if args.history is None else args.history
+    extra: list[str] = []      # printed below the method table
     if args.series:
         if args.plot:
             from ..plotting import require_matplotlib
@@ -158,8 +179,10 @@ def run_eval(args: argparse.Namespace) -> int:
             print(f"wrote {plot_forecasts(Path(args.plot), panels, f'{Path(args.series).name}: rolling origin')}")
     elif fc.cfg.test:
         from ..tasks.forecast.report import test_file_table
-        rows, lines = test_file_table(fc, args.stat, Path(args.runs[0]) if Path(args.runs[0]).is_dir() else None)
-        print("\n".join(lines[:1] + lines[2:]))   # the method table is printed below
+        rows, lines = test_file_table(fc, args.stat, Path(args.runs[0]) if Path(args.runs[0]).is_dir() else None,
+                                      history)
+        print(lines[0])
+        extra = lines[2:]
     else:
         if not fc.cfg.data.lower().startswith("m4-"):
             from ..errors import ConfigError
@@ -167,6 +190,7 @@ def run_eval(args: argparse.Namespace) -> int:
                               f"give --series FILE.csv for a rolling-origin test (train with --holdout), or "
                               f"train with --test TEST.csv")
         ds = load_dataset(fc.cfg.data, args.data_dir or fc.cfg.data_dir)
+        ds = ds._replace(series=last_values(ds.series, history))
         xs = [s.values for s in ds.series]
         entries = {}
         members = [Forecaster.load(r) for r in args.runs] if len(args.runs) > 1 else []
@@ -175,12 +199,18 @@ def run_eval(args: argparse.Namespace) -> int:
             label = Path(run).name if Path(run).is_dir() else f"{Path(run).parent.name}/{Path(run).name}"
             entries[f"rnnlab {label}"] = (f.point, f.seconds)
         f = fc.predict(ds.series)
-        entries["rnnlab" + (f" ensemble of {len(args.runs)}" if members else "")] = (f.point, f.seconds)
+        label = "rnnlab" + (f" ensemble of {len(args.runs)}" if members else "")
+        entries[label] = (f.point, f.seconds)
         cache = Path(args.runs[0]) if Path(args.runs[0]).is_dir() else None
         entries.update(baseline_forecasts(xs, ds.horizon, ds.season, args.stat, cache))
         rows = score_table(xs, ds.test, ds.season, entries)
-        print(f"{ds.name} test set: {len(xs)} series x {ds.horizon} steps")
+        cut = f", the last {history} values of each as history" if history else ""
+        print(f"{ds.name} test set: {len(xs)} series x {ds.horizon} steps{cut}")
+        extra = interval_lines(xs, ds.test, f, ds.season) + bucket_lines(xs, ds.test, ds.season, entries,
+                                                                         spec["window"], label)
     print(format_rows(rows))
+    if extra:
+        print("\n".join(extra))
     if args.json:
         write_json(Path(args.json), rows)
     return 0

@@ -28,7 +28,7 @@ from ...train.loopconfig import BUDGET_FIELDS
 from ...train.runs import BEST, find_checkpoint
 from . import features as F
 from .baselines import forecast_all
-from .data import as_series, check_horizon, load_dataset
+from .data import as_series, check_horizon, last_values, load_dataset
 from .metrics import owa
 from .model import make_model
 from .task import (KIND, ForecastConfig, ForecastTask, encode_groups, make_spec, metric_period,
@@ -73,15 +73,18 @@ def _train_run(job: Job, log: Callable[[str], None], progress: Progress | None,
         series, horizon, season = ds.series, ds.horizon, ds.season
     else:
         series, horizon, season = as_series(series), None, None
+    series = last_values(series, cfg.history)
     spec = make_spec(cfg, series, horizon, season)
     if ckpt is not None:
         spec["robust"] = meta.get("model", {}).get("robust", False)   # runs made before the robust level
+        if "phase" not in meta.get("model", {}):
+            del spec["phase"]                                          # ... and before the phase counted from the end
     if cfg.test and not Path(cfg.test).is_file():
         raise DataError(f"--test {cfg.test}: no such file; give the test values (M4's wide layout or long)")
     if ckpt is not None and meta.get("model") != spec:
         raise CheckpointError(f"{ckpt}: the run's model differs from what these settings and data give")
     task = ForecastTask(spec, series, batch=cfg.batch_size, seed=cfg.seed, holdout=cfg.holdout,
-                        eval_batch=cfg.eval_batch, mase_period=metric_period(cfg, spec))
+                        eval_batch=cfg.eval_batch, mase_period=metric_period(cfg, spec), min_window=cfg.min_window)
     log(f"rnnlab forecast train: {len(series)} series from {cfg.data}; {spec['model']} {spec['cell']} "
         f"{spec['hidden_size']} units, window {spec['window']}, horizon {spec['horizon']}, season "
         f"{spec['season']}, MASE period {task.m}, {spec['norm']} scale; run folder {run_dir}")
@@ -190,7 +193,7 @@ class Forecaster:
         xs = [s.values[-L:] for s in series]        # a series shorter than the window: all its values
         warn_absurd(series, L)
         starts = np.array([len(s) - len(x) for s, x in zip(series, xs)])
-        clocks, ids = [F.clock(s) for s in series], [s.id for s in series]
+        clocks, ids = [F.clock(s, spec.get("phase", "start")) for s in series], [s.id for s in series]
         q = np.zeros((len(series), spec["horizon"], len(spec["quantiles"])))
         for rows, e in encode_groups(spec, xs, clocks, starts, ids):
             q[rows] = np.mean([F.decode(sp, e, predict_normalised(model, sp, e)) for sp, model in self.members],

@@ -46,6 +46,8 @@ class ForecastConfig(LoopConfig):
     window: int = 0                     # input length L; 0: 7 seasons (168 hourly), at least 2 H
     horizon: int = 0                    # H; 0: the dataset's (48 for M4 Hourly), else 2 seasons
     holdout: int = 0                    # values at each series' end kept out of training and validation
+    history: int = 0                    # keep only the last N values of each series (0: all); eval's default
+    min_window: int = 0                 # >0: each batch's input length drawn from min_window..window
     hidden_size: int = 64
     num_layers: int = 1
     quantiles: list = field(default_factory=lambda: [0.1, 0.5, 0.9])
@@ -53,6 +55,7 @@ class ForecastConfig(LoopConfig):
     norm: str = "auto"                  # auto | log | standard
     base: str = "snaive"                # snaive | none
     periods: list = field(default_factory=lambda: [24.0, 168.0])
+    phase: str = "end"                  # without timestamps, time features count from the series' end | start
     batch_size: int = 64
     eval_batch: int = 512
     lr: float = 3e-3
@@ -69,9 +72,9 @@ class ForecastConfig(LoopConfig):
         if self.cell not in ("lstm", "gru"):
             raise ConfigError(f"--cell must be lstm or gru, got {self.cell!r}")
         frequency(self.frequency)
-        for name in ("window", "horizon", "holdout", "season", "mase_period"):
+        for name in ("window", "horizon", "holdout", "history", "min_window", "season", "mase_period"):
             if getattr(self, name) < 0:
-                raise ConfigError(f"--{name} must be >= 0, got {getattr(self, name)}")
+                raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         for name in ("hidden_size", "num_layers", "batch_size", "eval_batch"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
@@ -79,6 +82,8 @@ class ForecastConfig(LoopConfig):
             raise ConfigError(f"--quantiles must lie strictly between 0 and 1, got {self.quantiles}")
         if self.norm not in ("auto", "log", "standard") or self.base not in ("snaive", "none"):
             raise ConfigError("--norm must be auto, log or standard and --base snaive or none")
+        if self.phase not in F.PHASES:
+            raise ConfigError(f"--phase must be end or start, got {self.phase!r}")
         return self
 
     @classmethod
@@ -98,7 +103,7 @@ def make_spec(cfg: ForecastConfig, series: Sequence, default_horizon: int | None
     spec = {"model": cfg.model, "cell": cfg.cell, "hidden_size": cfg.hidden_size, "num_layers": cfg.num_layers,
             "seed": cfg.seed, "window": window, "horizon": horizon, "season": season, "norm": norm,
             "base": cfg.base, "periods": [float(p) for p in cfg.periods],
-            "quantiles": [float(q) for q in sorted(cfg.quantiles)], "robust": True}
+            "quantiles": [float(q) for q in sorted(cfg.quantiles)], "robust": True, "phase": cfg.phase}
     spec["input_size"] = spec["future_size"] = F.feature_size(spec)
     return spec
 
@@ -121,13 +126,14 @@ class ForecastTask(Task):
     selection = Selection("owa", "min")
 
     def __init__(self, spec: dict, series: Sequence, *, batch: int = 64, seed: int = 0, holdout: int = 0,
-                 eval_batch: int = 512, mase_period: int = 0) -> None:
+                 eval_batch: int = 512, mase_period: int = 0, min_window: int = 0) -> None:
         self.spec, self.batch, self.eval_batch = dict(spec), batch, eval_batch
+        self.min_window = min_window                # >0: batches of input lengths min_window..window
         self.m = mase_period or spec["season"]      # the metric's period (validation MASE, Naive2)
         L, H = spec["window"], spec["horizon"]
         self.ids = [str(getattr(s, "id", k)) for k, s in enumerate(series)]
         self.values = [np.asarray(getattr(s, "values", s), dtype=np.float64) for s in series]
-        self.clocks = [F.clock(s) for s in series]
+        self.clocks = [F.clock(s, spec.get("phase", "start")) for s in series]
         lengths = np.array([len(v) for v in self.values])
         self.cutoff = lengths - holdout - H            # training windows end here
         # a series trains with a window of min(L, cutoff - H) inputs: short histories get shorter windows
@@ -187,6 +193,8 @@ class ForecastTask(Task):
         if self.mixed:  # the batch's window length is that of a series drawn uniformly (its min(L, cutoff - H))
             k = self.trainable[self.rng.integers(0, self.trainable.size)]
             L = int(min(L, self.cutoff[k] - H))
+        if 0 < self.min_window < L:    # histories shorter than the window: trained on, not only forecast
+            L = int(self.rng.integers(self.min_window, L + 1))
         w = sample_windows(self.values, L, H, self.batch, cutoff=self.cutoff, rng=self.rng)
         e = F.encode(self.spec, w.x, [self.clocks[k] for k in w.series_index], w.start)
         return e, F.targets(self.spec, e, w.y)
