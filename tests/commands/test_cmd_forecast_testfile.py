@@ -88,3 +88,18 @@ def test_length_buckets_and_m4_periods():
     b = dict(length_buckets(np.array([1, 13, 14, 26, 27, 51, 52, 400]), 52))
     assert {k: list(v) for k, v in b.items()} == {"length 1-13": [0, 1], "length 14-26": [2, 3],
                                                   "length 27-51": [4, 5], "length >= 52": [6, 7]}
+
+
+def test_eval_scores_other_files_zero_shot(files, tmp_path, capsys):
+    root, train, test = files
+    run = _train(root, train, test, "run-zs")
+    rng = np.random.default_rng(9)
+    other = [(f"N{k}", 50 + np.cumsum(rng.normal(0.2, 1, n + 13))) for k, n in enumerate((80, 60, 30))]
+    otr = _wide(tmp_path / "o-train.csv", [(i, v[:-13]) for i, v in other])
+    ote = _wide(tmp_path / "o-test.csv", [(i, v[-13:]) for i, v in other])
+    capsys.readouterr()
+    assert main(["forecast", "eval", str(run), "--train", str(otr), "--test", str(ote)]) == 0
+    out = capsys.readouterr().out
+    assert "o-test.csv: 3 series x 13 steps; MASE and Naive2 period 1" in out and "| theta |" in out
+    assert main(["forecast", "eval", str(run), "--train", str(otr)]) == 2
+    assert "--train needs --test" in capsys.readouterr().err

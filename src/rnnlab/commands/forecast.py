@@ -57,6 +57,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--out", metavar="DIR", help="run folder (default runs/<timestamp>)")
     t.add_argument("--resume", metavar="RUN", help="continue a run exactly from its last.npz")
     t.add_argument("--force", action="store_true", help="replace a run already in --out")
+    t.add_argument("--init", default="", metavar="RUN",
+                   help="start from the weights of a trained run (fine-tuning on this data); the network settings "
+                        "(--model, --cell, --hidden-size, --layers, --quantiles) must match that run's")
     g = t.add_argument_group("model")
     g.add_argument("--model", choices=("direct", "encdec"), default="encdec",
                    help="encdec: a decoder runs over the horizon; direct: a Linear on the last state outputs "
@@ -110,6 +113,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                      "rolling-origin test on that CSV's last --origins horizons.")
     e.add_argument("runs", nargs="+", metavar="RUN", help="run folder(s) of 'rnnlab forecast train'")
     e.add_argument("--series", metavar="FILE.csv", help="rolling-origin test on this file instead of M4's test set")
+    e.add_argument("--train", dest="train_file", metavar="TRAIN.csv",
+                   help="with --test: score the model on these series instead of the run's own (zero-shot on series "
+                        "it never saw); the run's --frequency / --mase-period set the metric")
+    e.add_argument("--test", default="", metavar="TEST.csv",
+                   help="the values after each --train series (M4's wide layout or unique_id,ds,y rows)")
     e.add_argument("--history", type=int, default=None, metavar="N",
                    help="forecast from the last N values of each series only (default: the run's --history; "
                         "0: all); the baselines see the same values")
@@ -125,12 +133,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     e.set_defaults(run=run_eval)
 
     f = verbs.add_parser("predict", help="forecast the values after each series of a CSV",
-                         description="Write series_id,step,timestamp,forecast,q<level>... rows for the --horizon "
-                                     "values after the end of every series in SERIES.csv.")
+                         description="Write the --horizon values after the end of every series in SERIES.csv "
+                                     "(any length; series the model never saw included): series_id,step,timestamp,"
+                                     "forecast,q<level>... rows, or --layout wide (M4) or long (unique_id,ds,y).")
     f.add_argument("run_path", metavar="RUN", help="run folder (its best.npz) or a saved model")
     f.add_argument("series", metavar="SERIES.csv", help="CSV file with the history to forecast from")
     f.add_argument("--horizon", type=_positive_int, help="steps to forecast (default and at most: the model's)")
-    f.add_argument("--out", metavar="FILE.csv", help="output CSV (default SERIES.forecast.csv beside the input)")
+    f.add_argument("--out", "--output", dest="out", metavar="FILE.csv",
+                   help="output CSV (default SERIES.forecast.csv beside the input)")
+    f.add_argument("--layout", choices=("rows", "wide", "long"), default="rows",
+                   help="rows: series_id,step,timestamp,forecast,q<level>... (default); wide: M4's layout, one row "
+                        "of point forecasts per series; long: unique_id,ds,y rows (statsforecast's layout)")
     f.add_argument("--plot", action="store_true", help="also write a PNG of history, forecast and interval")
     f.set_defaults(run=run_predict)
 
@@ -141,7 +154,7 @@ def run_train(args: argparse.Namespace) -> int:
     if args.train_file:
         args.data = args.train_file
     keys = ("data", "data_dir", "test", "frequency", "mase_period", "model", "cell", "hidden_size", "num_layers",
-            "window", "horizon", "season", "quantiles", "norm", "base", "holdout", "history", "phase", "min_window", "batch_size", "lr", "eval_every",
+            "window", "horizon", "season", "quantiles", "norm", "base", "holdout", "history", "phase", "min_window", "init", "batch_size", "lr", "eval_every",
             "seed")
     given = {k: getattr(args, k) for k in ("max_minutes", "max_steps") if getattr(args, k) is not None}
     cfg = ForecastConfig(**{k: getattr(args, k) for k in keys}, **{"max_minutes": 10.0, "max_steps": 0, **given})
@@ -167,6 +180,12 @@ def run_eval(args: argparse.Namespace) -> int:
         from ..errors import ConfigError
         raise ConfigError(f"--history must be >= 0, got {args.history}")
     history = fc.cfg.history if args.history is None else args.history
+    if args.train_file and not args.test:
+        from ..errors import ConfigError
+        raise ConfigError("--train needs --test: give the values that follow each training series")
+    if args.test:
+        import dataclasses
+        fc.cfg = dataclasses.replace(fc.cfg, test=args.test, data=args.train_file or fc.cfg.data)
     extra: list[str] = []      # printed below the method table
     if args.series:
         if args.plot:
@@ -237,7 +256,7 @@ def run_predict(args: argparse.Namespace) -> int:
         else:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     out = Path(args.out) if args.out else path.with_suffix(".forecast.csv")
-    write_forecast_csv(out, series, f)
+    write_forecast_csv(out, series, f, args.layout)
     print(f"forecast {f.point.shape[1]} steps for {len(series)} series in {f.seconds:.2f}s; wrote {out}")
     if args.plot:
         panels = [(s, len(s), f._replace(point=f.point[i:i + 1], quantiles=f.quantiles[i:i + 1]))

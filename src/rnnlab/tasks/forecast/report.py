@@ -144,8 +144,22 @@ def rolling_origin(fc: Forecaster, series: Sequence[Series], origins: int, horiz
     return rows, per_origin
 
 
-def write_forecast_csv(path: Path, series: Sequence[Series], f: Forecast) -> Path:
-    """``series_id,step,timestamp,forecast,q<level>...`` rows, one per forecast step."""
+LAYOUTS = ("rows", "wide", "long")
+
+
+def write_forecast_csv(path: Path, series: Sequence[Series], f: Forecast, layout: str = "rows") -> Path:
+    """The point forecasts (and, in ``rows``, the quantiles) in one of three layouts:
+
+    * ``rows``: ``series_id,step,timestamp,forecast,q<level>...``, one row per forecast step;
+    * ``wide``: M4's layout, a header ``"V1","V2",...`` and one row ``"id","f1","f2",...`` per series (every
+      cell quoted, as M4's files), so that it reads back as a test file;
+    * ``long``: ``unique_id,ds,y`` rows (statsforecast's and neuralforecast's layout); ``ds`` continues each
+      series' timestamps, or, for series without timestamps, its positions ``n+1..n+H`` (the history's values
+      counted from 1)."""
+    if layout not in LAYOUTS:
+        raise DataError(f"--layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+    if layout != "rows":
+        return _write_point_layout(path, series, f, layout)
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["series_id", "step", "timestamp", "forecast"] + [f"q{q:g}" for q in f.levels])
@@ -154,6 +168,25 @@ def write_forecast_csv(path: Path, series: Sequence[Series], f: Forecast) -> Pat
             for k in range(f.point.shape[1]):
                 w.writerow([s.id, k + 1, "" if stamps is None else str(stamps[k]), f"{f.point[i, k]:.6g}"]
                            + [f"{v:.6g}" for v in f.quantiles[i, k]])
+    return path
+
+
+def _write_point_layout(path: Path, series: Sequence[Series], f: Forecast, layout: str) -> Path:
+    h = f.point.shape[1]
+    with open(path, "w", newline="") as fh:
+        if layout == "wide":
+            w = csv.writer(fh, quoting=csv.QUOTE_ALL)
+            w.writerow([f"V{k + 1}" for k in range(h + 1)])
+            for i, s in enumerate(series):
+                w.writerow([s.id] + [f"{v:.10g}" for v in f.point[i]])
+            return path
+        w = csv.writer(fh)
+        w.writerow(["unique_id", "ds", "y"])
+        for i, s in enumerate(series):
+            stamps = future_stamps(s, h)
+            ds = [str(t).replace("T", " ") for t in stamps] if stamps is not None else range(len(s) + 1, len(s) + h + 1)
+            for k, t in enumerate(ds):
+                w.writerow([s.id, t, f"{f.point[i, k]:.10g}"])
     return path
 
 

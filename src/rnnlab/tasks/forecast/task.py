@@ -48,6 +48,7 @@ class ForecastConfig(LoopConfig):
     holdout: int = 0                    # values at each series' end kept out of training and validation
     history: int = 0                    # keep only the last N values of each series (0: all); eval's default
     min_window: int = 0                 # >0: each batch's input length drawn from min_window..window
+    init: str = ""                      # a trained run (or model file) whose weights start this one (fine-tuning)
     hidden_size: int = 64
     num_layers: int = 1
     quantiles: list = field(default_factory=lambda: [0.1, 0.5, 0.9])
@@ -126,8 +127,10 @@ class ForecastTask(Task):
     selection = Selection("owa", "min")
 
     def __init__(self, spec: dict, series: Sequence, *, batch: int = 64, seed: int = 0, holdout: int = 0,
-                 eval_batch: int = 512, mase_period: int = 0, min_window: int = 0) -> None:
+                 eval_batch: int = 512, mase_period: int = 0, min_window: int = 0,
+                 init_state: dict[str, np.ndarray] | None = None) -> None:
         self.spec, self.batch, self.eval_batch = dict(spec), batch, eval_batch
+        self.init_state = init_state                # weights of a trained model to start from (--init)
         self.min_window = min_window                # >0: batches of input lengths min_window..window
         self.m = mase_period or spec["season"]      # the metric's period (validation MASE, Naive2)
         L, H = spec["window"], spec["horizon"]
@@ -181,7 +184,10 @@ class ForecastTask(Task):
 
     # -- model ---------------------------------------------------------------------------
     def build_model(self) -> Module:
-        return make_model(self.spec)
+        model = make_model(self.spec)
+        if self.init_state is not None:
+            model.load_state_dict(self.init_state)
+        return model
 
     def pack_model(self, model: Module) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         arrays = {f"param/{name}": value for name, value in model.state_dict().items()}
