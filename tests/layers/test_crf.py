@@ -228,7 +228,8 @@ def test_hard_transitions_of_minus_1e4_stay_exact(dtype):
     tp = {k: torch.tensor(v.astype(np.float64), requires_grad=True) for k, v in crf.params.items()}
     tloss = torch_nll(tem, torch.tensor(tags), lengths, tp["transitions"], tp["start"], tp["end"])
     tloss.backward()
-    # float64: rounding only (see assert_close); float32 (eps 1.2e-7): log-sum-exps over the sequence lose a few ulps per step; 1e-4 has margin
+    # float64: rounding only (see assert_close); float32 (eps 1.2e-7): the log-sum-exps over the sequence
+    # lose a few ulps per step; 1e-4 has margin
     rtol = 1e-10 if dtype == np.float64 else 1e-4
     assert_close(loss, tloss.item(), "loss", rtol)
     assert_close(dem, tem.grad.numpy(), "d emissions", rtol)
