@@ -59,6 +59,9 @@ def _train_tagger(job: Job, log: Callable[[str], None], progress: Progress | Non
     vocabs.tags.unknown.clear()
     if progress is None:
         progress = Progress(loss_label=lambda loss: f"loss {loss:.3f}")
+    if cfg.vectors and ckpt is None:
+        task.build_model()   # reads the file once up front: a bad file fails here, before any training
+        log(task.vectors_note)
     summary = run_task(task, cfg, run_dir, resume_from=ckpt, log=log, progress=progress)
     if corpus.test and summary["steps"] > 0 and not summary["exit_code"]:
         loaded = load_run(run_dir)
