@@ -18,7 +18,7 @@ import warnings
 from . import __version__
 from .errors import RnnlabError
 
-COMMANDS = ["train", "sample", "eval", "export", "import_", "plot", "gradcheck", "experiment", "detect", "tag", "forecast"]
+COMMANDS = ["train", "sample", "eval", "export", "import_", "plot", "gradcheck", "experiment", "detect", "tag", "forecast", "sweep"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,6 +22,8 @@ HELP = {
     "dropout": "dropout probability between layers and before the output",
     "proj_size": "linear projection of the top layer before the output; 0: none",
     "cell_options": "extra cell options as JSON, e.g. '{\"identity_scale\": 0.5}'",
+    "precision": "fp32, or bf16: matrix products with bf16 inputs and fp32 accumulation (oneMKL; needs a CPU "
+                 "with AVX512_BF16 or AMX and pip install 'rnnlab[mkl]'); weights, optimizer and the rest stay fp32",
     "batch_size": "parallel streams per batch (B)",
     "seq_len": "characters per stream per step: the truncated-BPTT length (T)",
     "eval_every": "evaluate on the validation split every N steps",
@@ -73,6 +75,13 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
 
 
 def resolve_config(args: argparse.Namespace):
+    return resolve_settings(args)[0]
+
+
+def resolve_settings(args: argparse.Namespace):
+    """``(config, given)``: the config of a new run (defaults < TOML < flags, cell presets where
+    nothing was set) and the settings the user gave (TOML and flags), which on ``--resume`` are
+    the only ones that may replace the run's own."""
     from ..train.config import TrainConfig, load_toml
 
     data = load_toml(args.config) if args.config else {}
@@ -90,7 +99,8 @@ def resolve_config(args: argparse.Namespace):
               + ", ".join(f"--{k.replace('_', '-')} {_flag_value(v)}" for k, v in preset.items()),
               file=sys.stderr)
         flags.update(preset)
-    return cfg.replace(**flags).validate()
+    given = {**data, **{k: v for k, v in flags.items() if k not in preset}}
+    return cfg.replace(**flags).validate(), given
 
 
 def _flag_value(v) -> str:
@@ -136,8 +146,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..tasks.charlm import train
 
-    cfg = resolve_config(args)
-    summary = train(cfg, out=args.out, resume=args.resume, force=args.force)
+    cfg, given = resolve_settings(args)
+    summary = train(cfg, out=args.out, resume=args.resume, force=args.force, given=given)
     if summary["exit_code"]:
         return summary["exit_code"]    # 130 after Ctrl-C, 143 after SIGTERM: scripts can tell
     return 0 if summary["steps"] > 0 else 1

@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
+from ..blas import choice as blas_choice
+from ..blas import precision
 from ..checkpoint import read_checkpoint_meta
 from ..errors import CheckpointError, ConfigError
 from .config import TrainConfig, load_toml
@@ -39,15 +41,22 @@ def resume_checkpoint(resume: str | Path, task_name: str) -> tuple[Path, dict]:
 def run_task(task: Task, cfg: Any, run_dir: Path, *, resume_from: Path | None = None,
              log: Callable[[str], None] = print, progress: Progress | None = None,
              trainer_cls: type = Trainer) -> dict[str, Any]:
-    """Train ``task`` in ``run_dir`` (resuming from ``resume_from``); writes config.json; returns the summary."""
+    """Train ``task`` in ``run_dir`` (resuming from ``resume_from``); writes config.json; returns the summary.
+
+    config.json is the configuration (written first) and, once training returns, ``"blas"``: which
+    library ran the step products (``RNNLAB_BLAS`` requested and each shape's choice, see
+    :func:`rnnlab.blas.choice.choices`) and the precision of the products."""
     sweep_temporaries(run_dir)
     trainer = trainer_cls(task, cfg, run_dir, progress=progress, log=log)
     if resume_from is not None:
         trainer.restore(resume_from)
         best = "none yet" if trainer.best is None else f"{trainer.best:.4g}"
         log(f"resumed at step {trainer.step} (best validation {task.selection.key} {best})")
-    write_json(run_dir / CONFIG, {"task": task.name, **cfg.to_dict()})
-    return trainer.fit()
+    record = {"task": task.name, **cfg.to_dict()}
+    write_json(run_dir / CONFIG, record)
+    summary = trainer.fit()
+    write_json(run_dir / CONFIG, {**record, "blas": {**blas_choice.choices(), "precision": precision.current()}})
+    return summary
 
 
 def describe_changes(cfg: Any, defaults: Any) -> str:

@@ -12,9 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..blas.precision import PRECISIONS
 from ..cells import CELLS
 from ..errors import ConfigError
 from .loopconfig import validate_loop
+
+
+# cells whose time loop runs its step products in bf16 under --precision bf16 (rnnlab.fast.bf16)
+BF16_CELLS = ("lstm",)
 
 
 @dataclass
@@ -39,6 +44,7 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 0.0
     momentum: float = 0.0
+    precision: str = "fp32"            # bf16: matrix products in bf16, fp32 accumulation (rnnlab.blas.precision)
     clip: float = 5.0                  # global gradient-norm threshold; 0 disables
     clip_value: float = 0.0            # element-wise clip (min-char-rnn's +-5); 0 disables
     schedule: str = "auto"             # cosine to min_lr over the budget when there is one, else constant
@@ -70,6 +76,10 @@ class TrainConfig:
             if getattr(self, name) < 0:
                 raise ConfigError(f"{flag(name)} must be >= 0, got {getattr(self, name)}")
         check_cell_options(self.cell, self.cell_options)
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.precision == "bf16" and self.cell not in BF16_CELLS:
+            raise ConfigError(f"--precision bf16 runs the {', '.join(BF16_CELLS)} cell so far, not --cell {self.cell}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"--dropout must be in [0, 1), got {self.dropout}")
         return self

@@ -7,7 +7,9 @@ scores its validation data; the best model is kept in ``best.npz``, the
 latest state in ``last.npz`` (both written atomically), metrics in
 ``metrics.jsonl``. The per-task part is a small object (:mod:`rnnlab.train.task`);
 this loop owns optimizer, schedule, clipping, guard, checkpoints and exact
-resume, budgets, progress, metrics and stop requests.
+resume, budgets, progress, metrics and stop requests. After each evaluation it
+tells the hooks of :mod:`rnnlab.train.hooks` (a sweep's pruner), which may end
+the run there, cleanly, with a stop reason of their own.
 
 Exact resume from any stop
 --------------------------
@@ -36,7 +38,7 @@ from ..checkpoint import load_checkpoint, save_checkpoint
 from ..errors import CheckpointError
 from ..module import release_workspaces
 from ..optim import clip_grad_norm, clip_grad_value, global_grad_norm, make_optimizer, make_schedule
-from . import snapshot
+from . import hooks, snapshot
 from .diagnostics import layer_diagnostics
 from .guard import DivergenceError, Guard, hidden_max, hidden_report
 from .progress import MetricsLog, Progress
@@ -318,6 +320,10 @@ class Trainer:
         self.save(self.run_dir / LAST)
         if improved:
             self.save(self.run_dir / BEST)
+        asked = hooks.notify(hooks.Evaluation(self.step, dict(metrics), key, task.selection.mode, final,
+                                              str(self.run_dir)))
+        if asked is not None and not final:
+            return asked   # a caller's hook (a sweep's pruner) ends the run here, as a budget would
         if task.target_reached(metrics):
             return "target reached"
         if self.cfg.patience and self.evals_since_best >= self.cfg.patience:

@@ -9,6 +9,7 @@ from typing import Callable
 
 import numpy as np
 
+from ...blas import precision
 from ...checkpoint import load_checkpoint
 from ...data import EncodedCorpus, Vocab
 from ...errors import CheckpointError
@@ -38,8 +39,10 @@ def train(cfg: TrainConfig, out: str | None = None, resume: str | None = None,
           force: bool = False, given: dict | None = None) -> dict:
     """Train (or resume) a character LM; returns a summary dict. The API behind ``rnnlab train``.
 
-    On resume only the budget flags in ``given`` (those the user gave) replace the run's own
-    settings; ``given=None`` takes the budget fields of ``cfg`` that differ from the defaults."""
+    On resume the run's own settings stand; ``given`` holds those the user gave: budget ones
+    replace the run's budget, ``data_dir`` its data folder, others must equal the run's
+    (:func:`~rnnlab.train.job.resumed_config`). ``given=None`` (the API) takes the budget fields
+    of ``cfg`` that differ from the defaults."""
     if given is None:  # the API: budget fields of cfg that differ from the defaults count as given
         given = {k: getattr(cfg, k) for k in BUDGET_FIELDS if getattr(cfg, k) != getattr(TrainConfig(), k)}
     with open_job("charlm", TrainConfig, cfg, out=out, resume=resume, force=force, given=given) as job:
@@ -51,6 +54,7 @@ def _train(job: Job, log: Callable[[str], None], progress: Progress | None) -> d
     if ckpt is not None:
         check_model_meta(load_checkpoint(ckpt)[0], meta, str(ckpt))  # sizes checked before building anything
     cfg.validate()
+    precision.check(cfg.precision)   # one line naming the missing CPU feature or package, before any work
     corpus, (train_ids, val_ids, _) = prepare(cfg)
     if ckpt is not None and Vocab.from_dict(meta["vocab"]) != corpus.vocab:
         raise CheckpointError(f"{ckpt}: the checkpoint's vocabulary differs from this corpus's")
@@ -59,7 +63,8 @@ def _train(job: Job, log: Callable[[str], None], progress: Progress | None) -> d
     task = CharLMTask(cfg, corpus.vocab, train_ids, val_ids)
     if progress is None:
         progress = Progress(loss_label=lambda loss: f"loss {loss:.3f}  {loss / LN2:.3f} bits/char")
-    summary = run_task(task, cfg, run_dir, resume_from=ckpt, log=log, progress=progress)
+    with precision.use(cfg.precision):
+        summary = run_task(task, cfg, run_dir, resume_from=ckpt, log=log, progress=progress)
     summary["best_val_loss"] = summary["best"] if summary["best"] is not None else float("inf")
     summary["best_val_bpc"] = summary["best_val_loss"] / LN2
     log(f"done ({summary['stop']}): {summary['steps']} steps in {summary['elapsed_s']:.0f}s of training; "
