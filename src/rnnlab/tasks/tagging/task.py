@@ -124,11 +124,13 @@ class TaggingTask(Task):
     unit = "sentences"
     selection = Selection("f1", "max")
 
-    def __init__(self, cfg: TagConfig, vocabs: Vocabs, train: Sequence[Sentence], dev: Sequence[Sentence]) -> None:
+    def __init__(self, cfg: TagConfig, vocabs: Vocabs, train: Sequence[Sentence], dev: Sequence[Sentence],
+                 lm_runs: str = "") -> None:
         if not train or not dev:
             raise ConfigError("tagging needs training and validation sentences")
         self.cfg, self.vocabs, self.dev = cfg, vocabs, list(dev)
-        self.lm = lm_features(cfg.lm)  # computed once per sentence, cached
+        # computed once per sentence, cached; lm_runs: the pair --lm-text trained (cfg.lm stays as given)
+        self.lm = lm_features(lm_runs or cfg.lm)
         self.encoded = encode(train, vocabs, cfg.max_word_len, self.lm)
         counts: dict[int, int] = {}
         for e in self.encoded:
