@@ -137,6 +137,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="score the detectors at these fixed thresholds instead of optimising them on this corpus "
                         "(a thresholds.json from another 'detect nab --out' run, or a user's own; docs/anomaly.md)")
     n.add_argument("--force", action="store_true", help="replace the results (or the interrupted run) in --out")
+    n.add_argument("--jobs", type=positive_int, default=1, metavar="N",
+                   help="fit the files x seeds in N local worker processes, one BLAS thread each (default 1: one "
+                        "after the other in this process); the results do not depend on N")
+    n.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="fit the files x seeds as tasks on a Ray cluster (pip install 'rnnlab[ray]'): a local one "
+                        "with 2 CPUs when no ADDRESS is given, else the cluster at ADDRESS (auto, host:6379, "
+                        "ray://host:10001); the results equal a local run's, byte for byte")
     n.add_argument("--resume", action="store_true",
                    help="continue the interrupted run in --out (same flags): the files it scored are read "
                         "back from --out/partial, the others fitted; the results equal an uninterrupted run's")
@@ -310,14 +317,20 @@ def _run_nab(args: argparse.Namespace) -> int:
                                suppress=args.suppress)
     if "numenta (HTM)" not in entries:
         print(f"(no HTM reference: {Path(args.root) / 'results' / 'numenta'} not found)")
-    for name in args.detector:
-        try:
-            entries[name] = run_corpus(corpus, name, seeds, store=out / PARTIAL if out else None, **_options(args))
-        except Interrupted:
-            if out is not None:
-                print(f"the files scored so far are kept in {out / PARTIAL}; continue with the same command and "
-                      "--resume", file=sys.stderr)
-            raise
+    from ..train.executor import make_executor
+
+    with make_executor(args.jobs, args.ray, log=lambda line: print(line, file=sys.stderr)) as executor:
+        if executor.workers > 1 or args.ray:
+            print(f"fits on {executor.describe()}")
+        for name in args.detector:
+            try:
+                entries[name] = run_corpus(corpus, name, seeds, store=out / PARTIAL if out else None,
+                                           executor=executor, **_options(args))
+            except Interrupted:
+                if out is not None:
+                    print(f"the files scored so far are kept in {out / PARTIAL}; continue with the same command "
+                          "and --resume", file=sys.stderr)
+                raise
     rows = nab_table(corpus, entries, fixed=fixed)
     table = format_table(rows)
     print("\nNormalised NAB score (thresholds optimised over these files for every detector alike"
