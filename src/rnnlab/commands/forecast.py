@@ -8,6 +8,14 @@ import warnings
 from pathlib import Path
 
 from .argtypes import positive_int as _positive_int
+from .configflags import add_config_flags, given_settings
+
+MODEL_FIELDS = ("model", "cell", "hidden_size", "num_layers", "window", "horizon", "season", "quantiles", "norm",
+                "base", "holdout")
+TRAINING_FIELDS = ("max_minutes", "max_steps", "batch_size", "lr", "eval_every", "seed")
+# the loop's settings this command leaves at ForecastConfig's values (no flag)
+LOOP_ONLY = ("optimizer", "weight_decay", "momentum", "clip", "clip_value", "warmup_steps", "lr_step_size",
+             "lr_gamma", "min_lr", "patience", "guard", "diagnostics")
 
 
 def _floats(text: str) -> list[float]:
@@ -38,57 +46,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                      "series_id,timestamp,value rows, or one series per row). The last --horizon "
                                      "values before any --holdout are the validation slice; best.npz has the "
                                      "lowest validation OWA.")
-    t.add_argument("data", nargs="?", default="m4-hourly", help="m4-hourly (default) or a CSV file")
-    t.add_argument("--data-dir", dest="data_dir", metavar="DIR", help="folder holding the M4 files (e.g. ../shared/data)")
+    t.add_argument("data", nargs="?", default=None, help="m4-hourly (default) or a CSV file")
     t.add_argument("--train", dest="train_file", metavar="TRAIN.csv",
                    help="the training series (the same as giving the file as DATA)")
-    t.add_argument("--test", default="", metavar="TEST.csv",
-                   help="the values after each training series (M4's wide layout or unique_id,ds,y rows); "
-                        "'forecast eval RUN' scores them")
-    t.add_argument("--frequency", default="", choices=("", "yearly", "quarterly", "monthly", "weekly", "daily",
-                                                        "hourly"), metavar="FREQ",
-                   help="yearly|quarterly|monthly|weekly|daily|hourly: M4's horizon (6/8/18/13/14/48) and MASE "
-                        "period (1/4/12/1/1/24) and a default window")
-    t.add_argument("--mase-period", dest="mase_period", type=_positive_int, default=0, metavar="M",
-                   help="MASE's and Naive2's period (default: M4's for --frequency, else --season)")
     t.add_argument("--out", metavar="DIR", help="run folder (default runs/<timestamp>)")
-    t.add_argument("--resume", metavar="RUN", help="continue a run exactly from its last.npz")
+    t.add_argument("--resume", metavar="RUN", help="continue a run exactly from its last.npz, with its own "
+                   "settings: budget flags given here replace its budget; other flags given must be the run's")
     t.add_argument("--force", action="store_true", help="replace a run already in --out")
-    g = t.add_argument_group("model")
-    g.add_argument("--model", choices=("direct", "encdec"), default="encdec",
-                   help="encdec: a decoder runs over the horizon; direct: a Linear on the last state outputs "
-                        "the whole horizon (default encdec, the better on M4 Hourly)")
-    g.add_argument("--cell", choices=("lstm", "gru"), default="gru", help="recurrent cell (default gru)")
-    g.add_argument("--hidden-size", dest="hidden_size", type=_positive_int, default=64, help="units (default 64)")
-    g.add_argument("--layers", dest="num_layers", type=_positive_int, default=1, help="stacked layers (default 1)")
-    g.add_argument("--window", type=_positive_int, default=0, metavar="L",
-                   help="input length (default 7 seasons, 168 hourly, at least 2 horizons); shorter series are "
-                        "trained and forecast with windows of their own length")
-    g.add_argument("--horizon", type=_positive_int, default=0, metavar="H",
-                   help="steps forecast at once (default: 48 for M4 Hourly, else 2 seasons)")
-    g.add_argument("--season", type=_positive_int, default=0, metavar="M",
-                   help="season length for the seasonal-naive base and MASE (default: inferred, 24 hourly)")
-    g.add_argument("--quantiles", type=_floats, default=[0.1, 0.5, 0.9], metavar="Q1,Q2,...",
-                   help="quantile levels learnt with the pinball loss; the one nearest 0.5 is the forecast, "
-                        "the outer ones the interval (default 0.1,0.5,0.9)")
-    g.add_argument("--norm", choices=("auto", "log", "standard"), default="auto",
-                   help="per-window scaling: log of value/window mean, or standardised (default: log when all "
-                        "values are positive)")
-    g.add_argument("--base", choices=("snaive", "none"), default="snaive",
-                   help="learn a correction of the seasonal naive forecast, or the values (default snaive)")
-    g.add_argument("--holdout", type=int, default=0, metavar="N",
-                   help="values at each series' end kept out of training and validation, for a later "
-                        "rolling-origin test (default 0)")
-    o = t.add_argument_group("training")
-    # budgets default to None: on --resume only the budget flags given replace the run's own
-    o.add_argument("--max-minutes", dest="max_minutes", type=float, default=None,
-                   help="training time (default 10; on --resume: the run's own)")
-    o.add_argument("--max-steps", dest="max_steps", type=int, default=None,
-                   help="step budget (default 0: none; on --resume: the run's own)")
-    o.add_argument("--batch-size", dest="batch_size", type=_positive_int, default=64, help="windows per step (default 64)")
-    o.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate, cosine-annealed (default 3e-3)")
-    o.add_argument("--eval-every", dest="eval_every", type=_positive_int, default=200, help="steps between validations (default 200)")
-    o.add_argument("--seed", type=int, default=0, help="seed of the weights and the window draws (default 0)")
+    # one flag per ForecastConfig field, defaults and help from the dataclass; a flag left out stays
+    # None, so on --resume only the flags given replace the run's settings
+    from ..tasks.forecast.config import ForecastConfig
+
+    model, training = t.add_argument_group("model"), t.add_argument_group("training")
+    add_config_flags(t, ForecastConfig, skip=LOOP_ONLY, types={"quantiles": _floats},
+                     groups={**{k: model for k in MODEL_FIELDS}, **{k: training for k in TRAINING_FIELDS}})
     t.set_defaults(run=run_train)
 
     e = verbs.add_parser("eval", help="score runs beside the baselines",
@@ -119,17 +90,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     f.set_defaults(run=run_predict)
 
 
+FLAGS = {"num_layers": "--layers", "data": "DATA"}
+
+
 def run_train(args: argparse.Namespace) -> int:
     from ..tasks.forecast import ForecastConfig, train_run
 
     if args.train_file:
         args.data = args.train_file
-    keys = ("data", "data_dir", "test", "frequency", "mase_period", "model", "cell", "hidden_size", "num_layers",
-            "window", "horizon", "season", "quantiles", "norm", "base", "holdout", "batch_size", "lr", "eval_every",
-            "seed")
-    given = {k: getattr(args, k) for k in ("max_minutes", "max_steps") if getattr(args, k) is not None}
-    cfg = ForecastConfig(**{k: getattr(args, k) for k in keys}, **{"max_minutes": 10.0, "max_steps": 0, **given})
-    summary, run_dir = train_run(cfg, args.out, resume=args.resume, force=args.force, given=given)
+    given = given_settings(args, ForecastConfig, skip=LOOP_ONLY)
+    if args.data is not None:
+        given["data"] = args.data
+    summary, run_dir = train_run(ForecastConfig(**given), args.out, resume=args.resume, force=args.force,
+                                 given=given, flags=FLAGS)
     best = "none yet" if summary["best"] is None else f"{summary['best']:.4f}"
     print(f"done ({summary['stop']}): {summary['steps']} steps in {summary['elapsed_s']:.0f}s of training; best "
           f"validation OWA {best}; checkpoints in {run_dir}")

@@ -98,8 +98,9 @@ def run_train(args: argparse.Namespace) -> int:
 
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TagConfig)
              if f.name not in _NOT_FLAGS and getattr(args, f.name, None) is not None}
-    if args.resume:
-        summary = train_tagger(resume=args.resume, budget=given)
+    if args.resume:  # the run's settings stand; only those given here may replace them
+        data = {k: getattr(args, k) for k in _NOT_FLAGS if getattr(args, k, None)}
+        summary = train_tagger(resume=args.resume, given={**given, **data})
     else:
         cfg = TagConfig(**given, dataset=args.dataset or "", train_file=args.train_file or "",
                         dev_file=args.dev_file or "", test_file=args.test_file or "", data_dir=args.data_dir or "")

@@ -73,6 +73,13 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
 
 
 def resolve_config(args: argparse.Namespace):
+    return resolve_settings(args)[0]
+
+
+def resolve_settings(args: argparse.Namespace):
+    """``(config, given)``: the config of a new run (defaults < TOML < flags, cell presets where
+    nothing was set) and the settings the user gave (TOML and flags), which on ``--resume`` are
+    the only ones that may replace the run's own."""
     from ..train.config import TrainConfig, load_toml
 
     data = load_toml(args.config) if args.config else {}
@@ -90,7 +97,8 @@ def resolve_config(args: argparse.Namespace):
               + ", ".join(f"--{k.replace('_', '-')} {_flag_value(v)}" for k, v in preset.items()),
               file=sys.stderr)
         flags.update(preset)
-    return cfg.replace(**flags).validate()
+    given = {**data, **{k: v for k, v in flags.items() if k not in preset}}
+    return cfg.replace(**flags).validate(), given
 
 
 def _flag_value(v) -> str:
@@ -136,8 +144,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..tasks.charlm import train
 
-    cfg = resolve_config(args)
-    summary = train(cfg, out=args.out, resume=args.resume, force=args.force)
+    cfg, given = resolve_settings(args)
+    summary = train(cfg, out=args.out, resume=args.resume, force=args.force, given=given)
     if summary["exit_code"]:
         return summary["exit_code"]    # 130 after Ctrl-C, 143 after SIGTERM: scripts can tell
     return 0 if summary["steps"] > 0 else 1

@@ -100,7 +100,7 @@ def with_new_budget(saved: dict[str, Any], given: dict[str, Any]) -> dict[str, A
     after a run that stopped on ``--max-minutes`` trains to step N, with no time
     limit); with none given the saved budget stands.
     """
-    given = {k: v for k, v in given.items() if k in BUDGET_FIELDS and v}
+    given = {k: v for k, v in given.items() if k in BUDGET_FIELDS and v is not None}
     if not given:
         return dict(saved)
     out = dict(saved)

@@ -219,9 +219,12 @@ def test_detect_nab_resumes_an_interrupted_run_with_the_same_results(tmp_path, c
     assert main([*argv, "--out", str(out)]) == 2  # neither --resume nor --force: refused, nothing lost
     assert "holds an interrupted run; continue it with --resume" in capsys.readouterr().err
     assert main([*argv[:-2], "--refit-every", "100", "--out", str(out), "--resume"]) == 2
-    assert "the interrupted run had options = " in capsys.readouterr().err
+    assert "the interrupted run had --refit-every 150, these flags give 100" in capsys.readouterr().err
+    assert main(["detect", "nab", str(root), "--seeds", "3", "--out", str(out), "--resume"]) == 2
+    assert "the interrupted run had --seed/--seeds 0,1, these flags give 0,1,2" in capsys.readouterr().err
     monkeypatch.setattr(Trainer, "train_step", original)
-    assert main([*argv, "--out", str(out), "--resume"]) == 0
+    # the run's own settings stand: no flag need be repeated (issue 22, fault 2), those given must agree
+    assert main(["detect", "nab", str(root), "--detector", "pred,vae", "--out", str(out), "--resume"]) == 0
     assert not (out / "partial").exists() and not (out / "settings.json").exists()
     for f in sorted((tmp_path / "straight" / "scores").rglob("*.csv")):
         assert f.read_bytes() == (out / f.relative_to(tmp_path / "straight")).read_bytes(), f

@@ -44,7 +44,7 @@ from __future__ import annotations
 import math
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,7 @@ from ...train.loopconfig import LoopConfig
 from ...train.progress import Progress, WorkProgress
 from ...train.runs import BEST, LAST, prepare_run_dir
 from ...train.signals import raise_if_interrupted
+from .config import DetectorConfig
 from .likelihood import POST, range_alarms
 from .robust import absurd_rows, center_scale, compress, describe_rows
 from .kinds import KINDS
@@ -86,46 +87,6 @@ MIN_WINDOWS = 16
 def probationary_rows(n: int) -> int:
     """NAB's probationary period: ``min(floor(0.15 n), 750)`` rows."""
     return int(min(math.floor(0.15 * n), 750))
-
-
-@dataclass
-class DetectorConfig:
-    window: int = 32          # L: rows per input window
-    hidden: int = 32          # LSTM units
-    latent: int = 8           # the VAE's latent size
-    epochs: int = 30          # passes over the probationary windows
-    batch: int = 32
-    lr: float = 3e-3
-    beta: float = 1.0         # the VAE's KL weight
-    samples: int = 4          # the VAE's z draws per window when scoring
-    calendar: bool = True     # hour-of-day and day-of-week inputs (when timestamps are given)
-    post: str = "likelihood"  # likelihood | gaussian (rnnlab.tasks.anomaly.likelihood)
-    short: int = 5            # the anomaly likelihood's short window
-    long: int = 8640          # and long window (rows)
-    warmup: int = 100         # likelihood statistics from scored rows only, the first W scoring 0 (0: from row L)
-    suppress: int = 50        # onsets only: rows after a score that a score must exceed (0: off)
-    max_minutes: float = 0.0  # training-time budget per series (0: epochs only)
-    refit_every: int = 500    # online learning: rows between refits (0: train on the probationary period only)
-    refit_epochs: int = 3     # passes over the last P rows' windows at each refit
-    refit_lr: float = 0.3     # the refits' learning rate, as a fraction of lr
-    ensemble: int = 1         # K networks from different seeds; their raw measures are averaged
-    range_tolerance: float = 0.05  # a value this fraction of the range outside all earlier ones scores 1 (0: off)
-
-    def validate(self) -> "DetectorConfig":
-        if self.post not in POST:
-            raise ConfigError(f"unknown --post {self.post!r}; choose from {', '.join(POST)}")
-        for name in ("window", "hidden", "latent", "epochs", "batch", "samples", "short", "long", "ensemble"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"--{name} must be at least 1, got {getattr(self, name)}")
-        if self.refit_every < 0 or self.refit_epochs < 1 or not self.refit_lr > 0:
-            raise ConfigError("--refit-every must be >= 0, --refit-epochs >= 1 and --refit-lr > 0")
-        if self.suppress < 0 or self.warmup < 0:
-            raise ConfigError(f"--suppress and --warmup must be >= 0, got {self.suppress} and {self.warmup}")
-        if not self.lr > 0 or self.max_minutes < 0:
-            raise ConfigError("--lr must be positive and --max-minutes >= 0")
-        if not 0 <= self.range_tolerance < math.inf:
-            raise ConfigError(f"--range-tolerance must be >= 0 (0 turns range alarms off), got {self.range_tolerance}")
-        return self
 
 
 class Detector:

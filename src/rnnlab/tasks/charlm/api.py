@@ -38,8 +38,10 @@ def train(cfg: TrainConfig, out: str | None = None, resume: str | None = None,
           force: bool = False, given: dict | None = None) -> dict:
     """Train (or resume) a character LM; returns a summary dict. The API behind ``rnnlab train``.
 
-    On resume only the budget flags in ``given`` (those the user gave) replace the run's own
-    settings; ``given=None`` takes the budget fields of ``cfg`` that differ from the defaults."""
+    On resume the run's own settings stand; ``given`` holds those the user gave: budget ones
+    replace the run's budget, ``data_dir`` its data folder, others must equal the run's
+    (:func:`~rnnlab.train.job.resumed_config`). ``given=None`` (the API) takes the budget fields
+    of ``cfg`` that differ from the defaults."""
     if given is None:  # the API: budget fields of cfg that differ from the defaults count as given
         given = {k: getattr(cfg, k) for k in BUDGET_FIELDS if getattr(cfg, k) != getattr(TrainConfig(), k)}
     with open_job("charlm", TrainConfig, cfg, out=out, resume=resume, force=force, given=given) as job:

@@ -53,14 +53,19 @@ class Forecast(NamedTuple):
 
 def train_run(cfg: ForecastConfig, out: str | None = None, resume: str | None = None, force: bool = False,
               log: Callable[[str], None] = print, progress: Progress | None = None,
-              series: Sequence | None = None, given: dict | None = None) -> tuple[dict, Path]:
+              series: Sequence | None = None, given: dict | None = None,
+              flags: dict | None = None) -> tuple[dict, Path]:
     """Train (or resume) a forecaster run folder; returns the trainer's summary and the folder.
 
-    On resume only the budget settings in ``given`` (the flags the user gave) replace the run's
-    own; ``given=None`` takes the budget fields of ``cfg`` that differ from the defaults."""
+    On resume the run's own settings stand; ``given`` holds those the user gave: budget ones
+    replace the run's budget, ``data_dir`` its data folder, others must equal the run's
+    (:func:`~rnnlab.train.job.resumed_config`; ``flags`` names their flags where they are not
+    ``--field-name``). ``given=None`` (the API) takes the budget fields of ``cfg`` that differ
+    from the defaults."""
     if given is None:  # the API: budget fields of cfg that differ from the defaults count as given
         given = {k: getattr(cfg, k) for k in BUDGET_FIELDS if getattr(cfg, k) != getattr(ForecastConfig(), k)}
-    with open_job("forecast", ForecastConfig, cfg, out=out, resume=resume, force=force, given=given) as job:
+    with open_job("forecast", ForecastConfig, cfg, out=out, resume=resume, force=force, given=given,
+                  flags=flags) as job:
         return _train_run(job, log, progress, series)
 
 

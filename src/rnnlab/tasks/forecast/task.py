@@ -14,77 +14,22 @@ Validation forecasts the slice from the ``L`` values before it, and reports sMAP
 """
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from ...timeseries.windows import sample_windows
-from ...errors import ConfigError, DataError
+from ...errors import DataError
 from ...module import Module, no_grad
-from ...train.loopconfig import LoopConfig
 from ...train.task import EvalInterrupted, Selection, StepOutput, Task
 from . import features as F
 from .baselines import forecast_all
+from .config import ForecastConfig
 from .frequency import frequency
 from .metrics import evaluate, owa
-from .model import MODELS, PinballLoss, backward_model, make_model, run_model
+from .model import PinballLoss, backward_model, make_model, run_model
 
 KIND = "rnnlab.forecast"
-
-
-@dataclass
-class ForecastConfig(LoopConfig):
-    data: str = "m4-hourly"             # "m4-hourly" or a CSV file
-    data_dir: str | None = None
-    test: str = ""                      # a test file (M4's wide layout or long) scored by `forecast eval`
-    frequency: str = ""                 # yearly ... hourly: M4's horizon, MASE period and a default window
-    mase_period: int = 0                # MASE / Naive2 period; 0: M4's for --frequency, else the season
-    model: str = "encdec"               # encdec (the better one on M4 Hourly) | direct
-    cell: str = "gru"                   # lstm | gru
-    window: int = 0                     # input length L; 0: 7 seasons (168 hourly), at least 2 H
-    horizon: int = 0                    # H; 0: the dataset's (48 for M4 Hourly), else 2 seasons
-    holdout: int = 0                    # values at each series' end kept out of training and validation
-    hidden_size: int = 64
-    num_layers: int = 1
-    quantiles: list = field(default_factory=lambda: [0.1, 0.5, 0.9])
-    season: int = 0                     # 0: inferred (24 for M4 Hourly and hourly timestamps)
-    norm: str = "auto"                  # auto | log | standard
-    base: str = "snaive"                # snaive | none
-    periods: list = field(default_factory=lambda: [24.0, 168.0])
-    batch_size: int = 64
-    eval_batch: int = 512
-    lr: float = 3e-3
-    schedule: str = "auto"
-    max_steps: int = 0
-    max_minutes: float = 10.0
-    eval_every: int = 200
-    log_every: int = 50
-
-    def validate(self) -> "ForecastConfig":
-        super().validate()
-        if self.model not in MODELS:
-            raise ConfigError(f"unknown --model {self.model!r}; choose from {', '.join(MODELS)}")
-        if self.cell not in ("lstm", "gru"):
-            raise ConfigError(f"--cell must be lstm or gru, got {self.cell!r}")
-        frequency(self.frequency)
-        for name in ("window", "horizon", "holdout", "season", "mase_period"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"--{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("hidden_size", "num_layers", "batch_size", "eval_batch"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if not self.quantiles or any(not 0 < q < 1 for q in self.quantiles):
-            raise ConfigError(f"--quantiles must lie strictly between 0 and 1, got {self.quantiles}")
-        if self.norm not in ("auto", "log", "standard") or self.base not in ("snaive", "none"):
-            raise ConfigError("--norm must be auto, log or standard and --base snaive or none")
-        return self
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ForecastConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 def make_spec(cfg: ForecastConfig, series: Sequence, default_horizon: int | None = None,

@@ -27,12 +27,17 @@ from .vocab import Vocabs, build_vocabs
 
 def train_tagger(cfg: TagConfig | None = None, out: str | None = None, resume: str | None = None,
                  budget: dict | None = None, force: bool = False, log: Callable[[str], None] = print,
-                 progress: Progress | None = None) -> dict[str, Any]:
+                 progress: Progress | None = None, given: dict | None = None) -> dict[str, Any]:
     """Train (or with ``resume``, continue exactly) a tagger; returns the loop's summary, plus
-    ``test`` (the best checkpoint's EntityReport on the test split) when there is one."""
+    ``test`` (the best checkpoint's EntityReport on the test split) when there is one.
+
+    On resume the run's settings stand; ``budget`` (or ``given``, the settings the user gave)
+    replaces its budget, and any other setting given must equal the run's own
+    (:func:`~rnnlab.train.job.resumed_config`)."""
     if not resume and cfg is None:
         raise ConfigError("train_tagger needs a TagConfig (or resume=RUN)")
-    with open_job("tagging", TagConfig, cfg, out=out, resume=resume, force=force, given=budget) as job:
+    given = {**(budget or {}), **(given or {})}
+    with open_job("tagging", TagConfig, cfg, out=out, resume=resume, force=force, given=given) as job:
         return _train_tagger(job, log, progress)
 
 

@@ -1,0 +1,67 @@
+"""The settings of an anomaly detector, with their defaults and the help ``rnnlab detect`` shows
+(field metadata read by :mod:`rnnlab.commands.configflags`)."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from ...errors import ConfigError
+from .likelihood import POST
+
+
+def _opt(default, help: str, **meta):
+    return field(default=default, metadata={"help": help, **meta})
+
+
+@dataclass
+class DetectorConfig:
+    window: int = _opt(32, "rows per input window", metavar="L", check="positive")
+    hidden: int = _opt(32, "LSTM units", metavar="H", check="positive")
+    latent: int = _opt(8, "the VAE's latent size", metavar="Z", check="positive")
+    epochs: int = _opt(30, "passes over the probationary-period windows", metavar="N", check="positive")
+    batch: int = _opt(32, "windows per training step", cli=False)
+    lr: float = _opt(3e-3, "Adam learning rate, cosine-annealed", metavar="LR")
+    beta: float = _opt(1.0, "the VAE's KL weight", cli=False)
+    samples: int = _opt(4, "the VAE's z samples per window when scoring", metavar="K", check="positive")
+    calendar: bool = _opt(True, "hour-of-day and day-of-week inputs (when timestamps are given); --no-calendar "
+                                "leaves them out")
+    post: str = _opt("likelihood", "raw error to score: HTM-style anomaly likelihood (short- against long-window "
+                                   "errors; default) or the tail of a Gaussian fitted on the probationary period",
+                     choices=tuple(POST))
+    short: int = _opt(5, "the anomaly likelihood's short window in rows", metavar="S", check="positive")
+    long: int = _opt(8640, "the anomaly likelihood's long window in rows", metavar="W", check="positive")
+    warmup: int = _opt(100, "the anomaly likelihood's statistics from the scored rows only (not the training "
+                            "rows, on which the network's errors are smaller), the first W of them scoring 0 "
+                            "(default 100; 0: statistics from the first full window on, training rows included)",
+                       metavar="W")
+    suppress: int = _opt(50, "onsets only: a score counts only above the K rows before it (default 50; 0 off)",
+                         metavar="K")
+    max_minutes: float = _opt(0.0, "training-time budget per series in minutes (default: none, epochs only)",
+                              metavar="M")
+    refit_every: int = _opt(500, "learn online: every R scored rows, train on the windows of the last P rows "
+                                 "(P = the probationary length) before going on (default 500; 0: never, the "
+                                 "probationary period only)", metavar="R")
+    refit_epochs: int = _opt(3, "passes over those windows at each refit", metavar="N", check="positive")
+    refit_lr: float = _opt(0.3, "the refits' learning rate as a fraction of --lr", metavar="F")
+    ensemble: int = _opt(1, "K networks trained from different seeds (the first from --seed, the others derived "
+                            "from it), their raw anomaly measures averaged before the score: steadier from seed "
+                            "to seed, K times the time", metavar="K", check="positive")
+    range_tolerance: float = _opt(0.05, "range alarms: a value more than F x the range of all earlier values "
+                                        "outside that range scores 1, before the onset rule (HTM's spatial-anomaly "
+                                        "rule and constant; default 0.05; 0 off)", metavar="F", check="non_negative")
+
+    def validate(self) -> "DetectorConfig":
+        if self.post not in POST:
+            raise ConfigError(f"unknown --post {self.post!r}; choose from {', '.join(POST)}")
+        for name in ("window", "hidden", "latent", "epochs", "batch", "samples", "short", "long", "ensemble"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name} must be at least 1, got {getattr(self, name)}")
+        if self.refit_every < 0 or self.refit_epochs < 1 or not self.refit_lr > 0:
+            raise ConfigError("--refit-every must be >= 0, --refit-epochs >= 1 and --refit-lr > 0")
+        if self.suppress < 0 or self.warmup < 0:
+            raise ConfigError(f"--suppress and --warmup must be >= 0, got {self.suppress} and {self.warmup}")
+        if not self.lr > 0 or self.max_minutes < 0:
+            raise ConfigError("--lr must be positive and --max-minutes >= 0")
+        if not 0 <= self.range_tolerance < math.inf:
+            raise ConfigError(f"--range-tolerance must be >= 0 (0 turns range alarms off), got {self.range_tolerance}")
+        return self
