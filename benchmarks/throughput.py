@@ -71,6 +71,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from rnnlab.blas import choice as blas_choice  # noqa: E402
+from rnnlab.blas import precision  # noqa: E402
 from rnnlab.fast import accel  # noqa: E402
 from rnnlab.generate import Sampler, Stepper  # noqa: E402
 from rnnlab.layers import SoftmaxCrossEntropy  # noqa: E402
@@ -79,6 +80,7 @@ from rnnlab.module import no_grad  # noqa: E402
 from rnnlab.optim import Adam  # noqa: E402
 
 V, E, B, T, LAYERS = 85, 64, 64, 64, 2
+BF16_CELLS = ("lstm",)   # cells whose time loop has bf16 step products (rnnlab.train.config.BF16_CELLS)
 
 
 # -- the two models ------------------------------------------------------------------------
@@ -86,21 +88,23 @@ def rnnlab_model(cell: str, H: int) -> CharRNN:
     return CharRNN(ModelConfig(vocab_size=V, cell=cell, hidden_size=H, num_layers=LAYERS, embedding_size=E))
 
 
-def rnnlab_steps(cell: str, H: int) -> tuple:
+def rnnlab_steps(cell: str, H: int, prec: str = "fp32") -> tuple:
+    """(train step, evaluation) of rnnlab; ``prec`` "bf16": products in bf16 (--precision bf16)."""
     model, loss = rnnlab_model(cell, H), SoftmaxCrossEntropy()
     opt = Adam(model.named_parameters(), lr=1e-3)
     ids = np.random.default_rng(0).integers(0, V, (B, T + 1))
 
     def train() -> None:
-        model.zero_grad()
-        (logits, _), cache = model.forward(ids[:, :-1])
-        _, lcache = loss.forward(logits, ids[:, 1:])
-        model.backward((loss.backward(1.0, lcache), None), cache)
-        opt.step()
+        with precision.use(prec):
+            model.zero_grad()
+            (logits, _), cache = model.forward(ids[:, :-1])
+            _, lcache = loss.forward(logits, ids[:, 1:])
+            model.backward((loss.backward(1.0, lcache), None), cache)
+            opt.step()
 
     def evaluate() -> None:  # as rnnlab.train.evaluate does it
         model.eval()
-        with no_grad():
+        with no_grad(), precision.use(prec):
             (logits, _), _ = model.forward(ids[:, :-1])
             loss.forward(logits, ids[:, 1:])
         model.train()
@@ -160,16 +164,22 @@ def TorchNormLSTM(D: int, H: int, kind: str, eps: float = 1e-5):
     return NormLSTM()
 
 
-def torch_steps(cell: str, H: int) -> tuple:
+def torch_steps(cell: str, H: int, bf16: bool = False) -> tuple:
+    """(train step, evaluation) of torch; ``bf16``: the forward under torch.autocast("cpu", bfloat16)
+    (float32 master weights and optimizer, as --precision bf16)."""
+    import contextlib
+
     import torch
     m = torch_model(cell, H)
     opt = torch.optim.Adam(m.parameters(), lr=1e-3)
     ids = torch.randint(0, V, (B, T + 1))
 
     def loss() -> "torch.Tensor":
-        h = m["rnn"](m["embed"](ids[:, :-1]))
-        h = h[0] if isinstance(h, tuple) else h
-        return torch.nn.functional.cross_entropy(m["out"](h).reshape(-1, V), ids[:, 1:].reshape(-1))
+        with torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
+            h = m["rnn"](m["embed"](ids[:, :-1]))
+            h = h[0] if isinstance(h, tuple) else h
+            logits = m["out"](h)
+        return torch.nn.functional.cross_entropy(logits.float().reshape(-1, V), ids[:, 1:].reshape(-1))
 
     def train() -> None:
         opt.zero_grad()
@@ -408,6 +418,30 @@ def eval_rows(args, train_times: dict | None) -> dict:
     return times
 
 
+def bf16_rows(args, whats: tuple = ("train", "eval")) -> dict:
+    """--precision bf16: rnnlab's bf16 products against torch's bf16 autocast, training and evaluation,
+    each in alternating rounds (the fp32 rows above are the baseline). A torch bf16 configuration
+    that fails says so in its row."""
+    print(f"{'bf16':<16}{'rnnlab c/s':>11}{'torch c/s':>11}{'ratio':>7}{'rounds':>13}")
+    times = {}
+    for what in whats:
+        k = ("train", "eval").index(what)
+        for cell in [c for c in args.cells if c in BF16_CELLS]:
+            for H in args.hidden:
+                name = f"{what} {cell} {H}"
+                theirs = torch_steps(cell, H, bf16=True)[k]
+                try:
+                    theirs()
+                except Exception as exc:   # noqa: BLE001  (reported in the row)
+                    print(f"{name:<16}torch bf16 autocast cannot run: {type(exc).__name__}: {exc}"[:160])
+                    continue
+                timing = side_by_side(rnnlab_steps(cell, H, "bf16")[k], theirs, args.warmup, args.seconds)
+                times[what, cell, H] = timing
+                print(f"{name:<16}{B * T / timing.ours:>11.0f}{B * T / timing.theirs:>11.0f}"
+                      f"{timing.theirs / timing.ours:>7.2f}{timing.spread():>13}", flush=True)
+    return times
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="H=256 only, shorter timing: about a minute")
@@ -421,6 +455,9 @@ def main() -> int:
     p.add_argument("--no-memory", action="store_true")
     p.add_argument("--eval-only", action="store_true",
                    help="only the evaluation rows (no training, other-cell, memory or sampling rows)")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="bf16: after the fp32 rows, rnnlab --precision bf16 against torch's bf16 autocast "
+                        "(training and evaluation; needs AVX512_BF16 or AMX and the mkl extra)")
     p.add_argument("--probe", nargs=3, metavar=("LIB", "CELL", "H"), help=argparse.SUPPRESS)
     args = p.parse_args()
     import torch
@@ -429,6 +466,9 @@ def main() -> int:
         lib, cell, H = args.probe
         print(json.dumps(memory_probe(lib, cell, int(H))))
         return 0
+    if args.precision == "bf16" and precision.unavailable_reason("bf16"):
+        print(f"benchmark: {precision.unavailable_reason('bf16')}", file=sys.stderr)
+        return 2
     args.hidden = args.hidden or ([256] if args.quick else [128, 256, 512])
     args.seconds = args.seconds or (2.0 if args.quick else 5.0)
     args.warmup = 1 if args.quick else 2
@@ -448,6 +488,8 @@ def main() -> int:
                   f"eval {flops_per_char(cell, H) / 1e6:.2f} M")
     if args.eval_only:
         eval_times = eval_rows(args, None)
+        if args.precision == "bf16":
+            bf16_rows(args, ("eval",))
         print(f"rnnlab step-product choices: {blas_choice.choices()['chosen']}")
         print(f"float32 GEMM peak measured again at the end: {gemm_peak() / 1e9:.1f} GFLOP/s")
         print(f"min eval ratio vs torch: {min(t.theirs / t.ours for t in eval_times.values()):.2f}")
@@ -455,6 +497,8 @@ def main() -> int:
     train_times = train_rows(args, peak)
     extra = other_rows(args) if args.other_cells else {}
     eval_times = eval_rows(args, train_times)
+    if args.precision == "bf16":
+        bf16_rows(args)
     ours, theirs = sampling_rates(args.seconds)
     print(f"sampling (batch 1, LSTM H=256, 2 layers): rnnlab {ours:.0f} chars/s, torch {theirs:.0f} chars/s")
     # The machine's speed drifts (shared host): a second peak shows how far the MFU columns can be trusted.

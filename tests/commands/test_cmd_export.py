@@ -66,7 +66,11 @@ def test_import_round_trip_is_exact(tiny_run, tmp_path, capsys):
         np.testing.assert_array_equal(sa[name], sb[name], err_msg=name)
     ids = a.vocab.encode("a dog ran\nthe mat").astype(np.int64)[None]
     np.testing.assert_array_equal(a.model.forward(ids)[0][0], b.model.forward(ids)[0][0])
-    assert json.loads((run2 / "config.json").read_text()) == json.loads((tiny_run / "config.json").read_text())
+    # the configuration round-trips exactly; "blas" (which library ran the products) is a record of the
+    # training run itself, which an imported model never had
+    trained = json.loads((tiny_run / "config.json").read_text())
+    assert trained.pop("blas")["precision"] == trained["precision"] == "fp32"
+    assert json.loads((run2 / "config.json").read_text()) == trained
     capsys.readouterr()
     assert main(["eval", str(run2), "--split", "val"]) == 0  # the training config came along
 

@@ -82,7 +82,11 @@ def test_checkpoint_holds_config_vocab_and_optimizer_state(tmp_path):
     assert set(meta["vocab"]) and meta["trainer"]["step"] == 5
     assert any(k.startswith("optim/") for k in arrays)
     assert any(k.startswith("carry/") for k in arrays)
-    assert json.loads((run / "config.json").read_text())["cell"] == "lstm"
+    config = json.loads((run / "config.json").read_text())
+    assert config["cell"] == "lstm" and config["precision"] == "fp32"
+    # which library ran the step products, recorded once training returns (rnnlab.blas.choice)
+    assert config["blas"]["precision"] == "fp32" and config["blas"]["requested"] in ("auto", "openblas", "mkl")
+    assert isinstance(config["blas"]["chosen"], dict)
     assert all(np.isfinite(v).all() for v in arrays.values() if v.dtype.kind == "f")
 
 

@@ -29,6 +29,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="characters the model never saw: error (stop and name them; the default), skip (leave "
                         "them out) or map (replace each with the vocabulary's symbol for unknown characters, "
                         "U+FFFD, where it has one); the number affected goes to stderr")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="matrix products in fp32 (default) or bf16 with fp32 accumulation (oneMKL; needs a CPU with "
+                        "AVX512_BF16 or AMX and pip install 'rnnlab[mkl]')")
     p.add_argument("--json", action="store_true", help="print the numbers as one JSON object")
     p.set_defaults(run=run)
 
@@ -37,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ..api import load_run, split_of_run
+    from ..blas import precision
     from ..data import load_text
     from ..errors import ConfigError, DataError
     from ..scoring import score_ids
@@ -46,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
         return code
     if not (args.text or args.split):
         raise ConfigError("a char-LM run scores a text: give --text FILE or --split train|val|test")
+    precision.check(args.precision)
     loaded = load_run(args.run_path, args.checkpoint)
     cfg = loaded.meta.get("config") or {}
     batch_size = args.batch_size if args.batch_size is not None else cfg.get("batch_size", 64)
@@ -69,12 +74,12 @@ def run(args: argparse.Namespace) -> int:
         ids = loaded.vocab.encode(text)
         if len(ids) < 2:
             raise DataError(f"{name}: {len(ids)} character(s) left to score; need at least 2")
-        with np.errstate(over="ignore", invalid="ignore"):  # a non-finite result is reported below
+        with np.errstate(over="ignore", invalid="ignore"), precision.use(args.precision):  # non-finite: below
             scores = score_ids(loaded.model, ids, batch_size, seq_len)
     else:
         ids, name = split_of_run(loaded.meta, args.split, loaded.vocab), f"{args.split} split"
         # the run's own layout, unshrunk: the streams' part reproduces the validation numbers the trainer logged
-        with np.errstate(over="ignore", invalid="ignore"):
+        with np.errstate(over="ignore", invalid="ignore"), precision.use(args.precision):
             scores = score_ids(loaded.model, ids, batch_size, seq_len, shrink=False)
     if not math.isfinite(scores["nats_per_char"]):
         raise DataError(f"{loaded.path}: the model's predictions on {name} are not finite (NaN/inf logits: "

@@ -31,7 +31,8 @@ from pathlib import Path
 from ..errors import DataError
 from ..models import CharRNN, ModelConfig
 from ..tasks.charlm import train
-from ..train import DivergenceError, Progress, TrainConfig
+from ..tasks.charlm.config import TrainConfig
+from ..train import DivergenceError, Progress
 from ..train.progress import MetricsLog
 from ..train.signals import raise_if_interrupted
 from .runner import Column, Condition, Options, Study

@@ -34,7 +34,7 @@ import numpy as np
 from ..blas import choice as blas_choice
 from ..cells.lstm import LSTMStepCache
 from ..workspace import Workspace
-from . import accel, lstm_infer
+from . import accel, bf16, lstm_infer
 from .lstm_gates import _blocks, _per_gate, backward_step, forward_step, preact_scale, preact_shift  # noqa: F401
 
 SUPPORTS_ACTIVE = True  # forward/backward take ``active`` (rows per step) for variable lengths
@@ -60,7 +60,8 @@ def forward(cell: Any, XW: np.ndarray, b: np.ndarray, W_h: np.ndarray, hs: np.nd
     compiled = accel.steps(hs.dtype)
     step = compiled.lstm_forward if compiled is not None else partial(forward_step, ig=ws.empty("ig", (B, H), hs.dtype))
     cs[0] = state0[1]
-    product = blas_choice.stepper(hs, W_h, hw)     # hs[t] @ W_h: OpenBLAS or packed oneMKL (RNNLAB_BLAS)
+    # hs[t] @ W_h: OpenBLAS or packed oneMKL (RNNLAB_BLAS), or packed bf16 (--precision bf16)
+    product = (bf16.stepper if bf16.active(hs, W_h) else blas_choice.stepper)(hs, W_h, hw)
     for t in range(T):
         product(t)
         step(act[t], hw, b, scale, shift, cs[t], cs[t + 1], tanh_c[t], hs[t + 1])
@@ -89,7 +90,8 @@ def _backward(dyt: np.ndarray | None, dstate: list, steps: list, W_h: np.ndarray
         backward_step, M=_per_gate(H, (1.0, 1.0, 0.0, 1.0), dtype), K=_per_gate(H, (0.0, 0.0, 1.0, 0.0), dtype),
         deriv=ws.empty("deriv", (B, G), dtype), tmp=ws.empty("tmp", (B, H), dtype))
     dh, dc = dstate
-    product = blas_choice.stepper(block, W_hT, dh)   # the block is reused: one packing per call
+    # the block is reused: one packing per call
+    product = (bf16.stepper if bf16.active(block, W_hT) else blas_choice.stepper)(block, W_hT, dh)
     for t1 in range(T, 0, -chunk):
         t0 = max(t1 - chunk, 0)
         for t in range(t1 - 1, t0 - 1, -1):

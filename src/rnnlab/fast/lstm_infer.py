@@ -40,7 +40,7 @@ import numpy as np
 
 from ..blas import choice as blas_choice
 from ..workspace import Workspace
-from . import accel, lstm_gates
+from . import accel, bf16, lstm_gates
 
 
 class TokenRows(NamedTuple):
@@ -99,7 +99,8 @@ def forward(XW: np.ndarray | TokenRows, b: np.ndarray, W_h: np.ndarray, hs: np.n
             x = np.take(XW.table, XW.ids[t, :n], axis=0, out=xw[:n]) if lookup else XW[t, :n]
             infer_step(x, hw[:n], b, scale, shift, c[:n], hs[t + 1, :n], ig[:n])
     if active is None and compiled is not None:   # the common case, without a closure call
-        product = blas_choice.stepper(hs, W_h, hw)   # OpenBLAS or packed oneMKL (RNNLAB_BLAS)
+        # OpenBLAS or packed oneMKL (RNNLAB_BLAS), or packed bf16 (--precision bf16)
+        product = (bf16.stepper if bf16.active(hs, W_h) else blas_choice.stepper)(hs, W_h, hw)
         if lookup:
             rows, table, ids = compiled.lstm_infer_rows, XW.table, XW.ids
             for t in range(T):

@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .. import init as initializers
+from ..fast import bf16
 from ..module import DEFAULT_DTYPE, Module
 from .layout import is_time_major_view
 
@@ -34,7 +35,7 @@ class Linear(Module):
 
     def forward(self, x: np.ndarray) -> tuple[np.ndarray, LinearCache]:
         x2, time_major = _rows(x)
-        y = x2 @ self.params["W"]
+        y = bf16.mm(x2, self.params["W"])   # bf16 operands under --precision bf16
         if "b" in self.params:
             y += self.params["b"]
         return _unrows(y, x.shape, time_major), LinearCache(x)
@@ -42,10 +43,10 @@ class Linear(Module):
     def backward(self, dout: np.ndarray, cache: LinearCache) -> np.ndarray:
         x2, time_major = _rows(cache.x)
         d2 = (dout.transpose(1, 0, 2) if time_major else dout).reshape(-1, self.out_features)
-        self.grads["W"] += x2.T @ d2
+        bf16.mm(x2.T, d2, self.grads["W"], accumulate=True)
         if "b" in self.grads:
             self.grads["b"] += d2.sum(axis=0)
-        return _unrows(d2 @ self.params["W"].T, cache.x.shape, time_major)
+        return _unrows(bf16.mm(d2, self.params["W"].T), cache.x.shape, time_major)
 
 
 def _rows(x: np.ndarray) -> tuple[np.ndarray, bool]:

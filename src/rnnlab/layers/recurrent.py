@@ -51,7 +51,7 @@ import numpy as np
 
 from .. import fast
 from ..cells.base import Cell, State
-from ..fast import parallel
+from ..fast import bf16, parallel
 from ..fast.lstm_infer import TokenRows
 from ..module import Module, grad_enabled
 from ..workspace import Workspace
@@ -144,7 +144,7 @@ class Recurrent(Module):
             project(xt.ids, xt.table, W_x, XW)
         else:
             XW = ws.empty("XW", (T, B, W_x.shape[1]), W_x.dtype)
-            np.matmul(xt.reshape(T * B, D), W_x, out=XW.reshape(T * B, -1))
+            bf16.mm(xt.reshape(T * B, D), W_x, out=XW.reshape(T * B, -1))   # bf16 under --precision bf16
         # A kernel adds b inside its step (free in the compiled one; a full pass over XW here).
         # project_bias False: the cell adds b itself, after normalising xw (no kernel does that).
         if cell.project_bias and kernel is None:
@@ -287,15 +287,16 @@ class Recurrent(Module):
         cell = self.cell
         n, GH = dXW.shape[0] * dXW.shape[1], dXW.shape[2]
         dXW2 = dXW.reshape(n, GH)
-        grads["W_h"] += h_prev.reshape(n, -1).T @ dHW.reshape(n, GH)
+        # bf16 operands under --precision bf16 (rnnlab.fast.bf16), else NumPy's float32/float64
+        bf16.mm(h_prev.reshape(n, -1).T, dHW.reshape(n, GH), grads["W_h"], accumulate=True)
         if cell.project_bias:
             grads["b"] += dXW2.sum(axis=0)
         if token_grad is not None:
             token_grad.add(xt, dXW2)
             return
         D = xt.shape[2]
-        grads["W_x"] += xt.reshape(n, D).T @ dXW2
-        np.matmul(dXW2, cell.params["W_x"].T, out=dxt.reshape(n, D))
+        bf16.mm(xt.reshape(n, D).T, dXW2, grads["W_x"], accumulate=True)
+        bf16.mm(dXW2, cell.params["W_x"].T, out=dxt.reshape(n, D))
 
     def _reference_backward(self, dyt: np.ndarray | None, dstate: list, steps: list, W_h: np.ndarray,
                             active: list | None = None) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:

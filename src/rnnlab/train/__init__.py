@@ -2,23 +2,26 @@
 
 A task builds its task object and calls :func:`run_task`. Training a character LM
 (``rnnlab.train.train``, the API behind ``rnnlab train``) now lives in
-:mod:`rnnlab.tasks.charlm.api`; the old names ``train`` and ``prepare`` still
-resolve here (the engine knows nothing of tasks, so they are looked up lazily).
+:mod:`rnnlab.tasks.charlm.api`, its ``TrainConfig`` in :mod:`rnnlab.tasks.charlm.config`; the
+old names ``train``, ``prepare``, ``TrainConfig`` and ``load_toml`` still resolve here (the loop
+knows nothing of tasks, so they are looked up lazily).
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Callable
 
+from ..blas import choice as blas_choice
+from ..blas import precision
 from ..checkpoint import read_checkpoint_meta
 from ..errors import CheckpointError, ConfigError
-from .config import TrainConfig, load_toml
 from .guard import DivergenceError
 from .loopconfig import LoopConfig, validate_loop
 from .progress import Progress
 from .runs import CONFIG, LAST, find_checkpoint, sweep_temporaries, write_json
 from .task import EvalInterrupted, Selection, StepOutput, Task
 from .trainer import Trainer
+
 
 def resume_checkpoint(resume: str | Path, task_name: str) -> tuple[Path, dict]:
     """The checkpoint to resume a run from (its ``last.npz``), and its metadata; clear errors otherwise."""
@@ -39,15 +42,22 @@ def resume_checkpoint(resume: str | Path, task_name: str) -> tuple[Path, dict]:
 def run_task(task: Task, cfg: Any, run_dir: Path, *, resume_from: Path | None = None,
              log: Callable[[str], None] = print, progress: Progress | None = None,
              trainer_cls: type = Trainer) -> dict[str, Any]:
-    """Train ``task`` in ``run_dir`` (resuming from ``resume_from``); writes config.json; returns the summary."""
+    """Train ``task`` in ``run_dir`` (resuming from ``resume_from``); writes config.json; returns the summary.
+
+    config.json is the configuration (written first) and, once training returns, ``"blas"``: which
+    library ran the step products (``RNNLAB_BLAS`` requested and each shape's choice, see
+    :func:`rnnlab.blas.choice.choices`) and the precision of the products."""
     sweep_temporaries(run_dir)
     trainer = trainer_cls(task, cfg, run_dir, progress=progress, log=log)
     if resume_from is not None:
         trainer.restore(resume_from)
         best = "none yet" if trainer.best is None else f"{trainer.best:.4g}"
         log(f"resumed at step {trainer.step} (best validation {task.selection.key} {best})")
-    write_json(run_dir / CONFIG, {"task": task.name, **cfg.to_dict()})
-    return trainer.fit()
+    record = {"task": task.name, **cfg.to_dict()}
+    write_json(run_dir / CONFIG, record)
+    summary = trainer.fit()
+    write_json(run_dir / CONFIG, {**record, "blas": {**blas_choice.choices(), "precision": precision.current()}})
+    return summary
 
 
 def describe_changes(cfg: Any, defaults: Any) -> str:
@@ -58,11 +68,13 @@ def describe_changes(cfg: Any, defaults: Any) -> str:
 
 
 def __getattr__(name: str) -> Any:
-    """Old import paths: ``rnnlab.train.train`` and ``rnnlab.train.prepare`` are the char-LM task's."""
-    if name in ("train", "prepare", "LN2"):
+    """Old import paths: ``rnnlab.train.train``, ``prepare``, ``TrainConfig`` and ``load_toml`` are the
+    char-LM task's."""
+    if name in ("train", "prepare", "LN2", "TrainConfig", "load_toml"):
         import importlib
 
-        return getattr(importlib.import_module("rnnlab.tasks.charlm.api"), name)
+        module = "api" if name in ("train", "prepare", "LN2") else "config"
+        return getattr(importlib.import_module(f"rnnlab.tasks.charlm.{module}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

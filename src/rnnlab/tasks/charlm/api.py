@@ -9,17 +9,18 @@ from typing import Callable
 
 import numpy as np
 
+from ...blas import precision
 from ...checkpoint import load_checkpoint
 from ...data import EncodedCorpus, Vocab
 from ...errors import CheckpointError
 from ...fast import accel
 from ...train import describe_changes, run_task
-from ...train.config import TrainConfig
 from ...train.job import Job, open_job
 from ...train.loopconfig import BUDGET_FIELDS
 from ...train.progress import Progress
 from ...train.runs import CONFIG
-from ...train.snapshot import check_model_meta
+from .config import TrainConfig
+from .packing import check_model_meta
 from .task import CharLMTask
 
 LN2 = 0.6931471805599453
@@ -53,6 +54,7 @@ def _train(job: Job, log: Callable[[str], None], progress: Progress | None) -> d
     if ckpt is not None:
         check_model_meta(load_checkpoint(ckpt)[0], meta, str(ckpt))  # sizes checked before building anything
     cfg.validate()
+    precision.check(cfg.precision)   # one line naming the missing CPU feature or package, before any work
     corpus, (train_ids, val_ids, _) = prepare(cfg)
     if ckpt is not None and Vocab.from_dict(meta["vocab"]) != corpus.vocab:
         raise CheckpointError(f"{ckpt}: the checkpoint's vocabulary differs from this corpus's")
@@ -61,7 +63,8 @@ def _train(job: Job, log: Callable[[str], None], progress: Progress | None) -> d
     task = CharLMTask(cfg, corpus.vocab, train_ids, val_ids)
     if progress is None:
         progress = Progress(loss_label=lambda loss: f"loss {loss:.3f}  {loss / LN2:.3f} bits/char")
-    summary = run_task(task, cfg, run_dir, resume_from=ckpt, log=log, progress=progress)
+    with precision.use(cfg.precision):
+        summary = run_task(task, cfg, run_dir, resume_from=ckpt, log=log, progress=progress)
     summary["best_val_loss"] = summary["best"] if summary["best"] is not None else float("inf")
     summary["best_val_bpc"] = summary["best_val_loss"] / LN2
     log(f"done ({summary['stop']}): {summary['steps']} steps in {summary['elapsed_s']:.0f}s of training; "

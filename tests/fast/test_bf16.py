@@ -1,0 +1,245 @@
+"""--precision bf16 (rnnlab.blas.precision, rnnlab.fast.bf16): the refusals, the bf16 products
+against a NumPy reference that rounds to bf16 the same way (nearest even) and accumulates in
+float32, the LSTM's forward steps against that reference, the gradient error against float64,
+and a short training run whose loss follows fp32's.
+
+Everything but the refusals needs oneMKL with its bf16 GEMM (``pip install 'rnnlab[mkl]'``) and
+skips cleanly without it. The CPU feature is not needed to test correctness: on a CPU without
+AVX512_BF16, oneMKL emulates the same products (only slower), so these tests set the precision
+directly rather than through :func:`precision.use` (which refuses there, on purpose)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from rnnlab import no_grad
+from rnnlab.blas import mkl, precision
+from rnnlab.blas.bf16 import round_bf16, to_bf16
+from rnnlab.cells import LSTMCell
+from rnnlab.errors import ConfigError
+from rnnlab.fast import accel, bf16
+from rnnlab.layers import Recurrent, SoftmaxCrossEntropy
+from rnnlab.models import CharRNN, ModelConfig
+
+needs_bf16 = pytest.mark.skipif(not (mkl.available() and mkl.has_bf16()),
+                                reason="oneMKL with cblas_gemm_bf16bf16f32 not loadable (pip install 'rnnlab[mkl]')")
+EPS32 = 2.0 ** -24
+
+
+@pytest.fixture
+def in_bf16(monkeypatch):
+    monkeypatch.setattr(precision, "_current", "bf16")
+
+
+# -- refusals ---------------------------------------------------------------------------------------
+def test_refused_without_the_cpu_feature(monkeypatch):
+    monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx2", "avx512f", "fma"})
+    with pytest.raises(ConfigError) as err:
+        precision.check("bf16")
+    msg = str(err.value)
+    assert "\n" not in msg and "--precision" in msg and "avx512_bf16" in msg and "amx_bf16" in msg
+    with pytest.raises(ConfigError):
+        with precision.use("bf16"):
+            pass
+    assert precision.current() == "fp32"
+    assert precision.check("fp32") == "fp32"
+
+
+def test_refused_without_mkl(monkeypatch):
+    monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx512_bf16"})
+    monkeypatch.setattr(mkl, "available", lambda: False)
+    with pytest.raises(ConfigError, match=r"--precision bf16 needs oneMKL: pip install 'rnnlab\[mkl\]'"):
+        precision.check("bf16")
+
+
+def test_unknown_precision_is_one_line():
+    from rnnlab.train.config import TrainConfig
+
+    with pytest.raises(ConfigError, match="--precision must be one of fp32, bf16"):
+        precision.check("fp16")
+    with pytest.raises(ConfigError, match="--precision must be one of fp32, bf16"):
+        TrainConfig(precision="fp16").validate()
+    with pytest.raises(ConfigError, match="--precision bf16 runs the lstm cell so far, not --cell gru"):
+        TrainConfig(precision="bf16", cell="gru").validate()
+
+
+def test_train_command_refuses_in_one_line(monkeypatch, tmp_path, capsys):
+    from rnnlab.cli import main
+
+    monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx2"})
+    text = tmp_path / "t.txt"
+    text.write_text("abcab " * 200)
+    assert main(["train", str(text), "--out", str(tmp_path / "run"), "--max-steps", "1", "--precision", "bf16"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "avx512_bf16" in err[0] and "--precision" in err[0]
+
+
+# -- conversion and products ----------------------------------------------------------------------
+def test_convert_equals_to_bf16_on_every_path():
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((37, 19)) * np.exp(rng.uniform(-30, 30, (37, 19)))).astype(np.float32)
+    x.flat[:12] = [np.nan, -np.nan, np.inf, -np.inf, 0.0, -0.0, 3.4e38, -3.4e38, 1e-40, -1e-45, 1.0, 1.00390625]
+    want = to_bf16(x)
+    for flag in ([False, True] if accel.available() else [False]):
+        with accel.using(flag):
+            np.testing.assert_array_equal(bf16.convert(x), want)
+            np.testing.assert_array_equal(bf16.convert(x.T), want.T)          # a transposed view
+            np.testing.assert_array_equal(bf16.convert(x[::2, 1:]), want[::2, 1:])   # neither layout
+
+
+def ref_bf16(a, b):
+    """The reference: both operands rounded to bf16 (nearest even), products summed in float32."""
+    return np.matmul(round_bf16(np.ascontiguousarray(a)), round_bf16(np.ascontiguousarray(b)))
+
+
+def tolerance(a, b):
+    # Each product of two bf16 values (8 significant bits each) is exact in float32 (24 bits), so the
+    # reference and oneMKL differ only in the order of their float32 additions: each is within
+    # k * eps32 * (|a| |b|) of the exact sum of the rounded products, hence 2 (k + 2) eps32 |a||b| between
+    # them. bf16 rounding itself is 2^-8 relative: 65000x larger than this bound for k = 64.
+    k = a.shape[1]
+    return 2 * (k + 2) * EPS32 * (np.abs(round_bf16(np.ascontiguousarray(a))) @ np.abs(round_bf16(np.ascontiguousarray(b))))
+
+
+@needs_bf16
+@pytest.mark.parametrize("layout", ["plain", "a transposed", "b transposed"])
+def test_matmul_matches_the_rounded_reference(layout):
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((48, 64)).astype(np.float32)
+    b = rng.standard_normal((64, 40)).astype(np.float32)
+    if layout == "a transposed":
+        a = np.ascontiguousarray(a.T).T
+    elif layout == "b transposed":
+        b = np.ascontiguousarray(b.T).T
+    got = bf16.matmul(a, b)
+    want, tol = ref_bf16(a, b), tolerance(a, b)
+    assert got.dtype == np.float32 and np.all(np.abs(got - want) <= tol)
+    assert np.max(np.abs(got - a @ b) - tol) > 0      # the unrounded product is out of reach: bf16 ran
+    c0 = rng.standard_normal(got.shape).astype(np.float32)
+    c = c0.copy()
+    bf16.matmul(a, b, c, beta=1.0)                   # accumulating, as the weight gradients do
+    assert np.all(np.abs(c - (want + c0)) <= tol + 2 * EPS32 * np.abs(c0))
+
+
+@needs_bf16
+def test_stepper_matches_the_rounded_reference():
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((5, 16, 32)).astype(np.float32)
+    W = rng.standard_normal((32, 24)).astype(np.float32)
+    out = np.empty((16, 24), np.float32)
+    run = bf16.stepper(a, W, out)
+    for t in (4, 0, 2):
+        run(t)
+        assert np.all(np.abs(out - ref_bf16(a[t], W)) <= tolerance(a[t], W))
+
+
+@needs_bf16
+def test_mm_is_numpy_unless_bf16(in_bf16):
+    a = np.ones((3, 4))
+    np.testing.assert_array_equal(bf16.mm(a, a.T), a @ a.T)   # float64: never bf16
+    assert bf16.active(a.astype(np.float32)) and not bf16.active(a)
+
+
+# -- the LSTM -------------------------------------------------------------------------------------
+def _reference_step(x, h, c, W_x, W_h, b, H):
+    """One LSTM step with the bf16 products of the reference (gates in float64 from there)."""
+    a = (ref_bf16(x, W_x) + ref_bf16(h, W_h)).astype(np.float64) + b
+    sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    i, f, g, o = sig(a[:, :H]), sig(a[:, H:2 * H]), np.tanh(a[:, 2 * H:3 * H]), sig(a[:, 3 * H:])
+    c = f * c + i * g
+    return o * np.tanh(c), c
+
+
+@needs_bf16
+def test_lstm_steps_match_the_reference(in_bf16):
+    """Each step of the training forward and of the forward-only loop, from the kernel's own previous
+    state: no error carried from step to step, so the bound stays tight. 2e-6 covers the float32
+    accumulation order (k = 48: 3e-6 |a||b| relative, |a||b| ~ 1 here) before the gates, and the
+    compiled float32 tanh (2.7e-7); bf16 rounding moves h by ~1e-3."""
+    rng = np.random.default_rng(3)
+    B, T, D, H = 8, 6, 16, 32
+    layer = Recurrent(LSTMCell(D, H))
+    for _, p, _ in layer.named_parameters():
+        p[...] = rng.uniform(-0.3, 0.3, p.shape)
+    x = rng.standard_normal((B, T, D)).astype(np.float32)
+    W_x, W_h, b = (layer.cell.params[k] for k in ("W_x", "W_h", "b"))
+    (y, (hT, cT)), cache = layer.forward(x)
+    y = np.array(y)
+    with no_grad():
+        (y_eval, _), _ = layer.forward(x)
+    np.testing.assert_allclose(y_eval, y, atol=2e-6)
+    h, far = np.zeros((B, H), np.float32), 0.0
+    for t in range(T):
+        c_prev = cache.steps[t].c_prev
+        h_ref, c_ref = _reference_step(x[:, t], h, c_prev, W_x, W_h, b, H)
+        np.testing.assert_allclose(y[:, t], h_ref, atol=2e-6, err_msg=f"step {t}")
+        a32 = (x[:, t] @ W_x + h @ W_h).astype(np.float64) + b    # without rounding: visibly different
+        far = max(far, np.abs(a32 - ((ref_bf16(x[:, t], W_x) + ref_bf16(h, W_h)) + b)).max())
+        h = y[:, t]
+    np.testing.assert_allclose(cT, c_ref, atol=2e-6)
+    assert far > 1e-3
+
+
+def _grads(model, ids, dtype):
+    model.astype(dtype)
+    model.zero_grad()
+    loss = SoftmaxCrossEntropy()
+    (logits, _), cache = model.forward(ids[:, :-1])
+    value, lc = loss.forward(logits, ids[:, 1:])
+    model.backward((loss.backward(1.0, lc), None), cache)
+    return {name: np.array(g, dtype=np.float64) for name, _, g in model.named_parameters()}
+
+
+@needs_bf16
+def test_gradient_error_against_float64(monkeypatch, capsys):
+    """A realistic small char-LM step (2 x 128 LSTM, B = 32, T = 64): the bf16 gradient's relative
+    error (per parameter, Frobenius) against float64 stays within 2e-2; bf16's unit roundoff is
+    3.9e-3 and the measured figure is printed (-s). fp32's, for scale, must be far smaller."""
+    rng = np.random.default_rng(4)
+    V = 60
+    ids = rng.integers(0, V, (32, 65))
+    model = CharRNN(ModelConfig(vocab_size=V, hidden_size=128, num_layers=2, embedding_size=32, dropout=0.0))
+    state = {k: v.copy() for k, v in model.state_dict().items()}
+    g64 = _grads(model, ids, np.float64)
+    model.load_state_dict(state)
+    g32 = _grads(model, ids, np.float32)
+    model.load_state_dict(state)
+    monkeypatch.setattr(precision, "_current", "bf16")
+    g16 = _grads(model, ids, np.float32)
+
+    def rel(g):
+        return {k: float(np.linalg.norm(g[k] - g64[k]) / np.linalg.norm(g64[k])) for k in g64}
+
+    e16, e32 = rel(g16), rel(g32)
+    with capsys.disabled():
+        print(f"\nbf16 gradient error vs float64: max {max(e16.values()):.2e} "
+              f"(fp32: {max(e32.values()):.2e}); per parameter: "
+              + ", ".join(f"{k} {v:.1e}" for k, v in e16.items()))
+    assert max(e16.values()) < 2e-2
+    assert max(e32.values()) < 1e-4 < min(e16.values())
+
+
+@needs_bf16
+def test_bf16_training_loss_follows_fp32(tmp_path, monkeypatch):
+    """40 steps on a small repetitive text, same seed: the bf16 loss curve stays within 0.05 nats of
+    fp32's at every logged step, and both fall."""
+    from rnnlab.tasks.charlm import train
+    from rnnlab.train.config import TrainConfig
+
+    monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx512_bf16"})   # emulated where the CPU lacks it
+    text = tmp_path / "t.txt"
+    text.write_text("the quick brown fox jumps over the lazy dog. " * 300)
+    curves = {}
+    for p in ("fp32", "bf16"):
+        cfg = TrainConfig(corpus=str(text), hidden_size=64, num_layers=2, embedding_size=16, batch_size=16,
+                          seq_len=32, max_steps=40, eval_every=1000, log_every=5, precision=p, seed=3)
+        train(cfg, out=str(tmp_path / p), log=lambda s: None)
+        rows = [json.loads(line) for line in (tmp_path / p / "metrics.jsonl").read_text().splitlines()]
+        curves[p] = np.array([r["loss"] for r in rows if r.get("split") == "train"])
+    assert len(curves["fp32"]) >= 6 and curves["fp32"][-1] < curves["fp32"][0] - 0.5
+    assert np.max(np.abs(curves["bf16"] - curves["fp32"])) < 0.05
+    assert precision.current() == "fp32"   # restored after the run
+    config = json.loads((tmp_path / "bf16" / "config.json").read_text())
+    assert config["precision"] == config["blas"]["precision"] == "bf16"
