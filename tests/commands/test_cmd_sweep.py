@@ -144,9 +144,10 @@ def test_a_flag_may_be_named_as_typed_and_the_command_line_uses_the_flags(tmp_pa
     argv = cmd.argv({"lr": 0.5, "hidden_size": 32})
     assert argv[:2] == ["tag", "train"]
     assert argv[argv.index("--train") + 1] == "a.tsv" and argv[argv.index("--dev") + 1] == "b.tsv"
-    assert "--no-char" in argv and argv[argv.index("--lr") + 1] == "0.5" and "--hidden-size" in argv
+    assert {"--no-char", "--no-chars"} & set(argv) and argv[argv.index("--lr") + 1] == "0.5" and "--hidden-size" in argv
     args = cmd.parse({"lr": 0.5, "hidden_size": 32}, tmp_path / "t")
     assert args.train_file == "a.tsv" and args.lr == 0.5 and args.hidden_size == 32 and args.out == str(tmp_path / "t")
+    assert args.chars is False
 
 
 def test_a_detect_sweep_scores_each_trial_by_its_nab_score(tmp_path, capsys):
