@@ -77,7 +77,7 @@ def _flag_value(v) -> str:
 # at 5 and the full identity moves every entry of its recurrence at once (a perturbation of norm up to
 # H*lr) and its carried state blows up; plain SGD (lr 0.05, clip 1, identity 0.9) is stable but stays at
 # the unigram level for 30 minutes at 2 x 1024. Adam at 1e-3 with 30 warm-up steps, clipping at 1 and a
-# half identity trains, stably and fast (docs/results.md, "The thread's configuration").
+# half identity trains, stably and fast (docs/charlm.md, "The thread's configuration").
 CELL_PRESETS: dict[str, dict] = {
     "irnn": {"optimizer": "adam", "lr": 1e-3, "clip": 1.0, "warmup_steps": 30,
              "cell_options": {"identity_scale": 0.5}},
