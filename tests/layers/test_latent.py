@@ -8,6 +8,8 @@ from rnnlab import gradcheck
 from rnnlab.layers import GaussianLatent, GaussianNLL, RepeatVector, gaussian_nll
 
 torch = pytest.importorskip("torch")
+# float64 on both sides (rnnlab and torch): the same formulas in another order, so rounding only (~1e-15 on
+# values of O(1)); absolute, because some compared terms (KL, gradients) are near 0
 TOL = 1e-10
 
 

@@ -25,6 +25,7 @@ def test_global_norm_accepts_every_input_form():
     grads = _grads()
     expected = np.sqrt(sum(np.sum(g * g) for g in grads))
     module = _module(grads)
+    # float64: the same sum of squares, possibly in another order: rounding only (1e-14 is ~50 ulps)
     assert global_grad_norm(grads) == pytest.approx(expected, rel=1e-14)
     assert global_grad_norm(module.named_parameters()) == pytest.approx(expected, rel=1e-14)
     assert global_grad_norm(module) == pytest.approx(expected, rel=1e-14)
@@ -39,6 +40,7 @@ def test_clip_grad_norm_rescales_together(dtype):
     grads = _grads(dtype=dtype, scale=10.0)
     before = [g.copy() for g in grads]
     norm = clip_grad_norm(grads, 2.0)
+    # float32 among the dtypes (eps 1.2e-7): a norm and a rescale lose a few ulps; 1e-6 / 1e-5 is ~10 / 100 ulps
     assert norm == pytest.approx(global_grad_norm(before), rel=1e-6) and norm > 2.0
     assert global_grad_norm(grads) == pytest.approx(2.0, rel=1e-5)
     factor = grads[0].flat[0] / before[0].flat[0]

@@ -68,8 +68,9 @@ def test_matches_torch_optimizer(name, kwargs, torch_name):
         ours.step()
         theirs.step()
         for p, tp in zip(params, tparams):
-            # float64 both sides, the same update formula in another operation order: each step adds a few ulps
-            # (~1e-16) of relative error, and the steps compound it; 1e-10 leaves a wide margin, far below a wrong formula
+            # float64 both sides, the same update formula in another operation order: each step adds a few
+            # ulps (~1e-16) of relative error, compounded over the steps; 1e-10 leaves a wide margin and is
+            # far below a wrong formula's error
             np.testing.assert_allclose(p, tp.detach().numpy(), rtol=1e-10, atol=0)
     for slot, buffers in ours.state.items():
         for i, tp in enumerate(tparams):
