@@ -19,7 +19,7 @@ from .loopconfig import validate_loop
 
 
 # cells whose time loop runs its step products in bf16 under --precision bf16 (rnnlab.fast.bf16)
-BF16_CELLS = ("lstm",)
+BF16_CELLS = ("lstm", "gru")
 
 
 @dataclass
