@@ -80,7 +80,7 @@ from rnnlab.module import no_grad  # noqa: E402
 from rnnlab.optim import Adam  # noqa: E402
 
 V, E, B, T, LAYERS = 85, 64, 64, 64, 2
-BF16_CELLS = ("lstm", "gru")   # cells whose time loop has bf16 step products (rnnlab.train.config.BF16_CELLS)
+BF16_CELLS = ("lstm", "gru")   # cells whose time loop has bf16 step products (rnnlab.tasks.charlm.config.BF16_CELLS)
 
 
 # -- the two models ------------------------------------------------------------------------

@@ -24,9 +24,9 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .data import DATASETS, EncodedCorpus, Vocab, load_text, split_ids
 from .errors import ConfigError, DataError
 from .models import CharRNN, ModelConfig
-from .train.config import TrainConfig
+from .tasks.charlm.config import TrainConfig
 from .train.runs import BEST, LAST, find_checkpoint, prepare_run_dir
-from .train.snapshot import pack_model, unpack_model
+from .tasks.charlm.packing import pack_model, unpack_model
 
 LN2 = math.log(2.0)
 CHECKPOINTS = {"best": BEST, "last": LAST}
@@ -144,7 +144,7 @@ def _corpus_spec(source: str | os.PathLike | None, text: str | None, run_dir: Pa
 class CharLM:
     """A character-level language model: train, sample, evaluate, save and load.
 
-    ``CharLM(**overrides)`` takes any :class:`~rnnlab.train.config.TrainConfig`
+    ``CharLM(**overrides)`` takes any :class:`~rnnlab.tasks.charlm.config.TrainConfig`
     field (``cell``, ``hidden_size``, ``max_steps``...).
     """
 
@@ -241,7 +241,7 @@ class CharLM:
         if path is not None:
             text = load_text(path)
         from .blas import precision as products
-        from .train.config import check_precision_cell
+        from .tasks.charlm.config import check_precision_cell
 
         check_precision_cell(precision, self.model.config.cell)
         ids = encode_text(self.vocab, text)

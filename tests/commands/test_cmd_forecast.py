@@ -155,3 +155,49 @@ def test_an_interrupted_training_exits_130_with_a_checkpoint(tmp_path, monkeypat
     monkeypatch.setattr(Trainer, "train_step", interrupt)
     assert main(["forecast", "train", str(data), "--out", str(tmp_path / "stopped"), "--holdout", "72", *TINY]) == 130
     assert (tmp_path / "stopped" / "last.npz").is_file()
+
+
+@pytest.mark.parametrize("layout", ["wide", "long"])
+def test_predict_on_unseen_series_writes_the_layout_asked_for(trained, tmp_path, layout):
+    """Zero-shot: series the model never saw (other ids, lengths, no timestamps, M4's wide layout in) are
+    forecast, and the forecasts are written in M4's wide or the long layout, which read back."""
+    from rnnlab.timeseries.series import read_series
+    root, _ = trained
+    unseen = hourly_series(4, length=40, seed=7)          # 40..112 values; the model's window is 48
+    src = tmp_path / "unseen.csv"
+    src.write_text("".join(f"u{k}," + ",".join(f"{v:.5f}" for v in s.values) + "\n" for k, s in enumerate(unseen)))
+    out = tmp_path / f"f.{layout}.csv"
+    assert main(["forecast", "predict", str(root / "run"), str(src), "--output", str(out), "--layout", layout]) == 0
+    back = {s.id: s for s in read_series(out)}
+    assert sorted(back) == ["u0", "u1", "u2", "u3"]
+    assert all(len(s) == 24 and np.isfinite(s.values).all() and s.timestamps is None for s in back.values())
+    assert all(np.abs(np.median(back[f"u{k}"].values) / np.median(s.values[-48:]) - 1) < 0.5
+               for k, s in enumerate(unseen))    # the right scale for each series
+    if layout == "long":
+        rows = list(csv.DictReader(out.open()))
+        assert [r["ds"] for r in rows[:2]] == ["41", "42"]
+
+
+def test_train_init_starts_from_a_runs_weights_and_refuses_other_shapes(trained, tmp_path, capsys):
+    from rnnlab.checkpoint import load_checkpoint
+    from rnnlab.tasks.forecast.api import _init_state
+    from rnnlab.tasks.forecast.task import ForecastTask
+    root, _ = trained
+    other = write_long_csv(tmp_path / "other.csv", hourly_series(2, length=200, seed=5, timestamps=True))
+    new = tmp_path / "ft"
+    capsys.readouterr()
+    assert main(["forecast", "train", str(other), "--init", str(root / "run"), "--out", str(new), *TINY]) == 0
+    assert f"starting from the weights of {root / 'run'}" in capsys.readouterr().out
+    # the fine-tuned run's first model is the trained run's network, weight for weight
+    arrays, meta = load_checkpoint(root / "run" / "best.npz")
+    state = _init_state(str(root / "run"), meta["model"])
+    model = ForecastTask(meta["model"], hourly_series(2, length=200), init_state=state).build_model()
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v, arrays[f"param/{k}"])
+    assert main(["forecast", "train", str(other), "--init", str(root / "run"), "--out", str(tmp_path / "x"),
+                 *TINY, "--hidden-size", "7"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --init") and "hidden_size 6" in err and "\n" not in err
+    assert main(["forecast", "train", str(other), "--init", str(tmp_path / "nope"), "--out", str(tmp_path / "y"),
+                 *TINY]) == 2
+    assert "--init" in capsys.readouterr().err

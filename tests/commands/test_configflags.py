@@ -66,6 +66,8 @@ def _subparser(*path):
     (("detect", "run"), "rnnlab.tasks.anomaly.config:DetectorConfig"),
     (("detect", "nab"), "rnnlab.tasks.anomaly.config:DetectorConfig"),
     (("forecast", "train"), "rnnlab.tasks.forecast.config:ForecastConfig"),
+    (("tag", "train"), "rnnlab.tasks.tagging.config:TagConfig"),
+    (("train",), "rnnlab.tasks.charlm.config:TrainConfig"),
 ])
 def test_every_config_field_is_a_documented_flag_whose_default_is_the_dataclasss(path, config):
     import importlib
@@ -81,6 +83,15 @@ def test_every_config_field_is_a_documented_flag_whose_default_is_the_dataclasss
         assert action.default is None and flag_name(f) in action.option_strings, f.name
         assert action.help and "(default" in action.help, f.name
         default = field_default(f)
-        if "(default" not in f.metadata.get("help", "") and not isinstance(default, (list, bool)):
+        if "(default" not in f.metadata.get("help", "") and not isinstance(default, (list, tuple, dict, bool)):
             shown = "none" if default in (None, "") else f"{default:g}" if isinstance(default, float) else default
             assert action.help.endswith(f"(default: {shown})"), (f.name, action.help)
+
+
+def test_a_task_config_keeps_the_loops_help_for_a_loop_setting_it_gives_a_new_default():
+    from rnnlab.tasks.charlm.config import TrainConfig
+    from rnnlab.train.loopconfig import LoopConfig
+
+    assert issubclass(TrainConfig, LoopConfig)
+    lr = next(a for a in _subparser("train")._actions if a.dest == "lr")
+    assert lr.help == "learning rate (default: 0.002)"   # LoopConfig's help, TrainConfig's default

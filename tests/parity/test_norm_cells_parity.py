@@ -22,6 +22,11 @@ EPS = 1e-5
 PARAMS = ("W_x", "W_h", "b", "gamma_x", "gamma_h", "gamma_c", "beta_c")
 
 
+# Tolerance (float64 on both sides): eps = 2.2e-16, and these problems are tiny (T <= 6 steps, widths
+# <= 8), so each output is a few hundred rounded operations: about 1e-13 relative whichever order the
+# BLAS kernel sums in (OPENBLAS_CORETYPE changes it). rtol 1e-10 leaves 1000x to spare and still fails
+# any wrong equation (its error is O(1)); the batch/layer statistics (a mean and a variance over <= 4 rows or
+# units, eps 1e-5) add a few operations, not orders of magnitude.
 def assert_close(actual, expected, name, rtol=1e-10):
     actual, expected = np.asarray(actual), np.asarray(expected)
     assert actual.shape == expected.shape, f"{name}: shape {actual.shape} != {expected.shape}"

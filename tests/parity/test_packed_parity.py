@@ -30,6 +30,10 @@ CELLS = [("rnn", {}), ("rnn", {"nonlinearity": "relu"}), ("irnn", {}), ("lstm", 
 CELL_IDS = ["rnn-tanh", "rnn-relu", "irnn", "lstm", "gru"]
 
 
+# Tolerance (float64 on both sides): eps = 2.2e-16, and these problems are tiny (T <= 6 steps, widths
+# <= 8), so each output is a few hundred rounded operations: about 1e-13 relative whichever order the
+# BLAS kernel sums in (OPENBLAS_CORETYPE changes it). rtol 1e-10 leaves 1000x to spare and still fails
+# any wrong equation (its error is O(1)); atol 1e-13 covers entries that are 0 up to rounding.
 def assert_close(actual, expected, name, rtol=1e-10):
     actual, expected = np.asarray(actual), np.asarray(expected)
     assert actual.shape == expected.shape, f"{name}: shape {actual.shape} != {expected.shape}"

@@ -37,25 +37,14 @@ def name_list(text: str, allowed: tuple[str, ...] | None = None, what: str = "na
     return names
 
 
-# Help for the training loop's own flags (rnnlab.train.loopconfig), the same for every task's train command.
-LOOP_HELP = {
-    "optimizer": "sgd, adagrad, rmsprop, adam or adamw",
-    "lr": "learning rate",
-    "weight_decay": "L2 weight decay (decoupled for adamw)",
-    "momentum": "momentum for sgd and rmsprop",
-    "clip": "clip the global gradient norm to this value; 0 disables",
-    "clip_value": "clip each gradient entry to +-this value; 0 disables",
-    "schedule": "learning-rate schedule: constant, step, cosine, or auto (cosine to min-lr over --max-steps or "
-                "--max-minutes when one is set, else constant)",
-    "warmup_steps": "linear learning-rate warm-up steps",
-    "lr_step_size": "steps between decays of the 'step' schedule",
-    "lr_gamma": "decay factor of the 'step' schedule",
-    "min_lr": "final learning rate of the 'cosine' schedule",
-    "max_steps": "stop after this many steps; 0: no limit",
-    "max_minutes": "training-time budget in minutes (evaluation and saving excluded); 0: no limit",
-    "patience": "stop after N evaluations without improvement; 0: never",
-    "log_every": "log training metrics every N steps",
-    "guard": "on a non-finite or exploding step: abort, skip or backoff",
-    "diagnostics": "log hidden-state and gradient statistics per layer",
-    "seed": "random seed for initialisation, dropout and batching",
-}
+def _loop_help() -> dict[str, str]:
+    import dataclasses
+
+    from ..train.loopconfig import LoopConfig
+
+    return {f.name: f.metadata["help"] for f in dataclasses.fields(LoopConfig)}
+
+
+# Help for the training loop's own flags (the metadata of rnnlab.train.loopconfig.LoopConfig's fields),
+# the same for every task's train command.
+LOOP_HELP = _loop_help()

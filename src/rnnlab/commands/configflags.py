@@ -43,6 +43,17 @@ def _shown(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def field_help(config_cls: type, f: dataclasses.Field) -> str:
+    """A field's help: its own metadata's, else that of the same field in a base dataclass (a task's
+    config that sets a new default for a loop setting keeps the loop's help)."""
+    for cls in config_cls.__mro__:
+        if dataclasses.is_dataclass(cls):
+            for g in dataclasses.fields(cls):
+                if g.name == f.name and g.metadata.get("help"):
+                    return g.metadata["help"]
+    return ""
+
+
 def flag_name(f: dataclasses.Field) -> str:
     return f.metadata.get("flag", "--" + f.name.replace("_", "-"))
 
@@ -61,7 +72,7 @@ def add_config_flags(p: Any, config_cls: type, *, skip: Iterable[str] = (), help
     names = {}
     for f in config_fields(config_cls, skip):
         meta, default = f.metadata, field_default(f)
-        text = (help or {}).get(f.name) or meta.get("help") or f.name.replace("_", " ")
+        text = (help or {}).get(f.name) or field_help(config_cls, f) or f.name.replace("_", " ")
         if "(default" not in text:
             text += f" (default: {_shown(default)})"
         flag = flag_name(f)

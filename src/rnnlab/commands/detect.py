@@ -67,7 +67,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--threshold", type=_threshold, metavar="T",
                    help="also write an alarm column (1 where the score is at least T) and list the alarms; "
                         "for a start, the thresholds NAB's optimiser chose for pred+vae --ensemble 3 on "
-                        "realKnownCause were 0.38-0.44 (docs/results.md)")
+                        "realKnownCause were 0.38-0.44 (docs/anomaly.md)")
     r.add_argument("--thresholds", metavar="FILE",
                    help="take the threshold from FILE (the thresholds.json a 'detect nab --out' run wrote, or "
                         "{\"standard\": 0.5, ...}; docs/anomaly.md), for --profile; instead of --threshold")

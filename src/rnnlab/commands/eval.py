@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("a char-LM run scores a text: give --text FILE or --split train|val|test")
     precision.check(args.precision)
     loaded = load_run(args.run_path, args.checkpoint)
-    from ..train.config import check_precision_cell
+    from ..tasks.charlm.config import check_precision_cell
 
     check_precision_cell(args.precision, loaded.model.config.cell)
     cfg = loaded.meta.get("config") or {}

@@ -11,7 +11,7 @@ from .argtypes import positive_int as _positive_int
 from .configflags import add_config_flags, given_settings
 
 MODEL_FIELDS = ("model", "cell", "hidden_size", "num_layers", "window", "horizon", "season", "quantiles", "norm",
-                "base", "holdout")
+                "base", "holdout", "history", "min_window", "phase", "init")
 TRAINING_FIELDS = ("max_minutes", "max_steps", "batch_size", "lr", "eval_every", "seed")
 # the loop's settings this command leaves at ForecastConfig's values (no flag)
 LOOP_ONLY = ("optimizer", "weight_decay", "momentum", "clip", "clip_value", "warmup_steps", "lr_step_size",
@@ -25,12 +25,15 @@ def _floats(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
+_STAT_NAMES = {"arima": "auto_arima", "auto_arima": "auto_arima", "ets": "auto_ets", "auto_ets": "auto_ets"}
+
+
 def _stat_names(text: str) -> list[str]:
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    bad = [n for n in names if n not in ("auto_arima", "auto_ets")]
+    names = [n.strip().lower() for n in text.split(",") if n.strip()]
+    bad = [n for n in names if n not in _STAT_NAMES]
     if bad:
-        raise argparse.ArgumentTypeError(f"expected auto_arima and/or auto_ets, got {text!r}")
-    return names
+        raise argparse.ArgumentTypeError(f"expected arima and/or ets, got {text!r}")
+    return list(dict.fromkeys(_STAT_NAMES[n] for n in names))
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -64,28 +67,42 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     e = verbs.add_parser("eval", help="score runs beside the baselines",
                          description="For m4-hourly runs: sMAPE, MASE and OWA on M4's test set beside Naive, "
-                                     "seasonal naive, Naive2 (and AutoARIMA/AutoETS with --stat-baselines); "
+                                     "seasonal naive, Naive2, Theta (and AutoARIMA/AutoETS with --baselines); "
                                      "several runs are scored each and as an ensemble. With --series: a "
                                      "rolling-origin test on that CSV's last --origins horizons.")
     e.add_argument("runs", nargs="+", metavar="RUN", help="run folder(s) of 'rnnlab forecast train'")
     e.add_argument("--series", metavar="FILE.csv", help="rolling-origin test on this file instead of M4's test set")
+    e.add_argument("--train", dest="train_file", metavar="TRAIN.csv",
+                   help="with --test: score the model on these series instead of the run's own (zero-shot on series "
+                        "it never saw); the run's --frequency / --mase-period set the metric")
+    e.add_argument("--test", default="", metavar="TEST.csv",
+                   help="the values after each --train series (M4's wide layout or unique_id,ds,y rows)")
+    e.add_argument("--history", type=int, default=None, metavar="N",
+                   help="forecast from the last N values of each series only (default: the run's --history; "
+                        "0: all); the baselines see the same values")
     e.add_argument("--origins", type=_positive_int, default=5, help="forecast origins, a horizon apart (default 5)")
     e.add_argument("--data-dir", dest="data_dir", metavar="DIR", help="folder holding the M4 files (default: the run's)")
-    e.add_argument("--stat-baselines", dest="stat", nargs="?", const="auto_arima,auto_ets", default="",
-                   type=_stat_names, metavar="auto_arima,auto_ets",
+    e.add_argument("--baselines", "--stat-baselines", dest="stat", nargs="?", const="arima,ets", default="",
+                   type=_stat_names, metavar="arima,ets",
                    help="also fit AutoARIMA and/or AutoETS (statsforecast; minutes; both when no names are "
-                        "given; cached in the first run folder)")
+                        "given; cached in the first run folder). Naive, seasonal naive, Naive2 and Theta are "
+                        "always shown")
     e.add_argument("--plot", metavar="FILE.png", help="with --series: plot every origin's forecast and interval")
     e.add_argument("--json", metavar="FILE", help="also write the table as JSON")
     e.set_defaults(run=run_eval)
 
     f = verbs.add_parser("predict", help="forecast the values after each series of a CSV",
-                         description="Write series_id,step,timestamp,forecast,q<level>... rows for the --horizon "
-                                     "values after the end of every series in SERIES.csv.")
+                         description="Write the --horizon values after the end of every series in SERIES.csv "
+                                     "(any length; series the model never saw included): series_id,step,timestamp,"
+                                     "forecast,q<level>... rows, or --layout wide (M4) or long (unique_id,ds,y).")
     f.add_argument("run_path", metavar="RUN", help="run folder (its best.npz) or a saved model")
     f.add_argument("series", metavar="SERIES.csv", help="CSV file with the history to forecast from")
     f.add_argument("--horizon", type=_positive_int, help="steps to forecast (default and at most: the model's)")
-    f.add_argument("--out", metavar="FILE.csv", help="output CSV (default SERIES.forecast.csv beside the input)")
+    f.add_argument("--out", "--output", dest="out", metavar="FILE.csv",
+                   help="output CSV (default SERIES.forecast.csv beside the input)")
+    f.add_argument("--layout", choices=("rows", "wide", "long"), default="rows",
+                   help="rows: series_id,step,timestamp,forecast,q<level>... (default); wide: M4's layout, one row "
+                        "of point forecasts per series; long: unique_id,ds,y rows (statsforecast's layout)")
     f.add_argument("--plot", action="store_true", help="also write a PNG of history, forecast and interval")
     f.set_defaults(run=run_predict)
 
@@ -114,12 +131,23 @@ def run_train(args: argparse.Namespace) -> int:
 def run_eval(args: argparse.Namespace) -> int:
 
     from ..tasks.forecast import Forecaster
-    from ..tasks.forecast.data import load_dataset, read_csv
-    from ..tasks.forecast.report import (baseline_forecasts, format_rows, plot_forecasts, rolling_origin,
-                                         score_table, write_json)
+    from ..tasks.forecast.data import last_values, load_dataset, read_csv
+    from ..tasks.forecast.report import (baseline_forecasts, bucket_lines, format_rows, interval_lines,
+                                         plot_forecasts, rolling_origin, score_table, write_json)
 
     fc = Forecaster.load(*args.runs)
     spec = fc.spec
+    if args.history is not None and args.history < 0:
+        from ..errors import ConfigError
+        raise ConfigError(f"--history must be >= 0, got {args.history}")
+    history = fc.cfg.history if args.history is None else args.history
+    if args.train_file and not args.test:
+        from ..errors import ConfigError
+        raise ConfigError("--train needs --test: give the values that follow each training series")
+    if args.test:
+        import dataclasses
+        fc.cfg = dataclasses.replace(fc.cfg, test=args.test, data=args.train_file or fc.cfg.data)
+    extra: list[str] = []      # printed below the method table
     if args.series:
         if args.plot:
             from ..plotting import require_matplotlib
@@ -131,8 +159,10 @@ def run_eval(args: argparse.Namespace) -> int:
             print(f"wrote {plot_forecasts(Path(args.plot), panels, f'{Path(args.series).name}: rolling origin')}")
     elif fc.cfg.test:
         from ..tasks.forecast.report import test_file_table
-        rows, lines = test_file_table(fc, args.stat, Path(args.runs[0]) if Path(args.runs[0]).is_dir() else None)
-        print("\n".join(lines[:1] + lines[2:]))   # the method table is printed below
+        rows, lines = test_file_table(fc, args.stat, Path(args.runs[0]) if Path(args.runs[0]).is_dir() else None,
+                                      history)
+        print(lines[0])
+        extra = lines[2:]
     else:
         if not fc.cfg.data.lower().startswith("m4-"):
             from ..errors import ConfigError
@@ -140,6 +170,7 @@ def run_eval(args: argparse.Namespace) -> int:
                               f"give --series FILE.csv for a rolling-origin test (train with --holdout), or "
                               f"train with --test TEST.csv")
         ds = load_dataset(fc.cfg.data, args.data_dir or fc.cfg.data_dir)
+        ds = ds._replace(series=last_values(ds.series, history))
         xs = [s.values for s in ds.series]
         entries = {}
         members = [Forecaster.load(r) for r in args.runs] if len(args.runs) > 1 else []
@@ -148,12 +179,18 @@ def run_eval(args: argparse.Namespace) -> int:
             label = Path(run).name if Path(run).is_dir() else f"{Path(run).parent.name}/{Path(run).name}"
             entries[f"rnnlab {label}"] = (f.point, f.seconds)
         f = fc.predict(ds.series)
-        entries["rnnlab" + (f" ensemble of {len(args.runs)}" if members else "")] = (f.point, f.seconds)
+        label = "rnnlab" + (f" ensemble of {len(args.runs)}" if members else "")
+        entries[label] = (f.point, f.seconds)
         cache = Path(args.runs[0]) if Path(args.runs[0]).is_dir() else None
         entries.update(baseline_forecasts(xs, ds.horizon, ds.season, args.stat, cache))
         rows = score_table(xs, ds.test, ds.season, entries)
-        print(f"{ds.name} test set: {len(xs)} series x {ds.horizon} steps")
+        cut = f", the last {history} values of each as history" if history else ""
+        print(f"{ds.name} test set: {len(xs)} series x {ds.horizon} steps{cut}")
+        extra = interval_lines(xs, ds.test, f, ds.season) + bucket_lines(xs, ds.test, ds.season, entries,
+                                                                         spec["window"], label)
     print(format_rows(rows))
+    if extra:
+        print("\n".join(extra))
     if args.json:
         write_json(Path(args.json), rows)
     return 0
@@ -180,7 +217,7 @@ def run_predict(args: argparse.Namespace) -> int:
         else:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     out = Path(args.out) if args.out else path.with_suffix(".forecast.csv")
-    write_forecast_csv(out, series, f)
+    write_forecast_csv(out, series, f, args.layout)
     print(f"forecast {f.point.shape[1]} steps for {len(series)} series in {f.seconds:.2f}s; wrote {out}")
     if args.plot:
         panels = [(s, len(s), f._replace(point=f.point[i:i + 1], quantiles=f.quantiles[i:i + 1]))

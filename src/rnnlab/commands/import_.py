@@ -17,7 +17,7 @@ def run(args: argparse.Namespace) -> int:
     from ..api import save_model, train_config_for
     from ..errors import ConfigError
     from ..torch_model import import_torch
-    from ..train.config import TrainConfig
+    from ..tasks.charlm.config import TrainConfig
     from ..train.runs import BEST, CONFIG, new_run_dir, write_json
 
     model, vocab, train_config = import_torch(args.model)

@@ -2,42 +2,14 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 
-from .argtypes import LOOP_HELP
-
-HELP = {
-    **LOOP_HELP,
-    "scheme": "tag scheme the model predicts: BIO or BIOES (the data's tags are converted)",
-    "crf": "a linear-chain CRF output layer (Viterbi decoding); --no-crf: per-token softmax",
-    "chars": "a character-level BiLSTM word encoder; --no-chars: word and case embeddings only",
-    "word_dim": "word embedding size (set by --vectors' width when given)",
-    "case_dim": "case/shape feature embedding size",
-    "feature_dim": "embedding size of each extra feature column (e.g. POS in conll2000)",
-    "char_dim": "character embedding size",
-    "char_hidden": "hidden units per direction of the character BiLSTM",
-    "hidden_size": "hidden units per direction of the word BiLSTM",
-    "num_layers": "stacked word BiLSTM layers",
-    "dropout": "dropout on the BiLSTM's input and output (and between layers)",
-    "word_unk": "probability of replacing a training word seen once by the unknown word",
-    "min_word_count": "words seen fewer times in training are unknown",
-    "max_word_len": "characters of a word read by the character BiLSTM",
-    "vectors": "pretrained word vectors: a word2vec/GloVe text file (none are shipped)",
-    "lm": "FWD_RUN,BWD_RUN: two char-LM runs of `rnnlab train` (the second with --reverse) whose states at each "
-          "word's last (forward) and first (backward) character are added to the word features (frozen)",
-    "batch_size": "sentences per training batch",
-    "eval_batch": "sentences per batch when evaluating",
-    "max_steps": "stop after this many steps (batches); 0: no limit",
-    "max_minutes": "training-time budget in minutes (evaluation excluded); 0: no limit",
-    "eval_every": "evaluate entity F1 on the validation split every N steps",
-}
-_NOT_FLAGS = {"dataset", "train_file", "dev_file", "test_file", "data_dir"}
+from .configflags import add_config_flags, given_settings
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from ..tasks.tagging.task import TagConfig
+    from ..tasks.tagging.config import TagConfig
 
     p = sub.add_parser("tag", help="sequence tagging (NER, chunking) with a BiLSTM-CRF",
                        description="Train, evaluate and apply a BiLSTM-CRF tagger (word, case and character "
@@ -55,21 +27,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--test", dest="test_file", metavar="FILE", help="test CoNLL file, scored at the end")
     t.add_argument("--data-dir", metavar="DIR", help="folder holding named datasets (default: $RNNLAB_DATA)")
     t.add_argument("--out", metavar="DIR", help="run folder (default: runs/<timestamp>, with runs/latest)")
-    t.add_argument("--resume", metavar="RUN", help="continue a run exactly where it stopped; budget flags "
-                   "given here replace its budget")
+    t.add_argument("--resume", metavar="RUN", help="continue a run exactly where it stopped, with its own "
+                   "settings: budget flags given here replace its budget; other flags given must be the run's")
     t.add_argument("--force", action="store_true", help="train into an --out folder that already holds a run, "
                    "deleting its checkpoints and metrics")
-    defaults = TagConfig()
-    for f in dataclasses.fields(TagConfig):
-        if f.name in _NOT_FLAGS:
-            continue
-        flag, default = "--" + f.name.replace("_", "-"), getattr(defaults, f.name)
-        text = f"{HELP.get(f.name, f.name)} (default: {default if default != '' else 'none'})"
-        if isinstance(default, bool):
-            names = ("--char", "--chars") if f.name == "chars" else (flag,)
-            t.add_argument(*names, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
-        else:
-            t.add_argument(flag, dest=f.name, type=type(default), default=None, metavar=f.name.upper(), help=text)
+    # one flag per TagConfig field, defaults and help from the dataclass; a flag left out stays None
+    add_config_flags(t, TagConfig)
     t.set_defaults(run=run_train)
 
     e = tag.add_parser("eval", help="score a trained tagger", description="Entity precision, recall and F1 "
@@ -92,14 +55,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     r.set_defaults(run=run_predict)
 
 
+DATA_FLAGS = ("dataset", "train_file", "dev_file", "test_file", "data_dir")
+
+
 def run_train(args: argparse.Namespace) -> int:
     from ..tasks.tagging.api import train_tagger
-    from ..tasks.tagging.task import TagConfig
+    from ..tasks.tagging.config import TagConfig
 
-    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TagConfig)
-             if f.name not in _NOT_FLAGS and getattr(args, f.name, None) is not None}
+    given = given_settings(args, TagConfig)
     if args.resume:  # the run's settings stand; only those given here may replace them
-        data = {k: getattr(args, k) for k in _NOT_FLAGS if getattr(args, k, None)}
+        data = {k: getattr(args, k) for k in DATA_FLAGS if getattr(args, k, None)}
         summary = train_tagger(resume=args.resume, given={**given, **data})
     else:
         cfg = TagConfig(**given, dataset=args.dataset or "", train_file=args.train_file or "",

@@ -6,30 +6,7 @@ import dataclasses
 import json
 import sys
 
-from ..cells import CELLS
-from .argtypes import LOOP_HELP
-
-HELP = {
-    **LOOP_HELP,
-    "data_dir": "folder holding named datasets (default: $RNNLAB_DATA)",
-    "split": "train/val/test fractions, e.g. 0.9,0.05,0.05",
-    "reverse": "read the text backwards (each split from its end): a backward LM, e.g. for `rnnlab tag train --lm`",
-    "cell": "recurrent cell: " + ", ".join(CELLS) + " (irnn: unless given, --optimizer adam --lr 0.001 --clip 1 "
-            "--warmup-steps 30 --cell-options '{\"identity_scale\": 0.5}', the setting that trains it)",
-    "hidden_size": "hidden units per layer",
-    "num_layers": "stacked recurrent layers",
-    "embedding_size": "embedding size; 0 feeds one-hot vectors instead",
-    "dropout": "dropout probability between layers and before the output",
-    "proj_size": "linear projection of the top layer before the output; 0: none",
-    "cell_options": "extra cell options as JSON, e.g. '{\"identity_scale\": 0.5}'",
-    "precision": "fp32, or bf16: matrix products with bf16 inputs and fp32 accumulation (oneMKL; needs a CPU "
-                 "with AVX512_BF16 or AMX and pip install 'rnnlab[mkl]'); weights, optimizer and the rest stay fp32",
-    "batch_size": "parallel streams per batch (B)",
-    "seq_len": "characters per stream per step: the truncated-BPTT length (T)",
-    "eval_every": "evaluate on the validation split every N steps",
-    "eval_chars": "characters of the validation split scored at each evaluation during training (a bounded "
-                  "sample for large corpora); 0: all. `rnnlab eval` scores a whole split",
-}
+from .configflags import add_config_flags as _add_flags
 
 
 def _parse_split(text: str) -> tuple[float, float, float]:
@@ -53,25 +30,11 @@ def _parse_json(text: str) -> dict:
 
 
 def add_config_flags(p: argparse.ArgumentParser) -> None:
-    """One flag per TrainConfig field; unset flags stay None so TOML/defaults apply."""
-    from ..train.config import TrainConfig
+    """One flag per TrainConfig field, defaults and help from the dataclass; unset flags stay None
+    so TOML/defaults apply (and on --resume, the run's own settings)."""
+    from ..tasks.charlm.config import TrainConfig
 
-    defaults = TrainConfig()
-    for f in dataclasses.fields(TrainConfig):
-        if f.name == "corpus":
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        default = getattr(defaults, f.name)
-        text = f"{HELP.get(f.name, f.name)} (default: {default if not isinstance(default, tuple) else ','.join(map(str, default))})"
-        if isinstance(default, bool):
-            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
-        elif f.name == "split":
-            p.add_argument(flag, dest=f.name, type=_parse_split, default=None, help=text)
-        elif f.name == "cell_options":
-            p.add_argument(flag, dest=f.name, type=_parse_json, default=None, help=text)
-        else:
-            kind = type(default) if default is not None else str
-            p.add_argument(flag, dest=f.name, type=kind, default=None, metavar=f.name.upper(), help=text)
+    _add_flags(p, TrainConfig, skip=("corpus",), types={"split": _parse_split, "cell_options": _parse_json})
 
 
 def resolve_config(args: argparse.Namespace):
@@ -82,7 +45,7 @@ def resolve_settings(args: argparse.Namespace):
     """``(config, given)``: the config of a new run (defaults < TOML < flags, cell presets where
     nothing was set) and the settings the user gave (TOML and flags), which on ``--resume`` are
     the only ones that may replace the run's own."""
-    from ..train.config import TrainConfig, load_toml
+    from ..tasks.charlm.config import TrainConfig, load_toml
 
     data = load_toml(args.config) if args.config else {}
     cfg = TrainConfig.from_dict(data)
@@ -114,7 +77,7 @@ def _flag_value(v) -> str:
 # at 5 and the full identity moves every entry of its recurrence at once (a perturbation of norm up to
 # H*lr) and its carried state blows up; plain SGD (lr 0.05, clip 1, identity 0.9) is stable but stays at
 # the unigram level for 30 minutes at 2 x 1024. Adam at 1e-3 with 30 warm-up steps, clipping at 1 and a
-# half identity trains, stably and fast (docs/results.md, "The thread's configuration").
+# half identity trains, stably and fast (docs/charlm.md, "The thread's configuration").
 CELL_PRESETS: dict[str, dict] = {
     "irnn": {"optimizer": "adam", "lr": 1e-3, "clip": 1.0, "warmup_steps": 30,
              "cell_options": {"identity_scale": 0.5}},
@@ -133,7 +96,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="continue a run exactly where it stopped (Ctrl-C, SIGTERM, kill or a budget). Without "
                         "budget flags the run's own budget stands; --max-steps/--max-minutes given here replace "
                         "it, and the cosine schedule is re-planned over the new total as if it had been set from "
-                        "the start (the rate continues from the longer schedule's value at the current step)")
+                        "the start (the rate continues from the longer schedule's value at the current step); other "
+                        "settings given (flags or --config) must be the run's own")
     p.add_argument("--force", action="store_true",
                    help="train into an --out folder that already holds a run, deleting that run's checkpoints "
                         "and metrics (without it such a folder is refused)")

@@ -22,7 +22,7 @@ The IRNN protocol of Le, Jaitly & Hinton (2015), beside the Adam rows: the
 recurrent matrix the identity, biases 0, input weights N(0, 0.001^2), ReLU,
 plain SGD over a small learning-rate x clipping grid (``IRNN_SGD_GRID``),
 batch 16 and 100 hidden units as in the paper, at the paper's shortest
-length T = 150 (``PROTOCOL_LENGTHS``). Departures (docs/results.md): a few
+length T = 150 (``PROTOCOL_LENGTHS``). Departures (docs/studies.md): a few
 thousand steps instead of the paper's ~10^6, hence only the top of its
 learning-rate grid.
 """
@@ -43,7 +43,7 @@ STOP_BELOW = 0.005     # a run that gets this low is stopped early: it has clear
 TEST_SIZE = 1000
 CELLS_DEFAULT = ("rnn", "irnn", "lstm", "gru", "bnlstm")
 
-# Settings chosen by trial runs (docs/results.md): with Adam, lr 1e-2 lets the LSTM and GRU
+# Settings chosen by trial runs (docs/studies.md): with Adam, lr 1e-2 lets the LSTM and GRU
 # leave the 0.167 plateau within a few hundred steps at T=100 (1e-3 had not after 1,500).
 # The IRNN learns at 1e-3 with tight clipping; its identity recurrence lets the state grow
 # without bound once the weights drift above norm 1, so it gets no more than that.

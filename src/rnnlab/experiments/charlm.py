@@ -31,7 +31,8 @@ from pathlib import Path
 from ..errors import DataError
 from ..models import CharRNN, ModelConfig
 from ..tasks.charlm import train
-from ..train import DivergenceError, Progress, TrainConfig
+from ..tasks.charlm.config import TrainConfig
+from ..train import DivergenceError, Progress
 from ..train.progress import MetricsLog
 from ..train.signals import raise_if_interrupted
 from .runner import Column, Condition, Options, Study
@@ -46,7 +47,7 @@ CELL_SETTINGS: dict[str, dict] = {
     "rnn": {"lr": 2e-3, "clip": 1.0},
     # With the full identity the IRNN's gradient norm is heavy-tailed from the first steps and the
     # trainer's guard (norm > 20x its recent median) backed off to lr ~1e-9 and gave up, even at
-    # lr 3e-5; a half identity with lr 1e-4 trains (trial runs, docs/results.md).
+    # lr 3e-5; a half identity with lr 1e-4 trains (trial runs, docs/charlm.md).
     "irnn": {"lr": 1e-4, "clip": 1.0, "options": {"identity_scale": 0.5}},
     # Le et al.'s protocol: full identity, W_x ~ N(0, 0.001^2) (the cell's default), plain SGD, clipping at 1.
     # SGD bounds each update's Frobenius norm by lr x clip, which keeps the identity's gain near 1.

@@ -44,7 +44,7 @@ VARIANTS = ("pixel", "permuted")
 PAPER = {"irnn": (97.0, 82.0), "lstm": (98.9, 90.2), "bnlstm": (99.0, 95.4)}
 # The IRNN paper's input weights (std 0.001) left every trial run here at chance (8 %) for 40
 # epochs: one scalar input that small cannot move the ReLU units. Std 1 (Glorot-like for a single
-# input) learns; lr 1e-3 with clipping at 1 was the best of the few tried (docs/results.md).
+# input) learns; lr 1e-3 with clipping at 1 was the best of the few tried (docs/studies.md).
 CELL_SETTINGS: dict[str, dict] = {
     "irnn": {"lr": 1e-3, "clip": 1.0, "options": {"input_std": 1.0}},
     "lstm": {"lr": 2e-3, "clip": 1.0},
@@ -64,7 +64,7 @@ QUICK = {"hidden": 32, "epochs": 8, "minutes": 0.1, "train": 600}
 # The IRNN grid on pixel digits (issue 15: "IRNN reaches at least 95 %"), one group run only when asked
 # for (--groups irnn-grid), pixel variant: Adam with std-1 inputs and clipping at 1, over the learning
 # rate, the hidden size, the identity's scale and the schedule. Each entry: (hidden, lr, identity scale,
-# schedule). Use it with --budget steps --steps N (docs/results.md lists the grid that was run).
+# schedule). Use it with --budget steps --steps N (docs/studies.md lists the grid that was run).
 GRID = "irnn-grid"
 IRNN_GRID = tuple((h, lr, 1.0, "constant") for h in (64, 128) for lr in (3e-4, 1e-3, 3e-3)) + (
     (64, 1e-3, 0.9, "constant"), (128, 1e-3, 0.9, "constant"), (128, 1e-3, 1.0, "cosine"),

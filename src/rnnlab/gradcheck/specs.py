@@ -12,6 +12,10 @@ NumPy twins, the reference loop over the cell's own ``step_forward`` /
 ``step_backward``, and the kernel with the batch split over two threads
 (rnnlab.fast.parallel). A case that finds itself on another path than its
 label says raises instead of checking the wrong code.
+
+Why one file of about 370 lines: it is the table of every engine module's cases (cells, layers,
+losses, the normalised cells), and the coverage test reads it as one registry; the specs of models
+and tasks are registered beside their code (``spec_for``) and are not here.
 """
 from __future__ import annotations
 

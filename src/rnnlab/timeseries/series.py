@@ -27,6 +27,9 @@ rows may come in any order and repeated timestamps are averaged) and empty
 buckets are missing values. Timestamps are parsed by NumPy (ISO 8601, ``T`` or space
 separated), then :meth:`datetime.fromisoformat` (time zones, converted to
 UTC), then ``pandas.to_datetime`` if pandas happens to be installed.
+
+Why one file of about 350 lines: the two layouts share the header detection, the missing-value
+rules and the error messages naming file and line; split, each reader would repeat them.
 """
 from __future__ import annotations
 
@@ -47,6 +50,7 @@ MISSING_TOKENS = frozenset({"", "na", "nan", "null", "none", "n/a", "?"})
 _TIME_NAMES = ("timestamp", "time", "date", "datetime", "ds")
 _VALUE_NAMES = ("value", "values", "y", "target")
 _ID_NAMES = ("series_id", "id", "unique_id", "series", "name")
+_INTEGER = re.compile(r"[+-]?\d+")
 _UNITS = {"s": "s", "sec": "s", "min": "m", "t": "m", "h": "h", "d": "D", "w": "W"}
 
 
@@ -244,9 +248,14 @@ def _read_long(path, rows, missing, resample) -> list[Series]:
         if tcol is None:
             out.append(_finish(path, sid, values, None, missing, lambda i, lines=lines: lines[i]))
             continue
-        stamps = _parse_times(path, sid, [it[1] for it in items], lines)
+        cells = [it[1] for it in items]
+        steps = not resample and all(_INTEGER.fullmatch(c) for c in cells)
+        if steps:   # integer ds (statsforecast's integer time index): positions, no clock
+            stamps = np.array([int(c) for c in cells], dtype=np.int64).astype("datetime64[s]")
+        else:
+            stamps = _parse_times(path, sid, cells, lines)
         values, stamps, lines = _regularise(path, sid, values, stamps, lines, resample)
-        out.append(_finish(path, sid, values, stamps, missing,
+        out.append(_finish(path, sid, values, None if steps else stamps, missing,
                            lambda i, lines=lines: lines[min(i, len(lines) - 1)]))
     return out
 

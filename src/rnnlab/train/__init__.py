@@ -2,8 +2,9 @@
 
 A task builds its task object and calls :func:`run_task`. Training a character LM
 (``rnnlab.train.train``, the API behind ``rnnlab train``) now lives in
-:mod:`rnnlab.tasks.charlm.api`; the old names ``train`` and ``prepare`` still
-resolve here (the engine knows nothing of tasks, so they are looked up lazily).
+:mod:`rnnlab.tasks.charlm.api`, its ``TrainConfig`` in :mod:`rnnlab.tasks.charlm.config`; the
+old names ``train``, ``prepare``, ``TrainConfig`` and ``load_toml`` still resolve here (the loop
+knows nothing of tasks, so they are looked up lazily).
 """
 from __future__ import annotations
 
@@ -14,13 +15,13 @@ from ..blas import choice as blas_choice
 from ..blas import precision
 from ..checkpoint import read_checkpoint_meta
 from ..errors import CheckpointError, ConfigError
-from .config import TrainConfig, load_toml
 from .guard import DivergenceError
 from .loopconfig import LoopConfig, validate_loop
 from .progress import Progress
 from .runs import CONFIG, LAST, find_checkpoint, sweep_temporaries, write_json
 from .task import EvalInterrupted, Selection, StepOutput, Task
 from .trainer import Trainer
+
 
 def resume_checkpoint(resume: str | Path, task_name: str) -> tuple[Path, dict]:
     """The checkpoint to resume a run from (its ``last.npz``), and its metadata; clear errors otherwise."""
@@ -67,11 +68,13 @@ def describe_changes(cfg: Any, defaults: Any) -> str:
 
 
 def __getattr__(name: str) -> Any:
-    """Old import paths: ``rnnlab.train.train`` and ``rnnlab.train.prepare`` are the char-LM task's."""
-    if name in ("train", "prepare", "LN2"):
+    """Old import paths: ``rnnlab.train.train``, ``prepare``, ``TrainConfig`` and ``load_toml`` are the
+    char-LM task's."""
+    if name in ("train", "prepare", "LN2", "TrainConfig", "load_toml"):
         import importlib
 
-        return getattr(importlib.import_module("rnnlab.tasks.charlm.api"), name)
+        module = "api" if name in ("train", "prepare", "LN2") else "config"
+        return getattr(importlib.import_module(f"rnnlab.tasks.charlm.{module}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -2,9 +2,9 @@
 
 :class:`LoopConfig` lists what :class:`~rnnlab.train.trainer.Trainer` reads
 from a configuration: optimizer, schedule, clipping, guard, budgets and
-bookkeeping. A task's configuration either subclasses it (the studies, the
-tagger...) or, like the char-LM's :class:`~rnnlab.train.config.TrainConfig`,
-has fields of the same names; the trainer reads them by name.
+bookkeeping. A task's configuration subclasses it (the char-LM's
+:class:`~rnnlab.tasks.charlm.config.TrainConfig`, the tagger's, the forecaster's...),
+setting its own defaults where they differ; the trainer reads the fields by name.
 
 Budgets and the schedule
 ------------------------
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError
@@ -33,27 +33,33 @@ GUARD_POLICIES = ("abort", "skip", "backoff")
 BUDGET_FIELDS = ("max_steps", "max_minutes", "patience")
 
 
+def _opt(default: Any, help: str) -> Any:
+    """A field whose help a command shows (rnnlab.commands.configflags reads the metadata)."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class LoopConfig:
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    momentum: float = 0.0
-    clip: float = 1.0                  # global gradient-norm threshold; 0 disables
-    clip_value: float = 0.0            # element-wise clip; 0 disables
-    schedule: str = "constant"         # constant, step, cosine, auto
-    warmup_steps: int = 0
-    lr_step_size: int = 1000
-    lr_gamma: float = 0.5
-    min_lr: float = 0.0
-    max_steps: int = 1000              # 0: no step limit
-    max_minutes: float = 0.0           # 0: no time limit (training time, evaluation excluded)
-    eval_every: int = 100
-    patience: int = 0                  # evaluations without improvement before stopping; 0: never
-    log_every: int = 10
-    guard: str = "backoff"
-    diagnostics: bool = False
-    seed: int = 0
+    optimizer: str = _opt("adam", "sgd, adagrad, rmsprop, adam or adamw")
+    lr: float = _opt(1e-3, "learning rate")
+    weight_decay: float = _opt(0.0, "L2 weight decay (decoupled for adamw)")
+    momentum: float = _opt(0.0, "momentum for sgd and rmsprop")
+    clip: float = _opt(1.0, "clip the global gradient norm to this value; 0 disables")
+    clip_value: float = _opt(0.0, "clip each gradient entry to +-this value; 0 disables")
+    schedule: str = _opt("constant", "learning-rate schedule: constant, step, cosine, or auto (cosine to min-lr over "
+                                     "--max-steps or --max-minutes when one is set, else constant)")
+    warmup_steps: int = _opt(0, "linear learning-rate warm-up steps")
+    lr_step_size: int = _opt(1000, "steps between decays of the 'step' schedule")
+    lr_gamma: float = _opt(0.5, "decay factor of the 'step' schedule")
+    min_lr: float = _opt(0.0, "final learning rate of the 'cosine' schedule")
+    max_steps: int = _opt(1000, "stop after this many steps; 0: no limit")
+    max_minutes: float = _opt(0.0, "training-time budget in minutes (evaluation and saving excluded); 0: no limit")
+    eval_every: int = _opt(100, "evaluate on the validation split every N steps")
+    patience: int = _opt(0, "stop after N evaluations without improvement; 0: never")
+    log_every: int = _opt(10, "log training metrics every N steps")
+    guard: str = _opt("backoff", "on a non-finite or exploding step: abort, skip or backoff")
+    diagnostics: bool = _opt(False, "log hidden-state and gradient statistics per layer")
+    seed: int = _opt(0, "random seed for initialisation, dropout and batching")
 
     def validate(self) -> "LoopConfig":
         validate_loop(self)

@@ -76,7 +76,8 @@ def test_targets_and_decode_invert_each_other(norm):
 
 
 def test_time_features_follow_the_clock():
-    """Hourly timestamps: hour of day and day of week; without: position in steps."""
+    """Hourly timestamps: hour of day and day of week; without: position in steps from the series' end
+    (or, for models saved before, from its start)."""
     s = hourly_series(1, timestamps=True)[0]
     c = F.clock(s)
     assert c.step == 1.0 and F.infer_season([s]) == 24
@@ -85,4 +86,6 @@ def test_time_features_follow_the_clock():
     # 2024-01-01 00:00 was a Monday at midnight: both phases 0
     np.testing.assert_allclose(e.x[0, 0, 1:], [0, 1, 0, 1], atol=1e-9)
     np.testing.assert_allclose(e.x[0, 6, 1:3], [np.sin(2 * np.pi * 6 / 24), np.cos(2 * np.pi * 6 / 24)])
-    assert F.clock(hourly_series(1)[0]) == F.Clock(0.0, 1.0)
+    assert F.clock(hourly_series(1)[0]) == F.Clock(-240.0, 1.0)
+    assert F.clock(hourly_series(1)[0], "start") == F.Clock(0.0, 1.0)
+

@@ -88,7 +88,8 @@ def test_validation_reports_owa_and_an_untrained_model_scores_as_seasonal_naive(
 
 
 def test_training_improves_on_the_start(tmp_path):
-    cfg, series, spec = _setup(base="none")
+    # phase "start": the generated series' weekly wave starts at their first value (a shared calendar start)
+    cfg, series, spec = _setup(base="none", phase="start")
     task = ForecastTask(spec, series, batch=16, seed=0)
     start = task.evaluate(task.build_model())["loss"]
     summary = run_task(task, cfg.replace(max_steps=90, eval_every=45, lr=1e-2), prepare_run_dir(str(tmp_path / "r")),
@@ -120,3 +121,18 @@ def test_short_series_train_with_shorter_windows_and_are_validated():
     assert {task.next_batch()[0].x.shape[1] for _ in range(60)} == {36, 16, 6}   # min(36, cutoff - 12)
     metrics = task.evaluate(task.build_model())
     assert np.isfinite(metrics["owa"]) and np.isfinite(metrics["loss"])
+
+
+def test_min_window_draws_batches_of_shorter_inputs_that_still_end_before_the_cutoff():
+    cfg, series, spec = _setup(min_window=10)
+    task = ForecastTask(spec, series, batch=8, seed=0, min_window=cfg.min_window)
+    lengths = set()
+    for _ in range(60):
+        e, target = task.next_batch()
+        lengths.add(e.x.shape[1])
+        assert target.shape == (8, 12)
+    assert min(lengths) >= 10 and max(lengths) <= 36 and len(lengths) > 10
+    plain = ForecastTask(spec, series, batch=8, seed=0)
+    assert {plain.next_batch()[0].x.shape[1] for _ in range(5)} == {36}
+    with pytest.raises(Exception, match="--min-window must be >= 0"):
+        ForecastConfig(min_window=-1).validate()

@@ -15,12 +15,12 @@ from ...data import EncodedCorpus, Vocab
 from ...errors import CheckpointError
 from ...fast import accel
 from ...train import describe_changes, run_task
-from ...train.config import TrainConfig
 from ...train.job import Job, open_job
 from ...train.loopconfig import BUDGET_FIELDS
 from ...train.progress import Progress
 from ...train.runs import CONFIG
-from ...train.snapshot import check_model_meta
+from .config import TrainConfig
+from .packing import check_model_meta
 from .task import CharLMTask
 
 LN2 = 0.6931471805599453

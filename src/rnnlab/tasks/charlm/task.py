@@ -18,6 +18,7 @@ from ...layers import SoftmaxCrossEntropy
 from ...models import CharRNN, ModelConfig
 from ...module import no_grad
 from ...train import snapshot
+from . import packing
 from ...train.task import EvalInterrupted, Selection, StepOutput, Task
 
 LN2 = math.log(2.0)
@@ -76,7 +77,7 @@ class CharLMTask(Task):
         return CharRNN(self.config)
 
     def pack_model(self, model: CharRNN) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        return snapshot.pack_model(model, self.vocab)
+        return packing.pack_model(model, self.vocab)
 
     def rng_modules(self, model: CharRNN) -> list:
         return model.rng_modules()

@@ -21,14 +21,14 @@ from typing import Any, Callable, NamedTuple, Sequence
 import numpy as np
 
 from ...checkpoint import load_checkpoint, save_checkpoint
-from ...errors import CheckpointError, DataError, InputWarning
+from ...errors import CheckpointError, ConfigError, DataError, InputWarning
 from ...train import Progress, run_task
 from ...train.job import Job, open_job
 from ...train.loopconfig import BUDGET_FIELDS
 from ...train.runs import BEST, find_checkpoint
 from . import features as F
 from .baselines import forecast_all
-from .data import as_series, check_horizon, load_dataset
+from .data import as_series, check_horizon, last_values, load_dataset
 from .metrics import owa
 from .model import make_model
 from .task import (KIND, ForecastConfig, ForecastTask, encode_groups, make_spec, metric_period,
@@ -78,18 +78,25 @@ def _train_run(job: Job, log: Callable[[str], None], progress: Progress | None,
         series, horizon, season = ds.series, ds.horizon, ds.season
     else:
         series, horizon, season = as_series(series), None, None
+    series = last_values(series, cfg.history)
     spec = make_spec(cfg, series, horizon, season)
     if ckpt is not None:
         spec["robust"] = meta.get("model", {}).get("robust", False)   # runs made before the robust level
+        if "phase" not in meta.get("model", {}):
+            del spec["phase"]                                          # ... and before the phase counted from the end
     if cfg.test and not Path(cfg.test).is_file():
         raise DataError(f"--test {cfg.test}: no such file; give the test values (M4's wide layout or long)")
     if ckpt is not None and meta.get("model") != spec:
         raise CheckpointError(f"{ckpt}: the run's model differs from what these settings and data give")
+    init_state = _init_state(cfg.init, spec) if cfg.init and ckpt is None else None
     task = ForecastTask(spec, series, batch=cfg.batch_size, seed=cfg.seed, holdout=cfg.holdout,
-                        eval_batch=cfg.eval_batch, mase_period=metric_period(cfg, spec))
+                        eval_batch=cfg.eval_batch, mase_period=metric_period(cfg, spec), min_window=cfg.min_window,
+                        init_state=init_state)
     log(f"rnnlab forecast train: {len(series)} series from {cfg.data}; {spec['model']} {spec['cell']} "
         f"{spec['hidden_size']} units, window {spec['window']}, horizon {spec['horizon']}, season "
         f"{spec['season']}, MASE period {task.m}, {spec['norm']} scale; run folder {run_dir}")
+    if init_state is not None:
+        log(f"starting from the weights of {cfg.init}")
     log(f"validation Naive2: sMAPE {task.naive2[0]:.3f}, MASE {task.naive2[1]:.3f}")
     if task.length_note():
         log(task.length_note())
@@ -99,6 +106,24 @@ def _train_run(job: Job, log: Callable[[str], None], progress: Progress | None,
         progress = Progress(loss_label=lambda loss: f"pinball {loss:.4f}")
     summary = run_task(task, cfg, run_dir, resume_from=ckpt, log=log, progress=progress)
     return summary, run_dir
+
+
+def _init_state(path: str, spec: dict) -> dict:
+    """The weights of the run (or model file) ``path``, checked against the network ``spec`` describes: one
+    line naming --init when a shape differs."""
+    if not Path(path).exists():
+        raise ConfigError(f"--init {path}: no such run folder or model file")
+    their, state, _ = _load_member(path)
+    own = make_model(spec).state_dict()
+    for name, value in own.items():
+        if name not in state or state[name].shape != value.shape:
+            got = "missing" if name not in state else f"{tuple(state[name].shape)}"
+            keys = ("model", "cell", "hidden_size", "num_layers", "quantiles", "periods")
+            theirs = ", ".join(f"{k} {their.get(k)}" for k in keys if their.get(k) != spec.get(k))
+            raise ConfigError(f"--init {path}: its network does not fit these settings ({name}: {got}, these settings "
+                              f"need {tuple(value.shape)}; the run has {theirs or 'other shapes'}); train with the "
+                              f"same --model/--cell/--hidden-size/--layers/--quantiles as that run")
+    return {name: np.asarray(state[name]) for name in own}
 
 
 def warn_absurd(series: Sequence, window: int) -> None:
@@ -195,7 +220,7 @@ class Forecaster:
         xs = [s.values[-L:] for s in series]        # a series shorter than the window: all its values
         warn_absurd(series, L)
         starts = np.array([len(s) - len(x) for s, x in zip(series, xs)])
-        clocks, ids = [F.clock(s) for s in series], [s.id for s in series]
+        clocks, ids = [F.clock(s, spec.get("phase", "start")) for s in series], [s.id for s in series]
         q = np.zeros((len(series), spec["horizon"], len(spec["quantiles"])))
         for rows, e in encode_groups(spec, xs, clocks, starts, ids):
             q[rows] = np.mean([F.decode(sp, e, predict_normalised(model, sp, e)) for sp, model in self.members],

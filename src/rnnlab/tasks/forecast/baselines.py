@@ -24,6 +24,13 @@ in-sample series ``x_1..x_n``, season length ``m`` and horizon ``h`` (``k = 1..h
   (The Python ``ML_benchmarks.py`` variant adds ``r_1`` unsquared; the published statistical
   benchmarks come from the R code, which squares it, as here.)
 
+* Theta: the classic Theta method of M4's benchmarks (``Theta.classic`` in the same R file), applied to
+  the seasonally adjusted series (the same test and decomposition as Naive2) and reseasonalised:
+  ``L0`` the least-squares line through ``(t, x_t)``, ``SES`` simple exponential smoothing of the theta
+  line ``2 x_t - L0_t`` (R's ``forecast::ses``: ``alpha`` in ``[1e-4, 0.9999]`` and the initial level
+  chosen together to minimise the one-step squared errors), ``ŷ_{n+k} = max(0, (SES_n + L0_{n+k}) / 2)``:
+  SES with a drift of half the line's slope.
+
 AutoARIMA and AutoETS come from ``statsforecast``, an optional extra
 (``pip install -e '.[baselines]'``), imported only when called.
 """
@@ -113,12 +120,98 @@ def naive2(x: np.ndarray, h: int, m: int) -> np.ndarray:
     return x[-1] / s[(n - 1) % m] * s[(n + np.arange(h)) % m]
 
 
+def ses_level(x: np.ndarray, rounds: int = 4, grid: int = 41) -> tuple[np.ndarray, np.ndarray]:
+    """``(alpha, final level)`` of simple exponential smoothing of each row of ``x (S, n)`` (or one series),
+    ``alpha`` and the initial level ``l0`` chosen to minimise the one-step squared errors. With
+    ``l_t = A_t + (1 - alpha)^t l0`` the errors are linear in ``l0``, so for each ``alpha`` the best ``l0`` is
+    a least-squares solution; ``alpha`` is searched on a grid over ``[1e-4, 0.9999]``, refined ``rounds``
+    times around the best point (all rows at once)."""
+    y = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    S, n = y.shape
+    lo, hi = np.full((S, 1), 1e-4), np.full((S, 1), 1 - 1e-4)
+    best_sse, best_alpha, best_level = np.full(S, np.inf), np.full(S, 0.5), y[:, -1].copy()
+    rows = np.arange(S)
+    for _ in range(rounds):
+        alpha = lo + (hi - lo) * np.linspace(0, 1, grid)          # (S, G)
+        A, B = np.zeros_like(alpha), np.ones_like(alpha)            # l_{t-1} = A + B l0
+        srr, sbr, sbb = np.zeros_like(alpha), np.zeros_like(alpha), np.zeros_like(alpha)
+        for t in range(n):
+            v = y[:, t, None]
+            r = v - A
+            srr += r * r
+            sbr += B * r
+            sbb += B * B
+            A = alpha * v + (1 - alpha) * A
+            B = B * (1 - alpha)
+        l0 = sbr / sbb
+        sse = srr - 2 * l0 * sbr + l0 * l0 * sbb
+        k = np.argmin(sse, axis=1)
+        better = sse[rows, k] <= best_sse
+        best_sse = np.where(better, sse[rows, k], best_sse)
+        best_alpha = np.where(better, alpha[rows, k], best_alpha)
+        best_level = np.where(better, (A + B * l0)[rows, k], best_level)
+        step = (hi - lo) / (grid - 1)
+        lo = np.maximum(1e-4, alpha[rows, k][:, None] - step)
+        hi = np.minimum(1 - 1e-4, alpha[rows, k][:, None] + step)
+    if np.ndim(x) == 1:
+        return best_alpha[0], best_level[0]
+    return best_alpha, best_level
+
+
+def theta_classic(x: np.ndarray, h: int) -> np.ndarray:
+    """M4's ``Theta.classic`` on (already seasonally adjusted) series, rows of ``x (S, n)`` or one series: the
+    mean of the SES forecast of the theta line ``2 x - L0`` and the extrapolated line ``L0``, negative
+    forecasts set to 0."""
+    y = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    S, n = y.shape
+    if n < 2:
+        out = np.maximum(np.repeat(y[:, -1:], h, axis=1), 0)
+    else:
+        t = np.arange(1, n + 1, dtype=np.float64)
+        tc = t - t.mean()
+        slope = (y - y.mean(axis=1, keepdims=True)) @ tc / (tc @ tc)
+        intercept = y.mean(axis=1) - slope * t.mean()
+        line_in = intercept[:, None] + slope[:, None] * t
+        line_out = intercept[:, None] + slope[:, None] * np.arange(n + 1, n + h + 1)
+        _, level = ses_level(2 * y - line_in)
+        out = np.maximum(0.5 * np.atleast_1d(level)[:, None] + 0.5 * line_out, 0)
+    return out[0] if np.ndim(x) == 1 else out
+
+
+def theta(x: np.ndarray, h: int, m: int) -> np.ndarray:
+    """Classic Theta on the seasonally adjusted series, reseasonalised, as M4's benchmark."""
+    return theta_many([x], h, m)[0]
+
+
+def theta_many(series: Sequence[np.ndarray], h: int, m: int) -> np.ndarray:
+    """:func:`theta` of every series ``(S, h)``; series of one length are smoothed together."""
+    xs = [np.asarray(x, dtype=np.float64) for x in series]
+    adjusted, indices = [], []
+    for x in xs:
+        if seasonality_test(x, m):
+            s = seasonal_indices(x, m)
+            adjusted.append(x / s[np.arange(len(x)) % m])
+            indices.append(s[(len(x) + np.arange(h)) % m])
+        else:
+            adjusted.append(x)
+            indices.append(np.ones(h))
+    out = np.zeros((len(xs), h))
+    lengths = np.array([len(x) for x in xs])
+    for n in np.unique(lengths):
+        rows = np.flatnonzero(lengths == n)
+        out[rows] = theta_classic(np.stack([adjusted[i] for i in rows]), h) * np.stack([indices[i] for i in rows])
+    return out
+
+
 def forecast_all(method: str | Callable, series: Sequence[np.ndarray], h: int, m: int) -> BaselineResult:
     """Apply ``naive``/``snaive``/``naive2``/``auto_arima``/``auto_ets`` (or a function
     ``f(x, h, m)``) to every series: ``(n_series, h)`` forecasts and the wall time."""
     if method in ("auto_arima", "auto_ets"):
         return (auto_arima if method == "auto_arima" else auto_ets)(series, h, m)
-    funcs = {"naive": lambda x, h, m: naive(x, h), "snaive": seasonal_naive, "naive2": naive2}
+    if method == "theta":
+        start = time.perf_counter()
+        return BaselineResult(theta_many(series, h, m).reshape(len(series), h), time.perf_counter() - start)
+    funcs = {"naive": lambda x, h, m: naive(x, h), "snaive": seasonal_naive, "naive2": naive2, "theta": theta}
     if isinstance(method, str):
         if method not in funcs:
             raise ConfigError(f"unknown baseline '{method}'; known: {', '.join(list(funcs) + ['auto_arima', 'auto_ets'])}")

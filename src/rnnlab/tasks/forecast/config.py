@@ -38,6 +38,15 @@ class ForecastConfig(LoopConfig):
                         check="positive")
     holdout: int = _opt(0, "values at each series' end kept out of training and validation, for a later "
                            "rolling-origin test", metavar="N")
+    history: int = _opt(0, "keep only the last N values of each series (training, and eval's default; 0: all)",
+                        metavar="N")
+    min_window: int = _opt(0, "train on input lengths drawn from N..--window per batch, so that histories shorter "
+                              "than the window are forecast as well as full ones (0: the full window)", metavar="N")
+    phase: str = _opt("end", "for series without timestamps, the time features count steps from the series' end, "
+                             "the forecast origin (a history cut at the front keeps its phase), or from its first "
+                             "value (series that all start at the same time)", choices=("end", "start"))
+    init: str = _opt("", "start from the weights of a trained run (fine-tuning on this data); --model, --cell, "
+                         "--hidden-size, --layers and --quantiles must be that run's", metavar="RUN")
     hidden_size: int = _opt(64, "units", check="positive")
     num_layers: int = _opt(1, "stacked layers", flag="--layers", metavar="LAYERS", check="positive")
     quantiles: list = _opt([0.1, 0.5, 0.9], "quantile levels learnt with the pinball loss; the one nearest 0.5 is "
@@ -66,9 +75,9 @@ class ForecastConfig(LoopConfig):
         if self.cell not in ("lstm", "gru"):
             raise ConfigError(f"--cell must be lstm or gru, got {self.cell!r}")
         frequency(self.frequency)
-        for name in ("window", "horizon", "holdout", "season", "mase_period"):
+        for name in ("window", "horizon", "holdout", "history", "min_window", "season", "mase_period"):
             if getattr(self, name) < 0:
-                raise ConfigError(f"--{name} must be >= 0, got {getattr(self, name)}")
+                raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         for name in ("hidden_size", "num_layers", "batch_size", "eval_batch"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
@@ -76,6 +85,8 @@ class ForecastConfig(LoopConfig):
             raise ConfigError(f"--quantiles must lie strictly between 0 and 1, got {self.quantiles}")
         if self.norm not in ("auto", "log", "standard") or self.base not in ("snaive", "none"):
             raise ConfigError("--norm must be auto, log or standard and --base snaive or none")
+        if self.phase not in ("end", "start"):
+            raise ConfigError(f"--phase must be end or start, got {self.phase!r}")
         return self
 
     @classmethod

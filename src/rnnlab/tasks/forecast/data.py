@@ -43,6 +43,14 @@ def read_csv(path: str | Path) -> list[Series]:
     return series
 
 
+def last_values(series: Sequence[Series], n: int) -> list[Series]:
+    """Each series cut to its last ``n`` values (timestamps and mask with them); ``n = 0``: unchanged."""
+    if n <= 0:
+        return list(series)
+    return [Series(s.id, s.values[-n:], None if s.timestamps is None else s.timestamps[-n:], s.mask[-n:])
+            for s in series]
+
+
 def as_series(data, name: str = "series") -> list[Series]:
     """Series from a list of :class:`Series`, a list of arrays, or one array."""
     if isinstance(data, (str, Path)):

@@ -8,8 +8,11 @@ For a window ``x_1..x_L`` of one series (values before the forecast origin) and 
   inverse (``level * exp(y')`` or ``mean + std * y'``).
 * **time features**: ``sin/cos(2π t / P)`` for each period ``P`` in ``periods`` (default 24 and
   168), where ``t`` is the time in hours (shifted so that the weekly phase 0 is Monday 00:00)
-  for series with timestamps, else the position in steps from the series' first value (M4's
-  files carry no timestamps);
+  for series with timestamps, else the position in steps counted from the series' **end** (the
+  forecast origin: the last value is at ``t = -1``, the first forecast at ``t = 0``; spec
+  ``phase="end"``), so cutting a history at the front leaves the features of the values kept
+  unchanged (M4's files carry no timestamps). Models saved before this change have no ``phase`` key
+  and keep counting from the series' first value (``phase="start"``);
 * **base**: the seasonal-naive forecast in normalised space, ``b_k = x'_{L-m+((k-1) mod m)}``
   (``m`` the season; ``b_k = x'_L`` when ``m = 1`` or ``L < m``); the networks learn the
   correction ``y' - b`` (``base="none"``: ``b = 0``).
@@ -30,8 +33,11 @@ MONDAY_OFFSET_H = 72.0  # 1970-01-01 was a Thursday: +72 h puts Monday 00:00 at 
 
 
 class Clock(NamedTuple):
-    t0: float     # time of the series' first value (hours, or 0 in steps)
+    t0: float     # time of the series' first value (hours, or in steps: -length, or 0 for phase "start")
     step: float   # hours (or 1 step) between values
+
+
+PHASES = ("end", "start")
 
 
 class Encoded(NamedTuple):
@@ -42,11 +48,16 @@ class Encoded(NamedTuple):
     scale: np.ndarray  # (N,) 1 (log) or std (standard)
 
 
-def clock(series) -> Clock:
-    """Hours since the epoch of the first value and the step in hours; (0, 1) without timestamps."""
+def clock(series, phase: str = "end") -> Clock:
+    """Hours since the epoch of the first value and the step in hours. Without timestamps, steps:
+    the first value sits at ``-length`` (``phase="end"``: the series' end is the origin, whatever was
+    cut from its front) or at 0 (``phase="start"``, models saved before the phase counted from the end)."""
     stamps = getattr(series, "timestamps", None)
     if stamps is None or len(stamps) < 2:
-        return Clock(0.0, 1.0)
+        if phase not in PHASES:
+            raise ValueError(f"phase must be one of {PHASES}, not {phase!r}")
+        n = len(np.asarray(getattr(series, "values", series)))
+        return Clock(-float(n) if phase == "end" else 0.0, 1.0)
     t = np.asarray(stamps).astype("datetime64[s]").astype(np.int64).astype(np.float64) / 3600.0
     return Clock(float(t[0]) + MONDAY_OFFSET_H, float(np.median(np.diff(t))))
 

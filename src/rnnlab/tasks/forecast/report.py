@@ -15,7 +15,7 @@ from .baselines import auto_arima, auto_ets, forecast_all
 from .metrics import owa
 from .task import score
 
-FAST_BASELINES = ("naive", "snaive", "naive2")
+FAST_BASELINES = ("naive", "snaive", "naive2", "theta")
 STAT_BASELINES = ("auto_arima", "auto_ets")
 
 
@@ -24,8 +24,9 @@ def baseline_forecasts(xs: Sequence[np.ndarray], h: int, m: int, stat: bool | Se
     """Forecasts and wall time of every baseline; AutoARIMA/AutoETS only with ``stat`` (True for both,
     or their names), cached in ``cache`` (a folder) since they take minutes."""
     out = {name: tuple(forecast_all(name, xs, h, m)) for name in FAST_BASELINES}
+    key = _histories_key(xs, m)
     for name in (STAT_BASELINES if stat is True else stat or ()):
-        file = cache / f"baseline-{name}-h{h}.npz" if cache is not None else None
+        file = cache / f"baseline-{name}-h{h}-{key}.npz" if cache is not None else None
         if file is not None and file.is_file():
             with np.load(file) as z:
                 out[name] = (z["forecasts"], float(z["seconds"]))
@@ -36,6 +37,15 @@ def baseline_forecasts(xs: Sequence[np.ndarray], h: int, m: int, stat: bool | Se
         if file is not None:
             np.savez(file, forecasts=r.forecasts, seconds=r.seconds)
     return out
+
+
+def _histories_key(xs: Sequence[np.ndarray], m: int) -> str:
+    """A short digest of the histories and the period (a cached fit belongs to exactly these)."""
+    import hashlib
+    d = hashlib.sha256(f"{m}:{len(xs)}".encode())
+    for x in xs:
+        d.update(np.ascontiguousarray(x, dtype=np.float64).tobytes() + b"|")
+    return d.hexdigest()[:12]
 
 
 def score_table(xs: Sequence[np.ndarray], actual: np.ndarray, m: int,
@@ -49,17 +59,18 @@ def score_table(xs: Sequence[np.ndarray], actual: np.ndarray, m: int,
     return rows
 
 
-def test_file_table(fc: Forecaster, stat, cache: Path | None) -> tuple[list[dict], list[str]]:
+def test_file_table(fc: Forecaster, stat, cache: Path | None, history: int | None = None) -> tuple[list[dict], list[str]]:
     """Score a run's --test file with the metric period of its --frequency / --mase-period: the method
     table, then the model's interval coverage (and MSIS with the 0.025/0.975 quantiles), then OWA per
-    history-length bucket beside seasonal naive and Naive2."""
-    from .data import read_csv
-    from .frequency import length_buckets, match_test
-    from .metrics import coverage, msis
+    history-length bucket beside seasonal naive and Naive2. ``history``: the last N values of each
+    training series are the history (default: the run's --history)."""
+    from .data import last_values, read_csv
+    from .frequency import match_test
     from .task import metric_period
 
     cfg, spec = fc.cfg, fc.spec
-    train, test = read_csv(cfg.data), read_csv(cfg.test)
+    train = last_values(read_csv(cfg.data), cfg.history if history is None else history)
+    test = read_csv(cfg.test)
     actual = match_test(train, test, cfg.test)
     h = actual.shape[1]
     m = metric_period(cfg, spec)
@@ -68,23 +79,38 @@ def test_file_table(fc: Forecaster, stat, cache: Path | None) -> tuple[list[dict
     entries = {"rnnlab": (f.point, f.seconds), **baseline_forecasts(xs, h, m, stat, cache)}
     rows = score_table(xs, actual, m, entries)
     lines = [f"{cfg.test}: {len(xs)} series x {h} steps; MASE and Naive2 period {m}", format_rows(rows)]
-    lo, hi = f.levels[0], f.levels[-1]
-    lines.append(f"interval q{lo:g}-q{hi:g} (nominal {100 * (hi - lo):.1f} %): coverage "
-                 f"{100 * coverage(actual, f.lower, f.upper):.1f} %")
+    return rows, lines + interval_lines(xs, actual, f, m) + bucket_lines(xs, actual, m, entries, spec["window"])
+
+
+def interval_lines(xs: Sequence[np.ndarray], actual: np.ndarray, f: Forecast, m: int) -> list[str]:
+    """The empirical coverage of the model's outer interval, and MSIS and coverage of the 95 % interval
+    when the model has the 0.025 and 0.975 quantiles."""
+    from .metrics import coverage, msis
+
+    lo, hi, q = f.levels[0], f.levels[-1], f.quantiles
+    lines = [f"interval q{lo:g}-q{hi:g} (nominal {100 * (hi - lo):.1f} %): coverage "
+             f"{100 * coverage(actual, q[..., 0], q[..., -1]):.1f} %"]
     if 0.025 in f.levels and 0.975 in f.levels:
         i, j = f.levels.index(0.025), f.levels.index(0.975)
-        lines.append(f"95 % interval (q0.025-q0.975): MSIS {msis(xs, actual, f.quantiles[..., i], f.quantiles[..., j], m):.3f}, "
-                     f"coverage {100 * coverage(actual, f.quantiles[..., i], f.quantiles[..., j]):.1f} %")
-    lines.append("| history length | series | OWA rnnlab | OWA seasonal naive | OWA Naive2 |")
-    lines.append("| --- | --- | --- | --- | --- |")
+        lines.append(f"95 % interval (q0.025-q0.975): MSIS {msis(xs, actual, q[..., i], q[..., j], m):.3f}, "
+                     f"coverage {100 * coverage(actual, q[..., i], q[..., j]):.1f} %")
+    return lines
+
+
+def bucket_lines(xs: Sequence[np.ndarray], actual: np.ndarray, m: int, entries: dict, window: int,
+                 model: str = "rnnlab") -> list[str]:
+    """OWA of the model, seasonal naive and Naive2 per history-length bucket (against Naive2 of the bucket)."""
+    from .frequency import length_buckets
+
+    lines = ["| history length | series | OWA rnnlab | OWA seasonal naive | OWA Naive2 |", "| --- | --- | --- | --- | --- |"]
     lengths = np.array([len(x) for x in xs])
-    for label, rows_k in length_buckets(lengths, spec["window"]):
+    for label, rows_k in length_buckets(lengths, window):
         sub = [xs[i] for i in rows_k]
         t = score_table(sub, actual[rows_k], m, {k: (v[0][rows_k], 0.0) for k, v in entries.items()
-                                                  if k in ("rnnlab", "snaive", "naive2")})
+                                                  if k in (model, "snaive", "naive2")})
         o = {r["method"]: r["owa"] for r in t}
-        lines.append(f"| {label} | {len(rows_k)} | {o['rnnlab']:.3f} | {o['snaive']:.3f} | {o['naive2']:.3f} |")
-    return rows, lines
+        lines.append(f"| {label} | {len(rows_k)} | {o[model]:.3f} | {o['snaive']:.3f} | {o['naive2']:.3f} |")
+    return lines
 
 
 def format_rows(rows: list[dict]) -> str:
@@ -118,8 +144,22 @@ def rolling_origin(fc: Forecaster, series: Sequence[Series], origins: int, horiz
     return rows, per_origin
 
 
-def write_forecast_csv(path: Path, series: Sequence[Series], f: Forecast) -> Path:
-    """``series_id,step,timestamp,forecast,q<level>...`` rows, one per forecast step."""
+LAYOUTS = ("rows", "wide", "long")
+
+
+def write_forecast_csv(path: Path, series: Sequence[Series], f: Forecast, layout: str = "rows") -> Path:
+    """The point forecasts (and, in ``rows``, the quantiles) in one of three layouts:
+
+    * ``rows``: ``series_id,step,timestamp,forecast,q<level>...``, one row per forecast step;
+    * ``wide``: M4's layout, a header ``"V1","V2",...`` and one row ``"id","f1","f2",...`` per series (every
+      cell quoted, as M4's files), so that it reads back as a test file;
+    * ``long``: ``unique_id,ds,y`` rows (statsforecast's and neuralforecast's layout); ``ds`` continues each
+      series' timestamps, or, for series without timestamps, its positions ``n+1..n+H`` (the history's values
+      counted from 1)."""
+    if layout not in LAYOUTS:
+        raise DataError(f"--layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+    if layout != "rows":
+        return _write_point_layout(path, series, f, layout)
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["series_id", "step", "timestamp", "forecast"] + [f"q{q:g}" for q in f.levels])
@@ -128,6 +168,25 @@ def write_forecast_csv(path: Path, series: Sequence[Series], f: Forecast) -> Pat
             for k in range(f.point.shape[1]):
                 w.writerow([s.id, k + 1, "" if stamps is None else str(stamps[k]), f"{f.point[i, k]:.6g}"]
                            + [f"{v:.6g}" for v in f.quantiles[i, k]])
+    return path
+
+
+def _write_point_layout(path: Path, series: Sequence[Series], f: Forecast, layout: str) -> Path:
+    h = f.point.shape[1]
+    with open(path, "w", newline="") as fh:
+        if layout == "wide":
+            w = csv.writer(fh, quoting=csv.QUOTE_ALL)
+            w.writerow([f"V{k + 1}" for k in range(h + 1)])
+            for i, s in enumerate(series):
+                w.writerow([s.id] + [f"{v:.10g}" for v in f.point[i]])
+            return path
+        w = csv.writer(fh)
+        w.writerow(["unique_id", "ds", "y"])
+        for i, s in enumerate(series):
+            stamps = future_stamps(s, h)
+            ds = [str(t).replace("T", " ") for t in stamps] if stamps is not None else range(len(s) + 1, len(s) + h + 1)
+            for k, t in enumerate(ds):
+                w.writerow([s.id, t, f"{f.point[i, k]:.10g}"])
     return path
 
 

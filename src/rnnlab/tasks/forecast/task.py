@@ -43,7 +43,7 @@ def make_spec(cfg: ForecastConfig, series: Sequence, default_horizon: int | None
     spec = {"model": cfg.model, "cell": cfg.cell, "hidden_size": cfg.hidden_size, "num_layers": cfg.num_layers,
             "seed": cfg.seed, "window": window, "horizon": horizon, "season": season, "norm": norm,
             "base": cfg.base, "periods": [float(p) for p in cfg.periods],
-            "quantiles": [float(q) for q in sorted(cfg.quantiles)], "robust": True}
+            "quantiles": [float(q) for q in sorted(cfg.quantiles)], "robust": True, "phase": cfg.phase}
     spec["input_size"] = spec["future_size"] = F.feature_size(spec)
     return spec
 
@@ -66,13 +66,16 @@ class ForecastTask(Task):
     selection = Selection("owa", "min")
 
     def __init__(self, spec: dict, series: Sequence, *, batch: int = 64, seed: int = 0, holdout: int = 0,
-                 eval_batch: int = 512, mase_period: int = 0) -> None:
+                 eval_batch: int = 512, mase_period: int = 0, min_window: int = 0,
+                 init_state: dict[str, np.ndarray] | None = None) -> None:
         self.spec, self.batch, self.eval_batch = dict(spec), batch, eval_batch
+        self.min_window = min_window                # >0: batches of input lengths min_window..window
+        self.init_state = init_state                # weights of a trained model to start from (--init)
         self.m = mase_period or spec["season"]      # the metric's period (validation MASE, Naive2)
         L, H = spec["window"], spec["horizon"]
         self.ids = [str(getattr(s, "id", k)) for k, s in enumerate(series)]
         self.values = [np.asarray(getattr(s, "values", s), dtype=np.float64) for s in series]
-        self.clocks = [F.clock(s) for s in series]
+        self.clocks = [F.clock(s, spec.get("phase", "start")) for s in series]
         lengths = np.array([len(v) for v in self.values])
         self.cutoff = lengths - holdout - H            # training windows end here
         # a series trains with a window of min(L, cutoff - H) inputs: short histories get shorter windows
@@ -120,7 +123,10 @@ class ForecastTask(Task):
 
     # -- model ---------------------------------------------------------------------------
     def build_model(self) -> Module:
-        return make_model(self.spec)
+        model = make_model(self.spec)
+        if self.init_state is not None:
+            model.load_state_dict(self.init_state)
+        return model
 
     def pack_model(self, model: Module) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         arrays = {f"param/{name}": value for name, value in model.state_dict().items()}
@@ -132,6 +138,8 @@ class ForecastTask(Task):
         if self.mixed:  # the batch's window length is that of a series drawn uniformly (its min(L, cutoff - H))
             k = self.trainable[self.rng.integers(0, self.trainable.size)]
             L = int(min(L, self.cutoff[k] - H))
+        if 0 < self.min_window < L:    # histories shorter than the window: trained on, not only forecast
+            L = int(self.rng.integers(self.min_window, L + 1))
         w = sample_windows(self.values, L, H, self.batch, cutoff=self.cutoff, rng=self.rng)
         e = F.encode(self.spec, w.x, [self.clocks[k] for k in w.series_index], w.start)
         return e, F.targets(self.spec, e, w.y)

@@ -25,7 +25,7 @@ from ...checkpoint import load_checkpoint
 from ...errors import ConfigError
 from ...module import no_grad
 from ...train.runs import find_checkpoint
-from ...train.snapshot import unpack_model
+from ..charlm.packing import unpack_model
 
 
 class CharLM(NamedTuple):

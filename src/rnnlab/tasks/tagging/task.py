@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -26,77 +26,15 @@ from ...checkpoint import load_checkpoint
 from ...errors import CheckpointError, ConfigError
 from .schemes import tag_constraints
 from ...module import no_grad
-from ...train.loopconfig import LoopConfig, validate_loop
 from ...train.task import EvalInterrupted, Selection, StepOutput, Task
+from .config import TagConfig
 from .data import Sentence, TaggedCorpus, convert_sentences, load_dataset, read_conll, repair_note
 from .metrics import EntityReport, evaluate
 from .model import TaggerModel, read_vectors
-from .schemes import convert, detect_scheme, normalize_scheme
+from .schemes import convert, detect_scheme
 from .vocab import Vocabs, encode, make_batches
 
 KIND = "rnnlab.tagger"
-
-
-@dataclass
-class TagConfig(LoopConfig):
-    """Every setting of a tagging run (the loop's own fields first, from LoopConfig)."""
-    dataset: str = ""                 # ncbi-disease, conll2000; or files below
-    train_file: str = ""
-    dev_file: str = ""
-    test_file: str = ""
-    data_dir: str = ""
-    scheme: str = "BIOES"             # the tags the model predicts (BIO or BIOES)
-    crf: bool = True
-    chars: bool = True
-    word_dim: int = 100
-    case_dim: int = 8
-    feature_dim: int = 16
-    char_dim: int = 25
-    char_hidden: int = 25
-    hidden_size: int = 100
-    num_layers: int = 1
-    dropout: float = 0.5
-    word_unk: float = 0.5             # singleton words -> <unk> with this probability while training
-    min_word_count: int = 1
-    max_word_len: int = 30
-    vectors: str = ""                 # word2vec/GloVe text file for the word embeddings
-    lm: str = ""                      # FWD_RUN,BWD_RUN: frozen char-LM features (rnnlab.tasks.tagging.lm)
-    batch_size: int = 16
-    eval_batch: int = 128
-    # the loop's settings, tagger defaults
-    lr: float = 2e-3
-    clip: float = 5.0
-    schedule: str = "auto"
-    max_steps: int = 0
-    max_minutes: float = 30.0
-    eval_every: int = 250
-    log_every: int = 25
-
-    def validate(self) -> "TagConfig":
-        validate_loop(self)
-        if bool(self.dataset) == bool(self.train_file):
-            raise ConfigError("name a dataset (ncbi-disease, conll2000) or give --train FILE (and --dev FILE), "
-                              "not both")
-        if self.train_file and not self.dev_file:
-            raise ConfigError("--train needs --dev FILE: the validation data that picks the best checkpoint")
-        self.scheme = normalize_scheme(self.scheme)
-        if self.scheme not in ("BIO", "BIOES"):
-            raise ConfigError(f"--scheme must be BIO or BIOES, got {self.scheme}")
-        if not 0.0 <= self.dropout < 1.0 or not 0.0 <= self.word_unk <= 1.0:
-            raise ConfigError("--dropout must be in [0, 1) and --word-unk in [0, 1]")
-        for name in ("word_dim", "case_dim", "feature_dim", "char_dim", "char_hidden", "hidden_size",
-                     "num_layers", "batch_size", "eval_batch", "max_word_len", "min_word_count"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if self.lm and len(self.lm.split(",")) != 2:
-            raise ConfigError(f"--lm takes two char-LM runs, FWD_RUN,BWD_RUN (the second trained with "
-                              f"`rnnlab train --reverse`), got {self.lm!r}")
-        return self
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TagConfig":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 def load_corpus(cfg: TagConfig) -> TaggedCorpus:

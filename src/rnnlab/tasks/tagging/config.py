@@ -1,0 +1,80 @@
+"""Every setting of a tagging run, with its default and the help ``rnnlab tag train`` shows (field
+metadata read by :mod:`rnnlab.commands.configflags`; the loop's own settings, from
+:class:`~rnnlab.train.loopconfig.LoopConfig`, keep the loop's help)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from ...errors import ConfigError
+from ...train.loopconfig import LoopConfig, validate_loop
+from .schemes import normalize_scheme
+
+
+def _opt(default: Any, help: str = "", **meta: Any) -> Any:
+    return field(default=default, metadata={"help": help, **meta} if help else meta)
+
+
+@dataclass
+class TagConfig(LoopConfig):
+    """Every setting of a tagging run (the loop's own fields first, from LoopConfig)."""
+    dataset: str = _opt("", cli=False)           # ncbi-disease, conll2000; or the files below
+    train_file: str = _opt("", cli=False)        # (their flags: DATASET, --train, --dev, --test, --data-dir)
+    dev_file: str = _opt("", cli=False)
+    test_file: str = _opt("", cli=False)
+    data_dir: str = _opt("", cli=False)
+    scheme: str = _opt("BIOES", "tag scheme the model predicts: BIO or BIOES (the data's tags are converted)")
+    crf: bool = _opt(True, "a linear-chain CRF output layer (Viterbi decoding); --no-crf: per-token softmax")
+    chars: bool = _opt(True, "a character-level BiLSTM word encoder; --no-chars: word and case embeddings only",
+                       aliases=("--char",))
+    word_dim: int = _opt(100, "word embedding size (set by --vectors' width when given)")
+    case_dim: int = _opt(8, "case/shape feature embedding size")
+    feature_dim: int = _opt(16, "embedding size of each extra feature column (e.g. POS in conll2000)")
+    char_dim: int = _opt(25, "character embedding size")
+    char_hidden: int = _opt(25, "hidden units per direction of the character BiLSTM")
+    hidden_size: int = _opt(100, "hidden units per direction of the word BiLSTM")
+    num_layers: int = _opt(1, "stacked word BiLSTM layers")
+    dropout: float = _opt(0.5, "dropout on the BiLSTM's input and output (and between layers)")
+    word_unk: float = _opt(0.5, "probability of replacing a training word seen once by the unknown word")
+    min_word_count: int = _opt(1, "words seen fewer times in training are unknown")
+    max_word_len: int = _opt(30, "characters of a word read by the character BiLSTM")
+    vectors: str = _opt("", "pretrained word vectors: a word2vec/GloVe text file (none are shipped)")
+    lm: str = _opt("", "FWD_RUN,BWD_RUN: two char-LM runs of `rnnlab train` (the second with --reverse) whose "
+                       "states at each word's last (forward) and first (backward) character are added to the word "
+                       "features (frozen)")
+    batch_size: int = _opt(16, "sentences per training batch")
+    eval_batch: int = _opt(128, "sentences per batch when evaluating")
+    # the loop's settings, tagger defaults
+    lr: float = 2e-3
+    clip: float = 5.0
+    schedule: str = "auto"
+    max_steps: int = _opt(0, "stop after this many steps (batches); 0: no limit")
+    max_minutes: float = _opt(30.0, "training-time budget in minutes (evaluation excluded); 0: no limit")
+    eval_every: int = _opt(250, "evaluate entity F1 on the validation split every N steps")
+    log_every: int = 25
+
+    def validate(self) -> "TagConfig":
+        validate_loop(self)
+        if bool(self.dataset) == bool(self.train_file):
+            raise ConfigError("name a dataset (ncbi-disease, conll2000) or give --train FILE (and --dev FILE), "
+                              "not both")
+        if self.train_file and not self.dev_file:
+            raise ConfigError("--train needs --dev FILE: the validation data that picks the best checkpoint")
+        self.scheme = normalize_scheme(self.scheme)
+        if self.scheme not in ("BIO", "BIOES"):
+            raise ConfigError(f"--scheme must be BIO or BIOES, got {self.scheme}")
+        if not 0.0 <= self.dropout < 1.0 or not 0.0 <= self.word_unk <= 1.0:
+            raise ConfigError("--dropout must be in [0, 1) and --word-unk in [0, 1]")
+        for name in ("word_dim", "case_dim", "feature_dim", "char_dim", "char_hidden", "hidden_size",
+                     "num_layers", "batch_size", "eval_batch", "max_word_len", "min_word_count"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.lm and len(self.lm.split(",")) != 2:
+            raise ConfigError(f"--lm takes two char-LM runs, FWD_RUN,BWD_RUN (the second trained with "
+                              f"`rnnlab train --reverse`), got {self.lm!r}")
+        return self
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TagConfig":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
