@@ -251,7 +251,13 @@ def _read_long(path, rows, missing, resample) -> list[Series]:
         cells = [it[1] for it in items]
         steps = not resample and all(_INTEGER.fullmatch(c) for c in cells)
         if steps:   # integer ds (statsforecast's integer time index): positions, no clock
-            stamps = np.array([int(c) for c in cells], dtype=np.int64).astype("datetime64[s]")
+            ints = np.array([int(c) for c in cells], dtype=np.int64)
+            back = np.flatnonzero(np.diff(ints) <= 0)
+            if back.size:
+                i = back[0] + 1
+                raise DataError(f"{path}:{lines[i]}: series '{sid}': ds {ints[i]} does not follow {ints[i - 1]} "
+                                f"(line {lines[i - 1]}); sort the rows by ds and drop duplicates")
+            stamps = ints.astype("datetime64[s]")
         else:
             stamps = _parse_times(path, sid, cells, lines)
         values, stamps, lines = _regularise(path, sid, values, stamps, lines, resample)

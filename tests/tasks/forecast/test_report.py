@@ -66,7 +66,7 @@ def test_history_and_forecast_in_the_long_layout_join_into_one_series(tmp_path):
 def test_integer_ds_orders_rows_and_gaps_are_missing(tmp_path):
     path = tmp_path / "l.csv"
     path.write_text("unique_id,ds,y\nb,3,30\nb,1,10\nb,2,20\n")
-    with pytest.raises(DataError, match="goes back"):
+    with pytest.raises(DataError, match=r"l.csv:3: series 'b': ds 1 does not follow 3 \(line 2\)"):
         read_series(path)
     path.write_text("unique_id,ds,y\nb,1,10\nb,2,20\nb,4,40\n")
     s = read_series(path)[0]
