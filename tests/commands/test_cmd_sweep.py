@@ -42,8 +42,8 @@ def space(tmp_path, make_text):
     return write
 
 
-def _study(out):
-    return optuna.load_study(study_name="space", storage=f"sqlite:///{out / 'sweep.db'}")
+def _study(out, name="space"):
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{out / 'sweep.db'}")
 
 
 def test_a_tiny_sweep_completes_prunes_and_resumes(tmp_path, space, capsys):
@@ -133,3 +133,45 @@ def test_bad_files_are_one_line_naming_the_key(tmp_path, space, capsys, edit, wo
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and err.startswith("error: ") and words in err, err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_flag_may_be_named_as_typed_and_the_command_line_uses_the_flags(tmp_path):
+    from rnnlab.commands.sweep import TaskCommand
+
+    cmd = TaskCommand("tag", {"train": "a.tsv", "dev_file": "b.tsv", "chars": False, "max_steps": 5}, tmp_path)
+    for key in ("train", "train_file", "dev", "chars", "hidden_size"):
+        cmd.check_key(key.replace("-", "_"), "fixed")
+    argv = cmd.argv({"lr": 0.5, "hidden_size": 32})
+    assert argv[:2] == ["tag", "train"]
+    assert argv[argv.index("--train") + 1] == "a.tsv" and argv[argv.index("--dev") + 1] == "b.tsv"
+    assert {"--no-char", "--no-chars"} & set(argv) and argv[argv.index("--lr") + 1] == "0.5" and "--hidden-size" in argv
+    args = cmd.parse({"lr": 0.5, "hidden_size": 32}, tmp_path / "t")
+    assert args.train_file == "a.tsv" and args.lr == 0.5 and args.hidden_size == 32 and args.out == str(tmp_path / "t")
+    assert args.chars is False
+
+
+def test_a_detect_sweep_scores_each_trial_by_its_nab_score(tmp_path, capsys):
+    import numpy as np
+
+    root = tmp_path / "nab"
+    t = np.datetime64("2021-03-01T00:00") + np.arange(400) * np.timedelta64(5, "m")
+    stamps = [str(s).replace("T", " ") + ":00" for s in t]
+    labels = {}
+    for k, (key, spike) in enumerate({"g/a.csv": 300, "g/b.csv": 350}.items()):
+        v = np.sin(np.arange(400) / 5.0) + 0.1 * np.random.default_rng(k).standard_normal(400)
+        v[spike:spike + 5] += 5
+        (root / "data" / "g").mkdir(parents=True, exist_ok=True)
+        (root / "data" / key).write_text("timestamp,value\n" + "".join(f"{a},{x:.5f}\n" for a, x in zip(stamps, v)))
+        labels[key] = [[stamps[spike - 10], stamps[spike + 10]]]
+    (root / "labels").mkdir()
+    (root / "labels" / "combined_windows.json").write_text(json.dumps(labels))
+    path = tmp_path / "nab.toml"
+    path.write_text(f'task = "detect"\nn_trials = 2\n[fixed]\nroot = "{root}"\ndetector = "pred"\nwindow = 8\n'
+                    'epochs = 1\nlong = 200\n[space]\nhidden = [4, 6]\n')
+    out = tmp_path / "out"
+    assert main(["sweep", str(path), "--out", str(out)]) == 0
+    assert "rnnlab detect nab" in capsys.readouterr().out
+    for t in _study(out, "nab").trials:
+        assert t.state.name == "COMPLETE"
+        scores = json.loads((out / f"trial-{t.number:04d}" / "results.json").read_text())["results"]["pred"]
+        assert t.value == pytest.approx(np.mean(scores["normalized"]["standard"]))

@@ -99,6 +99,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="score the detectors at these fixed thresholds instead of optimising them on this corpus "
                         "(a thresholds.json from another 'detect nab --out' run, or a user's own; docs/anomaly.md)")
     n.add_argument("--force", action="store_true", help="replace the results (or the interrupted run) in --out")
+    n.add_argument("--jobs", type=positive_int, default=1, metavar="N",
+                   help="fit the files x seeds in N local worker processes, one BLAS thread each (default 1: one "
+                        "after the other in this process); the results do not depend on N")
+    n.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="fit the files x seeds as tasks on a Ray cluster (pip install 'rnnlab[ray]'): a local one "
+                        "with 2 CPUs when no ADDRESS is given, else the cluster at ADDRESS (auto, host:6379, "
+                        "ray://host:10001); the results equal a local run's, byte for byte")
     n.add_argument("--resume", action="store_true",
                    help="continue the interrupted run in --out with its own settings (flags left out are the "
                         "run's; a flag given must equal the run's): the files it scored are read back from "

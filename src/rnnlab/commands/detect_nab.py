@@ -113,14 +113,20 @@ def _run_nab(args: argparse.Namespace) -> int:
                                warmup=options["warmup"], suppress=options["suppress"])
     if "numenta (HTM)" not in entries:
         print(f"(no HTM reference: {Path(args.root) / 'results' / 'numenta'} not found)")
-    for name in detectors:
-        try:
-            entries[name] = run_corpus(corpus, name, seeds, store=out / PARTIAL if out else None, **options)
-        except Interrupted:
-            if out is not None:
-                print(f"the files scored so far are kept in {out / PARTIAL}; continue with the same command and "
-                      "--resume", file=sys.stderr)
-            raise
+    from ..train.executor import make_executor
+
+    with make_executor(args.jobs, args.ray, log=lambda line: print(line, file=sys.stderr)) as executor:
+        if executor.workers > 1 or args.ray:
+            print(f"fits on {executor.describe()}")
+        for name in detectors:
+            try:
+                entries[name] = run_corpus(corpus, name, seeds, store=out / PARTIAL if out else None,
+                                           executor=executor, **options)
+            except Interrupted:
+                if out is not None:
+                    print(f"the files scored so far are kept in {out / PARTIAL}; continue with the same command "
+                          "and --resume", file=sys.stderr)
+                raise
     rows = nab_table(corpus, entries, fixed=fixed)
     table = format_table(rows)
     print("\nNormalised NAB score (thresholds optimised over these files for every detector alike"

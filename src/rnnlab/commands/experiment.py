@@ -45,6 +45,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="run conditions x seeds as independent jobs in N worker processes, one BLAS thread "
                         "each (default 1: one after the other in this process; on a 2-core machine use at "
                         "most 2). Results are gathered in the same order, so the tables do not depend on N")
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="run the jobs as tasks on a Ray cluster (pip install 'rnnlab[ray]'): a local one with 2 CPUs "
+                        "when no ADDRESS is given, else the cluster at ADDRESS (auto, host:6379, ray://host:10001); "
+                        "instead of --jobs. Results are the same as a local run's")
     p.add_argument("--groups", type=name_list, metavar="G,...",
                    help="run only these groups of rows, e.g. T=150 for adding, permuted for digits "
                         "(default: all)")
@@ -64,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     opts = Options(quick=args.quick, seeds=args.seeds, out=args.out, minutes=args.minutes,
                    data_dir=args.data_dir, cells=args.cells, corpus=args.corpus, budget=args.budget,
                    steps=args.steps, jobs=args.jobs, groups=args.groups, rows=args.rows,
-                   validation=args.validation)
+                   validation=args.validation, ray=args.ray)
     result = run_experiment(args.name, opts)
     if not result["rows"]:
         return 1

@@ -60,6 +60,10 @@ class TaskCommand:
                 self.options.setdefault(a.dest, a)
             else:
                 self.positionals.append(a)
+        for a in list(self.options.values()):  # a flag's own name works too: train = ... for --train (train_file)
+            for flag in a.option_strings:
+                if flag.startswith("--") and not flag.startswith("--no-"):
+                    self.options.setdefault(flag[2:].replace("-", "_"), a)
 
     # -- settings -> command line ------------------------------------------------------------
     def check_key(self, key: str, where: str) -> None:

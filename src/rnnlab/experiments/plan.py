@@ -23,6 +23,7 @@ class Options:
     groups: list[str] | None = None   # None: every group (e.g. adding's "T=150", digits' "permuted")
     rows: list[str] | None = None     # None: every row; else rows whose label contains one of these
     validation: bool = False          # score on a validation split of the training data, not the test split
+    ray: str | None = None            # None: local (jobs); "local": a local Ray cluster; else a Ray address
     log: Callable[[str], None] = field(default=print, repr=False)
 
 

@@ -1,11 +1,11 @@
-"""Running a study's jobs: one after the other in this process (``jobs=1``), or in N worker
-processes started with the 'spawn' context, each with one BLAS / OpenMP thread; a job that raises
-is a failed record, and the jobs a dying worker took down are rerun one per fresh process."""
+"""Running a study's jobs through one executor (:mod:`rnnlab.train.executor`): one after the other in
+this process (``jobs=1``), in N worker processes started with the 'spawn' context, or as Ray tasks
+(``ray``), each with one BLAS / OpenMP thread; a job that raises is a failed record, and a job whose
+worker died is run once more (a dying pool worker's other jobs too, one per fresh process)."""
 from __future__ import annotations
 
 import contextlib
 import math
-import os
 import time
 import traceback
 from dataclasses import asdict, replace
@@ -13,10 +13,7 @@ from typing import Any
 
 from .plan import Job, Options, Study
 
-# set in a worker's environment before NumPy loads there: one BLAS / OpenMP thread per job
-THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
-              "NUMEXPR_NUM_THREADS", "NUMBA_NUM_THREADS")
-
+from ..train.executor import THREAD_ENV  # noqa: F401 - its old place, for callers that read it here
 
 
 def one_blas_thread() -> Any:
@@ -70,28 +67,13 @@ def run_job(study: Study, job: Job, opts: Options) -> dict:
 
 
 def _worker(ref: Any, job: Job, fields: dict) -> tuple[dict, list[str]]:
-    """Entry point of a worker process: run one job with one BLAS thread, return its record and log."""
+    """Entry point of a worker process (or Ray task): run one job with one BLAS thread, return its record and log."""
     lines: list[str] = []
     opts = Options(**fields, log=lines.append)
     study = _resolve(ref)
     with one_blas_thread():
         rec = run_job(study, job, opts)
     return rec, lines
-
-
-@contextlib.contextmanager
-def _thread_env() -> Any:
-    """One BLAS / OpenMP thread in the environment that spawned workers inherit (restored afterwards)."""
-    saved = {k: os.environ.get(k) for k in THREAD_ENV}
-    os.environ.update({k: "1" for k in THREAD_ENV})
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _header(study: Study, job: Job, budgets: tuple[str, ...], start: float) -> str:
@@ -101,60 +83,38 @@ def _header(study: Study, job: Job, budgets: tuple[str, ...], start: float) -> s
 
 def run_jobs(study: Study, jobs: list[Job], opts: Options, budgets: tuple[str, ...],
               start: float) -> dict[tuple, dict]:
+    """Every job through one executor (:mod:`rnnlab.train.executor`): this process, a pool, or Ray."""
+    from ..train.executor import Serial, WorkerLost, make_executor
+
     log = opts.log
     done: dict[tuple, dict] = {}
-    if opts.jobs <= 1 or len(jobs) <= 1:
-        with one_blas_thread():
-            for job in jobs:
+    with make_executor(opts.jobs if len(jobs) > 1 else 1, opts.ray, log=log) as ex:
+        if isinstance(ex, Serial):
+            def one(job: Job) -> tuple[dict, list[str]]:
                 log(_header(study, job, budgets, start))
-                rec = run_job(study, job, opts)
-                if rec.get("failed"):
-                    log(f"  FAILED: {rec['error']}")
-                done[job.key] = rec
-        return done
-    ref = _study_ref(study)
-    fields = {k: v for k, v in asdict(opts).items() if k != "log"}
-    workers = min(opts.jobs, len(jobs))
-    log(f"{len(jobs)} jobs in {workers} worker processes (one BLAS thread each)")
-    with _thread_env():
-        orphans = _pool_run(study, jobs, ref, fields, workers, opts, budgets, start, done)
-        # A worker that died (killed, out of memory, a crash in native code) breaks the whole pool and
-        # every job still in it. Rerun those one per fresh process, so only the culprit is lost.
-        for job in orphans:
-            _pool_run(study, [job], ref, fields, 1, opts, budgets, start, done)
-    return done
+                with one_blas_thread():
+                    return run_job(study, job, opts), []
+            fn, args = one, [(job,) for job in jobs]
+        else:
+            ref = _study_ref(study)
+            fields = {k: v for k, v in asdict(opts).items() if k != "log"}
+            log(f"{len(jobs)} jobs on {ex.describe()}")
+            fn, args = _worker, [(ref, job, fields) for job in jobs]
 
-
-def _pool_run(study: Study, jobs: list[Job], ref: Any, fields: dict, workers: int, opts: Options,
-              budgets: tuple[str, ...], start: float, done: dict) -> list[Job]:
-    """Run ``jobs`` in a pool of ``workers``; record results in ``done``; return the jobs a broken pool lost
-    (none when the pool had one job: then its failure is recorded)."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from concurrent.futures.process import BrokenProcessPool
-
-    log, orphans = opts.log, []
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(_worker, ref, job, fields): job for job in jobs}
-        for fut in as_completed(futures):
-            job = futures[fut]
-            try:
-                rec, lines = fut.result()
-            except BrokenProcessPool as exc:
-                if len(jobs) > 1:
-                    orphans.append(job)
-                    continue
-                rec, lines = _failure(RuntimeError(f"the worker process died ({exc})")), []
+        def finished(i: int, value: Any) -> None:
+            job = jobs[i]
+            if isinstance(value, WorkerLost):
+                rec, lines = _failure(RuntimeError(f"the worker process died ({value})")), []
                 rec.update(seed=job.seed, budget=job.budget, wall_s=math.nan)
-            except Exception as exc:  # e.g. a record that could not be pickled back
-                rec, lines = _failure(exc), []
-                rec.update(seed=job.seed, budget=job.budget, wall_s=math.nan)
-            log(_header(study, job, budgets, start) + (" (done)" if not rec.get("failed") else ""))
+            else:
+                rec, lines = value
+            if not isinstance(ex, Serial):
+                log(_header(study, job, budgets, start) + (" (done)" if not rec.get("failed") else ""))
             for line in lines:
                 log(line)
             if rec.get("failed"):
                 log(f"  FAILED: {rec['error']}")
             done[job.key] = rec
-    if orphans:
-        log(f"a worker process died; rerunning the {len(orphans)} job(s) it took down, one per process")
-    return sorted(orphans, key=lambda j: (j.budget, j.index, j.seed))
+
+        ex.map(fn, args, on_result=finished)
+    return done

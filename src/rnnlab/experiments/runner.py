@@ -29,16 +29,19 @@ first and the time-matched one beside it. A study's ``run_one`` reads
 
 Parallel jobs
 -------------
-Conditions x seeds (x budgets) are independent jobs. With ``jobs=1`` they run
+Conditions x seeds (x budgets) are independent jobs, handed to one executor
+(:mod:`rnnlab.train.executor`). With ``jobs=1`` they run
 one after the other in this process; with ``jobs=N`` in N worker processes
 started with the 'spawn' context, whose environment sets one BLAS / OpenMP
 thread (``OMP_NUM_THREADS`` and friends, set before NumPy loads in the
-worker). Results are gathered in the serial order, so tables and JSON are the
+worker); with ``ray`` as Ray tasks (a local cluster of 2 CPUs, or a cluster's
+address), one CPU and one BLAS thread each. Results are gathered in the serial order, so tables and JSON are the
 same whatever N; step-budget runs are deterministic, so their metrics are
 identical for any N. A job that raises is recorded as failed (its error in
 the JSON and under the table) and the others carry on. A worker process that
 dies breaks its pool: the jobs it took down are rerun one per fresh process,
-so only the job that killed its process is lost (and reported).
+so only the job that killed its process is lost (and reported); on Ray a job
+whose worker died is run once more, likewise.
 """
 from __future__ import annotations
 

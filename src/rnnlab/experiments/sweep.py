@@ -98,6 +98,7 @@ class Sweep:
         self.fails_in_a_row = 0
         self._started = 0.0
         self._done_here = 0
+        self._bar: Any = None
 
     # -- the study ---------------------------------------------------------------------------
     def open_study(self) -> Any:
@@ -153,6 +154,7 @@ class Sweep:
                    + (f", {spec.minutes:g} minutes" if spec.minutes else ""))
         self._started = time.monotonic()
         self._total = spec.n_trials - n_before if spec.n_trials else None
+        self._bar = _bar(self.stream, self._total)
         try:
             study.optimize(self._objective, timeout=spec.minutes * 60 if spec.minutes else None,
                            callbacks=callbacks, catch=(TrialFailed, DivergenceError), gc_after_trial=False)
@@ -162,6 +164,10 @@ class Sweep:
             self._line(f"interrupted: the trial in progress is marked FAIL; rerun the same command to continue "
                        f"the study")
             raise Interrupted(code) from None
+        finally:
+            if self._bar is not None:
+                self._bar.close()
+                self._bar = None
         return self.summary(study)
 
     def _fail_running(self, study: Any) -> None:
@@ -250,6 +256,8 @@ class Sweep:
             eta = f", ETA {_clock(min(left, self.spec.minutes * 60 - spent) if self.spec.minutes else left)}"
         elif self.spec.minutes:
             eta = f", {_clock(max(self.spec.minutes * 60 - spent, 0))} left"
+        if self._bar is not None:
+            self._bar.update(1)
         params = " ".join(f"{k}={_show(v)}" for k, v in frozen.params.items())
         self._line(f"[{count}] trial {frozen.number}: {what}; {best}; {_clock(spent)} spent{eta}  {params}")
         if self.fails_in_a_row >= MAX_FAILS_IN_A_ROW:
@@ -257,7 +265,10 @@ class Sweep:
             study.stop()
 
     def _line(self, text: str) -> None:
-        print(text, file=self.stream, flush=True)
+        if getattr(self, "_bar", None) is not None:
+            self._bar.write(text, file=self.stream)
+        else:
+            print(text, file=self.stream, flush=True)
 
     # -- results -----------------------------------------------------------------------------
     def summary(self, study: Any) -> dict[str, Any]:
@@ -277,6 +288,18 @@ class Sweep:
         with atomic_write(self.out / "sweep.json") as f:
             f.write(json.dumps(result, indent=1).encode("utf-8"))
         return result
+
+
+def _bar(stream: TextIO, total: int | None) -> Any:
+    """A progress bar over the trials on a terminal (tqdm, the 'progress' extra); None elsewhere, where the
+    line printed after each trial (count, best so far, time spent, ETA) is the progress."""
+    if not (hasattr(stream, "isatty") and stream.isatty()):
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, file=stream, desc="sweep", unit="trial", dynamic_ncols=True, leave=False)
 
 
 def _show(v: Any) -> str:

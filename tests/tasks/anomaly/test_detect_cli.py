@@ -304,3 +304,15 @@ def test_run_nab_logs_each_file_without_a_terminal(tmp_path):
     run_nab(load_corpus(root), "pred", seeds=[3], progress=False, log=lines.append, window=8, hidden=4, epochs=1,
             long=200)
     assert lines == []
+
+
+def test_detect_nab_in_two_worker_processes_gives_the_same_bytes(tmp_path, capsys):
+    root = _nab(tmp_path / "nab", htm=False)
+    argv = ["detect", "nab", str(root), "--detector", "pred", "--seeds", "2", *FAST]
+    assert main([*argv, "--out", str(tmp_path / "one")]) == 0
+    assert main([*argv, "--out", str(tmp_path / "two"), "--jobs", "2"]) == 0
+    assert "fits on 2 worker processes" in capsys.readouterr().out
+    files = sorted((tmp_path / "one" / "scores").rglob("*.csv"))
+    assert len(files) == 4
+    for f in files:
+        assert f.read_bytes() == (tmp_path / "two" / f.relative_to(tmp_path / "one")).read_bytes(), f

@@ -55,44 +55,86 @@ class TableRow:
         return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
 
 
+def _fit_file(detector: str, seed: int, options: dict[str, Any], key: str, values: np.ndarray,
+              timestamps: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, float]:
+    """One fit: ``detector`` from ``seed`` on one file; (scores, raw measure, seconds). Runs wherever the
+    executor puts it (this process, a worker process, a Ray task)."""
+    det, t0 = Detector(detector, seed=seed, **options), time.perf_counter()
+    try:
+        file_scores = det.fit_score(values, timestamps, progress=False)  # the bar is per file
+    except DataError as e:
+        raise DataError(f"{key}: {e}") from None
+    return file_scores, det.last_fit["raw"], time.perf_counter() - t0
+
+
 def run_nab(corpus: NabCorpus | str | Path, detector: str = "pred", seeds: Sequence[int] = (0,), *,
             groups: Sequence[str] | None = None, progress: bool = True, store: str | Path | None = None,
-            log: Callable[[str], None] = print, **options: Any) -> list[DetectorRun]:
+            log: Callable[[str], None] = print, executor: Any = None, **options: Any) -> list[DetectorRun]:
     """Fit and score ``detector`` on every file of ``corpus`` for each seed.
 
+    The fits (files x seeds) are independent: they run on ``executor`` (:mod:`rnnlab.train.executor`:
+    a local process pool or Ray), one after the other in this process by default; each is seeded by
+    its file and seed alone, so the results do not depend on where they ran.
     With ``store`` (a folder) each file's scores, raw measure and seconds are saved there as soon as
     the file is done, and files already saved are read back instead of fitted again: an
     interrupted job continues where it stopped, with the same results (each file is fitted on its
     own from the seed, so the order of work does not matter). The time per 10k rows is the sum of
     the files' own fitting times, wherever they were made."""
+    from ...train.executor import Serial, WorkerLost
+
     if not isinstance(corpus, NabCorpus):
         corpus = load_corpus(corpus, groups)
+    executor = executor if executor is not None else Serial(log=log)
     total_rows = sum(len(f) for f in corpus)
+    keys = list(corpus.files)
+    done: dict[tuple[int, str], tuple[np.ndarray, np.ndarray, float]] = {}
+    todo: list[tuple[int, str]] = []
+    for seed in seeds:
+        for key in keys:
+            saved = _saved_path(store, detector, seed, key)
+            found = _load_saved(saved, len(corpus[key])) if saved is not None and saved.is_file() else None
+            if found is None:
+                todo.append((seed, key))
+            else:
+                done[(seed, key)] = found
+    bars = {seed: WorkProgress(len(corpus), f"{detector} seed {seed}", unit="file", enabled=progress, every_s=None)
+            for seed in seeds}
+    counts = {seed: sum(1 for s, _ in done if s == seed) for seed in seeds}
+    for seed in seeds:
+        bars[seed].advance(counts[seed])
+
+    def finished(i: int, value: Any) -> None:
+        seed, key = todo[i]
+        if isinstance(value, WorkerLost):
+            raise DataError(f"{key}, seed {seed}: {value}; rerun the job (with --resume to keep the files done)")
+        done[(seed, key)] = value
+        saved = _saved_path(store, detector, seed, key)
+        if saved is not None:
+            with atomic_write(saved) as fh:
+                np.savez(fh, scores=value[0], raw=value[1], seconds=value[2])
+        counts[seed] += 1
+        bars[seed].advance(1)
+        if progress and not bars[seed].on_terminal:
+            log(f"  {detector} seed {seed}: [{counts[seed]}/{len(corpus)}] {key} ({len(corpus[key])} rows, "
+                f"{value[2]:.1f}s)")
+
+    try:
+        executor.map(_fit_file, [(detector, seed, dict(options), key, corpus[key].values, corpus[key].timestamps)
+                                 for seed, key in todo], on_result=finished)
+    finally:
+        for bar in bars.values():
+            bar.close()
     runs = []
     for seed in seeds:
-        bar = WorkProgress(len(corpus), f"{detector} seed {seed}", unit="file", enabled=progress, every_s=None)
-        scores, raw, seconds = {}, {}, 0.0
-        for i, (key, f) in enumerate(corpus.files.items()):
-            saved = Path(store) / f"{detector}-seed{seed}" / (key.replace("/", "__") + ".npz") if store else None
-            done = _load_saved(saved, len(f)) if saved is not None and saved.is_file() else None
-            if done is None:
-                det, t0 = Detector(detector, seed=seed, **options), time.perf_counter()
-                try:
-                    file_scores = det.fit_score(f.values, f.timestamps, progress=False)  # the bar is per file
-                except DataError as e:
-                    raise DataError(f"{key}: {e}") from None
-                done = (file_scores, det.last_fit["raw"], time.perf_counter() - t0)
-                if saved is not None:
-                    with atomic_write(saved) as fh:
-                        np.savez(fh, scores=done[0], raw=done[1], seconds=done[2])
-            scores[key], raw[key] = done[0], done[1]
-            seconds += done[2]
-            bar.advance(1)
-            if progress and not bar.on_terminal:
-                log(f"  {detector} seed {seed}: [{i + 1}/{len(corpus)}] {key} ({len(f)} rows, {done[2]:.1f}s)")
-        bar.close()
+        scores = {key: done[(seed, key)][0] for key in keys}
+        raw = {key: done[(seed, key)][1] for key in keys}
+        seconds = sum(done[(seed, key)][2] for key in keys)
         runs.append(DetectorRun(detector, seed, scores, seconds, total_rows, raw))
     return runs
+
+
+def _saved_path(store: str | Path | None, detector: str, seed: int, key: str) -> Path | None:
+    return Path(store) / f"{detector}-seed{seed}" / (key.replace("/", "__") + ".npz") if store else None
 
 
 def _load_saved(path: Path, rows: int) -> tuple[np.ndarray, np.ndarray, float]:
