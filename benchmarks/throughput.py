@@ -80,7 +80,7 @@ from rnnlab.module import no_grad  # noqa: E402
 from rnnlab.optim import Adam  # noqa: E402
 
 V, E, B, T, LAYERS = 85, 64, 64, 64, 2
-BF16_CELLS = ("lstm",)   # cells whose time loop has bf16 step products (rnnlab.train.config.BF16_CELLS)
+BF16_CELLS = ("lstm", "gru")   # cells whose time loop has bf16 step products (rnnlab.tasks.charlm.config.BF16_CELLS)
 
 
 # -- the two models ------------------------------------------------------------------------
@@ -469,6 +469,7 @@ def main() -> int:
     if args.precision == "bf16" and precision.unavailable_reason("bf16"):
         print(f"benchmark: {precision.unavailable_reason('bf16')}", file=sys.stderr)
         return 2
+    emulated = args.precision == "bf16" and precision.emulation_allowed()
     args.hidden = args.hidden or ([256] if args.quick else [128, 256, 512])
     args.seconds = args.seconds or (2.0 if args.quick else 5.0)
     args.warmup = 1 if args.quick else 2
@@ -481,6 +482,9 @@ def main() -> int:
     print(cpu_line())
     print(f"rnnlab step products: RNNLAB_BLAS={blas_choice.requested()} (auto: the faster of OpenBLAS and "
           "packed oneMKL per step shape, timed when first used; the choices are listed at the end)")
+    if args.precision == "bf16":
+        print(f"rnnlab bf16 products: oneMKL cblas_gemm_bf16bf16f32 ({precision.cpu_vendor() or 'unknown vendor'}"
+              + ("; RNNLAB_BF16_EMULATED=1: oneMKL may only emulate bf16 on this CPU)" if emulated else ")"))
     print(f"measured float32 GEMM peak: {peak / 1e9:.1f} GFLOP/s")
     for cell in args.cells:
         for H in args.hidden:

@@ -219,8 +219,12 @@ class CharLM:
         return "".join(self.stream(prime, length, temperature, top_k, seed, argmax))
 
     def evaluate(self, text: str | os.PathLike | None = None, *, path: str | os.PathLike | None = None,
-                 batch_size: int | None = None, seq_len: int | None = None) -> dict[str, float]:
+                 batch_size: int | None = None, seq_len: int | None = None,
+                 precision: str = "fp32") -> dict[str, float]:
         """Bits per character, perplexity and nats per character of ``text=`` or of the file ``path=``.
+
+        ``precision="bf16"``: the matrix products in bf16 with fp32 accumulation (as ``rnnlab eval
+        --precision bf16``; refused with :class:`ConfigError` where the CPU or oneMKL cannot run it).
 
         A positional ``Path`` is read as a file; a positional string is text,
         except that a one-word string that looks like a file name
@@ -236,8 +240,13 @@ class CharLM:
                               f"or text={text!r} to score the string itself")
         if path is not None:
             text = load_text(path)
+        from .blas import precision as products
+        from .tasks.charlm.config import check_precision_cell
+
+        check_precision_cell(precision, self.model.config.cell)
         ids = encode_text(self.vocab, text)
-        return score_ids(self.model, ids, batch_size or self.config.batch_size, seq_len or self.config.seq_len)
+        with products.use(precision):
+            return score_ids(self.model, ids, batch_size or self.config.batch_size, seq_len or self.config.seq_len)
 
     # -- files -----------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:

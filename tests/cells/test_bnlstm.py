@@ -34,6 +34,7 @@ def test_batch_norm_backward_sums_to_zero_and_eval_is_affine(rng):
     gamma, beta = rng.uniform(0.5, 2, 6), rng.standard_normal(6)
     mu, var = batch_stats(x)
     y, cache = batch_norm(x, gamma, beta, mu, var, True)
+    # float64: the normalised batch's mean is beta up to rounding (~1e-16 x a few terms)
     np.testing.assert_allclose(y.mean(axis=0), beta, atol=1e-12)
     dx, dgamma, dbeta = batch_norm_backward(dy, gamma, beta, cache)
     np.testing.assert_allclose(dx.sum(axis=0), 0.0, atol=1e-12)  # a shift of x changes nothing
@@ -64,6 +65,8 @@ def test_training_updates_population_statistics_per_step(rng):
     h_prev = np.concatenate([np.zeros((B, 1, H)), y[:, :-1]], axis=1)
     for t in range(T):
         for key, pre in (("x", x[:, t] @ cell.params["W_x"]), ("h", h_prev[:, t] @ cell.params["W_h"])):
+            # float32 buffers (the layer's default dtype, eps 1.2e-7): a mean or variance of B = 4 values of
+            # size O(1) is exact to a few ulps; atol 1e-6 is ~10 ulps
             np.testing.assert_allclose(cell.buffers[f"mean_{key}"][t], 0.1 * pre.mean(axis=0), atol=1e-6)
             np.testing.assert_allclose(cell.buffers[f"var_{key}"][t], 0.9 + 0.1 * pre.var(axis=0, ddof=1), atol=1e-6)
     np.testing.assert_allclose(cell.buffers["mean_c"][T - 1], 0.1 * cT.mean(axis=0), atol=1e-6)

@@ -26,6 +26,7 @@ def test_layer_norm_groups_normalise_each_block_of_each_row(rng):
     ones, zeros = np.ones(4 * H), np.zeros(4 * H)
     y, _ = layer_norm(x, ones, zeros, groups=4)
     blocks = y.reshape(3, 4, H)
+    # float64: a normalised block's mean is 0 up to rounding (~1e-16 x H terms); 1e-12 has margin on any BLAS
     np.testing.assert_allclose(blocks.mean(axis=-1), 0.0, atol=1e-12)
     v = x.reshape(3, 4, H).var(axis=-1)
     np.testing.assert_allclose(blocks.var(axis=-1), v / (v + 1e-5), rtol=1e-10)  # unit variance up to eps
@@ -50,6 +51,7 @@ def test_examples_are_independent_and_batch_of_one_works(rng):
     (y, (hT, cT)), _ = lay.forward(x)
     for b in range(3):
         (yb, (hb, cb)), _ = lay.forward(x[b:b + 1])
+        # float64, one row alone against the same row in a batch: only the BLAS's blocking differs (rounding)
         np.testing.assert_allclose(yb[0], y[b], rtol=1e-12, atol=1e-14)
         np.testing.assert_allclose(cb[0], cT[b], rtol=1e-12, atol=1e-14)
     lay.eval()

@@ -33,6 +33,11 @@ def in_bf16(monkeypatch):
     monkeypatch.setattr(precision, "_current", "bf16")
 
 
+@pytest.fixture(autouse=True)
+def _no_override(monkeypatch):
+    monkeypatch.delenv("RNNLAB_BF16_EMULATED", raising=False)
+
+
 # -- refusals ---------------------------------------------------------------------------------------
 def test_refused_without_the_cpu_feature(monkeypatch):
     monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx2", "avx512f", "fma"})
@@ -47,8 +52,22 @@ def test_refused_without_the_cpu_feature(monkeypatch):
     assert precision.check("fp32") == "fp32"
 
 
+def test_refused_off_intel_and_the_override(monkeypatch):
+    monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx512f", "avx512_bf16"})
+    monkeypatch.setattr(precision, "cpu_vendor", lambda: "AuthenticAMD")
+    with pytest.raises(ConfigError) as err:
+        precision.check("bf16")
+    assert "\n" not in str(err.value) and "AuthenticAMD" in str(err.value) and "--precision fp32" in str(err.value)
+    if mkl.available() and mkl.has_bf16():
+        monkeypatch.setenv("RNNLAB_BF16_EMULATED", "1")
+        assert precision.check("bf16") == "bf16"
+        monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx2"})
+        assert precision.check("bf16") == "bf16"
+
+
 def test_refused_without_mkl(monkeypatch):
     monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx512_bf16"})
+    monkeypatch.setattr(precision, "cpu_vendor", lambda: "GenuineIntel")
     monkeypatch.setattr(mkl, "available", lambda: False)
     with pytest.raises(ConfigError, match=r"--precision bf16 needs oneMKL: pip install 'rnnlab\[mkl\]'"):
         precision.check("bf16")
@@ -61,8 +80,9 @@ def test_unknown_precision_is_one_line():
         precision.check("fp16")
     with pytest.raises(ConfigError, match="--precision must be one of fp32, bf16"):
         TrainConfig(precision="fp16").validate()
-    with pytest.raises(ConfigError, match="--precision bf16 runs the lstm cell so far, not --cell gru"):
-        TrainConfig(precision="bf16", cell="gru").validate()
+    with pytest.raises(ConfigError, match="--precision bf16 runs the lstm, gru cell so far, not --cell rnn"):
+        TrainConfig(precision="bf16", cell="rnn").validate()
+    TrainConfig(precision="bf16", cell="gru").validate()
 
 
 def test_train_command_refuses_in_one_line(monkeypatch, tmp_path, capsys):
@@ -182,6 +202,39 @@ def test_lstm_steps_match_the_reference(in_bf16):
     assert far > 1e-3
 
 
+def _reference_gru_step(x, h, W_x, W_h, b, b_hn, H):
+    xw = ref_bf16(x, W_x).astype(np.float64) + b
+    hw = ref_bf16(h, W_h).astype(np.float64)
+    sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    r, z = sig(xw[:, :H] + hw[:, :H]), sig(xw[:, H:2 * H] + hw[:, H:2 * H])
+    n = np.tanh(xw[:, 2 * H:] + r * (hw[:, 2 * H:] + b_hn))
+    return n + z * (h - n)
+
+
+@needs_bf16
+def test_gru_steps_match_the_reference(in_bf16):
+    """As for the LSTM: each step from the kernel's own previous h, training forward and no_grad."""
+    from rnnlab.cells import GRUCell
+
+    rng = np.random.default_rng(5)
+    B, T, D, H = 8, 6, 16, 32
+    layer = Recurrent(GRUCell(D, H))
+    for _, p, _ in layer.named_parameters():
+        p[...] = rng.uniform(-0.3, 0.3, p.shape)
+    x = rng.standard_normal((B, T, D)).astype(np.float32)
+    W_x, W_h, b, b_hn = (layer.cell.params[k] for k in ("W_x", "W_h", "b", "b_hn"))
+    (y, _), _ = layer.forward(x)
+    y = np.array(y)
+    with no_grad():
+        (y_eval, _), _ = layer.forward(x)
+    np.testing.assert_allclose(y_eval, y, atol=2e-6)
+    h = np.zeros((B, H), np.float32)
+    for t in range(T):
+        np.testing.assert_allclose(y[:, t], _reference_gru_step(x[:, t], h, W_x, W_h, b, b_hn, H), atol=2e-6,
+                                   err_msg=f"step {t}")
+        h = y[:, t]
+
+
 def _grads(model, ids, dtype):
     model.astype(dtype)
     model.zero_grad()
@@ -193,14 +246,16 @@ def _grads(model, ids, dtype):
 
 
 @needs_bf16
-def test_gradient_error_against_float64(monkeypatch, capsys):
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_gradient_error_against_float64(cell, monkeypatch, capsys):
     """A realistic small char-LM step (2 x 128 LSTM, B = 32, T = 64): the bf16 gradient's relative
     error (per parameter, Frobenius) against float64 stays within 2e-2; bf16's unit roundoff is
     3.9e-3 and the measured figure is printed (-s). fp32's, for scale, must be far smaller."""
     rng = np.random.default_rng(4)
     V = 60
     ids = rng.integers(0, V, (32, 65))
-    model = CharRNN(ModelConfig(vocab_size=V, hidden_size=128, num_layers=2, embedding_size=32, dropout=0.0))
+    model = CharRNN(ModelConfig(vocab_size=V, cell=cell, hidden_size=128, num_layers=2, embedding_size=32,
+                                dropout=0.0))
     state = {k: v.copy() for k, v in model.state_dict().items()}
     g64 = _grads(model, ids, np.float64)
     model.load_state_dict(state)
@@ -214,7 +269,7 @@ def test_gradient_error_against_float64(monkeypatch, capsys):
 
     e16, e32 = rel(g16), rel(g32)
     with capsys.disabled():
-        print(f"\nbf16 gradient error vs float64: max {max(e16.values()):.2e} "
+        print(f"\n{cell}: bf16 gradient error vs float64: max {max(e16.values()):.2e} "
               f"(fp32: {max(e32.values()):.2e}); per parameter: "
               + ", ".join(f"{k} {v:.1e}" for k, v in e16.items()))
     assert max(e16.values()) < 2e-2
@@ -228,7 +283,7 @@ def test_bf16_training_loss_follows_fp32(tmp_path, monkeypatch):
     from rnnlab.tasks.charlm import train
     from rnnlab.train.config import TrainConfig
 
-    monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx512_bf16"})   # emulated where the CPU lacks it
+    monkeypatch.setenv("RNNLAB_BF16_EMULATED", "1")   # the same numbers where oneMKL only emulates bf16
     text = tmp_path / "t.txt"
     text.write_text("the quick brown fox jumps over the lazy dog. " * 300)
     curves = {}
@@ -243,3 +298,31 @@ def test_bf16_training_loss_follows_fp32(tmp_path, monkeypatch):
     assert precision.current() == "fp32"   # restored after the run
     config = json.loads((tmp_path / "bf16" / "config.json").read_text())
     assert config["precision"] == config["blas"]["precision"] == "bf16"
+
+
+@needs_bf16
+def test_eval_command_and_api_take_the_precision(tmp_path, monkeypatch, capsys):
+    """`rnnlab train/eval --precision bf16` and CharLM(precision=...).evaluate(precision=...): the bf16
+    score of a small GRU run is within 0.01 bits/char of its fp32 score (emulated where needed)."""
+    from rnnlab import CharLM
+    from rnnlab.cli import main
+
+    monkeypatch.setenv("RNNLAB_BF16_EMULATED", "1")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    text = tmp_path / "t.txt"
+    text.write_text("abc bca cab\naaa " * 150)
+    run = tmp_path / "run"
+    assert main(["train", str(text), "--out", str(run), "--cell", "gru", "--hidden-size", "16", "--num-layers", "1",
+                 "--batch-size", "4", "--seq-len", "12", "--max-steps", "6", "--precision", "bf16"]) == 0
+    capsys.readouterr()
+    bits = {}
+    for p in ("fp32", "bf16"):
+        assert main(["eval", str(run), "--split", "val", "--json", "--precision", p]) == 0
+        bits[p] = json.loads(capsys.readouterr().out)["bits_per_char"]
+    assert abs(bits["bf16"] - bits["fp32"]) < 0.01 and bits["bf16"] != bits["fp32"]
+    lm = CharLM.load(run)
+    assert lm.config.precision == "bf16"
+    fp, bf = (lm.evaluate(text="abc bca cab\n" * 20, precision=p)["bits_per_char"] for p in ("fp32", "bf16"))
+    assert abs(bf - fp) < 0.01 and bf != fp
+    with pytest.raises(ConfigError, match="--precision must be one of"):
+        lm.evaluate(text="abc bca", precision="fp16")

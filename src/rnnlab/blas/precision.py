@@ -9,14 +9,23 @@ every element-wise operation stay float32; float64 (gradient checks) is never af
 It is refused, in one line naming what is missing, where
 
 * the CPU has neither ``avx512_bf16`` nor ``amx_bf16`` in ``/proc/cpuinfo`` (oneMKL would
-  emulate bf16 in float32, slower than sgemm: nothing to gain), or
+  emulate bf16 in float32, slower than sgemm: nothing to gain);
+* the CPU has them but is not an Intel one (``vendor_id``): oneMKL dispatches its bf16 GEMM by
+  vendor and runs a generic path elsewhere. Measured on an AMD EPYC Zen 4 with AVX512_BF16
+  (2026-12-06, 1 thread, (1024 x H) by (H x 4H)): oneMKL bf16 25 GFLOP/s, its sgemm 26, while
+  torch's bf16 (oneDNN, which does use the instructions) ran 67; the packed per-step bf16 product
+  was 1.15-1.55x slower than packed sgemm (docs/performance.md);
 * oneMKL cannot be loaded (``pip install 'rnnlab[mkl]'``).
+
+``RNNLAB_BF16_EMULATED=1`` lifts the two CPU refusals (the results are the same, only slower):
+for testing bf16's accuracy on any machine.
 
 :func:`use` sets it for a block (the char-LM task wraps training, evaluation and sampling in
 it); :func:`current` is what the kernels read (:mod:`rnnlab.fast.bf16`).
 """
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -28,16 +37,30 @@ CPU_FEATURES = ("avx512_bf16", "amx_bf16")
 _current = "fp32"
 
 
-def cpu_flags() -> set[str]:
-    """The CPU's feature flags from /proc/cpuinfo (empty where it cannot be read)."""
+def _cpuinfo(field: str) -> str:
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
+                if line.startswith(field) and ":" in line:
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return set()
+    return ""
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (empty where it cannot be read)."""
+    return set(_cpuinfo("flags").split())
+
+
+def cpu_vendor() -> str:
+    """``GenuineIntel``, ``AuthenticAMD``, ... from /proc/cpuinfo ("" where it cannot be read)."""
+    return _cpuinfo("vendor_id")
+
+
+def emulation_allowed() -> bool:
+    """``RNNLAB_BF16_EMULATED=1``: run bf16 where oneMKL only emulates it (for accuracy tests)."""
+    return os.environ.get("RNNLAB_BF16_EMULATED", "").strip().lower() in ("1", "yes", "true", "on")
 
 
 def unavailable_reason(name: str) -> str | None:
@@ -46,10 +69,15 @@ def unavailable_reason(name: str) -> str | None:
         return f"--precision must be one of {', '.join(PRECISIONS)}, got {name!r}"
     if name == "fp32":
         return None
-    if not set(CPU_FEATURES) & cpu_flags():
+    if not set(CPU_FEATURES) & cpu_flags() and not emulation_allowed():
         return ("--precision bf16 needs a CPU with AVX512_BF16 or AMX-BF16 (/proc/cpuinfo lists neither "
                 "avx512_bf16 nor amx_bf16 here; oneMKL would only emulate it, slower than fp32); "
                 "use --precision fp32")
+    vendor = cpu_vendor()
+    if vendor and vendor != "GenuineIntel" and not emulation_allowed():
+        return (f"--precision bf16: oneMKL does not use this {vendor} CPU's avx512_bf16 (its bf16 GEMM takes a "
+                "generic path off Intel CPUs, no faster than fp32); use --precision fp32 "
+                "(RNNLAB_BF16_EMULATED=1 runs it anyway, for accuracy checks)")
     from . import mkl
 
     if not mkl.available():
@@ -91,5 +119,5 @@ def use(name: str) -> Iterator[str]:
         _current = previous
 
 
-__all__ = ["CPU_FEATURES", "PRECISIONS", "check", "cpu_flags", "current", "set_precision", "unavailable_reason",
+__all__ = ["CPU_FEATURES", "PRECISIONS", "check", "cpu_flags", "cpu_vendor", "current", "emulation_allowed", "set_precision", "unavailable_reason",
            "use"]

@@ -52,6 +52,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("a char-LM run scores a text: give --text FILE or --split train|val|test")
     precision.check(args.precision)
     loaded = load_run(args.run_path, args.checkpoint)
+    from ..tasks.charlm.config import check_precision_cell
+
+    check_precision_cell(args.precision, loaded.model.config.cell)
     cfg = loaded.meta.get("config") or {}
     batch_size = args.batch_size if args.batch_size is not None else cfg.get("batch_size", 64)
     seq_len = args.seq_len if args.seq_len is not None else cfg.get("seq_len", 100)

@@ -26,13 +26,16 @@ from . import accel
 
 
 def active(*arrays: np.ndarray) -> bool:
-    """bf16 products in effect, and every array float32."""
-    return precision.current() == "bf16" and all(a.dtype == np.float32 for a in arrays)
+    """bf16 products in effect, and every array float32 (or already bf16 bits: uint16)."""
+    return precision.current() == "bf16" and all(a.dtype in (np.float32, np.uint16) for a in arrays)
 
 
 def convert(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """float32 2-D -> bf16 bits (uint16) of the same shape; C-ordered ``out`` unless ``x`` is a
-    transposed view (then the result is the transpose of a C-ordered array)."""
+    transposed view (then the result is the transpose of a C-ordered array). bf16 bits (uint16)
+    pass through unchanged, so an operand used twice is converted once."""
+    if x.dtype == np.uint16 and out is None:
+        return x
     if x.ndim != 2:
         raise ValueError(f"convert takes 2-D arrays, got shape {x.shape}")
     if out is None and not x.flags.c_contiguous and x.T.flags.c_contiguous:

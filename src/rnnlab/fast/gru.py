@@ -31,7 +31,7 @@ import numpy as np
 
 from ..cells.gru import GRUStepCache
 from ..workspace import Workspace
-from . import accel
+from . import accel, bf16
 
 SUPPORTS_ACTIVE = True  # forward/backward take ``active`` (rows per step) for variable lengths
 
@@ -83,8 +83,10 @@ def forward(cell: Any, XW: np.ndarray, b: np.ndarray, W_h: np.ndarray, hs: np.nd
     hw = ws.empty("hw", (B, G), hs.dtype)
     compiled = accel.steps(hs.dtype)
     step = compiled.gru_forward if compiled is not None else forward_step
+    # hs[t] @ W_h: NumPy's, or packed bf16 under --precision bf16 (rnnlab.fast.bf16)
+    product = bf16.stepper(hs, W_h, hw) if bf16.active(hs, W_h) else lambda t: np.matmul(hs[t], W_h, out=hw)
     for t in range(T):
-        np.matmul(hs[t], W_h, out=hw)
+        product(t)
         step(XW[t], hw, b, b_hn, hs[t], hns[t if keep else 0], hs[t + 1])
     if not keep:
         return (hs[T].copy(),), None
@@ -115,13 +117,16 @@ def _backward(cell: Any, dyt: np.ndarray | None, dstate: list, steps: list, W_h:
         backward_step, deriv=ws.empty("deriv", (B, 2 * H), dtype), dn=ws.empty("dn", (B, H), dtype))
     direct = ws.empty("direct", (B, H), dtype)   # dh z, the path h_{t-1} -> h_t
     (dh,) = dstate
+    # dHW_t W_h^T: NumPy's, or packed bf16 (the block is reused: one packing per call)
+    product = bf16.stepper(dHW, W_hT, dh) if bf16.active(dHW, W_hT) else \
+        lambda t: np.matmul(dHW[t], W_hT, out=dh)
     for t1 in range(T, 0, -chunk):
         t0 = max(t1 - chunk, 0)
         for t in range(t1 - 1, t0 - 1, -1):
             _, _, hn, h_prev = steps[t]
             step(steps.gates[t], hn, h_prev, dh, dh if dyt is None else dyt[t], dyt is not None,
                  dXW[t - t0], dHW[t - t0], direct)
-            np.matmul(dHW[t - t0], W_hT, out=dh)
+            product(t - t0)
             dh += direct
         n = t1 - t0
         cell.grads["b_hn"] += dHW[:n, :, 2 * H:].sum(axis=(0, 1))

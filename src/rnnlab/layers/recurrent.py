@@ -287,12 +287,17 @@ class Recurrent(Module):
         cell = self.cell
         n, GH = dXW.shape[0] * dXW.shape[1], dXW.shape[2]
         dXW2 = dXW.reshape(n, GH)
-        # bf16 operands under --precision bf16 (rnnlab.fast.bf16), else NumPy's float32/float64
-        bf16.mm(h_prev.reshape(n, -1).T, dHW.reshape(n, GH), grads["W_h"], accumulate=True)
         if cell.project_bias:
             grads["b"] += dXW2.sum(axis=0)
+        # one array for both (the LSTM's kernel: dxw == dhw)
+        same = dHW.shape == dXW.shape and dHW.strides == dXW.strides and dHW.ctypes.data == dXW.ctypes.data
+        if bf16.active(dXW2):   # --precision bf16: each operand rounded once, not once per product
+            dXW2 = bf16.convert(dXW2)
+        dHW2 = dXW2 if same else dHW.reshape(n, GH)
+        # bf16 operands under --precision bf16 (rnnlab.fast.bf16), else NumPy's float32/float64
+        bf16.mm(h_prev.reshape(n, -1).T, dHW2, grads["W_h"], accumulate=True)
         if token_grad is not None:
-            token_grad.add(xt, dXW2)
+            token_grad.add(xt, dXW.reshape(n, GH))
             return
         D = xt.shape[2]
         bf16.mm(xt.reshape(n, D).T, dXW2, grads["W_x"], accumulate=True)

@@ -28,7 +28,7 @@ buckets are missing values. Timestamps are parsed by NumPy (ISO 8601, ``T`` or s
 separated), then :meth:`datetime.fromisoformat` (time zones, converted to
 UTC), then ``pandas.to_datetime`` if pandas happens to be installed.
 
-Why one file of about 350 lines: the two layouts share the header detection, the missing-value
+Why one file of about 360 lines: the two layouts share the header detection, the missing-value
 rules and the error messages naming file and line; split, each reader would repeat them.
 """
 from __future__ import annotations

@@ -19,7 +19,7 @@ from ...train.loopconfig import LoopConfig, validate_loop
 
 
 # cells whose time loop runs its step products in bf16 under --precision bf16 (rnnlab.fast.bf16)
-BF16_CELLS = ("lstm",)
+BF16_CELLS = ("lstm", "gru")
 
 
 def _opt(default: Any, help: str = "", **meta: Any) -> Any:
@@ -79,10 +79,7 @@ class TrainConfig(LoopConfig):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{flag(name)} must be >= 0, got {getattr(self, name)}")
         check_cell_options(self.cell, self.cell_options)
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        if self.precision == "bf16" and self.cell not in BF16_CELLS:
-            raise ConfigError(f"--precision bf16 runs the {', '.join(BF16_CELLS)} cell so far, not --cell {self.cell}")
+        check_precision_cell(self.precision, self.cell)
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"--dropout must be in [0, 1), got {self.dropout}")
         return self
@@ -109,6 +106,14 @@ class TrainConfig(LoopConfig):
 
     def describe(self) -> str:
         return "\n".join(f"  {k} = {v!r}" for k, v in self.to_dict().items())
+
+
+def check_precision_cell(precision: str, cell: str) -> None:
+    """A known --precision, and bf16 only for a cell whose time loop has bf16 step products."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "bf16" and cell not in BF16_CELLS:
+        raise ConfigError(f"--precision bf16 runs the {', '.join(BF16_CELLS)} cell so far, not --cell {cell}")
 
 
 def check_cell_options(cell: str, options: Any) -> None:

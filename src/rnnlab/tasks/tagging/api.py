@@ -38,10 +38,11 @@ def train_tagger(cfg: TagConfig | None = None, out: str | None = None, resume: s
         raise ConfigError("train_tagger needs a TagConfig (or resume=RUN)")
     given = {**(budget or {}), **(given or {})}
     with open_job("tagging", TagConfig, cfg, out=out, resume=resume, force=force, given=given) as job:
-        return _train_tagger(job, log, progress)
+        return _train_tagger(job, log, progress, force=force)
 
 
-def _train_tagger(job: Job, log: Callable[[str], None], progress: Progress | None) -> dict[str, Any]:
+def _train_tagger(job: Job, log: Callable[[str], None], progress: Progress | None,
+                  force: bool = False) -> dict[str, Any]:
     cfg, ckpt, meta, run_dir = job.cfg, job.ckpt, job.meta, job.run_dir
     cfg.validate()
     corpus = load_corpus(cfg)
@@ -53,7 +54,17 @@ def _train_tagger(job: Job, log: Callable[[str], None], progress: Progress | Non
         f"(settings in {run_dir / CONFIG})")
     for note in corpus.repairs:
         log(note)
-    task = TaggingTask(cfg, vocabs, corpus.train, corpus.dev)
+    lm_runs = ""
+    if cfg.lm_text:   # the char-LM pair first, through the same loop (resumed or reused when it exists)
+        from .lm_pretrain import forget, pretrain_pair
+        if force and ckpt is None:
+            forget(run_dir)
+        factory = None if progress is None else (lambda: Progress(enabled=False))
+        lm_runs, code = pretrain_pair(cfg, corpus.train, run_dir, log, factory)
+        if code:
+            return {"steps": 0, "stop": "interrupted while training the char-LM pair", "exit_code": code,
+                    "elapsed_s": 0.0, "best": None, "run_dir": str(run_dir)}
+    task = TaggingTask(cfg, vocabs, corpus.train, corpus.dev, lm_runs if cfg.lm_text else "")
     for split in ("dev", "test"):  # gold tags never seen in training: scored as themselves, never predicted
         vocabs.tags.unknown.clear()
         for s in getattr(corpus, split):
@@ -64,6 +75,9 @@ def _train_tagger(job: Job, log: Callable[[str], None], progress: Progress | Non
     vocabs.tags.unknown.clear()
     if progress is None:
         progress = Progress(loss_label=lambda loss: f"loss {loss:.3f}")
+    if cfg.vectors and ckpt is None:
+        task.build_model()   # reads the file once up front: a bad file fails here, before any training
+        log(task.vectors_note)
     summary = run_task(task, cfg, run_dir, resume_from=ckpt, log=log, progress=progress)
     if corpus.test and summary["steps"] > 0 and not summary["exit_code"]:
         loaded = load_run(run_dir)

@@ -42,6 +42,12 @@ class TagConfig(LoopConfig):
     lm: str = _opt("", "FWD_RUN,BWD_RUN: two char-LM runs of `rnnlab train` (the second with --reverse) whose "
                        "states at each word's last (forward) and first (backward) character are added to the word "
                        "features (frozen)")
+    lm_text: str = _opt("", "FILE[,FILE...]: train the --lm pair first, through the same loop, on the training "
+                            "split's sentences plus these unlabelled text files (none: '-'); the LMs live in "
+                            "RUN/lm-fwd and RUN/lm-bwd")
+    lm_minutes: float = _opt(10.0, "with --lm-text: training budget of each char-LM, in minutes")
+    lm_steps: int = _opt(0, "with --lm-text: stop each char-LM after this many steps; 0: no limit")
+    lm_hidden_size: int = _opt(256, "with --lm-text: hidden units of each (one-layer LSTM) char-LM")
     batch_size: int = _opt(16, "sentences per training batch")
     eval_batch: int = _opt(128, "sentences per batch when evaluating")
     # the loop's settings, tagger defaults
@@ -72,6 +78,11 @@ class TagConfig(LoopConfig):
         if self.lm and len(self.lm.split(",")) != 2:
             raise ConfigError(f"--lm takes two char-LM runs, FWD_RUN,BWD_RUN (the second trained with "
                               f"`rnnlab train --reverse`), got {self.lm!r}")
+        if self.lm and self.lm_text:
+            raise ConfigError("give --lm FWD_RUN,BWD_RUN (trained LMs) or --lm-text FILE (train them here), not both")
+        if self.lm_text and (self.lm_hidden_size < 1 or self.lm_minutes < 0 or self.lm_steps < 0
+                             or not (self.lm_minutes or self.lm_steps)):
+            raise ConfigError("--lm-text needs --lm-hidden-size >= 1 and a budget: --lm-minutes > 0 or --lm-steps > 0")
         return self
 
     @classmethod

@@ -124,11 +124,13 @@ class TaggingTask(Task):
     unit = "sentences"
     selection = Selection("f1", "max")
 
-    def __init__(self, cfg: TagConfig, vocabs: Vocabs, train: Sequence[Sentence], dev: Sequence[Sentence]) -> None:
+    def __init__(self, cfg: TagConfig, vocabs: Vocabs, train: Sequence[Sentence], dev: Sequence[Sentence],
+                 lm_runs: str = "") -> None:
         if not train or not dev:
             raise ConfigError("tagging needs training and validation sentences")
         self.cfg, self.vocabs, self.dev = cfg, vocabs, list(dev)
-        self.lm = lm_features(cfg.lm)  # computed once per sentence, cached
+        # computed once per sentence, cached; lm_runs: the pair --lm-text trained (cfg.lm stays as given)
+        self.lm = lm_features(lm_runs or cfg.lm)
         self.encoded = encode(train, vocabs, cfg.max_word_len, self.lm)
         counts: dict[int, int] = {}
         for e in self.encoded:
@@ -139,15 +141,22 @@ class TaggingTask(Task):
         self.singletons[: 2] = False
         self.epoch, self.index = 0, 0
         self._epoch_batches: tuple[int, list] | None = None
+        self.vectors_note = ""   # set by build_model when --vectors initialises the word embeddings
+        self._vectors: tuple[np.ndarray, np.ndarray, int] | None = None
 
     # -- model -----------------------------------------------------------------------------------
     def build_model(self) -> TaggerModel:
         model = TaggerModel(**model_spec(self.cfg, self.vocabs, self.lm))
         if self.cfg.vectors:
-            rows, vectors, dim = read_vectors(self.cfg.vectors, self.vocabs.words, self.vocabs.lower)
+            if self._vectors is None:   # read once: GloVe files run to gigabytes
+                self._vectors = read_vectors(self.cfg.vectors, self.vocabs.words, self.vocabs.lower)
+            rows, vectors, dim = self._vectors
             if dim != self.cfg.word_dim:
                 raise ConfigError(f"{self.cfg.vectors} holds {dim}-dimensional vectors; set --word-dim {dim}")
             model.word.params["W"][rows] = vectors
+            self.vectors_note = (f"--vectors: {len(rows):,} of {len(self.vocabs.words) - 2:,} training words found in "
+                                 f"{self.cfg.vectors} ({100 * len(rows) / max(1, len(self.vocabs.words) - 2):.1f} %); "
+                                 "the others keep their random initialisation")
         return model
 
     def pack_model(self, model: TaggerModel) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
