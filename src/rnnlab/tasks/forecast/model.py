@@ -23,38 +23,89 @@ from ...models.seqmodel import SeqModel
 from ...module import DEFAULT_DTYPE, Module
 from ...layers.forecasting import EncDecForecaster, PinballLoss  # noqa: F401  (re-exported)
 
-MODELS = ("direct", "encdec")
+class Network:
+    """One kind of forecasting network behind one interface: ``build`` it from a spec, ``run`` it on
+    ``(x, u)`` to ``(B, H, Q)`` outputs, ``backward`` from ``dy (B, H, Q)``, and name the ``recurrent``
+    cache the training loop's diagnostics read."""
+
+    name = ""
+
+    def build(self, spec: dict, dtype: Any) -> Module:
+        raise NotImplementedError
+
+    def run(self, model: Module, spec: dict, x: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, Any]:
+        raise NotImplementedError
+
+    def backward(self, model: Module, spec: dict, dy: np.ndarray, cache: Any) -> None:
+        raise NotImplementedError
+
+    def recurrent(self, cache: Any) -> Any:
+        raise NotImplementedError
+
+
+class Direct(Network):
+    """A SeqModel whose Linear on the last state outputs all ``H * Q`` values."""
+
+    name = "direct"
+
+    def build(self, spec, dtype):
+        return SeqModel(spec["cell"], spec["input_size"], spec["hidden_size"], spec["horizon"] * len(spec["quantiles"]),
+                        num_layers=spec["num_layers"], seed=spec["seed"], dtype=dtype)
+
+    def run(self, model, spec, x, u):
+        y, cache = model.forward(x)
+        return y.reshape(len(x), spec["horizon"], -1), cache
+
+    def backward(self, model, spec, dy, cache):
+        model.backward(dy.reshape(len(dy), -1), cache)
+
+    def recurrent(self, cache):
+        return cache.rnn
+
+
+class EncDec(Network):
+    """The encoder-decoder: the encoder's final states start a decoder over the future steps' inputs."""
+
+    name = "encdec"
+
+    def build(self, spec, dtype):
+        return EncDecForecaster(spec["cell"], spec["input_size"], spec["future_size"], spec["hidden_size"],
+                                len(spec["quantiles"]), num_layers=spec["num_layers"], seed=spec["seed"], dtype=dtype)
+
+    def run(self, model, spec, x, u):
+        return model.forward(x, u)
+
+    def backward(self, model, spec, dy, cache):
+        model.backward(dy, cache)
+
+    def recurrent(self, cache):
+        return cache.enc
+
+
+NETWORKS: dict[str, Network] = {n.name: n for n in (Direct(), EncDec())}
+MODELS = tuple(NETWORKS)
+
+
+def network(spec: dict) -> Network:
+    """The :class:`Network` a spec names (``spec["model"]``)."""
+    try:
+        return NETWORKS[spec["model"]]
+    except KeyError:
+        raise ValueError(f"model must be one of {MODELS}, not {spec['model']!r}") from None
 
 
 def make_model(spec: dict, dtype: Any = DEFAULT_DTYPE) -> Module:
     """The network a spec describes (``model`` is ``direct`` or ``encdec``). The output layer starts
     at zero, so an untrained network forecasts the base (seasonal naive) exactly."""
-    model = _build(spec, dtype)
+    model = network(spec).build(spec, dtype)
     model.out.params["W"][...] = 0
     return model
 
 
-def _build(spec: dict, dtype: Any) -> Module:
-    q = len(spec["quantiles"])
-    if spec["model"] == "direct":
-        return SeqModel(spec["cell"], spec["input_size"], spec["hidden_size"], spec["horizon"] * q,
-                        num_layers=spec["num_layers"], seed=spec["seed"], dtype=dtype)
-    if spec["model"] == "encdec":
-        return EncDecForecaster(spec["cell"], spec["input_size"], spec["future_size"], spec["hidden_size"], q,
-                                num_layers=spec["num_layers"], seed=spec["seed"], dtype=dtype)
-    raise ValueError(f"model must be one of {MODELS}, not {spec['model']!r}")
-
-
 def run_model(model: Module, spec: dict, x: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, Any]:
     """Forward pass of either network: ``((B, H, Q) outputs, cache)``."""
-    if spec["model"] == "direct":
-        y, cache = model.forward(x)
-        return y.reshape(len(x), spec["horizon"], -1), cache
-    return model.forward(x, u)
+    return network(spec).run(model, spec, x, u)
 
 
 def backward_model(model: Module, spec: dict, dy: np.ndarray, cache: Any) -> None:
-    if spec["model"] == "direct":
-        model.backward(dy.reshape(len(dy), -1), cache)
-    else:
-        model.backward(dy, cache)
+    network(spec).backward(model, spec, dy, cache)

@@ -27,7 +27,7 @@ from .baselines import forecast_all
 from .config import ForecastConfig
 from .frequency import frequency
 from .metrics import evaluate, owa
-from .model import PinballLoss, backward_model, make_model, run_model
+from .model import PinballLoss, backward_model, make_model, network, run_model
 
 KIND = "rnnlab.forecast"
 
@@ -156,7 +156,7 @@ class ForecastTask(Task):
         out, cache = run_model(model, self.spec, e.x, e.u)
         loss, lcache = self.loss_fn.forward(out, target, self.spec["quantiles"])
         backward_model(model, self.spec, self.loss_fn.backward(1.0, lcache), cache)
-        return StepOutput(loss, len(target), cache.rnn if self.spec["model"] == "direct" else cache.enc, None)
+        return StepOutput(loss, len(target), network(self.spec).recurrent(cache), None)
 
     # -- evaluation ----------------------------------------------------------------------
     def evaluate(self, model: Module, should_stop: Callable[[], bool] = lambda: False,
