@@ -1,13 +1,18 @@
 """Which BLAS runs rnnlab's matrix products: NumPy's (OpenBLAS, the default) or oneMKL (optional).
 
-``RNNLAB_BLAS=numpy|mkl`` (default ``numpy``) selects the backend, read once on
-first use; :func:`set_backend` changes it at run time. ``mkl`` needs
-``pip install -e '.[mkl]'`` (in a checkout); where libmkl_rt cannot be loaded it falls back to
-NumPy with a one-line note on stderr. :func:`describe` says which one runs.
+One variable, ``RNNLAB_BLAS``, read once on first use:
 
-The recurrent step products of the LSTM kernels go through :mod:`rnnlab.blas.choice`
-(``RNNLAB_BLAS=auto|openblas|mkl``: packed oneMKL where it is faster on the step's own
-shape); ``auto`` and ``openblas`` leave :func:`matmul` on NumPy.
+* ``auto`` (the default where the ``mkl`` extra is installed): the recurrent step products of the
+  LSTM and GRU kernels (:mod:`rnnlab.blas.choice`) time OpenBLAS against packed oneMKL on the
+  model's own step shapes when the model is built, and use the faster; other products stay NumPy's.
+* ``openblas`` (or ``numpy``): NumPy's BLAS everywhere.
+* ``mkl``: oneMKL for the step products and for :func:`matmul`. It needs
+  ``pip install -e '.[mkl]'``; where libmkl_rt cannot be loaded it falls back to NumPy with a
+  one-line note on stderr.
+
+:func:`set_backend` changes the general backend at run time; :func:`describe` says which one runs.
+A run's ``config.json`` records the choices made (``"blas"``), and ``--precision bf16`` runs the
+products in bf16 through oneMKL (:mod:`rnnlab.blas.precision` says where it runs).
 
 * :mod:`rnnlab.blas.mkl`: oneMKL through ctypes: ``sgemm``, ``PackedMatrix``
   (pre-packed float32 or bf16 weights), ``gemm_bf16``, threading.

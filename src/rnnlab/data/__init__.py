@@ -1,4 +1,7 @@
-"""Data pipeline for character-level language modelling.
+"""Text data for the character-level language model: corpora, vocabularies, encoded ids, batches.
+
+(Time series live in :mod:`rnnlab.timeseries`; ``data.series`` and ``data.windows`` are aliases kept
+for old imports.)
 
 Typical use::
 
