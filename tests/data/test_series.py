@@ -65,6 +65,8 @@ def test_wide_m4_like_with_padding(tmp_path):
 def test_wide_interior_missing_interpolated_and_masked(tmp_path):
     path = write(tmp_path, "x,1,,,4,5\ny,,2,3,,\n")
     x, y = read_series(path, layout="wide")
+    # linear interpolation between integers in float64: each value one or two roundings (~1e-16);
+    # assert_allclose's default rtol 1e-7 is far above that and far below a wrong fill (>= 0.5).
     np.testing.assert_allclose(x.values, [1, 2, 3, 4, 5])
     assert x.mask.tolist() == [False, True, True, False, False]
     np.testing.assert_array_equal(y.values, [2, 2, 3])  # leading gap takes the nearest value
@@ -77,6 +79,7 @@ def test_long_missing_value_and_missing_rows(tmp_path):
     path = write(tmp_path, "timestamp,value\n2020-01-01 00:00,1\n2020-01-01 01:00,\n"
                            "2020-01-01 02:00,3\n2020-01-01 05:00,6\n")
     (s,) = read_series(path)
+    # float64 interpolation over a gap of <= 3 steps: a few roundings; default rtol 1e-7.
     np.testing.assert_allclose(s.values, [1, 2, 3, 4, 5, 6])
     assert s.mask.tolist() == [False, True, False, True, True, False]
     assert s.timestamps[4] == np.datetime64("2020-01-01T04:00")
@@ -90,6 +93,8 @@ def test_irregular_timestamps_error_and_resample(tmp_path):
     with pytest.raises(DataError, match=r"s\.csv:5: series 's': irregular timestamps.*resample="):
         read_series(path)
     (s,) = read_series(path, resample="1h")
+    # the expected values are written to 10 significant digits (5.333333333): ~6e-11 relative off the
+    # true 16/3; default rtol 1e-7 covers that, and float64 interpolation error (~1e-16) is far smaller.
     np.testing.assert_allclose(s.values, [1, 2, 4, 5.333333333, 6.666666667, 8])
     assert s.mask.tolist() == [False, False, False, True, True, False]
     assert s.timestamps[0] == np.datetime64("2020-01-01T00:00") and s.timestamps[-1] == np.datetime64("2020-01-01T05:00")
@@ -101,6 +106,7 @@ def test_resample_sorts_and_averages_repeated_timestamps(tmp_path):
     with pytest.raises(DataError, match=r":4: .* repeats .*\(line 3\)"):
         read_series(path)
     (s,) = read_series(path, resample="1h")
+    # float64 mean of two integers and interpolation: exact or one rounding; default rtol 1e-7.
     np.testing.assert_allclose(s.values, [1, 3, 5, 7])
     assert not s.mask.any()
 

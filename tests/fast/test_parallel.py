@@ -42,13 +42,21 @@ def test_split_equals_single_thread(two_threads, cell_cls, reverse, B):
     one = _run(layer, x, state0, dy, dstate, 1)
     two = _run(layer, x, state0, dy, dstate, 2)
     assert one[5].parts is None and two[5].parts is not None and len(two[5].parts) == 2
+    # float64; the two threads run the same kernels on row blocks of a different height, so BLAS may sum
+    # in another order: per step ~H*eps, grown over T=37 steps to ~1e-14 relative; rtol 1e-12 leaves ~100x,
+    # atol 1e-13 for entries near 0. A wrong split (a row or a step lost) is O(1).
     np.testing.assert_allclose(two[0], one[0], rtol=1e-12, atol=1e-13)
     for a, b in zip(two[1], one[1]):
+        # same as above: per-row state, float64, ~1e-14 from summation order; rtol 1e-12.
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
+    # dx: float64, per row, ~1e-14 from the kernels' summation order; rtol 1e-12, atol 1e-13.
     np.testing.assert_allclose(two[2], one[2], rtol=1e-12, atol=1e-13)
     for a, b in zip(two[3], one[3]):
+        # dstate: same as dx above; rtol 1e-12, atol 1e-13.
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
     for name in one[4]:
+        # parameter gradients: sums over B*T <= 777 terms, added as two partial sums: ~1e3*eps ~ 2e-13
+        # relative from the changed order; rtol 1e-11 leaves ~50x, atol 1e-12 for entries near 0.
         np.testing.assert_allclose(two[4][name], one[4][name], rtol=1e-11, atol=1e-12, err_msg=name)
 
 

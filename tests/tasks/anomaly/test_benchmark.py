@@ -32,18 +32,23 @@ def test_leave_one_out_by_hand():
     # without a, the best threshold is 0.3 (b, c: 2 - 3 x 0.11), so is it without b (a, c: 2 - 2 x 0.11);
     # without c it is 0.5 (a, b: 2 - 0.11), at which c misses its window and keeps its two FPs.
     assert r["thresholds"] == {"g/a.csv": 0.3, "g/b.csv": 0.3, "g/c.csv": 0.5}
+    # float64 sums of a handful of decimal weights (0.11, 0.22): ~1e-16 each; approx default rel 1e-6.
     assert r["scores"] == pytest.approx({"g/a.csv": 1.0, "g/b.csv": 1 - 0.11, "g/c.csv": -1 - 0.22})
+    # float64 mean of 3 scores: a few ulps; default rel 1e-6.
     assert r["score"] == pytest.approx(0.67)
     assert r["normalized"] == pytest.approx(100 * (0.67 + 3) / 6)  # S_null = -3, S_perfect = 3
     in_sample = evaluate(scores, corpus, {"standard": STD})["standard"]
+    # float64 normalisation of a sum of 3 scores: a few ulps; default rel 1e-6.
     assert in_sample["threshold"] == 0.3 and in_sample["normalized"] == pytest.approx(100 * (3 - 0.33 + 3) / 6)
 
 
 def test_leave_one_out_in_the_table_and_its_limits():
     corpus = _corpus()
     perfect = perfect_detector(corpus)
+    # 100 * (s - null) / (perfect - null) with s == perfect: exact or 1 ulp; default rel 1e-6.
     assert leave_one_out(perfect, corpus, STD)["normalized"] == pytest.approx(100.0)
     rows = nab_table(corpus, {"perfect": [perfect]})
+    # same normalisation: a few float64 ulps; default rel 1e-6.
     assert rows[0].held_out["standard"] == [pytest.approx(100.0)]
     table = format_table(rows).splitlines()
     assert "| perfect | 100.0 | 100.0 | 100.0 | 100.0 | 1 | - |" in table

@@ -299,6 +299,8 @@ def test_run_nab_logs_each_file_without_a_terminal(tmp_path):
     lines = []
     runs = run_nab(load_corpus(root), "pred", seeds=[3], log=lines.append, window=8, hidden=4, epochs=1, long=200)
     assert [line.split(" (")[0] for line in lines] == ["  pred seed 3: [1/2] grp/a.csv", "  pred seed 3: [2/2] grp/b.csv"]
+    # not rounding: each log line prints its seconds with one decimal ({:.1f}), so each is off by <= 0.05
+    # and the two lines' sum by <= 0.1.
     assert runs[0].seconds == pytest.approx(sum(float(line.split(", ")[-1][:-2]) for line in lines), abs=0.1)
     lines.clear()
     run_nab(load_corpus(root), "pred", seeds=[3], progress=False, log=lines.append, window=8, hidden=4, epochs=1,

@@ -47,9 +47,12 @@ def sig(x: float) -> float:  # NAB's scaledSigmoid, written out
 
 
 def test_scaled_sigmoid_and_probation():
+    # NAB's reference values are printed to 5 decimals, so they are off by <= 5e-6; abs 1e-5 covers that.
     assert scaled_sigmoid(-1.0) == pytest.approx(0.98661, abs=1e-5)
+    # same: a 5-decimal reference value, rounding <= 5e-6; abs 1e-5.
     assert scaled_sigmoid(-0.5) == pytest.approx(0.84828, abs=1e-5)
     assert scaled_sigmoid(0.0) == 0.0 and scaled_sigmoid(3.5) == -1.0
+    # the same float64 formula written out: a few ulps; approx default rel 1e-6.
     assert scaled_sigmoid(3.0) == pytest.approx(sig(3.0)) and scaled_sigmoid(3.0) > -1.0
     assert probationary_length(1000) == 150 and probationary_length(10_000) == 750
     assert probationary_length(7) == 1 and probationary_length(5001) == 750
@@ -59,11 +62,14 @@ def test_window_edges():
     f = series(100, [(50, 59)])  # width 10; rows 0..14 probationary
     assert score_of(f, [50]).score == STD.tp  # first row of the window earns exactly A_TP
     last = score_of(f, [59])
+    # float64 ratio of two sigmoids (exp of |x| <= 5): a few ulps; default rel 1e-6.
     assert last.score == pytest.approx(sig(-1 / 10) / sig(-1.0))
     assert (last.tp, last.fn, last.fp) == (1, 9, 0)
     before = score_of(f, [49])  # just before the window: FP (no window precedes it), window missed
+    # float64 sum of two profile weights: 1 rounding; default rel 1e-6.
     assert before.score == pytest.approx(-STD.fp - STD.fn) and (before.fp, before.fn) == (1, 10)
     after = score_of(f, [60])  # just after: FP weighted by its distance, 1/(width-1)
+    # float64 weight * sigmoid - weight: a few ulps; default rel 1e-6.
     assert after.score == pytest.approx(STD.fp * sig(1 / 9) - STD.fn)
     assert -STD.fp < STD.fp * sig(1 / 9) < 0
 
@@ -71,6 +77,7 @@ def test_window_edges():
 def test_only_the_first_detection_in_a_window_counts():
     f = series(100, [(50, 59)])
     r = score_of(f, [52, 55, 58])
+    # float64 ratio of two sigmoids: a few ulps; default rel 1e-6.
     assert r.score == pytest.approx(sig(-8 / 10) / sig(-1.0))
     assert r.score == score_of(f, [52]).score
     assert (r.tp, r.fn, r.fp, r.tn) == (3, 7, 0, 75)
@@ -80,9 +87,11 @@ def test_only_the_first_detection_in_a_window_counts():
 def test_probationary_period():
     f = series(100, [(10, 20), (50, 59)])  # first window straddles the probationary period (15)
     r = score_of(f, [5, 12])  # both detections are in the probationary period: not scored
+    # float64 multiple of a profile weight: exact or 1 ulp; default rel 1e-6.
     assert r.score == pytest.approx(-2 * STD.fn) and (r.tp, r.fp) == (0, 0)
     assert r.tp + r.tn + r.fp + r.fn == 85 and r.total_count == 100
     r = score_of(f, [16])  # scored, positioned in the whole window (width 11)
+    # float64 sigmoid ratio minus a weight: a few ulps; default rel 1e-6.
     assert r.score == pytest.approx(sig(-5 / 11) / sig(-1.0) - STD.fn)
     g = series(100, [(2, 8), (50, 59)])  # a window wholly in the probationary period is left out
     assert score_of(g, []).score == -STD.fn
@@ -94,11 +103,14 @@ def test_false_positive_weighting():
     f = series(200, [(50, 59), (100, 104)])
     assert score_of(f, [35]).score == pytest.approx(-STD.fp - 2 * STD.fn)  # before any window
     r = score_of(f, [68])  # 9 rows after a width-10 window: position 1
+    # float64 weight * sigmoid - 2 weights: a few ulps; default rel 1e-6.
     assert r.score == pytest.approx(STD.fp * sig(1.0) - 2 * STD.fn)
     assert score_of(f, [90]).score == pytest.approx(-STD.fp - 2 * STD.fn)  # > 3 widths: full cost
     r = score_of(f, [106])  # after the second window, width 5: position 2/4
+    # same formula at another point: a few float64 ulps; default rel 1e-6.
     assert r.score == pytest.approx(STD.fp * sig(0.5) - 2 * STD.fn)
     w = sweep_scores(f, PROFILES["reward_low_FP_rate"])
+    # float64 0.22 * sigmoid: 2 roundings; default rel 1e-6.
     assert w[35] == -0.22 and w[68] == pytest.approx(0.22 * sig(1.0))
 
 
@@ -108,6 +120,7 @@ def test_threshold_is_inclusive_and_counts():
     hit = score_file(f.key, f, s, STD, 0.7)
     miss = score_file(f.key, f, s, STD, np.nextafter(0.7, 1))
     assert (hit.tp, hit.fp) == (1, 1) and (miss.tp, miss.fp) == (0, 0)
+    # float64 sum of <= 300 contributions of size <= 1: ~300 eps ~ 1e-13; default rel 1e-6 (abs 1e-12).
     assert miss.score == -STD.fn and hit.contributions.sum() == pytest.approx(hit.score)
 
 
@@ -159,9 +172,12 @@ def test_sweep_equals_nab_loop_and_score_corpus(profile):
     sw = sweep(det, corpus, profile)
     want = nab_sweep_oracle([(f, det[k]) for k, f in files.items()], profile)
     assert np.array_equal(sw.thresholds, [t for t, _ in want])
+    # float64 sums of <= 500 per-row contributions (|each| <= 1) in sweep order vs the loop's order:
+    # ~500 eps ~ 1e-13 absolute; atol 1e-12 leaves ~10x and catches any single misplaced row (>= 1e-3).
     np.testing.assert_allclose(sw.scores, [s for _, s in want], rtol=0, atol=1e-12)
     for j, t in enumerate(sw.thresholds):
         cs = score_corpus(det, corpus, profile, t)
+        # same sums in a third order: ~1e-13 absolute; abs 1e-12.
         assert cs.total.score == pytest.approx(sw.scores[j], abs=1e-12)
         assert (cs.total.tp, cs.total.fp, cs.total.fn, cs.total.tn) == (
             sw.tp[j], sw.fp[j], sw.fn[j], sw.tn[j])
@@ -178,9 +194,11 @@ def test_null_random_perfect_on_synthetic_corpus():
         assert null == null_score(corpus, p) == -3 * p.fn
         assert normalized_score(null, corpus, p) == 0.0
         perfect = score_corpus(perfect_detector(corpus), corpus, p, 0.5).total.score
+        # normalisation with score == perfect: exact or 1 ulp; default rel 1e-6.
         assert normalized_score(perfect, corpus, p) == pytest.approx(100.0)
         assert optimize_threshold(null_detector(corpus), corpus, p) == (1.1, -3 * p.fn)
     table = evaluate(perfect_detector(corpus), corpus)
+    # same normalisation per profile: a few float64 ulps; default rel 1e-6.
     assert all(row["normalized"] == pytest.approx(100.0) and row["threshold"] == 1.0 for row in table.values())
     assert evaluate(null_detector(corpus), corpus, thresholds={p: 0.5 for p in PROFILES})["standard"] == {
         "threshold": 0.5, "score": -3.0, "normalized": 0.0}
@@ -280,11 +298,15 @@ def test_reproduces_nab_per_file_rows_and_s_t(htm, name):
     assert sorted(published) == sorted(corpus.files)
     for row in result.rows:
         want = published[row.file]
+        # NAB's published scores are floats written by Python (repr, 17 digits) but computed by another code in
+        # another order over up to ~2e4 rows: ~2e4*eps*|score| ~ 1e-10; abs 1e-9 leaves 10x.
         assert row.score == pytest.approx(float(want["Score"]), abs=1e-9), row.file
         assert (row.tp, row.tn, row.fp, row.fn, row.total_count) == tuple(
             int(want[c]) for c in ("TP", "TN", "FP", "FN", "Total_Count")), row.file
         s_t = load_results(NAB / "results", "numenta",
                            NabCorpus({row.file: corpus[row.file]}), column=f"S(t)_{name}")[row.file]
+        # per-row S(t) from NAB's CSV vs ours: a few float64 operations each, printed with full precision;
+        # atol 1e-9 covers the text round trip and order, far below any wrong weight (>= 1e-3).
         np.testing.assert_allclose(row.contributions, s_t, rtol=0, atol=1e-9, err_msg=row.file)
 
 
@@ -302,12 +324,17 @@ def test_htm_normalised_scores_and_sweep(htm, name):
     profile = PROFILES[name]
     at_published, best_t, at_best = HTM_FIGURES[name]
     total = score_corpus(det, corpus, profile, thresholds[name]["threshold"]).total
+    # the published figures are written to 4 decimals (55.4683), so they are off by <= 5e-5; abs 1e-4.
     assert normalized_score(total.score, corpus, profile) == pytest.approx(at_published, abs=1e-4)
     sw = sweep(det, corpus, profile)
+    # float64 corpus sums (~2e4 rows) in sweep order vs per-file order: ~1e-11; abs 1e-9 leaves 100x.
     assert sw.scores[sw.at(thresholds[name]["threshold"])] == pytest.approx(total.score, abs=1e-9)
     t, best = optimize_threshold(det, corpus, profile)
+    # the threshold is one of the detector's own values (no arithmetic), written with 12 decimals: abs 1e-12.
     assert t == pytest.approx(best_t, abs=1e-12) and best >= total.score
+    # a 4-decimal published figure: off by <= 5e-5; abs 1e-4.
     assert normalized_score(best, corpus, profile) == pytest.approx(at_best, abs=1e-4)
+    # float64 corpus sums in two orders (~2e4 rows): ~1e-11; abs 1e-9.
     assert best == pytest.approx(score_corpus(det, corpus, profile, t).total.score, abs=1e-9)
 
 
@@ -318,6 +345,7 @@ def test_null_and_perfect_detectors_on_nab(htm):
     for p in PROFILES.values():
         assert normalized_score(score_corpus(null_detector(corpus), corpus, p, 0.5).total.score, corpus, p) == 0
         perfect = score_corpus(perfect_detector(corpus), corpus, p, 0.5).total
+        # normalisation with score == perfect: exact or 1 ulp; default rel 1e-6.
         assert normalized_score(perfect.score, corpus, p) == pytest.approx(100.0)
         assert perfect.fp == 0 and perfect.tp == 19
 

@@ -41,7 +41,9 @@ def test_group_scores_and_leave_one_group_out_by_hand():
     r = group_scores(scores, corpus, STD)
     # over all: 0.3 catches 3 windows for 2 FPs (3 - 0.22 = 2.78) against 0.9's 2 (+ c's -1 = 1): 0.3
     assert r["all"]["threshold"] == 0.3 and r["all"]["in_sample"] == pytest.approx(100 * (2.78 + 3) / 6)
+    # normalisation with score == perfect: exact or 1 ulp; approx default rel 1e-6.
     assert r["g1"]["in_sample"] == pytest.approx(100.0)
+    # float64 normalisation of sums of 2 decimal weights: a few ulps; default rel 1e-6.
     assert r["g2"]["in_sample"] == pytest.approx(100 * (1 - 0.11 + 1) / 2)
     assert r["g3"]["in_sample"] == pytest.approx(-0.11)  # no windows: the FP cost
     # without g1: at 0.3 c scores 1 - 0.11 - 0.11 = 0.78 > -1 (never); g1 at 0.3: 2 -> 100
@@ -50,7 +52,9 @@ def test_group_scores_and_leave_one_group_out_by_hand():
     assert r["g2"]["logo_threshold"] == 0.9 and r["g2"]["logo"] == pytest.approx(0.0)
     # without g3: 0.3 (3 - 0.11 = 2.89 against 0.9's 1); flat at 0.3 fires once
     assert r["g3"]["logo_threshold"] == 0.3 and r["g3"]["logo"] == pytest.approx(-0.11)
+    # float64 normalisation of sums of <= 6 scores: a few ulps; default rel 1e-6.
     assert r["all"]["logo"] == pytest.approx(100 * (2 - 1 - 0.11 + 3) / 6)
+    # the same sums in another grouping: a few float64 ulps; default rel 1e-6.
     assert leave_one_group_out(scores, corpus, STD) == pytest.approx(r["all"]["logo"])
     table = format_group_table(corpus, {"det": [scores]}).splitlines()
     assert table[0] == "| group | files | windows | det | det LOGO |"
@@ -66,6 +70,7 @@ def test_fixed_thresholds_in_the_table():
     fixed = {p: 0.9 for p in PROFILES}
     row = nab_table(corpus, {"det": [scores]}, fixed={"det": fixed})[0]
     assert row.fixed and row.thresholds["standard"] == [0.9]
+    # float64 normalisation of a few summed scores, computed two ways: a few ulps; default rel 1e-6.
     assert row.normalized["standard"] == [pytest.approx(evaluate(scores, corpus, thresholds=fixed)["standard"]
                                                         ["normalized"])] == [pytest.approx(100 * (2 - 1 + 3) / 6)]
     assert row.held_out["standard"] == row.normalized["standard"]

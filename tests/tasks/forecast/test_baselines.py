@@ -50,7 +50,10 @@ def test_naive_and_seasonal_naive():
 def test_acf_matches_loop():
     x = seasonal_series(90, 12, seed=3)
     r = B.acf(x, 14)
+    # r[0] = c0/c0: exact or 1 ulp; approx default rel 1e-6.
     assert r[0] == pytest.approx(1.0)
+    # float64 autocorrelations of a short series (sums of <= 100 products) vs R's formula written in Python
+    # in another order: ~100 eps relative; rtol 1e-12 leaves ~50x.
     np.testing.assert_allclose(r[1:], [r_acf(list(x), k) for k in range(1, 15)], rtol=1e-12)
 
 
@@ -72,12 +75,14 @@ def test_seasonality_test_rule():
 @pytest.mark.parametrize("n, m", [(100, 12), (101, 12), (75, 7), (50, 4)])
 def test_seasonal_indices_match_r_decompose(n, m):
     x = seasonal_series(n, m, seed=n)
+    # float64 moving averages and means over <= 120 values, two codes: ~100 eps relative; rtol 1e-12.
     np.testing.assert_allclose(B.seasonal_indices(x, m), r_decompose_figure(list(x), m), rtol=1e-12)
 
 
 def test_seasonal_indices_recover_exact_pattern():
     pattern = np.array([0.5, 1.0, 1.5, 1.0])
     x = 10 * np.tile(pattern, 6)
+    # float64 indices of an exact seasonal pattern: sums of <= 120 values, ~100 eps; rtol 1e-12.
     np.testing.assert_allclose(B.seasonal_indices(x, 4), pattern, rtol=1e-12)
     with pytest.raises(ValueError, match="two seasons"):
         B.seasonal_indices(x[:7], 4)
@@ -88,6 +93,7 @@ def test_naive2_reseasonalises_naive():
     assert B.seasonality_test(x, 12)
     s = np.array(r_decompose_figure(list(x), 12))
     expect = [x[-1] / s[97 % 12] * s[(98 + k) % 12] for k in range(30)]
+    # float64 seasonal division and multiplication: a few roundings per value; rtol 1e-12.
     np.testing.assert_allclose(B.naive2(x, 30, 12), expect, rtol=1e-12)
     noise = np.random.default_rng(0).uniform(50, 60, 500)
     np.testing.assert_array_equal(B.naive2(noise, 5, 24), B.naive(noise, 5))
@@ -102,7 +108,9 @@ def test_forecast_all():
     assert mine.forecasts.shape == (3, 4)
     with pytest.raises(ConfigError, match="unknown baseline 'thetas'"):
         B.forecast_all("thetas", series, 4, 12)
-    np.testing.assert_allclose(B.forecast_all("theta", series, 18, 12).forecasts[2], B.theta(series[2], 18, 12), rtol=1e-9)
+    # float64; the batched SES grid search does the same elementwise operations (no reductions) as the
+    # one-series call, so they agree to ~1 ulp (measured <= 1.2e-16 under three OpenBLAS kernels); rtol 1e-12.
+    np.testing.assert_allclose(B.forecast_all("theta", series, 18, 12).forecasts[2], B.theta(series[2], 18, 12), rtol=1e-12)
 
 
 def test_missing_statsforecast_is_one_line_with_pip_command(monkeypatch):
@@ -137,7 +145,10 @@ def test_ses_level_minimises_the_one_step_squared_errors():
 
     alpha, final = B.ses_level(y)
     best_l0 = min(np.linspace(y[0] - 5, y[0] + 5, 2001), key=lambda l0: sse(alpha, l0)[0])
-    assert final == pytest.approx(sse(alpha, best_l0)[1], abs=1e-2)
+    # the final level depends on l0 only through (1-alpha)^60 (alpha ~ 0.5: ~1e-18), so the grid's l0 does not
+    # matter; what is left is float64 rounding of 60 recursions in two forms, ~60 eps of a level ~20 (measured 0).
+    # rel 1e-10 (was abs 1e-2, ~1e-3 relative: loose enough to pass a wrong alpha) still leaves 1e4x.
+    assert final == pytest.approx(sse(alpha, best_l0)[1], rel=1e-10)
     ours = sse(alpha, best_l0)[0]
     for a in np.linspace(1e-4, 1 - 1e-4, 301):           # no alpha on a fine grid does better
         for l0 in np.linspace(y[0] - 3, y[0] + 3, 61):
@@ -148,13 +159,19 @@ def test_theta_is_ses_with_half_the_trend_on_the_deseasonalised_series():
     t = np.arange(1, 101, dtype=np.float64)
     line = 10 + 0.5 * t
     f = B.theta(line, 6, 1)                        # a straight line: SES follows it (alpha -> 1)
-    np.testing.assert_allclose(f, 0.5 * line[-1] + 0.5 * (10 + 0.5 * np.arange(101, 107)), rtol=1e-3)
+    # not rounding: SES's alpha grid search stops just below 1 on a straight line, so the forecast misses the
+    # line's by ~4e-7 relative (measured, identical under three OpenBLAS kernels: no BLAS involved); rtol 1e-5
+    # leaves 25x (was 1e-3, 2500x); a missing half-trend is off by ~10 %.
+    np.testing.assert_allclose(f, 0.5 * line[-1] + 0.5 * (10 + 0.5 * np.arange(101, 107)), rtol=1e-5)
+    # a constant series: every operation is exact or 1 ulp in float64; default rtol 1e-7.
     np.testing.assert_allclose(B.theta(np.full(30, 7.0), 4, 1), 7.0)
     assert (B.theta(100 - 3.0 * t, 50, 1) >= 0).all()   # a falling line's forecasts stop at 0, as M4's code
     # seasonal: the forecast is the deseasonalised Theta times the last season's indices
     x = seasonal_series(120, 12, seed=1)
     assert B.seasonality_test(x, 12)
     s = B.seasonal_indices(x, 12)
+    # float64 same operations in another grouping (deseasonalise, Theta, reseasonalise): a few hundred eps
+    # at most; default rtol 1e-7 is loose but any wrong index is off by the seasonal amplitude (~10 %).
     np.testing.assert_allclose(B.theta(x, 18, 12),
                                B.theta_classic(x / s[np.arange(120) % 12], 18) * s[(120 + np.arange(18)) % 12])
     assert not np.allclose(B.theta(x, 18, 12), B.theta(x, 18, 1))

@@ -24,12 +24,14 @@ def test_mase_of_a_constant_in_sample_series_is_undefined_not_an_error():
 def test_evaluate_leaves_undefined_mase_series_out_of_the_mase_mean():
     s = evaluate([np.array([1.0, 2, 3]), np.array([5.0, 5, 5])], [[4.0], [5.0]], [[5.0], [6.0]], 1)
     assert s.mase == pytest.approx(1.0)                          # the constant series counts in sMAPE only
+    # float64 mean of two ratios: a few ulps; approx default rel 1e-6.
     assert s.smape == pytest.approx((200 / 9 + 200 / 11) / 2)
     nothing = evaluate([np.array([5.0, 5, 5])], [[5.0]], [[5.0]], 1)
     assert nothing.smape == 0 and np.isnan(nothing.mase)
 
 
 def test_owa_degenerate_cases():
+    # float64 (a/b + c/d)/2 on small decimals: a few ulps; default rel 1e-6.
     assert owa(Scores(10.0, 2.0), Scores(20.0, 4.0)) == pytest.approx(0.5)
     assert owa(Scores(10.0, float("nan")), Scores(20.0, float("nan"))) == pytest.approx(0.5)   # MASE undefined
     assert owa(Scores(0.0, float("nan")), Scores(0.0, float("nan"))) == 1.0    # exact, as exact as Naive2

@@ -25,7 +25,10 @@ def test_time_features_of_the_last_values_do_not_change_when_the_history_is_cut_
         assert len(cut) == n and cut.values[-1] == full.values[-1]
         a_enc, a_dec = _features_of_last(spec, full, n, "end")
         b_enc, b_dec = _features_of_last(spec, cut, n, "end")
+        # float64 sin/cos of positions counted from the end, from a full and a cut series: angles up to
+        # 2*pi*500/24 ~ 130 rad, so argument rounding ~130*eps ~ 3e-14; atol 1e-9 is loose, a wrong phase is O(1).
         np.testing.assert_allclose(b_enc, a_enc, atol=1e-9)
+        # same as above for the decoder's features: ~3e-14; atol 1e-9.
         np.testing.assert_allclose(b_dec, a_dec, atol=1e-9)
     if not timestamps:   # the old phase (from the first value) moves with the cut: what the change fixes
         a_enc, _ = _features_of_last(spec, full, 72, "start")
@@ -33,6 +36,7 @@ def test_time_features_of_the_last_values_do_not_change_when_the_history_is_cut_
         assert np.abs(a_enc - b_enc).max() > 0.5
         # from the end: the first forecast step is at phase 0 of every period
         _, dec = _features_of_last(spec, full, 1, "end")
+        # phase 0 of every period: sin(0) = 0 and cos(0) = 1 exactly, or 1 ulp from 2*pi*k/p; atol 1e-12.
         np.testing.assert_allclose(dec[0], [0, 1, 0, 1], atol=1e-12)
 
 
@@ -48,5 +52,6 @@ def test_training_windows_and_forecasts_share_the_phase_counted_from_the_end():
     # every training window's features: sin/cos of (position - series length)
     w = F.encode(spec, np.stack([s.values[:48]]), [task.clocks[0]], np.array([0]), dtype=np.float64)
     t = np.arange(48) - 400.0
+    # float64 sin of angles up to 2*pi*400/24 ~ 105 rad from two formulas: ~105*eps ~ 2e-14; atol 1e-9.
     np.testing.assert_allclose(w.x[0, :, 1], np.sin(2 * np.pi * t / 24), atol=1e-9)
     assert e.x.shape[-1] == 5

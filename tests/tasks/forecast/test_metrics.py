@@ -13,7 +13,9 @@ needs_m4 = pytest.mark.skipif(not (DATA_DIR / "m4").is_dir(),
 
 def test_smape_by_hand():
     y, f = np.array([100.0, 50.0, 0.0, 10.0]), np.array([110.0, 50.0, 0.0, -10.0])
+    # float64 200*|y-f|/(|y|+|f|) on small integers: 1-2 roundings; default rtol 1e-7.
     np.testing.assert_allclose(smape_points(y, f), [200 * 10 / 210, 0, 0, 200])
+    # float64 mean of 4 such values: a few ulps; approx default rel 1e-6.
     assert smape(y, f) == pytest.approx((200 * 10 / 210 + 200) / 4)
     with pytest.raises(ValueError, match="differ in shape"):
         smape([1, 2], [1])
@@ -22,9 +24,12 @@ def test_smape_by_hand():
 def test_mase_by_hand_and_short_series_fallback():
     x = np.array([1.0, 3, 2, 5, 4, 4])
     assert mase_scale(x, 2) == pytest.approx(np.mean([1, 2, 2, 1]))   # |2-1| |5-3| |4-2| |4-5|
+    # float64 mean of 5 integers: 1 rounding; default rel 1e-6.
     assert mase_scale(x, 1) == pytest.approx(np.mean([2, 1, 3, 1, 0]))
     assert mase_scale(x, 24) == mase_scale(x, 1)                      # n <= m: m = 1
+    # float64 ratio of small-integer means: a few ulps; default rel 1e-6.
     assert mase(x, [5, 7], [4, 4], 2) == pytest.approx(2 / 1.5)
+    # same ratios per point: a few ulps; default rtol 1e-7.
     np.testing.assert_allclose(mase_points(x, [5, 7], [4, 4], 2), [1 / 1.5, 3 / 1.5])
     assert np.isnan(mase([2.0, 2, 2], [1], [1], 1))                 # constant: undefined (test_faults.py)
 
@@ -35,9 +40,11 @@ def test_evaluate_averages_points_then_owa_is_ratio_of_averages():
     fc = np.array([[10.0, 10], [2, 3]])
     s = evaluate(ins, act, fc, m=1)
     pts = np.concatenate([smape_points(a, f) for a, f in zip(act, fc)])
+    # float64 mean of the same points in another order: a few ulps; default rel 1e-6.
     assert s.smape == pytest.approx(pts.mean())
     assert s.mase == pytest.approx(np.mean([1, 2, 1, 2]))              # both scales are 1
     n2 = Scores(2 * s.smape, 4 * s.mase)
+    # float64 (a/b + c/d)/2: a few ulps; default rel 1e-6.
     assert owa(s, n2) == pytest.approx((0.5 + 0.25) / 2)
     with pytest.raises(ValueError, match="counts must agree"):
         evaluate(ins, act[:1], fc, 1)
@@ -60,5 +67,6 @@ def test_published_m4_hourly_figures():
     assert rounded["naive2"] == (18.383, 2.395)
     assert rounded["naive"] == (43.003, 11.608)
     assert round(owa(rounded["snaive"], rounded["naive2"]), 3) == 0.627
+    # M4's published OWA is given to 3 decimals (0.627): off by <= 5e-4; abs 1e-3.
     assert owa(got["snaive"], got["naive2"]) == pytest.approx(0.627, abs=1e-3)
     assert owa(got["naive2"], got["naive2"]) == 1.0

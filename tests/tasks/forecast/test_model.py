@@ -25,13 +25,16 @@ def test_pinball_loss_matches_torch(q):
     qt = torch.tensor(q, dtype=torch.float64)
     ref = torch.maximum(qt * u, (qt - 1) * u).mean()
     (0.7 * ref).backward()
+    # float64 on both sides, a mean of 24 (or 72) pinball terms: ~24 eps; rel 1e-12 leaves ~100x.
     assert value == pytest.approx(ref.item(), rel=1e-12)
+    # float64 elementwise q*g/N: 1-2 roundings each; rtol 1e-12, atol 1e-15 for exact zeros' neighbours.
     np.testing.assert_allclose(dpred, p.grad.numpy(), rtol=1e-12, atol=1e-15)
 
 
 def test_median_pinball_is_half_the_mae():
     rng = np.random.default_rng(1)
     pred, y = rng.standard_normal((3, 5, 1)), rng.standard_normal((3, 5))
+    # float64 mean of 15 terms in two orders: ~15 eps; approx default rel 1e-6.
     assert PinballLoss().forward(pred, y, [0.5])[0] == pytest.approx(0.5 * np.abs(pred[..., 0] - y).mean())
 
 
@@ -59,6 +62,8 @@ def test_an_untrained_network_forecasts_the_seasonal_naive_exactly(kind, cell):
     assert out.shape == (3, 30, 3) and not out.any()
     fc = F.decode(spec, e, out)[..., 1]
     expect = np.stack([seasonal_naive(s.values, 30, 24) for s in series])
+    # the network outputs exactly 0, so the forecast is level * seasonal naive in float64 (normalise then
+    # denormalise, log/exp): a few ulps of values up to ~1e3, ~1e-14 relative; rtol 1e-10 leaves 1e4x.
     np.testing.assert_allclose(fc, expect, rtol=1e-10)
 
 
@@ -71,6 +76,8 @@ def test_targets_and_decode_invert_each_other(norm):
     y = np.stack([s.values[50:70] for s in series])
     e = F.encode(spec, x, [F.clock(s) for s in series], np.zeros(4), dtype=np.float64)
     t = F.targets(spec, e, y)
+    # float64 targets then decode (log/exp or scale/unscale): a few ulps; rtol 1e-10 with atol 1e-10 for
+    # values near 0 in the 'standard' norm (|y| up to ~1e2, so ~1e-14 absolute rounding).
     np.testing.assert_allclose(F.decode(spec, e, t[..., None])[..., 0], y, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(e.loc, np.median(x, axis=1), rtol=1e-12)   # robust level: the window's median
 
@@ -85,6 +92,7 @@ def test_time_features_follow_the_clock():
     e = F.encode(spec, s.values[None, :48], [c], np.array([0]), dtype=np.float64)
     # 2024-01-01 00:00 was a Monday at midnight: both phases 0
     np.testing.assert_allclose(e.x[0, 0, 1:], [0, 1, 0, 1], atol=1e-9)
+    # float64 sin/cos of the same angle written two ways: a few ulps; default rtol 1e-7.
     np.testing.assert_allclose(e.x[0, 6, 1:3], [np.sin(2 * np.pi * 6 / 24), np.cos(2 * np.pi * 6 / 24)])
     assert F.clock(hourly_series(1)[0]) == F.Clock(-240.0, 1.0)
     assert F.clock(hourly_series(1)[0], "start") == F.Clock(0.0, 1.0)

@@ -28,7 +28,10 @@ def test_wide_layout_is_m4s_and_reads_back_as_a_test_file(tmp_path):
     assert lines[0] == ",".join(f'"V{k}"' for k in range(1, 7)) and lines[1].startswith('"s0","')
     back = read_series(path)
     assert [s.id for s in back] == ["s0", "s1", "s2"] and all(s.timestamps is None for s in back)
+    # not rounding: the CSV writes values with 10 significant digits (:.10g), so each read-back value is off
+    # by <= 5e-10 relative; rtol 1e-9 covers that and nothing more.
     np.testing.assert_allclose(np.stack([s.values for s in back]), f.point, rtol=1e-9)
+    # same 10-digit CSV round trip: <= 5e-10 relative; rtol 1e-9.
     np.testing.assert_allclose(match_test(series, back, str(path)), f.point, rtol=1e-9)
 
 
@@ -41,6 +44,7 @@ def test_long_layout_reads_back_with_the_next_timestamps_or_positions(tmp_path, 
     assert list(rows[0]) == ["unique_id", "ds", "y"] and len(rows) == 8
     back = {s.id: s for s in read_series(path)}
     for i, s in enumerate(series):
+        # same 10-digit CSV round trip (long layout, :.10g): <= 5e-10 relative; rtol 1e-9.
         np.testing.assert_allclose(back[s.id].values, f.point[i], rtol=1e-9)
         if timestamps:
             step = np.timedelta64(1, "h")
@@ -60,6 +64,7 @@ def test_history_and_forecast_in_the_long_layout_join_into_one_series(tmp_path):
     joined = tmp_path / "j.csv"
     joined.write_text(hist.read_text() + "".join(fc.read_text().splitlines(keepends=True)[1:]))
     back = read_series(joined)[0]
+    # same 10-digit CSV round trip: <= 5e-10 relative; rtol 1e-9.
     np.testing.assert_allclose(back.values, np.concatenate([s.values, f.point[0]]), rtol=1e-9)
 
 
