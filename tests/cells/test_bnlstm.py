@@ -38,10 +38,12 @@ def test_batch_norm_backward_sums_to_zero_and_eval_is_affine(rng):
     np.testing.assert_allclose(y.mean(axis=0), beta, atol=1e-12)
     dx, dgamma, dbeta = batch_norm_backward(dy, gamma, beta, cache)
     np.testing.assert_allclose(dx.sum(axis=0), 0.0, atol=1e-12)  # a shift of x changes nothing
+    # float64 sum over a batch of <= 8 rows, two orders: a few ulps; assert_allclose's default rtol 1e-7.
     np.testing.assert_allclose(dbeta, dy.sum(axis=0))
     _, cache = batch_norm(x, gamma, None, mu, var, False)
     dx_eval, _, no_beta = batch_norm_backward(dy, gamma, None, cache)
     assert no_beta is None
+    # float64 elementwise dy*gamma/sqrt(var+eps), same formula: a few ulps; default rtol 1e-7.
     np.testing.assert_allclose(dx_eval, dy * gamma / np.sqrt(var + 1e-5))
 
 
@@ -69,6 +71,7 @@ def test_training_updates_population_statistics_per_step(rng):
             # size O(1) is exact to a few ulps; atol 1e-6 is ~10 ulps
             np.testing.assert_allclose(cell.buffers[f"mean_{key}"][t], 0.1 * pre.mean(axis=0), atol=1e-6)
             np.testing.assert_allclose(cell.buffers[f"var_{key}"][t], 0.9 + 0.1 * pre.var(axis=0, ddof=1), atol=1e-6)
+    # float32 mean of B = 4 cell states of size O(1) times 0.1: a few ulps; atol 1e-6 ~10 ulps.
     np.testing.assert_allclose(cell.buffers["mean_c"][T - 1], 0.1 * cT.mean(axis=0), atol=1e-6)
     untouched = cell.buffers["mean_x"][T:]
     np.testing.assert_array_equal(untouched, 0.0)
@@ -86,6 +89,7 @@ def test_steps_past_max_steps_share_the_last_slot(rng):
     expected = 0.0
     for t in range(1, 5):
         expected = 0.5 * expected + 0.5 * mean_x[:, t].mean(axis=0)
+    # float32: four momentum updates of a mean of 3 values, O(1): ~10 roundings of ~6e-8; atol 1e-6.
     np.testing.assert_allclose(lay.cell.buffers["mean_x"][1], expected, atol=1e-6)
 
 
@@ -176,4 +180,6 @@ def test_sampling_stepper_matches_the_eval_model(rng):
     (logits, _), _ = model.forward(ids)
     stepper = Stepper(model).reset(1)
     stepped = np.stack([stepper.feed(ids[:, t]).copy() for t in range(ids.shape[1])], axis=1)
+    # float64 model: stepping and the full forward do the same products grouped differently over 7 steps
+    # and widths <= 8: ~1e-14 relative; rtol/atol 1e-12 leave 100x.
     np.testing.assert_allclose(stepped, logits, rtol=1e-12, atol=1e-12)

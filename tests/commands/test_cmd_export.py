@@ -36,6 +36,8 @@ def test_torch_twin_gives_the_same_logits_in_float64(cell, embedding_size, proj_
     ids = np.random.default_rng(4).integers(9, size=(2, 7))
     (expected, _), _ = model.forward(ids)
     got, _ = _torch_logits(twin, ids)
+    # float64 model and float64 torch twin: the same products in another order, T = 7, small widths:
+    # ~1e-14; rtol/atol 1e-12.
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
 
 
@@ -51,6 +53,8 @@ def test_exported_run_loads_into_torch_and_matches(tiny_run, tmp_path, capsys):
     ids = loaded.vocab.encode("the cat sat on a mat. Over here,").astype(np.int64)[None]
     (expected, _), _ = loaded.model.forward(ids)
     got, _ = _torch_logits(twin, ids)
+    # the loaded checkpoint is float32: float32 products of length H plus a softmax-free logit layer over 30
+    # steps, ~H*2^-24 per step, ~1e-6 on logits of size O(1); rtol/atol 1e-5 leave 10x.
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
 
 

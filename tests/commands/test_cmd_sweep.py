@@ -174,4 +174,5 @@ def test_a_detect_sweep_scores_each_trial_by_its_nab_score(tmp_path, capsys):
     for t in _study(out, "nab").trials:
         assert t.state.name == "COMPLETE"
         scores = json.loads((out / f"trial-{t.number:04d}" / "results.json").read_text())["results"]["pred"]
+        # float64 mean of a few scores, same numbers: a few ulps; approx default rel 1e-6.
         assert t.value == pytest.approx(np.mean(scores["normalized"]["standard"]))

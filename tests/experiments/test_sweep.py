@@ -58,6 +58,7 @@ def test_values_pruning_and_the_record(tmp_path):
     assert len(trials) == 6 and result["counts"]["FAIL"] == 0
     for t in trials:
         if t["state"] == "COMPLETE":
+            # float64 (1 + x)/40 computed by the objective and here: a few ulps; approx default rel 1e-6.
             assert t["value"] == pytest.approx((1 + t["params"]["x"]) / 40)
         else:  # pruned: only a worse x, at the first report after another trial completed
             assert t["state"] == "PRUNED" and t["params"]["x"] == 5.0 and t["pruned_at"] == 10

@@ -32,6 +32,7 @@ def run_both(layer, x, state0, dy, dstateT):
     return results
 
 
+# callers give dtype-justified values: float64 kernel vs reference, rounding only (~1e-14), rtol 1e-12.
 def assert_same(a, b, rtol, atol):
     for key in ("y", "dx"):
         np.testing.assert_allclose(a[key], b[key], rtol=rtol, atol=atol, err_msg=key)
@@ -74,8 +75,10 @@ def test_kernel_equals_reference_without_upstream(cell_cls, rng, element_steps):
         x = rng.standard_normal((B, T, 3))
         dstateT = tuple(rng.standard_normal((B, 4)) for _ in range(layer.cell.state_size))
         fused, ref = run_both(layer, x, None, None, dstateT)
+        # float64, fused kernel vs reference: same products in another grouping, small T and widths: ~1e-14.
         assert_same(fused, ref, rtol=1e-12, atol=1e-13)
         fused, ref = run_both(layer, x, None, rng.standard_normal((B, T, 4)), None)
+        # same: float64 rounding only; rtol 1e-12, atol 1e-13.
         assert_same(fused, ref, rtol=1e-12, atol=1e-13)
 
 
@@ -106,8 +109,10 @@ def test_stack_with_kernels_equals_reference(rng):
     (y1, dx1, g1), (y2, dx2, g2) = results
     # float64, kernel against reference: rounding only, as above
     np.testing.assert_allclose(y1, y2, rtol=1e-12)
+    # same: float64 rounding only; rtol 1e-12, atol 1e-13.
     np.testing.assert_allclose(dx1, dx2, rtol=1e-12, atol=1e-13)
     for a, b in zip(g1, g2):
+        # same: float64 rounding only; rtol 1e-12, atol 1e-13.
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
 
 

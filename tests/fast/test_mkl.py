@@ -142,6 +142,7 @@ def test_backend_default_is_numpy_and_matmul_matches(monkeypatch, rng):
     assert blas.describe().startswith("numpy:")
     a, b = f32(rng, 5, 7), f32(rng, 7, 3)
     out = np.ones((5, 3), np.float32)
+    # float32 products of length 7, plus 2: ~7 * 2^-24 relative of values O(3); rtol/atol 1e-5.
     np.testing.assert_allclose(blas.matmul(a, b, out, beta=2.0), a @ b + 2.0, rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(blas.matmul(a, b), a @ b)
 

@@ -12,6 +12,7 @@ def test_mask_is_bernoulli_keep_scaled(p):
     y, cache = layer.forward(x)
     assert y.dtype == np.float32
     values = np.unique(cache.mask)
+    # float32 mask values: 1/(1-p) rounded to float32 (2^-24 ~ 6e-8 relative); rtol 1e-6 ~ 16 ulps.
     np.testing.assert_allclose(values, [0.0, 1.0 / (1.0 - p)], rtol=1e-6)
     keep = (cache.mask > 0).mean()
     assert abs(keep - (1.0 - p)) < 4 * np.sqrt(p * (1 - p) / x.size)   # 4 standard errors

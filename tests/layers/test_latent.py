@@ -33,10 +33,15 @@ def test_gaussian_latent_matches_torch(B, D, Z):
     tz = mu + torch.exp(lv / 2) * torch.tensor(eps)
     tkl = -0.5 * torch.sum(1 + lv - mu ** 2 - torch.exp(lv)) / B
     (torch.sum(tz * torch.tensor(dz)) + dkl * tkl).backward()
+    # float64 reparameterised sample mu + exp(logvar/2) * eps: a few ulps; atol TOL (see TOL).
     np.testing.assert_allclose(z, tz.detach().numpy(), rtol=0, atol=TOL)
+    # float64 KL, a sum of a few terms: rounding ~1e-15; abs TOL (1e-10), see TOL.
     assert kl == pytest.approx(float(tkl.detach()), abs=TOL)
+    # float64 gradients: see TOL (1e-10 absolute for values of size O(1)).
     np.testing.assert_allclose(dh, th.grad.numpy(), rtol=0, atol=TOL)
+    # float64 gradients: see TOL.
     np.testing.assert_allclose(layer.grads["W"], tW.grad.numpy(), rtol=0, atol=TOL)
+    # float64 gradients: see TOL.
     np.testing.assert_allclose(layer.grads["b"], tb.grad.numpy(), rtol=0, atol=TOL)
 
 
@@ -61,6 +66,7 @@ def test_repeat_vector_matches_torch():
     ty = tx[:, None, :].expand(3, 5, 4)
     torch.sum(ty * torch.tensor(dy)).backward()
     np.testing.assert_array_equal(y, ty.detach().numpy())
+    # float64 gradient: see TOL.
     np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=0, atol=TOL)
 
 
@@ -79,9 +85,13 @@ def test_gaussian_nll_matches_torch(masked):
     else:  # torch's own GaussianNLLLoss (full=True) takes the variance: the same equation
         tloss = torch.nn.functional.gaussian_nll_loss(tm, torch.tensor(x), torch.exp(tv), full=True, eps=0.0)
     (1.3 * tloss).backward()
+    # float64 Gaussian NLL, a mean of a few log/square terms: ~1e-15; abs TOL (1e-10).
     assert loss == pytest.approx(float(tloss.detach()), abs=TOL)
+    # float64 gradients: see TOL.
     np.testing.assert_allclose(dm, tm.grad.numpy(), rtol=0, atol=TOL)
+    # float64 gradients: see TOL.
     np.testing.assert_allclose(dv, tv.grad.numpy(), rtol=0, atol=TOL)
+    # float64 per-element NLL, same formula: see TOL.
     np.testing.assert_allclose(gaussian_nll(m, v, x), per.detach().numpy(), rtol=0, atol=TOL)
 
 

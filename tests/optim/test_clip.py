@@ -27,8 +27,11 @@ def test_global_norm_accepts_every_input_form():
     module = _module(grads)
     # float64: the same sum of squares, possibly in another order: rounding only (1e-14 is ~50 ulps)
     assert global_grad_norm(grads) == pytest.approx(expected, rel=1e-14)
+    # float64 norm, a sum of squares of a few dozen entries in another order: ~1e-15; rel 1e-14.
     assert global_grad_norm(module.named_parameters()) == pytest.approx(expected, rel=1e-14)
+    # same float64 sum of squares: rel 1e-14.
     assert global_grad_norm(module) == pytest.approx(expected, rel=1e-14)
+    # same float64 sum of squares: rel 1e-14.
     assert global_grad_norm(SGD(module.named_parameters(), lr=0.1)) == pytest.approx(expected, rel=1e-14)
     assert isinstance(global_grad_norm(grads), float)
     with pytest.raises(TypeError):
@@ -80,8 +83,11 @@ def test_large_float32_norm_does_not_overflow():
     # Squares of 1e20 overflow float32, but the norm (~3.5e20) itself is finite.
     grads = [np.full(12, 1e20, dtype=np.float32)]
     norm = clip_grad_norm(grads, 1.0)
+    # float32 input but the norm is accumulated after scaling (no overflow): a few float32 roundings of 1e20,
+    # ~6e-8 each; rel 1e-6 ~ 16 ulps.
     assert np.isfinite(norm) and norm == pytest.approx(np.sqrt(12) * 1e20, rel=1e-6)
     assert np.all(np.isfinite(grads[0])) and grads[0].dtype == np.float32
+    # float32 rescaled gradients' norm: a few float32 ulps; rel 1e-5 ~ 100 ulps.
     assert global_grad_norm(grads) == pytest.approx(1.0, rel=1e-5)
 
 

@@ -49,8 +49,11 @@ def test_gru_hidden_bias_carries_b_hn_and_import_folds_r_z():
     sd = {k: rng.standard_normal(v.shape) for k, v in sd.items()}
     stack_from_torch(stack, sd)
     b_ih, b_hh = sd["bias_ih_l0"], sd["bias_hh_l0"]
+    # float64 b_ih + b_hh: one rounding, the bridge does the same sum; default rtol 1e-7.
     np.testing.assert_allclose(cell.params["b"], np.r_[b_ih[:2 * H] + b_hh[:2 * H], b_ih[2 * H:]])
+    # a copy: exact; default rtol 1e-7.
     np.testing.assert_allclose(cell.params["b_hn"], b_hh[2 * H:])
+    # a transpose: exact; default rtol 1e-7.
     np.testing.assert_allclose(cell.params["W_h"], sd["weight_hh_l0"].T)
 
 
@@ -59,6 +62,7 @@ def test_lstm_import_sums_the_two_biases():
     rng = np.random.default_rng(3)
     sd = {k: rng.standard_normal(v.shape) for k, v in stack_to_torch(stack).items()}
     stack_from_torch(stack, sd)
+    # float64 sum of two biases: one rounding, the same sum; default rtol 1e-7.
     np.testing.assert_allclose(stack.layers[0].cell.params["b"], sd["bias_ih_l0"] + sd["bias_hh_l0"])
 
 

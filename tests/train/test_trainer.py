@@ -201,7 +201,9 @@ def test_time_budgeted_cosine_anneals_over_the_budget(tmp_path):
     for seconds in (0.0, 30.0, 60.0, 90.0, 120.0, 500.0):
         trainer.elapsed = seconds
         rates.append(trainer.current_lr())
+    # float64 schedule values (interpolations of 1e-2 and 1e-4): a few ulps; approx default rel 1e-6.
     assert rates[0] == pytest.approx(1e-2) and rates[2] == pytest.approx((1e-2 + 1e-4) / 2)
+    # float64 schedule values: a few ulps; default rel 1e-6.
     assert rates[4] == pytest.approx(1e-4) and rates[5] == pytest.approx(1e-4)
     assert all(a > b for a, b in zip(rates[:4], rates[1:5]))
 
@@ -214,8 +216,10 @@ def test_time_budgeted_cosine_with_warmup_builds_and_warms_up(tmp_path):
     cfg = _cfg(None, schedule="cosine", max_steps=0, max_minutes=2.0, lr=1e-2, warmup_steps=30).validate()
     trainer = _trainer(cfg, corpus, tmp_path)
     trainer.elapsed = 0.0
+    # float64 warm-up factor times the rate: a few ulps; default rel 1e-6.
     assert trainer.current_lr() == pytest.approx(1e-2 / 30)
     trainer.step, trainer.elapsed = 29, 60.0
+    # float64 warm-up factor times the rate: a few ulps; default rel 1e-6.
     assert trainer.current_lr() == pytest.approx(1e-2 / 2)
     with pytest.raises(ConfigError, match="--warmup-steps .30. must be below --max-steps .30."):
         _cfg("x", schedule="cosine", max_steps=30, warmup_steps=30).validate()

@@ -27,6 +27,7 @@ def trained(tmp_path_factory):
 def test_fit_evaluate_predict_save_load(trained, tmp_path):
     tagger, root = trained
     report = tagger.evaluate(root / "dev.tsv")
+    # the summary stores 100 * f1 computed the same way: a few float64 ulps; approx default rel 1e-6.
     assert report.f1 > 0.8 and tagger.summary["best"] == pytest.approx(100 * report.f1)
     gold = synthetic_sentences(5, seed=9)
     assert tagger.evaluate([(s.tokens, s.tags) for s in gold]).sentences == 5

@@ -31,15 +31,20 @@ def assert_equal_to_seqeval(gold, pred):
     report = evaluate(gold, pred)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        # ratios of small integer counts in float64, same formula as seqeval: a few ulps; abs 1e-12.
         assert report.precision == pytest.approx(precision_score(gold, pred), abs=1e-12)
+        # float64 ratio of counts: abs 1e-12.
         assert report.recall == pytest.approx(recall_score(gold, pred), abs=1e-12)
+        # float64 harmonic mean of two ratios: a few ulps; abs 1e-12.
         assert report.f1 == pytest.approx(f1_score(gold, pred), abs=1e-12)
+        # float64 ratio of counts: abs 1e-12.
         assert report.token_accuracy == pytest.approx(accuracy_score(gold, pred), abs=1e-12)
         p, r, f, support = precision_recall_fscore_support(gold, pred, average=None)
     types = list(report.per_type)
     assert len(types) == len(p)
     for i, t in enumerate(types):
         s = report.per_type[t]
+        # float64 ratios of counts per type: abs 1e-12.
         assert (s.precision, s.recall, s.f1) == pytest.approx((p[i], r[i], f[i]), abs=1e-12), t
         assert s.gold == support[i], t
     return report

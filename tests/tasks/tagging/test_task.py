@@ -116,6 +116,9 @@ def test_metrics_equal_seqeval_on_a_trained_models_output(tmp_path):
     gold = [list(s.tags) for s in test]
     ours = evaluate(gold, predicted)
     assert 0.0 < ours.f1 < 1.0   # a partly trained model: some entities right, some wrong
+    # float64 ratios of integer counts, same formula as seqeval: a few ulps; abs 1e-12.
     assert ours.f1 == pytest.approx(seqeval.f1_score(gold, predicted), abs=1e-12)
+    # float64 ratio of counts: abs 1e-12.
     assert ours.precision == pytest.approx(seqeval.precision_score(gold, predicted), abs=1e-12)
+    # float64 ratio of counts: abs 1e-12.
     assert ours.recall == pytest.approx(seqeval.recall_score(gold, predicted), abs=1e-12)

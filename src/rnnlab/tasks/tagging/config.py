@@ -43,8 +43,8 @@ class TagConfig(LoopConfig):
                        "states at each word's last (forward) and first (backward) character are added to the word "
                        "features (frozen)")
     lm_text: str = _opt("", "FILE[,FILE...]: train the --lm pair first, through the same loop, on the training "
-                            "split's sentences plus these unlabelled text files (none: '-'); the LMs live in "
-                            "RUN/lm-fwd and RUN/lm-bwd")
+                            "split's sentences plus these unlabelled text files ('-': the training sentences "
+                            "alone); the LMs live in RUN/lm-fwd and RUN/lm-bwd")
     lm_minutes: float = _opt(10.0, "with --lm-text: training budget of each char-LM, in minutes")
     lm_steps: int = _opt(0, "with --lm-text: stop each char-LM after this many steps; 0: no limit")
     lm_hidden_size: int = _opt(256, "with --lm-text: hidden units of each (one-layer LSTM) char-LM")
