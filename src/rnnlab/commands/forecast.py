@@ -153,8 +153,8 @@ def run_eval(args: argparse.Namespace) -> int:
             from ..plotting import require_matplotlib
             require_matplotlib()
         series = read_csv(args.series)
-        rows, panels = rolling_origin(fc, series, args.origins, spec["horizon"], args.stat)
-        print(f"rolling origin on {args.series}: {args.origins} origins x {spec['horizon']} steps per series")
+        rows, panels = rolling_origin(fc, series, args.origins, spec.horizon, args.stat)
+        print(f"rolling origin on {args.series}: {args.origins} origins x {spec.horizon} steps per series")
         if args.plot:
             print(f"wrote {plot_forecasts(Path(args.plot), panels, f'{Path(args.series).name}: rolling origin')}")
     elif fc.cfg.test:
@@ -187,7 +187,7 @@ def run_eval(args: argparse.Namespace) -> int:
         cut = f", the last {history} values of each as history" if history else ""
         print(f"{ds.name} test set: {len(xs)} series x {ds.horizon} steps{cut}")
         extra = interval_lines(xs, ds.test, f, ds.season) + bucket_lines(xs, ds.test, ds.season, entries,
-                                                                         spec["window"], label)
+                                                                         spec.window, label)
     print(format_rows(rows))
     if extra:
         print("\n".join(extra))

@@ -2,7 +2,18 @@
 import numpy as np
 import pytest
 
+from rnnlab.tasks.forecast.spec import ForecastSpec
 from rnnlab.timeseries.series import Series
+
+
+def spec_of(**settings):
+    """A ForecastSpec with small defaults (encdec GRU 5, window 48, horizon 4, season 24, log, snaive, periods
+    24 and 168, quantiles 0.1/0.5/0.9, robust off, no phase key), ``settings`` replacing them."""
+    d = {"model": "encdec", "cell": "gru", "hidden_size": 5, "num_layers": 1, "seed": 0, "window": 48, "horizon": 4,
+         "season": 24, "norm": "log", "base": "snaive", "periods": [24.0, 168.0], "quantiles": [0.1, 0.5, 0.9],
+         "robust": False, **settings}
+    d["input_size"] = d["future_size"] = 1 + 2 * len(d["periods"])
+    return ForecastSpec.from_dict(d)
 
 
 def hourly_series(n_series=6, length=240, seed=0, timestamps=False, negative=False):

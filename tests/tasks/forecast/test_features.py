@@ -5,7 +5,7 @@ import pytest
 
 from rnnlab.tasks.forecast import features as F
 
-from .conftest import hourly_series
+from .conftest import hourly_series, spec_of
 
 
 def _features_of_last(spec, s, k, phase):
@@ -18,7 +18,7 @@ def _features_of_last(spec, s, k, phase):
 @pytest.mark.parametrize("timestamps", [False, True])
 def test_time_features_of_the_last_values_do_not_change_when_the_history_is_cut_at_the_front(timestamps):
     from rnnlab.tasks.forecast.data import last_values
-    spec = {"horizon": 48, "season": 24, "norm": "log", "base": "snaive", "periods": [24.0, 168.0]}
+    spec = spec_of(horizon=48)
     full = hourly_series(1, length=500, timestamps=timestamps)[0]
     for n in (72, 200, 31):
         cut = last_values([full], n)[0]
@@ -45,8 +45,7 @@ def test_training_windows_and_forecasts_share_the_phase_counted_from_the_end():
     same position of the full series would get, when that series carries its full length."""
     from rnnlab.tasks.forecast.task import ForecastTask
     s = hourly_series(1, length=400)[0]
-    spec = {"horizon": 24, "season": 24, "norm": "log", "base": "snaive", "periods": [24.0, 168.0], "window": 48,
-            "phase": "end", "model": "encdec", "quantiles": [0.5]}
+    spec = spec_of(horizon=24, window=48, phase="end", quantiles=[0.5])
     task = ForecastTask(spec, [s], batch=4, seed=0)
     assert task.clocks[0] == F.Clock(-400.0, 1.0)
     e, _ = task.next_batch()

@@ -7,7 +7,7 @@ from rnnlab.tasks.forecast.baselines import seasonal_naive
 from rnnlab.tasks.forecast.model import EncDecForecaster, PinballLoss, make_model, run_model
 from rnnlab.tasks.forecast.task import ForecastConfig, make_spec
 
-from .conftest import hourly_series
+from .conftest import hourly_series, spec_of
 
 torch = pytest.importorskip("torch")
 
@@ -55,7 +55,7 @@ def test_an_untrained_network_forecasts_the_seasonal_naive_exactly(kind, cell):
     series = hourly_series(3)
     spec = make_spec(ForecastConfig(model=kind, cell=cell, window=48, horizon=30, season=24).validate(), series)
     model = make_model(spec)
-    L = spec["window"]
+    L = spec.window
     x = np.stack([s.values[-L:] for s in series])
     e = F.encode(spec, x, [F.clock(s) for s in series], np.array([len(s) - L for s in series]))
     out, _ = run_model(model, spec, e.x, e.u)
@@ -88,7 +88,7 @@ def test_time_features_follow_the_clock():
     s = hourly_series(1, timestamps=True)[0]
     c = F.clock(s)
     assert c.step == 1.0 and F.infer_season([s]) == 24
-    spec = {"horizon": 4, "season": 24, "norm": "log", "base": "snaive", "periods": [24.0, 168.0]}
+    spec = spec_of(horizon=4)
     e = F.encode(spec, s.values[None, :48], [c], np.array([0]), dtype=np.float64)
     # 2024-01-01 00:00 was a Monday at midnight: both phases 0
     np.testing.assert_allclose(e.x[0, 0, 1:], [0, 1, 0, 1], atol=1e-9)

@@ -4,10 +4,11 @@ import pytest
 
 from rnnlab.tasks.forecast.model import MODELS, NETWORKS, backward_model, make_model, network, run_model
 
+from .conftest import spec_of
+
 
 def _spec(model):
-    return {"model": model, "cell": "gru", "hidden_size": 5, "num_layers": 1, "seed": 0, "horizon": 4,
-            "quantiles": [0.1, 0.5, 0.9], "input_size": 3, "future_size": 3}
+    return spec_of(model=model, periods=[24.0])
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -28,4 +29,4 @@ def test_every_network_runs_and_backpropagates_through_one_interface(name):
 def test_an_unknown_network_is_named():
     assert MODELS == ("direct", "encdec")
     with pytest.raises(ValueError, match="model must be one of"):
-        network({"model": "transformer"})
+        network("transformer")

@@ -64,7 +64,7 @@ def test_training_never_sees_the_validation_slice_or_the_holdout():
     batches = [task.next_batch() for _ in range(30)]
     changed = [s.__class__(s.id, s.values.copy()) for s in series]
     for s in changed:
-        s.values[-(hold + spec["horizon"]):] = 1e6
+        s.values[-(hold + spec.horizon):] = 1e6
     other = ForecastTask(spec, changed, batch=8, seed=3, holdout=hold)
     for (e, y), (e2, y2) in zip(batches, [other.next_batch() for _ in range(30)]):
         np.testing.assert_array_equal(e.x, e2.x)

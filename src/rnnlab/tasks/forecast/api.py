@@ -31,6 +31,7 @@ from .baselines import forecast_all
 from .data import as_series, check_horizon, last_values, load_dataset
 from .metrics import owa
 from .model import make_model
+from .spec import ForecastSpec, as_spec
 from .task import (KIND, ForecastConfig, ForecastTask, encode_groups, make_spec, metric_period,
                    predict_normalised, score)
 
@@ -81,20 +82,20 @@ def _train_run(job: Job, log: Callable[[str], None], progress: Progress | None,
     series = last_values(series, cfg.history)
     spec = make_spec(cfg, series, horizon, season)
     if ckpt is not None:
-        spec["robust"] = meta.get("model", {}).get("robust", False)   # runs made before the robust level
-        if "phase" not in meta.get("model", {}):
-            del spec["phase"]                                          # ... and before the phase counted from the end
+        saved = ForecastSpec.from_dict(meta.get("model"), f"{ckpt}: model")
+        # runs made before the robust level (robust False) and before the phase counted from the end (no phase)
+        spec = spec.replace(robust=saved.robust, phase=saved.phase)
     if cfg.test and not Path(cfg.test).is_file():
         raise DataError(f"--test {cfg.test}: no such file; give the test values (M4's wide layout or long)")
-    if ckpt is not None and meta.get("model") != spec:
+    if ckpt is not None and meta.get("model") != spec.to_dict():
         raise CheckpointError(f"{ckpt}: the run's model differs from what these settings and data give")
     init_state = _init_state(cfg.init, spec) if cfg.init and ckpt is None else None
     task = ForecastTask(spec, series, batch=cfg.batch_size, seed=cfg.seed, holdout=cfg.holdout,
                         eval_batch=cfg.eval_batch, mase_period=metric_period(cfg, spec), min_window=cfg.min_window,
                         init_state=init_state)
-    log(f"rnnlab forecast train: {len(series)} series from {cfg.data}; {spec['model']} {spec['cell']} "
-        f"{spec['hidden_size']} units, window {spec['window']}, horizon {spec['horizon']}, season "
-        f"{spec['season']}, MASE period {task.m}, {spec['norm']} scale; run folder {run_dir}")
+    log(f"rnnlab forecast train: {len(series)} series from {cfg.data}; {spec.model} {spec.cell} "
+        f"{spec.hidden_size} units, window {spec.window}, horizon {spec.horizon}, season "
+        f"{spec.season}, MASE period {task.m}, {spec.norm} scale; run folder {run_dir}")
     if init_state is not None:
         log(f"starting from the weights of {cfg.init}")
     log(f"validation Naive2: sMAPE {task.naive2[0]:.3f}, MASE {task.naive2[1]:.3f}")
@@ -108,18 +109,20 @@ def _train_run(job: Job, log: Callable[[str], None], progress: Progress | None,
     return summary, run_dir
 
 
-def _init_state(path: str, spec: dict) -> dict:
+def _init_state(path: str, spec: ForecastSpec | dict) -> dict:
     """The weights of the run (or model file) ``path``, checked against the network ``spec`` describes: one
     line naming --init when a shape differs."""
     if not Path(path).exists():
         raise ConfigError(f"--init {path}: no such run folder or model file")
     their, state, _ = _load_member(path)
+    spec = as_spec(spec)
     own = make_model(spec).state_dict()
     for name, value in own.items():
         if name not in state or state[name].shape != value.shape:
             got = "missing" if name not in state else f"{tuple(state[name].shape)}"
             keys = ("model", "cell", "hidden_size", "num_layers", "quantiles", "periods")
-            theirs = ", ".join(f"{k} {their.get(k)}" for k in keys if their.get(k) != spec.get(k))
+            theirs = ", ".join(f"{k} {list(v) if isinstance(v, tuple) else v}" for k in keys
+                               if (v := getattr(their, k)) != getattr(spec, k))
             raise ConfigError(f"--init {path}: its network does not fit these settings ({name}: {got}, these settings "
                               f"need {tuple(value.shape)}; the run has {theirs or 'other shapes'}); train with the "
                               f"same --model/--cell/--hidden-size/--layers/--quantiles as that run")
@@ -141,7 +144,7 @@ def warn_absurd(series: Sequence, window: int) -> None:
                           f"it down, robustly)", InputWarning, stacklevel=3)
 
 
-def _load_member(path: str | Path) -> tuple[dict, dict, dict]:
+def _load_member(path: str | Path) -> tuple[ForecastSpec, dict, dict]:
     p = Path(path)
     ckpt = find_checkpoint(p, prefer=BEST) if p.is_dir() else p
     arrays, meta = load_checkpoint(ckpt)
@@ -149,7 +152,7 @@ def _load_member(path: str | Path) -> tuple[dict, dict, dict]:
         raise CheckpointError(f"{ckpt} is not a forecaster (kind {meta.get('kind')!r}); give a run of "
                               f"'rnnlab forecast train'")
     state = {k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")}
-    return meta["model"], state, meta.get("config", {})
+    return ForecastSpec.from_dict(meta.get("model"), f"{ckpt}: model"), state, meta.get("config", {})
 
 
 class Forecaster:
@@ -157,12 +160,12 @@ class Forecaster:
 
     def __init__(self, **settings: Any) -> None:
         self.cfg = ForecastConfig(**settings)
-        self.members: list[tuple[dict, Any]] = []   # (spec, model)
+        self.members: list[tuple[ForecastSpec, Any]] = []   # (spec, model)
         self.run_dir: Path | None = None
         self.summary: dict | None = None
 
     @property
-    def spec(self) -> dict:
+    def spec(self) -> ForecastSpec:
         if not self.members:
             raise CheckpointError("this Forecaster is not trained yet; call fit() or Forecaster.load()")
         return self.members[0][0]
@@ -182,7 +185,7 @@ class Forecaster:
         return self
 
     @staticmethod
-    def _model(spec: dict, state: dict) -> Any:
+    def _model(spec: ForecastSpec, state: dict) -> Any:
         model = make_model(spec)
         model.load_state_dict(state)
         return model.eval()
@@ -193,8 +196,7 @@ class Forecaster:
         fc = cls()
         for p in paths:
             spec, state, config = _load_member(p)
-            if fc.members and {k: v for k, v in spec.items() if k != "seed"} != \
-                    {k: v for k, v in fc.spec.items() if k != "seed"}:
+            if fc.members and spec.replace(seed=0) != fc.spec.replace(seed=0):
                 raise CheckpointError(f"{p}: its model differs from the first one's; an ensemble needs runs "
                                       f"with the same settings (seeds may differ)")
             fc.members.append((spec, cls._model(spec, state)))
@@ -207,33 +209,33 @@ class Forecaster:
     def save(self, path: str | Path) -> Path:
         spec, model = self.members[0]
         arrays = {f"param/{k}": v for k, v in model.state_dict().items()}
-        save_checkpoint(Path(path), arrays, {"kind": KIND, "model": spec, "config": self.cfg.to_dict()})
+        save_checkpoint(Path(path), arrays, {"kind": KIND, "model": spec.to_dict(), "config": self.cfg.to_dict()})
         return Path(path)
 
     def predict(self, series, horizon: int | None = None) -> Forecast:
         """Forecast the ``horizon`` values after the end of each series."""
         spec = self.spec
         series = as_series(series)
-        h = check_horizon(horizon, spec["horizon"])
+        h = check_horizon(horizon, spec.horizon)
         start = time.perf_counter()
-        L = spec["window"]
+        L = spec.window
         xs = [s.values[-L:] for s in series]        # a series shorter than the window: all its values
         warn_absurd(series, L)
         starts = np.array([len(s) - len(x) for s, x in zip(series, xs)])
-        clocks, ids = [F.clock(s, spec.get("phase", "start")) for s in series], [s.id for s in series]
-        q = np.zeros((len(series), spec["horizon"], len(spec["quantiles"])))
+        clocks, ids = [F.clock(s, spec.clock_phase) for s in series], [s.id for s in series]
+        q = np.zeros((len(series), spec.horizon, spec.num_quantiles))
         for rows, e in encode_groups(spec, xs, clocks, starts, ids):
             q[rows] = np.mean([F.decode(sp, e, predict_normalised(model, sp, e)) for sp, model in self.members],
                               axis=0)
         q = q[:, :h]
-        return Forecast([s.id for s in series], q[..., F.median_index(spec)], q, list(spec["quantiles"]),
+        return Forecast([s.id for s in series], q[..., F.median_index(spec)], q, list(spec.quantiles),
                         time.perf_counter() - start)
 
     def evaluate(self, series, actuals, season: int | None = None) -> dict:
         """sMAPE, MASE and OWA (against Naive2) of the forecasts of ``actuals (N, H)``."""
         series = as_series(series)
         actuals = np.asarray(actuals, dtype=np.float64).reshape(len(series), -1)
-        m = season or self.spec["season"]
+        m = season or self.spec.season
         f = self.predict(series, actuals.shape[1])
         xs = [s.values for s in series]
         n2 = score(xs, actuals, forecast_all("naive2", xs, actuals.shape[1], m).forecasts, m)

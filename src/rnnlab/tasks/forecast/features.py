@@ -28,6 +28,7 @@ import numpy as np
 
 from ...timeseries.windows import periodic_features
 from ...errors import DataError
+from .spec import PHASES, ForecastSpec
 
 MONDAY_OFFSET_H = 72.0  # 1970-01-01 was a Thursday: +72 h puts Monday 00:00 at weekly phase 0
 
@@ -36,8 +37,6 @@ class Clock(NamedTuple):
     t0: float     # time of the series' first value (hours, or in steps: -length, or 0 for phase "start")
     step: float   # hours (or 1 step) between values
 
-
-PHASES = ("end", "start")
 
 
 class Encoded(NamedTuple):
@@ -78,8 +77,9 @@ def choose_norm(values: Sequence[np.ndarray]) -> str:
     return "log" if all(np.all(v > 0) for v in values) else "standard"
 
 
-def feature_size(spec: dict) -> int:
-    return 1 + 2 * len(spec["periods"])
+def feature_size(periods: Sequence[float]) -> int:
+    """Inputs per step: the value and a sine and cosine per period."""
+    return 1 + 2 * len(periods)
 
 
 CLIP = 20.0   # normalised inputs beyond +-CLIP (e^20 times the level, or 20 robust deviations) are clipped
@@ -131,14 +131,14 @@ def absurd_values(values: np.ndarray, factor: float = 1e3) -> np.ndarray:
     return np.flatnonzero(dev > factor * scale)
 
 
-def encode(spec: dict, x: np.ndarray, clocks: Sequence[Clock], start: np.ndarray,
+def encode(spec: ForecastSpec, x: np.ndarray, clocks: Sequence[Clock], start: np.ndarray,
            ids: Sequence[str] | None = None, dtype=np.float32) -> Encoded:
     """Inputs for windows ``x (N, L)`` whose first value sits at position ``start`` of its series."""
     x = np.asarray(x, dtype=np.float64)
     N, L = x.shape
-    H, m = spec["horizon"], spec["season"]
-    xn, loc, scale = _normalise(x, spec["norm"], ids, spec.get("robust", False))
-    if spec["base"] == "snaive":
+    H, m = spec.horizon, spec.season
+    xn, loc, scale = _normalise(x, spec.norm, ids, spec.robust)
+    if spec.base == "snaive":
         k = np.arange(H)
         cols = L - m + (k % m) if 1 < m <= L else np.full(H, L - 1)
         base = xn[:, cols]
@@ -147,31 +147,31 @@ def encode(spec: dict, x: np.ndarray, clocks: Sequence[Clock], start: np.ndarray
     t0 = np.array([c.t0 for c in clocks])[:, None]
     step = np.array([c.step for c in clocks])[:, None]
     pos = np.asarray(start, dtype=np.float64)[:, None] + np.arange(L + H)
-    tf = periodic_features(t0 + pos * step, spec["periods"])  # (N, L+H, 2P)
+    tf = periodic_features(t0 + pos * step, spec.periods)  # (N, L+H, 2P)
     enc = np.concatenate([xn[..., None], tf[:, :L]], axis=-1).astype(dtype)
     dec = np.concatenate([base[..., None], tf[:, L:]], axis=-1).astype(dtype)
     return Encoded(enc, dec, base, loc, scale)
 
 
-def targets(spec: dict, e: Encoded, y: np.ndarray) -> np.ndarray:
+def targets(spec: ForecastSpec, e: Encoded, y: np.ndarray) -> np.ndarray:
     """The normalised correction the network learns: ``y' - b``."""
     y = np.asarray(y, dtype=np.float64)
-    if spec["norm"] == "log":
+    if spec.norm == "log":
         yn = np.log(np.maximum(y, 1e-12) / e.loc[:, None])
     else:
         yn = (y - e.loc[:, None]) / e.scale[:, None]
     return (yn - e.base).astype(e.x.dtype)
 
 
-def decode(spec: dict, e: Encoded, out: np.ndarray) -> np.ndarray:
+def decode(spec: ForecastSpec, e: Encoded, out: np.ndarray) -> np.ndarray:
     """Network outputs ``(N, H, Q)`` back to the data's scale, quantiles sorted (no crossing)."""
     yn = np.sort(np.asarray(out, dtype=np.float64), axis=-1) + e.base[..., None]
-    if spec["norm"] == "log":
+    if spec.norm == "log":
         return e.loc[:, None, None] * np.exp(np.clip(yn, -30, 30))
     return e.loc[:, None, None] + e.scale[:, None, None] * yn
 
 
-def median_index(spec: dict) -> int:
+def median_index(spec: ForecastSpec) -> int:
     """The quantile used as the point forecast: the one nearest 0.5."""
-    q = np.asarray(spec["quantiles"])
+    q = np.asarray(spec.quantiles)
     return int(np.argmin(np.abs(q - 0.5)))

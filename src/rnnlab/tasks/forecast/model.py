@@ -22,6 +22,7 @@ import numpy as np
 from ...models.seqmodel import SeqModel
 from ...module import DEFAULT_DTYPE, Module
 from ...layers.forecasting import EncDecForecaster, PinballLoss  # noqa: F401  (re-exported)
+from .spec import MODELS as SPEC_MODELS, ForecastSpec, as_spec
 
 class Network:
     """One kind of forecasting network behind one interface: ``build`` it from a spec, ``run`` it on
@@ -30,13 +31,13 @@ class Network:
 
     name = ""
 
-    def build(self, spec: dict, dtype: Any) -> Module:
+    def build(self, spec: ForecastSpec, dtype: Any) -> Module:
         raise NotImplementedError
 
-    def run(self, model: Module, spec: dict, x: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, Any]:
+    def run(self, model: Module, spec: ForecastSpec, x: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, Any]:
         raise NotImplementedError
 
-    def backward(self, model: Module, spec: dict, dy: np.ndarray, cache: Any) -> None:
+    def backward(self, model: Module, spec: ForecastSpec, dy: np.ndarray, cache: Any) -> None:
         raise NotImplementedError
 
     def recurrent(self, cache: Any) -> Any:
@@ -49,12 +50,12 @@ class Direct(Network):
     name = "direct"
 
     def build(self, spec, dtype):
-        return SeqModel(spec["cell"], spec["input_size"], spec["hidden_size"], spec["horizon"] * len(spec["quantiles"]),
-                        num_layers=spec["num_layers"], seed=spec["seed"], dtype=dtype)
+        return SeqModel(spec.cell, spec.input_size, spec.hidden_size, spec.horizon * spec.num_quantiles,
+                        num_layers=spec.num_layers, seed=spec.seed, dtype=dtype)
 
     def run(self, model, spec, x, u):
         y, cache = model.forward(x)
-        return y.reshape(len(x), spec["horizon"], -1), cache
+        return y.reshape(len(x), spec.horizon, -1), cache
 
     def backward(self, model, spec, dy, cache):
         model.backward(dy.reshape(len(dy), -1), cache)
@@ -69,8 +70,8 @@ class EncDec(Network):
     name = "encdec"
 
     def build(self, spec, dtype):
-        return EncDecForecaster(spec["cell"], spec["input_size"], spec["future_size"], spec["hidden_size"],
-                                len(spec["quantiles"]), num_layers=spec["num_layers"], seed=spec["seed"], dtype=dtype)
+        return EncDecForecaster(spec.cell, spec.input_size, spec.future_size, spec.hidden_size,
+                                spec.num_quantiles, num_layers=spec.num_layers, seed=spec.seed, dtype=dtype)
 
     def run(self, model, spec, x, u):
         return model.forward(x, u)
@@ -84,28 +85,31 @@ class EncDec(Network):
 
 NETWORKS: dict[str, Network] = {n.name: n for n in (Direct(), EncDec())}
 MODELS = tuple(NETWORKS)
+assert MODELS == SPEC_MODELS, "spec.MODELS must name the networks"
 
 
-def network(spec: dict) -> Network:
-    """The :class:`Network` a spec names (``spec["model"]``)."""
+def network(spec: ForecastSpec | str) -> Network:
+    """The :class:`Network` a spec (or a model name) names (``spec.model``)."""
+    name = spec if isinstance(spec, str) else spec.model
     try:
-        return NETWORKS[spec["model"]]
+        return NETWORKS[name]
     except KeyError:
-        raise ValueError(f"model must be one of {MODELS}, not {spec['model']!r}") from None
+        raise ValueError(f"model must be one of {MODELS}, not {name!r}") from None
 
 
-def make_model(spec: dict, dtype: Any = DEFAULT_DTYPE) -> Module:
+def make_model(spec: ForecastSpec | dict, dtype: Any = DEFAULT_DTYPE) -> Module:
     """The network a spec describes (``model`` is ``direct`` or ``encdec``). The output layer starts
     at zero, so an untrained network forecasts the base (seasonal naive) exactly."""
+    spec = as_spec(spec)
     model = network(spec).build(spec, dtype)
     model.out.params["W"][...] = 0
     return model
 
 
-def run_model(model: Module, spec: dict, x: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, Any]:
+def run_model(model: Module, spec: ForecastSpec, x: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, Any]:
     """Forward pass of either network: ``((B, H, Q) outputs, cache)``."""
     return network(spec).run(model, spec, x, u)
 
 
-def backward_model(model: Module, spec: dict, dy: np.ndarray, cache: Any) -> None:
+def backward_model(model: Module, spec: ForecastSpec, dy: np.ndarray, cache: Any) -> None:
     network(spec).backward(model, spec, dy, cache)

@@ -79,7 +79,7 @@ def test_file_table(fc: Forecaster, stat, cache: Path | None, history: int | Non
     entries = {"rnnlab": (f.point, f.seconds), **baseline_forecasts(xs, h, m, stat, cache)}
     rows = score_table(xs, actual, m, entries)
     lines = [f"{cfg.test}: {len(xs)} series x {h} steps; MASE and Naive2 period {m}", format_rows(rows)]
-    return rows, lines + interval_lines(xs, actual, f, m) + bucket_lines(xs, actual, m, entries, spec["window"])
+    return rows, lines + interval_lines(xs, actual, f, m) + bucket_lines(xs, actual, m, entries, spec.window)
 
 
 def interval_lines(xs: Sequence[np.ndarray], actual: np.ndarray, f: Forecast, m: int) -> list[str]:
@@ -124,7 +124,7 @@ def rolling_origin(fc: Forecaster, series: Sequence[Series], origins: int, horiz
                    stat: bool = False) -> tuple[list[dict], list[tuple[Series, int, Forecast]]]:
     """Forecast from ``origins`` origins spaced ``horizon`` apart at the end of each series, the last
     ending at the series' end; every method sees only the values before its origin."""
-    m = fc.spec["season"]
+    m = fc.spec.season
     hist, actual, kept = [], [], []
     for s in series:
         for k in range(origins, 0, -1):

@@ -28,30 +28,31 @@ from .config import ForecastConfig
 from .frequency import frequency
 from .metrics import evaluate, owa
 from .model import PinballLoss, backward_model, make_model, network, run_model
+from .spec import ForecastSpec, as_spec
 
 KIND = "rnnlab.forecast"
 
 
 def make_spec(cfg: ForecastConfig, series: Sequence, default_horizon: int | None = None,
-              default_season: int | None = None) -> dict:
+              default_season: int | None = None) -> ForecastSpec:
     """The model spec (network and features) for this data, the automatic settings resolved."""
     freq = frequency(cfg.frequency)
     season = cfg.season or (freq.period if freq else 0) or default_season or F.infer_season(series)
     horizon = cfg.horizon or (freq.horizon if freq else 0) or default_horizon or max(2 * season, 8)
     window = cfg.window or (freq.window if freq and not cfg.season else 0) or max(7 * season, 2 * horizon)
     norm = F.choose_norm([np.asarray(getattr(s, "values", s)) for s in series]) if cfg.norm == "auto" else cfg.norm
-    spec = {"model": cfg.model, "cell": cfg.cell, "hidden_size": cfg.hidden_size, "num_layers": cfg.num_layers,
-            "seed": cfg.seed, "window": window, "horizon": horizon, "season": season, "norm": norm,
-            "base": cfg.base, "periods": [float(p) for p in cfg.periods],
-            "quantiles": [float(q) for q in sorted(cfg.quantiles)], "robust": True, "phase": cfg.phase}
-    spec["input_size"] = spec["future_size"] = F.feature_size(spec)
-    return spec
+    periods = tuple(float(p) for p in cfg.periods)
+    size = F.feature_size(periods)
+    return ForecastSpec(model=cfg.model, cell=cfg.cell, hidden_size=cfg.hidden_size, num_layers=cfg.num_layers,
+                        seed=cfg.seed, window=window, horizon=horizon, season=season, norm=norm, base=cfg.base,
+                        periods=periods, quantiles=tuple(float(q) for q in sorted(cfg.quantiles)), robust=True,
+                        phase=cfg.phase, input_size=size, future_size=size)
 
 
-def metric_period(cfg: ForecastConfig, spec: dict) -> int:
+def metric_period(cfg: ForecastConfig, spec: ForecastSpec) -> int:
     """MASE's (and Naive2's) period: --mase-period, else M4's for --frequency, else the model's season."""
     freq = frequency(cfg.frequency)
-    return cfg.mase_period or (freq.period if freq else 0) or spec["season"]
+    return cfg.mase_period or (freq.period if freq else 0) or spec.season
 
 
 def score(insamples: Sequence[np.ndarray], actual: np.ndarray, forecast: np.ndarray, m: int) -> tuple[float, float]:
@@ -65,17 +66,17 @@ class ForecastTask(Task):
     unit = "windows"
     selection = Selection("owa", "min")
 
-    def __init__(self, spec: dict, series: Sequence, *, batch: int = 64, seed: int = 0, holdout: int = 0,
+    def __init__(self, spec: ForecastSpec | dict, series: Sequence, *, batch: int = 64, seed: int = 0, holdout: int = 0,
                  eval_batch: int = 512, mase_period: int = 0, min_window: int = 0,
                  init_state: dict[str, np.ndarray] | None = None) -> None:
-        self.spec, self.batch, self.eval_batch = dict(spec), batch, eval_batch
+        self.spec, self.batch, self.eval_batch = as_spec(spec), batch, eval_batch
         self.min_window = min_window                # >0: batches of input lengths min_window..window
         self.init_state = init_state                # weights of a trained model to start from (--init)
-        self.m = mase_period or spec["season"]      # the metric's period (validation MASE, Naive2)
-        L, H = spec["window"], spec["horizon"]
+        self.m = mase_period or self.spec.season      # the metric's period (validation MASE, Naive2)
+        L, H = self.spec.window, self.spec.horizon
         self.ids = [str(getattr(s, "id", k)) for k, s in enumerate(series)]
         self.values = [np.asarray(getattr(s, "values", s), dtype=np.float64) for s in series]
-        self.clocks = [F.clock(s, spec.get("phase", "start")) for s in series]
+        self.clocks = [F.clock(s, self.spec.clock_phase) for s in series]
         lengths = np.array([len(v) for v in self.values])
         self.cutoff = lengths - holdout - H            # training windows end here
         # a series trains with a window of min(L, cutoff - H) inputs: short histories get shorter windows
@@ -92,7 +93,7 @@ class ForecastTask(Task):
     def length_note(self) -> str | None:
         """One line on the series shorter than a full window (trained with shorter windows) and those too
         short to train or validate on (still forecast), or None when every series holds a full window."""
-        L, H = self.spec["window"], self.spec["horizon"]
+        L, H = self.spec.window, self.spec.horizon
         short = int(((self.cutoff - H >= 1) & (self.cutoff - H < L)).sum())
         untrained = int((self.cutoff - H < 1).sum())
         if not short and not untrained:
@@ -106,7 +107,7 @@ class ForecastTask(Task):
         return "; ".join(parts)
 
     def _validation_set(self) -> None:
-        L, H, m = self.spec["window"], self.spec["horizon"], self.m
+        L, H, m = self.spec.window, self.spec.horizon, self.m
         keep = [k for k, c in enumerate(self.cutoff) if c >= 1]
         self.val_rows = np.array(keep, dtype=np.int64)
         ends = self.cutoff[keep] + H
@@ -130,11 +131,11 @@ class ForecastTask(Task):
 
     def pack_model(self, model: Module) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         arrays = {f"param/{name}": value for name, value in model.state_dict().items()}
-        return arrays, {"kind": KIND, "model": dict(self.spec)}
+        return arrays, {"kind": KIND, "model": self.spec.to_dict()}
 
     # -- data ----------------------------------------------------------------------------
     def next_batch(self) -> tuple[F.Encoded, np.ndarray]:
-        L, H = self.spec["window"], self.spec["horizon"]
+        L, H = self.spec.window, self.spec.horizon
         if self.mixed:  # the batch's window length is that of a series drawn uniformly (its min(L, cutoff - H))
             k = self.trainable[self.rng.integers(0, self.trainable.size)]
             L = int(min(L, self.cutoff[k] - H))
@@ -154,14 +155,14 @@ class ForecastTask(Task):
     def forward_backward(self, model: Module, batch: tuple, carry: Any) -> StepOutput:
         e, target = batch
         out, cache = run_model(model, self.spec, e.x, e.u)
-        loss, lcache = self.loss_fn.forward(out, target, self.spec["quantiles"])
+        loss, lcache = self.loss_fn.forward(out, target, list(self.spec.quantiles))
         backward_model(model, self.spec, self.loss_fn.backward(1.0, lcache), cache)
         return StepOutput(loss, len(target), network(self.spec).recurrent(cache), None)
 
     # -- evaluation ----------------------------------------------------------------------
     def evaluate(self, model: Module, should_stop: Callable[[], bool] = lambda: False,
                  progress: Callable[[int, int], None] | None = None) -> dict[str, float]:
-        spec, q = self.spec, self.spec["quantiles"]
+        spec, q = self.spec, list(self.spec.quantiles)
         fc = np.zeros(self.val_y.shape)
         loss = 0.0
         for rows, e in encode_groups(spec, self.val_x, [self.clocks[k] for k in self.val_rows], self.val_start,
@@ -181,7 +182,7 @@ class ForecastTask(Task):
         return {"series": len(self.values), "naive2_val": list(self.naive2)}
 
 
-def encode_groups(spec: dict, xs: Sequence[np.ndarray], clocks: Sequence, starts: np.ndarray,
+def encode_groups(spec: ForecastSpec, xs: Sequence[np.ndarray], clocks: Sequence, starts: np.ndarray,
                   ids: Sequence[str] | None = None, dtype=np.float32):
     """Windows of different lengths (series shorter than the model's window), encoded in groups of one
     length: yields ``(rows, Encoded)``, ``rows`` the positions of the group's windows in ``xs``."""
@@ -193,7 +194,7 @@ def encode_groups(spec: dict, xs: Sequence[np.ndarray], clocks: Sequence, starts
                              None if ids is None else [ids[i] for i in rows], dtype=dtype)
 
 
-def predict_normalised(model: Module, spec: dict, e: F.Encoded, eval_batch: int = 512,
+def predict_normalised(model: Module, spec: ForecastSpec, e: F.Encoded, eval_batch: int = 512,
                        should_stop: Callable[[], bool] = lambda: False) -> np.ndarray:
     """Network outputs ``(N, H, Q)`` for encoded windows, in eval mode, batch by batch."""
     was_training = model.training
@@ -208,4 +209,4 @@ def predict_normalised(model: Module, spec: dict, e: F.Encoded, eval_batch: int 
                 outs.append(np.array(out, dtype=np.float64))
     finally:
         model.train(was_training)
-    return np.concatenate(outs) if outs else np.zeros((0, spec["horizon"], len(spec["quantiles"])))
+    return np.concatenate(outs) if outs else np.zeros((0, spec.horizon, spec.num_quantiles))
