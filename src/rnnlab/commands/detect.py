@@ -9,7 +9,7 @@ from .argtypes import name_list, non_negative_float, positive_int
 from .configflags import add_config_flags
 from .detect_nab import _options, _refuse_to_replace, run_nab
 
-DETECTORS = ("pred", "encdec", "vae")
+DETECTORS = ("pred", "encdec", "vae", "online")
 
 
 def _detector(text: str) -> str:

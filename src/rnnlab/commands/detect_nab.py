@@ -24,7 +24,9 @@ def _refuse_to_replace(paths: list[Path], force: bool) -> None:
 
 # the detector settings a run records (settings.json, results.json, thresholds.json), in this order
 OPTION_KEYS = ("window", "hidden", "latent", "epochs", "lr", "samples", "post", "short", "long", "suppress", "warmup",
-               "calendar", "max_minutes", "refit_every", "refit_epochs", "refit_lr", "ensemble", "range_tolerance")
+               "calendar", "max_minutes", "refit_every", "refit_epochs", "refit_lr", "ensemble", "online_every",
+               "online_batch", "online_memory", "online_lr", "online_warm", "online_clip", "online_floor",
+               "online_scales", "range_tolerance")
 
 
 def _options(args: argparse.Namespace, saved: dict | None = None) -> dict:

@@ -157,7 +157,7 @@ def test_ensemble_flag_is_documented_and_checked(tmp_path, capsys):
     assert "| pred+vae |" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["detect", "nab", str(root), "--detector", "pred+pred"])
-    assert "unknown detector 'pred+pred'; choose from pred, encdec, vae, or several different ones joined by + " \
+    assert "unknown detector 'pred+pred'; choose from pred, encdec, vae, online, or several different ones joined by + " \
            "(e.g. pred+vae)" in capsys.readouterr().err
     series = _write(tmp_path / "s.csv")
     assert main(["detect", "run", str(series), "--out", str(tmp_path / "o"), "--ensemble", "2", *FAST]) == 0
@@ -310,11 +310,21 @@ def test_run_nab_logs_each_file_without_a_terminal(tmp_path):
 
 def test_detect_nab_in_two_worker_processes_gives_the_same_bytes(tmp_path, capsys):
     root = _nab(tmp_path / "nab", htm=False)
-    argv = ["detect", "nab", str(root), "--detector", "pred", "--seeds", "2", *FAST]
+    argv = ["detect", "nab", str(root), "--detector", "pred,online", "--seeds", "2", *FAST, "--online-warm", "10"]
     assert main([*argv, "--out", str(tmp_path / "one")]) == 0
     assert main([*argv, "--out", str(tmp_path / "two"), "--jobs", "2"]) == 0
     assert "fits on 2 worker processes" in capsys.readouterr().out
     files = sorted((tmp_path / "one" / "scores").rglob("*.csv"))
-    assert len(files) == 4
+    assert len(files) == 8
     for f in files:
         assert f.read_bytes() == (tmp_path / "two" / f.relative_to(tmp_path / "one")).read_bytes(), f
+
+
+def test_detect_run_with_the_online_detector(tmp_path, capsys):
+    series = _write(tmp_path / "s.csv")
+    argv = ["detect", "run", str(series), "--detector", "online", *FAST, "--online-warm", "10", "--online-every", "3"]
+    assert main([*argv, "--out", str(tmp_path / "o")]) == 0
+    out = capsys.readouterr().out
+    assert "online on " in out and (tmp_path / "o" / "s.scores.csv").is_file()
+    with pytest.raises(SystemExit):
+        main([*argv[:-2], "--online-every", "0"])

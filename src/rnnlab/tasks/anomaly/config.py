@@ -46,6 +46,21 @@ class DetectorConfig:
     ensemble: int = _opt(1, "K networks trained from different seeds (the first from --seed, the others derived "
                             "from it), their raw anomaly measures averaged before the score: steadier from seed "
                             "to seed, K times the time", metavar="K", check="positive")
+    online_every: int = _opt(2, "the online detector: score K rows, then take one Adam step (default 2)", metavar="K",
+                             check="positive")
+    online_batch: int = _opt(16, "the online detector: windows per step, the newest K and the rest drawn from its "
+                                 "replay memory", metavar="B", check="positive")
+    online_memory: int = _opt(4000, "the online detector: rows in its replay memory (the last M rows)", metavar="M",
+                              check="positive")
+    online_lr: float = _opt(3e-3, "the online detector's Adam learning rate (constant)", metavar="LR")
+    online_warm: int = _opt(300, "the online detector: extra steps on the probationary rows once it has seen them",
+                            metavar="N")
+    online_clip: float = _opt(3.0, "the online detector's Huber loss: errors beyond C robust sd count linearly",
+                              metavar="C")
+    online_floor: float = _opt(0.1, "the online detector: forecast errors below F robust sd count 0 (a flat line "
+                                    "or clean square wave raises nothing)", metavar="F")
+    online_scales: str = _opt("", "the online detector: also the means of the value over the last W1,W2,... rows "
+                                  "as inputs (e.g. 16,128; default none)", metavar="W1,W2")
     range_tolerance: float = _opt(0.05, "range alarms: a value more than F x the range of all earlier values "
                                         "outside that range scores 1, before the onset rule (HTM's spatial-anomaly "
                                         "rule and constant; default 0.05; 0 off)", metavar="F", check="non_negative")
@@ -62,6 +77,17 @@ class DetectorConfig:
             raise ConfigError(f"--suppress and --warmup must be >= 0, got {self.suppress} and {self.warmup}")
         if not self.lr > 0 or self.max_minutes < 0:
             raise ConfigError("--lr must be positive and --max-minutes >= 0")
+        if self.online_every < 1 or self.online_batch < 1 or self.online_memory < 1 or self.online_warm < 0 \
+                or not self.online_lr > 0 or not self.online_clip > 0 or not self.online_floor >= 0:
+            raise ConfigError("--online-every, --online-batch, --online-memory must be >= 1, --online-warm >= 0, "
+                              "--online-lr and --online-clip > 0, --online-floor >= 0")
+        try:
+            scales = [int(w) for w in str(self.online_scales).replace(" ", "").split(",") if w]
+        except ValueError:
+            scales = [0]
+        if any(w < 1 for w in scales):
+            raise ConfigError(f"--online-scales must be positive whole numbers joined by commas, got "
+                              f"{self.online_scales!r}")
         if not 0 <= self.range_tolerance < math.inf:
             raise ConfigError(f"--range-tolerance must be >= 0 (0 turns range alarms off), got {self.range_tolerance}")
         return self

@@ -222,6 +222,8 @@ class Detector:
                 log, bar: WorkProgress) -> tuple[np.ndarray, Any, dict]:
         """One network's raw measure for every row (0 before ``first``), trained from ``seed``."""
         cfg, n = self.config, len(feats)
+        if KINDS[self.kind].online:  # learns as the rows arrive: no fit, no refits
+            return KINDS[self.kind].member(self, seed, feats, first, start, bar)
         spec = {"detector": self.kind, "input_size": feats.shape[1], "hidden_size": cfg.hidden,
                 "window": cfg.window, "horizon": 1, "latent_size": cfg.latent, "seed": seed}
         t0 = time.perf_counter()

@@ -6,6 +6,8 @@ compares with normal data. One small class per kind behind one interface, found 
   reference: its median and robust sd on normal rows; raw: ((e_t - mu) / sd)^2, capped;
 * ``encdec``: the window ending at t is reconstructed; measure: the vector of absolute
   reconstruction errors; reference: N(mu, S); raw: squared Mahalanobis distance / L, capped;
+* ``online``: ``pred``'s forecaster learning as rows arrive, one step every few rows, each row
+  scored before the model learns from it (:mod:`rnnlab.tasks.anomaly.online`);
 * ``vae``: the window ending at t; measure: the mean negative log reconstruction probability
   over ``samples`` draws of z; reference: its median and robust sd; raw: the NLL, capped at
   median + 100 sd.
@@ -26,6 +28,7 @@ class DetectorKind:
 
     name = ""
     lead = 0
+    online = False  # True: the kind scores and learns in one pass (:meth:`member`), no fit-then-score
 
     def first_scored(self, window: int) -> int:
         """The first row with a raw measure."""
@@ -63,6 +66,20 @@ class Pred(DetectorKind):
 
     def raw(self, measure, ref):
         return np.minimum(((measure - ref[0]) / ref[1]) ** 2, RAW_CAP)
+
+
+class Online(Pred):
+    """``pred``'s forecaster learning as rows arrive (:mod:`rnnlab.tasks.anomaly.online`): it
+    scores each block of rows with the model as it was before them, then takes one step on them."""
+
+    name, online = "online", True
+
+    def member(self, detector, seed, feats, first, start, bar):
+        from .online import stream
+        return stream(feats, first, start, detector.config, seed, bar)
+
+    def raw(self, measure, ref):  # the stream's raw measure is final
+        return measure
 
 
 class EncDec(DetectorKind):
@@ -109,5 +126,5 @@ def register(kind: DetectorKind) -> DetectorKind:
     return kind
 
 
-for _kind in (Pred(), EncDec(), Vae()):
+for _kind in (Pred(), EncDec(), Vae(), Online()):
     register(_kind)

@@ -1,0 +1,153 @@
+"""The ``online`` detector: a small LSTM forecaster that learns as the rows arrive, as HTM does.
+
+The other detectors fit on the probationary period and then (apart from refits every 500 rows)
+freeze. This one streams through the series once, in blocks of ``k = online_every`` rows:
+
+1. **score first**: rows t..t+k-1 are forecast from the window of the L rows before each, by the
+   model *as it was before it saw any of them* (so row t's forecast never uses row t or later);
+   the measure is the forecast error e_t (in the series' robust units, see below);
+2. **then learn**: one Adam step (``online_lr``) on a batch of ``online_batch`` windows: the k
+   newest ones (rows t..t+k-1 as targets) and the rest drawn at random from the last
+   ``online_memory`` rows (a replay memory, so a daily cycle learned yesterday is not forgotten
+   by the last hour's rows). The loss is the Huber loss of the errors (``online_clip`` robust
+   units): one absurd row moves the weights no more than a large ordinary one;
+3. at the end of the probationary period (rows not scored by NAB) the model also takes
+   ``online_warm`` extra steps on batches of probationary windows, so it starts the scored
+   rows knowing the probationary rows well (NAB's rules allow any use of those rows).
+
+Inputs (per row): the value scaled with the median and robust sd (MAD) of the probationary rows,
+values beyond 20 units compressed logarithmically (:mod:`rnnlab.tasks.anomaly.robust`); hour-of-
+day and day-of-week when timestamps are given; and, with ``online_scales = "16,128"``, the means
+of the scaled value over the last 16 and 128 rows (inputs at several time scales; each uses rows
+up to its own only).
+
+Raw measure: ``min(|e_t|, RAW_CAP)`` with a noise floor: errors below ``online_floor`` robust
+units count 0 (``|e|``, not ``e^2`` as ``pred``: its heavy tail made ordinary daily errors look
+rare to the likelihood; 62.8 against 47.2 on artificialWithAnomaly in development), so a flat line or a clean square wave (learned to within the floor) gives a raw
+measure of exactly 0 and the likelihood has nothing to flag. The raw measure goes to the anomaly
+likelihood and range alarms as for every detector (:mod:`rnnlab.tasks.anomaly.detector`).
+
+Everything is seeded by the member's seed: the same series and seed give the same scores, byte
+for byte. The network is :class:`~rnnlab.models.seqmodel.SeqModel` (LSTM -> Linear on the last
+step), the same gradient-checked, torch-matched network as ``pred``; the update is the engine's
+:class:`~rnnlab.optim.adam.Adam`.
+"""
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import numpy as np
+
+from ...models.seqmodel import SeqModel
+from ...module import no_grad
+from ...optim.adam import Adam
+from .robust import RAW_CAP
+
+
+def scale_features(feats: np.ndarray, scales: tuple[int, ...]) -> np.ndarray:
+    """``feats`` with, per scale w, the mean of column 0 over rows max(0, t-w+1)..t appended."""
+    if not scales:
+        return feats
+    v = feats[:, 0].astype(np.float64)
+    c = np.concatenate([[0.0], np.cumsum(v)])
+    t = np.arange(len(v))
+    cols = [feats]
+    for w in scales:
+        lo = np.maximum(0, t - w + 1)
+        cols.append(((c[t + 1] - c[lo]) / (t + 1 - lo))[:, None].astype(feats.dtype))
+    return np.concatenate(cols, axis=1)
+
+
+def parse_scales(text: str) -> tuple[int, ...]:
+    """``"16,128"`` -> (16, 128); ``""`` -> ()."""
+    return tuple(int(s) for s in str(text).replace(" ", "").split(",") if s)
+
+
+class OnlineForecaster:
+    """The network, its optimiser and its replay sampler; :meth:`errors` then :meth:`learn`."""
+
+    def __init__(self, n_features: int, cfg: Any, seed: int) -> None:
+        seeds = np.random.SeedSequence([seed, 23]).spawn(2)
+        self.model = SeqModel("lstm", n_features, cfg.hidden, 1, seed=int(seeds[0].generate_state(1)[0]))
+        self.opt = Adam(self.model.named_parameters(), lr=cfg.online_lr)
+        self.rng = np.random.default_rng(seeds[1])
+        self.cfg, self.steps = cfg, 0
+
+    def errors(self, views: np.ndarray, targets: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Forecast errors of ``rows`` (each from the window of the L rows before it), no learning."""
+        L = self.cfg.window
+        with no_grad():
+            yhat = self.model.forward(views[rows - L])[0][:, 0]
+        return targets[rows].astype(np.float64) - yhat
+
+    def learn(self, views: np.ndarray, targets: np.ndarray, rows: np.ndarray) -> None:
+        """One Adam step on the Huber loss of the forecasts of ``rows``."""
+        L, clip = self.cfg.window, self.cfg.online_clip
+        self.model.zero_grad()
+        yhat, cache = self.model.forward(views[rows - L])
+        err = yhat[:, 0] - targets[rows]
+        grad = np.clip(err, -clip, clip) / len(rows)  # d Huber / d yhat, mean over the batch
+        self.model.backward(grad[:, None].astype(yhat.dtype), cache)
+        self.opt.step()
+        self.steps += 1
+
+    def replay(self, lo: int, hi: int, newest: np.ndarray) -> np.ndarray:
+        """``newest`` plus rows drawn uniformly from [lo, hi), ``online_batch`` in all."""
+        extra = max(self.cfg.online_batch - len(newest), 0)
+        if extra == 0 or hi <= lo:
+            return newest
+        return np.concatenate([newest, self.rng.integers(lo, hi, size=extra)])
+
+
+@contextmanager
+def fixed_products() -> Iterator[None]:
+    """The recurrent step products through one library for the whole stream. Under ``RNNLAB_BLAS=auto``
+    the library is chosen per shape by timing it (:mod:`rnnlab.blas.choice`), so two processes on a
+    loaded machine can choose differently and round differently; the online detector's thousands of
+    small steps would carry such a difference into every later score. So: openblas (the faster for
+    these small batches here: 3-4 us against 5 us), unless a library was named."""
+    from ...blas import choice
+
+    auto = choice.requested() == "auto"
+    if auto:
+        choice.set_requested("openblas")
+    try:
+        yield
+    finally:
+        if auto:
+            choice.set_requested("auto")
+
+
+def stream(feats: np.ndarray, first: int, start: int, cfg: Any, seed: int, bar=None
+           ) -> tuple[np.ndarray, Any, dict]:
+    """One network's raw measure for every row (0 before ``first``), learning online from row
+    ``first`` on; returns (raw, model, info) as :meth:`Detector._member` does."""
+    with fixed_products():
+        return _stream(feats, first, start, cfg, seed, bar)
+
+
+def _stream(feats: np.ndarray, first: int, start: int, cfg: Any, seed: int, bar) -> tuple[np.ndarray, Any, dict]:
+    t0 = time.perf_counter()
+    feats = scale_features(feats, parse_scales(cfg.online_scales))
+    L, n, k = cfg.window, len(feats), cfg.online_every
+    views = np.lib.stride_tricks.sliding_window_view(feats, L, axis=0).transpose(0, 2, 1)
+    targets = np.ascontiguousarray(feats[:, 0])
+    net = OnlineForecaster(feats.shape[1], cfg, seed)
+    err = np.zeros(n)
+    warmed = False
+    for t in range(first, n, k):
+        if not warmed and t >= start:
+            warmed = True
+            for _ in range(cfg.online_warm if start > first else 0):
+                net.learn(views, targets, net.replay(first, start, np.empty(0, dtype=np.int64)))
+        rows = np.arange(t, min(t + k, n))
+        err[rows] = net.errors(views, targets, rows)
+        net.learn(views, targets, net.replay(max(first, rows[-1] + 1 - cfg.online_memory), rows[-1] + 1, rows))
+        if bar is not None:
+            bar.advance(len(rows))
+    raw = np.zeros(n)
+    e = np.abs(err[first:])
+    raw[first:] = np.minimum(np.where(e > cfg.online_floor, e, 0.0), RAW_CAP)
+    return raw, net.model.eval(), {"steps": net.steps, "refits": 0, "fit_s": time.perf_counter() - t0}

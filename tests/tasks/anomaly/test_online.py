@@ -1,0 +1,113 @@
+"""The online detector (rnnlab.tasks.anomaly.online): never looking ahead, learning as rows arrive,
+no alarm on flat lines and clean square waves, a planted anomaly found, seeded."""
+import numpy as np
+import pytest
+
+from rnnlab.errors import ConfigError
+from rnnlab.tasks.anomaly import Detector, probationary_rows
+from rnnlab.tasks.anomaly.online import parse_scales, scale_features
+
+TINY = dict(window=8, hidden=8, online_warm=30, online_batch=8, long=400)
+STAMPS = np.datetime64("2020-01-01T00:00") + np.arange(1200) * np.timedelta64(1, "h")
+
+
+def _sine(n=800, seed=0, noise=0.05):
+    rng = np.random.default_rng(seed)
+    return np.sin(2 * np.pi * np.arange(n) / 24) + noise * rng.standard_normal(n)
+
+
+@pytest.mark.parametrize("options", [{}, {"online_every": 3, "online_scales": "4,16"}, {"ensemble": 2}])
+def test_no_look_ahead_scores_and_raw_of_earlier_rows_unchanged(options):
+    values = _sine()
+    det = Detector("online", seed=3, **TINY, **options)
+    scores = det.fit_score(values, STAMPS[:800], progress=False)
+    raw = det.last_fit["raw"].copy()
+    for cut in (300, 611):  # a block boundary or not (online_every 2 and 3)
+        changed = values.copy()
+        changed[cut:] = 5.0 * np.cos(np.arange(800 - cut) / 3.0)
+        again = Detector("online", seed=3, **TINY, **options)
+        s2 = again.fit_score(changed, STAMPS[:800], progress=False)
+        np.testing.assert_array_equal(raw[:cut], again.last_fit["raw"][:cut])
+        np.testing.assert_array_equal(scores[:cut], s2[:cut])
+        assert not np.array_equal(raw[cut:], again.last_fit["raw"][cut:])
+
+
+def test_row_t_is_scored_before_the_model_learns_from_it():
+    # a huge jump at row 500 is not forecast: its error is the jump itself, whatever it is
+    values = _sine(noise=0.0)
+    a, b = values.copy(), values.copy()
+    a[500:], b[500:] = 10.0, 20.0
+    ea = Detector("online", seed=0, range_tolerance=0, **TINY)
+    eb = Detector("online", seed=0, range_tolerance=0, **TINY)
+    ea.fit_score(a, STAMPS[:800], progress=False)
+    eb.fit_score(b, STAMPS[:800], progress=False)
+    assert eb.last_fit["raw"][500] > ea.last_fit["raw"][500] + 5.0
+
+
+def test_the_same_seed_repeats_byte_for_byte_and_another_differs():
+    values = _sine()
+    s0 = Detector("online", seed=1, **TINY).fit_score(values, STAMPS[:800], progress=False)
+    s1 = Detector("online", seed=1, **TINY).fit_score(values, STAMPS[:800], progress=False)
+    assert s0.tobytes() == s1.tobytes()
+    d0, d1 = Detector("online", seed=1, **TINY), Detector("online", seed=2, **TINY)
+    d0.fit_score(values, STAMPS[:800], progress=False)
+    d1.fit_score(values, STAMPS[:800], progress=False)
+    assert not np.array_equal(d0.last_fit["raw"], d1.last_fit["raw"])
+
+
+def test_it_learns_as_rows_arrive():
+    values = _sine(n=1200, noise=0.02)
+    det = Detector("online", seed=0, online_floor=0.0, online_warm=0, **{k: v for k, v in TINY.items()
+                                                                           if k != "online_warm"})
+    det.fit_score(values, STAMPS, progress=False)
+    raw = det.last_fit["raw"]
+    assert raw[1000:].mean() < 0.5 * raw[8:200].mean()
+    assert det.last_fit["steps"] == len(range(8, 1200, 2))
+
+
+@pytest.mark.parametrize("shape", ["flat", "zero", "square", "square_noisy_level"])
+def test_flat_lines_and_square_waves_raise_no_alarm(shape):
+    n, t = 1200, np.arange(1200)
+    values = {"flat": np.full(n, 3.5), "zero": np.zeros(n),
+              "square": np.where((t // 12) % 2 == 0, 1.0, 0.0),
+              "square_noisy_level": np.where((t // 12) % 2 == 0, 80.0, 20.0)}[shape]
+    scores = Detector("online", seed=0, **TINY).fit_score(values, STAMPS, progress=False)
+    # far below any threshold NAB's optimiser chose for these scores (0.38-0.6; docs/anomaly.md); with the
+    # squared error as raw measure (pred's) the square wave of NAB's artificialNoAnomaly reached 0.59
+    assert scores.max() < 0.3
+
+
+def test_a_planted_anomaly_inside_the_range_is_found():
+    # no range alarm can find it: the values stay within the range seen before
+    values = _sine(n=1000, seed=4)
+    values[700:712] = values[700:712][::-1] * -1.0  # a stretch of the cycle out of phase
+    det = Detector("online", seed=0, range_tolerance=0, **TINY)
+    scores = det.fit_score(values, STAMPS[:1000], progress=False)
+    start = probationary_rows(1000) + 100
+    assert 700 <= int(np.argmax(scores[start:])) + start < 716
+    assert scores[700:716].max() > 2 * np.delete(scores[start:], np.arange(700 - start, 716 - start)).max()
+
+
+def test_one_absurd_value_does_not_blind_it():
+    values = _sine(n=1000, seed=5)
+    values[300] = 1e6  # in the scored rows: the Huber step and the cap keep the model and the scale sane
+    values[800:806] += 1.5  # a later, ordinary-sized anomaly (within the range the 1e6 would have made)
+    det = Detector("online", seed=0, range_tolerance=0, **TINY)
+    scores = det.fit_score(values, STAMPS[:1000], progress=False, warn=lambda line: None)
+    assert scores[800:806].max() >= 0.5 * scores[300]
+    assert 800 <= int(np.argmax(scores[400:])) + 400 < 810
+
+
+def test_scale_features_use_earlier_rows_only():
+    feats = np.arange(10, dtype=np.float32)[:, None]
+    out = scale_features(feats, (1, 3))
+    np.testing.assert_allclose(out[:, 1], feats[:, 0])
+    np.testing.assert_allclose(out[:4, 2], [0, 0.5, 1, 2])
+    assert parse_scales("16, 128") == (16, 128) and parse_scales("") == ()
+
+
+@pytest.mark.parametrize("bad", [{"online_every": 0}, {"online_lr": 0.0}, {"online_scales": "4,x"},
+                                 {"online_scales": "0"}, {"online_floor": -1.0}])
+def test_bad_settings_are_one_line(bad):
+    with pytest.raises(ConfigError):
+        Detector("online", **bad)
