@@ -54,9 +54,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                      "--plot also a PNG of the series, its score and any labelled windows.")
     r.add_argument("series", metavar="SERIES.csv", help="a CSV file with the header timestamp,value")
     r.add_argument("--detector", type=_detector, default="pred", metavar="NAME",
-                   help="pred, encdec or vae, or several joined by + (e.g. pred+vae: the mean of their "
-                        "likelihood z) (default pred, the fastest; the best on NAB: pred+vae with --ensemble 3, "
-                        "six networks instead of one)")
+                   help="pred, encdec, vae or online, or several joined by + (e.g. pred+vae: the mean of their "
+                        "likelihood z) (default pred: about 16 s per 10,000 rows on a quiet core, 120 s on a "
+                        "loaded one (AMD EPYC Zen 3, load average 15); online learns as the rows arrive at about "
+                        "0.7x pred's cost, scoring lower on NAB so far; the best on realKnownCause: pred+vae with "
+                        "--ensemble 3, six networks; docs/anomaly.md)")
     r.add_argument("--out", metavar="DIR", help="output folder (default: runs/detect/<name>-<detector>)")
     r.add_argument("--plot", action="store_true", help="also write a PNG (needs matplotlib)")
     r.add_argument("--force", action="store_true", help="replace the scores (and plot) already in --out")
@@ -86,9 +88,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     n.add_argument("root", metavar="DIR", help="NAB folder holding data/<group>/*.csv and labels/")
     n.add_argument("--groups", metavar="G1,G2", help="only these groups, e.g. realKnownCause (default: all)")
     n.add_argument("--detector", type=_detectors, default=None, metavar="NAME[,NAME]",
-                   help="detectors, comma-separated, from pred, encdec, vae, or several of those joined "
-                        "by + (e.g. pred,pred+vae) (default pred; the best on realKnownCause: pred+vae with "
-                        "--ensemble 3)")
+                   help="detectors, comma-separated, from pred, encdec, vae, online, or several of those "
+                        "joined by + (e.g. pred,pred+vae) (default pred; the best on realKnownCause: pred+vae "
+                        "with --ensemble 3; costs in 'detect run --help')")
     n.add_argument("--seeds", type=positive_int, default=None, metavar="N",
                    help="seeds S..S+N-1 per detector, S from --seed (default 1)")
     n.add_argument("--seed", type=int, default=None, metavar="S",

@@ -52,13 +52,17 @@ class DetectorConfig:
                                  "replay memory", metavar="B", check="positive")
     online_memory: int = _opt(4000, "the online detector: rows in its replay memory (the last M rows)", metavar="M",
                               check="positive")
-    online_lr: float = _opt(3e-3, "the online detector's Adam learning rate (constant)", metavar="LR")
+    online_lr: float = _opt(1e-3, "the online detector's Adam learning rate (constant)", metavar="LR")
     online_warm: int = _opt(300, "the online detector: extra steps on the probationary rows once it has seen them",
                             metavar="N")
     online_clip: float = _opt(3.0, "the online detector's Huber loss: errors beyond C robust sd count linearly",
                               metavar="C")
     online_floor: float = _opt(0.1, "the online detector: forecast errors below F robust sd count 0 (a flat line "
                                     "or clean square wave raises nothing)", metavar="F")
+    online_norm: int = _opt(500, "the online detector: divide each |error| by the typical error (1.4826 x median) "
+                                 "of the N rows before it, plus the floor (default 500; 0: off)", metavar="N")
+    online_average: float = _opt(0.0, "the online detector: score with weights averaged over its steps, each "
+                                      "step's weight 1 - D (0: score with the last weights)", metavar="D")
     online_scales: str = _opt("", "the online detector: also the means of the value over the last W1,W2,... rows "
                                   "as inputs (e.g. 16,128; default none)", metavar="W1,W2")
     range_tolerance: float = _opt(0.05, "range alarms: a value more than F x the range of all earlier values "
@@ -78,9 +82,11 @@ class DetectorConfig:
         if not self.lr > 0 or self.max_minutes < 0:
             raise ConfigError("--lr must be positive and --max-minutes >= 0")
         if self.online_every < 1 or self.online_batch < 1 or self.online_memory < 1 or self.online_warm < 0 \
-                or not self.online_lr > 0 or not self.online_clip > 0 or not self.online_floor >= 0:
+                or not self.online_lr > 0 or not self.online_clip > 0 or not self.online_floor >= 0 \
+                or self.online_norm < 0 or not 0 <= self.online_average < 1:
             raise ConfigError("--online-every, --online-batch, --online-memory must be >= 1, --online-warm >= 0, "
-                              "--online-lr and --online-clip > 0, --online-floor >= 0")
+                              "--online-lr and --online-clip > 0, --online-floor and --online-norm >= 0, "
+                              "--online-average in [0, 1)")
         try:
             scales = [int(w) for w in str(self.online_scales).replace(" ", "").split(",") if w]
         except ValueError:

@@ -21,10 +21,13 @@ day and day-of-week when timestamps are given; and, with ``online_scales = "16,1
 of the scaled value over the last 16 and 128 rows (inputs at several time scales; each uses rows
 up to its own only).
 
-Raw measure: ``min(|e_t|, RAW_CAP)`` with a noise floor: errors below ``online_floor`` robust
-units count 0 (``|e|``, not ``e^2`` as ``pred``: its heavy tail made ordinary daily errors look
-rare to the likelihood; 62.8 against 47.2 on artificialWithAnomaly in development), so a flat line or a clean square wave (learned to within the floor) gives a raw
-measure of exactly 0 and the likelihood has nothing to flag. The raw measure goes to the anomaly
+Raw measure: ``max(|e_t| - F, 0)`` with the noise floor ``F = online_floor`` robust units, divided
+by the typical such error of the ``online_norm`` rows before row t plus F (``pred`` renews its
+reference statistics on the recent rows in the same spirit), capped at RAW_CAP; errors below F
+count 0 and within F / 2 the model takes no step. (``|e|``, not ``e^2`` as ``pred``: the squared
+error's heavy tail made ordinary daily errors look rare to the likelihood, 47.2 against 62.8 on
+artificialWithAnomaly in development.) A flat line or a clean square wave, once learned to within
+the floor, gives a raw measure of 0 and the likelihood little to flag. The raw measure goes to the anomaly
 likelihood and range alarms as for every detector (:mod:`rnnlab.tasks.anomaly.detector`).
 
 Everything is seeded by the member's seed: the same series and seed give the same scores, byte
@@ -65,6 +68,22 @@ def parse_scales(text: str) -> tuple[int, ...]:
     return tuple(int(s) for s in str(text).replace(" ", "").split(",") if s)
 
 
+def local_scale(e: np.ndarray, width: int, chunk: int = 4096) -> np.ndarray:
+    """``1.4826 x`` the median of ``e`` over the ``width`` rows *before* each row (fewer at the start;
+    0 for the first row): the recent typical error, from earlier rows only."""
+    pad = np.concatenate([np.full(width, np.nan), e])
+    out = np.empty(len(e))
+    for a in range(0, len(e), chunk):
+        b = min(a + chunk, len(e))
+        win = np.lib.stride_tricks.sliding_window_view(pad[a:b + width - 1], width)
+        with np.errstate(all="ignore"):
+            import warnings
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                out[a:b] = np.nanmedian(win, axis=1)
+    return 1.4826 * np.nan_to_num(out, nan=0.0)
+
+
 class OnlineForecaster:
     """The network, its optimiser and its replay sampler; :meth:`errors` then :meth:`learn`."""
 
@@ -72,6 +91,11 @@ class OnlineForecaster:
         seeds = np.random.SeedSequence([seed, 23]).spawn(2)
         self.model = SeqModel("lstm", n_features, cfg.hidden, 1, seed=int(seeds[0].generate_state(1)[0]))
         self.opt = Adam(self.model.named_parameters(), lr=cfg.online_lr)
+        self.scorer = None  # with online_average = d: a copy whose weights are the running average
+        if cfg.online_average > 0:
+            self.scorer = SeqModel("lstm", n_features, cfg.hidden, 1, seed=int(seeds[0].generate_state(1)[0]))
+            self.pairs = [(q, p) for (_, q, _), (_, p, _) in zip(self.scorer.named_parameters(),
+                                                                  self.model.named_parameters())]
         self.rng = np.random.default_rng(seeds[1])
         self.cfg, self.steps = cfg, 0
 
@@ -79,7 +103,7 @@ class OnlineForecaster:
         """Forecast errors of ``rows`` (each from the window of the L rows before it), no learning."""
         L = self.cfg.window
         with no_grad():
-            yhat = self.model.forward(views[rows - L])[0][:, 0]
+            yhat = (self.scorer or self.model).forward(views[rows - L])[0][:, 0]
         return targets[rows].astype(np.float64) - yhat
 
     def learn(self, views: np.ndarray, targets: np.ndarray, rows: np.ndarray) -> None:
@@ -88,10 +112,18 @@ class OnlineForecaster:
         self.model.zero_grad()
         yhat, cache = self.model.forward(views[rows - L])
         err = yhat[:, 0] - targets[rows]
-        grad = np.clip(err, -clip, clip) / len(rows)  # d Huber / d yhat, mean over the batch
+        # d Huber / d yhat, mean over the batch; no gradient within half the noise floor (there the
+        # forecast counts as exact: Adam would otherwise take full-size steps on vanishing errors and
+        # make a flat line's forecast jitter past the floor)
+        grad = np.where(np.abs(err) > 0.5 * self.cfg.online_floor, np.clip(err, -clip, clip), 0.0) / len(rows)
         self.model.backward(grad[:, None].astype(yhat.dtype), cache)
         self.opt.step()
         self.steps += 1
+        if self.scorer is not None:
+            d = self.cfg.online_average
+            for q, p in self.pairs:
+                q *= d
+                q += (1.0 - d) * p
 
     def replay(self, lo: int, hi: int, newest: np.ndarray) -> np.ndarray:
         """``newest`` plus rows drawn uniformly from [lo, hi), ``online_batch`` in all."""
@@ -148,6 +180,9 @@ def _stream(feats: np.ndarray, first: int, start: int, cfg: Any, seed: int, bar)
         if bar is not None:
             bar.advance(len(rows))
     raw = np.zeros(n)
-    e = np.abs(err[first:])
-    raw[first:] = np.minimum(np.where(e > cfg.online_floor, e, 0.0), RAW_CAP)
-    return raw, net.model.eval(), {"steps": net.steps, "refits": 0, "fit_s": time.perf_counter() - t0}
+    e = np.maximum(np.abs(err[first:]) - cfg.online_floor, 0.0)  # the noise floor, continuously
+    if cfg.online_norm > 0:
+        denom = local_scale(e, cfg.online_norm) + cfg.online_floor
+        e = np.divide(e, denom, out=np.where(e > 0, RAW_CAP, 0.0), where=denom > 0)  # floor 0: 0/0 is 0
+    raw[first:] = np.minimum(e, RAW_CAP)
+    return raw, (net.scorer or net.model).eval(), {"steps": net.steps, "refits": 0, "fit_s": time.perf_counter() - t0}
