@@ -41,7 +41,7 @@ from ..cells.norm import NormCache, NormLSTMStepCache
 from ..errors import ConfigError
 from ..workspace import Workspace
 from . import accel, lstm
-from .lnlstm import _add_grads, _spans, gate_grads, normed_gates_and_cell
+from .lnlstm import _add_grads, _spans, backward_buffers, gate_grads, normed_gates_and_cell
 
 SUPPORTS_ACTIVE = True
 
@@ -246,12 +246,7 @@ def backward(cell: Any, dyt: np.ndarray | None, dstate: list, steps: list, W_h: 
     the gradients of b, gamma_x, gamma_h, gamma_c and beta_c; leaves (dh_0, dc_0) in ``dstate``."""
     T, (B, H) = len(steps), dstate[0].shape
     G, dt, p = 4 * H, dstate[0].dtype, cell.params
-    W_hT = ws.empty("W_hT", W_h.shape[::-1], dt)
-    np.copyto(W_hT, W_h.T)
-    dXW = ws.empty("dXW", (min(chunk, T), B, G), dt)   # reused: the caller consumes each block first
-    dHW = ws.empty("dHW", dXW.shape, dt)
-    acc = ws.empty("acc", (4, G), dt)    # gamma_x, b, gamma_h, [gamma_c, beta_c]
-    acc[...] = 0
+    W_hT, dXW, dHW, acc = backward_buffers(W_h, T, B, H, chunk, ws, dt)
     acc_gx, acc_b, acc_gh, acc_gc, acc_bc = acc[0], acc[1], acc[2], acc[3, :H], acc[3, H:2 * H]
     spare = ws.empty("spare", (3, G), dt)    # col1, col2 scratch and the throwaway sum of da
     col1, col2, acc_bh = spare

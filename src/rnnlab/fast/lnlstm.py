@@ -255,12 +255,7 @@ def backward(cell: Any, dyt: np.ndarray | None, dstate: list, steps: list, W_h: 
     T, (B, H) = len(steps), dstate[0].shape
     G, dt, p = 4 * H, dstate[0].dtype, cell.params
     gx_groups, gh_groups = cell.groups("x"), cell.groups("h")
-    W_hT = ws.empty("W_hT", W_h.shape[::-1], dt)
-    np.copyto(W_hT, W_h.T)
-    dXW = ws.empty("dXW", (min(chunk, T), B, G), dt)   # reused: the caller consumes each block first
-    dHW = ws.empty("dHW", dXW.shape, dt)
-    acc = ws.empty("acc", (4, G), dt)    # gamma_x, b, gamma_h, [gamma_c, beta_c]
-    acc[...] = 0
+    W_hT, dXW, dHW, acc = backward_buffers(W_h, T, B, H, chunk, ws, dt)
     acc_gx, acc_b, acc_gh, acc_gc, acc_bc = acc[0], acc[1], acc[2], acc[3, :H], acc[3, H:2 * H]
     compiled = accel.steps(dt)
     scratch = {} if compiled is not None else dict(
@@ -294,6 +289,21 @@ def backward(cell: Any, dyt: np.ndarray | None, dstate: list, steps: list, W_h: 
                 dHW[t - t0, n:] = 0
         _add_grads(cell, acc)
         yield t0, t1, dXW[:t1 - t0], dHW[:t1 - t0]
+
+
+def backward_buffers(W_h: np.ndarray, T: int, B: int, H: int, chunk: int, ws: Workspace,
+                     dt: np.dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The backward's buffers, shared by the LN- and BN-LSTM: ``W_h.T`` (contiguous), the ``(chunk, B, 4H)``
+    blocks dXW and dHW (reused: the caller consumes each block first) and the zeroed ``(4, 4H)``
+    accumulator of gamma_x, b, gamma_h and [gamma_c, beta_c] (see :func:`_add_grads`)."""
+    G = 4 * H
+    W_hT = ws.empty("W_hT", W_h.shape[::-1], dt)
+    np.copyto(W_hT, W_h.T)
+    dXW = ws.empty("dXW", (min(chunk, T), B, G), dt)
+    dHW = ws.empty("dHW", dXW.shape, dt)
+    acc = ws.empty("acc", (4, G), dt)
+    acc[...] = 0
+    return W_hT, dXW, dHW, acc
 
 
 def _add_grads(cell: Any, acc: np.ndarray) -> None:

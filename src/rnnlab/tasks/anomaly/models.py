@@ -29,14 +29,11 @@ import numpy as np
 
 from ...models.seqmodel import SeqModel
 from ...layers import GaussianLatent, Linear, RepeatVector, RNNStack
+from ...init import child_seeds
 from ...module import DEFAULT_DTYPE, Module
 
 LOGVAR_MAX = 5.0
 KINDS = ("pred", "encdec", "vae")
-
-
-def _seeds(seed: int, n: int) -> list[int]:
-    return [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(n)]
 
 
 class EncDecCache(NamedTuple):
@@ -52,7 +49,7 @@ class EncDecAD(Module):
     def __init__(self, input_size: int, hidden_size: int, window: int, *, seed: int = 0,
                  dtype: Any = DEFAULT_DTYPE) -> None:
         super().__init__()
-        s = _seeds(seed, 3)
+        s = child_seeds(seed, 3)
         self.enc = self.add_child("enc", RNNStack("lstm", input_size, hidden_size, seed=s[0], dtype=dtype))
         self.rep = self.add_child("rep", RepeatVector(window))
         self.dec = self.add_child("dec", RNNStack("lstm", hidden_size, hidden_size, seed=s[1], dtype=dtype))
@@ -91,7 +88,7 @@ class LSTMVAE(Module):
     def __init__(self, input_size: int, hidden_size: int, window: int, latent_size: int = 8, *,
                  seed: int = 0, dtype: Any = DEFAULT_DTYPE) -> None:
         super().__init__()
-        s = _seeds(seed, 4)
+        s = child_seeds(seed, 4)
         self.enc = self.add_child("enc", RNNStack("lstm", input_size, hidden_size, seed=s[0], dtype=dtype))
         self.latent = self.add_child("latent", GaussianLatent(hidden_size, latent_size, seed=s[1], dtype=dtype))
         self.rep = self.add_child("rep", RepeatVector(window))
@@ -139,21 +136,12 @@ def make_model(spec: dict) -> Module:
 def _gradcheck_cases(rng: np.random.Generator) -> list:
     """EncDecAD and LSTMVAE end to end: the loss reaches x through the decoder, the (repeated)
     encoder state and, for the VAE, the reparameterised sample and the KL term."""
-    from ...gradcheck import Case, randomize
+    from ...gradcheck import input_case, randomize
 
     cases = []
     for label, B, L in (("B=3,L=4", 3, 4), ("B=1,T=1", 1, 1)):
         model = randomize(EncDecAD(2, 3, L, seed=1), rng)
-        inputs = {"x": rng.standard_normal((B, L, 2))}
-
-        def run(model=model, inputs=inputs):
-            r, cache = model.forward(inputs["x"])
-            return [r], cache
-
-        def grad(G, cache, model=model):
-            return {"x": model.backward(G[0], cache)}
-
-        cases.append(Case(f"EncDecAD {label}", model, inputs, run, grad))
+        cases.append(input_case(f"EncDecAD {label}", model, rng.standard_normal((B, L, 2))))
     return cases
 
 
