@@ -31,6 +31,7 @@ from ...models.seqmodel import SeqModel
 from ...layers import GaussianLatent, Linear, RepeatVector, RNNStack
 from ...init import child_seeds
 from ...module import DEFAULT_DTYPE, Module
+from .spec import DetectorSpec
 
 LOGVAR_MAX = 5.0
 KINDS = ("pred", "encdec", "vae")
@@ -119,18 +120,17 @@ class LSTMVAE(Module):
         return dx
 
 
-def make_model(spec: dict) -> Module:
-    """The network of a detector from its spec: ``{"detector", "input_size", "hidden_size",
-    "window", "horizon", "latent_size", "seed"}``."""
-    kind = spec["detector"]
-    if kind == "pred":
-        return SeqModel("lstm", spec["input_size"], spec["hidden_size"], spec.get("horizon", 1), seed=spec["seed"])
-    if kind == "encdec":
-        return EncDecAD(spec["input_size"], spec["hidden_size"], spec["window"], seed=spec["seed"])
-    if kind == "vae":
-        return LSTMVAE(spec["input_size"], spec["hidden_size"], spec["window"], spec.get("latent_size", 8),
-                       seed=spec["seed"])
-    raise ValueError(f"unknown detector {kind!r}; choose from {', '.join(KINDS)}")
+def make_model(spec: DetectorSpec | dict) -> Module:
+    """The network of a detector from its spec (:class:`~rnnlab.tasks.anomaly.spec.DetectorSpec`, or the
+    dict of its fields that checkpoints hold)."""
+    s = DetectorSpec.from_dict(spec)
+    if s.detector == "pred":
+        return SeqModel("lstm", s.input_size, s.hidden_size, s.horizon, seed=s.seed)
+    if s.detector == "encdec":
+        return EncDecAD(s.input_size, s.hidden_size, s.window, seed=s.seed)
+    if s.detector == "vae":
+        return LSTMVAE(s.input_size, s.hidden_size, s.window, s.latent_size, seed=s.seed)
+    raise ValueError(f"unknown detector {s.detector!r}; choose from {', '.join(KINDS)}")
 
 
 def _gradcheck_cases(rng: np.random.Generator) -> list:
