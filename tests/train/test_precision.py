@@ -6,9 +6,7 @@ and the forecaster's losses follow fp32's and config.json records the precision.
 The bf16 runs need oneMKL's bf16 GEMM (skip cleanly without it); the refusals do not."""
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,20 +30,14 @@ FORECAST = ["--window", "48", "--horizon", "24", "--hidden-size", "6", "--batch-
             "--max-minutes", "0", "--eval-every", "6", "--holdout", "72"]
 
 
-def _forecast_synth():
-    path = Path(__file__).resolve().parents[1] / "tasks" / "forecast" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("forecast_synth_precision", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture
 def data(tmp_path):
     for name, n, seed in (("train", 60, 1), ("dev", 20, 2)):
         write_conll(tmp_path / f"{name}.tsv", synthetic_sentences(n, seed=seed))
-    synth = _forecast_synth()
-    synth.write_long_csv(tmp_path / "sensors.csv", synth.hourly_series(3, length=300, timestamps=True))
+    rng, t = np.random.default_rng(0), np.arange(300)      # three noisy daily cycles, 300 hours each
+    rows = [f"s{k},{i},{10 + k + 3 * np.sin(2 * np.pi * i / 24 + k) + 0.3 * rng.standard_normal():.5f}"
+            for k in range(3) for i in t]
+    (tmp_path / "sensors.csv").write_text("series_id,time,value\n" + "\n".join(rows) + "\n")
     return tmp_path
 
 
