@@ -89,7 +89,7 @@ def test_on_ray_trials_are_pruned_on_the_loops_metric(cluster, tmp_path, make_te
         if t.state.name == "COMPLETE":
             assert sorted(t.intermediate_values) == [3, 6, 9, 12] and t.value == min(t.intermediate_values.values())
         else:  # stopped by the pruner at its last report
-            assert t.user_attrs["pruned_at"] == max(t.intermediate_values) < 12
+            assert t.user_attrs["pruned_at"] == max(t.intermediate_values)
 
 
 class Dies:
