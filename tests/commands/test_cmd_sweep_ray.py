@@ -12,6 +12,7 @@ optuna = pytest.importorskip("optuna")
 
 from rnnlab.cli import main  # noqa: E402
 from rnnlab.experiments.sweep import Sweep  # noqa: E402
+from rnnlab.experiments.sweep_exec import run_on  # noqa: E402
 from rnnlab.experiments.sweep_spec import parse_spec  # noqa: E402
 from rnnlab.train.executor import make_executor  # noqa: E402
 from rnnlab.train.hooks import Evaluation, notify  # noqa: E402
@@ -120,7 +121,7 @@ def test_a_worker_that_dies_is_reported_and_its_trial_run_once_more(cluster, tmp
     spec = parse_spec({"task": "train", "n_trials": 1, "space": {"x": [1.0]}}, tmp_path / "fake.toml")
     stream, lines = io.StringIO(), []
     with make_executor(ray="local", log=lines.append) as ex:
-        result = Sweep(spec, Dies(tmp_path / "marker", always), out=tmp_path / "out", stream=stream).run(ex)
+        result = run_on(Sweep(spec, Dies(tmp_path / "marker", always), out=tmp_path / "out", stream=stream), ex)
     assert any("died running fit 1" in line and "once more" in line for line in lines)
     states = [t["state"] for t in result["trials"]]
     if always:  # lost twice: FAIL, said so; three failures in a row stop the sweep

@@ -5,6 +5,7 @@ import io
 import pytest
 
 from rnnlab.experiments.sweep import Sweep
+from rnnlab.experiments.sweep_exec import run_on
 from rnnlab.experiments.sweep_spec import parse_spec
 from rnnlab.train.executor import Serial, WorkerLost
 from rnnlab.train.hooks import Evaluation, notify
@@ -54,14 +55,14 @@ def _trials(result):
 def test_through_an_executor_the_trials_equal_a_local_sweeps(tmp_path):
     local = Sweep(_spec(tmp_path), Curve(), out=tmp_path / "local", stream=io.StringIO()).run()
     stream = io.StringIO()
-    driven = Sweep(_spec(tmp_path), Curve(), out=tmp_path / "driven", stream=stream).run(Serial())
+    driven = run_on(Sweep(_spec(tmp_path), Curve(), out=tmp_path / "driven", stream=stream), Serial())
     assert len(local["trials"]) == 6 and _trials(driven) == _trials(local)  # same draws, same values, exactly
     assert "trials on serial" in stream.getvalue() and driven["best"] == local["best"]
 
 
 def test_pruning_through_an_executor(tmp_path):
     spec = _spec(tmp_path, n_trials=8, seed=0, space={"x": [0.0, 5.0]}, pruner={"startup_trials": 1})
-    result = Sweep(spec, Curve(), out=tmp_path / "out", stream=io.StringIO()).run(Serial())
+    result = run_on(Sweep(spec, Curve(), out=tmp_path / "out", stream=io.StringIO()), Serial())
     pruned = [t for t in result["trials"] if t["state"] == "PRUNED"]
     assert result["counts"]["COMPLETE"] + len(pruned) == 8 and pruned
     assert all(t["params"]["x"] == 5.0 and t["pruned_at"] == 10 and list(t["intermediate"]) == [10] for t in pruned)
@@ -81,7 +82,8 @@ class LosesTheSecond(Serial):
 
 def test_a_trial_whose_worker_died_twice_is_marked_failed_and_reported(tmp_path):
     stream = io.StringIO()
-    result = Sweep(_spec(tmp_path, n_trials=3), Curve(), out=tmp_path / "out", stream=stream).run(LosesTheSecond())
+    sweep = Sweep(_spec(tmp_path, n_trials=3), Curve(), out=tmp_path / "out", stream=stream)
+    result = run_on(sweep, LosesTheSecond())
     assert [t["state"] for t in result["trials"]] == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
     assert "trial 1: its worker died twice; the trial is marked FAIL" in stream.getvalue()
 
@@ -89,7 +91,7 @@ def test_a_trial_whose_worker_died_twice_is_marked_failed_and_reported(tmp_path)
 def test_an_interrupted_trial_is_marked_failed_never_a_result(tmp_path):
     sweep = Sweep(_spec(tmp_path), Curve(interrupt_on=3), out=tmp_path / "out", stream=io.StringIO())
     with pytest.raises(Interrupted):
-        sweep.run(Serial())
+        run_on(sweep, Serial())
     study = optuna.load_study(study_name="fake", storage=f"sqlite:///{tmp_path / 'out' / 'sweep.db'}")
     assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE", "FAIL"]
     assert study.trials[2].value is None and study.best_trial.number in (0, 1)

@@ -224,10 +224,11 @@ def run(args: argparse.Namespace) -> int:
     if args.ray:
         import sys
 
+        from ..experiments.sweep_exec import run_on
         from ..train.executor import make_executor
 
         with make_executor(ray=args.ray, log=lambda line: print(line, file=sys.stderr)) as executor:
-            result = sweep.run(executor)
+            result = run_on(sweep, executor)
     else:
         result = sweep.run()
     c = result["counts"]

@@ -146,13 +146,9 @@ class Sweep:
 
         return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
 
-    def run(self, executor: Any = None) -> dict[str, Any]:
-        """Run trials until ``n_trials`` / ``minutes``: in this process through ``study.optimize`` (no
-        ``executor``), or through ``executor`` (:mod:`rnnlab.experiments.sweep_exec`: Ray, or ``Serial``)."""
-        if executor is not None:
-            from .sweep_exec import run_on
-
-            return run_on(self, executor)
+    def run(self) -> dict[str, Any]:
+        """Run trials until ``n_trials`` / ``minutes``, one at a time in this process (``study.optimize``);
+        through an executor (Ray): :func:`rnnlab.experiments.sweep_exec.run_on`."""
         optuna = require_optuna()
         study = self.open_study()
         spec = self.spec
