@@ -14,6 +14,11 @@ import numpy as np
 Init = Callable[[tuple[int, ...], np.random.Generator], np.ndarray]
 
 
+def child_seeds(seed: int, n: int) -> list[int]:
+    """``n`` independent integer seeds drawn from ``seed`` (``SeedSequence.spawn``), one per sub-layer."""
+    return [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(n)]
+
+
 def zeros(shape: tuple[int, ...], rng: np.random.Generator | None = None) -> np.ndarray:
     return np.zeros(shape)
 

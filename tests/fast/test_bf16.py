@@ -172,18 +172,23 @@ def _reference_step(x, h, c, W_x, W_h, b, H):
     return o * np.tanh(c), c
 
 
+def _layer_and_input(cell_cls, seed, B, T, H, D=16):
+    """A layer of ``cell_cls(D, H)`` with weights uniform in [-0.3, 0.3], and a float32 (B, T, D) input."""
+    rng = np.random.default_rng(seed)
+    layer = Recurrent(cell_cls(D, H))
+    for _, p, _ in layer.named_parameters():
+        p[...] = rng.uniform(-0.3, 0.3, p.shape)
+    return layer, rng.standard_normal((B, T, D)).astype(np.float32)
+
+
 @needs_bf16
 def test_lstm_steps_match_the_reference(in_bf16):
     """Each step of the training forward and of the forward-only loop, from the kernel's own previous
     state: no error carried from step to step, so the bound stays tight. 2e-6 covers the float32
     accumulation order (k = 48: 3e-6 |a||b| relative, |a||b| ~ 1 here) before the gates, and the
     compiled float32 tanh (2.7e-7); bf16 rounding moves h by ~1e-3."""
-    rng = np.random.default_rng(3)
-    B, T, D, H = 8, 6, 16, 32
-    layer = Recurrent(LSTMCell(D, H))
-    for _, p, _ in layer.named_parameters():
-        p[...] = rng.uniform(-0.3, 0.3, p.shape)
-    x = rng.standard_normal((B, T, D)).astype(np.float32)
+    B, T, H = 8, 6, 32
+    layer, x = _layer_and_input(LSTMCell, 3, B, T, H)
     W_x, W_h, b = (layer.cell.params[k] for k in ("W_x", "W_h", "b"))
     (y, (hT, cT)), cache = layer.forward(x)
     y = np.array(y)
@@ -221,12 +226,8 @@ def test_gru_steps_match_the_reference(in_bf16):
     """As for the LSTM: each step from the kernel's own previous h, training forward and no_grad."""
     from rnnlab.cells import GRUCell
 
-    rng = np.random.default_rng(5)
-    B, T, D, H = 8, 6, 16, 32
-    layer = Recurrent(GRUCell(D, H))
-    for _, p, _ in layer.named_parameters():
-        p[...] = rng.uniform(-0.3, 0.3, p.shape)
-    x = rng.standard_normal((B, T, D)).astype(np.float32)
+    B, T, H = 8, 6, 32
+    layer, x = _layer_and_input(GRUCell, 5, B, T, H)
     W_x, W_h, b, b_hn = (layer.cell.params[k] for k in ("W_x", "W_h", "b", "b_hn"))
     (y, _), _ = layer.forward(x)
     y = np.array(y)

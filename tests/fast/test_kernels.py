@@ -161,8 +161,18 @@ def test_no_grad_forward_equals_forward_and_refuses_backward(cell_cls, reverse, 
     layer = randomize(Recurrent(cell_cls(4, 5), reverse=reverse), rng)
     x = rng.standard_normal((3, 6, 4))
     state0 = tuple(rng.standard_normal((3, 5)) for _ in range(layer.cell.state_size))
+    check_no_grad_forward(layer, x, state0)
+    assert grad_enabled()
+
+
+def check_no_grad_forward(layer, x, state0):
+    """The forward under no_grad equals the forward, bit for bit, and its cache refuses a backward. The
+    cell's buffers (a BN-LSTM's population statistics, updated in training mode) are restored between them."""
+    buffers = {k: v.copy() for k, v in layer.cell.buffers.items()}
     (y, stateT), _ = layer.forward(x, state0)
     y = y.copy()
+    for k, v in buffers.items():
+        layer.cell.buffers[k][...] = v
     with no_grad():
         (y_ng, stateT_ng), cache = layer.forward(x, state0)
     np.testing.assert_array_equal(y_ng, y)
@@ -170,7 +180,6 @@ def test_no_grad_forward_equals_forward_and_refuses_backward(cell_cls, reverse, 
         np.testing.assert_array_equal(a, b)
     with pytest.raises(RuntimeError, match="no_grad"):
         layer.backward((np.ones_like(y_ng), None), cache)
-    assert grad_enabled()
 
 
 def test_workspace_reuses_activations_between_steps_but_never_live_ones(rng):

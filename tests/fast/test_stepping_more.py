@@ -20,28 +20,6 @@ def _model(cell, proj_size=0, embedding_size=6):
     return randomize(CharRNN(cfg), np.random.default_rng(0), scale=0.6).eval()
 
 
-@pytest.mark.parametrize("cell", ["rnn", "irnn"])
-@pytest.mark.parametrize("proj_size", [0, 4], ids=["noproj", "proj"])
-@pytest.mark.parametrize("batch", [1, 2])
-def test_rnn_runner_equals_the_reference_stepper_and_the_forward(cell, proj_size, batch, element_steps):
-    model = _model(cell, proj_size)
-    ids = np.random.default_rng(3).integers(len(VOCAB), size=(batch, 12))
-    runs = []
-    for use_fast in (True, False):
-        with contextlib.nullcontext() if use_fast else fast.reference_only():
-            stepper = generate.Stepper(model).reset(batch)
-            assert type(stepper.runners[1]).__name__ == ("RNNRunner" if use_fast else "CellRunner")
-            logits = np.stack([stepper.feed(ids[:, t]).copy() for t in range(ids.shape[1])], axis=1)
-        runs.append((logits, [s[0].copy() for s in stepper.states]))
-    (expected, statesT), _ = model.forward(ids)
-    for logits, states in runs:
-        # float64 model, stepped vs full forward: same products grouped differently: ~1e-14; rtol 1e-12.
-        np.testing.assert_allclose(logits, expected, rtol=1e-12, atol=1e-13)
-        for a, (b,) in zip(states, statesT):
-            # same: float64 rounding only; rtol 1e-12, atol 1e-13.
-            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
-
-
 def test_rnn_runner_float32(rng):
     model = _model("rnn").astype(np.float32)
     ids = rng.integers(len(VOCAB), size=(2, 10))
@@ -65,22 +43,28 @@ def _norm_model(cell, proj_size=0):
     return model
 
 
-@pytest.mark.parametrize("cell", ["lnlstm", "bnlstm"])
+# the runner of the layer checked: the tanh RNN's and IRNN's of the second layer, the norm LSTMs' of the first
+RUNNERS = [("rnn", 1, "RNNRunner"), ("irnn", 1, "RNNRunner"),
+           ("lnlstm", 0, "NormLSTMRunner"), ("bnlstm", 0, "NormLSTMRunner")]
+
+
+@pytest.mark.parametrize("cell, layer, runner", RUNNERS, ids=[c for c, _, _ in RUNNERS])
 @pytest.mark.parametrize("proj_size", [0, 4], ids=["noproj", "proj"])
 @pytest.mark.parametrize("batch", [1, 2])
-def test_norm_lstm_runner_equals_the_reference_stepper_and_the_forward(cell, proj_size, batch, element_steps):
+def test_runner_equals_the_reference_stepper_and_the_forward(cell, layer, runner, proj_size, batch,
+                                                             element_steps):
     model = _norm_model(cell, proj_size)
     ids = np.random.default_rng(3).integers(len(VOCAB), size=(batch, 12))
     runs = []
     for use_fast in (True, False):
         with contextlib.nullcontext() if use_fast else fast.reference_only():
             stepper = generate.Stepper(model).reset(batch)
-            assert type(stepper.runners[0]).__name__ == ("NormLSTMRunner" if use_fast else "CellRunner")
+            assert type(stepper.runners[layer]).__name__ == (runner if use_fast else "CellRunner")
             logits = np.stack([stepper.feed(ids[:, t]).copy() for t in range(ids.shape[1])], axis=1)
         runs.append((logits, [tuple(a.copy() for a in s) for s in stepper.states]))
     (expected, statesT), _ = model.forward(ids)
     for logits, states in runs:
-        # float64 model, stepped vs full forward: rounding only (~1e-14); rtol 1e-12.
+        # float64 model, stepped vs full forward: same products grouped differently: ~1e-14; rtol 1e-12.
         np.testing.assert_allclose(logits, expected, rtol=1e-12, atol=1e-13)
         for mine, ref in zip(states, statesT):
             for a, b in zip(mine, ref):

@@ -17,7 +17,7 @@ from rnnlab import gradcheck
 from rnnlab.cells import GRUCell, LSTMCell, RNNCell
 from rnnlab.cells import lstm as lstm_module
 from rnnlab.gradcheck import specs
-from rnnlab.gradcheck.core import Case, check_case
+from rnnlab.gradcheck.core import Case, check_case, input_case
 from rnnlab.gradcheck.specs_crf import crf_case
 from rnnlab.layers import CRF, Dropout, Linear, Recurrent, SoftmaxCrossEntropy
 
@@ -127,24 +127,24 @@ def forgotten_dstate0(mp):   # the gradient of the initial state dropped
                                             lambda s, a, r: (r[0], tuple(np.zeros_like(d) for d in r[1]))))
 
 
+def _mutate_grad(mp, cls: type, name: str, change: Callable[[np.ndarray], np.ndarray]) -> None:
+    """``cls.backward`` as it is, but the gradient it adds to ``grads[name]`` replaced by ``change`` of it."""
+    original = cls.backward
+
+    def mutant(self, *args):
+        before = self.grads[name].copy()
+        out = original(self, *args)
+        self.grads[name][...] = before + change(self.grads[name] - before)
+        return out
+    mp.setattr(cls, "backward", mutant)
+
+
 def linear_transposed_weight_grad(mp):   # dW = (x^T dy)^T on a square weight
-    def mutant(self, dout, cache):
-        before = self.grads["W"].copy()
-        dx = original(self, dout, cache)
-        self.grads["W"][...] = before + (self.grads["W"] - before).T
-        return dx
-    original = Linear.backward
-    mp.setattr(Linear, "backward", mutant)
+    _mutate_grad(mp, Linear, "W", np.transpose)
 
 
 def linear_missing_bias(mp):   # db forgotten
-    def mutant(self, dout, cache):
-        before = self.grads["b"].copy()
-        dx = original(self, dout, cache)
-        self.grads["b"][...] = before
-        return dx
-    original = Linear.backward
-    mp.setattr(Linear, "backward", mutant)
+    _mutate_grad(mp, Linear, "b", np.zeros_like)
 
 
 def dropout_mask_omitted(mp):   # backward passes dout through unmasked
@@ -157,34 +157,17 @@ def cross_entropy_not_averaged(mp):   # the 1/count of the mean left out
 
 
 def crf_transitions_transposed(mp):   # expected-minus-gold transition counts as (to, from)
-    def mutant(self, dloss, cache):
-        before = self.grads["transitions"].copy()
-        dem = original(self, dloss, cache)
-        self.grads["transitions"][...] = before + (self.grads["transitions"] - before).T
-        return dem
-    original = CRF.backward
-    mp.setattr(CRF, "backward", mutant)
+    _mutate_grad(mp, CRF, "transitions", np.transpose)
 
 
 def crf_missing_end(mp):   # the end-transition gradient forgotten
-    def mutant(self, dloss, cache):
-        before = self.grads["end"].copy()
-        dem = original(self, dloss, cache)
-        self.grads["end"][...] = before
-        return dem
-    original = CRF.backward
-    mp.setattr(CRF, "backward", mutant)
+    _mutate_grad(mp, CRF, "end", np.zeros_like)
 
 
 def _square_linear() -> list[Case]:
     rng = np.random.default_rng(2)
     lin = gradcheck.randomize(Linear(3, 3), rng)
-    inputs = {"x": rng.standard_normal((4, 3))}
-
-    def run():
-        y, cache = lin.forward(inputs["x"])
-        return [y], cache
-    return [Case("square", lin, inputs, run, lambda G, c: {"x": lin.backward(G[0], c)})]
+    return [input_case("square", lin, rng.standard_normal((4, 3)))]
 
 
 MUTATIONS = {

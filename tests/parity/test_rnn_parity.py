@@ -12,6 +12,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence  # noqa: E402
+
 from rnnlab.gradcheck import randomize  # noqa: E402
 from rnnlab.layers import RNNStack  # noqa: E402
 from rnnlab.torch_bridge import (  # noqa: E402
@@ -67,12 +69,19 @@ def random_problem(rng, L, bi, lstm):
     return p
 
 
-def run_torch(module, p):
+def run_torch(module, p, lengths=None):
+    """torch's outputs and gradients; with ``lengths`` through pack_padded_sequence (unsorted rows) and
+    pad_packed_sequence back (total_length=T, zeros on the padding)."""
     lstm = "c0" in p
     x = torch.tensor(p["x"], requires_grad=True)
     h0 = torch.tensor(p["h0"], requires_grad=True)
     c0 = torch.tensor(p["c0"], requires_grad=True) if lstm else None
-    y, hx = module(x, (h0, c0) if lstm else h0)
+    if lengths is None:
+        y, hx = module(x, (h0, c0) if lstm else h0)
+    else:
+        packed = pack_padded_sequence(x, torch.tensor(lengths), batch_first=True, enforce_sorted=False)
+        y, hx = module(packed, (h0, c0) if lstm else h0)
+        y, _ = pad_packed_sequence(y, batch_first=True, total_length=x.shape[1])
     hn, cn = hx if lstm else (hx, None)
     loss = (y * torch.from_numpy(p["gy"])).sum() + (hn * torch.from_numpy(p["gh"])).sum()
     if lstm:
@@ -85,9 +94,10 @@ def run_torch(module, p):
     return out, {name: param.grad.numpy() for name, param in module.named_parameters()}
 
 
-def run_rnnlab(stack, p):
+def run_rnnlab(stack, p, lengths=None):
     lstm = "c0" in p
-    (y, statesT), cache = stack.forward(p["x"], states_from_torch(stack, p["h0"], p.get("c0")))
+    lengths = None if lengths is None else np.array(lengths)
+    (y, statesT), cache = stack.forward(p["x"], states_from_torch(stack, p["h0"], p.get("c0")), lengths)
     stack.zero_grad()
     dx, dstates0 = stack.backward((p["gy"], states_from_torch(stack, p["gh"], p.get("gc"))), cache)
     final, dinit = states_to_torch(stack, statesT), states_to_torch(stack, dstates0)

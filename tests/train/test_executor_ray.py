@@ -14,8 +14,11 @@ from rnnlab.experiments import Options, run  # noqa: E402
 from rnnlab.train.executor import WorkerLost, make_executor  # noqa: E402
 from rnnlab.train.executor_ray import RayExecutor  # noqa: E402
 
-# the workers cannot import this test module by name: send its functions by value
+from .test_executor import always_dies, dies_once  # noqa: E402
+
+# the workers cannot import these test modules by name: send their functions by value
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+ray.cloudpickle.register_pickle_by_value(sys.modules[dies_once.__module__])
 TIME_KEYS = {"wall_s", "seconds", "ms_per_step", "seconds_to_solve", "curve_seconds"}
 
 
@@ -36,17 +39,6 @@ def fails(x):
     if x == 1:
         raise KeyError(f"missing {x}")
     return x
-
-
-def dies_once(marker, x):
-    if not os.path.exists(marker):
-        open(marker, "w").close()
-        os._exit(3)
-    return x + 100
-
-
-def always_dies(x):
-    os._exit(4)
 
 
 def test_order_errors_and_dead_workers(cluster, tmp_path):

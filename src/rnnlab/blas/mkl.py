@@ -92,13 +92,7 @@ def sgemm(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, *, alpha:
             lib.sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, m, n, k, alpha, a.ctypes.data, k, b.ctypes.data, n, beta,
                       out.ctypes.data, n)
             return out
-    a = _operand(a, np.float32, "a")
-    b = _operand(b, np.float32, "b")
-    a, b = (a.T if trans_a else a), (b.T if trans_b else b)
-    m, n, _ = _shapes(a, b)
-    out = _result(out, m, n, beta)
-    _no_overlap(out, a, b)
-    return _gemm(lib.sgemm, a, b, out, float(alpha), float(beta))
+    return _checked_gemm(lib.sgemm, np.float32, a, b, out, alpha, beta, trans_a, trans_b)
 
 
 def gemm_bf16(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, *, alpha: float = 1.0,
@@ -108,13 +102,20 @@ def gemm_bf16(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, *, al
     lib = load()
     if lib.bf16_gemm is None:
         raise MKLUnavailable(f"{lib.path} has no cblas_gemm_bf16bf16f32")
-    a = _operand(a, np.uint16, "a")
-    b = _operand(b, np.uint16, "b")
+    return _checked_gemm(lib.bf16_gemm, np.uint16, a, b, out, alpha, beta, trans_a, trans_b)
+
+
+def _checked_gemm(f: Any, dtype: Any, a: np.ndarray, b: np.ndarray, out: np.ndarray | None, alpha: float,
+                  beta: float, trans_a: bool, trans_b: bool) -> np.ndarray:
+    """:func:`sgemm`'s and :func:`gemm_bf16`'s general path: the operands checked (``dtype``, layout) and
+    transposed as asked, ``out`` checked or allocated, no overlap, then the library's ``f``."""
+    a = _operand(a, dtype, "a")
+    b = _operand(b, dtype, "b")
     a, b = (a.T if trans_a else a), (b.T if trans_b else b)
     m, n, _ = _shapes(a, b)
     out = _result(out, m, n, beta)
     _no_overlap(out, a, b)
-    return _gemm(lib.bf16_gemm, a, b, out, float(alpha), float(beta))
+    return _gemm(f, a, b, out, float(alpha), float(beta))
 
 
 def has_bf16() -> bool:

@@ -20,7 +20,7 @@ PACKED = 151
 A_MATRIX, B_MATRIX = 161, 162
 LAYERS = {"INTEL": 0, "SEQUENTIAL": 1, "PGI": 2, "GNU": 3, "TBB": 4}
 # Not oneMKL's own default (INTEL): measured on the 2-core development machine (docs/performance.md,
-# "bf16 and the MKL backend: plan"), MKL's 2-thread layers ran the step's product slower than one
+# "oneMKL against OpenBLAS, one step product"), MKL's 2-thread layers ran the step's product slower than one
 # thread, and Intel OpenMP's and libgomp's spinning workers slowed OpenBLAS's products (and NumPy's
 # element-wise passes) in between. MKL_THREADING_LAYER=INTEL|GNU|TBB overrides.
 DEFAULT_LAYER = "SEQUENTIAL"

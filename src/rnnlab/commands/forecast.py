@@ -11,7 +11,7 @@ from .argtypes import positive_int as _positive_int
 from .configflags import add_config_flags, given_settings
 
 MODEL_FIELDS = ("model", "cell", "hidden_size", "num_layers", "window", "horizon", "season", "quantiles", "norm",
-                "base", "holdout", "history", "min_window", "phase", "init")
+                "base", "holdout", "history", "min_window", "short_share", "phase", "init")
 TRAINING_FIELDS = ("max_minutes", "max_steps", "batch_size", "lr", "eval_every", "seed")
 # the loop's settings this command leaves at ForecastConfig's values (no flag)
 LOOP_ONLY = ("optimizer", "weight_decay", "momentum", "clip", "clip_value", "warmup_steps", "lr_step_size",

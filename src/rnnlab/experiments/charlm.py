@@ -35,6 +35,7 @@ from ..tasks.charlm.config import TrainConfig
 from ..train import DivergenceError, Progress
 from ..train.progress import MetricsLog
 from ..train.signals import raise_if_interrupted
+from .plan import MODEL_COLUMNS
 from .runner import Column, Condition, Options, Study
 
 DEFAULT_CORPUS = "nietzsche"
@@ -179,10 +180,7 @@ def notes(opts: Options) -> str:
 
 
 COLUMNS = [
-    Column("hidden", "hidden", "{:d}", "const"),
-    Column("params", "params", "{:,}", "const"),
-    Column("opt", "optimizer", "{}", "const"),
-    Column("lr", "lr", "{:g}", "const"),
+    *MODEL_COLUMNS,
     Column("val bits/char", "val_bpc", "{:.3f}"),
     Column("diverged", "diverged", kind="count"),
     Column("guard events", "guard_events", "{:.0f}"),

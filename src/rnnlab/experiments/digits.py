@@ -34,6 +34,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..train.loopconfig import LoopConfig
+from .plan import MODEL_COLUMNS
 from .runner import Column, Condition, Options, Study
 from .seqtask import EpochBatches, SequenceTask, fit_sequence, reestimate_population, run_dir_for
 
@@ -195,10 +196,7 @@ def notes(opts: Options) -> str:
 
 
 COLUMNS = [
-    Column("hidden", "hidden", "{:d}", "const"),
-    Column("params", "params", "{:,}", "const"),
-    Column("opt", "optimizer", "{}", "const"),
-    Column("lr", "lr", "{:g}", "const"),
+    *MODEL_COLUMNS,
     Column("test acc %", "test_acc", "{:.1f}"),
     Column("diverged", "diverged", kind="count"),
     Column("best test acc %", "best_test_acc", "{:.1f}"),

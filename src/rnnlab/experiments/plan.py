@@ -52,6 +52,15 @@ class Column(NamedTuple):
     kind: str = "stat"       # "stat": mean ± std; "count": k/n true; "const": from the condition's first run
 
 
+# the first columns of a study whose rows differ in model size and optimiser (charlm, digits)
+MODEL_COLUMNS = (
+    Column("hidden", "hidden", "{:d}", "const"),
+    Column("params", "params", "{:,}", "const"),
+    Column("opt", "optimizer", "{}", "const"),
+    Column("lr", "lr", "{:g}", "const"),
+)
+
+
 def no_notes(opts: "Options") -> str:
     return ""
 

@@ -41,7 +41,7 @@ from ..cells.norm import NormCache, NormLSTMStepCache
 from ..errors import ConfigError
 from ..workspace import Workspace
 from . import accel, lstm
-from .lnlstm import _add_grads, _spans, gate_grads, normed_gates_and_cell
+from .lnlstm import _spans, backward_buffers, backward_loop, gate_grads, normed_gates_and_cell
 
 SUPPORTS_ACTIVE = True
 
@@ -246,43 +246,29 @@ def backward(cell: Any, dyt: np.ndarray | None, dstate: list, steps: list, W_h: 
     the gradients of b, gamma_x, gamma_h, gamma_c and beta_c; leaves (dh_0, dc_0) in ``dstate``."""
     T, (B, H) = len(steps), dstate[0].shape
     G, dt, p = 4 * H, dstate[0].dtype, cell.params
-    W_hT = ws.empty("W_hT", W_h.shape[::-1], dt)
-    np.copyto(W_hT, W_h.T)
-    dXW = ws.empty("dXW", (min(chunk, T), B, G), dt)   # reused: the caller consumes each block first
-    dHW = ws.empty("dHW", dXW.shape, dt)
-    acc = ws.empty("acc", (4, G), dt)    # gamma_x, b, gamma_h, [gamma_c, beta_c]
-    acc[...] = 0
+    W_hT, dXW, dHW, acc = backward_buffers(W_h, T, B, H, chunk, ws, dt)
     acc_gx, acc_b, acc_gh, acc_gc, acc_bc = acc[0], acc[1], acc[2], acc[3, :H], acc[3, H:2 * H]
     spare = ws.empty("spare", (3, G), dt)    # col1, col2 scratch and the throwaway sum of da
     col1, col2, acc_bh = spare
     dtu = ws.empty("dtu", (B, H), dt)
     compiled = accel.steps(dt)
     tmp, tmp_h = (None, None) if compiled is not None else (ws.empty("tmp", (B, G), dt), ws.empty("tmp_h", (B, H), dt))
-    dh, dc = dstate
-    for t1 in range(T, 0, -chunk):
-        t0 = max(t1 - chunk, 0)
-        for t in range(t1 - 1, t0 - 1, -1):
-            n = B if active is None else active[t]
-            st, dh_n = steps[t], dh[:n]
-            args = (st.gates, st.c_prev, st.tanh_u, st.norm_c.xhat, st.norm_c.inv_std, p["gamma_c"], st.norm_h.xhat,
-                    st.norm_h.inv_std, p["gamma_h"], st.norm_h.coupled, dh_n, dh_n if dyt is None else dyt[t, :n],
-                    dyt is not None, dc[:n], dXW[t - t0, :n], dHW[t - t0, :n], dtu[:n], col1, col2,
-                    acc_gc, acc_bc, acc_gh, acc_bh)
-            if compiled is not None:
-                compiled.bnlstm_backward(*args)
-            else:
-                backward_step(*args, tmp=tmp[:n], tmp_h=tmp_h[:n])
-            np.matmul(dHW[t - t0, :n], W_hT, out=dh_n)   # dh_{t-1} of the running rows
-        for t in range(t0, t1):   # BN_x backward, in place in dXW
-            n = B if active is None else active[t]
-            nx, block = steps[t].norm_x, dXW[t - t0:t - t0 + 1, :n]
-            args = (block, nx.xhat[None], nx.inv_std[None], p["gamma_x"], nx.coupled, block, col1, col2, acc_gx, acc_b)
-            if compiled is not None:
-                compiled.bn_backward(*args)
-            else:
-                bn_backward(*args, tmp=tmp)
-            if n < B:
-                dXW[t - t0, n:] = 0
-                dHW[t - t0, n:] = 0
-        _add_grads(cell, acc)
-        yield t0, t1, dXW[:t1 - t0], dHW[:t1 - t0]
+
+    def step(st: Any, dy: np.ndarray, dh_n: np.ndarray, dc_n: np.ndarray, da: np.ndarray, dhw: np.ndarray,
+             n: int) -> None:
+        args = (st.gates, st.c_prev, st.tanh_u, st.norm_c.xhat, st.norm_c.inv_std, p["gamma_c"], st.norm_h.xhat,
+                st.norm_h.inv_std, p["gamma_h"], st.norm_h.coupled, dh_n, dy, dyt is not None, dc_n, da, dhw,
+                dtu[:n], col1, col2, acc_gc, acc_bc, acc_gh, acc_bh)
+        if compiled is not None:
+            compiled.bnlstm_backward(*args)
+        else:
+            backward_step(*args, tmp=tmp[:n], tmp_h=tmp_h[:n])
+
+    def norm_x(nx: NormCache, block: np.ndarray) -> None:   # BN_x backward, in place in dXW
+        args = (block, nx.xhat[None], nx.inv_std[None], p["gamma_x"], nx.coupled, block, col1, col2, acc_gx, acc_b)
+        if compiled is not None:
+            compiled.bn_backward(*args)
+        else:
+            bn_backward(*args, tmp=tmp)
+
+    yield from backward_loop(cell, dyt, dstate, steps, W_hT, dXW, dHW, acc, chunk, active, step, norm_x)

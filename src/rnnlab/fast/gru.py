@@ -70,19 +70,24 @@ class Steps(list):
     gates: np.ndarray
 
 
+def _forward_setup(cell: Any, XW: np.ndarray, hs: np.ndarray, ws: Workspace, keep: bool) -> tuple:
+    """The forward's ``T, B, H``, ``b_hn``, the hn buffer (keep=False, no_grad: one, reused), the (B, 3H) hw
+    buffer and the step (compiled, or :func:`forward_step`)."""
+    T, B, G = XW.shape
+    H = G // 3
+    hns = ws.empty("hn", (T, B, H), hs.dtype) if keep else ws.empty("hn1", (1, B, H), hs.dtype)
+    hw = ws.empty("hw", (B, G), hs.dtype)
+    compiled = accel.steps(hs.dtype)
+    return T, B, H, cell.params["b_hn"], hns, hw, (compiled.gru_forward if compiled is not None else forward_step)
+
+
 def forward(cell: Any, XW: np.ndarray, b: np.ndarray, W_h: np.ndarray, hs: np.ndarray,
             state0: tuple, ws: Workspace, keep: bool = True, active: list | None = None) -> tuple[tuple, list | None]:
     if active is not None:
         return _forward_active(cell, XW, b, W_h, hs, ws, keep, active)
-    T, B, G = XW.shape
-    H = G // 3
-    b_hn = cell.params["b_hn"]
     # r, z and n are computed in place in XW (the input projection, no longer needed after its
-    # step): rz in its first 2H columns, n in the last H. keep=False (no_grad): one hn, reused.
-    hns = ws.empty("hn", (T, B, H), hs.dtype) if keep else ws.empty("hn1", (1, B, H), hs.dtype)
-    hw = ws.empty("hw", (B, G), hs.dtype)
-    compiled = accel.steps(hs.dtype)
-    step = compiled.gru_forward if compiled is not None else forward_step
+    # step): rz in its first 2H columns, n in the last H.
+    T, B, H, b_hn, hns, hw, step = _forward_setup(cell, XW, hs, ws, keep)
     # hs[t] @ W_h: NumPy's, or packed bf16 under --precision bf16 (rnnlab.fast.bf16)
     product = bf16.stepper(hs, W_h, hw) if bf16.active(hs, W_h) else lambda t: np.matmul(hs[t], W_h, out=hw)
     for t in range(T):
@@ -168,13 +173,7 @@ def _forward_active(cell: Any, XW: np.ndarray, b: np.ndarray, W_h: np.ndarray, h
                     keep: bool, active: list) -> tuple[tuple, list | None]:
     """:func:`forward` with ``active``: h_t = step(rows [:n_t]); rows [n_t:] copy h_{t-1}.
     The step caches hold the n_t computed rows; ``gates`` stays the whole (T, B, 3H) array."""
-    T, B, G = XW.shape
-    H = G // 3
-    b_hn = cell.params["b_hn"]
-    hns = ws.empty("hn", (T, B, H), hs.dtype) if keep else ws.empty("hn1", (1, B, H), hs.dtype)
-    hw = ws.empty("hw", (B, G), hs.dtype)
-    compiled = accel.steps(hs.dtype)
-    step = compiled.gru_forward if compiled is not None else forward_step
+    T, B, H, b_hn, hns, hw, step = _forward_setup(cell, XW, hs, ws, keep)
     for t, n in enumerate(active):
         np.matmul(hs[t, :n], W_h, out=hw[:n])
         step(XW[t, :n], hw[:n], b, b_hn, hs[t, :n], hns[t if keep else 0, :n], hs[t + 1, :n])

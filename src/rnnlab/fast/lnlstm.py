@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import threading
 from functools import partial
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -255,45 +255,74 @@ def backward(cell: Any, dyt: np.ndarray | None, dstate: list, steps: list, W_h: 
     T, (B, H) = len(steps), dstate[0].shape
     G, dt, p = 4 * H, dstate[0].dtype, cell.params
     gx_groups, gh_groups = cell.groups("x"), cell.groups("h")
-    W_hT = ws.empty("W_hT", W_h.shape[::-1], dt)
-    np.copyto(W_hT, W_h.T)
-    dXW = ws.empty("dXW", (min(chunk, T), B, G), dt)   # reused: the caller consumes each block first
-    dHW = ws.empty("dHW", dXW.shape, dt)
-    acc = ws.empty("acc", (4, G), dt)    # gamma_x, b, gamma_h, [gamma_c, beta_c]
-    acc[...] = 0
+    W_hT, dXW, dHW, acc = backward_buffers(W_h, T, B, H, chunk, ws, dt)
     acc_gx, acc_b, acc_gh, acc_gc, acc_bc = acc[0], acc[1], acc[2], acc[3, :H], acc[3, H:2 * H]
     compiled = accel.steps(dt)
     scratch = {} if compiled is not None else dict(
         tmp=ws.empty("tmp", (B, G), dt), tmp_h=ws.empty("tmp_h", (B, H), dt), dtu=ws.empty("dtu", (B, H), dt),
         m=ws.empty("m", (B, 4, 2), dt), col=ws.empty("col", (G,), dt))
+
+    def step(st: Any, dy: np.ndarray, dh_n: np.ndarray, dc_n: np.ndarray, da: np.ndarray, dhw: np.ndarray,
+             n: int) -> None:
+        args = (st.gates, st.c_prev, st.tanh_u, st.norm_c.xhat, st.norm_c.inv_std[:, :, 0], p["gamma_c"],
+                st.norm_h.xhat, st.norm_h.inv_std[:, :, 0], p["gamma_h"], gh_groups, dh_n, dy, dyt is not None,
+                dc_n, da, dhw, acc_gc, acc_bc, acc_gh)
+        if compiled is not None:
+            compiled.lnlstm_backward(*args)
+        else:
+            backward_step(*args, **{k: (v if k == "col" else v[:n]) for k, v in scratch.items()})
+
+    def norm_x(nx: NormCache, block: np.ndarray) -> None:   # LN_x backward, in place in dXW
+        args = (block, nx.xhat[None], nx.inv_std[None, :, :, 0], p["gamma_x"], gx_groups, block, acc_gx, acc_b)
+        if compiled is not None:
+            compiled.ln_backward(*args)
+        else:
+            ln_backward(*args, tmp=scratch["tmp"], m=scratch["m"][:, :gx_groups], col=scratch["col"])
+
+    yield from backward_loop(cell, dyt, dstate, steps, W_hT, dXW, dHW, acc, chunk, active, step, norm_x)
+
+
+def backward_loop(cell: Any, dyt: np.ndarray | None, dstate: list, steps: list, W_hT: np.ndarray,
+                  dXW: np.ndarray, dHW: np.ndarray, acc: np.ndarray, chunk: int, active: list | None,
+                  step: Callable[..., None], norm_x: Callable[[Any, np.ndarray], None]
+                  ) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+    """The LN- and BN-LSTM backward's time loop over the buffers of :func:`backward_buffers`. For each
+    block of ``chunk`` steps, last first: each step back, ``step(st, dy, dh, dc, da, dhw, n)`` on its
+    ``n`` running rows, then ``dh_{t-1} = dhw W_h^T``; then the input normalisation's backward,
+    ``norm_x(st.norm_x, block)``, in place in dXW (finished rows' dXW and dHW zeroed); then the
+    accumulated gradients are added (:func:`_add_grads`) and ``(t0, t1, dXW, dHW)`` yielded."""
+    T, B = len(steps), dstate[0].shape[0]
     dh, dc = dstate
     for t1 in range(T, 0, -chunk):
         t0 = max(t1 - chunk, 0)
         for t in range(t1 - 1, t0 - 1, -1):
             n = B if active is None else active[t]
-            st, dh_n = steps[t], dh[:n]
-            args = (st.gates, st.c_prev, st.tanh_u, st.norm_c.xhat, st.norm_c.inv_std[:, :, 0], p["gamma_c"],
-                    st.norm_h.xhat, st.norm_h.inv_std[:, :, 0], p["gamma_h"], gh_groups, dh_n,
-                    dh_n if dyt is None else dyt[t, :n], dyt is not None, dc[:n], dXW[t - t0, :n], dHW[t - t0, :n],
-                    acc_gc, acc_bc, acc_gh)
-            if compiled is not None:
-                compiled.lnlstm_backward(*args)
-            else:
-                backward_step(*args, **{k: (v if k == "col" else v[:n]) for k, v in scratch.items()})
+            dh_n = dh[:n]
+            step(steps[t], dh_n if dyt is None else dyt[t, :n], dh_n, dc[:n], dXW[t - t0, :n], dHW[t - t0, :n], n)
             np.matmul(dHW[t - t0, :n], W_hT, out=dh_n)   # dh_{t-1} of the running rows
-        for t in range(t0, t1):   # LN_x backward, in place in dXW
+        for t in range(t0, t1):
             n = B if active is None else active[t]
-            nx, block = steps[t].norm_x, dXW[t - t0:t - t0 + 1, :n]
-            args = (block, nx.xhat[None], nx.inv_std[None, :, :, 0], p["gamma_x"], gx_groups, block, acc_gx, acc_b)
-            if compiled is not None:
-                compiled.ln_backward(*args)
-            else:
-                ln_backward(*args, tmp=scratch["tmp"], m=scratch["m"][:, :gx_groups], col=scratch["col"])
+            norm_x(steps[t].norm_x, dXW[t - t0:t - t0 + 1, :n])
             if n < B:
                 dXW[t - t0, n:] = 0
                 dHW[t - t0, n:] = 0
         _add_grads(cell, acc)
         yield t0, t1, dXW[:t1 - t0], dHW[:t1 - t0]
+
+
+def backward_buffers(W_h: np.ndarray, T: int, B: int, H: int, chunk: int, ws: Workspace,
+                     dt: np.dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The backward's buffers, shared by the LN- and BN-LSTM: ``W_h.T`` (contiguous), the ``(chunk, B, 4H)``
+    blocks dXW and dHW (reused: the caller consumes each block first) and the zeroed ``(4, 4H)``
+    accumulator of gamma_x, b, gamma_h and [gamma_c, beta_c] (see :func:`_add_grads`)."""
+    G = 4 * H
+    W_hT = ws.empty("W_hT", W_h.shape[::-1], dt)
+    np.copyto(W_hT, W_h.T)
+    dXW = ws.empty("dXW", (min(chunk, T), B, G), dt)
+    dHW = ws.empty("dHW", dXW.shape, dt)
+    acc = ws.empty("acc", (4, G), dt)
+    acc[...] = 0
+    return W_hT, dXW, dHW, acc
 
 
 def _add_grads(cell: Any, acc: np.ndarray) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..module import Module
-from .core import EPS, TOLERANCE, Case, Row, check_case, format_table
+from .core import EPS, TOLERANCE, Case, Row, check_case, format_table, input_case
 from .specs import SPECS, randomize, sequence_case, spec_for
 from . import specs_crf  # noqa: F401,E402  (registers the CRF spec)
 from . import specs_lengths  # noqa: F401,E402  (adds the variable-length cases)

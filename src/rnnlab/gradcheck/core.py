@@ -72,6 +72,21 @@ class Case:
     kinds: dict[str, str] = field(default_factory=dict)  # input name -> "input" | "state"
 
 
+def input_case(label: str, module: Any, x: np.ndarray) -> Case:
+    """The case of a module with one input and one output: ``forward(x) -> (y, cache)`` and
+    ``backward(dy, cache) -> dx``."""
+    inputs = {"x": x}
+
+    def run() -> tuple[list[np.ndarray], Any]:
+        y, cache = module.forward(inputs["x"])
+        return [y], cache
+
+    def grad(G: list[np.ndarray], cache: Any) -> dict[str, np.ndarray]:
+        return {"x": module.backward(G[0], cache)}
+
+    return Case(label, module, inputs, run, grad)
+
+
 @dataclass
 class Row:
     module: str

@@ -32,7 +32,7 @@ from ..layers import (Bidirectional, Dropout, Embedding, Linear, MSELoss, OneHot
                       SoftmaxCrossEntropy)
 from ..module import Module
 from ..states import flatten, unflatten
-from .core import Case
+from .core import Case, input_case
 
 SpecFn = Callable[[np.random.Generator], list[Case]]
 SPECS: dict[type, SpecFn] = {}
@@ -283,9 +283,7 @@ def _linear(rng: np.random.Generator) -> list[Case]:
     cases = []
     for shape in ((2, 3, 4), (5, 4), (1, 1, 4)):
         lin = randomize(Linear(4, 3), rng)
-        inputs = {"x": rng.standard_normal(shape)}
-        cases.append(_simple_case(f"x {shape}", lin, inputs, lambda lin=lin, inputs=inputs: lin.forward(inputs["x"]),
-                                  lambda g, c, lin=lin: {"x": lin.backward(g, c)}))
+        cases.append(input_case(f"x {shape}", lin, rng.standard_normal(shape)))
     return cases
 
 

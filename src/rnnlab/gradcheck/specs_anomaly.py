@@ -13,7 +13,7 @@ import numpy as np
 
 from ..layers.gaussian_nll import GaussianNLL
 from ..layers.latent import GaussianLatent, RepeatVector
-from .core import Case
+from .core import Case, input_case
 from .specs import randomize, spec_for
 
 
@@ -39,20 +39,8 @@ def _latent(rng: np.random.Generator) -> list[Case]:
 
 @spec_for(RepeatVector)
 def _repeat(rng: np.random.Generator) -> list[Case]:
-    cases = []
-    for label, B, D, T in (("B=2,D=3,T=4", 2, 3, 4), ("B=1,T=1", 1, 1, 1)):
-        layer = RepeatVector(T)
-        inputs = {"x": rng.standard_normal((B, D))}
-
-        def run(layer=layer, inputs=inputs):
-            y, cache = layer.forward(inputs["x"])
-            return [y], cache
-
-        def grad(G, cache, layer=layer):
-            return {"x": layer.backward(G[0], cache)}
-
-        cases.append(Case(label, layer, inputs, run, grad))
-    return cases
+    return [input_case(label, RepeatVector(T), rng.standard_normal((B, D)))
+            for label, B, D, T in (("B=2,D=3,T=4", 2, 3, 4), ("B=1,T=1", 1, 1, 1))]
 
 
 @spec_for(GaussianNLL)

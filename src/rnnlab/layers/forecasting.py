@@ -28,11 +28,8 @@ from typing import Any, NamedTuple, Sequence
 import numpy as np
 
 from . import Linear, RNNStack
+from ..init import child_seeds
 from ..module import DEFAULT_DTYPE, Module
-
-
-def _seeds(seed: int, n: int) -> list[int]:
-    return [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(n)]
 
 
 class EncDecCache(NamedTuple):
@@ -47,7 +44,7 @@ class EncDecForecaster(Module):
     def __init__(self, cell: str, input_size: int, future_size: int, hidden_size: int, quantiles: int = 1, *,
                  num_layers: int = 1, seed: int = 0, dtype: Any = DEFAULT_DTYPE) -> None:
         super().__init__()
-        s = _seeds(seed, 3)
+        s = child_seeds(seed, 3)
         self.enc = self.add_child("enc", RNNStack(cell, input_size, hidden_size, num_layers, seed=s[0], dtype=dtype))
         self.dec = self.add_child("dec", RNNStack(cell, future_size, hidden_size, num_layers, seed=s[1], dtype=dtype))
         self.out = self.add_child("out", Linear(hidden_size, quantiles, seed=s[2], dtype=dtype))

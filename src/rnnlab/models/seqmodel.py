@@ -63,23 +63,14 @@ def first_below(history: list[dict], key: str, threshold: float) -> dict | None:
 
 def _gradcheck_cases(rng: np.random.Generator) -> list:
     """Gradient-check cases: the loss gradient reaches early inputs only through time."""
-    from ..gradcheck import Case, randomize
+    from ..gradcheck import input_case, randomize
 
     cases = []
     for label, cell, kw in (("LSTM, 2 layers", "lstm", {"num_layers": 2}), ("tanh RNN", "rnn", {}),
                             ("B=1,T=1 GRU", "gru", {})):
         model = randomize(SeqModel(cell, 3, 4, 2, seed=1, **kw), rng)
         B, T = (1, 1) if label.startswith("B=1") else (3, 5)
-        inputs = {"x": rng.standard_normal((B, T, 3))}
-
-        def run(model=model, inputs=inputs):
-            yhat, cache = model.forward(inputs["x"])
-            return [yhat], cache
-
-        def grad(G, cache, model=model):
-            return {"x": model.backward(G[0], cache)}
-
-        cases.append(Case(label, model, inputs, run, grad))
+        cases.append(input_case(label, model, rng.standard_normal((B, T, 3))))
     return cases
 
 

@@ -5,7 +5,8 @@ through, then the same run stopped inside step ``stop_at + 1`` (a
 KeyboardInterrupt raised in the middle of the step, the worst moment) and
 resumed from its ``last.npz``, and asserts that both end with identical
 metrics (every row but the timings) and bit-identical ``last.npz`` and
-``best.npz``. Use it on a task of your own::
+``best.npz``. ``check_guard_refused_all(run, before)`` checks a run of poisoned
+batches: the divergence guard refused every step. Use them on a task of your own::
 
     check_exact_resume(lambda: MyTask(...), LoopConfig(max_steps=20, eval_every=5), tmp_path, stop_at=7)
 """
@@ -42,6 +43,17 @@ def _stopping_trainer(stop_at: int) -> type:
 def metric_rows(run: Path) -> list[dict]:
     """A run's metrics without the timings (which differ between any two runs)."""
     return [{k: v for k, v in r.items() if k not in TIMINGS} for r in MetricsLog(Path(run) / "metrics.jsonl").read()]
+
+
+def check_guard_refused_all(run: str | Path, before: dict[str, np.ndarray]) -> None:
+    """For a run whose every step was non-finite (poisoned batches): its metrics have guard rows, and
+    its ``last.npz``, if one was written, holds the weights ``before`` it started (nothing was applied)."""
+    run = Path(run)
+    assert [r for r in MetricsLog(run / "metrics.jsonl").read() if r.get("split") == "guard"]
+    if (run / "last.npz").exists():
+        arrays = load_checkpoint(run / "last.npz")[0]
+        for name, value in before.items():
+            np.testing.assert_array_equal(arrays[f"param/{name}"], value)
 
 
 def check_exact_resume(make_task: Callable[[], Task], cfg: Any, workdir: str | Path, stop_at: int) -> dict:

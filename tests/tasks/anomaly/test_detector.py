@@ -19,9 +19,9 @@ from rnnlab.tasks.anomaly.task import AnomalyTask
 from rnnlab.train import run_task
 from rnnlab.train.guard import DivergenceError
 from rnnlab.train.loopconfig import LoopConfig
-from rnnlab.train.progress import MetricsLog, Progress
+from rnnlab.train.progress import Progress
 from rnnlab.train.runs import prepare_run_dir
-from rnnlab.train.verify import check_exact_resume
+from rnnlab.train.verify import check_exact_resume, check_guard_refused_all
 
 TINY = dict(window=8, hidden=6, latent=3, epochs=2, batch=16, samples=2, long=200)
 
@@ -209,13 +209,7 @@ def test_the_guard_refuses_non_finite_steps(tmp_path, kind):
     with pytest.raises(DivergenceError):
         run_task(task, cfg, prepare_run_dir(str(tmp_path / "run")), log=lambda *a: None,
                  progress=Progress(enabled=False))
-    guard_rows = [r for r in MetricsLog(tmp_path / "run" / "metrics.jsonl").read() if r.get("split") == "guard"]
-    assert guard_rows
-    last = tmp_path / "run" / "last.npz"
-    if last.exists():  # nothing non-finite was ever applied
-        arrays = load_checkpoint(last)[0]
-        for name, value in before.items():
-            np.testing.assert_array_equal(arrays[f"param/{name}"], value)
+    check_guard_refused_all(tmp_path / "run", before)
 
 
 def test_an_ensemble_averages_its_members_raw_measures():

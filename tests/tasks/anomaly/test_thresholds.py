@@ -12,6 +12,7 @@ from rnnlab.tasks.anomaly.io import read_scores
 from rnnlab.tasks.anomaly.nab import PROFILES, NabCorpus, NabFile, evaluate
 from rnnlab.tasks.anomaly.thresholds import read_thresholds, thresholds_for, write_thresholds
 
+from .test_benchmark import _fire
 from .test_detect_cli import FAST, _nab, _write
 
 STD = PROFILES["standard"]
@@ -22,13 +23,6 @@ def _corpus() -> NabCorpus:
     files = {k: NabFile(k, stamps, np.zeros(100), [(50, 59)]) for k in ("g1/a.csv", "g1/b.csv", "g2/c.csv")}
     files["g3/flat.csv"] = NabFile("g3/flat.csv", stamps, np.zeros(100), [])
     return NabCorpus(files)
-
-
-def _fire(pairs) -> np.ndarray:
-    s = np.zeros(100)
-    for row, value in pairs:
-        s[row] = value
-    return s
 
 
 def test_group_scores_and_leave_one_group_out_by_hand():

@@ -2,15 +2,14 @@
 import numpy as np
 import pytest
 
-from rnnlab.checkpoint import load_checkpoint
 from rnnlab.errors import DataError
 from rnnlab.tasks.forecast import ForecastConfig, ForecastTask
-from rnnlab.tasks.forecast.task import make_spec
+from rnnlab.tasks.forecast.task import make_spec, training_min_window
 from rnnlab.train import Progress, run_task
 from rnnlab.train.guard import DivergenceError
 from rnnlab.train.progress import MetricsLog
 from rnnlab.train.runs import prepare_run_dir
-from rnnlab.train.verify import check_exact_resume, metric_rows
+from rnnlab.train.verify import check_exact_resume, check_guard_refused_all, metric_rows
 
 from .conftest import hourly_series
 
@@ -48,12 +47,7 @@ def test_the_guard_refuses_non_finite_steps(tmp_path, monkeypatch):
     monkeypatch.setattr(ForecastTask, "next_batch", poisoned)
     with pytest.raises(DivergenceError):
         run_task(task, cfg.replace(max_steps=30), prepare_run_dir(str(tmp_path / "run")), **QUIET)
-    assert [r for r in MetricsLog(tmp_path / "run" / "metrics.jsonl").read() if r.get("split") == "guard"]
-    last = tmp_path / "run" / "last.npz"
-    if last.exists():  # nothing non-finite was ever applied
-        arrays = load_checkpoint(last)[0]
-        for name, value in before.items():
-            np.testing.assert_array_equal(arrays[f"param/{name}"], value)
+    check_guard_refused_all(tmp_path / "run", before)
 
 
 def test_training_never_sees_the_validation_slice_or_the_holdout():
@@ -138,3 +132,45 @@ def test_min_window_draws_batches_of_shorter_inputs_that_still_end_before_the_cu
     assert {plain.next_batch()[0].x.shape[1] for _ in range(5)} == {36}
     with pytest.raises(Exception, match="--min-window must be >= 0"):
         ForecastConfig(min_window=-1).validate()
+
+
+def _short_count(task, n=400):
+    L = task.spec.window
+    return sum(task.next_batch()[0].x.shape[1] < L for _ in range(n))
+
+
+def test_short_share_draws_only_that_share_of_batches_shorter_than_the_window():
+    cfg, series, spec = _setup()
+    # lengths uniform on 10..36: a drawn batch is shorter than 36 with probability 26/27
+    quarter = _short_count(ForecastTask(spec, series, batch=4, seed=0, min_window=10, short_share=0.25))
+    assert 0.17 * 400 < quarter < 0.31 * 400            # expected 0.24 x 400 = 96, binomial sd 8.5
+    assert _short_count(ForecastTask(spec, series, batch=4, seed=0, min_window=10, short_share=0.0)) == 0
+    every = _short_count(ForecastTask(spec, series, batch=4, seed=0, min_window=10, short_share=1.0))
+    assert every > 0.9 * 400
+
+
+def test_short_share_one_draws_the_lengths_of_the_runs_saved_before_it():
+    """``short_share=1`` takes no extra random draw: the same batches as a task built without the argument
+    (runs saved before --short-share resume bit for bit)."""
+    cfg, series, spec = _setup()
+    a = ForecastTask(spec, series, batch=4, seed=3, min_window=10)
+    b = ForecastTask(spec, series, batch=4, seed=3, min_window=10, short_share=1.0)
+    for _ in range(20):
+        (ea, ta), (eb, tb) = a.next_batch(), b.next_batch()
+        np.testing.assert_array_equal(ea.x, eb.x)
+        np.testing.assert_array_equal(ta, tb)
+
+
+def test_the_default_trains_a_quarter_of_batches_from_one_horizon_up():
+    cfg, series, spec = _setup()
+    assert cfg.short_share == 0.25 and training_min_window(cfg, spec) == spec.horizon == 12
+    assert training_min_window(ForecastConfig(min_window=20, short_share=0.5), spec) == 20
+    assert training_min_window(ForecastConfig(min_window=20, short_share=0.0), spec) == 0
+    with pytest.raises(Exception, match="--short-share must lie between 0 and 1"):
+        ForecastConfig(short_share=1.5).validate()
+
+
+def test_configs_saved_before_short_share_keep_their_behaviour():
+    assert ForecastConfig.from_dict({"min_window": 48}).short_share == 1.0     # every batch drawn, as then
+    assert ForecastConfig.from_dict({"min_window": 0}).short_share == 0.0      # full windows only, as then
+    assert ForecastConfig.from_dict({"min_window": 0, "short_share": 0.25}).short_share == 0.25

@@ -50,19 +50,12 @@ def assert_equal_to_seqeval(gold, pred):
     return report
 
 
-@pytest.mark.parametrize("seed", range(30))
-def test_random_bio_predictions_equal_seqeval(seed):
+# (scheme, seed): BIO with seeds 0..29, BIOES with seeds 1000..1019
+@pytest.mark.parametrize("scheme, seed", [("BI", s) for s in range(30)] + [("BIES", 1000 + s) for s in range(20)])
+def test_random_predictions_equal_seqeval(scheme, seed):
     rng = np.random.default_rng(seed)
-    gold = [random_tags(rng, int(rng.integers(1, 15)), "BI") for _ in range(int(rng.integers(1, 20)))]
-    pred = [perturb(rng, g, "BI", rate=rng.uniform(0.05, 0.6)) for g in gold]
-    assert_equal_to_seqeval(gold, pred)
-
-
-@pytest.mark.parametrize("seed", range(20))
-def test_random_bioes_predictions_equal_seqeval(seed):
-    rng = np.random.default_rng(1000 + seed)
-    gold = [random_tags(rng, int(rng.integers(1, 15)), "BIES") for _ in range(int(rng.integers(1, 20)))]
-    pred = [perturb(rng, g, "BIES", rate=rng.uniform(0.05, 0.6)) for g in gold]
+    gold = [random_tags(rng, int(rng.integers(1, 15)), scheme) for _ in range(int(rng.integers(1, 20)))]
+    pred = [perturb(rng, g, scheme, rate=rng.uniform(0.05, 0.6)) for g in gold]
     assert_equal_to_seqeval(gold, pred)
 
 

@@ -64,6 +64,7 @@ from .likelihood import POST, range_alarms
 from .robust import absurd_rows, center_scale, compress, describe_rows
 from .kinds import KINDS
 from .models import make_model
+from .spec import DetectorSpec
 from .task import AnomalyTask
 
 
@@ -222,8 +223,8 @@ class Detector:
                 log, bar: WorkProgress) -> tuple[np.ndarray, Any, dict]:
         """One network's raw measure for every row (0 before ``first``), trained from ``seed``."""
         cfg, n = self.config, len(feats)
-        spec = {"detector": self.kind, "input_size": feats.shape[1], "hidden_size": cfg.hidden,
-                "window": cfg.window, "horizon": 1, "latent_size": cfg.latent, "seed": seed}
+        spec = DetectorSpec(self.kind, feats.shape[1], cfg.hidden, cfg.window, seed, horizon=1,
+                            latent_size=cfg.latent)
         t0 = time.perf_counter()
         model, steps = self._train(spec, feats, views, first, start, cfg.epochs, None, run_dir, log)
         fit_s = time.perf_counter() - t0
@@ -244,13 +245,13 @@ class Detector:
             lo, hi = hi, hi + block
         return raw, model, {"steps": steps, "refits": refits, "fit_s": fit_s}
 
-    def _train(self, spec: dict, feats: np.ndarray, views: np.ndarray, lo: int, hi: int, epochs: int,
+    def _train(self, spec: DetectorSpec, feats: np.ndarray, views: np.ndarray, lo: int, hi: int, epochs: int,
                init, run_dir, log) -> tuple[Any, int]:
         """Train on the windows whose scored row is in [lo, hi) (from ``init``'s weights when given)
         through the one training loop; returns the best model (eval mode) and the steps taken."""
         cfg, kind = self.config, KINDS[self.kind]
         x, y = kind.inputs(views, lo, hi, cfg.window), kind.targets(feats, lo, hi)
-        seed = spec["seed"] if init is None else int(np.random.SeedSequence([spec["seed"], hi]).generate_state(1)[0])
+        seed = spec.seed if init is None else int(np.random.SeedSequence([spec.seed, hi]).generate_state(1)[0])
         task = AnomalyTask(spec, x, y, batch=cfg.batch, seed=seed, beta=cfg.beta,
                            init=None if init is None else init.state_dict())
         steps = epochs * task.batches.per_epoch

@@ -29,14 +29,12 @@ import numpy as np
 
 from ...models.seqmodel import SeqModel
 from ...layers import GaussianLatent, Linear, RepeatVector, RNNStack
+from ...init import child_seeds
 from ...module import DEFAULT_DTYPE, Module
+from .spec import DetectorSpec
 
 LOGVAR_MAX = 5.0
 KINDS = ("pred", "encdec", "vae")
-
-
-def _seeds(seed: int, n: int) -> list[int]:
-    return [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(n)]
 
 
 class EncDecCache(NamedTuple):
@@ -52,7 +50,7 @@ class EncDecAD(Module):
     def __init__(self, input_size: int, hidden_size: int, window: int, *, seed: int = 0,
                  dtype: Any = DEFAULT_DTYPE) -> None:
         super().__init__()
-        s = _seeds(seed, 3)
+        s = child_seeds(seed, 3)
         self.enc = self.add_child("enc", RNNStack("lstm", input_size, hidden_size, seed=s[0], dtype=dtype))
         self.rep = self.add_child("rep", RepeatVector(window))
         self.dec = self.add_child("dec", RNNStack("lstm", hidden_size, hidden_size, seed=s[1], dtype=dtype))
@@ -91,7 +89,7 @@ class LSTMVAE(Module):
     def __init__(self, input_size: int, hidden_size: int, window: int, latent_size: int = 8, *,
                  seed: int = 0, dtype: Any = DEFAULT_DTYPE) -> None:
         super().__init__()
-        s = _seeds(seed, 4)
+        s = child_seeds(seed, 4)
         self.enc = self.add_child("enc", RNNStack("lstm", input_size, hidden_size, seed=s[0], dtype=dtype))
         self.latent = self.add_child("latent", GaussianLatent(hidden_size, latent_size, seed=s[1], dtype=dtype))
         self.rep = self.add_child("rep", RepeatVector(window))
@@ -122,38 +120,28 @@ class LSTMVAE(Module):
         return dx
 
 
-def make_model(spec: dict) -> Module:
-    """The network of a detector from its spec: ``{"detector", "input_size", "hidden_size",
-    "window", "horizon", "latent_size", "seed"}``."""
-    kind = spec["detector"]
-    if kind == "pred":
-        return SeqModel("lstm", spec["input_size"], spec["hidden_size"], spec.get("horizon", 1), seed=spec["seed"])
-    if kind == "encdec":
-        return EncDecAD(spec["input_size"], spec["hidden_size"], spec["window"], seed=spec["seed"])
-    if kind == "vae":
-        return LSTMVAE(spec["input_size"], spec["hidden_size"], spec["window"], spec.get("latent_size", 8),
-                       seed=spec["seed"])
-    raise ValueError(f"unknown detector {kind!r}; choose from {', '.join(KINDS)}")
+def make_model(spec: DetectorSpec | dict) -> Module:
+    """The network of a detector from its spec (:class:`~rnnlab.tasks.anomaly.spec.DetectorSpec`, or the
+    dict of its fields that checkpoints hold)."""
+    s = DetectorSpec.from_dict(spec)
+    if s.detector == "pred":
+        return SeqModel("lstm", s.input_size, s.hidden_size, s.horizon, seed=s.seed)
+    if s.detector == "encdec":
+        return EncDecAD(s.input_size, s.hidden_size, s.window, seed=s.seed)
+    if s.detector == "vae":
+        return LSTMVAE(s.input_size, s.hidden_size, s.window, s.latent_size, seed=s.seed)
+    raise ValueError(f"unknown detector {s.detector!r}; choose from {', '.join(KINDS)}")
 
 
 def _gradcheck_cases(rng: np.random.Generator) -> list:
     """EncDecAD and LSTMVAE end to end: the loss reaches x through the decoder, the (repeated)
     encoder state and, for the VAE, the reparameterised sample and the KL term."""
-    from ...gradcheck import Case, randomize
+    from ...gradcheck import input_case, randomize
 
     cases = []
     for label, B, L in (("B=3,L=4", 3, 4), ("B=1,T=1", 1, 1)):
         model = randomize(EncDecAD(2, 3, L, seed=1), rng)
-        inputs = {"x": rng.standard_normal((B, L, 2))}
-
-        def run(model=model, inputs=inputs):
-            r, cache = model.forward(inputs["x"])
-            return [r], cache
-
-        def grad(G, cache, model=model):
-            return {"x": model.backward(G[0], cache)}
-
-        cases.append(Case(f"EncDecAD {label}", model, inputs, run, grad))
+        cases.append(input_case(f"EncDecAD {label}", model, rng.standard_normal((B, L, 2))))
     return cases
 
 

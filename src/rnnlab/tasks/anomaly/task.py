@@ -24,6 +24,7 @@ from ...layers import GaussianNLL, MSELoss
 from ...module import Module, no_grad
 from ...train.task import EvalInterrupted, SourceTask, StepOutput, param_arrays
 from .models import make_model
+from .spec import DetectorSpec
 
 KIND = "rnnlab.anomaly"
 
@@ -32,9 +33,9 @@ class AnomalyTask(SourceTask):
     name = "anomaly"
     unit = "windows"
 
-    def __init__(self, spec: dict, x: np.ndarray, y: np.ndarray | None, *, batch: int = 32, seed: int = 0,
-                 beta: float = 1.0, eval_batch: int = 1024, init: dict | None = None) -> None:
-        self.spec, self.x, self.beta, self.eval_batch = dict(spec), x, beta, eval_batch
+    def __init__(self, spec: DetectorSpec | dict, x: np.ndarray, y: np.ndarray | None, *, batch: int = 32,
+                 seed: int = 0, beta: float = 1.0, eval_batch: int = 1024, init: dict | None = None) -> None:
+        self.spec, self.x, self.beta, self.eval_batch = DetectorSpec.from_dict(spec), x, beta, eval_batch
         self.init = init  # weights to start from (online refits), else the spec's seeded initialisation
         self.y = y if y is not None else x[..., 0]
         self.batches = EpochBatches(x, self.y, max(1, min(batch, len(x))), seed)
@@ -47,12 +48,12 @@ class AnomalyTask(SourceTask):
         return model
 
     def pack_model(self, model: Module) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        return param_arrays(model), {"kind": KIND, "model": dict(self.spec)}
+        return param_arrays(model), {"kind": KIND, "model": self.spec.to_dict()}
 
     def loss(self, model: Module, x: np.ndarray, y: np.ndarray, *, backward: bool,
              eps: np.ndarray | None = None) -> tuple[float, Any]:
         """The task's loss on one batch (and its backward when asked); returns (loss, stack cache)."""
-        kind = self.spec["detector"]
+        kind = self.spec.detector
         if kind == "vae":
             (m, v, kl), cache = model.forward(x, eps)
             nll, ncache = self.nll.forward(m, v, y)
@@ -77,14 +78,14 @@ class AnomalyTask(SourceTask):
         was_training = model.training
         model.eval()
         total = 0.0
-        latent = self.spec.get("latent_size", 8)
+        latent = self.spec.latent_size
         try:
             with no_grad():
                 for i in range(0, len(self.x), self.eval_batch):
                     if should_stop():
                         raise EvalInterrupted
                     x, y = self.x[i:i + self.eval_batch], self.y[i:i + self.eval_batch]
-                    eps = np.zeros((len(x), latent), dtype=x.dtype) if self.spec["detector"] == "vae" else None
+                    eps = np.zeros((len(x), latent), dtype=x.dtype) if self.spec.detector == "vae" else None
                     total += self.loss(model, x, y, backward=False, eps=eps)[0] * len(x)
         finally:
             model.train(was_training)

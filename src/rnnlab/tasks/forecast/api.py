@@ -33,7 +33,7 @@ from .metrics import owa
 from .model import make_model
 from .spec import ForecastSpec, as_spec
 from .task import (KIND, ForecastConfig, ForecastTask, encode_groups, make_spec, metric_period,
-                   predict_normalised, score)
+                   predict_normalised, score, training_min_window)
 
 
 class Forecast(NamedTuple):
@@ -91,8 +91,9 @@ def _train_run(job: Job, log: Callable[[str], None], progress: Progress | None,
         raise CheckpointError(f"{ckpt}: the run's model differs from what these settings and data give")
     init_state = _init_state(cfg.init, spec) if cfg.init and ckpt is None else None
     task = ForecastTask(spec, series, batch=cfg.batch_size, seed=cfg.seed, holdout=cfg.holdout,
-                        eval_batch=cfg.eval_batch, mase_period=metric_period(cfg, spec), min_window=cfg.min_window,
-                        init_state=init_state)
+                        eval_batch=cfg.eval_batch, mase_period=metric_period(cfg, spec),
+                        min_window=training_min_window(cfg, spec),
+                        short_share=cfg.short_share, init_state=init_state)
     log(f"rnnlab forecast train: {len(series)} series from {cfg.data}; {spec.model} {spec.cell} "
         f"{spec.hidden_size} units, window {spec.window}, horizon {spec.horizon}, season "
         f"{spec.season}, MASE period {task.m}, {spec.norm} scale; run folder {run_dir}")

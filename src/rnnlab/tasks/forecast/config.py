@@ -40,8 +40,11 @@ class ForecastConfig(LoopConfig):
                            "rolling-origin test", metavar="N")
     history: int = _opt(0, "keep only the last N values of each series (training, and eval's default; 0: all)",
                         metavar="N")
-    min_window: int = _opt(0, "train on input lengths drawn from N..--window per batch, so that histories shorter "
-                              "than the window are forecast as well as full ones (0: the full window)", metavar="N")
+    min_window: int = _opt(0, "the shortest input length of the --short-share batches (default 0: the horizon)",
+                           metavar="N")
+    short_share: float = _opt(0.25, "share of the batches whose input length is drawn from --min-window..--window, so "
+                                    "that histories shorter than the window are forecast as well as full ones (0: every "
+                                    "batch has the full window)", metavar="P")
     phase: str = _opt("end", "for series without timestamps, the time features count steps from the series' end, "
                              "the forecast origin (a history cut at the front keeps its phase), or from its first "
                              "value (series that all start at the same time)", choices=("end", "start"))
@@ -85,6 +88,8 @@ class ForecastConfig(LoopConfig):
             raise ConfigError(f"--quantiles must lie strictly between 0 and 1, got {self.quantiles}")
         if self.norm not in ("auto", "log", "standard") or self.base not in ("snaive", "none"):
             raise ConfigError("--norm must be auto, log or standard and --base snaive or none")
+        if not 0 <= self.short_share <= 1:
+            raise ConfigError(f"--short-share must lie between 0 and 1, got {self.short_share}")
         if self.phase not in ("end", "start"):
             raise ConfigError(f"--phase must be end or start, got {self.phase!r}")
         return self
@@ -92,4 +97,8 @@ class ForecastConfig(LoopConfig):
     @classmethod
     def from_dict(cls, d: dict) -> "ForecastConfig":
         names = {f.name for f in dataclasses.fields(cls)}
+        d = dict(d)
+        if "short_share" not in d and "min_window" in d:
+            # a run saved before --short-share: --min-window N > 0 drew every batch's length, 0 none
+            d["short_share"] = 1.0 if d["min_window"] > 0 else 0.0
         return cls(**{k: v for k, v in d.items() if k in names})

@@ -49,6 +49,12 @@ def make_spec(cfg: ForecastConfig, series: Sequence, default_horizon: int | None
                         phase=cfg.phase, input_size=size, future_size=size)
 
 
+def training_min_window(cfg: ForecastConfig, spec: ForecastSpec) -> int:
+    """The shortest input length of the short batches (``--min-window``, by default the horizon), or 0 when
+    ``--short-share 0`` asks for full windows only."""
+    return (cfg.min_window or spec.horizon) if cfg.short_share > 0 else 0
+
+
 def metric_period(cfg: ForecastConfig, spec: ForecastSpec) -> int:
     """MASE's (and Naive2's) period: --mase-period, else M4's for --frequency, else the model's season."""
     freq = frequency(cfg.frequency)
@@ -68,9 +74,10 @@ class ForecastTask(Task):
 
     def __init__(self, spec: ForecastSpec | dict, series: Sequence, *, batch: int = 64, seed: int = 0, holdout: int = 0,
                  eval_batch: int = 512, mase_period: int = 0, min_window: int = 0,
-                 init_state: dict[str, np.ndarray] | None = None) -> None:
+                 short_share: float = 1.0, init_state: dict[str, np.ndarray] | None = None) -> None:
         self.spec, self.batch, self.eval_batch = as_spec(spec), batch, eval_batch
-        self.min_window = min_window                # >0: batches of input lengths min_window..window
+        self.min_window = min_window                # >0: batches of input lengths min_window..window,
+        self.short_share = short_share              # a share short_share of them (1: every batch)
         self.init_state = init_state                # weights of a trained model to start from (--init)
         self.m = mase_period or self.spec.season      # the metric's period (validation MASE, Naive2)
         L, H = self.spec.window, self.spec.horizon
@@ -139,8 +146,9 @@ class ForecastTask(Task):
         if self.mixed:  # the batch's window length is that of a series drawn uniformly (its min(L, cutoff - H))
             k = self.trainable[self.rng.integers(0, self.trainable.size)]
             L = int(min(L, self.cutoff[k] - H))
-        if 0 < self.min_window < L:    # histories shorter than the window: trained on, not only forecast
-            L = int(self.rng.integers(self.min_window, L + 1))
+        if 0 < self.min_window < L and self.short_share > 0 and (self.short_share >= 1
+                                                                 or self.rng.random() < self.short_share):
+            L = int(self.rng.integers(self.min_window, L + 1))  # histories shorter than the window: trained on
         w = sample_windows(self.values, L, H, self.batch, cutoff=self.cutoff, rng=self.rng)
         e = F.encode(self.spec, w.x, [self.clocks[k] for k in w.series_index], w.start)
         return e, F.targets(self.spec, e, w.y)
