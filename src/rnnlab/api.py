@@ -203,20 +203,30 @@ class CharLM:
 
     # -- using the model -----------------------------------------------------------------------
     def stream(self, prime: str = "", length: int = 200, temperature: float = 1.0, top_k: int = 0,
-               seed: int | None = None, argmax: bool = False) -> Iterator[str]:
-        """Generated characters one at a time (for printing as they come)."""
+               seed: int | None = None, argmax: bool = False, precision: str = "fp32") -> Iterator[str]:
+        """Generated characters one at a time (for printing as they come); ``precision`` as in
+        :meth:`sample`."""
+        from .tasks.charlm.config import check_precision_cell
+
+        check_precision_cell(precision, self.model.config.cell)
         return generate.stream(self.model, self.vocab, prime, length, temperature=temperature, top_k=top_k,
-                               seed=seed, argmax=argmax)
+                               seed=seed, argmax=argmax, precision=precision)
 
     def sample(self, prime: str = "", length: int = 200, temperature: float = 1.0, top_k: int = 0,
-               seed: int | None = None, argmax: bool = False, beam: int = 0) -> str:
+               seed: int | None = None, argmax: bool = False, beam: int = 0, precision: str = "fp32") -> str:
         """``length`` characters continuing ``prime`` (not repeated in the result).
 
-        ``beam > 0`` runs beam search of that width instead of sampling.
+        ``beam > 0`` runs beam search of that width instead of sampling. ``precision="bf16"``: the
+        products in bf16 with fp32 accumulation (as ``rnnlab sample --precision bf16``; refused with
+        :class:`ConfigError` where the CPU or oneMKL cannot run it).
         """
         if beam:
-            return generate.beam_search(self.model, self.vocab, prime, length, beam, seed=seed).text
-        return "".join(self.stream(prime, length, temperature, top_k, seed, argmax))
+            from .tasks.charlm.config import check_precision_cell
+
+            check_precision_cell(precision, self.model.config.cell)
+            return generate.beam_search(self.model, self.vocab, prime, length, beam, seed=seed,
+                                        precision=precision).text
+        return "".join(self.stream(prime, length, temperature, top_k, seed, argmax, precision))
 
     def evaluate(self, text: str | os.PathLike | None = None, *, path: str | os.PathLike | None = None,
                  batch_size: int | None = None, seq_len: int | None = None,

@@ -15,6 +15,11 @@ Folding the input projection of layer 0 into a (V, G*H) table turns the
 embedding (or one-hot) product into a row lookup. Dropout is never applied:
 generation always runs the eval-mode model.
 
+``precision="bf16"`` (``rnnlab sample --precision bf16``): the layers' and the output layer's
+products take bf16 operands with float32 accumulation (:func:`rnnlab.fast.bf16.fixed`: each weight
+rounded and packed once per :class:`Stepper`), as evaluation does; refused where the CPU or oneMKL
+cannot run it (:mod:`rnnlab.blas.precision`).
+
 Sampling draws from softmax(z / temperature), optionally restricted to the
 ``top_k`` largest logits; ``argmax`` picks the most likely character (greedy).
 Beam search keeps the ``width`` best partial continuations by total
@@ -29,9 +34,10 @@ from typing import Any, Callable, Iterator, NamedTuple
 import numpy as np
 
 from . import fast
+from .blas import precision as products
 from .data import Vocab
 from .errors import ConfigError, DataError
-from .fast import stepping
+from .fast import bf16, stepping
 from .fast.stepping import CellRunner  # noqa: F401  (re-exported)
 from .layers import Embedding
 from .layers.losses import log_softmax
@@ -57,8 +63,10 @@ class Stepper:
     character in a buffer that the following call overwrites.
     """
 
-    def __init__(self, model: CharRNN) -> None:
+    def __init__(self, model: CharRNN, precision: str | None = None) -> None:
         self.model = model
+        # the products' precision, fixed for this stepper (checked here: one line where it cannot run)
+        self.precision = products.check(precision) if precision is not None else products.current()
         rnn = model.rnn
         if rnn.bidirectional:
             raise ConfigError("a bidirectional model cannot generate text left to right")
@@ -91,10 +99,13 @@ class Stepper:
         # (and all, under fast.reference_only()) step through the cell's own code.
         self.batch = batch
         self.runners = []
-        for k, cell in enumerate(self.cells):
-            kernel = fast.kernel_for(cell)
-            runner = stepping.RUNNERS.get(kernel, CellRunner)
-            self.runners.append(runner(cell, self.table0 if k == 0 else None, batch, self.dtype))
+        with products.use(self.precision):   # the runners' products are made (bf16: packed) here
+            for k, cell in enumerate(self.cells):
+                kernel = fast.kernel_for(cell)
+                runner = stepping.RUNNERS.get(kernel, CellRunner)
+                self.runners.append(runner(cell, self.table0 if k == 0 else None, batch, self.dtype))
+            self.prod_p = None if self.W_p is None else bf16.fixed(self.W_p, batch)
+            self.prod_o = bf16.fixed(self.W_o, batch)
         self.proj = None if self.W_p is None else np.empty((batch, self.W_p.shape[1]), self.dtype)
         self.logits = np.empty((batch, self.W_o.shape[1]), self.dtype)
 
@@ -108,9 +119,9 @@ class Stepper:
             states[k] = runner.step(inp, states[k], self.t)
             inp = states[k][0]
         h = inp
-        if self.W_p is not None:
-            h = np.matmul(h, self.W_p, out=self.proj)
-        np.matmul(h, self.W_o, out=self.logits)
+        if self.prod_p is not None:
+            h = self.prod_p(h, self.proj)
+        self.prod_o(h, self.logits)
         self.logits += self.b_o
         self.t += 1
         return self.logits
@@ -164,12 +175,14 @@ def pick(logits: np.ndarray, rng: np.random.Generator, temperature: float = 1.0,
 
 
 def stream(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200, *, temperature: float = 1.0,
-           top_k: int = 0, seed: int | None = None, argmax: bool = False) -> Iterator[str]:
+           top_k: int = 0, seed: int | None = None, argmax: bool = False,
+           precision: str = "fp32") -> Iterator[str]:
     """Yield ``length`` generated characters one by one (the prime itself is not repeated)."""
     _check(length, temperature, top_k)
+    products.check(precision)
     rng = np.random.default_rng(seed)
     ids = start_ids(vocab, prime, rng)  # validated before the first character is asked for
-    return _stream(model, vocab, ids, length, rng, temperature, top_k, argmax)
+    return _stream(model, vocab, ids, length, rng, temperature, top_k, argmax, precision)
 
 
 class Sampler:
@@ -208,11 +221,11 @@ class Sampler:
 
 
 def _stream(model: CharRNN, vocab: Vocab, ids: np.ndarray, length: int, rng: np.random.Generator,
-            temperature: float, top_k: int, argmax: bool) -> Iterator[str]:
+            temperature: float, top_k: int, argmax: bool, precision: str = "fp32") -> Iterator[str]:
     chars = vocab.chars
     draw = Sampler(rng, temperature, top_k, argmax)
     with eval_mode(model):
-        stepper = Stepper(model).reset(1)
+        stepper = Stepper(model, precision).reset(1)
         logits = stepper.feed_text(ids)
         token = np.empty(1, dtype=np.intp)
         for n in range(length):
@@ -268,12 +281,13 @@ def beam_ids(step: Callable[[np.ndarray], np.ndarray], select: Callable[[np.ndar
 
 
 def beam_search(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200, width: int = 5, *,
-                seed: int | None = None) -> BeamResult:
+                seed: int | None = None, precision: str = "fp32") -> BeamResult:
     """The most probable ``length``-character continuation that a beam of ``width`` finds."""
     _check(length, 1.0, 0)
+    products.check(precision)
     ids = start_ids(vocab, prime, np.random.default_rng(seed))
     with eval_mode(model):
-        stepper = Stepper(model).reset(1)
+        stepper = Stepper(model, precision).reset(1)
         logits = stepper.feed_text(ids)[0].copy()
         best, score = beam_ids(stepper.feed, stepper.select, logits, length, width)
     return BeamResult(vocab.decode(np.array(best, dtype=np.int64)), score)

@@ -31,6 +31,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="sample only among the K most likely characters; 0: all (default)")
     p.add_argument("--seed", type=int, default=None, help="random seed: the same seed gives the same text")
     p.add_argument("--argmax", action="store_true", help="always take the most likely character (greedy)")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="matrix products in fp32 (default) or bf16 with fp32 accumulation (oneMKL; LSTM and GRU "
+                        "models; needs a CPU with AVX512_BF16 or AMX and pip install 'rnnlab[mkl]')")
     p.add_argument("--beam", type=int, default=0, metavar="K",
                    help="beam search of width K for the most probable continuation (printed at the end)")
     p.set_defaults(run=run)
@@ -40,8 +43,13 @@ def run(args: argparse.Namespace) -> int:
     from ..api import load_run
     from ..errors import DataError
 
+    from ..blas import precision
+    from ..tasks.charlm.config import check_precision_cell
+
     _check_flags(args)  # before the model is read
+    precision.check(args.precision)
     loaded = load_run(args.run_path, args.checkpoint)
+    check_precision_cell(args.precision, loaded.model.config.cell)
     try:
         args.prime, unknown = loaded.vocab.resolve_unknown(args.prime, args.unknown)
     except DataError as exc:
@@ -81,12 +89,13 @@ def _generate(args: argparse.Namespace, loaded: "LoadedRun", out: TextIO) -> tup
 
     if args.beam:
         result = generate.beam_search(loaded.model, loaded.vocab, args.prime, args.length, args.beam,
-                                      seed=args.seed)
+                                      seed=args.seed, precision=args.precision)
         out.write(args.prime + result.text)
         count, note = len(result.text), f", log-probability {result.log_prob:.3f} nats"
     else:
         chars = generate.stream(loaded.model, loaded.vocab, args.prime, args.length, temperature=args.temperature,
-                                top_k=args.top_k, seed=args.seed, argmax=args.argmax)  # checks before printing
+                                top_k=args.top_k, seed=args.seed, argmax=args.argmax,
+                                precision=args.precision)  # checks before printing
         out.write(args.prime)
         count, note = 0, ""
         for ch in chars:

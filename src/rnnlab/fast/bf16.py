@@ -7,6 +7,9 @@
   small bf16 buffer at each step.
 * :func:`matmul`: one product of two float32 arrays (the input projection, the weight
   gradients, the output layer), both rounded to bf16 first.
+* :func:`fixed`: generation's per-step product ``out = x @ W`` with a fixed ``W``: packed in bf16
+  once (per stepper, i.e. per generated text), ``x`` rounded into a small buffer at each call; in
+  fp32 it is NumPy's ``np.matmul``.
 * :func:`active`: True where a float32 product should go here (``bf16`` in effect).
 
 Rounding is round-to-nearest-even (:func:`rnnlab.blas.bf16.to_bf16`; with numba, its compiled
@@ -96,4 +99,25 @@ def stepper(a: np.ndarray, W: np.ndarray, out: np.ndarray) -> Callable[[int], An
     return run
 
 
-__all__ = ["active", "convert", "matmul", "mm", "stepper"]
+def fixed(W: np.ndarray, rows: int) -> Callable[[np.ndarray, np.ndarray], Any]:
+    """``prod(x, out)``: ``out[...] = x @ W`` for ``x`` of ``rows`` rows and a weight ``W`` (K, N)
+    that does not change while ``prod`` is used (generation). Under bf16 (:func:`active`), ``W`` is
+    rounded and packed once here and ``x`` rounded at each call, accumulating in float32;
+    otherwise it is ``np.matmul(x, W, out=out)``."""
+    if not active(W):
+        def numpy_product(x: np.ndarray, out: np.ndarray) -> Any:
+            return np.matmul(x, W, out=out)
+        return numpy_product
+    from ..blas.mkl import PackedMatrix
+
+    packed = PackedMatrix(np.ascontiguousarray(W), rows, precision="bf16")
+    buf = np.empty((rows, W.shape[0]), np.uint16)
+
+    def bf16_product(x: np.ndarray, out: np.ndarray) -> Any:
+        convert(np.ascontiguousarray(x), buf)
+        return packed.compute(buf, out)
+    bf16_product.arrays = (W, buf, packed)  # type: ignore[attr-defined]
+    return bf16_product
+
+
+__all__ = ["active", "convert", "fixed", "matmul", "mm", "stepper"]

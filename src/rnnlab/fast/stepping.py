@@ -25,6 +25,11 @@ in eval mode (:class:`NormLSTMRunner`: the kernels' normalisation of the input
 side, then their step; a BN-LSTM in training mode steps through its own code,
 which updates its population statistics).
 
+Under ``--precision bf16`` (:mod:`rnnlab.blas.precision`) the LSTM, GRU and RNN runners' products
+go through :func:`rnnlab.fast.bf16.fixed`: weights rounded to bf16 and packed once per runner,
+the step's input rounded at each call, float32 accumulation, as in the training and evaluation
+loops; the first layer's table stays float32 (evaluation's token path projects in float32 too).
+
 ``runner.step(inp, state, t) -> state``: ``inp`` is the (B,) ids for the first
 layer and the (B, D) output of the layer below otherwise. ``tests/test_generate.py``
 asserts that the runners equal the reference stepper and the full forward.
@@ -36,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from ..cells import BNLSTMCell
-from . import accel, bnlstm, gru, lnlstm, lstm, rnn
+from . import accel, bf16, bnlstm, gru, lnlstm, lstm, rnn
 
 
 class CellRunner:
@@ -67,6 +72,7 @@ class LSTMRunner:
         self.table = None if table is None else np.ascontiguousarray(table * scale, dtype=dtype)
         if table is not None:  # first layer: a table row (b included) plus h W_h
             self.W_h = np.ascontiguousarray(p["W_h"] * scale, dtype=dtype)
+            self.prod_h = bf16.fixed(self.W_h, batch)
             self.hw = np.empty((batch, 4 * H), dtype=dtype)
             self.b = np.zeros(4 * H, dtype=dtype)
         else:  # one product over [x, h] and the stacked weights, then b
@@ -75,7 +81,8 @@ class LSTMRunner:
             self.hw = np.zeros((1, 4 * H), dtype=dtype)   # nothing more to add
             self.xh = np.empty((batch, D + H), dtype=dtype)
             # batch 1: (G, D+H) @ (D+H,) is the faster matrix-vector product (18 vs 24 us at H=256)
-            self.W_T = np.ascontiguousarray(self.W.T) if batch == 1 else None
+            self.prod = bf16.fixed(self.W, batch)
+            self.W_T = np.ascontiguousarray(self.W.T) if batch == 1 and not bf16.active(self.W) else None
         self.D = D
         self.a = np.empty((batch, 4 * H), dtype=dtype)
         self.tmp, self.tmp2 = np.empty((batch, H), dtype=dtype), np.empty((batch, H), dtype=dtype)
@@ -85,14 +92,14 @@ class LSTMRunner:
         a = self.a
         if self.table is not None:
             np.take(self.table, inp, axis=0, out=a)
-            np.matmul(h, self.W_h, out=self.hw)
+            self.prod_h(h, self.hw)
         else:
             self.xh[:, :self.D] = inp
             self.xh[:, self.D:] = h
             if self.W_T is not None:
                 np.matmul(self.W_T, self.xh[0], out=a[0])
             else:
-                np.matmul(self.xh, self.W, out=a)
+                self.prod(self.xh, a)
         compiled = accel.steps(a.dtype)
         if compiled is not None:  # one compiled loop: a + hw + b -> gates -> c, h in place
             compiled.lstm_forward(a, self.hw, self.b, self.scale, self.shift, c, c, self.tmp, h)
@@ -111,6 +118,8 @@ class GRURunner:
         self.W_x = None if table is not None else np.ascontiguousarray(p["W_x"] * scale, dtype=dtype)
         self.b = np.zeros(3 * H, dtype=dtype) if table is not None else (p["b"] * scale).astype(dtype)
         self.W_h = np.ascontiguousarray(p["W_h"] * scale, dtype=dtype)
+        self.prod_x = None if self.W_x is None else bf16.fixed(self.W_x, batch)
+        self.prod_h = bf16.fixed(self.W_h, batch)
         self.b_hn = p["b_hn"].astype(dtype)
         self.xw = np.empty((batch, 3 * H), dtype=dtype)
         self.hw = np.empty((batch, 3 * H), dtype=dtype)
@@ -121,8 +130,8 @@ class GRURunner:
         if self.table is not None:
             np.take(self.table, inp, axis=0, out=self.xw)
         else:
-            np.matmul(inp, self.W_x, out=self.xw)
-        np.matmul(h, self.W_h, out=self.hw)
+            self.prod_x(inp, self.xw)
+        self.prod_h(h, self.hw)
         compiled = accel.steps(h.dtype)
         step = compiled.gru_forward if compiled is not None else gru.forward_step
         step(self.xw, self.hw, self.b, self.b_hn, h, self.tmp, h)
@@ -139,6 +148,8 @@ class RNNRunner:
         self.W_x = None if table is not None else np.ascontiguousarray(p["W_x"], dtype=dtype)
         self.b = np.zeros(H, dtype=dtype) if table is not None else p["b"].astype(dtype)
         self.W_h = np.ascontiguousarray(p["W_h"], dtype=dtype)
+        self.prod_x = None if self.W_x is None else bf16.fixed(self.W_x, batch)
+        self.prod_h = bf16.fixed(self.W_h, batch)
         self.xw, self.a = np.empty((batch, H), dtype=dtype), np.empty((batch, H), dtype=dtype)
 
     def step(self, inp: np.ndarray, state: tuple, t: int = 0) -> tuple:
@@ -146,8 +157,8 @@ class RNNRunner:
         if self.table is not None:
             np.take(self.table, inp, axis=0, out=self.xw)
         else:
-            np.matmul(inp, self.W_x, out=self.xw)
-        np.matmul(h, self.W_h, out=self.a)
+            self.prod_x(inp, self.xw)
+        self.prod_h(h, self.a)
         compiled = accel.steps(h.dtype)
         (compiled.rnn_forward if compiled is not None else rnn.forward_step)(self.a, self.xw, self.b, self.relu)
         np.copyto(h, self.a)

@@ -46,18 +46,40 @@ def run_task(task: Task, cfg: Any, run_dir: Path, *, resume_from: Path | None = 
 
     config.json is the configuration (written first) and, once training returns, ``"blas"``: which
     library ran the step products (``RNNLAB_BLAS`` requested and each shape's choice, see
-    :func:`rnnlab.blas.choice.choices`) and the precision of the products."""
+    :func:`rnnlab.blas.choice.choices`) and the precision of the products.
+
+    ``cfg.precision`` (every task's ``--precision``): the loop, its evaluations included, runs in
+    that precision (:mod:`rnnlab.blas.precision`); bf16 is checked before any work (one line naming
+    the missing CPU feature or package, or the model's layers that have no bf16 time loop)."""
+    name = getattr(cfg, "precision", "fp32")
+    precision.check(name)
     sweep_temporaries(run_dir)
     trainer = trainer_cls(task, cfg, run_dir, progress=progress, log=log)
+    if name == "bf16":
+        check_bf16_layers(trainer.model)
     if resume_from is not None:
         trainer.restore(resume_from)
         best = "none yet" if trainer.best is None else f"{trainer.best:.4g}"
         log(f"resumed at step {trainer.step} (best validation {task.selection.key} {best})")
     record = {"task": task.name, **cfg.to_dict()}
     write_json(run_dir / CONFIG, record)
-    summary = trainer.fit()
-    write_json(run_dir / CONFIG, {**record, "blas": {**blas_choice.choices(), "precision": precision.current()}})
+    with precision.use(name):
+        summary = trainer.fit()
+    write_json(run_dir / CONFIG, {**record, "blas": {**blas_choice.choices(), "precision": name}})
     return summary
+
+
+def check_bf16_layers(model: Any) -> None:
+    """:class:`ConfigError` unless every recurrent layer of ``model`` has a bf16 time loop (LSTM, GRU)."""
+    from .. import fast
+    from ..fast import gru, lstm
+    from ..layers.recurrent import Recurrent
+
+    other = sorted({type(m.cell).__name__ for _, m in model.modules()
+                    if isinstance(m, Recurrent) and fast.KERNELS.get(type(m.cell)) not in (lstm, gru)})
+    if other:
+        raise ConfigError(f"--precision bf16 runs LSTM and GRU layers so far; this model also has "
+                          f"{', '.join(other)}; use --precision fp32")
 
 
 def describe_changes(cfg: Any, defaults: Any) -> str:
@@ -79,5 +101,5 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ["ConfigError", "DivergenceError", "EvalInterrupted", "LoopConfig", "Progress", "Selection",
-           "StepOutput", "Task", "TrainConfig", "Trainer", "describe_changes", "load_toml",
+           "StepOutput", "Task", "TrainConfig", "Trainer", "check_bf16_layers", "describe_changes", "load_toml",
            "resume_checkpoint", "run_task", "validate_loop"]

@@ -26,6 +26,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..blas.precision import PRECISIONS
 from ..errors import ConfigError
 from ..optim import OPTIMIZERS, SCHEDULES
 
@@ -60,6 +61,9 @@ class LoopConfig:
     guard: str = _opt("backoff", "on a non-finite or exploding step: abort, skip or backoff")
     diagnostics: bool = _opt(False, "log hidden-state and gradient statistics per layer")
     seed: int = _opt(0, "random seed for initialisation, dropout and batching")
+    precision: str = _opt("fp32", "fp32, or bf16: matrix products with bf16 inputs and fp32 accumulation (oneMKL; "
+                                  "LSTM and GRU layers; needs a CPU with AVX512_BF16 or AMX and pip install "
+                                  "'rnnlab[mkl]'); weights, optimizer and the rest stay fp32")
 
     def validate(self) -> "LoopConfig":
         validate_loop(self)
@@ -76,6 +80,8 @@ def validate_loop(cfg: Any) -> None:
     """Check the loop fields of any config object (and resolve ``schedule="auto"``)."""
     if cfg.optimizer not in OPTIMIZERS:
         raise ConfigError(f"unknown --optimizer {cfg.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
+    if getattr(cfg, "precision", "fp32") not in PRECISIONS:
+        raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")
     if cfg.schedule == "auto":
         cfg.schedule = "cosine" if (cfg.max_steps or cfg.max_minutes) else "constant"
     if cfg.schedule not in SCHEDULES:

@@ -56,10 +56,6 @@ class TrainConfig(LoopConfig):
     dropout: float = _opt(0.2, "dropout probability between layers and before the output")
     proj_size: int = _opt(0, "linear projection of the top layer before the output; 0: none")
     cell_options: dict = _opt({}, "extra cell options as JSON, e.g. '{\"identity_scale\": 0.5}'")
-    # bf16: matrix products in bf16, fp32 accumulation (rnnlab.blas.precision)
-    precision: str = _opt("fp32", "fp32, or bf16: matrix products with bf16 inputs and fp32 accumulation (oneMKL; "
-                                  "needs a CPU with AVX512_BF16 or AMX and pip install 'rnnlab[mkl]'); weights, "
-                                  "optimizer and the rest stay fp32")
     batch_size: int = _opt(64, "parallel streams per batch (B)")
     seq_len: int = _opt(64, "characters per stream per step: the truncated-BPTT length (T)")
     eval_chars: int = _opt(1_000_000, "characters of the validation split scored at each evaluation during "

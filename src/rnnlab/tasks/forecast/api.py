@@ -20,6 +20,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
+from ...blas import precision
 from ...checkpoint import load_checkpoint, save_checkpoint
 from ...errors import CheckpointError, ConfigError, DataError, InputWarning
 from ...train import Progress, run_task
@@ -74,6 +75,7 @@ def _train_run(job: Job, log: Callable[[str], None], progress: Progress | None,
                series: Sequence | None) -> tuple[dict, Path]:
     cfg, ckpt, meta, run_dir = job.cfg, job.ckpt, job.meta, job.run_dir
     cfg.validate()
+    precision.check(cfg.precision)   # one line naming the missing CPU feature or package, before any work
     if series is None:
         ds = load_dataset(cfg.data, cfg.data_dir)
         series, horizon, season = ds.series, ds.horizon, ds.season

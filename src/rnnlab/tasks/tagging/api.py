@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
+from ...blas import precision
 from ...errors import ConfigError
 from ...train import Progress, run_task
 from ...train.job import Job, open_job
@@ -45,6 +46,7 @@ def _train_tagger(job: Job, log: Callable[[str], None], progress: Progress | Non
                   force: bool = False) -> dict[str, Any]:
     cfg, ckpt, meta, run_dir = job.cfg, job.ckpt, job.meta, job.run_dir
     cfg.validate()
+    precision.check(cfg.precision)   # one line naming the missing CPU feature or package, before any work
     corpus = load_corpus(cfg)
     vocabs = Vocabs.from_dict(meta["vocabs"]) if ckpt is not None else build_vocabs(
         corpus.train, scheme=cfg.scheme, min_word_count=cfg.min_word_count)
