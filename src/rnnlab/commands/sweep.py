@@ -209,7 +209,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..experiments.sweep import Sweep, plot_sweep, require_optuna
+    from ..experiments.sweep import Sweep, require_optuna
+    from ..experiments.sweep_plot import plot_sweep
     from ..experiments.sweep_spec import load_spec
     from ..train.runs import check_out_dir
 
