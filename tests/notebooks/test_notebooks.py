@@ -17,7 +17,9 @@ nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb"))
-TIMEOUT_S = 300   # per cell
+# per cell: a hang is caught, a loaded machine is not failed (at load 15-18 on 2 cores, notebook 06's
+# training cell took over 300 s; quiet, the whole notebook runs in about 90 s)
+TIMEOUT_S = 900
 
 
 def test_the_notebooks_are_there():

@@ -46,6 +46,7 @@ class TaskCommand:
     def __init__(self, task: str, fixed: dict[str, Any], path: Path) -> None:
         from ..cli import build_parser
 
+        self.task = task
         self.prefix, self.metric, self.direction, self.reports = TASK_COMMANDS[task]
         self.title = "rnnlab " + " ".join(self.prefix)
         self.path, self.fixed = path, dict(fixed)
@@ -64,6 +65,10 @@ class TaskCommand:
             for flag in a.option_strings:
                 if flag.startswith("--") and not flag.startswith("--no-"):
                     self.options.setdefault(flag[2:].replace("-", "_"), a)
+
+    def __reduce__(self) -> tuple:
+        """Sent to a Ray worker as what builds it (the parser is rebuilt there, not pickled)."""
+        return (TaskCommand, (self.task, self.fixed, self.path))
 
     # -- settings -> command line ------------------------------------------------------------
     def check_key(self, key: str, where: str) -> None:
@@ -194,12 +199,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="Optuna storage URL (default: sqlite:///OUT/sweep.db); e.g. postgresql://host/db for "
                         "workers on several machines")
     p.add_argument("--study", metavar="NAME", help="study name (default: the TOML's study, else its file name)")
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="run the trials as tasks on a Ray cluster (pip install 'rnnlab[ray]'), as many at a time as "
+                        "it has CPUs: a local one with 2 CPUs when no ADDRESS is given, else the cluster at ADDRESS "
+                        "(auto, host:6379, ray://host:10001; its workers must reach --storage). Default: one trial "
+                        "at a time in this process")
     p.add_argument("--plot", action="store_true", help="also write sweep.png: metric per trial and the best so far")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..experiments.sweep import Sweep, plot_sweep, require_optuna
+    from ..experiments.sweep import Sweep, require_optuna
+    from ..experiments.sweep_plot import plot_sweep
     from ..experiments.sweep_spec import load_spec
     from ..train.runs import check_out_dir
 
@@ -211,7 +222,16 @@ def run(args: argparse.Namespace) -> int:
         require_matplotlib()
     out = check_out_dir(args.out or Path("runs") / "sweeps" / spec.path.stem)
     sweep = Sweep(spec, command, out=out, storage=args.storage, study=args.study)
-    result = sweep.run()
+    if args.ray:
+        import sys
+
+        from ..experiments.sweep_exec import run_on
+        from ..train.executor import make_executor
+
+        with make_executor(ray=args.ray, log=lambda line: print(line, file=sys.stderr)) as executor:
+            result = run_on(sweep, executor)
+    else:
+        result = sweep.run()
     c = result["counts"]
     print(f"study {result['study']}: {c['COMPLETE']} complete, {c['PRUNED']} pruned, {c['FAIL']} failed"
           + (f", {c['RUNNING']} running" if c["RUNNING"] else "") + f"; results in {out / 'sweep.json'}")

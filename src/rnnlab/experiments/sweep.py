@@ -66,6 +66,12 @@ def require_optuna() -> Any:
     return optuna
 
 
+def make_pruner(optuna: Any, spec: SweepSpec) -> Any:
+    if spec.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=spec.startup_trials, n_warmup_steps=spec.warmup_steps)
+    return optuna.pruners.NopPruner()
+
+
 def suggest(trial: Any, p: Param) -> Any:
     if p.kind == "categorical":
         return trial.suggest_categorical(p.name, list(p.choices))
@@ -96,6 +102,7 @@ class Sweep:
         self.stream = stream or sys.stderr
         self.logs: dict[int, _TrialLog] = {}
         self.fails_in_a_row = 0
+        self._stop = False
         self._started = 0.0
         self._done_here = 0
         self._bar: Any = None
@@ -107,15 +114,12 @@ class Sweep:
         if url.startswith("sqlite:///"):
             Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                storage = optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
+            storage = self.storage()
         except Exception as exc:  # a bad URL, a missing driver, an unreachable server
             raise ConfigError(f"--storage {url}: cannot open the study database ({type(exc).__name__}: "
                               f"{str(exc).splitlines()[0] if str(exc) else exc})") from None
         spec = self.spec
-        pruner = (optuna.pruners.MedianPruner(n_startup_trials=spec.startup_trials, n_warmup_steps=spec.warmup_steps)
-                  if spec.pruner == "median" else optuna.pruners.NopPruner())
+        pruner = make_pruner(optuna, spec)
         existing = 0
         with contextlib.suppress(KeyError):
             existing = len(optuna.load_study(study_name=self.study_name, storage=storage).trials)
@@ -130,31 +134,36 @@ class Sweep:
             optuna.storages.fail_stale_trials(study)
         return study
 
+    def storage(self) -> Any:
+        """The study's storage as a worker opens it (the URL was checked by :meth:`open_study`)."""
+        optuna = require_optuna()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(self.storage_url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
+
     def finished(self, study: Any) -> int:
         from optuna.trial import TrialState
 
         return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
 
     def run(self) -> dict[str, Any]:
+        """Run trials until ``n_trials`` / ``minutes``, one at a time in this process (``study.optimize``);
+        through an executor (Ray): :func:`rnnlab.experiments.sweep_exec.run_on`."""
         optuna = require_optuna()
         study = self.open_study()
         spec = self.spec
         n_before = self.finished(study)
-        callbacks = [self._after_trial]
+        if not self._begin(study, n_before):
+            return self.summary(study)
+
+        def stop_if_asked(study: Any, frozen: Any) -> None:
+            self._after_trial(study, frozen)
+            if self._stop:
+                study.stop()
+        callbacks = [stop_if_asked]
         if spec.n_trials is not None:
-            if n_before >= spec.n_trials:
-                self._line(f"study {self.study_name!r} already has {n_before} finished trials (n_trials = "
-                           f"{spec.n_trials}); raise n_trials to run more")
-                return self.summary(study)
             callbacks.insert(0, optuna.study.MaxTrialsCallback(
                 spec.n_trials, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)))
-        self._line(f"study {self.study_name!r} ({self.storage_url}): {n_before} finished trials so far; "
-                   f"{self.direction} validation {self.metric}"
-                   + (f", up to {spec.n_trials} trials" if spec.n_trials else "")
-                   + (f", {spec.minutes:g} minutes" if spec.minutes else ""))
-        self._started = time.monotonic()
-        self._total = spec.n_trials - n_before if spec.n_trials else None
-        self._bar = _bar(self.stream, self._total)
         try:
             study.optimize(self._objective, timeout=spec.minutes * 60 if spec.minutes else None,
                            callbacks=callbacks, catch=(TrialFailed, DivergenceError), gc_after_trial=False)
@@ -169,6 +178,23 @@ class Sweep:
                 self._bar.close()
                 self._bar = None
         return self.summary(study)
+
+    def _begin(self, study: Any, n_before: int, where: str = "") -> bool:
+        """The first line and the progress bar; False when the study already has its ``n_trials``."""
+        spec = self.spec
+        if spec.n_trials is not None and n_before >= spec.n_trials:
+            self._line(f"study {self.study_name!r} already has {n_before} finished trials (n_trials = "
+                       f"{spec.n_trials}); raise n_trials to run more")
+            return False
+        self._line(f"study {self.study_name!r} ({self.storage_url}): {n_before} finished trials so far; "
+                   f"{self.direction} validation {self.metric}"
+                   + (f", up to {spec.n_trials} trials" if spec.n_trials else "")
+                   + (f", {spec.minutes:g} minutes" if spec.minutes else "")
+                   + (f"; trials on {where}" if where else ""))
+        self._started = time.monotonic()
+        self._total = spec.n_trials - n_before if spec.n_trials else None
+        self._bar = _bar(self.stream, self._total)
+        return True
 
     def _fail_running(self, study: Any) -> None:
         """Our own trial left RUNNING by an interrupt outside the objective: FAIL, never a result."""
@@ -262,7 +288,7 @@ class Sweep:
         self._line(f"[{count}] trial {frozen.number}: {what}; {best}; {_clock(spent)} spent{eta}  {params}")
         if self.fails_in_a_row >= MAX_FAILS_IN_A_ROW:
             self._line(f"{MAX_FAILS_IN_A_ROW} trials in a row failed; stopping (see their log.txt)")
-            study.stop()
+            self._stop = True
 
     def _line(self, text: str) -> None:
         if getattr(self, "_bar", None) is not None:
@@ -310,33 +336,3 @@ def _clock(seconds: float) -> str:
     m, s = divmod(int(max(seconds, 0)), 60)
     h, m = divmod(m, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
-def plot_sweep(result: dict[str, Any], path: Path) -> Path:
-    """The search as a plot: each finished trial's metric (pruned ones at their last report), best so far."""
-    from ..plotting import require_matplotlib
-
-    plt = require_matplotlib()
-    fig, ax = plt.subplots(figsize=(7, 4))
-    done = [t for t in result["trials"] if t["state"] == "COMPLETE"]
-    pruned = [t for t in result["trials"] if t["state"] == "PRUNED" and t["intermediate"]]
-    ax.plot([t["number"] for t in done], [t["value"] for t in done], "o", label="complete")
-    if pruned:
-        ax.plot([t["number"] for t in pruned], [t["intermediate"][max(t["intermediate"])] for t in pruned], "x",
-                color="grey", label="pruned (last report)")
-    better = min if result["direction"] == "minimize" else max
-    xs, ys, best = [], [], None
-    for t in sorted(done, key=lambda t: t["number"]):
-        best = t["value"] if best is None else better(best, t["value"])
-        xs.append(t["number"])
-        ys.append(best)
-    if xs:
-        ax.step(xs, ys, where="post", color="C3", label="best so far")
-    ax.set_xlabel("trial")
-    ax.set_ylabel(f"validation {result['metric']}")
-    ax.set_title(f"sweep {result['study']}: {len(done)} complete, {len(pruned)} pruned")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path

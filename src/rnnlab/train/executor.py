@@ -46,6 +46,15 @@ class Serial(Executor):
                 on_result(i, results[-1])
         return results
 
+    def stream(self, fn, next_args, *, on_result=None):
+        n = 0
+        while (a := next_args()) is not None:
+            value = fn(*a)
+            if on_result is not None:
+                on_result(n, value)
+            n += 1
+        return n
+
 
 @contextlib.contextmanager
 def thread_env() -> Iterator[None]:

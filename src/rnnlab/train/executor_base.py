@@ -26,6 +26,16 @@ class Executor:
     def map(self, fn: Callable[..., Any], args: Sequence[tuple], *, on_result: OnResult | None = None) -> list[Any]:
         raise NotImplementedError
 
+    def stream(self, fn: Callable[..., Any], next_args: Callable[[], tuple | None], *,
+               on_result: OnResult | None = None) -> int:
+        """Fits made one at a time as room frees up: keeps up to ``workers`` of them in flight, asking
+        ``next_args()`` for the arguments of the next (``None``: none now; the stream ends when none is in
+        flight and ``next_args()`` says none). ``on_result(i, result)`` (``i``: the i-th fit asked for) is
+        called as each ends, before ``next_args()`` is asked again, so that the next fit can depend on the
+        results so far (a sweep's sampler). Errors, Ctrl-C and dead workers as in :meth:`map`. Returns how
+        many fits ran."""
+        raise NotImplementedError(f"{self.name}: fits one at a time (stream) are not supported here")
+
     def describe(self) -> str:
         return self.name
 

@@ -70,24 +70,49 @@ class RayExecutor(Executor):
         return f"{where} ({self.workers} CPUs, one task per CPU, one BLAS thread each)"
 
     def map(self, fn, args, *, on_result=None):
+        args = list(args)
+        it = iter(args)
+        results: dict[int, Any] = {}
+
+        def record(i: int, value: Any) -> None:
+            results[i] = value
+            if on_result is not None:
+                on_result(i, value)
+        # every fit submitted at once (Ray queues them); the results in the order given
+        self._drive(fn, lambda: next(it, None), None, record)
+        return [results[i] for i in range(len(args))]
+
+    def stream(self, fn, next_args, *, on_result=None):
+        return self._drive(fn, next_args, self.workers, on_result)
+
+    def _drive(self, fn, next_args, window: int | None, on_result) -> int:
+        """Submit ``fn(*next_args())`` while fewer than ``window`` (None: no limit) fits are in flight; gather
+        each as it ends (a dead worker's fit submitted once more, then a :class:`WorkerLost`)."""
         import ray
         from ray.exceptions import RayError, RayTaskError
 
         cwd = os.getcwd()
-        args = list(args)
-        pending: dict[Any, tuple[int, int]] = {}      # ref -> (index, tries so far)
+        pending: dict[Any, tuple[int, tuple, int]] = {}      # ref -> (index, args, tries so far)
+        count = 0
 
-        def submit(i: int, tries: int) -> None:
-            pending[self._remote.remote(cwd, fn, tuple(args[i]))] = (i, tries)
+        def submit(i: int, a: tuple, tries: int) -> None:
+            pending[self._remote.remote(cwd, fn, tuple(a))] = (i, a, tries)
 
-        for i in range(len(args)):
-            submit(i, 0)
-        results: dict[int, Any] = {}
+        def fill() -> None:
+            nonlocal count
+            while window is None or len(pending) < window:
+                a = next_args()
+                if a is None:
+                    return
+                submit(count, a, 0)
+                count += 1
+
         try:
+            fill()
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1)
                 ref = ready[0]
-                i, tries = pending.pop(ref)
+                i, a, tries = pending.pop(ref)
                 try:
                     value = ray.get(ref)
                 except RayTaskError as exc:          # the fit itself raised: the job ends with that error
@@ -97,20 +122,20 @@ class RayExecutor(Executor):
                     what = type(exc).__name__
                     if tries == 0:
                         self.log(f"a Ray worker died running fit {i + 1} of the job ({what}); running it once more")
-                        submit(i, 1)
+                        submit(i, a, 1)
                         continue
                     self.log(f"a Ray worker died again running fit {i + 1} of the job ({what}): the fit is lost")
                     value = WorkerLost(f"the Ray worker died twice running this fit ({what})")
-                results[i] = value
                 if on_result is not None:
                     on_result(i, value)
+                fill()
         except KeyboardInterrupt as exc:
             self._cancel(pending)
             raise exc if isinstance(exc, Interrupted) else Interrupted(130) from None
         except BaseException:
             self._cancel(pending)
             raise
-        return [results[i] for i in range(len(args))]
+        return count
 
     @staticmethod
     def _cancel(pending: dict) -> None:
