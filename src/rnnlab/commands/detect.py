@@ -57,8 +57,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="pred, encdec, vae or online, or several joined by + (e.g. pred+vae: the mean of their "
                         "likelihood z) (default pred: about 16 s per 10,000 rows on a quiet core, 120 s on a "
                         "loaded one (AMD EPYC Zen 3, load average 15); online learns as the rows arrive: 0.7x pred's "
-                        "wall-clock time, 1.2x its CPU time (13 s per 10,000 rows), 55.4 against pred's 52.0 on "
-                        "41 NAB files, one seed; the best on realKnownCause: pred+vae with --ensemble 3; "
+                        "wall-clock time, 1.2x its CPU time (13 s per 10,000 rows), 54.5 (3 seeds) against pred's "
+                        "52.0 (1 seed) on 41 NAB files; the best on realKnownCause: pred+vae with --ensemble 3; "
                         "docs/anomaly.md)")
     r.add_argument("--out", metavar="DIR", help="output folder (default: runs/detect/<name>-<detector>)")
     r.add_argument("--plot", action="store_true", help="also write a PNG (needs matplotlib)")
