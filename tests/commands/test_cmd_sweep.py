@@ -12,7 +12,7 @@ optuna = pytest.importorskip("optuna")
 SPACE = """
 task = "train"
 n_trials = {n}
-seed = 3
+seed = {seed}
 [fixed]
 text = "{corpus}"
 hidden_size = 12
@@ -23,9 +23,10 @@ max_steps = 12
 eval_every = 3
 log_every = 3
 [space]
-lr = [0.03, 1e-7]
+lr = {lr}
 dropout = {{ type = "float", low = 0.0, high = 0.3 }}
 [pruner]
+kind = "{pruner}"
 startup_trials = 1
 """
 
@@ -37,7 +38,7 @@ def space(tmp_path, make_text):
 
     def write(n):
         path = tmp_path / "space.toml"
-        path.write_text(SPACE.format(n=n, corpus=corpus))
+        path.write_text(SPACE.format(n=n, corpus=corpus, seed=3, lr="[0.03, 1e-7]", pruner="median"))
         return path
     return write
 

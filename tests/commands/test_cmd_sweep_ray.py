@@ -17,36 +17,13 @@ from rnnlab.experiments.sweep_spec import parse_spec  # noqa: E402
 from rnnlab.train.executor import make_executor  # noqa: E402
 from rnnlab.train.hooks import Evaluation, notify  # noqa: E402
 
+from .test_cmd_sweep import SPACE  # noqa: E402  (the same tiny char-LM space as the local sweep's tests)
+
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import this module
 
-SPACE = """
-task = "train"
-n_trials = {n}
-seed = {seed}
-[fixed]
-text = "{corpus}"
-hidden_size = 12
-embedding_size = 6
-batch_size = 4
-seq_len = 12
-max_steps = 12
-eval_every = 3
-log_every = 3
-[space]
-lr = {lr}
-dropout = {{ type = "float", low = 0.0, high = 0.3 }}
-[pruner]
-kind = "{pruner}"
-startup_trials = 1
-"""
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR",
-             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}})
-    yield
-    ray.shutdown()
+from ..train.test_executor_ray import cluster  # noqa: E402,F401  (one local Ray cluster of 2 CPUs per module)
 
 
 def _space(tmp_path, make_text, n, pruner, lr='{ type = "float", low = 1e-4, high = 0.05, log = true }',
