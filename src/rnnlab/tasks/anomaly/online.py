@@ -45,7 +45,7 @@ import numpy as np
 
 from ...models.seqmodel import SeqModel
 from ...module import no_grad
-from ...optim.adam import Adam
+from ...train.online import OnlineLearner
 from .robust import RAW_CAP
 
 
@@ -90,14 +90,20 @@ class OnlineForecaster:
     def __init__(self, n_features: int, cfg: Any, seed: int) -> None:
         seeds = np.random.SeedSequence([seed, 23]).spawn(2)
         self.model = SeqModel("lstm", n_features, cfg.hidden, 1, seed=int(seeds[0].generate_state(1)[0]))
-        self.opt = Adam(self.model.named_parameters(), lr=cfg.online_lr)
+        # the one loop's optimizer and guard, one update at a time (rnnlab.train.online)
+        self.learner = OnlineLearner(self.model, "adam", lr=cfg.online_lr,
+                                     hint="lower --online-lr or raise --online-floor")
         self.scorer = None  # with online_average = d: a copy whose weights are the running average
         if cfg.online_average > 0:
             self.scorer = SeqModel("lstm", n_features, cfg.hidden, 1, seed=int(seeds[0].generate_state(1)[0]))
             self.pairs = [(q, p) for (_, q, _), (_, p, _) in zip(self.scorer.named_parameters(),
                                                                   self.model.named_parameters())]
         self.rng = np.random.default_rng(seeds[1])
-        self.cfg, self.steps = cfg, 0
+        self.cfg = cfg
+
+    @property
+    def steps(self) -> int:
+        return self.learner.steps
 
     def errors(self, views: np.ndarray, targets: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Forecast errors of ``rows`` (each from the window of the L rows before it), no learning."""
@@ -107,23 +113,27 @@ class OnlineForecaster:
         return targets[rows].astype(np.float64) - yhat
 
     def learn(self, views: np.ndarray, targets: np.ndarray, rows: np.ndarray) -> None:
-        """One Adam step on the Huber loss of the forecasts of ``rows``."""
-        L, clip = self.cfg.window, self.cfg.online_clip
-        self.model.zero_grad()
-        yhat, cache = self.model.forward(views[rows - L])
-        err = yhat[:, 0] - targets[rows]
-        # d Huber / d yhat, mean over the batch; no gradient within half the noise floor (there the
-        # forecast counts as exact: Adam would otherwise take full-size steps on vanishing errors and
-        # make a flat line's forecast jitter past the floor)
-        grad = np.where(np.abs(err) > 0.5 * self.cfg.online_floor, np.clip(err, -clip, clip), 0.0) / len(rows)
-        self.model.backward(grad[:, None].astype(yhat.dtype), cache)
-        self.opt.step()
-        self.steps += 1
+        """One Adam step on the Huber loss of the forecasts of ``rows`` (through the learner's guard)."""
+        self.learner.update(self._forward_backward, (views, targets, rows))
         if self.scorer is not None:
             d = self.cfg.online_average
             for q, p in self.pairs:
                 q *= d
                 q += (1.0 - d) * p
+
+    def _forward_backward(self, model: SeqModel, batch: tuple) -> float:
+        """The Huber loss of the forecasts of ``rows`` (mean over the batch), its gradient into ``model``."""
+        views, targets, rows = batch
+        L, clip = self.cfg.window, self.cfg.online_clip
+        yhat, cache = model.forward(views[rows - L])
+        err = yhat[:, 0] - targets[rows]
+        # d Huber / d yhat, mean over the batch; no gradient within half the noise floor (there the
+        # forecast counts as exact: Adam would otherwise take full-size steps on vanishing errors and
+        # make a flat line's forecast jitter past the floor)
+        grad = np.where(np.abs(err) > 0.5 * self.cfg.online_floor, np.clip(err, -clip, clip), 0.0) / len(rows)
+        model.backward(grad[:, None].astype(yhat.dtype), cache)
+        a = np.abs(err.astype(np.float64))
+        return float(np.mean(np.where(a <= clip, 0.5 * a * a, clip * (a - 0.5 * clip))))
 
     def replay(self, lo: int, hi: int, newest: np.ndarray) -> np.ndarray:
         """``newest`` plus rows drawn uniformly from [lo, hi), ``online_batch`` in all."""
