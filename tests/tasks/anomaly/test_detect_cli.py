@@ -196,6 +196,32 @@ def test_a_signal_stops_the_whole_detection(tmp_path, capsys, monkeypatch, sig, 
     assert "continue with the same command and --resume" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_stops_the_online_detector(tmp_path, capsys, monkeypatch, sig, code):
+    """The online detector learns outside the training loop: a signal still stops the whole job
+    at the end of the block in hand, with 130 (143), no scores, and for detect nab the resume hint."""
+    from rnnlab.train.online import OnlineLearner
+
+    original, calls = OnlineLearner.update, []
+
+    def signalled(self, *a, **k):
+        calls.append(1)
+        if len(calls) == 5:
+            os.kill(os.getpid(), sig)
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(OnlineLearner, "update", signalled)
+    series = _write(tmp_path / "s.csv")
+    assert main(["detect", "run", str(series), "--detector", "online", "--out", str(tmp_path / "o"), *FAST]) == code
+    assert capsys.readouterr().err.strip().endswith("interrupted")
+    assert not (tmp_path / "o" / "s.scores.csv").exists() and len(calls) < 10
+    calls.clear()
+    root = _nab(tmp_path / "nab", htm=False)
+    assert main(["detect", "nab", str(root), "--detector", "online", "--out", str(tmp_path / "n"), *FAST]) == code
+    assert not (tmp_path / "n" / "results.json").exists() and len(calls) < 10
+    assert "continue with the same command and --resume" in capsys.readouterr().err
+
+
 def test_detect_nab_resumes_an_interrupted_run_with_the_same_results(tmp_path, capsys, monkeypatch):
     from rnnlab.train.trainer import Trainer
 
