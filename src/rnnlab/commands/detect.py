@@ -93,7 +93,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     n.add_argument("--groups", metavar="G1,G2", help="only these groups, e.g. realKnownCause (default: all)")
     n.add_argument("--detector", type=_detectors, default=None, metavar="NAME[,NAME]",
                    help=f"detectors, comma-separated, from online, pred, encdec, vae, or several of those "
-                        f"joined by + (e.g. online,pred+vae) (default {DEFAULT_DETECTOR}; costs in 'detect run --help')")
+                        f"joined by + (e.g. online,pred+vae) (default {DEFAULT_DETECTOR}; costs in "
+                        "'detect run --help')")
     n.add_argument("--seeds", type=positive_int, default=None, metavar="N",
                    help="seeds S..S+N-1 per detector, S from --seed (default 1)")
     n.add_argument("--seed", type=int, default=None, metavar="S",

@@ -38,8 +38,8 @@ def test_row_t_is_scored_before_the_model_learns_from_it():
     values = _sine(noise=0.0)
     a, b = values.copy(), values.copy()
     a[500:], b[500:] = 10.0, 20.0
-    ea = Detector("online", seed=0, range_tolerance=0, **TINY)
-    eb = Detector("online", seed=0, range_tolerance=0, **TINY)
+    ea = Detector("online", seed=0, range_tolerance=0, online_log=False, **TINY)  # the error itself
+    eb = Detector("online", seed=0, range_tolerance=0, online_log=False, **TINY)
     ea.fit_score(a, STAMPS[:800], progress=False)
     eb.fit_score(b, STAMPS[:800], progress=False)
     assert eb.last_fit["raw"][500] > ea.last_fit["raw"][500] + 5.0
@@ -58,8 +58,8 @@ def test_the_same_seed_repeats_byte_for_byte_and_another_differs():
 
 def test_it_learns_as_rows_arrive():
     values = _sine(n=1200, noise=0.02)
-    det = Detector("online", seed=0, online_floor=0.0, online_warm=0, **{k: v for k, v in TINY.items()
-                                                                           if k != "online_warm"})
+    det = Detector("online", seed=0, online_floor=0.0, online_warm=0, online_log=False,  # the error itself
+                   **{k: v for k, v in TINY.items() if k != "online_warm"})
     det.fit_score(values, STAMPS, progress=False)
     raw = det.last_fit["raw"]
     assert raw[1000:].mean() < 0.5 * raw[8:200].mean()
@@ -98,6 +98,15 @@ def test_one_absurd_value_does_not_blind_it():
     scores = det.fit_score(values, STAMPS[:1000], progress=False, warn=lambda line: None)
     assert scores[800:806].max() >= 0.5 * scores[300]
     assert 800 <= int(np.argmax(scores[400:])) + 400 < 810
+
+
+def test_the_raw_measure_is_the_log_of_the_normalised_error():
+    values = _sine(seed=6)
+    plain = Detector("online", seed=0, online_log=False, **TINY)
+    logged = Detector("online", seed=0, **TINY)
+    plain.fit_score(values, STAMPS[:800], progress=False)
+    logged.fit_score(values, STAMPS[:800], progress=False)
+    np.testing.assert_array_equal(logged.last_fit["raw"], np.log1p(plain.last_fit["raw"]))
 
 
 def test_local_scale_uses_the_rows_before_each_row_only():
