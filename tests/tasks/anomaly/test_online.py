@@ -5,7 +5,7 @@ import pytest
 
 from rnnlab.errors import ConfigError
 from rnnlab.tasks.anomaly import Detector, probationary_rows
-from rnnlab.tasks.anomaly.online import local_scale, parse_scales, scale_features
+from rnnlab.tasks.anomaly.online import daily_rows, local_scale, parse_scales, scale_features, season_column
 
 TINY = dict(window=8, hidden=8, online_warm=30, online_batch=8, long=400)
 STAMPS = np.datetime64("2020-01-01T00:00") + np.arange(1200) * np.timedelta64(1, "h")
@@ -107,6 +107,25 @@ def test_the_raw_measure_is_the_log_of_the_normalised_error():
     plain.fit_score(values, STAMPS[:800], progress=False)
     logged.fit_score(values, STAMPS[:800], progress=False)
     np.testing.assert_array_equal(logged.last_fit["raw"], np.log1p(plain.last_fit["raw"]))
+
+
+def test_the_value_a_day_before_is_an_input_from_earlier_rows_only():
+    assert daily_rows(STAMPS) == 24 and daily_rows(None) == 0
+    assert daily_rows(np.datetime64("2020-01-01") + np.arange(50) * np.timedelta64(7, "m")) == 0  # 1440 / 7
+    assert daily_rows(np.datetime64("2020-01-01") + np.arange(50) * np.timedelta64(1, "D")) == 0  # one a day
+    v = np.arange(10.0)
+    np.testing.assert_array_equal(season_column(v, 4), [0, 0, 0, 0, 1, 2, 3, 4, 5, 6])  # row r: v[r + 1 - 4]
+    values = _sine()
+    det = Detector("online", seed=3, online_season=True, **TINY)
+    scores = det.fit_score(values, STAMPS[:800], progress=False)
+    assert det.model.spec["input_size"] == 6  # value, hour (2), day of week (2), the value a day before
+    changed = values.copy()
+    changed[500:] += 3.0
+    again = Detector("online", seed=3, online_season=True, **TINY)
+    np.testing.assert_array_equal(scores[:500], again.fit_score(changed, STAMPS[:800], progress=False)[:500])
+    plain = Detector("online", seed=3, **TINY)
+    plain.fit_score(values, STAMPS[:800], progress=False)
+    assert not np.array_equal(plain.last_fit["raw"], det.last_fit["raw"])
 
 
 def test_local_scale_uses_the_rows_before_each_row_only():

@@ -121,6 +121,12 @@ class Detector:
         cols = [v[:, None]]
         if self.config.calendar and timestamps is not None:
             cols.append(calendar_features(timestamps))
+        if self.config.online_season and self.kind == "online":
+            from .online import daily_rows, season_column
+
+            period = daily_rows(timestamps)
+            if period:
+                cols.append(season_column(v, period)[:, None])
         return np.concatenate(cols, axis=1).astype(np.float32)
 
     def _check(self, values, timestamps) -> tuple[np.ndarray, np.ndarray | None]:

@@ -68,6 +68,29 @@ def scale_features(feats: np.ndarray, scales: tuple[int, ...]) -> np.ndarray:
     return np.concatenate(cols, axis=1)
 
 
+def daily_rows(timestamps: np.ndarray | None) -> int:
+    """Rows per day when the rows are a whole number of a day apart in the median (5-minute rows:
+    288), else 0 (no timestamps, irregular or coarser than 2 rows a day)."""
+    if timestamps is None or len(timestamps) < 3:
+        return 0
+    t = np.asarray(timestamps).astype("datetime64[s]").astype(np.int64)
+    step = float(np.median(np.diff(t)))
+    if not step > 0:
+        return 0
+    per_day = 86400.0 / step
+    return int(round(per_day)) if per_day >= 2 and abs(per_day - round(per_day)) < 1e-6 else 0
+
+
+def season_column(v: np.ndarray, period: int) -> np.ndarray:
+    """Row r holds ``v[r + 1 - period]``, the value one period before the row *after* r (0 before
+    there is one): a window ending at row t-1 then shows the forecaster row t's value of a day
+    ago. Uses rows up to r only."""
+    out = np.zeros(len(v), dtype=v.dtype)
+    if period >= 1 and len(v) > period - 1:
+        out[period - 1:] = v[:len(v) - period + 1]
+    return out
+
+
 def parse_scales(text: str) -> tuple[int, ...]:
     """``"16,128"`` -> (16, 128); ``""`` -> ()."""
     return tuple(int(s) for s in str(text).replace(" ", "").split(",") if s)
