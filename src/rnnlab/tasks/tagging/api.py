@@ -85,7 +85,8 @@ def _train_tagger(job: Job, log: Callable[[str], None], progress: Progress | Non
         loaded = load_run(run_dir)
         report = evaluate_sentences(loaded, corpus.test)
         summary["test"] = report
-        log(f"test split, best checkpoint ({loaded.path.name}):\n{format_table(report)}")
+        which = ", averaged weights" if loaded.weights == "average" else ""
+        log(f"test split, best checkpoint ({loaded.path.name}{which}):\n{format_table(report)}")
     log(f"done ({summary['stop']}): {summary['steps']} steps, {summary['elapsed_s']:.0f}s of training; best "
         f"validation F1 {summary['best'] if summary['best'] is not None else float('nan'):.2f}; run in {run_dir}")
     return summary
