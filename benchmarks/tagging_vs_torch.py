@@ -2,6 +2,9 @@
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/tagging_vs_torch.py            # NCBI-disease batches
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/tagging_vs_torch.py --synthetic # no data needed
+    # with the char-LM features counted (two `rnnlab train` runs, the second --reverse)
+    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/tagging_vs_torch.py --dataset conll2000 --lm FWD,BWD
+    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/tagging_vs_torch.py --dataset conll2000 --lm FWD,BWD --lm-cached
 
 Model, identical in both (weights copied from rnnlab's into torch): word embeddings (100),
 case embeddings (8), a character BiLSTM (25 per direction over 25-dim character embeddings),
