@@ -344,10 +344,11 @@ def test_resume_is_bit_exact_when_a_new_timing_would_pick_the_other_library(tmp_
 
     monkeypatch.setattr(choice, "_cache", {})
     original = Trainer.train_step
+    interrupted = []
 
     def interrupt_once(self):
-        if self.step == 5 and not getattr(self, "_interrupted", False):
-            self._interrupted = True
+        if self.step == 5 and not interrupted:
+            interrupted.append(self.step)
             raise KeyboardInterrupt
         return original(self)
 
