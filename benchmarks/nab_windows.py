@@ -1,10 +1,11 @@
 """Per-window diagnosis of NAB outputs: which windows each detector catches, how early, and
 where its false positives fall, at its corpus-optimised threshold.
 
-    python benchmarks/nab_windows.py ../shared/data/nab runs/detect/<run>/scores/<det>-seed<k> [...]
+    python benchmarks/nab_windows.py ../shared/data/nab runs/detect/<run>/scores/<det>-seed<k> [...] [--groups G1,G2]
 
 Each argument after the corpus is a folder of ``<group>/<file>.csv`` score files (``anomaly_score``
 column, as ``rnnlab detect nab --out`` writes them); HTM's published outputs are always shown.
+Thresholds are optimised over the groups the score folders hold; ``--groups`` only limits what is shown.
 """
 from __future__ import annotations
 
@@ -26,10 +27,12 @@ def read_scores(folder: Path, corpus) -> dict[str, np.ndarray]:
     return out
 
 
-def describe(name: str, scores: dict, corpus, profile) -> dict[str, list[str]]:
+def describe(name: str, scores: dict, corpus, profile, groups=()) -> dict[str, list[str]]:
     t, s = optimize_threshold(scores, corpus, profile)
     cells = {}
     for key, f in corpus.files.items():
+        if groups and key.split("/")[0] not in groups:
+            continue
         fs = score_file(key, f, scores[key], profile, t)
         start = probationary_length(len(f))
         det = (scores[key] >= t) & (np.arange(len(f)) >= start)
@@ -56,13 +59,18 @@ def main() -> None:
     ap.add_argument("root")
     ap.add_argument("folders", nargs="*")
     ap.add_argument("--profile", default="standard")
+    ap.add_argument("--groups", default="", help="show only these groups (comma-separated; the threshold is "
+                    "still optimised over the whole corpus, as in the tables)")
     a = ap.parse_args()
-    corpus = load_corpus(a.root, ["realKnownCause"])
+    # the corpus: the groups every score folder holds (a realKnownCause run's folder: those 7 files)
+    held = [{d.name for d in Path(f).iterdir() if d.is_dir()} for f in a.folders]
+    corpus = load_corpus(a.root, sorted(set.intersection(*held)) if held else None)
+    groups = [g for g in a.groups.split(",") if g]
     profile = PROFILES[a.profile]
     print("window cells: relative position of the first detection (0 = window start) and its reward")
-    describe("HTM", load_results(Path(a.root) / "results", "numenta", corpus), corpus, profile)
+    describe("HTM", load_results(Path(a.root) / "results", "numenta", corpus), corpus, profile, groups)
     for folder in a.folders:
-        describe(folder, read_scores(Path(folder), corpus), corpus, profile)
+        describe(folder, read_scores(Path(folder), corpus), corpus, profile, groups)
 
 
 if __name__ == "__main__":

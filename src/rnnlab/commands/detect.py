@@ -7,9 +7,14 @@ from pathlib import Path
 
 from .argtypes import name_list, non_negative_float, positive_int
 from .configflags import add_config_flags
-from .detect_nab import _options, _refuse_to_replace, run_nab
+from .detect_nab import DEFAULT_DETECTOR, _options, _refuse_to_replace, run_nab
 
 DETECTORS = ("pred", "encdec", "vae", "online")
+# what --help says of the default (measured on the 41 NAB files shipped, docs/anomaly.md "Today's figures")
+DEFAULT_COST = ("it learns as the rows arrive; about 13 s of CPU per 10,000 rows on one core (AMD EPYC Zen 3), "
+                "scoring included; NAB score 54.5 +/- 0.8 (3 seeds, standard profile) on the 41 NAB files shipped, "
+                "against pred's 52.6 +/- 1.5 and HTM's 68.6; the best on realKnownCause alone: pred+vae with "
+                "--ensemble 3")
 
 
 def _detector(text: str) -> str:
@@ -42,10 +47,12 @@ def _detector_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("detect", help="anomaly detection with LSTM detectors (pred, encdec, vae)",
-                       description="Score every row of a time series with an LSTM anomaly detector trained on "
-                                   "its first 15% (NAB's probationary period, at most 750 rows), never looking "
-                                   "ahead; or run a detector over a NAB corpus and score it with NAB's rules.")
+    p = sub.add_parser("detect", help="anomaly detection with LSTM detectors (online, pred, encdec, vae)",
+                       description="Score every row of a time series with an LSTM anomaly detector, never looking "
+                                   "ahead: one that learns as the rows arrive (online, the default) or one trained "
+                                   "on the series' first 15% (NAB's probationary period, at most 750 rows) and "
+                                   "refitted as it goes; or run detectors over a NAB corpus and score them with "
+                                   "NAB's rules.")
     verbs = p.add_subparsers(dest="verb", metavar="VERB")
     verbs.required = True
 
@@ -53,13 +60,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                          description="Write timestamp,value,anomaly_score for each row of SERIES.csv; with "
                                      "--plot also a PNG of the series, its score and any labelled windows.")
     r.add_argument("series", metavar="SERIES.csv", help="a CSV file with the header timestamp,value")
-    r.add_argument("--detector", type=_detector, default="pred", metavar="NAME",
-                   help="pred, encdec, vae or online, or several joined by + (e.g. pred+vae: the mean of their "
-                        "likelihood z) (default pred: about 16 s per 10,000 rows on a quiet core, 120 s on a "
-                        "loaded one (AMD EPYC Zen 3, load average 15); online learns as the rows arrive: 0.7x pred's "
-                        "wall-clock time, 1.2x its CPU time (13 s per 10,000 rows), 54.5 (3 seeds) against pred's "
-                        "52.0 (1 seed) on 41 NAB files; the best on realKnownCause: pred+vae with --ensemble 3; "
-                        "docs/anomaly.md)")
+    r.add_argument("--detector", type=_detector, default=DEFAULT_DETECTOR, metavar="NAME",
+                   help=f"online, pred, encdec or vae, or several joined by + (e.g. pred+vae: the mean of their "
+                        f"likelihood z) (default {DEFAULT_DETECTOR}: {DEFAULT_COST}; docs/anomaly.md)")
     r.add_argument("--out", metavar="DIR", help="output folder (default: runs/detect/<name>-<detector>)")
     r.add_argument("--plot", action="store_true", help="also write a PNG (needs matplotlib)")
     r.add_argument("--force", action="store_true", help="replace the scores (and plot) already in --out")
@@ -89,9 +92,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     n.add_argument("root", metavar="DIR", help="NAB folder holding data/<group>/*.csv and labels/")
     n.add_argument("--groups", metavar="G1,G2", help="only these groups, e.g. realKnownCause (default: all)")
     n.add_argument("--detector", type=_detectors, default=None, metavar="NAME[,NAME]",
-                   help="detectors, comma-separated, from pred, encdec, vae, online, or several of those "
-                        "joined by + (e.g. pred,pred+vae) (default pred; the best on realKnownCause: pred+vae "
-                        "with --ensemble 3; costs in 'detect run --help')")
+                   help=f"detectors, comma-separated, from online, pred, encdec, vae, or several of those "
+                        f"joined by + (e.g. online,pred+vae) (default {DEFAULT_DETECTOR}; costs in 'detect run --help')")
     n.add_argument("--seeds", type=positive_int, default=None, metavar="N",
                    help="seeds S..S+N-1 per detector, S from --seed (default 1)")
     n.add_argument("--seed", type=int, default=None, metavar="S",

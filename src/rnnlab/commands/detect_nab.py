@@ -22,6 +22,9 @@ def _refuse_to_replace(paths: list[Path], force: bool) -> None:
         raise ConfigError(f"{found[0]} already exists; choose another --out, or pass --force to replace it")
 
 
+# the detector `detect run` and `detect nab` use when no --detector is given (docs/anomaly.md, "Today's figures")
+DEFAULT_DETECTOR = "online"
+
 # the detector settings a run records (settings.json, results.json, thresholds.json), in this order
 OPTION_KEYS = ("window", "hidden", "latent", "epochs", "lr", "samples", "post", "short", "long", "suppress", "warmup",
                "calendar", "max_minutes", "refit_every", "refit_epochs", "refit_lr", "ensemble", "online_every",
@@ -201,7 +204,7 @@ def _settings(args: argparse.Namespace, saved: dict | None) -> dict:
     groups = [g.strip() for g in args.groups.split(",") if g.strip()] if args.groups else None
     settings = {"root": str(Path(args.root).resolve()),
                 "groups": groups if args.groups is not None else old.get("groups"),
-                "detectors": args.detector if args.detector is not None else old.get("detectors", ["pred"]),
+                "detectors": args.detector if args.detector is not None else old.get("detectors", [DEFAULT_DETECTOR]),
                 "seeds": list(range(first, first + count)),
                 "options": _options(args, old.get("options")),
                 "thresholds": args.thresholds if args.thresholds is not None else old.get("thresholds")}

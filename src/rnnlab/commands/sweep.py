@@ -141,7 +141,9 @@ class TaskCommand:
         """``detect nab``: the mean over seeds of the normalised NAB score under profile ``metric``."""
         try:
             results = json.loads((out / "results.json").read_text(encoding="utf-8"))["results"]
-            detector = str(self.fixed.get("detector", "pred"))
+            from .detect_nab import DEFAULT_DETECTOR
+
+            detector = str(self.fixed.get("detector", DEFAULT_DETECTOR))
             values = results[detector]["normalized"][metric]
         except (OSError, ValueError, KeyError, TypeError):
             return None

@@ -14,8 +14,9 @@ the run there, cleanly, with a stop reason of their own.
 Exact resume from any stop
 --------------------------
 A checkpoint holds the weights, optimizer slots, the carried state, the task's
-data position and generators, every dropout generator and the loop's counters,
-all taken at a step boundary. Ctrl-C and SIGTERM only ask the loop to stop
+data position and generators, every dropout generator, the loop's counters and
+which BLAS library ran each step product (``RNNLAB_BLAS=auto`` times them, and
+a resumed run takes the same ones back), all taken at a step boundary. Ctrl-C and SIGTERM only ask the loop to stop
 (:mod:`rnnlab.train.signals`): the current step finishes, ``last.npz`` is
 written, the run exits 130 / 143. An evaluation cut short by a stop request is
 recorded as pending and run first on resume. A step cut short by an exception
@@ -43,6 +44,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..blas import choice as blas_choice
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..errors import CheckpointError
 from ..module import release_workspaces
@@ -381,7 +383,8 @@ class Trainer:
                              "pre_final": list(self._pre_final) if self._pre_final is not None else None,
                              "guard_norms": list(self.guard.norms), "guard_events": self.guard.events,
                              "average_count": self.average.count if self.average is not None else 0,
-                             "weights": weights})
+                             "weights": weights},
+                    blas=blas_choice.choices()["chosen"])
         save_checkpoint(path, arrays, meta)
 
     def restore(self, path: Path) -> None:
@@ -406,6 +409,7 @@ class Trainer:
             self.guard.events = int(t["guard_events"])
             if self.average is not None:
                 self.average.load(arrays, int(t.get("average_count", 0)))
+            blas_choice.preset(meta.get("blas"))   # the step products' libraries it ran with: bit-exact
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"{path}: cannot resume from this checkpoint ({exc}); train a new run, or "
                                   "resume from the run's other checkpoint (best.npz / last.npz)") from None

@@ -63,6 +63,20 @@ def test_detect_run_writes_scores_and_a_plot_with_the_labels(tmp_path, capsys):
     assert (tmp_path / "o" / "a.png").stat().st_size > 1000
 
 
+def test_the_default_detector_is_online_and_help_says_its_cost(capsys):
+    from rnnlab.cli import build_parser
+    from rnnlab.commands.detect_nab import DEFAULT_DETECTOR, _settings
+
+    assert DEFAULT_DETECTOR == "online"
+    assert build_parser().parse_args(["detect", "run", "s.csv"]).detector == "online"
+    args = build_parser().parse_args(["detect", "nab", "DIR"])
+    assert args.detector is None and _settings(args, None)["detectors"] == ["online"]
+    with pytest.raises(SystemExit):
+        main(["detect", "run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default online:" in text and "per 10,000 rows on one core" in text
+
+
 def test_detect_run_without_labels(tmp_path, capsys):
     series = _write(tmp_path / "s.csv")
     assert main(["detect", "run", str(series), "--out", str(tmp_path / "o"), "--seed", "3", *FAST]) == 0
@@ -77,7 +91,7 @@ def test_detect_run_without_labels(tmp_path, capsys):
     ("timestamp,value\n2021-01-02 00:00:00,1\n2021-01-01 00:00:00,2\n",
      "line 3: timestamp 2021-01-01T00:00:00 is earlier than the row before it"),
     ("timestamp,value\n" + "".join(f"2021-01-01 00:{m:02d}:00,1\n" for m in range(50)),
-     "has 50 rows; the pred detector with --window 32 needs at least"),
+     "has 50 rows; the online detector with --window 32 needs at least"),
     ("a,b\n1,2\n", "expected the header 'timestamp,value', found 'a,b'"),
     ("timestamp;value\n2021-01-01 00:00:00;1\n", "found 'timestamp;value'"),
     ("timestamp,value\n2021-01-01 00:00:00,1\n2021-01-01 00:05:00,inf\n", "line 3: the value 'inf' is not a finite number"),
@@ -185,7 +199,7 @@ def test_a_signal_stops_the_whole_detection(tmp_path, capsys, monkeypatch, sig, 
 
     monkeypatch.setattr(Trainer, "train_step", signalled)
     series = _write(tmp_path / "s.csv")
-    slow = [*FAST, "--epochs", "4"]  # 4 steps for the first network
+    slow = [*FAST, "--detector", "pred", "--epochs", "4"]  # 4 steps for the first network
     assert main(["detect", "run", str(series), "--out", str(tmp_path / "o"), *slow]) == code
     assert capsys.readouterr().err.strip().endswith("interrupted")
     assert calls == [0, 1, 2, 3][:max(at, 2)] and not (tmp_path / "o" / "s.scores.csv").exists()
@@ -193,6 +207,32 @@ def test_a_signal_stops_the_whole_detection(tmp_path, capsys, monkeypatch, sig, 
     calls.clear()
     assert main(["detect", "nab", str(root), "--out", str(tmp_path / "n"), *slow]) == code
     assert len(calls) == max(at, 2) and not (tmp_path / "n" / "results.json").exists()
+    assert "continue with the same command and --resume" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_stops_the_online_detector(tmp_path, capsys, monkeypatch, sig, code):
+    """The online detector learns outside the training loop: a signal still stops the whole job
+    at the end of the block in hand, with 130 (143), no scores, and for detect nab the resume hint."""
+    from rnnlab.train.online import OnlineLearner
+
+    original, calls = OnlineLearner.update, []
+
+    def signalled(self, *a, **k):
+        calls.append(1)
+        if len(calls) == 5:
+            os.kill(os.getpid(), sig)
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(OnlineLearner, "update", signalled)
+    series = _write(tmp_path / "s.csv")
+    assert main(["detect", "run", str(series), "--detector", "online", "--out", str(tmp_path / "o"), *FAST]) == code
+    assert capsys.readouterr().err.strip().endswith("interrupted")
+    assert not (tmp_path / "o" / "s.scores.csv").exists() and len(calls) < 10
+    calls.clear()
+    root = _nab(tmp_path / "nab", htm=False)
+    assert main(["detect", "nab", str(root), "--detector", "online", "--out", str(tmp_path / "n"), *FAST]) == code
+    assert not (tmp_path / "n" / "results.json").exists() and len(calls) < 10
     assert "continue with the same command and --resume" in capsys.readouterr().err
 
 
@@ -245,7 +285,7 @@ def test_detect_nab_names_a_damaged_saved_file(tmp_path, capsys, monkeypatch):
     from rnnlab.train.trainer import Trainer
 
     root = _nab(tmp_path / "nab", htm=False)
-    argv = ["detect", "nab", str(root), "--out", str(tmp_path / "o"), *FAST]
+    argv = ["detect", "nab", str(root), "--detector", "pred", "--out", str(tmp_path / "o"), *FAST]
 
     def interrupt(self, *a, **k):
         raise KeyboardInterrupt

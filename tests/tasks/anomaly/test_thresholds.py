@@ -100,19 +100,19 @@ def test_detect_nab_writes_thresholds_that_nab_and_run_read_back(tmp_path, capsy
     assert "Per group, standard profile" in out and "| grp | 2 | 2 |" in out and "| all | 2 | 2 |" in out
     saved = json.loads((tmp_path / "a" / "thresholds.json").read_text())
     results = json.loads((tmp_path / "a" / "results.json").read_text())["results"]
-    assert saved["detectors"]["pred"]["standard"] == results["pred"]["thresholds"]["standard"][0]
+    assert saved["detectors"]["online"]["standard"] == results["online"]["thresholds"]["standard"][0]  # the default
     assert (tmp_path / "a" / "groups.md").is_file()
     # the same corpus at the thresholds chosen on it: the same in-sample scores, marked fixed
     assert main(["detect", "nab", str(root), "--out", str(tmp_path / "b"), "--thresholds",
                  str(tmp_path / "a" / "thresholds.json"), *FAST]) == 0
-    assert "| pred (fixed thresholds) |" in capsys.readouterr().out
-    again = json.loads((tmp_path / "b" / "results.json").read_text())["results"]["pred"]
-    assert again["fixed"] and again["normalized"] == results["pred"]["normalized"]
+    assert "| online (fixed thresholds) |" in capsys.readouterr().out
+    again = json.loads((tmp_path / "b" / "results.json").read_text())["results"]["online"]
+    assert again["fixed"] and again["normalized"] == results["online"]["normalized"]
     # detect run takes the same file
     series = _write(tmp_path / "s.csv")
     assert main(["detect", "run", str(series), "--out", str(tmp_path / "r"), "--thresholds",
                  str(tmp_path / "a" / "thresholds.json"), "--profile", "reward_low_FN_rate", *FAST]) == 0
-    t = saved["detectors"]["pred"]["reward_low_FN_rate"]
+    t = saved["detectors"]["online"]["reward_low_FN_rate"]
     assert f"threshold {t:g} (reward_low_FN_rate, from" in capsys.readouterr().out
     rows = read_scores(tmp_path / "r" / "s.scores.csv")
     np.testing.assert_array_equal([int(r[3]) for r in rows[1:]], [float(r[2]) >= t for r in rows[1:]])

@@ -46,6 +46,7 @@ import numpy as np
 from ...models.seqmodel import SeqModel
 from ...module import no_grad
 from ...train.online import OnlineLearner
+from ...train.signals import Interrupted, StopSignals
 from .robust import RAW_CAP
 
 
@@ -165,12 +166,15 @@ def fixed_products() -> Iterator[None]:
 def stream(feats: np.ndarray, first: int, start: int, cfg: Any, seed: int, bar=None
            ) -> tuple[np.ndarray, Any, dict]:
     """One network's raw measure for every row (0 before ``first``), learning online from row
-    ``first`` on; returns (raw, model, info) as :meth:`Detector._member` does."""
-    with fixed_products():
-        return _stream(feats, first, start, cfg, seed, bar)
+    ``first`` on; returns (raw, model, info) as :meth:`Detector._member` does. Ctrl-C or SIGTERM
+    stops it at the end of the block in hand and raises :class:`Interrupted` (130 or 143), as a
+    training run of the other kinds does: the whole job stops, no score is written."""
+    with fixed_products(), StopSignals() as stop:
+        return _stream(feats, first, start, cfg, seed, bar, stop)
 
 
-def _stream(feats: np.ndarray, first: int, start: int, cfg: Any, seed: int, bar) -> tuple[np.ndarray, Any, dict]:
+def _stream(feats: np.ndarray, first: int, start: int, cfg: Any, seed: int, bar, stop: StopSignals
+            ) -> tuple[np.ndarray, Any, dict]:
     t0 = time.perf_counter()
     feats = scale_features(feats, parse_scales(cfg.online_scales))
     L, n, k = cfg.window, len(feats), cfg.online_every
@@ -189,6 +193,8 @@ def _stream(feats: np.ndarray, first: int, start: int, cfg: Any, seed: int, bar)
         net.learn(views, targets, net.replay(max(first, rows[-1] + 1 - cfg.online_memory), rows[-1] + 1, rows))
         if bar is not None:
             bar.advance(len(rows))
+        if stop.received:
+            raise Interrupted(stop.exit_code())
     raw = np.zeros(n)
     e = np.maximum(np.abs(err[first:]) - cfg.online_floor, 0.0)  # the noise floor, continuously
     if cfg.online_norm > 0:
