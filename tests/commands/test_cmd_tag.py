@@ -48,6 +48,16 @@ def test_eval_defaults_to_the_runs_test_split_and_takes_a_file(run, files, capsy
     assert (tmp_path / "pred.tsv").read_text().splitlines()[0].split("\t")[0] == "Unseenword"
 
 
+def test_eval_split_dev_scores_the_runs_validation_split(run, capsys):
+    assert main(["tag", "eval", str(run), "--split", "dev"]) == 0
+    out = capsys.readouterr().out
+    assert "the run's dev split" in out
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    best = max(r["f1"] for r in rows if r["split"] == "val")
+    overall = [line for line in out.splitlines() if line.startswith("overall")][0]
+    assert float(overall.split()[3]) == pytest.approx(best, abs=0.006)   # best.npz's validation F1
+
+
 def test_predict_conll_and_json_with_offsets(run, tmp_path, capsys):
     text = "The patients with Breast cancer were treated. A study of ataxia - telangiectasia risk!\n"
     path = tmp_path / "in.txt"

@@ -40,6 +40,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument("run_path", metavar="RUN", help="run folder, runs/latest, or a checkpoint file; RUN1,RUN2,...: "
                    "a seed ensemble (the runs' emission and transition scores averaged, then Viterbi)")
     e.add_argument("--data", metavar="FILE", help="gold CoNLL file (default: the run's own test split)")
+    e.add_argument("--split", choices=("test", "dev"), default="test",
+                   help="without --data: which of the run's own splits to score (default: test)")
     e.add_argument("--data-dir", metavar="DIR", help="folder holding named datasets (for the run's test split)")
     e.add_argument("--output", metavar="FILE", help="also write the predictions as CoNLL (token, gold, predicted)")
     e.set_defaults(run=run_eval)
@@ -97,9 +99,10 @@ def run_eval(args: argparse.Namespace) -> int:
         cfg = TagConfig.from_dict(loaded.config)
         if args.data_dir:
             cfg.data_dir = args.data_dir
-        sentences, source = load_corpus(cfg).test, "the run's test split"
+        corpus = load_corpus(cfg)
+        sentences, source = (corpus.dev if args.split == "dev" else corpus.test), f"the run's {args.split} split"
         if not sentences:
-            raise DataError(f"{loaded.path}: the run has no test split; give --data FILE")
+            raise DataError(f"{loaded.path}: the run has no {args.split} split; give --data FILE")
     predicted = predict_ensemble(members, sentences)
     predicted, scheme = in_gold_scheme(sentences, predicted)  # compare and write in the file's own scheme
     report = evaluate([s.tags for s in sentences], predicted)
