@@ -2,6 +2,9 @@
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/tagging_vs_torch.py            # NCBI-disease batches
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/tagging_vs_torch.py --synthetic # no data needed
+    # with the char-LM features counted (two `rnnlab train` runs, the second --reverse)
+    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/tagging_vs_torch.py --dataset conll2000 --lm FWD,BWD
+    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/tagging_vs_torch.py --dataset conll2000 --lm FWD,BWD --lm-cached
 
 Model, identical in both (weights copied from rnnlab's into torch): word embeddings (100),
 case embeddings (8), a character BiLSTM (25 per direction over 25-dim character embeddings),
@@ -12,6 +15,16 @@ in torch (``tests/tasks/tagging/torch_tagger.py``, the model the parity test che
 rnnlab's against in float64). Both run the character BiLSTM once per distinct spelling of the
 batch, the same algorithm (``--torch-every-token`` makes torch run it per token, as a naive
 torch implementation does).
+
+``--lm FWD_RUN,BWD_RUN`` adds the frozen char-LM features (Akbik et al. 2018; two ``rnnlab train``
+runs, the second ``--reverse``) and makes both sides pay for them at every step: each batch's
+sentences are read by both LMs (no cache; the tagger's own training caches them once per sentence,
+so this is the cost of the first epoch and of tagging new text), rnnlab through its
+``LMFeatures``, torch through ``nn.LSTM`` copies of the same LMs (checked equal to rnnlab's features
+before timing), and the states at each word's boundaries are the tagger's extra input.
+``--lm-cached`` instead times what training does after its first pass: each side reads every
+training sentence once (that one-off pass is timed and printed for both), and the steps then
+take the features as an input.
 
 The same batches (length-bucketed, ``--batch-size`` sentences) for both, float32, the same
 thread count (torch.set_num_threads(--threads), OMP/OpenBLAS threads from the environment:
@@ -27,6 +40,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +56,7 @@ from rnnlab.optim import clip_grad_norm, make_optimizer  # noqa: E402
 from rnnlab.tasks.tagging.data import convert_sentences, load_dataset  # noqa: E402
 from rnnlab.tasks.tagging.model import TaggerModel  # noqa: E402
 from rnnlab.tasks.tagging.synthetic import synthetic_sentences  # noqa: E402
-from rnnlab.tasks.tagging.task import TagConfig, model_spec  # noqa: E402
+from rnnlab.tasks.tagging.task import TagConfig, lm_features, model_spec  # noqa: E402
 from rnnlab.tasks.tagging.vocab import build_vocabs, encode, make_batches  # noqa: E402
 
 
@@ -54,20 +68,74 @@ def torch_tagger_module():
     return module
 
 
-def batches(args) -> tuple[list, object]:
+def batches(args) -> tuple[list, object, list]:
     if args.synthetic:
         sentences = convert_sentences(synthetic_sentences(2000, seed=0, max_len=40), "BIOES")
     else:
-        sentences = load_dataset("ncbi-disease", args.data_dir, scheme="BIOES").train
+        sentences = load_dataset(args.dataset, args.data_dir, scheme="BIOES").train
     vocabs = build_vocabs(sentences, scheme="BIOES")
     found = make_batches(encode(sentences, vocabs, 30), args.batch_size, shuffle=True, seed=0)
-    return found, vocabs
+    return found, vocabs, sentences
+
+
+class TorchLMFeatures:
+    """rnnlab's ``LMFeatures`` in torch: ``nn.LSTM`` copies of the two char LMs, no cache."""
+
+    def __init__(self, features) -> None:
+        import torch
+        from torch import nn
+
+        self.parts = []
+        for lm in (features.fwd, features.bwd):
+            cell = lm.model.rnn.layers[0].cell
+            if len(lm.model.rnn.layers) != 1 or not hasattr(lm.model.embed, "params"):
+                raise SystemExit("--lm: this benchmark copies one-layer LSTM char-LMs with an embedding")
+            H = cell.hidden_size
+            lstm = nn.LSTM(cell.params["W_x"].shape[0], H, batch_first=True)
+            with torch.no_grad():
+                lstm.weight_ih_l0.copy_(torch.from_numpy(cell.params["W_x"].T.copy()))
+                lstm.weight_hh_l0.copy_(torch.from_numpy(cell.params["W_h"].T.copy()))
+                lstm.bias_ih_l0.copy_(torch.from_numpy(cell.params["b"].copy()))
+                lstm.bias_hh_l0.zero_()
+            embed = nn.Embedding.from_pretrained(torch.from_numpy(lm.model.embed.params["W"].copy()))
+            self.parts.append((lm, embed, lstm.float()))
+
+    def __call__(self, sentences):
+        """(B, T, D) float32 tensor of features, 0 on padding."""
+        import torch
+
+        texts = [" " + " ".join(tokens) + " " for tokens in sentences]
+        L, T, B = max(map(len, texts)), max(map(len, sentences)), len(sentences)
+        starts = np.zeros((B, T), np.int64)
+        ends = np.zeros((B, T), np.int64)
+        for b, tokens in enumerate(sentences):
+            pos = 1
+            for t, tok in enumerate(tokens):
+                starts[b, t], ends[b, t] = pos, pos + max(len(tok), 1) - 1
+                pos += len(tok) + 1
+        out = []
+        with torch.no_grad():
+            for (lm, embed, lstm), where in zip(self.parts, (ends, starts)):
+                ids = np.full((B, L), lm.fallback, np.int64)
+                for b, text in enumerate(texts):
+                    row = [lm.stoi.get(ch, lm.fallback) for ch in (text[::-1] if lm.reverse else text)]
+                    ids[b, :len(row)] = row
+                h, _ = lstm(embed(torch.from_numpy(ids)))
+                if lm.reverse:   # position i of row b: the state after reading back to character i
+                    where = np.array([[len(text) - 1 - w for w in row] for text, row in zip(texts, where)])
+                out.append(h[torch.arange(B)[:, None], torch.from_numpy(where)])
+        mask = torch.from_numpy(np.array([[t < len(s) for t in range(T)] for s in sentences]))
+        return torch.cat(out, dim=-1) * mask[..., None]
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"), help="folder holding ncbi-disease")
     p.add_argument("--synthetic", action="store_true", help="generated sentences instead of NCBI-disease")
+    p.add_argument("--dataset", default="ncbi-disease", help="ncbi-disease (default) or conll2000")
+    p.add_argument("--lm", default="", help="FWD_RUN,BWD_RUN: char-LM features, computed at every step by both")
+    p.add_argument("--lm-cached", action="store_true", help="with --lm: features computed once per sentence "
+                   "(timed apart), then an input of the steps")
     p.add_argument("--batch-size", type=int, default=16, help="sentences per batch (default 16)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (set OMP_NUM_THREADS to match)")
     p.add_argument("--seconds", type=float, default=20.0, help="timed seconds per library and measurement")
@@ -79,11 +147,67 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    found, vocabs = batches(args)
+    found, vocabs, sentences = batches(args)
     cfg = TagConfig(crf=not args.no_crf, chars=not args.no_chars)
-    model = TaggerModel(**model_spec(cfg, vocabs))
+    lm = lm_features(args.lm) if args.lm else None
+    model = TaggerModel(**model_spec(cfg, vocabs, lm))
     tm = torch_tagger_module().TorchTagger(model, unique_chars=not args.torch_every_token)
     tm.float()
+    tlm = TorchLMFeatures(lm) if lm is not None else None
+
+    cached: dict = {}
+
+    def with_lm(batch, torch_side: bool):
+        """The batch with its sentences' LM features, computed now (both sides pay for them)."""
+        if lm is None:
+            return batch
+        if (id(batch), torch_side) in cached:
+            return cached[id(batch), torch_side]
+        tokens = [sentences[i].tokens for i in batch.index]
+        if torch_side:
+            return replace(batch, lm=tlm(tokens))
+        lm.cache.clear()
+        feats = np.zeros((batch.size, batch.words.shape[1], lm.dim), np.float32)
+        for k, f in enumerate(lm(tokens)):
+            feats[k, :len(f)] = f
+        return replace(batch, lm=feats)
+
+    if lm is not None:   # the two implementations compute the same features
+        ours, theirs = with_lm(found[0], False).lm, with_lm(found[0], True).lm.numpy()
+        gap = float(np.abs(ours - theirs).max())
+        if gap > 1e-4:
+            raise SystemExit(f"--lm: torch's char-LM features differ from rnnlab's by {gap:.2e}")
+        print(f"char-LM features: {lm.dim} per token ({args.lm}); rnnlab and torch agree to {gap:.1e}")
+    if lm is not None and args.lm_cached:   # one pass over every training sentence, each side, then cached
+        import time
+
+        import torch
+
+        tokens = [s.tokens for s in sentences]
+        start = time.perf_counter()
+        lm.cache.clear()
+        ours_all = lm(tokens)                  # rnnlab's own pass: 32 sentences at a time, by length
+        spent = [time.perf_counter() - start]
+        start = time.perf_counter()
+        theirs_all: list = [None] * len(tokens)
+        order = sorted(range(len(tokens)), key=lambda i: len(tokens[i]))
+        for k in range(0, len(order), 32):     # the same grouping for torch
+            group = order[k:k + 32]
+            feats = tlm([tokens[i] for i in group])
+            for row, i in enumerate(group):
+                theirs_all[i] = feats[row, :len(tokens[i])]
+        spent.append(time.perf_counter() - start)
+        for b in found:
+            T = b.words.shape[1]
+            ours = np.zeros((b.size, T, lm.dim), np.float32)
+            theirs = torch.zeros((b.size, T, lm.dim))
+            for row, i in enumerate(b.index):
+                ours[row, :len(tokens[i])] = ours_all[i]
+                theirs[row, :len(tokens[i])] = theirs_all[i]
+            cached[id(b), False], cached[id(b), True] = replace(b, lm=ours), replace(b, lm=theirs)
+        n = len(tokens)
+        print(f"features of all {n:,} training sentences, once: rnnlab {spent[0]:.1f} s ({n / spent[0]:.0f} sent/s), "
+              f"torch {spent[1]:.1f} s ({n / spent[1]:.0f} sent/s), ratio {spent[1] / spent[0]:.2f}")
     opt = make_optimizer("adam", model.named_parameters(), lr=1e-3)
     topt = torch.optim.Adam(tm.parameters(), lr=1e-3)
     state = {"ours": 0, "theirs": 0, "ours_p": 0, "theirs_p": 0}
@@ -91,7 +215,7 @@ def main() -> int:
     def next_batch(key: str):
         b = found[state[key] % len(found)]
         state[key] += 1
-        return b
+        return with_lm(b, key.startswith("theirs"))
 
     def ours_train() -> None:
         batch = next_batch("ours")
@@ -126,10 +250,11 @@ def main() -> int:
 
     sizes = [b.size for b in found]
     per_batch = float(np.mean(sizes))
-    print(f"{'synthetic' if args.synthetic else 'NCBI-disease train'}: {len(found)} batches of up to "
+    print(f"{'synthetic' if args.synthetic else args.dataset + ' train'}: {len(found)} batches of up to "
           f"{args.batch_size} sentences (mean {per_batch:.1f}, {np.mean([b.tokens for b in found]):.0f} tokens), "
           f"threads {args.threads}, CRF {not args.no_crf}, chars {not args.no_chars}"
-          f"{', torch char BiLSTM per token' if args.torch_every_token else ''}")
+          f"{', torch char BiLSTM per token' if args.torch_every_token else ''}"
+          f"{'' if lm is None else ', char-LM features ' + ('cached' if args.lm_cached else 'computed at every step')}")
     print(f"{'':<10}{'rnnlab sent/s':>14}{'torch sent/s':>14}{'ratio':>7}{'rounds':>13}")
     ratios = []
     for name, a, b in (("train", ours_train, theirs_train), ("predict", ours_predict, theirs_predict)):

@@ -48,6 +48,16 @@ def test_eval_defaults_to_the_runs_test_split_and_takes_a_file(run, files, capsy
     assert (tmp_path / "pred.tsv").read_text().splitlines()[0].split("\t")[0] == "Unseenword"
 
 
+def test_eval_split_dev_scores_the_runs_validation_split(run, capsys):
+    assert main(["tag", "eval", str(run), "--split", "dev"]) == 0
+    out = capsys.readouterr().out
+    assert "the run's dev split" in out
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    best = max(r["f1"] for r in rows if r["split"] == "val")
+    overall = [line for line in out.splitlines() if line.startswith("overall")][0]
+    assert float(overall.split()[3]) == pytest.approx(best, abs=0.006)   # best.npz's validation F1
+
+
 def test_predict_conll_and_json_with_offsets(run, tmp_path, capsys):
     text = "The patients with Breast cancer were treated. A study of ataxia - telangiectasia risk!\n"
     path = tmp_path / "in.txt"
@@ -202,3 +212,20 @@ def test_predict_streams_bounded_batches(run, tmp_path, capsys, monkeypatch):
     tagger = api.Tagger.load(run)
     first = next(tagger.predict_stream(pieces()))
     assert first["tokens"][0]["text"] == "Patients" and len(read) < 1000
+
+
+def test_average_scores_both_weight_sets_and_the_test_line_says_which_won(files, tmp_path, capsys):
+    out = tmp_path / "avg"
+    code = main(["tag", "train", "--train", str(files / "train.tsv"), "--dev", str(files / "dev.tsv"),
+                 "--test", str(files / "test.tsv"), "--out", str(out), "--max-steps", "40", "--eval-every", "20",
+                 "--average", "0.99", *SIZES])
+    assert code == 0
+    text = capsys.readouterr()
+    text = text.out + text.err
+    assert "averaged weights: validation entity F1" in text
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    val = [r for r in rows if r["split"] == "val"]
+    assert val and all("avg_f1" in r for r in val)
+    best = max(val, key=lambda r: max(r["f1"], r["avg_f1"]))
+    assert ("averaged weights)" in text) == (best["avg_f1"] > best["f1"])
+    assert main(["tag", "eval", str(out)]) == 0

@@ -274,3 +274,92 @@ def test_the_cli_gives_the_irnn_the_setting_that_trains_it_unless_told_otherwise
                                                        eval_every=20, dropout=0.0), out=str(run), log=_quiet)
     assert summary["steps"] == 40
     assert not [r for r in MetricsLog(run / "metrics.jsonl").read() if r["split"] == "guard"]
+
+
+def test_resume_takes_back_the_blas_choices_instead_of_timing_again(tmp_path, monkeypatch):
+    """Under RNNLAB_BLAS=auto the step products' library is chosen by timing, and OpenBLAS and MKL
+    round differently: a resumed run must multiply with the libraries its checkpoint recorded."""
+    from rnnlab.blas import choice
+
+    monkeypatch.setattr(choice, "mkl_loadable", lambda: True)
+    monkeypatch.setattr(choice, "_requested", "auto")
+    monkeypatch.setattr(choice, "_cache", {})
+    timed = []
+
+    def openblas_faster(B, K, N):   # no MKL needed: the choice is OpenBLAS, so np.matmul runs
+        timed.append((B, K, N))
+        return {"openblas": 1e-6, "mkl": 2e-6}
+
+    monkeypatch.setattr(choice, "_time_both", openblas_faster)
+    corpus = _text(tmp_path)
+    run = tmp_path / "run"
+    train(_cfg(corpus, max_steps=6), out=str(run), log=_quiet)
+    assert timed, "the LSTM's step products were never chosen"
+    _, meta = load_checkpoint(run / "last.npz")
+    recorded = meta["blas"]
+    assert recorded and set(recorded.values()) == {"openblas"}
+    assert set(recorded) == {f"{B}x{K}x{N}@{n}" for B, K, N, n in choice._cache}
+
+    monkeypatch.setattr(choice, "_cache", {})   # a new process: nothing chosen yet
+
+    def must_not_time(B, K, N):
+        raise AssertionError(f"timed ({B}, {K}, {N}) again on resume instead of taking the checkpoint's choice")
+
+    monkeypatch.setattr(choice, "_time_both", must_not_time)
+    summary = train(_cfg(corpus, max_steps=10), resume=str(run), log=_quiet)
+    assert summary["steps"] == 10
+    assert choice.choices()["chosen"] == recorded
+
+
+def test_blas_preset_ignores_what_does_not_parse_and_explicit_requests(monkeypatch):
+    from rnnlab.blas import choice
+
+    monkeypatch.setattr(choice, "mkl_loadable", lambda: True)
+    monkeypatch.setattr(choice, "_cache", {})
+    monkeypatch.setattr(choice, "_requested", "openblas")   # an explicit RNNLAB_BLAS wins over a checkpoint
+    assert choice.preset({"4x16x64@1": "mkl"}) == 0 and choice._cache == {}
+    monkeypatch.setattr(choice, "_requested", "auto")
+    hostile = {"4x16x64@1": "mkl", "4x16@1": "mkl", "axbxc@1": "openblas", "4x16x64@2": "cublas",
+               "0x16x64@1": "mkl", "8x16x64@x": "mkl"}
+    assert choice.preset(hostile) == 1 and choice._cache == {(4, 16, 64, 1): "mkl"}
+    assert choice.preset(["4x16x64@1"]) == 0 and choice.preset(None) == 0
+
+
+def test_resume_is_bit_exact_when_a_new_timing_would_pick_the_other_library(tmp_path, monkeypatch):
+    """The real libraries: a run that multiplied with MKL is resumed where timing now favours
+    OpenBLAS (as it can under load); its weights must still equal those of the uninterrupted run."""
+    from rnnlab.blas import choice
+    from rnnlab.train.trainer import Trainer
+
+    if not choice.mkl_loadable():
+        pytest.skip("the mkl extra is not installed")
+    monkeypatch.setattr(choice, "_requested", "auto")
+    monkeypatch.setattr(choice, "_cache", {})
+    monkeypatch.setattr(choice, "_time_both", lambda B, K, N: {"openblas": 2e-6, "mkl": 1e-6})
+    corpus = _text(tmp_path)
+    cfg = dict(hidden_size=48, embedding_size=16, max_steps=10)
+    full = tmp_path / "full"
+    train(_cfg(corpus, **cfg), out=str(full), log=_quiet)
+    assert set(choice.choices()["chosen"].values()) == {"mkl"}
+
+    monkeypatch.setattr(choice, "_cache", {})
+    original = Trainer.train_step
+    interrupted = []
+
+    def interrupt_once(self):
+        if self.step == 5 and not interrupted:
+            interrupted.append(self.step)
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(Trainer, "train_step", interrupt_once)
+    part = tmp_path / "part"
+    assert train(_cfg(corpus, **cfg), out=str(part), log=_quiet)["steps"] == 5
+    monkeypatch.setattr(Trainer, "train_step", original)
+    monkeypatch.setattr(choice, "_cache", {})   # a new process, where OpenBLAS now times faster
+    monkeypatch.setattr(choice, "_time_both", lambda B, K, N: {"openblas": 1e-6, "mkl": 2e-6})
+    assert train(_cfg(corpus, **cfg), resume=str(part), log=_quiet)["steps"] == 10
+    wa, _ = load_checkpoint(full / "last.npz")
+    wb, _ = load_checkpoint(part / "last.npz")
+    for key in wa:
+        np.testing.assert_array_equal(wa[key], wb[key], err_msg=key)

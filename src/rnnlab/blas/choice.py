@@ -11,7 +11,9 @@ step. :func:`stepper` returns that product as ``run(t)`` (``out = a[t] @ W``) fr
   this very shape (B, K, N) and thread count the first time it is asked for, in alternating
   rounds within a budget of about 50 ms, and the faster one is used from then on (cached per
   shape and thread count). Each choice is logged once (one line on stderr) and kept in
-  :func:`choices`, which a run records in its config.json.
+  :func:`choices`, which a run records in its config.json and its checkpoints; a resumed run
+  takes its checkpoint's choices back (:func:`preset`) instead of timing again, so that resume
+  stays bit-exact even where a timing under load would pick the other library.
 
 float64 products (the gradient checks) always go to NumPy.
 """
@@ -140,10 +142,32 @@ def stepper(a: np.ndarray, W: np.ndarray, out: np.ndarray) -> Callable[[int], An
     return lambda t: np.matmul(a[t], W, out=out)
 
 
+def preset(chosen: Any) -> int:
+    """Take back choices a run recorded (``choices()["chosen"]``, kept in its checkpoints) so that
+    the run resumed multiplies with the libraries it started with (the two round differently, about
+    1e-8 relative). Only under ``auto``: an explicit ``RNNLAB_BLAS`` wins, and without the mkl extra
+    everything is OpenBLAS anyway. Entries that do not parse (a hostile or older checkpoint) are
+    ignored. Returns how many choices were taken."""
+    if requested() != "auto" or not isinstance(chosen, dict):
+        return 0
+    taken = 0
+    for key, lib in chosen.items():
+        try:
+            shape, threads = str(key).split("@")
+            B, K, N = (int(v) for v in shape.split("x"))
+            parsed = (B, K, N, int(threads))
+        except ValueError:
+            continue
+        if lib in ("openblas", "mkl") and min(parsed) > 0:
+            _cache[parsed] = lib
+            taken += 1
+    return taken
+
+
 def choices() -> dict[str, Any]:
     """What a run records: the requested backend and each shape's choice so far."""
     return {"requested": requested(),
             "chosen": {f"{B}x{K}x{N}@{n}": c for (B, K, N, n), c in sorted(_cache.items())}}
 
 
-__all__ = ["BUDGET_S", "NAMES", "choices", "choose", "requested", "set_log", "set_requested", "stepper"]
+__all__ = ["BUDGET_S", "NAMES", "choices", "choose", "preset", "requested", "set_log", "set_requested", "stepper"]

@@ -37,8 +37,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     e = tag.add_parser("eval", help="score a trained tagger", description="Entity precision, recall and F1 "
                        "per type (conlleval's rules) and token accuracy of a run's best checkpoint.")
-    e.add_argument("run_path", metavar="RUN", help="run folder, runs/latest, or a checkpoint file")
+    e.add_argument("run_path", metavar="RUN", help="run folder, runs/latest, or a checkpoint file; RUN1,RUN2,...: "
+                   "a seed ensemble (the runs' emission and transition scores averaged, then Viterbi)")
     e.add_argument("--data", metavar="FILE", help="gold CoNLL file (default: the run's own test split)")
+    e.add_argument("--split", choices=("test", "dev"), default="test",
+                   help="without --data: which of the run's own splits to score (default: test)")
     e.add_argument("--data-dir", metavar="DIR", help="folder holding named datasets (for the run's test split)")
     e.add_argument("--output", metavar="FILE", help="also write the predictions as CoNLL (token, gold, predicted)")
     e.set_defaults(run=run_eval)
@@ -47,7 +50,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        "sentences and tokens (rnnlab.tasks.tagging.tokenize: words, numbers, and every other "
                        "character, hyphens and apostrophes included, a token of its own), then tag each "
                        "sentence. Output: CoNLL columns (token, tag; a blank line between sentences) or JSON.")
-    r.add_argument("run_path", metavar="RUN", help="run folder, runs/latest, or a checkpoint file")
+    r.add_argument("run_path", metavar="RUN", help="run folder, runs/latest, or a checkpoint file; RUN1,RUN2,...: "
+                   "a seed ensemble (the runs' emission and transition scores averaged, then Viterbi)")
     r.add_argument("input", metavar="INPUT", help="UTF-8 text file, or - for standard input")
     r.add_argument("--format", choices=("conll", "json"), default="conll",
                    help="conll: token<TAB>tag lines; json: one object per sentence with tokens, tags and entity "
@@ -80,10 +84,12 @@ def run_eval(args: argparse.Namespace) -> int:
     from ..tasks.tagging.metrics import evaluate, format_table
     from ..tasks.tagging.data import repair_note
     from ..tasks.tagging.schemes import detect_scheme
-    from ..tasks.tagging.task import TagConfig, in_gold_scheme, load_corpus, load_run, predict_tags
+    from ..tasks.tagging.ensemble import load_members, predict_ensemble
+    from ..tasks.tagging.task import TagConfig, in_gold_scheme, load_corpus
     from ..errors import DataError
 
-    loaded = load_run(args.run_path)
+    members = load_members(args.run_path)
+    loaded = members[0]
     if args.data:
         sentences, source = read_conll(args.data, "auto"), args.data
         note = repair_note(sentences, detect_scheme([s.tags for s in sentences]), f"--data {args.data}")
@@ -93,14 +99,16 @@ def run_eval(args: argparse.Namespace) -> int:
         cfg = TagConfig.from_dict(loaded.config)
         if args.data_dir:
             cfg.data_dir = args.data_dir
-        sentences, source = load_corpus(cfg).test, "the run's test split"
+        corpus = load_corpus(cfg)
+        sentences, source = (corpus.dev if args.split == "dev" else corpus.test), f"the run's {args.split} split"
         if not sentences:
-            raise DataError(f"{loaded.path}: the run has no test split; give --data FILE")
-    predicted, _ = predict_tags(loaded.model, loaded.vocabs, sentences, loaded.scheme,
-                                max_word_len=loaded.max_word_len, lm=loaded.lm)
+            raise DataError(f"{loaded.path}: the run has no {args.split} split; give --data FILE")
+    predicted = predict_ensemble(members, sentences)
     predicted, scheme = in_gold_scheme(sentences, predicted)  # compare and write in the file's own scheme
     report = evaluate([s.tags for s in sentences], predicted)
-    print(f"{loaded.path} on {source} (tags in {scheme}):\n{format_table(report)}")
+    name = str(loaded.path) if len(members) == 1 else (f"ensemble of {len(members)} runs "
+                                                       f"({', '.join(str(m.path) for m in members)})")
+    print(f"{name} on {source} (tags in {scheme}):\n{format_table(report)}")
     unknown = loaded.vocabs.tags.report_unknown()
     if unknown:
         print(f"note: {unknown}; they are scored as the gold tags they are (never predicted)")

@@ -60,6 +60,9 @@ class LoopConfig:
     log_every: int = _opt(10, "log training metrics every N steps")
     guard: str = _opt("backoff", "on a non-finite or exploding step: abort, skip or backoff")
     diagnostics: bool = _opt(False, "log hidden-state and gradient statistics per layer")
+    average: float = _opt(0.0, "keep a moving average of the weights with this decay (e.g. 0.999; 0: off); each "
+                               "evaluation scores the current and the averaged weights, and best.npz keeps the "
+                               "set that wins on validation")
     seed: int = _opt(0, "random seed for initialisation, dropout and batching")
     precision: str = _opt("fp32", "fp32, or bf16: matrix products with bf16 inputs and fp32 accumulation (oneMKL; "
                                   "LSTM and GRU layers; needs a CPU with AVX512_BF16 or AMX and pip install "
@@ -101,6 +104,8 @@ def validate_loop(cfg: Any) -> None:
     if cfg.schedule == "cosine" and cfg.max_steps and cfg.warmup_steps >= cfg.max_steps:
         raise ConfigError(f"--warmup-steps ({cfg.warmup_steps}) must be below --max-steps ({cfg.max_steps}) "
                           "for the cosine schedule to anneal after it")
+    if not 0.0 <= getattr(cfg, "average", 0.0) < 1.0:
+        raise ConfigError(f"--average must be in [0, 1) (a decay such as 0.999; 0: off), got {cfg.average}")
     if cfg.clip < 0 or cfg.clip_value < 0 or cfg.max_minutes < 0:
         raise ConfigError("--clip, --clip-value and --max-minutes must be >= 0")
 

@@ -14,8 +14,9 @@ the run there, cleanly, with a stop reason of their own.
 Exact resume from any stop
 --------------------------
 A checkpoint holds the weights, optimizer slots, the carried state, the task's
-data position and generators, every dropout generator and the loop's counters,
-all taken at a step boundary. Ctrl-C and SIGTERM only ask the loop to stop
+data position and generators, every dropout generator, the loop's counters and
+which BLAS library ran each step product (``RNNLAB_BLAS=auto`` times them, and
+a resumed run takes the same ones back), all taken at a step boundary. Ctrl-C and SIGTERM only ask the loop to stop
 (:mod:`rnnlab.train.signals`): the current step finishes, ``last.npz`` is
 written, the run exits 130 / 143. An evaluation cut short by a stop request is
 recorded as pending and run first on resume. A step cut short by an exception
@@ -25,7 +26,11 @@ before the step, and the checkpoint is written only if the weights had not
 started to change. Resuming therefore continues bit for bit: the same batches,
 dropout masks, updates and metrics as the run that was never stopped.
 
-Why one file of about 370 lines (docs/conventions.md asks for ~300): the step, the checkpoint
+Weight averaging (``--average DECAY``, :mod:`rnnlab.train.averaging`): a moving average of the
+weights is kept beside them; every evaluation scores both, and ``best.npz`` holds whichever set
+wins on validation. Training itself never reads the average.
+
+Why one file of about 400 lines (docs/conventions.md asks for ~300): the step, the checkpoint
 written at a step boundary, its restore and the stop handling share one invariant (a checkpoint is
 taken only where the state is whole); kept together, the exact-resume argument reads in one place.
 The parts that stand alone are already their own modules (guard, progress, hooks, snapshot, runs).
@@ -39,11 +44,13 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..blas import choice as blas_choice
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..errors import CheckpointError
 from ..module import release_workspaces
 from ..optim import clip_grad_norm, clip_grad_value, global_grad_norm, make_optimizer, make_schedule
 from . import hooks, snapshot
+from .averaging import WeightAverage
 from .diagnostics import layer_diagnostics
 from .guard import DivergenceError, Guard, hidden_max, hidden_report
 from .progress import MetricsLog, Progress
@@ -89,6 +96,9 @@ class Trainer:
         self.schedule = make_schedule(cfg.schedule, cfg.lr, warmup_steps=cfg.warmup_steps, **self._schedule_kwargs())
         # With clipping on, a gradient spike is bounded by the clip and is no sign of divergence
         # (IRNNs spike all the time); only unclipped training needs the spike test.
+        # --average: a moving average of the weights, scored beside them at each evaluation (averaging.py)
+        decay = getattr(cfg, "average", 0.0)
+        self.average = WeightAverage(self.optimizer.params, decay) if decay else None
         self.guard = Guard(cfg.guard, loss_limit=task.loss_limit, explode_factor=math.inf if cfg.clip else 20.0)
         self.metrics = MetricsLog(self.run_dir / METRICS)
         self.progress = progress or Progress()
@@ -145,6 +155,8 @@ class Trainer:
         self.optimizer.lr = self.current_lr()
         self._updating = True
         self.optimizer.step()
+        if self.average is not None:
+            self.average.update()
         self._updating = False
         self.carry = out.carry
         return out.loss, norm, out.items
@@ -162,6 +174,8 @@ class Trainer:
         if cfg.guard == "backoff":
             if self._good is not None:
                 self._restore(self._good)
+                if self.average is not None:
+                    self.average.reset()
             self.lr_scale *= self.guard.backoff
             msg += f" Restored the last good weights; learning rate x{self.lr_scale:g}."
         else:
@@ -299,6 +313,9 @@ class Trainer:
         try:
             with np.errstate(over="ignore", invalid="ignore"):
                 metrics = task.evaluate(self.model, lambda: self.stop_requested, self.progress.eval_update)
+                if self.average is not None:
+                    with self.average.applied():
+                        averaged = task.evaluate(self.model, lambda: self.stop_requested, self.progress.eval_update)
         except EvalInterrupted:
             self.pending_eval = True
             return "interrupted"
@@ -313,6 +330,12 @@ class Trainer:
             self._diverged(f"the validation {key} is {value}", [], step=self.step)
             return None
         self._pre_final = (self.best, self.evals_since_best) if final else None
+        use_average = False
+        if self.average is not None:
+            avg_value = averaged.get(key)
+            use_average = avg_value is not None and math.isfinite(avg_value) and task.selection.better(avg_value, value)
+            metrics = {**metrics, **{f"avg_{k}": v for k, v in averaged.items()}}
+            value = avg_value if use_average else value
         improved = task.selection.better(value, self.best)
         if improved:
             self.best, self.evals_since_best = value, 0
@@ -321,26 +344,36 @@ class Trainer:
         self.last_eval, self.last_eval_step = metrics, self.step
         self.metrics.write(step=self.step, split="val", **metrics, elapsed=self.elapsed,
                            **({"final": True} if final else {}))
-        self.progress.message(f"step {self.step}: {task.describe_eval(metrics)}{' (best)' if improved else ''}")
+        line = task.describe_eval(metrics)
+        if self.average is not None:
+            line += f"; averaged weights: {task.describe_eval(averaged)}{' (used)' if use_average else ''}"
+        self.progress.message(f"step {self.step}: {line}{' (best)' if improved else ''}")
         self.save(self.run_dir / LAST)
-        if improved:
+        if improved and use_average:
+            with self.average.applied():   # best.npz holds the weights that won: the averaged ones
+                self.save(self.run_dir / BEST, weights="average")
+        elif improved:
             self.save(self.run_dir / BEST)
-        asked = hooks.notify(hooks.Evaluation(self.step, dict(metrics), key, task.selection.mode, final,
+        chosen = {**metrics, **averaged} if use_average else metrics   # the winner's figures for hooks and targets
+        asked = hooks.notify(hooks.Evaluation(self.step, dict(chosen), key, task.selection.mode, final,
                                               str(self.run_dir)))
         if asked is not None and not final:
             return asked   # a caller's hook (a sweep's pruner) ends the run here, as a budget would
-        if task.target_reached(metrics):
+        if task.target_reached(chosen):
             return "target reached"
         if self.cfg.patience and self.evals_since_best >= self.cfg.patience:
             return "early stopping"
         return None
 
-    def save(self, path: Path) -> None:
+    def save(self, path: Path, weights: str = "current") -> None:
+        """Write a checkpoint; ``weights="average"`` marks one whose parameters are the averaged weights."""
         arrays, meta = self.task.pack_model(self.model)
         opt_arrays, opt_scalars = snapshot.pack_optimizer(self.optimizer)
         carry_arrays, carry_skel = self.task.carry_arrays(self.carry)
         arrays.update(opt_arrays)
         arrays.update(carry_arrays)
+        if self.average is not None:
+            arrays.update(self.average.arrays())
         meta.update(task=self.task.name, task_meta=self.task.meta(), config=self.cfg.to_dict(),
                     optimizer=opt_scalars, carry=carry_skel, data=self.task.data_state(),
                     rng=snapshot.rng_states(self.task.rng_modules(self.model)),
@@ -348,7 +381,10 @@ class Trainer:
                              "elapsed": self.elapsed, "lr_scale": self.lr_scale, "pending_eval": self.pending_eval,
                              "last_eval_step": self.last_eval_step,
                              "pre_final": list(self._pre_final) if self._pre_final is not None else None,
-                             "guard_norms": list(self.guard.norms), "guard_events": self.guard.events})
+                             "guard_norms": list(self.guard.norms), "guard_events": self.guard.events,
+                             "average_count": self.average.count if self.average is not None else 0,
+                             "weights": weights},
+                    blas=blas_choice.choices()["chosen"])
         save_checkpoint(path, arrays, meta)
 
     def restore(self, path: Path) -> None:
@@ -371,6 +407,9 @@ class Trainer:
             self._pre_final = tuple(t["pre_final"]) if t.get("pre_final") is not None else None
             self.guard.norms.extend(t["guard_norms"])
             self.guard.events = int(t["guard_events"])
+            if self.average is not None:
+                self.average.load(arrays, int(t.get("average_count", 0)))
+            blas_choice.preset(meta.get("blas"))   # the step products' libraries it ran with: bit-exact
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"{path}: cannot resume from this checkpoint ({exc}); train a new run, or "
                                   "resume from the run's other checkpoint (best.npz / last.npz)") from None

@@ -37,12 +37,13 @@ def test_learns_the_synthetic_entities(tmp_path):
     assert loaded.scheme == "BIOES" and loaded.vocabs.tags.itos[0] == "O" and not loaded.model.training
 
 
-@pytest.mark.parametrize("crf", [True, False], ids=["crf", "softmax"])
-def test_tagging_task_resumes_exactly_after_an_interruption(tmp_path, crf):
+@pytest.mark.parametrize("crf,average", [(True, 0.0), (False, 0.0), (True, 0.9)],
+                         ids=["crf", "softmax", "crf-averaged"])
+def test_tagging_task_resumes_exactly_after_an_interruption(tmp_path, crf, average):
     """Stop at a random step (a KeyboardInterrupt inside the step), resume: identical to one straight run
-    (shuffled epochs, singleton-word replacement and dropout masks included)."""
+    (shuffled epochs, singleton-word replacement, dropout masks and the weight average included)."""
     kw = dict(max_steps=23, eval_every=5, log_every=1, schedule="cosine", guard="skip", dropout=0.3,
-              word_unk=0.5, crf=crf, seed=3)
+              word_unk=0.5, crf=crf, seed=3, average=average)
     cfg, _ = make_task(**kw)
     check_exact_resume(lambda: make_task(**kw)[1], cfg, tmp_path,
                        stop_at=int(np.random.default_rng(7).integers(1, 22)))

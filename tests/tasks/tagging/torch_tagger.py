@@ -122,7 +122,8 @@ class TorchTagger(nn.Module):
             full = full.masked_scatter(mask[..., None], rep)
             parts.append(full)
         if getattr(batch, "lm", None) is not None:  # frozen char-LM features: an input, concatenated last
-            parts.append(torch.from_numpy(np.asarray(batch.lm, dtype=np.float64)))
+            lm = batch.lm if isinstance(batch.lm, torch.Tensor) else torch.from_numpy(np.asarray(batch.lm))
+            parts.append(lm.to(parts[0].dtype))
         x = self.drop(torch.cat(parts, dim=-1))
         packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
         h, _ = self.rnn(packed)

@@ -85,16 +85,20 @@ def _train_tagger(job: Job, log: Callable[[str], None], progress: Progress | Non
         loaded = load_run(run_dir)
         report = evaluate_sentences(loaded, corpus.test)
         summary["test"] = report
-        log(f"test split, best checkpoint ({loaded.path.name}):\n{format_table(report)}")
+        which = ", averaged weights" if loaded.weights == "average" else ""
+        log(f"test split, best checkpoint ({loaded.path.name}{which}):\n{format_table(report)}")
     log(f"done ({summary['stop']}): {summary['steps']} steps, {summary['elapsed_s']:.0f}s of training; best "
         f"validation F1 {summary['best'] if summary['best'] is not None else float('nan'):.2f}; run in {run_dir}")
     return summary
 
 
-def evaluate_sentences(loaded: LoadedRun, sentences: Sequence[Sentence], batch_size: int = 128) -> EntityReport:
-    """Entity P/R/F1 (conlleval) of a trained tagger on gold-tagged sentences (any of BIO, BIOES, IOB1)."""
-    predicted, _ = predict_tags(loaded.model, loaded.vocabs, sentences, loaded.scheme, batch_size,
-                                loaded.max_word_len, lm=loaded.lm)
+def evaluate_sentences(loaded: LoadedRun | Sequence[LoadedRun], sentences: Sequence[Sentence],
+                       batch_size: int = 128) -> EntityReport:
+    """Entity P/R/F1 (conlleval) of a trained tagger (or a seed ensemble: a list of runs) on gold-tagged
+    sentences (any of BIO, BIOES, IOB1)."""
+    from .ensemble import predict_ensemble
+
+    predicted = predict_ensemble([loaded] if isinstance(loaded, LoadedRun) else list(loaded), sentences, batch_size)
     predicted, _ = in_gold_scheme(sentences, predicted)
     return evaluate([s.tags for s in sentences], predicted)
 
@@ -153,6 +157,7 @@ class Tagger:
             raise ConfigError(f"unknown Tagger options {unknown}; known: {', '.join(sorted(known))}")
         self.options = options
         self.loaded: LoadedRun | None = None
+        self.members: list[LoadedRun] = []   # Tagger.load("RUN1,RUN2"): a seed ensemble (tagging.ensemble)
         self.summary: dict[str, Any] | None = None
 
     def fit(self, train: str | os.PathLike, dev: str | os.PathLike | None = None,
@@ -182,7 +187,7 @@ class Tagger:
             sentences = read_conll(data, "auto")
         else:
             sentences = [s if isinstance(s, Sentence) else Sentence(tuple(s[0]), tuple(s[1])) for s in data]
-        return evaluate_sentences(loaded, sentences)
+        return evaluate_sentences(self.members or [loaded], sentences)
 
     def predict(self, sentences: Sequence[Any]) -> list[list[str]]:
         """Tags for each sentence: a list of tokens, or a raw string (tokenised by
@@ -190,8 +195,13 @@ class Tagger:
         loaded = self._ready()
         items = [_as_sentence(s) for s in sentences]
         keep = [i for i, s in enumerate(items) if len(s)]
-        tags, _ = predict_tags(loaded.model, loaded.vocabs, [items[i] for i in keep], loaded.scheme,
-                               max_word_len=loaded.max_word_len, lm=loaded.lm)
+        if len(self.members) > 1:
+            from .ensemble import predict_ensemble
+
+            tags = predict_ensemble(self.members, [items[i] for i in keep])
+        else:
+            tags, _ = predict_tags(loaded.model, loaded.vocabs, [items[i] for i in keep], loaded.scheme,
+                                   max_word_len=loaded.max_word_len, lm=loaded.lm)
         out: list[list[str]] = [[] for _ in items]
         for i, t in zip(keep, tags):
             out[i] = t
@@ -224,7 +234,10 @@ class Tagger:
 
     @classmethod
     def load(cls, run_or_path: str | os.PathLike) -> "Tagger":
+        from .ensemble import load_members
+
         tagger = cls()
-        tagger.loaded = load_run(run_or_path)
+        tagger.members = load_members(str(run_or_path))   # "RUN1,RUN2,...": a seed ensemble
+        tagger.loaded = tagger.members[0]
         tagger.options = dict(tagger.loaded.config)
         return tagger

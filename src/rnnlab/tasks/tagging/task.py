@@ -233,6 +233,7 @@ class LoadedRun:
     config: dict
     path: Path
     lm: Any = None      # the char-LM features the model reads (None without --lm)
+    weights: str = "current"   # "average": the loop's averaged weights won on validation (--average)
 
 
 def load_run(run: str | Path) -> LoadedRun:
@@ -249,4 +250,4 @@ def load_run(run: str | Path) -> LoadedRun:
     model.load_state_dict({k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")})
     lm = lm_features(meta.get("lm", "")) if spec.get("lm_dim") else None
     return LoadedRun(model.eval(), Vocabs.from_dict(meta["vocabs"]), meta["scheme"], int(meta.get("max_word_len", 30)),
-                     meta.get("config", {}), path, lm)
+                     meta.get("config", {}), path, lm, str(meta.get("trainer", {}).get("weights", "current")))

@@ -1,0 +1,92 @@
+"""A seed ensemble of taggers at prediction time: ``tag eval RUN1,RUN2,...`` and ``tag predict RUN1,RUN2,...``.
+
+Each member (a run on the same data and tag set, e.g. trained with another ``--seed``) scores
+every sentence with its own vocabularies, character model and char-LM features; the members'
+emission scores are averaged position by position and, for CRF members, so are their
+transition, start and end scores; constrained Viterbi then decodes the average. For CRFs this
+is the tag sequence with the highest geometric mean of the members' sequence probabilities
+(each member's log-partition is a constant of the sentence, so it does not move the argmax).
+Softmax members: averaged scores, the best tag per token. One run is simply that run.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ...errors import ConfigError
+from ...module import no_grad
+from .data import Sentence
+from .task import LoadedRun, constraints_for, load_run, predict_tags
+from .vocab import encode, make_batches
+
+
+def load_members(spec: str) -> list[LoadedRun]:
+    """The runs named by ``RUN[,RUN...]``, checked to predict the same tags in the same way."""
+    names = [str(spec)] if Path(spec).exists() else [part.strip() for part in str(spec).split(",") if part.strip()]
+    if not names:
+        raise ConfigError("name at least one tagger run")
+    members = [load_run(name) for name in names]
+    first = members[0]
+    for name, m in zip(names[1:], members[1:]):
+        if (m.vocabs.tags.itos != first.vocabs.tags.itos or m.scheme != first.scheme
+                or m.model.use_crf != first.model.use_crf):
+            raise ConfigError(f"ensemble: {name} does not predict the tags of {names[0]} (tag set, --scheme and "
+                              "--crf must be the same: train the members on the same data with other seeds)")
+    return members
+
+
+def member_emissions(member: LoadedRun, sentences: Sequence[Sentence], batch_size: int = 128) -> list[np.ndarray]:
+    """One member's (length, tags) emission scores of every sentence (eval mode, no gradient)."""
+    model = member.model
+    encoded = encode(sentences, member.vocabs, member.max_word_len, member.lm)
+    out: list[np.ndarray] = [np.zeros((0, 0))] * len(sentences)
+    was_training = model.training
+    model.eval()
+    try:
+        with no_grad():
+            for batch in make_batches(encoded, batch_size, max_tokens=batch_size * 40):
+                emissions, _ = model.forward(batch)
+                for b, (row, n) in enumerate(zip(batch.index, batch.lengths)):
+                    out[row] = np.array(emissions[b, :int(n)], dtype=np.float64)
+    finally:
+        model.train(was_training)
+    return out
+
+
+def predict_ensemble(members: Sequence[LoadedRun], sentences: Sequence[Sentence],
+                     batch_size: int = 128) -> list[list[str]]:
+    """Tag strings per sentence from the members' averaged scores (see the module docstring)."""
+    first = members[0]
+    if len(members) == 1:
+        return predict_tags(first.model, first.vocabs, sentences, first.scheme, batch_size,
+                            first.max_word_len, lm=first.lm)[0]
+    total = member_emissions(first, sentences, batch_size)
+    for m in members[1:]:
+        for i, em in enumerate(member_emissions(m, sentences, batch_size)):
+            total[i] = total[i] + em
+    mean = [em / len(members) for em in total]
+    crf = None
+    if first.model.use_crf:   # the first member's CRF layer, holding the members' mean scores
+        crf = copy.deepcopy(first.model.crf)
+        for key in ("transitions", "start", "end"):
+            crf.params[key] = np.mean([np.asarray(m.model.crf.params[key], np.float64) for m in members], axis=0)
+    constraints = constraints_for(first.model, first.vocabs, first.scheme)
+    K = len(first.vocabs.tags)
+    predicted: list[list[str]] = [[] for _ in sentences]
+    order = [i for i in sorted(range(len(sentences)), key=lambda i: len(mean[i])) if len(mean[i])]
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        lengths = np.array([len(mean[i]) for i in rows])
+        padded = np.zeros((len(rows), int(lengths.max()), K))
+        for b, i in enumerate(rows):
+            padded[b, :lengths[b]] = mean[i]
+        if crf is not None:
+            paths = crf.decode(padded, lengths, constraints)
+        else:
+            paths = [p[:n].tolist() for p, n in zip(padded.argmax(-1), lengths)]
+        for i, path in zip(rows, paths):
+            predicted[i] = first.vocabs.tags.decode(path)
+    return predicted
