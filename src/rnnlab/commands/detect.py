@@ -11,8 +11,8 @@ from .detect_nab import DEFAULT_DETECTOR, _options, _refuse_to_replace, run_nab
 
 DETECTORS = ("pred", "encdec", "vae", "online")
 # what --help says of the default (measured on the 41 NAB files shipped, docs/anomaly.md "Today's figures")
-DEFAULT_COST = ("it learns as the rows arrive; about 13 s of CPU per 10,000 rows on one core (AMD EPYC Zen 3), "
-                "scoring included; NAB score 54.5 +/- 0.8 (3 seeds, standard profile) on the 41 NAB files shipped, "
+DEFAULT_COST = ("it learns as the rows arrive; about 14 s of CPU per 10,000 rows on one core (AMD EPYC Zen 3), "
+                "scoring included; NAB score 57.6 +/- 0.4 (3 seeds, standard profile) on the 41 NAB files shipped, "
                 "against pred's 52.6 +/- 1.5 and HTM's 68.6; the best on realKnownCause alone: pred+vae with "
                 "--ensemble 3")
 
@@ -93,7 +93,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     n.add_argument("--groups", metavar="G1,G2", help="only these groups, e.g. realKnownCause (default: all)")
     n.add_argument("--detector", type=_detectors, default=None, metavar="NAME[,NAME]",
                    help=f"detectors, comma-separated, from online, pred, encdec, vae, or several of those "
-                        f"joined by + (e.g. online,pred+vae) (default {DEFAULT_DETECTOR}; costs in 'detect run --help')")
+                        f"joined by + (e.g. online,pred+vae) (default {DEFAULT_DETECTOR}; costs in "
+                        "'detect run --help')")
     n.add_argument("--seeds", type=positive_int, default=None, metavar="N",
                    help="seeds S..S+N-1 per detector, S from --seed (default 1)")
     n.add_argument("--seed", type=int, default=None, metavar="S",

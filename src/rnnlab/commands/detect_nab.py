@@ -29,7 +29,7 @@ DEFAULT_DETECTOR = "online"
 OPTION_KEYS = ("window", "hidden", "latent", "epochs", "lr", "samples", "post", "short", "long", "suppress", "warmup",
                "calendar", "max_minutes", "refit_every", "refit_epochs", "refit_lr", "ensemble", "online_every",
                "online_batch", "online_memory", "online_lr", "online_warm", "online_clip", "online_floor",
-               "online_norm", "online_average", "online_scales", "range_tolerance")
+               "online_norm", "online_log", "online_season", "online_average", "online_scales", "range_tolerance")
 
 
 def _options(args: argparse.Namespace, saved: dict | None = None) -> dict:

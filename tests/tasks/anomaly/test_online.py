@@ -5,7 +5,7 @@ import pytest
 
 from rnnlab.errors import ConfigError
 from rnnlab.tasks.anomaly import Detector, probationary_rows
-from rnnlab.tasks.anomaly.online import local_scale, parse_scales, scale_features
+from rnnlab.tasks.anomaly.online import daily_rows, local_scale, parse_scales, scale_features, season_column
 
 TINY = dict(window=8, hidden=8, online_warm=30, online_batch=8, long=400)
 STAMPS = np.datetime64("2020-01-01T00:00") + np.arange(1200) * np.timedelta64(1, "h")
@@ -38,8 +38,8 @@ def test_row_t_is_scored_before_the_model_learns_from_it():
     values = _sine(noise=0.0)
     a, b = values.copy(), values.copy()
     a[500:], b[500:] = 10.0, 20.0
-    ea = Detector("online", seed=0, range_tolerance=0, **TINY)
-    eb = Detector("online", seed=0, range_tolerance=0, **TINY)
+    ea = Detector("online", seed=0, range_tolerance=0, online_log=False, **TINY)  # the error itself
+    eb = Detector("online", seed=0, range_tolerance=0, online_log=False, **TINY)
     ea.fit_score(a, STAMPS[:800], progress=False)
     eb.fit_score(b, STAMPS[:800], progress=False)
     assert eb.last_fit["raw"][500] > ea.last_fit["raw"][500] + 5.0
@@ -58,8 +58,8 @@ def test_the_same_seed_repeats_byte_for_byte_and_another_differs():
 
 def test_it_learns_as_rows_arrive():
     values = _sine(n=1200, noise=0.02)
-    det = Detector("online", seed=0, online_floor=0.0, online_warm=0, **{k: v for k, v in TINY.items()
-                                                                           if k != "online_warm"})
+    det = Detector("online", seed=0, online_floor=0.0, online_warm=0, online_log=False,  # the error itself
+                   **{k: v for k, v in TINY.items() if k != "online_warm"})
     det.fit_score(values, STAMPS, progress=False)
     raw = det.last_fit["raw"]
     assert raw[1000:].mean() < 0.5 * raw[8:200].mean()
@@ -98,6 +98,34 @@ def test_one_absurd_value_does_not_blind_it():
     scores = det.fit_score(values, STAMPS[:1000], progress=False, warn=lambda line: None)
     assert scores[800:806].max() >= 0.5 * scores[300]
     assert 800 <= int(np.argmax(scores[400:])) + 400 < 810
+
+
+def test_the_raw_measure_is_the_log_of_the_normalised_error():
+    values = _sine(seed=6)
+    plain = Detector("online", seed=0, online_log=False, **TINY)
+    logged = Detector("online", seed=0, **TINY)
+    plain.fit_score(values, STAMPS[:800], progress=False)
+    logged.fit_score(values, STAMPS[:800], progress=False)
+    np.testing.assert_array_equal(logged.last_fit["raw"], np.log1p(plain.last_fit["raw"]))
+
+
+def test_the_value_a_day_before_is_an_input_from_earlier_rows_only():
+    assert daily_rows(STAMPS) == 24 and daily_rows(None) == 0
+    assert daily_rows(np.datetime64("2020-01-01") + np.arange(50) * np.timedelta64(7, "m")) == 0  # 1440 / 7
+    assert daily_rows(np.datetime64("2020-01-01") + np.arange(50) * np.timedelta64(1, "D")) == 0  # one a day
+    v = np.arange(10.0)
+    np.testing.assert_array_equal(season_column(v, 4), [0, 0, 0, 0, 1, 2, 3, 4, 5, 6])  # row r: v[r + 1 - 4]
+    values = _sine()
+    det = Detector("online", seed=3, online_season=True, **TINY)
+    scores = det.fit_score(values, STAMPS[:800], progress=False)
+    assert det.model.spec["input_size"] == 6  # value, hour (2), day of week (2), the value a day before
+    changed = values.copy()
+    changed[500:] += 3.0
+    again = Detector("online", seed=3, online_season=True, **TINY)
+    np.testing.assert_array_equal(scores[:500], again.fit_score(changed, STAMPS[:800], progress=False)[:500])
+    plain = Detector("online", seed=3, **TINY)
+    plain.fit_score(values, STAMPS[:800], progress=False)
+    assert not np.array_equal(plain.last_fit["raw"], det.last_fit["raw"])
 
 
 def test_local_scale_uses_the_rows_before_each_row_only():

@@ -61,6 +61,11 @@ class DetectorConfig:
                                     "or clean square wave raises nothing)", metavar="F")
     online_norm: int = _opt(500, "the online detector: divide each |error| by the typical error (1.4826 x median) "
                                  "of the N rows before it, plus the floor (default 500; 0: off)", metavar="N")
+    online_log: bool = _opt(True, "the online detector: the raw measure is log(1 + the normalised error), so one wild "
+                                  "row counts little more than a clearly wrong one and a run of wrong rows stands out "
+                                  "(default; --no-online-log: the normalised error itself)")
+    online_season: bool = _opt(False, "the online detector: also the value one day before each row as an input (when "
+                                      "the timestamps' step divides a day)")
     online_average: float = _opt(0.0, "the online detector: score with weights averaged over its steps, each "
                                       "step's weight 1 - D (0: score with the last weights)", metavar="D")
     online_scales: str = _opt("", "the online detector: also the means of the value over the last W1,W2,... rows "

@@ -32,7 +32,9 @@ series' probationary period, its first ``P = min(floor(0.15 n), 750)`` rows. So:
 5. a row whose value leaves the range of all earlier values by more than ``range_tolerance``
    times that range scores 1 (HTM's "spatial anomaly" rule, its constant 0.05; 0 turns it off),
    before the onset rule; absurd values (more than 1e4 robust sd from the probationary median)
-   do not widen that range, and ``fit_score`` warns about them, naming their rows.
+   do not widen that range (the first stretch of them; recurring ones do,
+   :func:`~rnnlab.tasks.anomaly.robust.range_exempt`), and ``fit_score`` warns about them, naming
+   their rows.
 
 Rows before the first full window, all probationary rows and the ``warmup`` rows after them
 score 0 (NAB does not score the probationary rows). ``ensemble = K`` trains K networks from
@@ -61,7 +63,7 @@ from ...train.runs import BEST, LAST, prepare_run_dir
 from ...train.signals import raise_if_interrupted
 from .config import DetectorConfig
 from .likelihood import POST, range_alarms
-from .robust import absurd_rows, center_scale, compress, describe_rows
+from .robust import absurd_rows, center_scale, compress, describe_rows, range_exempt
 from .kinds import KINDS
 from .models import make_model
 from .spec import DetectorSpec
@@ -119,6 +121,12 @@ class Detector:
         cols = [v[:, None]]
         if self.config.calendar and timestamps is not None:
             cols.append(calendar_features(timestamps))
+        if self.config.online_season and self.kind == "online":
+            from .online import daily_rows, season_column
+
+            period = daily_rows(timestamps)
+            if period:
+                cols.append(season_column(v, period)[:, None])
         return np.concatenate(cols, axis=1).astype(np.float32)
 
     def _check(self, values, timestamps) -> tuple[np.ndarray, np.ndarray | None]:
@@ -160,8 +168,8 @@ class Detector:
         absurd = absurd_rows(values, probationary_rows(len(values)))
         if absurd.any() and not isinstance(progress, WorkProgress):  # a joint detector's parts: warned once
             (warn or _warn)(f"{describe_rows(np.flatnonzero(absurd), values)}: more than 1e4 robust standard "
-                            "deviations from the median of the first 15% of the series; scored, but left out of "
-                            "the range of the range alarms")
+                            "deviations from the median of the first 15% of the series; scored, but the first "
+                            "stretch of them is left out of the range of the range alarms")
         if isinstance(progress, WorkProgress):  # a caller's bar (a joint detector's parts share one)
             return self._fit_score(values, timestamps, run_dir, log, progress)
         bar = WorkProgress(self.work(len(values)), f"{self.kind} (x{self.config.ensemble})"
@@ -194,7 +202,7 @@ class Detector:
             for key in fit:
                 fit[key] += info[key]
         raw = np.mean(members, axis=0)
-        alarms = range_alarms(values, cfg.range_tolerance, ignore=absurd_rows(values, start))
+        alarms = range_alarms(values, cfg.range_tolerance, ignore=range_exempt(values, start))
         scores = POST[cfg.post](raw, start, first, short=cfg.short, long=cfg.long, suppress=cfg.suppress,
                                 warmup=cfg.warmup, alarms=alarms)
         self.last_fit = {"rows": n, "probationary": start, **fit, "total_s": time.perf_counter() - t0,
@@ -212,7 +220,7 @@ class Detector:
             first = max(first, first_scored(kind, cfg.window))
             fit = {key: fit[key] + part.last_fit[key] for key in fit}
         start = probationary_rows(len(values))
-        alarms = range_alarms(values, cfg.range_tolerance, ignore=absurd_rows(values, start))
+        alarms = range_alarms(values, cfg.range_tolerance, ignore=range_exempt(values, start))
         scores = POST["likelihood"](np.stack(raws), start, first, short=cfg.short, long=cfg.long,
                                     suppress=cfg.suppress, warmup=cfg.warmup, alarms=alarms)
         self.last_fit = {"rows": len(values), "probationary": start, **fit, "total_s": time.perf_counter() - t0,

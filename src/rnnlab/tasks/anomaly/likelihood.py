@@ -81,7 +81,7 @@ def onsets(score: np.ndarray, suppress: int) -> np.ndarray:
 def range_alarms(values: np.ndarray, tolerance: float = 0.05, ignore: np.ndarray | None = None) -> np.ndarray:
     """Rows whose value lies more than ``tolerance`` x (max - min) above the maximum or below the
     minimum of all the values before it (none while those values are all equal); a boolean mask.
-    Rows set in the mask ``ignore`` (absurd values, :func:`~rnnlab.tasks.anomaly.robust.absurd_rows`)
+    Rows set in the mask ``ignore`` (absurd values, :func:`~rnnlab.tasks.anomaly.robust.range_exempt`)
     can raise an alarm but do not widen the range for the rows after them.
 
     This is the "spatial anomaly" rule of NAB's HTM detector (``SPATIAL_TOLERANCE = 0.05`` in
@@ -105,11 +105,11 @@ def range_scores(values: np.ndarray, start: int, tolerance: float = 0.05, warmup
                  suppress: int = 50) -> np.ndarray:
     """The range alarms alone, as a detector's scores: 1 at their onsets after the first
     ``start + warmup`` rows, 0 elsewhere (the baseline that shows what the networks add)."""
-    from .robust import absurd_rows
+    from .robust import range_exempt
 
     values = np.asarray(values, dtype=np.float64).reshape(-1)
     return _finish(np.zeros(len(values)), start + max(warmup, 0), suppress,
-                   range_alarms(values, tolerance, ignore=absurd_rows(values, start)))
+                   range_alarms(values, tolerance, ignore=range_exempt(values, start)))
 
 
 def log_scale(q: np.ndarray) -> np.ndarray:

@@ -24,11 +24,15 @@ up to its own only).
 Raw measure: ``max(|e_t| - F, 0)`` with the noise floor ``F = online_floor`` robust units, divided
 by the typical such error of the ``online_norm`` rows before row t plus F (``pred`` renews its
 reference statistics on the recent rows in the same spirit), capped at RAW_CAP; errors below F
-count 0 and within F / 2 the model takes no step. (``|e|``, not ``e^2`` as ``pred``: the squared
-error's heavy tail made ordinary daily errors look rare to the likelihood, 47.2 against 62.8 on
-artificialWithAnomaly in development.) A flat line or a clean square wave, once learned to within
-the floor, gives a raw measure of 0 and the likelihood little to flag. The raw measure goes to the anomaly
-likelihood and range alarms as for every detector (:mod:`rnnlab.tasks.anomaly.detector`).
+count 0 and within F / 2 the model takes no step; then, with ``online_log`` (the default), its
+logarithm ``log(1 + x)``. (``|e|``, not ``e^2`` as ``pred``: the squared error's heavy tail made
+ordinary daily errors look rare to the likelihood, 47.2 against 62.8 on artificialWithAnomaly in
+development. The logarithm tames the same tail further: one row forecast 50 typical errors off
+counts about 4, not 50, in the likelihood's short-window mean, so a single wild row no longer
+outscores a run of clearly wrong rows, the mark of a changed pattern; docs/anomaly.md.) A flat
+line or a clean square wave, once learned to within the floor, gives a raw measure of 0 and the
+likelihood little to flag. The raw measure goes to the anomaly likelihood and range alarms as for
+every detector (:mod:`rnnlab.tasks.anomaly.detector`).
 
 Everything is seeded by the member's seed: the same series and seed give the same scores, byte
 for byte. The network is :class:`~rnnlab.models.seqmodel.SeqModel` (LSTM -> Linear on the last
@@ -62,6 +66,29 @@ def scale_features(feats: np.ndarray, scales: tuple[int, ...]) -> np.ndarray:
         lo = np.maximum(0, t - w + 1)
         cols.append(((c[t + 1] - c[lo]) / (t + 1 - lo))[:, None].astype(feats.dtype))
     return np.concatenate(cols, axis=1)
+
+
+def daily_rows(timestamps: np.ndarray | None) -> int:
+    """Rows per day when the rows are a whole number of a day apart in the median (5-minute rows:
+    288), else 0 (no timestamps, irregular or coarser than 2 rows a day)."""
+    if timestamps is None or len(timestamps) < 3:
+        return 0
+    t = np.asarray(timestamps).astype("datetime64[s]").astype(np.int64)
+    step = float(np.median(np.diff(t)))
+    if not step > 0:
+        return 0
+    per_day = 86400.0 / step
+    return int(round(per_day)) if per_day >= 2 and abs(per_day - round(per_day)) < 1e-6 else 0
+
+
+def season_column(v: np.ndarray, period: int) -> np.ndarray:
+    """Row r holds ``v[r + 1 - period]``, the value one period before the row *after* r (0 before
+    there is one): a window ending at row t-1 then shows the forecaster row t's value of a day
+    ago. Uses rows up to r only."""
+    out = np.zeros(len(v), dtype=v.dtype)
+    if period >= 1 and len(v) > period - 1:
+        out[period - 1:] = v[:len(v) - period + 1]
+    return out
 
 
 def parse_scales(text: str) -> tuple[int, ...]:
@@ -200,5 +227,6 @@ def _stream(feats: np.ndarray, first: int, start: int, cfg: Any, seed: int, bar,
     if cfg.online_norm > 0:
         denom = local_scale(e, cfg.online_norm) + cfg.online_floor
         e = np.divide(e, denom, out=np.where(e > 0, RAW_CAP, 0.0), where=denom > 0)  # floor 0: 0/0 is 0
-    raw[first:] = np.minimum(e, RAW_CAP)
+    e = np.minimum(e, RAW_CAP)
+    raw[first:] = np.log1p(e) if cfg.online_log else e
     return raw, (net.scorer or net.model).eval(), {"steps": net.steps, "refits": 0, "fit_s": time.perf_counter() - t0}
