@@ -16,10 +16,11 @@ Exact resume from any stop
 A checkpoint holds the weights, optimizer slots, the carried state, the task's
 data position and generators, every dropout generator, the loop's counters and
 which BLAS library ran each step product (``RNNLAB_BLAS=auto`` times them, and
-a resumed run takes the same ones back), all taken at a step boundary. Ctrl-C and SIGTERM only ask the loop to stop
-(:mod:`rnnlab.train.signals`): the current step finishes, ``last.npz`` is
-written, the run exits 130 / 143. An evaluation cut short by a stop request is
-recorded as pending and run first on resume. A step cut short by an exception
+a resumed run takes the same ones back), all taken at a step boundary. Ctrl-C
+and SIGTERM only ask the loop to stop (:mod:`rnnlab.train.signals`): the
+current step finishes, ``last.npz`` is written, the run exits 130 / 143. An
+evaluation cut short by a stop request is recorded as pending and run first on
+resume. A step cut short by an exception
 (a KeyboardInterrupt where no handler could be installed) is rewound to its
 start: data position and generators are restored from the snapshot taken
 before the step, and the checkpoint is written only if the weights had not
