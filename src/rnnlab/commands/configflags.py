@@ -5,7 +5,7 @@ The help of a field is its ``metadata["help"]`` (or an entry of the ``help`` dic
 passes, for configs shared with the Python API that keep their help here); the shown default is
 the dataclass default, appended as ``(default: X)`` unless the help already says ``(default``.
 Other metadata keys: ``flag`` (the flag's name when it is not ``--field-name``), ``aliases``
-(more names), ``metavar``, ``choices``, and ``check`` (``"positive"`` or ``"non_negative"``: the
+(more names), ``metavar``, ``choices``, ``nargs`` and ``const`` (argparse's), and ``check`` (``"positive"`` or ``"non_negative"``: the
 value is checked by :mod:`rnnlab.commands.argtypes`, with its wording).
 
 Every flag is made with ``default=None``: a flag the user did not give stays None, so
@@ -87,6 +87,8 @@ def add_config_flags(p: Any, config_cls: type, *, skip: Iterable[str] = (), help
         opts["type"] = (types or {}).get(f.name) or (_CHECKS[(kind, check)] if check else kind)
         if "choices" in meta:
             opts["choices"] = meta["choices"]
+        if "nargs" in meta:  # e.g. nargs "?" with a const: the flag alone means the const
+            opts["nargs"], opts["const"] = meta["nargs"], meta.get("const")
         opts["metavar"] = meta.get("metavar", None if "choices" in meta else f.name.upper())
         target.add_argument(flag, *meta.get("aliases", ()), **opts)
     return names

@@ -156,6 +156,9 @@ def run_series(args: argparse.Namespace) -> int:
     csv_path = write_scores(out / f"{path.stem}.scores.csv", series, scores, args.threshold)
     print(f"{args.detector} on {path} ({len(series)} rows, first {probationary_rows(len(series))} probationary): "
           f"{seconds:.1f}s; wrote {csv_path}")
+    if options["online_season"] != "off" and "online" in detector.parts:
+        print(f"season input (--online-season {options['online_season']}): " +
+              (f"the value a day ({detector.season} rows) before" if detector.season else "none"))
     if args.threshold is not None:
         rows = np.flatnonzero(scores >= args.threshold)
         stamps = [str(t).replace("T", " ") for t in np.datetime_as_string(series.timestamps[rows[:10]], unit="s")]

@@ -368,3 +368,15 @@ def test_detect_run_with_the_online_detector(tmp_path, capsys):
     assert "online on " in out and (tmp_path / "o" / "s.scores.csv").is_file()
     with pytest.raises(SystemExit):
         main([*argv[:-2], "--online-every", "0"])
+
+
+def test_the_online_season_flag(tmp_path, capsys):
+    series = _write(tmp_path / "s.csv")  # 400 five-minute rows: 60 probationary, far under 3 days
+    argv = ["detect", "run", str(series), "--detector", "online", *FAST, "--online-warm", "10"]
+    assert main([*argv, "--online-season", "auto", "--out", str(tmp_path / "a")]) == 0
+    assert "season input (--online-season auto): none" in capsys.readouterr().out
+    assert main([*argv, "--out", str(tmp_path / "b"), "--online-season"]) == 0  # bare: on
+    assert "season input (--online-season on): the value a day (288 rows) before" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main([*argv, "--online-season", "sometimes"])
+    assert "invalid choice" in capsys.readouterr().err

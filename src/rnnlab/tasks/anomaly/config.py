@@ -64,8 +64,11 @@ class DetectorConfig:
     online_log: bool = _opt(True, "the online detector: the raw measure is log(1 + the normalised error), so one wild "
                                   "row counts little more than a clearly wrong one and a run of wrong rows stands out "
                                   "(default; --no-online-log: the normalised error itself)")
-    online_season: bool = _opt(False, "the online detector: also the value one day before each row as an input (when "
-                                      "the timestamps' step divides a day)")
+    online_season: str = _opt("off", "the online detector: also the value one day before each row as an input "
+                                     "(when the timestamps' step divides a day): on (also a bare --online-season), "
+                                     "off, or auto: only when the probationary rows pass M4's seasonality test at "
+                                     "lag one day (at least 3 days of them; rnnlab.tasks.anomaly.season)",
+                              choices=("off", "on", "auto"), nargs="?", const="on")
     online_average: float = _opt(0.0, "the online detector: score with weights averaged over its steps, each "
                                       "step's weight 1 - D (0: score with the last weights)", metavar="D")
     online_scales: str = _opt("", "the online detector: also the means of the value over the last W1,W2,... rows "
@@ -99,6 +102,10 @@ class DetectorConfig:
         if any(w < 1 for w in scales):
             raise ConfigError(f"--online-scales must be positive whole numbers joined by commas, got "
                               f"{self.online_scales!r}")
+        if isinstance(self.online_season, bool):  # settings saved before "auto": True / False
+            self.online_season = "on" if self.online_season else "off"
+        if self.online_season not in ("off", "on", "auto"):
+            raise ConfigError(f"--online-season must be off, on or auto, got {self.online_season!r}")
         if not 0 <= self.range_tolerance < math.inf:
             raise ConfigError(f"--range-tolerance must be >= 0 (0 turns range alarms off), got {self.range_tolerance}")
         return self

@@ -108,6 +108,7 @@ class Detector:
             raise ConfigError(f"the joint detector {kind} needs --post likelihood")
         self.model = None
         self.last_fit: dict[str, Any] = {}
+        self.season = 0  # the online detector's season input: rows per day, 0 for none (last series)
 
     # -- inputs ----------------------------------------------------------------------------------
     def min_rows(self) -> int:
@@ -121,12 +122,14 @@ class Detector:
         cols = [v[:, None]]
         if self.config.calendar and timestamps is not None:
             cols.append(calendar_features(timestamps))
-        if self.config.online_season and self.kind == "online":
-            from .online import daily_rows, season_column
+        self.season = 0
+        if self.kind == "online":
+            from .online import season_column
+            from .season import season_period
 
-            period = daily_rows(timestamps)
-            if period:
-                cols.append(season_column(v, period)[:, None])
+            self.season = season_period(self.config.online_season, values, timestamps, start)
+            if self.season:
+                cols.append(season_column(v, self.season)[:, None])
         return np.concatenate(cols, axis=1).astype(np.float32)
 
     def _check(self, values, timestamps) -> tuple[np.ndarray, np.ndarray | None]:
