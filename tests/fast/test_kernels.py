@@ -197,3 +197,36 @@ def test_workspace_reuses_activations_between_steps_but_never_live_ones(rng):
     (y3, _), cache3 = layer.forward(x)             # everything released: the same memory again
     assert id(cache3.hs) == hs_id
     np.testing.assert_array_equal(y3, y1_before)
+
+
+@pytest.mark.parametrize("cell_cls", CELLS, ids=lambda c: c.__name__)
+def test_kernel_step_products_go_through_the_blas_choice(cell_cls, rng, monkeypatch):
+    """RNNLAB_BLAS=auto offers every float32 step product of the fused loops (forward h W_h and
+    backward dA W_h^T) to rnnlab.blas.choice; no MKL needed: the timing is faked to pick OpenBLAS."""
+    from rnnlab.blas import choice
+
+    monkeypatch.setattr(choice, "mkl_loadable", lambda: True)
+    monkeypatch.setattr(choice, "_requested", "auto")
+    monkeypatch.setattr(choice, "_cache", {})
+    monkeypatch.setattr(choice, "_time_both", lambda B, K, N: {"openblas": 1e-6, "mkl": 2e-6})
+    layer = Recurrent(cell_cls(16, 32, seed=1))
+    x = rng.standard_normal((8, 20, 16)).astype(np.float32)
+    (y, _), cache = layer.forward(x)
+    layer.backward((np.ones_like(y), None), cache)
+    G = 4 * 32 if cell_cls is LSTMCell else 3 * 32
+    assert {(B, K, N) for B, K, N, _ in choice._cache} == {(8, 32, G), (8, G, 32)}
+
+
+@pytest.mark.parametrize("cell_cls", CELLS, ids=lambda c: c.__name__)
+def test_kernel_float32_with_mkl_step_products_matches_reference(cell_cls, rng, monkeypatch, element_steps):
+    from rnnlab.blas import choice
+
+    if not choice.mkl_loadable():
+        pytest.skip("the mkl extra is not installed")
+    monkeypatch.setattr(choice, "_requested", "mkl")
+    layer = Recurrent(cell_cls(16, 32, seed=1))
+    x = rng.standard_normal((8, 20, 16)).astype(np.float32)
+    dy = rng.standard_normal((8, 20, 32)).astype(np.float32)
+    fused, ref = run_both(layer, x, None, dy, None)
+    # the same float32 bound as test_kernel_float32_matches_reference_and_stays_float32 (another summation order)
+    assert_same(fused, ref, rtol=2e-4, atol=2e-5)

@@ -29,6 +29,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from ..blas import choice as blas_choice
 from ..cells.gru import GRUStepCache
 from ..workspace import Workspace
 from . import accel, bf16
@@ -88,8 +89,8 @@ def forward(cell: Any, XW: np.ndarray, b: np.ndarray, W_h: np.ndarray, hs: np.nd
     # r, z and n are computed in place in XW (the input projection, no longer needed after its
     # step): rz in its first 2H columns, n in the last H.
     T, B, H, b_hn, hns, hw, step = _forward_setup(cell, XW, hs, ws, keep)
-    # hs[t] @ W_h: NumPy's, or packed bf16 under --precision bf16 (rnnlab.fast.bf16)
-    product = bf16.stepper(hs, W_h, hw) if bf16.active(hs, W_h) else lambda t: np.matmul(hs[t], W_h, out=hw)
+    # hs[t] @ W_h: OpenBLAS or packed oneMKL (RNNLAB_BLAS), or packed bf16 (--precision bf16)
+    product = (bf16.stepper if bf16.active(hs, W_h) else blas_choice.stepper)(hs, W_h, hw)
     for t in range(T):
         product(t)
         step(XW[t], hw, b, b_hn, hs[t], hns[t if keep else 0], hs[t + 1])
@@ -122,9 +123,8 @@ def _backward(cell: Any, dyt: np.ndarray | None, dstate: list, steps: list, W_h:
         backward_step, deriv=ws.empty("deriv", (B, 2 * H), dtype), dn=ws.empty("dn", (B, H), dtype))
     direct = ws.empty("direct", (B, H), dtype)   # dh z, the path h_{t-1} -> h_t
     (dh,) = dstate
-    # dHW_t W_h^T: NumPy's, or packed bf16 (the block is reused: one packing per call)
-    product = bf16.stepper(dHW, W_hT, dh) if bf16.active(dHW, W_hT) else \
-        lambda t: np.matmul(dHW[t], W_hT, out=dh)
+    # dHW_t W_h^T: OpenBLAS, packed oneMKL or packed bf16 (the block is reused: one packing per call)
+    product = (bf16.stepper if bf16.active(dHW, W_hT) else blas_choice.stepper)(dHW, W_hT, dh)
     for t1 in range(T, 0, -chunk):
         t0 = max(t1 - chunk, 0)
         for t in range(t1 - 1, t0 - 1, -1):
