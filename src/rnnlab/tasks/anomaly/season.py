@@ -1,5 +1,5 @@
 """``--online-season auto``: does a stream have a daily cycle? Decided from its probationary rows
-only (never a later row), with M4's 90% seasonality test (Naive2's; rnnlab.tasks.forecast.baselines),
+only (never a later row), with M4's 90% seasonality test (Naive2's; :mod:`rnnlab.timeseries.seasonality`),
 untuned: with ``m`` the rows per day (from the probationary rows' timestamps,
 :func:`~rnnlab.tasks.anomaly.online.daily_rows`), ``n`` the probationary rows and ``r_k`` their
 autocorrelation (R's acf), the stream is daily when ``n >= 3m`` and
@@ -13,38 +13,17 @@ autocorrelation): no season.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
+from ...timeseries.seasonality import acf, seasonality_test  # noqa: F401 (acf: used by its tests)
 from .online import daily_rows
 
 SEASON_MODES = ("off", "on", "auto")
 
 
-def acf(x: np.ndarray, nlags: int) -> np.ndarray:
-    """R's ``acf``: ``r_k = sum_{t<n-k} d_t d_{t+k} / sum_t d_t^2`` (``d`` = x minus its mean), k = 0..nlags;
-    NaN when the series is constant."""
-    d = np.asarray(x, dtype=np.float64) - float(np.mean(x))
-    den = float(d @ d)
-    if not den > 0:
-        return np.full(nlags + 1, np.nan)
-    f = np.fft.rfft(d, 2 * len(d))  # all lags at once: sum_t d_t d_{t+k} = the autocovariance's numerator
-    r = np.fft.irfft(f * np.conj(f))[:nlags + 1] / den
-    return r
-
-
 def seasonal(x: np.ndarray, m: int) -> bool:
     """M4's 90% seasonality test at lag ``m`` without the lag.max limit (module docstring)."""
-    x = np.asarray(x, dtype=np.float64)
-    n = len(x)
-    if m <= 1 or n < 3 * m:
-        return False
-    r = acf(x, m)
-    if np.isnan(r).any():
-        return False
-    limit = 1.645 / math.sqrt(n) * math.sqrt(1 + 2 * float(np.sum(r[1:m] ** 2)))
-    return bool(abs(r[m]) > limit)
+    return seasonality_test(x, m, lag_max=False)
 
 
 def season_period(mode: str, values: np.ndarray, timestamps: np.ndarray | None, start: int) -> int:

@@ -36,7 +36,6 @@ AutoARIMA and AutoETS come from ``statsforecast``, an optional extra
 """
 from __future__ import annotations
 
-import math
 import time
 import warnings
 from typing import Callable, NamedTuple, Sequence
@@ -44,6 +43,7 @@ from typing import Callable, NamedTuple, Sequence
 import numpy as np
 
 from rnnlab.errors import ConfigError
+from rnnlab.timeseries.seasonality import acf, seasonality_test  # noqa: F401 (acf: part of this module's API)
 
 BASELINES_HINT = "pip install -e '.[baselines]'"
 
@@ -64,32 +64,6 @@ def seasonal_naive(x: np.ndarray, h: int, m: int) -> np.ndarray:
     if m <= 1 or len(x) < m:
         return naive(x, h)
     return x[-m:][np.arange(h) % m].copy()
-
-
-def acf(x: np.ndarray, nlags: int) -> np.ndarray:
-    """``r_0..r_nlags`` as R's ``acf`` (biased sums, mean removed, divided by the lag-0 sum)."""
-    x = np.asarray(x, dtype=np.float64)
-    d = x - x.mean()
-    den = float(d @ d)
-    if den == 0:
-        return np.full(nlags + 1, np.nan)
-    return np.array([float(d[k:] @ d[:len(d) - k]) / den for k in range(nlags + 1)])
-
-
-def seasonality_test(x: np.ndarray, m: int) -> bool:
-    """The M4 90% test for seasonality at lag ``m`` (see the module docstring)."""
-    x = np.asarray(x, dtype=np.float64)
-    n = len(x)
-    if m <= 1 or n < 3 * m:
-        return False
-    lag_max = min(math.floor(10 * math.log10(n)), n - 1)
-    if m > lag_max:
-        return False
-    r = acf(x, m)
-    if np.isnan(r).any():
-        return False
-    limit = 1.645 / math.sqrt(n) * math.sqrt(1 + 2 * float(np.sum(r[1:m] ** 2)))
-    return bool(abs(r[m]) > limit)
 
 
 def seasonal_indices(x: np.ndarray, m: int) -> np.ndarray:
