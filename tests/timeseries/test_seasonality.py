@@ -22,3 +22,7 @@ def test_acf_lag_zero_is_one_and_matches_the_definition():
     d = x - x.mean()
     assert r[0] == 1.0
     np.testing.assert_allclose(r[3], (d[3:] @ d[:-3]) / (d @ d), rtol=1e-13)
+
+
+def test_acf_of_a_constant_series_is_nan():
+    assert np.isnan(acf(np.ones(10), 2)).all()

@@ -5,7 +5,7 @@ import pytest
 
 from rnnlab.errors import ConfigError
 from rnnlab.tasks.anomaly import Detector
-from rnnlab.tasks.anomaly.season import acf, season_period, seasonal
+from rnnlab.tasks.anomaly.season import season_period, seasonal
 
 HOURLY = np.datetime64("2020-01-01T00:00") + np.arange(2000) * np.timedelta64(1, "h")
 FIVE_MIN = np.datetime64("2020-01-01T00:00") + np.arange(2000) * np.timedelta64(5, "m")
@@ -15,15 +15,6 @@ TINY = dict(window=8, hidden=8, online_warm=30, online_batch=8, long=400)
 def _daily(n, per_day=24, seed=0, noise=0.2):
     rng = np.random.default_rng(seed)
     return np.sin(2 * np.pi * np.arange(n) / per_day) + noise * rng.standard_normal(n)
-
-
-def test_acf_is_rs():
-    x = np.array([1.0, 3.0, 2.0, 5.0, 4.0])
-    d = x - x.mean()
-    expect = [float(d[k:] @ d[:5 - k]) / float(d @ d) for k in range(4)]
-    # float64 FFT against direct sums of 5 terms: a few eps
-    np.testing.assert_allclose(acf(x, 3), expect, rtol=0, atol=1e-14)
-    assert np.isnan(acf(np.ones(10), 2)).all()
 
 
 def test_a_daily_sine_turns_the_season_on_noise_and_a_flat_line_do_not():

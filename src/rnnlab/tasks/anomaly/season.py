@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...timeseries.seasonality import acf, seasonality_test  # noqa: F401 (acf: used by its tests)
+from ...timeseries.seasonality import seasonality_test
 from .online import daily_rows
 
 SEASON_MODES = ("off", "on", "auto")
