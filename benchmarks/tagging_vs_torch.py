@@ -56,7 +56,7 @@ from rnnlab.optim import clip_grad_norm, make_optimizer  # noqa: E402
 from rnnlab.tasks.tagging.data import convert_sentences, load_dataset  # noqa: E402
 from rnnlab.tasks.tagging.model import TaggerModel  # noqa: E402
 from rnnlab.tasks.tagging.synthetic import synthetic_sentences  # noqa: E402
-from rnnlab.tasks.tagging.task import TagConfig, lm_features, model_spec  # noqa: E402
+from rnnlab.tasks.tagging.task import TagConfig, lm_features, model_spec, predict_tags  # noqa: E402
 from rnnlab.tasks.tagging.vocab import build_vocabs, encode, make_batches  # noqa: E402
 
 
@@ -136,6 +136,10 @@ def main() -> int:
     p.add_argument("--lm", default="", help="FWD_RUN,BWD_RUN: char-LM features, computed at every step by both")
     p.add_argument("--lm-cached", action="store_true", help="with --lm: features computed once per sentence "
                    "(timed apart), then an input of the steps")
+    p.add_argument("--block", type=int, default=256, help="with --lm: also time tagging blocks of this many new "
+                   "sentences as `tag predict` does (0: no)")
+    p.add_argument("--torch-lm-group", type=int, default=0, help="--block: sentences per torch LM batch (default: "
+                   "the groups rnnlab's LMFeatures makes)")
     p.add_argument("--batch-size", type=int, default=16, help="sentences per batch (default 16)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (set OMP_NUM_THREADS to match)")
     p.add_argument("--seconds", type=float, default=20.0, help="timed seconds per library and measurement")
@@ -248,6 +252,35 @@ def main() -> int:
         tm.eval()
         tm.predict(batch)
 
+    blocks = [sentences[k:k + args.block] for k in range(0, len(sentences), args.block)] if args.block else []
+    where = {"ours_b": 0, "theirs_b": 0}
+
+    def next_block(key: str) -> list:
+        block = blocks[where[key] % len(blocks)]
+        where[key] += 1
+        return block
+
+    def ours_block() -> None:   # `tag predict`: 256 new sentences, LM features (no cache), tagger batches of 128
+        lm.cache.clear()
+        predict_tags(model, vocabs, next_block("ours_b"), "BIOES", lm=lm)
+
+    def theirs_block() -> None:   # the same LM groups (or --torch-lm-group), the same tagger batches, in torch
+        block = next_block("theirs_b")
+        todo = sorted({s.tokens for s in block}, key=lambda s: sum(map(len, s)) + len(s))
+        groups = lm.groups(todo) if not args.torch_lm_group else \
+            [todo[k:k + args.torch_lm_group] for k in range(0, len(todo), args.torch_lm_group)]
+        feats = {}
+        for group in groups:
+            f = tlm(group)
+            for row, tokens in enumerate(group):
+                feats[tokens] = f[row, :len(tokens)]
+        tm.eval()
+        for b in make_batches(encode(block, vocabs, 30), 128, max_tokens=128 * 40):
+            x = torch.zeros((b.size, b.words.shape[1], lm.dim))
+            for row, i in enumerate(b.index):
+                x[row, :b.lengths[row]] = feats[block[i].tokens]
+            tm.predict(replace(b, lm=x))
+
     sizes = [b.size for b in found]
     per_batch = float(np.mean(sizes))
     print(f"{'synthetic' if args.synthetic else args.dataset + ' train'}: {len(found)} batches of up to "
@@ -264,6 +297,14 @@ def main() -> int:
         ratios.append(ratio)
         print(f"{name:<10}{per_batch / timing.ours:>14.0f}{per_batch / timing.theirs:>14.0f}{ratio:>7.2f}"
               f"{timing.spread():>13}")
+    if lm is not None and blocks:
+        per_block = float(np.mean([len(b) for b in blocks]))
+        timing = side_by_side(ours_block, theirs_block, 1, args.seconds)
+        ratio = timing.theirs / timing.ours
+        ratios.append(ratio)
+        name = f"predict, blocks of {args.block} (tag predict)"
+        print(f"{name}: {per_block / timing.ours:.0f} / {per_block / timing.theirs:.0f} sent/s, ratio {ratio:.2f} "
+              f"(rounds {timing.spread().strip()})")
     print(f"min ratio vs torch: {min(ratios):.2f}")
     return 0
 
