@@ -138,6 +138,8 @@ def main() -> int:
                    "(timed apart), then an input of the steps")
     p.add_argument("--block", type=int, default=256, help="with --lm: also time tagging blocks of this many new "
                    "sentences as `tag predict` does (0: no)")
+    p.add_argument("--block-only", action="store_true", help="with --lm: only the --block measurement")
+    p.add_argument("--lm-batch", type=int, default=0, help="rnnlab's LMFeatures batch (default: its own)")
     p.add_argument("--torch-lm-group", type=int, default=0, help="--block: sentences per torch LM batch (default: "
                    "the groups rnnlab's LMFeatures makes)")
     p.add_argument("--batch-size", type=int, default=16, help="sentences per batch (default 16)")
@@ -154,6 +156,8 @@ def main() -> int:
     found, vocabs, sentences = batches(args)
     cfg = TagConfig(crf=not args.no_crf, chars=not args.no_chars)
     lm = lm_features(args.lm) if args.lm else None
+    if lm is not None and args.lm_batch:
+        lm.batch = args.lm_batch
     model = TaggerModel(**model_spec(cfg, vocabs, lm))
     tm = torch_tagger_module().TorchTagger(model, unique_chars=not args.torch_every_token)
     tm.float()
@@ -182,6 +186,20 @@ def main() -> int:
         if gap > 1e-4:
             raise SystemExit(f"--lm: torch's char-LM features differ from rnnlab's by {gap:.2e}")
         print(f"char-LM features: {lm.dim} per token ({args.lm}); rnnlab and torch agree to {gap:.1e}")
+
+    def torch_features(tokens: list) -> dict:
+        """Each distinct sentence's (T, D) features from torch's LMs, read in the groups rnnlab's
+        LMFeatures makes (length-sorted), or --torch-lm-group sentences at a time in the same order."""
+        todo = sorted(set(tokens), key=lambda s: sum(map(len, s)) + len(s))
+        G = args.torch_lm_group
+        groups = [todo[k:k + G] for k in range(0, len(todo), G)] if G else lm.groups(todo)
+        out = {}
+        for group in groups:
+            f = tlm(group)
+            for row, toks in enumerate(group):
+                out[toks] = f[row, :len(toks)]
+        return out
+
     if lm is not None and args.lm_cached:   # one pass over every training sentence, each side, then cached
         import time
 
@@ -190,16 +208,11 @@ def main() -> int:
         tokens = [s.tokens for s in sentences]
         start = time.perf_counter()
         lm.cache.clear()
-        ours_all = lm(tokens)                  # rnnlab's own pass: 32 sentences at a time, by length
+        ours_all = lm(tokens)                  # rnnlab's own pass: its length-sorted groups
         spent = [time.perf_counter() - start]
         start = time.perf_counter()
-        theirs_all: list = [None] * len(tokens)
-        order = sorted(range(len(tokens)), key=lambda i: len(tokens[i]))
-        for k in range(0, len(order), 32):     # the same grouping for torch
-            group = order[k:k + 32]
-            feats = tlm([tokens[i] for i in group])
-            for row, i in enumerate(group):
-                theirs_all[i] = feats[row, :len(tokens[i])]
+        by_tokens = torch_features(tokens)     # the same groups (or --torch-lm-group) for torch
+        theirs_all = [by_tokens[t] for t in tokens]
         spent.append(time.perf_counter() - start)
         for b in found:
             T = b.words.shape[1]
@@ -266,14 +279,7 @@ def main() -> int:
 
     def theirs_block() -> None:   # the same LM groups (or --torch-lm-group), the same tagger batches, in torch
         block = next_block("theirs_b")
-        todo = sorted({s.tokens for s in block}, key=lambda s: sum(map(len, s)) + len(s))
-        groups = lm.groups(todo) if not args.torch_lm_group else \
-            [todo[k:k + args.torch_lm_group] for k in range(0, len(todo), args.torch_lm_group)]
-        feats = {}
-        for group in groups:
-            f = tlm(group)
-            for row, tokens in enumerate(group):
-                feats[tokens] = f[row, :len(tokens)]
+        feats = torch_features([s.tokens for s in block])
         tm.eval()
         for b in make_batches(encode(block, vocabs, 30), 128, max_tokens=128 * 40):
             x = torch.zeros((b.size, b.words.shape[1], lm.dim))
@@ -290,7 +296,8 @@ def main() -> int:
           f"{'' if lm is None else ', char-LM features ' + ('cached' if args.lm_cached else 'computed at every step')}")
     print(f"{'':<10}{'rnnlab sent/s':>14}{'torch sent/s':>14}{'ratio':>7}{'rounds':>13}")
     ratios = []
-    for name, a, b in (("train", ours_train, theirs_train), ("predict", ours_predict, theirs_predict)):
+    for name, a, b in (() if args.block_only and lm is not None else
+                       (("train", ours_train, theirs_train), ("predict", ours_predict, theirs_predict))):
         timing = side_by_side(a, b, 3, args.seconds)
         # the step time varies with the batch: compare totals over the same batch sequence
         ratio = timing.theirs / timing.ours
