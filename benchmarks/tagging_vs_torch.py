@@ -24,7 +24,11 @@ so this is the cost of the first epoch and of tagging new text), rnnlab through 
 before timing), and the states at each word's boundaries are the tagger's extra input.
 ``--lm-cached`` instead times what training does after its first pass: each side reads every
 training sentence once (that one-off pass is timed and printed for both), and the steps then
-take the features as an input.
+take the features as an input. With ``--lm``, ``--block N`` (default 256) also times prediction as
+``tag predict`` runs it: blocks of N new sentences, the LM features of the whole block (rnnlab's
+``LMFeatures``: length-sorted groups of packed rows; torch: ``nn.LSTM`` over the same groups, padded,
+its faster option, or ``--torch-lm-group G`` sentences at a time), then the tagger over batches of
+128 (the same batches for both). ``--block-only`` skips the other measurements.
 
 The same batches (length-bucketed, ``--batch-size`` sentences) for both, float32, the same
 thread count (torch.set_num_threads(--threads), OMP/OpenBLAS threads from the environment:
