@@ -480,8 +480,13 @@ def main() -> int:
           f"load average {os.getloadavg()[0]:.2f}")
     print(f"rnnlab element-wise steps: {accel.describe()}")
     print(cpu_line())
+    from rnnlab.blas import choice_cache
+
+    record = choice_cache.path()
     print(f"rnnlab step products: RNNLAB_BLAS={blas_choice.requested()} (auto: the faster of OpenBLAS and "
-          "packed oneMKL per step shape, timed when first used; the choices are listed at the end)")
+          "packed oneMKL per step shape, timed when first used"
+          + (f" or taken from this machine's record {record}, which `rnnlab blas --clear` empties" if record else "")
+          + "; the choices are listed at the end)")
     if args.precision == "bf16":
         print(f"rnnlab bf16 products: oneMKL cblas_gemm_bf16bf16f32 ({precision.cpu_vendor() or 'unknown vendor'}"
               + ("; RNNLAB_BF16_EMULATED=1: oneMKL may only emulate bf16 on this CPU)" if emulated else ")"))

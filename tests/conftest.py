@@ -23,3 +23,10 @@ def element_steps(request):
     accel.set_enabled(request.param == "compiled")
     yield request.param
     accel.set_enabled(True)
+
+
+@pytest.fixture(autouse=True)
+def _no_blas_choice_record(monkeypatch):
+    """RNNLAB_BLAS=auto's per-machine record of choices (rnnlab.blas.choice_cache) is off in tests:
+    tests that fake the timing must not find a choice another test recorded. Its own tests turn it on."""
+    monkeypatch.setenv("RNNLAB_BLAS_CACHE", "off")

@@ -18,7 +18,8 @@ import warnings
 from . import __version__
 from .errors import RnnlabError
 
-COMMANDS = ["train", "sample", "eval", "export", "import_", "plot", "gradcheck", "experiment", "detect", "tag", "forecast", "sweep"]
+COMMANDS = ["train", "sample", "eval", "export", "import_", "plot", "gradcheck", "experiment", "detect", "tag", "forecast", "sweep",
+            "blas"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,7 +10,10 @@ step. :func:`stepper` returns that product as ``run(t)`` (``out = a[t] @ W``) fr
 * ``auto`` (the default where the ``mkl`` extra loads, else ``openblas``): both are timed on
   this very shape (B, K, N) and thread count the first time it is asked for, in alternating
   rounds within a budget of about 50 ms, and the faster one is used from then on (cached per
-  shape and thread count). Each choice is logged once (one line on stderr) and kept in
+  shape and thread count: in this process, and for later processes on the same machine in a
+  small record, :mod:`rnnlab.blas.choice_cache`, so that fresh runs are repeatable too; set
+  ``RNNLAB_BLAS_CACHE=off`` to time in every process). Each choice is logged once (one line on
+  stderr) and kept in
   :func:`choices`, which a run records in its config.json and its checkpoints; a resumed run
   takes its checkpoint's choices back (:func:`preset`) instead of timing again, so that resume
   stays bit-exact even where a timing under load would pick the other library.
@@ -26,6 +29,8 @@ import time
 from typing import Any, Callable
 
 import numpy as np
+
+from . import choice_cache
 
 NAMES = ("auto", "openblas", "mkl")
 BUDGET_S = 0.05
@@ -123,10 +128,16 @@ def choose(B: int, K: int, N: int) -> str:
         return req
     key = (B, K, N, _threads())
     if key not in _cache:
-        t = _time_both(B, K, N)
-        _cache[key] = min(t, key=t.get)
-        line = (f"rnnlab: step product ({B}, {K}) x ({K}, {N}), {key[3]} BLAS threads: {_cache[key]} "
-                f"(openblas {t['openblas'] * 1e6:.0f} us, mkl packed {t['mkl'] * 1e6:.0f} us)")
+        what = f"rnnlab: step product ({B}, {K}) x ({K}, {N}), {key[3]} BLAS threads: "
+        recorded = choice_cache.lookup(key)
+        if recorded is not None:
+            _cache[key] = recorded
+            line = what + f"{recorded} (as timed before on this machine: {choice_cache.path()})"
+        else:
+            t = _time_both(B, K, N)
+            _cache[key] = min(t, key=t.get)
+            choice_cache.store(key, _cache[key], t)
+            line = what + f"{_cache[key]} (openblas {t['openblas'] * 1e6:.0f} us, mkl packed {t['mkl'] * 1e6:.0f} us)"
         (_log or (lambda s: print(s, file=sys.stderr)))(line)
     return _cache[key]
 

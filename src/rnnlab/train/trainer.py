@@ -31,10 +31,11 @@ Weight averaging (``--average DECAY``, :mod:`rnnlab.train.averaging`): a moving 
 weights is kept beside them; every evaluation scores both, and ``best.npz`` holds whichever set
 wins on validation. Training itself never reads the average.
 
-Why one file of about 400 lines (docs/conventions.md asks for ~300): the step, the checkpoint
-written at a step boundary, its restore and the stop handling share one invariant (a checkpoint is
-taken only where the state is whole); kept together, the exact-resume argument reads in one place.
-The parts that stand alone are already their own modules (guard, progress, hooks, snapshot, runs).
+What a checkpoint holds and how it is read back is :mod:`rnnlab.train.resume` (``Trainer.save``,
+``Trainer.restore``); this file keeps the step, the stop handling and where a checkpoint may be
+taken (only where the state is whole), which together are the exact-resume argument. Why about
+370 lines (docs/conventions.md asks for ~300): that argument reads in one place; the parts that
+stand alone are their own modules (guard, progress, hooks, snapshot, runs, resume, averaging).
 """
 from __future__ import annotations
 
@@ -45,9 +46,6 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..blas import choice as blas_choice
-from ..checkpoint import load_checkpoint, save_checkpoint
-from ..errors import CheckpointError
 from ..module import release_workspaces
 from ..optim import clip_grad_norm, clip_grad_value, global_grad_norm, make_optimizer, make_schedule
 from . import hooks, snapshot
@@ -55,6 +53,7 @@ from .averaging import WeightAverage
 from .diagnostics import layer_diagnostics
 from .guard import DivergenceError, Guard, hidden_max, hidden_report
 from .progress import MetricsLog, Progress
+from .resume import Checkpointing
 from .runs import BEST, LAST, METRICS
 from .signals import EXIT_CODES, StopSignals
 from .task import EvalInterrupted, Task
@@ -86,7 +85,7 @@ def scheduled_lr(cfg: Any, schedule: Callable[[int], float], step: int, elapsed:
     return schedule(step)
 
 
-class Trainer:
+class Trainer(Checkpointing):
     """``Trainer(task, cfg, run_dir).fit()``; ``cfg`` has the fields of :class:`~rnnlab.train.loopconfig.LoopConfig`."""
 
     def __init__(self, task: Task, cfg: Any, run_dir: Path, *, progress: Progress | None = None,
@@ -365,53 +364,3 @@ class Trainer:
         if self.cfg.patience and self.evals_since_best >= self.cfg.patience:
             return "early stopping"
         return None
-
-    def save(self, path: Path, weights: str = "current") -> None:
-        """Write a checkpoint; ``weights="average"`` marks one whose parameters are the averaged weights."""
-        arrays, meta = self.task.pack_model(self.model)
-        opt_arrays, opt_scalars = snapshot.pack_optimizer(self.optimizer)
-        carry_arrays, carry_skel = self.task.carry_arrays(self.carry)
-        arrays.update(opt_arrays)
-        arrays.update(carry_arrays)
-        if self.average is not None:
-            arrays.update(self.average.arrays())
-        meta.update(task=self.task.name, task_meta=self.task.meta(), config=self.cfg.to_dict(),
-                    optimizer=opt_scalars, carry=carry_skel, data=self.task.data_state(),
-                    rng=snapshot.rng_states(self.task.rng_modules(self.model)),
-                    trainer={"step": self.step, "best": self.best, "evals_since_best": self.evals_since_best,
-                             "elapsed": self.elapsed, "lr_scale": self.lr_scale, "pending_eval": self.pending_eval,
-                             "last_eval_step": self.last_eval_step,
-                             "pre_final": list(self._pre_final) if self._pre_final is not None else None,
-                             "guard_norms": list(self.guard.norms), "guard_events": self.guard.events,
-                             "average_count": self.average.count if self.average is not None else 0,
-                             "weights": weights},
-                    blas=blas_choice.choices()["chosen"])
-        save_checkpoint(path, arrays, meta)
-
-    def restore(self, path: Path) -> None:
-        """Continue from a checkpoint written by :meth:`save` (the task checks the model fits)."""
-        arrays, meta = load_checkpoint(path)
-        try:
-            state = {k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")}
-            self.model.load_state_dict(state)
-            snapshot.unpack_optimizer(self.optimizer, arrays, meta["optimizer"])
-            self.carry = self.task.load_carry(arrays, meta.get("carry"), self.model)
-            self.task.load_data_state(meta["data"] if "data" in meta else meta["batcher"])  # "batcher": before 0.2
-            snapshot.set_rng_states(self.task.rng_modules(self.model), meta["rng"])
-            t = meta["trainer"]
-            self.step, self.evals_since_best = int(t["step"]), int(t["evals_since_best"])
-            best = t["best"] if "best" in t else t["best_val"]
-            self.best = None if best is None or not math.isfinite(best) else float(best)
-            self.elapsed, self.lr_scale = float(t["elapsed"]), float(t["lr_scale"])
-            self.pending_eval = bool(t.get("pending_eval", False))
-            self.last_eval_step = int(t.get("last_eval_step", self.step))
-            self._pre_final = tuple(t["pre_final"]) if t.get("pre_final") is not None else None
-            self.guard.norms.extend(t["guard_norms"])
-            self.guard.events = int(t["guard_events"])
-            if self.average is not None:
-                self.average.load(arrays, int(t.get("average_count", 0)))
-            blas_choice.preset(meta.get("blas"))   # the step products' libraries it ran with: bit-exact
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CheckpointError(f"{path}: cannot resume from this checkpoint ({exc}); train a new run, or "
-                                  "resume from the run's other checkpoint (best.npz / last.npz)") from None
-        self.metrics.truncate_after(self.step)
