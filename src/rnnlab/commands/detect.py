@@ -158,7 +158,10 @@ def run_series(args: argparse.Namespace) -> int:
           f"{seconds:.1f}s; wrote {csv_path}")
     if options["online_season"] != "off" and "online" in detector.parts:
         print(f"season input (--online-season {options['online_season']}): " +
-              (f"the value a day ({detector.season} rows) before" if detector.season else "none"))
+              (f"the value a day ({detector.season} rows) before" if detector.season else "none") +
+              (f"; {100 * np.mean(detector.season_share):.0f}% of the scored rows took the measure of the network "
+               "with it, the rest that of the network without it" if options["online_season"] == "pick"
+               and detector.season else ""))
     if args.threshold is not None:
         rows = np.flatnonzero(scores >= args.threshold)
         stamps = [str(t).replace("T", " ") for t in np.datetime_as_string(series.timestamps[rows[:10]], unit="s")]

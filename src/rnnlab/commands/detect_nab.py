@@ -27,9 +27,10 @@ DEFAULT_DETECTOR = "online"
 
 # the detector settings a run records (settings.json, results.json, thresholds.json), in this order
 OPTION_KEYS = ("window", "hidden", "latent", "epochs", "lr", "samples", "post", "short", "long", "suppress", "warmup",
-               "calendar", "max_minutes", "refit_every", "refit_epochs", "refit_lr", "ensemble", "online_every",
+               "warmup_alarms", "calendar", "max_minutes", "refit_every", "refit_epochs", "refit_lr", "ensemble", "online_every",
                "online_batch", "online_memory", "online_lr", "online_warm", "online_clip", "online_floor",
-               "online_norm", "online_log", "online_season", "online_average", "online_scales", "range_tolerance")
+               "online_norm", "online_log", "online_season", "online_pick", "online_average", "online_scales",
+               "range_tolerance")
 
 
 def _options(args: argparse.Namespace, saved: dict | None = None) -> dict:
@@ -115,7 +116,8 @@ def _run_nab(args: argparse.Namespace) -> int:
     print(f"NAB corpus {args.root}: {len(corpus)} files, {sum(len(f) for f in corpus)} rows, "
           f"{corpus.n_windows} windows; detectors {', '.join(detectors)}; seeds {seeds}")
     entries = reference_scores(corpus, seeds, range_tolerance=options["range_tolerance"],
-                               warmup=options["warmup"], suppress=options["suppress"])
+                               warmup=options["warmup"], suppress=options["suppress"],
+                               warmup_alarms=options["warmup_alarms"])
     if "numenta (HTM)" not in entries:
         print(f"(no HTM reference: {Path(args.root) / 'results' / 'numenta'} not found)")
     from ..train.executor import make_executor

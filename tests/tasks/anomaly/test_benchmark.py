@@ -66,10 +66,14 @@ def test_range_alarms_alone_baseline():
     values[[200, 205, 300]] = [3.0, 4.0, -3.0]  # 205 is a second alarm within 50 rows: not an onset
     values[30] = 2.0  # in the probationary period (60 rows): never scored
     corpus = NabCorpus({"g/a.csv": NabFile("g/a.csv", stamps, values, [(198, 210)])})
-    refs = reference_scores(corpus, (0,), warmup=100)
+    refs = reference_scores(corpus, (0,), warmup=100, warmup_alarms=False)
     s = refs[RANGE_ONLY][0]["g/a.csv"]
     assert np.flatnonzero(s).tolist() == [200, 300] and s[200] == s[300] == 1.0
     np.testing.assert_array_equal(s, range_scores(values, 60, 0.05, 100, 50))
-    assert np.flatnonzero(reference_scores(corpus, (0,), warmup=150)[RANGE_ONLY][0]["g/a.csv"]).tolist() == [300]
+    assert np.flatnonzero(reference_scores(corpus, (0,), warmup=150, warmup_alarms=False)[RANGE_ONLY][0]
+                          ["g/a.csv"]).tolist() == [300]
+    in_warmup = reference_scores(corpus, (0,), warmup=150, warmup_alarms=True)[RANGE_ONLY][0]["g/a.csv"]
+    assert np.flatnonzero(in_warmup).tolist() == [200, 300]  # range alarms count in the warm-up rows too
+    np.testing.assert_array_equal(in_warmup, range_scores(values, 60, 0.05, 150, 50, warmup_alarms=True))
     assert RANGE_ONLY not in reference_scores(corpus, (0,), range_tolerance=0.0)
     assert list(reference_scores(corpus, (0, 1))) == ["null", "random", RANGE_ONLY]  # no results/numenta here

@@ -377,6 +377,10 @@ def test_the_online_season_flag(tmp_path, capsys):
     assert "season input (--online-season auto): none" in capsys.readouterr().out
     assert main([*argv, "--out", str(tmp_path / "b"), "--online-season"]) == 0  # bare: on
     assert "season input (--online-season on): the value a day (288 rows) before" in capsys.readouterr().out
+    assert main([*argv, "--out", str(tmp_path / "c"), "--online-season", "pick", "--online-pick", "50"]) == 0
+    out = capsys.readouterr().out
+    assert "season input (--online-season pick): the value a day (288 rows) before; " in out
+    assert "% of the scored rows took the measure of the network with it" in out
     with pytest.raises(SystemExit):
         main([*argv, "--online-season", "sometimes"])
     assert "invalid choice" in capsys.readouterr().err

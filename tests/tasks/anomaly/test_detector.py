@@ -158,6 +158,26 @@ def test_range_alarms_score_one_then_onsets():
     assert g[400] == 1.0 and g[100] == 0
 
 
+def test_warmup_alarms_score_range_alarms_in_the_warm_up_rows_only():
+    rng = np.random.default_rng(2)
+    raw = rng.random(600)
+    alarms = np.zeros(600, dtype=bool)
+    alarms[[100, 160, 165, 400]] = True  # probationary (start 150), warm-up (20 rows: 150..169), scored
+    plain = anomaly_likelihood(raw, start=150, first=10, long=300, warmup=20, alarms=alarms)
+    s = anomaly_likelihood(raw, start=150, first=10, long=300, warmup=20, alarms=alarms, warmup_alarms=True)
+    assert s[100] == 0 and s[160] == 1.0 and s[165] == 0  # 165: within 50 rows of 160, not an onset
+    assert np.all(s[150:170][[i != 10 for i in range(20)]] == 0)  # the other warm-up rows still score 0
+    assert plain[160] == 0 and s[400] == plain[400] == 1.0
+    np.testing.assert_array_equal(s[:150], plain[:150])
+    np.testing.assert_array_equal(s[211:], plain[211:])  # after the onset rule's reach of row 160
+    values, stamps = _series()
+    det = Detector("pred", seed=0, warmup_alarms=True, **TINY)
+    got = det.fit_score(values, stamps)
+    warm = det.last_fit["range_alarms"] & (np.arange(len(values)) >= det.last_fit["probationary"])
+    warm[det.last_fit["probationary"] + det.config.warmup:] = False
+    assert warm.any() and np.all(got[np.flatnonzero(warm)[:1]] == 1.0)
+
+
 def test_detector_range_tolerance():
     values, stamps = _series()
     values[520] = 9.0  # far outside the range of the rows before it

@@ -5,7 +5,8 @@ import pytest
 
 from rnnlab.errors import ConfigError
 from rnnlab.tasks.anomaly import Detector, probationary_rows
-from rnnlab.tasks.anomaly.online import daily_rows, local_scale, parse_scales, scale_features, season_column
+from rnnlab.tasks.anomaly.online import (daily_rows, local_scale, parse_scales, pick_season, scale_features,
+                                         season_column, stream)
 
 TINY = dict(window=8, hidden=8, online_warm=30, online_batch=8, long=400)
 STAMPS = np.datetime64("2020-01-01T00:00") + np.arange(1200) * np.timedelta64(1, "h")
@@ -126,6 +127,54 @@ def test_the_value_a_day_before_is_an_input_from_earlier_rows_only():
     plain = Detector("online", seed=3, **TINY)
     plain.fit_score(values, STAMPS[:800], progress=False)
     assert not np.array_equal(plain.last_fit["raw"], det.last_fit["raw"])
+
+
+def test_pick_season_compares_the_errors_of_the_rows_before_each_row_only():
+    plain, season = np.ones(10), np.full(10, 0.5)
+    season[4] = 5.0  # counts up to the clip (3): rows 5..7 see 0.5 + 0.5 + 3 = 4 against 3
+    got = pick_season(plain, season, 3, 3.0)
+    np.testing.assert_array_equal(got, [False, True, True, True, True, False, False, False, True, True])
+    season[4] = 1e6  # one absurd error counts no more than the clip
+    np.testing.assert_array_equal(pick_season(plain, season, 3, 3.0), got)
+    assert not pick_season(np.zeros(5), np.zeros(5), 3, 3.0).any()  # ties: the plain network
+
+
+def _daily_pattern(n=800, seed=0):
+    """A random profile repeated every day (24 rows): the rows before tell little, a day ago all."""
+    rng = np.random.default_rng(seed)
+    return np.tile(rng.standard_normal(24), n // 24 + 1)[:n] + 0.05 * rng.standard_normal(n)
+
+
+@pytest.mark.parametrize("values", [_sine(), _daily_pattern()])
+def test_pick_takes_each_rows_measure_from_the_network_that_forecast_the_rows_before_better(values):
+    picked = Detector("online", seed=1, online_season="pick", online_pick=50, **TINY)
+    scores = picked.fit_score(values, STAMPS[:800], progress=False)
+    assert picked.season == 24 and len(picked.season_share) == 1
+    share = picked.season_share[0]
+    # the two networks streamed alone (the same seed, the same inputs), byte for byte
+    start, cfg = probationary_rows(800), picked.config
+    feats = picked._features(values, STAMPS[:800], start)
+    raw_p, _, info_p = stream(feats[:, :-1], 8, start, cfg, 1)
+    raw_s, _, info_s = stream(feats, 8, start, cfg, 1)
+    use = pick_season(info_p["errors"], info_s["errors"], 50, cfg.online_clip)
+    np.testing.assert_array_equal(picked.last_fit["raw"], np.where(use, raw_s, raw_p))
+    assert use[start:].any() and not use[start:].all()  # both networks' measures are used
+    assert share == pytest.approx(use[start:].mean())
+    alone = Detector("online", seed=1, **TINY)
+    alone.fit_score(values, STAMPS[:800], progress=False)
+    np.testing.assert_array_equal(alone.last_fit["raw"], raw_p)
+    changed = values.copy()
+    changed[500:] += 3.0  # never looking ahead: earlier rows' scores unchanged
+    again = Detector("online", seed=1, online_season="pick", online_pick=50, **TINY)
+    np.testing.assert_array_equal(scores[:500], again.fit_score(changed, STAMPS[:800], progress=False)[:500])
+
+
+def test_pick_without_a_daily_step_is_the_plain_network():
+    values = _sine()
+    picked = Detector("online", seed=1, online_season="pick", **TINY)
+    scores = picked.fit_score(values, None, progress=False)
+    assert picked.season == 0 and picked.season_share == []
+    np.testing.assert_array_equal(scores, Detector("online", seed=1, **TINY).fit_score(values, None, progress=False))
 
 
 def test_local_scale_uses_the_rows_before_each_row_only():

@@ -155,10 +155,12 @@ RANGE_ONLY = "range alarms alone (no network)"
 
 
 def reference_scores(corpus: NabCorpus, seeds: Sequence[int] = (0,), *, range_tolerance: float | None = None,
-                     warmup: int | None = None, suppress: int | None = None) -> dict[str, list[dict[str, np.ndarray]]]:
+                     warmup: int | None = None, suppress: int | None = None,
+                     warmup_alarms: bool | None = None) -> dict[str, list[dict[str, np.ndarray]]]:
     """The baselines' outputs: ``null`` (once), ``random`` (one per seed), the detectors' range
-    alarms alone (with the detectors' ``range_tolerance``, ``warmup`` and ``suppress``, defaults
-    as :class:`DetectorConfig`; left out when the tolerance is 0) and ``numenta`` (HTM's published
+    alarms alone (with the detectors' ``range_tolerance``, ``warmup``, ``suppress`` and
+    ``warmup_alarms``, defaults as :class:`DetectorConfig`; left out when the tolerance is 0) and
+    ``numenta`` (HTM's published
     outputs, when the corpus folder has ``results/numenta``)."""
     cfg = DetectorConfig()
     tol = cfg.range_tolerance if range_tolerance is None else range_tolerance
@@ -167,7 +169,8 @@ def reference_scores(corpus: NabCorpus, seeds: Sequence[int] = (0,), *, range_to
     if tol > 0:
         out[RANGE_ONLY] = [{key: range_scores(f.values, probationary_rows(len(f)), tol,
                                               cfg.warmup if warmup is None else warmup,
-                                              cfg.suppress if suppress is None else suppress)
+                                              cfg.suppress if suppress is None else suppress,
+                                              cfg.warmup_alarms if warmup_alarms is None else warmup_alarms)
                             for key, f in corpus.files.items()}]
     results = Path(corpus.root) / "results" if corpus.root is not None else None
     if results is not None and (results / "numenta").is_dir():

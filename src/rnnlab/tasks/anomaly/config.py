@@ -34,6 +34,9 @@ class DetectorConfig:
                             "rows, on which the network's errors are smaller), the first W of them scoring 0 "
                             "(default 100; 0: statistics from the first full window on, training rows included)",
                        metavar="W")
+    warmup_alarms: bool = _opt(False, "range alarms count in the --warmup rows too (the range rule needs no "
+                                      "statistics; HTM's applies from the first scored row); --no-warmup-alarms: "
+                                      "those rows score 0")
     suppress: int = _opt(50, "onsets only: a score counts only above the K rows before it (default 50; 0 off)",
                          metavar="K")
     max_minutes: float = _opt(0.0, "training-time budget per series in minutes (default: none, epochs only)",
@@ -67,8 +70,13 @@ class DetectorConfig:
     online_season: str = _opt("off", "the online detector: also the value one day before each row as an input "
                                      "(when the timestamps' step divides a day): on (also a bare --online-season), "
                                      "off, or auto: only when the probationary rows pass M4's seasonality test at "
-                                     "lag one day (at least 3 days of them; rnnlab.tasks.anomaly.season)",
-                              choices=("off", "on", "auto"), nargs="?", const="on")
+                                     "lag one day (at least 3 days of them; rnnlab.tasks.anomaly.season), or pick: a network "
+                                     "with it and one without both learn the stream (twice the cost) and each row "
+                                     "takes the measure of the one that forecast the --online-pick rows before it "
+                                     "better",
+                              choices=("off", "on", "auto", "pick"), nargs="?", const="on")
+    online_pick: int = _opt(500, "the online detector with --online-season pick: rows of recent forecast errors "
+                                 "compared", metavar="N", check="positive")
     online_average: float = _opt(0.0, "the online detector: score with weights averaged over its steps, each "
                                       "step's weight 1 - D (0: score with the last weights)", metavar="D")
     online_scales: str = _opt("", "the online detector: also the means of the value over the last W1,W2,... rows "
@@ -89,10 +97,10 @@ class DetectorConfig:
             raise ConfigError(f"--suppress and --warmup must be >= 0, got {self.suppress} and {self.warmup}")
         if not self.lr > 0 or self.max_minutes < 0:
             raise ConfigError("--lr must be positive and --max-minutes >= 0")
-        if self.online_every < 1 or self.online_batch < 1 or self.online_memory < 1 or self.online_warm < 0 \
+        if self.online_every < 1 or self.online_pick < 1 or self.online_batch < 1 or self.online_memory < 1 or self.online_warm < 0 \
                 or not self.online_lr > 0 or not self.online_clip > 0 or not self.online_floor >= 0 \
                 or self.online_norm < 0 or not 0 <= self.online_average < 1:
-            raise ConfigError("--online-every, --online-batch, --online-memory must be >= 1, --online-warm >= 0, "
+            raise ConfigError("--online-every, --online-pick, --online-batch, --online-memory must be >= 1, --online-warm >= 0, "
                               "--online-lr and --online-clip > 0, --online-floor and --online-norm >= 0, "
                               "--online-average in [0, 1)")
         try:
@@ -104,8 +112,8 @@ class DetectorConfig:
                               f"{self.online_scales!r}")
         if isinstance(self.online_season, bool):  # settings saved before "auto": True / False
             self.online_season = "on" if self.online_season else "off"
-        if self.online_season not in ("off", "on", "auto"):
-            raise ConfigError(f"--online-season must be off, on or auto, got {self.online_season!r}")
+        if self.online_season not in ("off", "on", "auto", "pick"):
+            raise ConfigError(f"--online-season must be off, on, auto or pick, got {self.online_season!r}")
         if not 0 <= self.range_tolerance < math.inf:
             raise ConfigError(f"--range-tolerance must be >= 0 (0 turns range alarms off), got {self.range_tolerance}")
         return self

@@ -109,6 +109,7 @@ class Detector:
         self.model = None
         self.last_fit: dict[str, Any] = {}
         self.season = 0  # the online detector's season input: rows per day, 0 for none (last series)
+        self.season_share: list[float] = []  # --online-season pick: per member, the rows scored by the season network
 
     # -- inputs ----------------------------------------------------------------------------------
     def min_rows(self) -> int:
@@ -122,7 +123,7 @@ class Detector:
         cols = [v[:, None]]
         if self.config.calendar and timestamps is not None:
             cols.append(calendar_features(timestamps))
-        self.season = 0
+        self.season, self.season_share = 0, []
         if self.kind == "online":
             from .online import season_column
             from .season import season_period
@@ -207,7 +208,7 @@ class Detector:
         raw = np.mean(members, axis=0)
         alarms = range_alarms(values, cfg.range_tolerance, ignore=range_exempt(values, start))
         scores = POST[cfg.post](raw, start, first, short=cfg.short, long=cfg.long, suppress=cfg.suppress,
-                                warmup=cfg.warmup, alarms=alarms)
+                                warmup=cfg.warmup, alarms=alarms, warmup_alarms=cfg.warmup_alarms)
         self.last_fit = {"rows": n, "probationary": start, **fit, "total_s": time.perf_counter() - t0,
                          "raw": raw, "members": members, "range_alarms": alarms}
         return scores
@@ -225,7 +226,8 @@ class Detector:
         start = probationary_rows(len(values))
         alarms = range_alarms(values, cfg.range_tolerance, ignore=range_exempt(values, start))
         scores = POST["likelihood"](np.stack(raws), start, first, short=cfg.short, long=cfg.long,
-                                    suppress=cfg.suppress, warmup=cfg.warmup, alarms=alarms)
+                                    suppress=cfg.suppress, warmup=cfg.warmup, alarms=alarms,
+                                    warmup_alarms=cfg.warmup_alarms)
         self.last_fit = {"rows": len(values), "probationary": start, **fit, "total_s": time.perf_counter() - t0,
                          "raw": np.stack(raws), "range_alarms": alarms}
         return scores

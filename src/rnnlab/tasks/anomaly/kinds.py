@@ -76,7 +76,11 @@ class Online(Pred):
 
     def member(self, detector, seed, feats, first, start, bar):
         from .online import stream
-        return stream(feats, first, start, detector.config, seed, bar)
+        pick = detector.config.online_season == "pick" and detector.season > 0
+        raw, model, info = stream(feats, first, start, detector.config, seed, bar, pick=pick)
+        if pick:  # per member: the share of the scored rows that took the season network's measure
+            detector.season_share.append(info["season"])
+        return raw, model, info
 
     def raw(self, measure, ref):  # the stream's raw measure is final
         return measure

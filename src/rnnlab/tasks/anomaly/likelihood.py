@@ -39,6 +39,7 @@ fitted to a over the probationary period (no short/long comparison).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -102,14 +103,15 @@ def range_alarms(values: np.ndarray, tolerance: float = 0.05, ignore: np.ndarray
 
 
 def range_scores(values: np.ndarray, start: int, tolerance: float = 0.05, warmup: int = 0,
-                 suppress: int = 50) -> np.ndarray:
+                 suppress: int = 50, warmup_alarms: bool = False) -> np.ndarray:
     """The range alarms alone, as a detector's scores: 1 at their onsets after the first
-    ``start + warmup`` rows, 0 elsewhere (the baseline that shows what the networks add)."""
+    ``start + warmup`` rows (after the first ``start`` with ``warmup_alarms``), 0 elsewhere (the
+    baseline that shows what the networks add)."""
     from .robust import range_exempt
 
     values = np.asarray(values, dtype=np.float64).reshape(-1)
-    return _finish(np.zeros(len(values)), start + max(warmup, 0), suppress,
-                   range_alarms(values, tolerance, ignore=range_exempt(values, start)))
+    return _finish(np.zeros(len(values)), start, warmup, suppress,
+                   range_alarms(values, tolerance, ignore=range_exempt(values, start)), warmup_alarms)
 
 
 def log_scale(q: np.ndarray) -> np.ndarray:
@@ -138,7 +140,7 @@ def likelihood_z(raw: np.ndarray, short: int = 5, long: int = 8640, floor: float
 
 def anomaly_likelihood(raw: np.ndarray, start: int, first: int = 0, short: int = 5, long: int = 8640,
                        suppress: int = 50, floor: float = 1e-3, warmup: int = 0,
-                       alarms: np.ndarray | None = None) -> np.ndarray:
+                       alarms: np.ndarray | None = None, warmup_alarms: bool = False) -> np.ndarray:
     """Scores in [0, 1] from the raw measure ``raw[first:]`` (rows before ``first`` have none).
 
     Row t uses only rows up to t. The long-window statistics use rows from ``first`` on; with
@@ -146,7 +148,8 @@ def anomaly_likelihood(raw: np.ndarray, start: int, first: int = 0, short: int =
     is smaller than on new rows, and would make every new row look rare), and the first W of those
     score 0 while the statistics gather. Several raw measures (``raw`` of shape (k, n), e.g. two
     detectors'): the mean of their z_t, each from its own statistics. Rows where the boolean
-    mask ``alarms`` is set (:func:`range_alarms`) score 1 before the onset rule.
+    mask ``alarms`` is set (:func:`range_alarms`) score 1 before the onset rule, in the ``warmup``
+    rows too with ``warmup_alarms`` (the range rule needs no statistics).
     """
     raws = np.atleast_2d(np.asarray(raw, dtype=np.float64))
     out = np.zeros(raws.shape[1])
@@ -156,24 +159,30 @@ def anomaly_likelihood(raw: np.ndarray, start: int, first: int = 0, short: int =
         return out
     z = np.mean([likelihood_z(a[first:], short, long, floor) for a in raws], axis=0)
     out[first:] = decade_scale(log_tail(z))
-    return _finish(out, max(start, first) + max(warmup, 0), suppress, alarms)
+    return _finish(out, max(start, first), warmup, suppress, alarms, warmup_alarms)
 
 
-def _finish(out: np.ndarray, unscored: int, suppress: int, alarms: np.ndarray | None) -> np.ndarray:
-    """Range alarms score 1, the first ``unscored`` rows 0, then onsets only."""
+def _finish(out: np.ndarray, start: int, warmup: int, suppress: int, alarms: np.ndarray | None,
+            warmup_alarms: bool = False) -> np.ndarray:
+    """Range alarms score 1, the first ``start + warmup`` rows 0 (but the range alarms among the
+    ``warmup`` rows with ``warmup_alarms``), then onsets only."""
+    unscored = start + max(warmup, 0)
     if alarms is not None:
-        out[np.asarray(alarms, dtype=bool)] = 1.0
+        alarms = np.asarray(alarms, dtype=bool)
+        out[alarms] = 1.0
     out[:unscored] = 0.0
+    if warmup_alarms and alarms is not None and unscored > start:
+        out[start:unscored][alarms[start:unscored]] = 1.0
     return onsets(out, suppress)
 
 
 def gaussian_tail(raw: np.ndarray, start: int, first: int = 0, suppress: int = 50,
-                  alarms: np.ndarray | None = None, **_: int) -> np.ndarray:
+                  alarms: np.ndarray | None = None, **_: Any) -> np.ndarray:
     """Scores from the tail probability of each raw value under N(mean, sd) of raw[first:start]."""
     raw = np.asarray(raw, dtype=np.float64)
     ref = raw[first:start]
     mu, sd = float(ref.mean()), float(ref.std()) or 1.0
-    return _finish(decade_scale(log_tail((raw - mu) / sd)), max(start, first), suppress, alarms)
+    return _finish(decade_scale(log_tail((raw - mu) / sd)), max(start, first), 0, suppress, alarms)
 
 
 POST = {"likelihood": anomaly_likelihood, "gaussian": gaussian_tail}

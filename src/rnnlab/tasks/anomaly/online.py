@@ -190,43 +190,88 @@ def fixed_products() -> Iterator[None]:
             choice.set_requested("auto")
 
 
-def stream(feats: np.ndarray, first: int, start: int, cfg: Any, seed: int, bar=None
+def stream(feats: np.ndarray, first: int, start: int, cfg: Any, seed: int, bar=None, pick: bool = False
            ) -> tuple[np.ndarray, Any, dict]:
     """One network's raw measure for every row (0 before ``first``), learning online from row
-    ``first`` on; returns (raw, model, info) as :meth:`Detector._member` does. Ctrl-C or SIGTERM
-    stops it at the end of the block in hand and raises :class:`Interrupted` (130 or 143), as a
-    training run of the other kinds does: the whole job stops, no score is written."""
+    ``first`` on; returns (raw, model, info) as :meth:`Detector._member` does. With ``pick`` the last
+    column of ``feats`` is the season input: a network without it and one with it both stream
+    through the series, and each row takes the raw measure of the one that forecast the
+    ``online_pick`` rows before it better (:func:`pick_season`; ``info["season"]``: the share of the
+    rows after ``start`` scored by the season network). Ctrl-C or SIGTERM stops it at the end of the
+    block in hand and raises :class:`Interrupted` (130 or 143), as a training run of the other kinds
+    does: the whole job stops, no score is written."""
     with fixed_products(), StopSignals() as stop:
-        return _stream(feats, first, start, cfg, seed, bar, stop)
+        return _stream(feats, first, start, cfg, seed, bar, stop, pick)
 
 
-def _stream(feats: np.ndarray, first: int, start: int, cfg: Any, seed: int, bar, stop: StopSignals
-            ) -> tuple[np.ndarray, Any, dict]:
+class _Run:
+    """One network streaming through ``feats``: its windows, targets, forecaster and errors."""
+
+    def __init__(self, feats: np.ndarray, cfg: Any, seed: int) -> None:
+        feats = scale_features(feats, parse_scales(cfg.online_scales))
+        self.views = np.lib.stride_tricks.sliding_window_view(feats, cfg.window, axis=0).transpose(0, 2, 1)
+        self.targets = np.ascontiguousarray(feats[:, 0])
+        self.net = OnlineForecaster(feats.shape[1], cfg, seed)
+        self.err = np.zeros(len(feats))
+        self.cfg = cfg
+
+    def warm(self, first: int, start: int) -> None:
+        for _ in range(self.cfg.online_warm if start > first else 0):
+            self.net.learn(self.views, self.targets, self.net.replay(first, start, np.empty(0, dtype=np.int64)))
+
+    def block(self, rows: np.ndarray, first: int) -> None:
+        """Score ``rows`` with the model as it is, then one step on them and replayed rows."""
+        self.err[rows] = self.net.errors(self.views, self.targets, rows)
+        self.net.learn(self.views, self.targets,
+                       self.net.replay(max(first, rows[-1] + 1 - self.cfg.online_memory), rows[-1] + 1, rows))
+
+    def raw(self, first: int) -> np.ndarray:
+        """The raw measure of every row from the errors (module docstring), 0 before ``first``."""
+        cfg, raw = self.cfg, np.zeros(len(self.err))
+        e = np.maximum(np.abs(self.err[first:]) - cfg.online_floor, 0.0)  # the noise floor, continuously
+        if cfg.online_norm > 0:
+            denom = local_scale(e, cfg.online_norm) + cfg.online_floor
+            e = np.divide(e, denom, out=np.where(e > 0, RAW_CAP, 0.0), where=denom > 0)  # floor 0: 0/0 is 0
+        e = np.minimum(e, RAW_CAP)
+        raw[first:] = np.log1p(e) if cfg.online_log else e
+        return raw
+
+
+def pick_season(plain: np.ndarray, season: np.ndarray, width: int, clip: float) -> np.ndarray:
+    """Per row t, True when the season network's forecast errors (``season``, robust units) over the
+    ``width`` rows before t (t itself excluded) sum lower than the plain one's, each error counted up
+    to ``clip`` (the Huber loss's bound: one absurd row does not decide); ties go to the plain one."""
+    def before(e: np.ndarray) -> np.ndarray:
+        c = np.concatenate([[0.0], np.cumsum(np.minimum(np.abs(e), clip))])
+        t = np.arange(len(e))
+        return c[t] - c[np.maximum(t - width, 0)]
+    return before(season) < before(plain)
+
+
+def _stream(feats: np.ndarray, first: int, start: int, cfg: Any, seed: int, bar, stop: StopSignals,
+            pick: bool = False) -> tuple[np.ndarray, Any, dict]:
     t0 = time.perf_counter()
-    feats = scale_features(feats, parse_scales(cfg.online_scales))
-    L, n, k = cfg.window, len(feats), cfg.online_every
-    views = np.lib.stride_tricks.sliding_window_view(feats, L, axis=0).transpose(0, 2, 1)
-    targets = np.ascontiguousarray(feats[:, 0])
-    net = OnlineForecaster(feats.shape[1], cfg, seed)
-    err = np.zeros(n)
+    n, k = len(feats), cfg.online_every
+    runs = [_Run(feats[:, :-1], cfg, seed), _Run(feats, cfg, seed)] if pick else [_Run(feats, cfg, seed)]
     warmed = False
     for t in range(first, n, k):
         if not warmed and t >= start:
             warmed = True
-            for _ in range(cfg.online_warm if start > first else 0):
-                net.learn(views, targets, net.replay(first, start, np.empty(0, dtype=np.int64)))
+            for run in runs:
+                run.warm(first, start)
         rows = np.arange(t, min(t + k, n))
-        err[rows] = net.errors(views, targets, rows)
-        net.learn(views, targets, net.replay(max(first, rows[-1] + 1 - cfg.online_memory), rows[-1] + 1, rows))
+        for run in runs:
+            run.block(rows, first)
         if bar is not None:
             bar.advance(len(rows))
         if stop.received:
             raise Interrupted(stop.exit_code())
-    raw = np.zeros(n)
-    e = np.maximum(np.abs(err[first:]) - cfg.online_floor, 0.0)  # the noise floor, continuously
-    if cfg.online_norm > 0:
-        denom = local_scale(e, cfg.online_norm) + cfg.online_floor
-        e = np.divide(e, denom, out=np.where(e > 0, RAW_CAP, 0.0), where=denom > 0)  # floor 0: 0/0 is 0
-    e = np.minimum(e, RAW_CAP)
-    raw[first:] = np.log1p(e) if cfg.online_log else e
-    return raw, (net.scorer or net.model).eval(), {"steps": net.steps, "refits": 0, "fit_s": time.perf_counter() - t0}
+    info = {"steps": sum(r.net.steps for r in runs), "refits": 0}
+    if pick:
+        use = pick_season(runs[0].err, runs[1].err, cfg.online_pick, cfg.online_clip)
+        raw = np.where(use, runs[1].raw(first), runs[0].raw(first))
+        net = runs[1 if use[-1] else 0].net
+        info["season"] = float(use[start:].mean()) if n > start else 0.0
+    else:
+        raw, net = runs[0].raw(first), runs[0].net
+    return raw, (net.scorer or net.model).eval(), {**info, "fit_s": time.perf_counter() - t0, "errors": runs[0].err}

@@ -18,7 +18,7 @@ import numpy as np
 from ...timeseries.seasonality import seasonality_test
 from .online import daily_rows
 
-SEASON_MODES = ("off", "on", "auto")
+SEASON_MODES = ("off", "on", "auto", "pick")
 
 
 def seasonal(x: np.ndarray, m: int) -> bool:
@@ -29,10 +29,15 @@ def seasonal(x: np.ndarray, m: int) -> bool:
 def season_period(mode: str, values: np.ndarray, timestamps: np.ndarray | None, start: int) -> int:
     """The period of the season input (rows per day) or 0 for none. ``off``: 0; ``on``: the rows per
     day of the whole series' timestamps; ``auto``: those of the first ``start`` rows (the probationary
-    period) when :func:`seasonal` finds a daily cycle in their values, else 0."""
+    period) when :func:`seasonal` finds a daily cycle in their values, else 0; ``pick``: those of the
+    first ``start`` rows, whatever the values (the online detector then runs a network with the
+    season input beside one without it, each row taking the measure of the one that forecast the
+    rows before it better, :func:`~rnnlab.tasks.anomaly.online.pick_season`)."""
     if mode == "off" or timestamps is None:
         return 0
     if mode == "on":
         return daily_rows(timestamps)
+    if mode == "pick":
+        return daily_rows(timestamps[:start])
     m = daily_rows(timestamps[:start])
     return m if m and seasonal(np.asarray(values[:start]), m) else 0
