@@ -24,7 +24,11 @@ so this is the cost of the first epoch and of tagging new text), rnnlab through 
 before timing), and the states at each word's boundaries are the tagger's extra input.
 ``--lm-cached`` instead times what training does after its first pass: each side reads every
 training sentence once (that one-off pass is timed and printed for both), and the steps then
-take the features as an input.
+take the features as an input. With ``--lm``, ``--block N`` (default 256) also times prediction as
+``tag predict`` runs it: blocks of N new sentences, the LM features of the whole block (rnnlab's
+``LMFeatures``: length-sorted groups of packed rows; torch: ``nn.LSTM`` over the same groups, padded,
+its faster option, or ``--torch-lm-group G`` sentences at a time), then the tagger over batches of
+128 (the same batches for both). ``--block-only`` skips the other measurements.
 
 The same batches (length-bucketed, ``--batch-size`` sentences) for both, float32, the same
 thread count (torch.set_num_threads(--threads), OMP/OpenBLAS threads from the environment:
@@ -56,7 +60,7 @@ from rnnlab.optim import clip_grad_norm, make_optimizer  # noqa: E402
 from rnnlab.tasks.tagging.data import convert_sentences, load_dataset  # noqa: E402
 from rnnlab.tasks.tagging.model import TaggerModel  # noqa: E402
 from rnnlab.tasks.tagging.synthetic import synthetic_sentences  # noqa: E402
-from rnnlab.tasks.tagging.task import TagConfig, lm_features, model_spec  # noqa: E402
+from rnnlab.tasks.tagging.task import TagConfig, lm_features, model_spec, predict_tags  # noqa: E402
 from rnnlab.tasks.tagging.vocab import build_vocabs, encode, make_batches  # noqa: E402
 
 
@@ -136,6 +140,12 @@ def main() -> int:
     p.add_argument("--lm", default="", help="FWD_RUN,BWD_RUN: char-LM features, computed at every step by both")
     p.add_argument("--lm-cached", action="store_true", help="with --lm: features computed once per sentence "
                    "(timed apart), then an input of the steps")
+    p.add_argument("--block", type=int, default=256, help="with --lm: also time tagging blocks of this many new "
+                   "sentences as `tag predict` does (0: no)")
+    p.add_argument("--block-only", action="store_true", help="with --lm: only the --block measurement")
+    p.add_argument("--lm-batch", type=int, default=0, help="rnnlab's LMFeatures batch (default: its own)")
+    p.add_argument("--torch-lm-group", type=int, default=0, help="--block: sentences per torch LM batch (default: "
+                   "the groups rnnlab's LMFeatures makes)")
     p.add_argument("--batch-size", type=int, default=16, help="sentences per batch (default 16)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (set OMP_NUM_THREADS to match)")
     p.add_argument("--seconds", type=float, default=20.0, help="timed seconds per library and measurement")
@@ -150,6 +160,8 @@ def main() -> int:
     found, vocabs, sentences = batches(args)
     cfg = TagConfig(crf=not args.no_crf, chars=not args.no_chars)
     lm = lm_features(args.lm) if args.lm else None
+    if lm is not None and args.lm_batch:
+        lm.batch = args.lm_batch
     model = TaggerModel(**model_spec(cfg, vocabs, lm))
     tm = torch_tagger_module().TorchTagger(model, unique_chars=not args.torch_every_token)
     tm.float()
@@ -178,6 +190,20 @@ def main() -> int:
         if gap > 1e-4:
             raise SystemExit(f"--lm: torch's char-LM features differ from rnnlab's by {gap:.2e}")
         print(f"char-LM features: {lm.dim} per token ({args.lm}); rnnlab and torch agree to {gap:.1e}")
+
+    def torch_features(tokens: list) -> dict:
+        """Each distinct sentence's (T, D) features from torch's LMs, read in the groups rnnlab's
+        LMFeatures makes (length-sorted), or --torch-lm-group sentences at a time in the same order."""
+        todo = sorted(set(tokens), key=lambda s: sum(map(len, s)) + len(s))
+        G = args.torch_lm_group
+        groups = [todo[k:k + G] for k in range(0, len(todo), G)] if G else lm.groups(todo)
+        out = {}
+        for group in groups:
+            f = tlm(group)
+            for row, toks in enumerate(group):
+                out[toks] = f[row, :len(toks)]
+        return out
+
     if lm is not None and args.lm_cached:   # one pass over every training sentence, each side, then cached
         import time
 
@@ -186,16 +212,11 @@ def main() -> int:
         tokens = [s.tokens for s in sentences]
         start = time.perf_counter()
         lm.cache.clear()
-        ours_all = lm(tokens)                  # rnnlab's own pass: 32 sentences at a time, by length
+        ours_all = lm(tokens)                  # rnnlab's own pass: its length-sorted groups
         spent = [time.perf_counter() - start]
         start = time.perf_counter()
-        theirs_all: list = [None] * len(tokens)
-        order = sorted(range(len(tokens)), key=lambda i: len(tokens[i]))
-        for k in range(0, len(order), 32):     # the same grouping for torch
-            group = order[k:k + 32]
-            feats = tlm([tokens[i] for i in group])
-            for row, i in enumerate(group):
-                theirs_all[i] = feats[row, :len(tokens[i])]
+        by_tokens = torch_features(tokens)     # the same groups (or --torch-lm-group) for torch
+        theirs_all = [by_tokens[t] for t in tokens]
         spent.append(time.perf_counter() - start)
         for b in found:
             T = b.words.shape[1]
@@ -248,6 +269,28 @@ def main() -> int:
         tm.eval()
         tm.predict(batch)
 
+    blocks = [sentences[k:k + args.block] for k in range(0, len(sentences), args.block)] if args.block else []
+    where = {"ours_b": 0, "theirs_b": 0}
+
+    def next_block(key: str) -> list:
+        block = blocks[where[key] % len(blocks)]
+        where[key] += 1
+        return block
+
+    def ours_block() -> None:   # `tag predict`: 256 new sentences, LM features (no cache), tagger batches of 128
+        lm.cache.clear()
+        predict_tags(model, vocabs, next_block("ours_b"), "BIOES", lm=lm)
+
+    def theirs_block() -> None:   # the same LM groups (or --torch-lm-group), the same tagger batches, in torch
+        block = next_block("theirs_b")
+        feats = torch_features([s.tokens for s in block])
+        tm.eval()
+        for b in make_batches(encode(block, vocabs, 30), 128, max_tokens=128 * 40):
+            x = torch.zeros((b.size, b.words.shape[1], lm.dim))
+            for row, i in enumerate(b.index):
+                x[row, :b.lengths[row]] = feats[block[i].tokens]
+            tm.predict(replace(b, lm=x))
+
     sizes = [b.size for b in found]
     per_batch = float(np.mean(sizes))
     print(f"{'synthetic' if args.synthetic else args.dataset + ' train'}: {len(found)} batches of up to "
@@ -257,13 +300,22 @@ def main() -> int:
           f"{'' if lm is None else ', char-LM features ' + ('cached' if args.lm_cached else 'computed at every step')}")
     print(f"{'':<10}{'rnnlab sent/s':>14}{'torch sent/s':>14}{'ratio':>7}{'rounds':>13}")
     ratios = []
-    for name, a, b in (("train", ours_train, theirs_train), ("predict", ours_predict, theirs_predict)):
+    for name, a, b in (() if args.block_only and lm is not None else
+                       (("train", ours_train, theirs_train), ("predict", ours_predict, theirs_predict))):
         timing = side_by_side(a, b, 3, args.seconds)
         # the step time varies with the batch: compare totals over the same batch sequence
         ratio = timing.theirs / timing.ours
         ratios.append(ratio)
         print(f"{name:<10}{per_batch / timing.ours:>14.0f}{per_batch / timing.theirs:>14.0f}{ratio:>7.2f}"
               f"{timing.spread():>13}")
+    if lm is not None and blocks:
+        per_block = float(np.mean([len(b) for b in blocks]))
+        timing = side_by_side(ours_block, theirs_block, 1, args.seconds)
+        ratio = timing.theirs / timing.ours
+        ratios.append(ratio)
+        name = f"predict, blocks of {args.block} (tag predict)"
+        print(f"{name}: {per_block / timing.ours:.0f} / {per_block / timing.theirs:.0f} sent/s, ratio {ratio:.2f} "
+              f"(rounds {timing.spread().strip()})")
     print(f"min ratio vs torch: {min(ratios):.2f}")
     return 0
 

@@ -5,7 +5,8 @@ import pytest
 from rnnlab.cli import main
 from rnnlab.errors import ConfigError
 from rnnlab.tasks.tagging.data import write_conll
-from rnnlab.tasks.tagging.lm import LMFeatures, _states, load_charlm
+from rnnlab.module import no_grad
+from rnnlab.tasks.tagging.lm import LMFeatures, _states, boundaries, load_charlm
 from rnnlab.tasks.tagging.synthetic import synthetic_sentences
 
 LM = ["--hidden-size", "8", "--num-layers", "1", "--embedding-size", "4", "--batch-size", "4", "--seq-len", "16",
@@ -22,18 +23,28 @@ def lms(tmp_path_factory):
     return root
 
 
+def alone(lm, text: str) -> np.ndarray:
+    """Reference: the LM over one text by itself (no batch, no padding, no lengths), every
+    character, states back in the text's order (position i: after reading text[i] in the LM's
+    direction)."""
+    ids = np.array([[lm.stoi.get(ch, lm.fallback) for ch in (text[::-1] if lm.reverse else text)]])
+    with no_grad():
+        (h, _), _ = lm.model.rnn.forward(lm.model.embed.forward(ids)[0], None)
+    h = np.asarray(h)[0]
+    return h[::-1] if lm.reverse else h
+
+
 def test_backward_lm_reads_the_text_backwards(lms):
     fwd, bwd = load_charlm(lms / "fwd"), load_charlm(lms / "bwd")
     assert not fwd.reverse and bwd.reverse
     text = " patients with cancer "
-    h = _states(bwd, [text, text + "xx"])  # padding after the text never changes a backward state of it
-    # the backward LM's state at position i has read text[i:] from the end: equal to a forward pass
-    # of the same weights over the reversed string
-    rev = bwd._replace(reverse=False)
-    h_rev = _states(rev, [text[::-1]])[0][::-1]
-    # float32 LM (the char-LM's dtype): backward LM vs forward pass over the reversed string, the same products
-    # in another layout, ~22 steps of width H: ~1e-6 relative; rtol 1e-5, atol 1e-6.
-    np.testing.assert_allclose(h[0, :len(text)], h_rev, rtol=1e-5, atol=1e-6)
+    # reading order: row 0 of the backward LM has read text[::-1]; a longer row beside it (packed,
+    # so row 0 never steps over padding) changes nothing, and the forward pass of the same weights
+    # over the reversed string is the same computation
+    h = _states(bwd, [text, "xx" + text])
+    np.testing.assert_allclose(h[0, :len(text)], alone(bwd._replace(reverse=False), text[::-1]), rtol=1e-5, atol=1e-6)
+    assert not h[0, len(text):].any()      # positions past a row's length: zeros
+    np.testing.assert_allclose(h[0, :len(text)][::-1], alone(bwd, text), rtol=1e-5, atol=1e-6)
     with pytest.raises(ConfigError, match="--reverse"):
         LMFeatures(lms / "bwd", lms / "fwd")
 
@@ -43,12 +54,34 @@ def test_features_are_fwd_at_last_and_bwd_at_first_character(lms):
     tokens = ("Breast", "cancer", ".")
     (f,) = feats([tokens])
     text = " Breast cancer . "
-    hf, hb = _states(feats.fwd, [text])[0], _states(feats.bwd, [text])[0]
+    assert boundaries(tokens)[0] == text
+    hf, hb = alone(feats.fwd, text), alone(feats.bwd, text)
     H = hf.shape[1]
-    assert f.shape == (3, feats.dim) == (3, 2 * H)
-    np.testing.assert_allclose(f[0, :H], hf[6], rtol=1e-6)      # 'Breast' ends at 6
-    np.testing.assert_allclose(f[1, H:], hb[8], rtol=1e-6)      # 'cancer' starts at 8
+    assert f.shape == (3, feats.dim) == (3, 2 * H) and f.dtype == np.float32
+    # float32 LM, ~17 steps of width 8: the packed batch and the lone pass agree to ~1e-7
+    np.testing.assert_allclose(f[0, :H], hf[6], rtol=1e-5, atol=1e-6)      # 'Breast' ends at 6
+    np.testing.assert_allclose(f[1, H:], hb[8], rtol=1e-5, atol=1e-6)      # 'cancer' starts at 8
     assert feats([tokens])[0] is f                                # cached per sentence
+
+
+@pytest.mark.parametrize("batch, max_positions", [(128, 1 << 16), (3, 1 << 16), (64, 40)])
+def test_grouped_features_equal_each_sentence_alone(lms, batch, max_positions):
+    """Sentences of many lengths, read in length-sorted groups of packed rows (several groups,
+    and groups cut by their size in characters), with unseen characters and repeats: each
+    sentence's features equal the LMs run over that sentence alone, at its words' boundaries."""
+    feats = LMFeatures(lms / "fwd", lms / "bwd", batch=batch, max_positions=max_positions)
+    sentences = [s.tokens for s in synthetic_sentences(12, seed=3)]
+    sentences += [("x",), ("Ω", "é", "cancer"), ("a", "bb", "a"), sentences[0], ("longer",) * 9]
+    got = feats(sentences)
+    assert len(feats.cache) == len(set(sentences)) and got[0] is got[15]
+    for tokens, f in zip(sentences, got):
+        text, starts, ends = boundaries(tokens)
+        want = np.concatenate([alone(feats.fwd, text)[ends], alone(feats.bwd, text)[starts]], axis=1)
+        # float32, up to ~80 steps: packed, grouped products against the lone one, ~1e-7 apart
+        np.testing.assert_allclose(f, want, rtol=1e-5, atol=1e-6)
+    groups = feats.groups(sorted(set(sentences), key=lambda s: sum(map(len, s)) + len(s)))
+    assert sum(map(len, groups)) == len(set(sentences)) and max(map(len, groups)) <= batch
+    assert all(len(g) == 1 or len(g) * (sum(map(len, g[-1])) + len(g[-1]) + 1) <= max_positions for g in groups)
 
 
 def test_tag_train_with_lm_features_end_to_end(lms, tmp_path, capsys):

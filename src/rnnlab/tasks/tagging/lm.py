@@ -48,54 +48,80 @@ def load_charlm(run: str | Path) -> CharLM:
     return CharLM(model.eval(), stoi, fallback, reverse, path)
 
 
-def _states(lm: CharLM, texts: Sequence[str]) -> np.ndarray:
-    """(B, L, H) top-layer states of ``lm`` over texts padded to the longest (L); for a backward
-    LM, position i holds the state after reading the text from its end back to character i."""
-    L = max(len(t) for t in texts)
-    ids = np.full((len(texts), L), lm.fallback, dtype=np.int64)
+def boundaries(tokens: Sequence[str]) -> tuple[str, np.ndarray, np.ndarray]:
+    """The text the LMs read, and each word's first and last character position in it."""
+    lens = np.fromiter((len(t) for t in tokens), np.int64, len(tokens))
+    starts = 1 + np.cumsum(lens + 1) - (lens + 1)
+    return " " + " ".join(tokens) + " ", starts, starts + np.maximum(lens, 1) - 1
+
+
+def _states(lm: CharLM, texts: Sequence[str], lengths: Sequence[int] | None = None) -> np.ndarray:
+    """(B, L, H) top-layer states of ``lm`` in its reading order: row b reads the first
+    ``lengths[b]`` characters (default: all) of texts[b], or of the reversed text for a backward LM,
+    whose position i then holds the state after reading texts[b] from its end back to character
+    ``len(texts[b]) - 1 - i``. Each row runs its own length (the forward-only loop over packed
+    rows: no step is spent on padding, whose positions hold zeros)."""
+    lengths = np.array([len(t) for t in texts] if lengths is None else lengths, dtype=np.int64)
+    ids = np.full((len(texts), int(lengths.max())), lm.fallback, dtype=np.int64)
+    stoi, fallback = lm.stoi, lm.fallback
     for b, t in enumerate(texts):
-        row = [lm.stoi.get(ch, lm.fallback) for ch in (t[::-1] if lm.reverse else t)]
-        ids[b, :len(row)] = row
+        n = int(lengths[b])
+        ids[b, :n] = [stoi.get(ch, fallback) for ch in (t[::-1] if lm.reverse else t)[:n]]
     model = lm.model
     with no_grad():
         x = model.embed.tokens(ids) if model.fuse_input(ids) else model.embed.forward(ids)[0]
-        (h, _), _ = model.rnn.forward(x, None)
-    h = np.asarray(h)
-    if lm.reverse:  # back to the text's own order, each row by its own length
-        out = np.zeros_like(h)
-        for b, t in enumerate(texts):
-            out[b, :len(t)] = h[b, :len(t)][::-1]
-        return out
-    return h
+        (h, _), _ = model.rnn.forward(x, None, lengths)
+    return np.asarray(h)
 
 
 class LMFeatures:
-    """Frozen features of a forward and a backward char LM, cached per sentence."""
+    """Frozen features of a forward and a backward char LM, cached per sentence.
 
-    def __init__(self, fwd: str | Path, bwd: str | Path, batch: int = 32) -> None:
+    New sentences are read ``batch`` at a time (at most ``max_positions`` characters in all),
+    sorted by length, so each group's rows have nearly equal lengths and each step's product
+    is one (rows, H) x (H, 4H) GEMM with many rows: an LSTM step's time grows far less than its
+    row count (docs/tagging.md, "Speed against PyTorch"). Neither LM reads a character whose state
+    no word uses: the forward LM stops at the last word's last character, the backward one at the
+    first word's first character (the text's outer spaces are each read by one LM only).
+    """
+
+    def __init__(self, fwd: str | Path, bwd: str | Path, batch: int = 128, max_positions: int = 1 << 16) -> None:
         self.fwd, self.bwd = load_charlm(fwd), load_charlm(bwd)
         if self.fwd.reverse or not self.bwd.reverse:
             raise ConfigError(f"--lm FWD_RUN,BWD_RUN: {self.fwd.path} must read forwards and {self.bwd.path} "
                               "backwards (train it with `rnnlab train --reverse`)")
         self.dim = self.fwd.model.rnn.output_size + self.bwd.model.rnn.output_size
-        self.batch = batch
+        self.batch, self.max_positions = batch, max_positions
         self.cache: dict[tuple[str, ...], np.ndarray] = {}
+
+    def groups(self, todo: Sequence[tuple[str, ...]]) -> list[list[tuple[str, ...]]]:
+        """``todo`` (sorted by length) cut into groups of at most ``batch`` sentences whose rows
+        x longest text stay within ``max_positions`` (a longer sentence gets a group of its own)."""
+        out: list[list[tuple[str, ...]]] = [[]]
+        for tokens in todo:
+            longest = sum(map(len, tokens)) + len(tokens) + 1
+            if out[-1] and (len(out[-1]) >= self.batch or (len(out[-1]) + 1) * longest > self.max_positions):
+                out.append([])
+            out[-1].append(tokens)
+        return [g for g in out if g]
 
     def __call__(self, sentences: Sequence[Sequence[str]]) -> list[np.ndarray]:
         """(T, dim) float32 features per sentence (tokens)."""
-        todo = sorted({tuple(s) for s in sentences if tuple(s) not in self.cache}, key=len)
-        for i in range(0, len(todo), self.batch):
-            group = todo[i:i + self.batch]
-            texts, spans = [], []
-            for tokens in group:
-                pos, starts = 1, []
-                for tok in tokens:
-                    starts.append(pos)
-                    pos += len(tok) + 1
-                texts.append(" " + " ".join(tokens) + " ")
-                spans.append(np.array(starts))
-            hf, hb = _states(self.fwd, texts), _states(self.bwd, texts)
-            for b, (tokens, starts) in enumerate(zip(group, spans)):
-                ends = starts + np.array([max(len(t), 1) for t in tokens]) - 1
-                self.cache[tokens] = np.concatenate([hf[b, ends], hb[b, starts]], axis=1).astype(np.float32)
+        todo = sorted({tuple(s) for s in sentences if tuple(s) not in self.cache},
+                      key=lambda s: sum(map(len, s)) + len(s))
+        for group in self.groups(todo):
+            parts = [boundaries(tokens) for tokens in group]
+            sizes = np.array([len(text) for text, _, _ in parts], dtype=np.int64)
+            counts = np.array([len(tokens) for tokens in group])
+            rows = np.repeat(np.arange(len(group)), counts)
+            starts = np.concatenate([p[1] for p in parts]) if rows.size else rows
+            ends = np.concatenate([p[2] for p in parts]) if rows.size else rows
+            texts = [text for text, _, _ in parts]
+            # forward: read up to the last word's last character (len - 2); backward: from the end
+            # back to the first word's first character (position 1, reversed position len - 2)
+            hf = _states(self.fwd, texts, [p[2].max() + 1 if len(p[2]) else 1 for p in parts])
+            hb = _states(self.bwd, texts, [len(p[0]) - p[1].min() if len(p[1]) else 1 for p in parts])
+            feats = np.concatenate([hf[rows, ends], hb[rows, sizes[rows] - 1 - starts]], axis=1).astype(np.float32)
+            for tokens, f in zip(group, np.split(feats, np.cumsum(counts)[:-1])):
+                self.cache[tokens] = f
         return [self.cache[tuple(s)] for s in sentences]
