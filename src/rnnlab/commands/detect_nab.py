@@ -38,6 +38,8 @@ def _options(args: argparse.Namespace, saved: dict | None = None) -> dict:
     from ..tasks.anomaly.config import DetectorConfig
 
     base = {k: v for k, v in (saved or {}).items() if k in OPTION_KEYS}
+    if saved:  # a run saved before these settings existed had them off
+        base = {"warmup_alarms": False, "online_season": "off", **base}
     cfg = DetectorConfig(**{**base, **given_settings(args, DetectorConfig)})
     return {k: getattr(cfg, k) for k in OPTION_KEYS}
 

@@ -384,3 +384,15 @@ def test_the_online_season_flag(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([*argv, "--online-season", "sometimes"])
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_a_run_saved_before_pick_and_warmup_alarms_keeps_them_off():
+    import argparse
+
+    from rnnlab.commands.detect_nab import _options
+
+    none = argparse.Namespace()  # no flag given
+    assert _options(none)["online_season"] == "pick" and _options(none)["warmup_alarms"] is True
+    old = _options(argparse.Namespace(), {"window": 16})  # an interrupted run's settings, from before them
+    assert old["online_season"] == "off" and old["warmup_alarms"] is False and old["window"] == 16
+    assert _options(argparse.Namespace(warmup_alarms=True), {"window": 16})["warmup_alarms"] is True

@@ -34,9 +34,9 @@ class DetectorConfig:
                             "rows, on which the network's errors are smaller), the first W of them scoring 0 "
                             "(default 100; 0: statistics from the first full window on, training rows included)",
                        metavar="W")
-    warmup_alarms: bool = _opt(False, "range alarms count in the --warmup rows too (the range rule needs no "
-                                      "statistics; HTM's applies from the first scored row); --no-warmup-alarms: "
-                                      "those rows score 0")
+    warmup_alarms: bool = _opt(True, "range alarms count in the --warmup rows too (the range rule needs no "
+                                     "statistics; HTM's applies from the first scored row; default); "
+                                     "--no-warmup-alarms: those rows score 0")
     suppress: int = _opt(50, "onsets only: a score counts only above the K rows before it (default 50; 0 off)",
                          metavar="K")
     max_minutes: float = _opt(0.0, "training-time budget per series in minutes (default: none, epochs only)",
@@ -67,13 +67,13 @@ class DetectorConfig:
     online_log: bool = _opt(True, "the online detector: the raw measure is log(1 + the normalised error), so one wild "
                                   "row counts little more than a clearly wrong one and a run of wrong rows stands out "
                                   "(default; --no-online-log: the normalised error itself)")
-    online_season: str = _opt("off", "the online detector: also the value one day before each row as an input "
-                                     "(when the timestamps' step divides a day): on (also a bare --online-season), "
-                                     "off, or auto: only when the probationary rows pass M4's seasonality test at "
-                                     "lag one day (at least 3 days of them; rnnlab.tasks.anomaly.season), or pick: a network "
-                                     "with it and one without both learn the stream (twice the cost) and each row "
-                                     "takes the measure of the one that forecast the --online-pick rows before it "
-                                     "better",
+    online_season: str = _opt("pick", "the online detector: also the value one day before each row as an input "
+                                      "(when the timestamps' step divides a day): on (also a bare --online-season), "
+                                      "off, auto: only when the probationary rows pass M4's seasonality test at "
+                                      "lag one day (at least 3 days of them; rnnlab.tasks.anomaly.season), or pick "
+                                      "(default): a network with it and one without both learn the stream (twice the cost of "
+                                      "off) and each row takes the measure of the one that forecast the "
+                                      "--online-pick rows before it better",
                               choices=("off", "on", "auto", "pick"), nargs="?", const="on")
     online_pick: int = _opt(500, "the online detector with --online-season pick: rows of recent forecast errors "
                                  "compared", metavar="N", check="positive")

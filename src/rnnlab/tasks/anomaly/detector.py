@@ -37,7 +37,8 @@ series' probationary period, its first ``P = min(floor(0.15 n), 750)`` rows. So:
    their rows.
 
 Rows before the first full window, all probationary rows and the ``warmup`` rows after them
-score 0 (NAB does not score the probationary rows). ``ensemble = K`` trains K networks from
+score 0 (NAB does not score the probationary rows), but for the range alarms among the ``warmup``
+rows with ``warmup_alarms`` (the default). ``ensemble = K`` trains K networks from
 different seeds and averages their raw measures; a joint kind such as ``pred+vae`` averages the
 likelihood z of its parts.
 """

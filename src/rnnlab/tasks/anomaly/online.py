@@ -34,6 +34,13 @@ line or a clean square wave, once learned to within the floor, gives a raw measu
 likelihood little to flag. The raw measure goes to the anomaly likelihood and range alarms as for
 every detector (:mod:`rnnlab.tasks.anomaly.detector`).
 
+Two networks (``online_season = "pick"``, the default): one with the value a day before each row
+as a further input (:func:`season_column`), one without, both stream as above (twice the cost);
+row t takes the raw measure of the one whose clipped forecast errors over the ``online_pick`` rows
+before t summed lower (:func:`pick_season`): the season input helps where a daily pattern must be
+expected at its hour (NAB's artificial daily jumps) and hurts where yesterday misleads, and which
+holds shows in the recent errors, never in a later row.
+
 Everything is seeded by the member's seed: the same series and seed give the same scores, byte
 for byte. The network is :class:`~rnnlab.models.seqmodel.SeqModel` (LSTM -> Linear on the last
 step), the same gradient-checked, torch-matched network as ``pred``; the update is the engine's
