@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -46,17 +47,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"forgot {choice_cache.clear()} recorded choice(s) for this machine")
     if shapes and choice.requested() != "auto":
         print(f"nothing to time: RNNLAB_BLAS={choice.requested()} fixes the library")
-    for B, K, N in shapes:
-        choice.set_log(lambda line: print(line.removeprefix("rnnlab: ")))
-        try:
+    choice.set_log(lambda line: print(line.removeprefix("rnnlab: ")))
+    try:
+        for B, K, N in shapes:
             choice.choose(B, K, N)
-        finally:
-            choice.set_log(None)
+    finally:
+        choice.set_log(None)
     entries = choice_cache.entries()
     if entries:
         print(f"{'shape@threads':>20}  {'library':8} {'openblas us':>12} {'mkl us':>10}  timed")
-        for key in sorted(entries, key=lambda k: [int(v) for v in k.replace("@", "x").split("x")]
-                          if k.replace("@", "x").replace("x", "").isdigit() else [0]):
+        for key in sorted(entries, key=lambda k: [int(v) for v in re.findall(r"\d+", k)]):
             e = entries[key] if isinstance(entries[key], dict) else {}
             print(f"{key:>20}  {str(e.get('lib', '?')):8} {_us(e.get('openblas_us')):>12} {_us(e.get('mkl_us')):>10}"
                   f"  {e.get('timed', '')}")
