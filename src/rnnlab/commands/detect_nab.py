@@ -27,7 +27,8 @@ DEFAULT_DETECTOR = "online"
 
 # the detector settings a run records (settings.json, results.json, thresholds.json), in this order
 OPTION_KEYS = ("window", "hidden", "latent", "epochs", "lr", "samples", "post", "short", "long", "suppress", "warmup",
-               "warmup_alarms", "calendar", "max_minutes", "refit_every", "refit_epochs", "refit_lr", "ensemble", "online_every",
+               "warmup_alarms", "calendar", "max_minutes", "refit_every", "refit_epochs", "refit_lr", "ensemble",
+               "online_every",
                "online_batch", "online_memory", "online_lr", "online_warm", "online_clip", "online_floor",
                "online_norm", "online_log", "online_season", "online_pick", "online_average", "online_scales",
                "range_tolerance")

@@ -9,6 +9,9 @@ from ...errors import ConfigError
 from .likelihood import POST
 
 
+SEASON_MODES = ("off", "on", "auto", "pick")   # --online-season (rnnlab.tasks.anomaly.season)
+
+
 def _opt(default, help: str, **meta):
     return field(default=default, metadata={"help": help, **meta})
 
@@ -71,10 +74,10 @@ class DetectorConfig:
                                       "(when the timestamps' step divides a day): on (also a bare --online-season), "
                                       "off, auto: only when the probationary rows pass M4's seasonality test at "
                                       "lag one day (at least 3 days of them; rnnlab.tasks.anomaly.season), or pick "
-                                      "(default): a network with it and one without both learn the stream (twice the cost of "
-                                      "off) and each row takes the measure of the one that forecast the "
+                                      "(default): a network with it and one without both learn the stream (twice "
+                                      "the cost of off) and each row takes the measure of the one that forecast the "
                                       "--online-pick rows before it better",
-                              choices=("off", "on", "auto", "pick"), nargs="?", const="on")
+                              choices=SEASON_MODES, nargs="?", const="on")
     online_pick: int = _opt(500, "the online detector with --online-season pick: rows of recent forecast errors "
                                  "compared", metavar="N", check="positive")
     online_average: float = _opt(0.0, "the online detector: score with weights averaged over its steps, each "
@@ -97,12 +100,12 @@ class DetectorConfig:
             raise ConfigError(f"--suppress and --warmup must be >= 0, got {self.suppress} and {self.warmup}")
         if not self.lr > 0 or self.max_minutes < 0:
             raise ConfigError("--lr must be positive and --max-minutes >= 0")
-        if self.online_every < 1 or self.online_pick < 1 or self.online_batch < 1 or self.online_memory < 1 or self.online_warm < 0 \
-                or not self.online_lr > 0 or not self.online_clip > 0 or not self.online_floor >= 0 \
-                or self.online_norm < 0 or not 0 <= self.online_average < 1:
-            raise ConfigError("--online-every, --online-pick, --online-batch, --online-memory must be >= 1, --online-warm >= 0, "
-                              "--online-lr and --online-clip > 0, --online-floor and --online-norm >= 0, "
-                              "--online-average in [0, 1)")
+        if min(self.online_every, self.online_pick, self.online_batch, self.online_memory) < 1 \
+                or self.online_warm < 0 or not self.online_lr > 0 or not self.online_clip > 0 \
+                or not self.online_floor >= 0 or self.online_norm < 0 or not 0 <= self.online_average < 1:
+            raise ConfigError("--online-every, --online-pick, --online-batch, --online-memory must be >= 1, "
+                              "--online-warm >= 0, --online-lr and --online-clip > 0, --online-floor and "
+                              "--online-norm >= 0, --online-average in [0, 1)")
         try:
             scales = [int(w) for w in str(self.online_scales).replace(" ", "").split(",") if w]
         except ValueError:
@@ -112,7 +115,7 @@ class DetectorConfig:
                               f"{self.online_scales!r}")
         if isinstance(self.online_season, bool):  # settings saved before "auto": True / False
             self.online_season = "on" if self.online_season else "off"
-        if self.online_season not in ("off", "on", "auto", "pick"):
+        if self.online_season not in SEASON_MODES:
             raise ConfigError(f"--online-season must be off, on, auto or pick, got {self.online_season!r}")
         if not 0 <= self.range_tolerance < math.inf:
             raise ConfigError(f"--range-tolerance must be >= 0 (0 turns range alarms off), got {self.range_tolerance}")

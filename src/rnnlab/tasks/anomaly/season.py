@@ -18,8 +18,6 @@ import numpy as np
 from ...timeseries.seasonality import seasonality_test
 from .online import daily_rows
 
-SEASON_MODES = ("off", "on", "auto", "pick")
-
 
 def seasonal(x: np.ndarray, m: int) -> bool:
     """M4's 90% seasonality test at lag ``m`` without the lag.max limit (module docstring)."""
