@@ -120,6 +120,19 @@ def _lengths(mask: Any, B: int, T: int) -> np.ndarray:
     return lengths
 
 
+def _compiled_viterbi(em: np.ndarray, A: np.ndarray, s: np.ndarray, e: np.ndarray) -> Any:
+    """:mod:`rnnlab.fast.compiled_crf` where the compiled steps are on and every operand has the one
+    float dtype (float32 or float64) the NumPy loop would then compute in; else None."""
+    from ..fast import accel
+
+    dtypes = {np.asarray(x).dtype for x in (em, A, s, e)}
+    if len(dtypes) != 1 or accel.steps(dtypes.pop()) is None:
+        return None
+    from ..fast import compiled_crf
+
+    return compiled_crf
+
+
 class CRF(Module):
     """``forward(emissions, tags, mask=None) -> (mean NLL, cache)``; ``decode`` gives Viterbi paths.
 
@@ -275,6 +288,9 @@ class CRF(Module):
                 raise ValueError(f"constraints must be ({self.num_tags}, {self.num_tags}), "
                                  f"({self.num_tags},), ({self.num_tags},)")
             A, s, e = np.where(allowed, A, -np.inf), np.where(first, s, -np.inf), np.where(final, e, -np.inf)
+        compiled = _compiled_viterbi(em, A, s, e)
+        if compiled is not None:   # the same paths, one compiled loop per row (fast/compiled_crf.py)
+            return compiled.decode(em, A, s, e, lengths)
         T, B, K = em.shape
         delta = s + em[0]
         back = np.zeros((T, B, K), dtype=np.int64)
