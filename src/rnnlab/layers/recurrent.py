@@ -92,7 +92,9 @@ class Recurrent(Module):
 
     ``lengths`` (B,) ints in [1, T]: row b holds lengths[b] real positions, then padding; y is 0
     there, stateT[b] is the state after position lengths[b]-1, and a reverse layer starts each
-    row at that position. None: every row runs all T steps.
+    row at that position. None: every row runs all T steps. ``outputs=False``: y is
+    returned as None (with ``lengths``, never scattered back to (B, T, H)), for a caller that
+    reads only stateT (a character model's final states); states and cache are the same.
     """
 
     def __init__(self, cell: Cell, *, reverse: bool = False) -> None:
@@ -109,8 +111,8 @@ class Recurrent(Module):
     def hidden_size(self) -> int:
         return self.cell.hidden_size
 
-    def forward(self, x: np.ndarray, state0: State | None = None,
-                lengths: np.ndarray | None = None) -> tuple[tuple[np.ndarray, State], RecurrentCache]:
+    def forward(self, x: np.ndarray, state0: State | None = None, lengths: np.ndarray | None = None,
+                outputs: bool = True) -> tuple[tuple[np.ndarray, State], RecurrentCache]:
         cell = self.cell
         tokens = isinstance(x, Tokens)   # embedding + input projection as one lookup (layers.tokens)
         (B, T), D = (x.ids.shape, x.width) if tokens else (x.shape[:2], x.shape[2])
@@ -171,12 +173,12 @@ class Recurrent(Module):
         else:
             state, steps = self._reference_forward(XW, W_h, hs, state, None if pack is None else pack.active)
         if pack is not None:  # back to the caller's rows and positions, zeros on the padding
-            return (pack.scatter(hs[1:]), tuple(pack.unsort_rows(s) for s in state)), \
+            return (pack.scatter(hs[1:]) if outputs else None, tuple(pack.unsort_rows(s) for s in state)), \
                 RecurrentCache(xt, hs, steps, state0 is not None, None, pack)
         y = hs[1:][::-1] if self.reverse else hs[1:]
         # A batch-first *view* of the cached states, not a copy: a layer stacked
         # on top transposes it straight back (no copy), and memory stays flat.
-        y = y.transpose(1, 0, 2)
+        y = y.transpose(1, 0, 2) if outputs else None
         return (y, state), RecurrentCache(xt, hs, steps, state0 is not None, parts if len(parts) > 1 else None)
 
     def _reference_forward(self, XW: np.ndarray, W_h: np.ndarray, hs: np.ndarray, state: State,
