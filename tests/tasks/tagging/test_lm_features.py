@@ -41,12 +41,38 @@ def test_backward_lm_reads_the_text_backwards(lms):
     # reading order: row 0 of the backward LM has read text[::-1]; a longer row beside it (packed,
     # so row 0 never steps over padding) changes nothing, and the forward pass of the same weights
     # over the reversed string is the same computation
-    h = _states(bwd, [text, "xx" + text])
-    np.testing.assert_allclose(h[0, :len(text)], alone(bwd._replace(reverse=False), text[::-1]), rtol=1e-5, atol=1e-6)
-    assert not h[0, len(text):].any()      # positions past a row's length: zeros
-    np.testing.assert_allclose(h[0, :len(text)][::-1], alone(bwd, text), rtol=1e-5, atol=1e-6)
+    n = len(text)
+    h = _states(bwd, [text, "xx" + text], [n, n + 2], np.zeros(n, np.int64), np.arange(n))
+    np.testing.assert_allclose(h, alone(bwd._replace(reverse=False), text[::-1]), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(h[::-1], alone(bwd, text), rtol=1e-5, atol=1e-6)
     with pytest.raises(ConfigError, match="--reverse"):
         LMFeatures(lms / "bwd", lms / "fwd")
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_states_read_in_place_equal_the_scattered_outputs(lms, layers, tmp_path):
+    """_states picks the requested states from the top layer's step-major array: the same bits as
+    the stack's (B, L, H) outputs at those positions (one layer, and two: the lower one's outputs
+    are scattered as before)."""
+    run = lms / "fwd"
+    if layers == 2:
+        run = tmp_path / "fwd2"
+        assert main(["train", str(lms / "text.txt"), "--out", str(run), *LM[:2], "--num-layers", "2", *LM[4:]]) == 0
+    lm = load_charlm(run)
+    assert len(lm.model.rnn.layers) == layers
+    texts = [" patients with cancer ", " a ", " Wilms tumour of the ATM gene , rare "]
+    lengths = np.array([len(t) for t in texts]) - np.array([0, 1, 3])
+    rows = np.array([0, 0, 1, 2, 2, 2, 0])
+    positions = np.array([0, 21, 1, 5, 33, 0, 7])
+    got = _states(lm, texts, lengths, rows, positions)
+    ids = np.full((3, lengths.max()), lm.fallback)
+    for b, t in enumerate(texts):
+        ids[b, :lengths[b]] = [lm.stoi.get(ch, lm.fallback) for ch in t[:lengths[b]]]
+    with no_grad():
+        model = lm.model
+        x = model.embed.tokens(ids) if model.fuse_input(ids) else model.embed.forward(ids)[0]
+        (h, _), _ = model.rnn.forward(x, None, lengths)
+    assert np.array_equal(got, np.asarray(h)[rows, positions])
 
 
 def test_features_are_fwd_at_last_and_bwd_at_first_character(lms):
