@@ -42,6 +42,10 @@ class DetectorConfig:
                                      "--no-warmup-alarms: those rows score 0")
     suppress: int = _opt(50, "onsets only: a score counts only above the K rows before it (default 50; 0 off)",
                          metavar="K")
+    peak: int = _opt(10, "peaks only: a run of consecutive onsets (a rising score passes the onset rule on "
+                         "row after row, and NAB counts each as a detection) raises one alarm, its last score, "
+                         "on the row after the run (at once on a score of 1), at most N rows after the run "
+                         "began (default 10; 0: every onset at once, as before)", metavar="N")
     max_minutes: float = _opt(0.0, "training-time budget per series in minutes (default: none, epochs only)",
                               metavar="M")
     refit_every: int = _opt(500, "learn online: every R scored rows, train on the windows of the last P rows "
@@ -96,8 +100,9 @@ class DetectorConfig:
                 raise ConfigError(f"--{name} must be at least 1, got {getattr(self, name)}")
         if self.refit_every < 0 or self.refit_epochs < 1 or not self.refit_lr > 0:
             raise ConfigError("--refit-every must be >= 0, --refit-epochs >= 1 and --refit-lr > 0")
-        if self.suppress < 0 or self.warmup < 0:
-            raise ConfigError(f"--suppress and --warmup must be >= 0, got {self.suppress} and {self.warmup}")
+        if self.suppress < 0 or self.warmup < 0 or self.peak < 0:
+            raise ConfigError(f"--suppress, --warmup and --peak must be >= 0, got {self.suppress}, {self.warmup} "
+                              f"and {self.peak}")
         if not self.lr > 0 or self.max_minutes < 0:
             raise ConfigError("--lr must be positive and --max-minutes >= 0")
         if min(self.online_every, self.online_pick, self.online_batch, self.online_memory) < 1 \

@@ -38,7 +38,8 @@ series' probationary period, its first ``P = min(floor(0.15 n), 750)`` rows. So:
 
 Rows before the first full window, all probationary rows and the ``warmup`` rows after them
 score 0 (NAB does not score the probationary rows), but for the range alarms among the ``warmup``
-rows with ``warmup_alarms`` (the default). ``ensemble = K`` trains K networks from
+rows with ``warmup_alarms`` (the default). Then onsets only, and one alarm per run of onsets, at
+its peak (``peak``, :func:`~rnnlab.tasks.anomaly.likelihood.peaks`). ``ensemble = K`` trains K networks from
 different seeds and averages their raw measures; a joint kind such as ``pred+vae`` averages the
 likelihood z of its parts.
 """
@@ -209,7 +210,8 @@ class Detector:
         raw = np.mean(members, axis=0)
         alarms = range_alarms(values, cfg.range_tolerance, ignore=range_exempt(values, start))
         scores = POST[cfg.post](raw, start, first, short=cfg.short, long=cfg.long, suppress=cfg.suppress,
-                                warmup=cfg.warmup, alarms=alarms, warmup_alarms=cfg.warmup_alarms)
+                                warmup=cfg.warmup, alarms=alarms, warmup_alarms=cfg.warmup_alarms,
+                                peak=cfg.peak)
         self.last_fit = {"rows": n, "probationary": start, **fit, "total_s": time.perf_counter() - t0,
                          "raw": raw, "members": members, "range_alarms": alarms}
         return scores
@@ -228,7 +230,7 @@ class Detector:
         alarms = range_alarms(values, cfg.range_tolerance, ignore=range_exempt(values, start))
         scores = POST["likelihood"](np.stack(raws), start, first, short=cfg.short, long=cfg.long,
                                     suppress=cfg.suppress, warmup=cfg.warmup, alarms=alarms,
-                                    warmup_alarms=cfg.warmup_alarms)
+                                    warmup_alarms=cfg.warmup_alarms, peak=cfg.peak)
         self.last_fit = {"rows": len(values), "probationary": start, **fit, "total_s": time.perf_counter() - t0,
                          "raw": np.stack(raws), "range_alarms": alarms}
         return scores

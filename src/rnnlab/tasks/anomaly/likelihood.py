@@ -26,6 +26,14 @@ score of the K rows before it scores 0, so a stretch of high scores raises one a
 start (and again only when it rises further), not one per row; this does not depend on the
 threshold. Rows before ``start`` (the probationary period) score 0: NAB does not score them.
 
+Peaks only (``peak = N`` rows, 0 disables; after the onset rule): a rising likelihood passes the
+onset rule on several rows in a row, and NAB counts each of them that clears the threshold as a
+detection (each one outside a window a false positive). So a run of consecutive onsets raises one
+alarm, at its peak: the run's last score is reported on the row after the run (the first row that
+is not an onset), at once when it reaches 1 (nothing can exceed it), and on the run's N-th row if
+the run lasts that long (what it still rises then scores 0). Row t still uses rows up to t only;
+an alarm comes at most N rows after its run began.
+
 Several measures (e.g. a forecaster's error and a VAE's reconstruction probability, on unlike
 scales): each gets its own z_t as above, and the score is that of their mean.
 
@@ -79,6 +87,27 @@ def onsets(score: np.ndarray, suppress: int) -> np.ndarray:
     return np.where(score > before, score, 0.0)
 
 
+def peaks(onset: np.ndarray, wait: int) -> np.ndarray:
+    """One score per run of consecutive nonzero rows of ``onset`` (the onset rule's output): the
+    run's last value, reported on the row after the run, or on the run's row that reaches 1, or on
+    its ``wait``-th row, whichever comes first; the rest of the run 0. ``wait <= 0``: unchanged."""
+    if wait <= 0 or len(onset) == 0:
+        return onset
+    out = np.zeros_like(onset)
+    run = 0  # rows of the current run so far; -1 once its alarm is out
+    for t, value in enumerate(onset):
+        if value > 0:
+            if run >= 0:
+                run += 1
+                if run >= wait or value >= 1.0:
+                    out[t], run = value, -1
+        else:
+            if run > 0:
+                out[t] = onset[t - 1]
+            run = 0
+    return out
+
+
 def range_alarms(values: np.ndarray, tolerance: float = 0.05, ignore: np.ndarray | None = None) -> np.ndarray:
     """Rows whose value lies more than ``tolerance`` x (max - min) above the maximum or below the
     minimum of all the values before it (none while those values are all equal); a boolean mask.
@@ -103,7 +132,7 @@ def range_alarms(values: np.ndarray, tolerance: float = 0.05, ignore: np.ndarray
 
 
 def range_scores(values: np.ndarray, start: int, tolerance: float = 0.05, warmup: int = 0,
-                 suppress: int = 50, warmup_alarms: bool = False) -> np.ndarray:
+                 suppress: int = 50, warmup_alarms: bool = False, peak: int = 0) -> np.ndarray:
     """The range alarms alone, as a detector's scores: 1 at their onsets after the first
     ``start + warmup`` rows (after the first ``start`` with ``warmup_alarms``), 0 elsewhere (the
     baseline that shows what the networks add)."""
@@ -111,7 +140,7 @@ def range_scores(values: np.ndarray, start: int, tolerance: float = 0.05, warmup
 
     values = np.asarray(values, dtype=np.float64).reshape(-1)
     return _finish(np.zeros(len(values)), start, warmup, suppress,
-                   range_alarms(values, tolerance, ignore=range_exempt(values, start)), warmup_alarms)
+                   range_alarms(values, tolerance, ignore=range_exempt(values, start)), warmup_alarms, peak)
 
 
 def log_scale(q: np.ndarray) -> np.ndarray:
@@ -140,7 +169,8 @@ def likelihood_z(raw: np.ndarray, short: int = 5, long: int = 8640, floor: float
 
 def anomaly_likelihood(raw: np.ndarray, start: int, first: int = 0, short: int = 5, long: int = 8640,
                        suppress: int = 50, floor: float = 1e-3, warmup: int = 0,
-                       alarms: np.ndarray | None = None, warmup_alarms: bool = False) -> np.ndarray:
+                       alarms: np.ndarray | None = None, warmup_alarms: bool = False,
+                       peak: int = 0) -> np.ndarray:
     """Scores in [0, 1] from the raw measure ``raw[first:]`` (rows before ``first`` have none).
 
     Row t uses only rows up to t. The long-window statistics use rows from ``first`` on; with
@@ -149,7 +179,8 @@ def anomaly_likelihood(raw: np.ndarray, start: int, first: int = 0, short: int =
     score 0 while the statistics gather. Several raw measures (``raw`` of shape (k, n), e.g. two
     detectors'): the mean of their z_t, each from its own statistics. Rows where the boolean
     mask ``alarms`` is set (:func:`range_alarms`) score 1 before the onset rule, in the ``warmup``
-    rows too with ``warmup_alarms`` (the range rule needs no statistics).
+    rows too with ``warmup_alarms`` (the range rule needs no statistics). ``peak = N``: one alarm per
+    run of onsets, at its peak (:func:`peaks`).
     """
     raws = np.atleast_2d(np.asarray(raw, dtype=np.float64))
     out = np.zeros(raws.shape[1])
@@ -159,13 +190,13 @@ def anomaly_likelihood(raw: np.ndarray, start: int, first: int = 0, short: int =
         return out
     z = np.mean([likelihood_z(a[first:], short, long, floor) for a in raws], axis=0)
     out[first:] = decade_scale(log_tail(z))
-    return _finish(out, max(start, first), warmup, suppress, alarms, warmup_alarms)
+    return _finish(out, max(start, first), warmup, suppress, alarms, warmup_alarms, peak)
 
 
 def _finish(out: np.ndarray, start: int, warmup: int, suppress: int, alarms: np.ndarray | None,
-            warmup_alarms: bool = False) -> np.ndarray:
+            warmup_alarms: bool = False, peak: int = 0) -> np.ndarray:
     """Range alarms score 1, the first ``start + warmup`` rows 0 (but the range alarms among the
-    ``warmup`` rows with ``warmup_alarms``), then onsets only."""
+    ``warmup`` rows with ``warmup_alarms``), then onsets only, then (``peak``) one per run."""
     unscored = start + max(warmup, 0)
     if alarms is not None:
         alarms = np.asarray(alarms, dtype=bool)
@@ -173,16 +204,16 @@ def _finish(out: np.ndarray, start: int, warmup: int, suppress: int, alarms: np.
     out[:unscored] = 0.0
     if warmup_alarms and alarms is not None and unscored > start:
         out[start:unscored][alarms[start:unscored]] = 1.0
-    return onsets(out, suppress)
+    return peaks(onsets(out, suppress), peak)
 
 
 def gaussian_tail(raw: np.ndarray, start: int, first: int = 0, suppress: int = 50,
-                  alarms: np.ndarray | None = None, **_: Any) -> np.ndarray:
+                  alarms: np.ndarray | None = None, peak: int = 0, **_: Any) -> np.ndarray:
     """Scores from the tail probability of each raw value under N(mean, sd) of raw[first:start]."""
     raw = np.asarray(raw, dtype=np.float64)
     ref = raw[first:start]
     mu, sd = float(ref.mean()), float(ref.std()) or 1.0
-    return _finish(decade_scale(log_tail((raw - mu) / sd)), max(start, first), 0, suppress, alarms)
+    return _finish(decade_scale(log_tail((raw - mu) / sd)), max(start, first), 0, suppress, alarms, peak=peak)
 
 
 POST = {"likelihood": anomaly_likelihood, "gaussian": gaussian_tail}
