@@ -188,5 +188,17 @@ def test_real_mkl_products(monkeypatch, layout, accumulate):
 @mkl_only
 def test_real_timing(monkeypatch):
     monkeypatch.setattr(choice, "GEMM_BUDGET_S", 0.0)
+    monkeypatch.setattr(choice, "GEMM_ROUNDS", 3)
     t = choice._time_gemm(64, 32, 16, "tn")
     assert set(t) == {"openblas", "mkl"} and all(v > 0 for v in t.values())
+
+
+def test_a_near_tie_keeps_numpy(monkeypatch):
+    """oneMKL must win by GEMM_MARGIN: a 3 % lead (noise on a loaded machine) keeps OpenBLAS."""
+    monkeypatch.setenv("RNNLAB_BLAS", "auto")
+    monkeypatch.setattr(choice, "_time_gemm", lambda M, K, N, ab: {"openblas": 1.03e-3, "mkl": 1e-3})
+    rng = np.random.default_rng(7)
+    assert choice.choose_gemm(_f32(rng, 5000, 256), _f32(rng, 256, 1024)) == "openblas"
+    monkeypatch.setattr(choice, "_cache", {})
+    monkeypatch.setattr(choice, "_time_gemm", lambda M, K, N, ab: {"openblas": 1.2e-3, "mkl": 1e-3})
+    assert choice.choose_gemm(_f32(rng, 5000, 256), _f32(rng, 256, 1024)) == "mkl"

@@ -21,14 +21,14 @@ step. :func:`stepper` returns that product as ``run(t)`` (``out = a[t] @ W``) fr
 The whole-sequence products (the input projection of every step at once, the weight and input
 gradients, a Linear layer over every row: float32 ``a @ b`` of two 2-D operands, through
 :func:`gemm`) get the same treatment where they are large enough to matter, at least
-:data:`GEMM_MIN_MACS` multiply-adds: :func:`choose_gemm` times NumPy's ``np.matmul`` against oneMKL's
-``cblas_sgemm`` on the product's own shape and layout (its rows and inner length rounded up to
-powers of two, so that a shorter last batch, whose rows are the product's rows in a projection and
-its inner length in a weight gradient, shares its choice; a transposed operand, ``h.T`` in a weight
-gradient, is handed to both libraries as it is) within about :data:`GEMM_BUDGET_S`, keeps the faster, logs it,
-records it beside the step products' and in a run's checkpoints. Smaller products stay NumPy's
-under ``auto`` (a call costs less than a timing would ever win back); ``RNNLAB_BLAS=mkl`` sends
-every float32 product here to oneMKL.
+:data:`GEMM_MIN_MACS` multiply-adds. :func:`choose_gemm` times NumPy's ``np.matmul`` against
+oneMKL's ``cblas_sgemm`` on the product's own shape and layout (rows and inner length rounded up
+to powers of two, so that a shorter last batch shares its choice: its rows are a projection's
+rows and a weight gradient's inner length; a transposed operand, ``h.T`` in a weight gradient, is
+handed to both as it is) in paired rounds within about :data:`GEMM_BUDGET_S`, and takes oneMKL
+only where it wins by :data:`GEMM_MARGIN`; the choice is logged and recorded like the step
+products'. Smaller products stay NumPy's under ``auto`` (a call costs less than a timing would
+ever win back); ``RNNLAB_BLAS=mkl`` sends every float32 product here to oneMKL.
 
 float64 products (the gradient checks) always go to NumPy.
 """
@@ -48,6 +48,8 @@ NAMES = ("auto", "openblas", "mkl")
 BUDGET_S = 0.05
 GEMM_MIN_MACS = 1 << 24     # whole-sequence products below this many multiply-adds stay NumPy's under auto
 GEMM_BUDGET_S = 0.2
+GEMM_ROUNDS = 5
+GEMM_MARGIN = 1.05          # oneMKL is chosen for a whole-sequence product only where it is 5 % faster
 
 _requested: str | None = None
 _cache: dict[tuple, str] = {}
@@ -223,8 +225,11 @@ def _bucket(m: int) -> int:
 
 
 def _time_gemm(M: int, K: int, N: int, layout: str) -> dict[str, float]:
-    """Least seconds per product of each library on random float32 operands of this shape and layout,
-    in alternating rounds until :data:`GEMM_BUDGET_S` is spent (at least 3 rounds, at most 20)."""
+    """Seconds per product of each library on random float32 operands of this shape and layout:
+    OpenBLAS's median over alternating rounds (at least :data:`GEMM_ROUNDS`, more while
+    :data:`GEMM_BUDGET_S` lasts, at most 20), and oneMKL's as that divided by the median of the
+    rounds' paired ratios (each round times both back to back, so a load that comes and goes on a
+    shared machine cancels out of the ratio where it would not out of two separate minima)."""
     from .mkl import sgemm
 
     rng = np.random.default_rng(0)
@@ -233,16 +238,25 @@ def _time_gemm(M: int, K: int, N: int, layout: str) -> dict[str, float]:
     a, b = (a if layout[0] == "n" else a.T), (b if layout[1] == "n" else b.T)
     out = np.empty((M, N), np.float32)
     runs = {"openblas": lambda: np.matmul(a, b, out=out), "mkl": lambda: sgemm(a, b, out)}
-    times: dict[str, list[float]] = {k: [] for k in runs}
+    ob: list[float] = []
+    ratios: list[float] = []
     start = time.perf_counter()
-    rounds = 0
-    while rounds < 3 or (time.perf_counter() - start < GEMM_BUDGET_S and rounds < 20):
-        for name in (("openblas", "mkl") if rounds % 2 == 0 else ("mkl", "openblas")):
+    while len(ob) < GEMM_ROUNDS or (time.perf_counter() - start < GEMM_BUDGET_S and len(ob) < 20):
+        t = {}
+        for name in (("openblas", "mkl") if len(ob) % 2 == 0 else ("mkl", "openblas")):
             t0 = time.perf_counter()
             runs[name]()
-            times[name].append(time.perf_counter() - t0)
-        rounds += 1
-    return {k: min(v) for k, v in times.items()}
+            t[name] = time.perf_counter() - t0
+        ob.append(t["openblas"])
+        ratios.append(t["openblas"] / t["mkl"])
+    median = statistics.median(ob)
+    return {"openblas": median, "mkl": median / statistics.median(ratios)}
+
+
+def _faster(t: dict[str, float]) -> str:
+    """oneMKL only where it wins by :data:`GEMM_MARGIN` (NumPy's is what runs without the extra:
+    a near tie, which a loaded machine can tip either way, keeps it)."""
+    return "mkl" if t["openblas"] > GEMM_MARGIN * t["mkl"] else "openblas"
 
 
 def choose_gemm(a: np.ndarray, b: np.ndarray) -> str:
@@ -267,7 +281,7 @@ def choose_gemm(a: np.ndarray, b: np.ndarray) -> str:
             line = what + f"{recorded} (as timed before on this machine: {choice_cache.path()})"
         else:
             t = _time_gemm(*key[:4])
-            _cache[key] = min(t, key=t.get)
+            _cache[key] = _faster(t)
             choice_cache.store(key, _cache[key], t)
             line = what + f"{_cache[key]} (openblas {t['openblas'] * 1e3:.2f} ms, mkl {t['mkl'] * 1e3:.2f} ms)"
         (_log or (lambda s: print(s, file=sys.stderr)))(line)
@@ -289,5 +303,5 @@ def gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, *, accumul
     return np.matmul(a, b, out=out)
 
 
-__all__ = ["BUDGET_S", "GEMM_BUDGET_S", "GEMM_MIN_MACS", "NAMES", "choices", "choose", "choose_gemm", "gemm", "preset",
-           "requested", "set_log", "set_requested", "stepper"]
+__all__ = ["BUDGET_S", "GEMM_BUDGET_S", "GEMM_MARGIN", "GEMM_MIN_MACS", "GEMM_ROUNDS", "NAMES", "choices", "choose",
+           "choose_gemm", "gemm", "preset", "requested", "set_log", "set_requested", "stepper"]
