@@ -103,11 +103,9 @@ def set_log(log: Callable[[str], None] | None) -> None:
 
 
 def _threads() -> int:
-    try:
-        from threadpoolctl import threadpool_info
-        return max((i.get("num_threads", 1) for i in threadpool_info() if i.get("user_api") == "blas"), default=1)
-    except ImportError:
-        return int(os.environ.get("OPENBLAS_NUM_THREADS", os.cpu_count() or 1))
+    from .threads import count
+
+    return count()
 
 
 def _time_both(B: int, K: int, N: int) -> dict[str, float]:
