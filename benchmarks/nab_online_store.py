@@ -6,7 +6,7 @@ row, and scores it with the anomaly likelihood, range alarms, onset and peak rul
 the expensive part (about 31 s of CPU per 10,000 rows); everything after them takes seconds. So:
 
     python benchmarks/nab_online_store.py run ../shared/data/nab --seed 0 --out /tmp/store
-    python benchmarks/nab_online_store.py eval ../shared/data/nab /tmp/store --seeds 0,1,2 [--variant NAME ...]
+    python benchmarks/nab_online_store.py eval ../shared/data/nab /tmp/store --seeds 0,1,2 [--variant default --variant slow=20 ...]
 
 ``run`` saves, per file, the errors of each network (``plain``, and ``season`` when the timestamps'
 step divides a day), exactly as :func:`rnnlab.tasks.anomaly.online.stream` computes them (the same
@@ -30,13 +30,34 @@ from rnnlab.tasks.anomaly.online import _Run, fixed_products, pick_season
 from rnnlab.tasks.anomaly.robust import range_exempt
 
 
-def stream_errors(values: np.ndarray, timestamps, seed: int, **options) -> dict:
-    """The errors of the networks ``online.stream`` runs for this file (``plain``, ``season``)."""
+def resolution_binds(values: np.ndarray, resolution: int) -> bool:
+    """Whether (max - min) / N of the probationary rows exceeds their robust scale."""
+    from rnnlab.tasks.anomaly.robust import center_scale
+
+    p = np.asarray(values, dtype=np.float64)[:probationary_rows(len(values))]
+    return resolution > 0 and (p.max() - p.min()) / resolution > center_scale(p)[1]
+
+
+def stream_errors(values: np.ndarray, timestamps, seed: int, resolution: int = 0, **options) -> dict:
+    """The errors of the networks ``online.stream`` runs for this file (``plain``, ``season``).
+    ``resolution = N`` (an experiment, not a detector setting): the input scale is at least
+    (max - min) / N of the probationary rows (HTM's encoder resolution with N = 130)."""
+    import rnnlab.tasks.anomaly.detector as D
+
     det = Detector("online", seed=seed, **options)
     values, timestamps = det._check(values, timestamps)
     cfg, n = det.config, len(values)
     start, first = probationary_rows(n), first_scored("online", det.config.window)
-    feats = det._features(values, timestamps, start)
+    plain_scale = D.center_scale
+    if resolution > 0:
+        def floored(x):
+            med, sc = plain_scale(x)
+            return med, max(sc, (np.max(x) - np.min(x)) / resolution)
+        D.center_scale = floored
+    try:
+        feats = det._features(values, timestamps, start)
+    finally:
+        D.center_scale = plain_scale
     pick = cfg.online_season == "pick" and det.season > 0
     with fixed_products():
         runs = [_Run(feats[:, :-1], cfg, seed), _Run(feats, cfg, seed)] if pick else [_Run(feats, cfg, seed)]
@@ -63,8 +84,11 @@ def run(args) -> None:
         path = folder / (key.replace("/", "__") + ".npz")
         if path.is_file():
             continue
+        if args.resolution and not resolution_binds(f.values, args.resolution):  # unchanged: the base run's
+            path.symlink_to(Path(args.base).resolve() / f"seed{args.seed}" / path.name)
+            continue
         t0, c0 = time.perf_counter(), time.process_time()
-        out = stream_errors(f.values, f.timestamps, args.seed)
+        out = stream_errors(f.values, f.timestamps, args.seed, resolution=args.resolution)
         secs, cpu = time.perf_counter() - t0, time.process_time() - c0
         np.savez(path.with_suffix(".tmp.npz"), seconds=secs, cpu=cpu, **out)
         path.with_suffix(".tmp.npz").rename(path)
@@ -81,7 +105,7 @@ class Cfg:
 
         d = DetectorConfig()
         for name in ("online_floor", "online_norm", "online_log", "online_pick", "online_clip", "short", "long",
-                     "suppress", "warmup", "warmup_alarms", "peak", "range_tolerance"):
+                     "suppress", "warmup", "warmup_alarms", "peak", "slow", "range_tolerance"):
             setattr(self, name, kw.pop(name, getattr(d, name)))
         assert not kw, kw
 
@@ -92,19 +116,34 @@ def raw_of(err: np.ndarray, first: int, cfg) -> np.ndarray:
     return _Run.raw(r, first)
 
 
-def default_scores(values: np.ndarray, saved: dict, cfg: Cfg) -> np.ndarray:
-    """What ``Detector("online").fit_score`` gives from the saved errors (the default settings)."""
-    first, start = int(saved["first"]), int(saved["start"])
+def picked_raw(saved: dict, cfg: Cfg) -> np.ndarray:
+    first = int(saved["first"])
     raw = raw_of(saved["plain"], first, cfg)
     if "season" in saved:
         use = pick_season(saved["plain"], saved["season"], cfg.online_pick, cfg.online_clip)
         raw = np.where(use, raw_of(saved["season"], first, cfg), raw)
+    return raw
+
+
+def default_scores(values: np.ndarray, saved: dict, cfg: Cfg) -> np.ndarray:
+    """What ``Detector("online").fit_score`` gives from the saved errors (the default settings)."""
+    first, start = int(saved["first"]), int(saved["start"])
     alarms = range_alarms(values, cfg.range_tolerance, ignore=range_exempt(values, start))
-    return anomaly_likelihood(raw, start, first, short=cfg.short, long=cfg.long, suppress=cfg.suppress,
-                              warmup=cfg.warmup, alarms=alarms, warmup_alarms=cfg.warmup_alarms, peak=cfg.peak)
+    return anomaly_likelihood(picked_raw(saved, cfg), start, first, short=cfg.short, long=cfg.long,
+                              suppress=cfg.suppress, warmup=cfg.warmup, alarms=alarms,
+                              warmup_alarms=cfg.warmup_alarms, peak=cfg.peak, slow=cfg.slow)
 
 
-VARIANTS = {"default": default_scores}
+def variant(text: str) -> Cfg:
+    """``default`` or ``name=value,name=value`` (scoring settings of :class:`Cfg`, e.g. ``slow=20``)."""
+    if text == "default":
+        return Cfg()
+    kw = {}
+    for part in text.split(","):
+        name, value = part.split("=")
+        kw[name] = type(getattr(Cfg(), name))(value) if not isinstance(getattr(Cfg(), name), bool) \
+            else value.lower() in ("1", "true", "yes")
+    return Cfg(**kw)
 
 
 def load_store(folder: Path, corpus) -> dict[str, dict]:
@@ -131,7 +170,7 @@ def evaluate_variants(args) -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     stores = {s: load_store(Path(args.store) / f"seed{s}", corpus) for s in seeds}
     for name in args.variant or ["default"]:
-        fn, cfg = VARIANTS[name], Cfg()
+        fn, cfg = default_scores, variant(name)
         per_seed, per_group = [], []
         for s in seeds:
             scores = {key: fn(f.values, stores[s][key], cfg) for key, f in corpus.files.items()}
@@ -161,7 +200,7 @@ def windows(args) -> None:
     for s in [int(x) for x in args.seeds.split(",")]:
         store = load_store(Path(args.store) / f"seed{s}", corpus)
         for name in args.variant or ["default"]:
-            scores = {key: VARIANTS[name](f.values, store[key], Cfg()) for key, f in corpus.files.items()}
+            scores = {key: default_scores(f.values, store[key], variant(name)) for key, f in corpus.files.items()}
             describe(f"{name} seed {s}", scores, corpus, profile, show)
 
 
@@ -183,12 +222,16 @@ def main(argv=None) -> None:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--out", required=True)
     r.add_argument("--groups", default="")
+    r.add_argument("--resolution", type=int, default=0, help="an experiment: the input scale at least (max - min) "
+                   "/ N of the probationary rows; files where it does not bind link to --base's")
+    r.add_argument("--base", default="", help="with --resolution: the store of the default run")
     e = sub.add_parser("eval")
     e.add_argument("root")
     e.add_argument("store")
     e.add_argument("--seeds", default="0")
     e.add_argument("--groups", default="")
-    e.add_argument("--variant", action="append", choices=sorted(VARIANTS))
+    e.add_argument("--variant", action="append", help="default, or scoring settings such as slow=20 or "
+                   "slow=20,peak=0 (repeatable)")
     e.add_argument("--check", default="", help="a file key: compare the default with the detector on it")
     e.add_argument("--windows", action="store_true", help="the per-window diagnosis instead of the figures")
     e.add_argument("--show", default="", help="with --windows: only these groups")
