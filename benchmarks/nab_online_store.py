@@ -180,7 +180,9 @@ def evaluate_variants(args) -> None:
             print(f"{name} seed {s}: " + " / ".join(f"{x:.1f}" for x in figs[:3]) + f", LOFO {figs[3]:.1f}, "
                   f"LOGO {figs[4]:.1f}", flush=True)
         m = np.mean(per_seed, axis=0)
-        print(f"{name} mean: " + " / ".join(f"{x:.1f}" for x in m[:3]) + f", LOFO {m[3]:.1f}, LOGO {m[4]:.1f}")
+        sd = np.std(per_seed, axis=0, ddof=1) if len(per_seed) > 1 else np.zeros(5)
+        cells = [f"{a:.1f} ± {b:.1f}" for a, b in zip(m, sd)]
+        print(f"{name} mean: " + " / ".join(cells[:3]) + f", LOFO {cells[3]}, LOGO {cells[4]}")
         for g in per_group[0]:
             ins = np.mean([p[g]["in_sample"] for p in per_group])
             logo = np.mean([p[g]["logo"] for p in per_group])

@@ -101,6 +101,7 @@ def test_two_scale_scores_never_look_ahead(t):
 def test_slow_setting_default_and_old_runs_keep_it_off():
     from rnnlab.commands.detect_nab import _options
 
+    assert DetectorConfig().slow == 20 and _options(argparse.Namespace())["slow"] == 20
     assert _options(argparse.Namespace(), {"window": 16})["slow"] == 0  # an interrupted run from before --slow
     assert _options(argparse.Namespace(slow=20), {"window": 16})["slow"] == 20
     with pytest.raises(ConfigError, match="--slow"):

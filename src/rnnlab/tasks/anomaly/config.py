@@ -32,9 +32,9 @@ class DetectorConfig:
                                    "errors; default) or the tail of a Gaussian fitted on the probationary period",
                      choices=tuple(POST))
     short: int = _opt(5, "the anomaly likelihood's short window in rows", metavar="S", check="positive")
-    slow: int = _opt(0, "the anomaly likelihood's second, slower short window in rows: each row's z is the larger "
-                        "of the --short and the S2-row window's, so a sustained moderate change stands out as a "
-                        "single wild row does (0: the short window alone, the default)", metavar="S2")
+    slow: int = _opt(20, "the anomaly likelihood's second, slower short window in rows: each row's z is the larger "
+                         "of the --short and the S2-row window's, so a sustained moderate change stands out as a "
+                         "single wild row does (default 20; 0: the short window alone, as before)", metavar="S2")
     long: int = _opt(8640, "the anomaly likelihood's long window in rows", metavar="W", check="positive")
     warmup: int = _opt(100, "the anomaly likelihood's statistics from the scored rows only (not the training "
                             "rows, on which the network's errors are smaller), the first W of them scoring 0 "
