@@ -3,6 +3,7 @@
     PYTHONPATH=src python benchmarks/gemm_mkl.py                 # both parts, about three minutes
     PYTHONPATH=src python benchmarks/gemm_mkl.py --part gemm     # products only
     PYTHONPATH=src python benchmarks/gemm_mkl.py --part threads  # thread-pool interplay only
+    PYTHONPATH=src python benchmarks/gemm_mkl.py --part sequence # whole-sequence products only
 
 Needs ``pip install 'rnnlab[mkl]'`` (and threadpoolctl, which scikit-learn brings, to set
 OpenBLAS's thread count in-process).
@@ -32,6 +33,12 @@ then the same from the 10th percentile of the call times (``p10``: the fast
 phases, closer to an unloaded machine when other jobs share the cores).
 The machine is shared: absolute rates move between runs; the ratios, measured
 in the same rounds, are what to read.
+
+Part 3, ``sequence``: the whole-sequence products of one LSTM layer's training step over
+``--rows`` rows (T*B, default 64 x 64): the input projection ``x @ W_x``, the weight gradient
+``h.T @ dA`` and the input gradient ``dA @ W_x.T``, handed over as the layer does (transposed
+views, no copies), ``np.matmul`` against ``mkl.sgemm``, and the library ``RNNLAB_BLAS=auto``
+picks for each (:func:`rnnlab.blas.choice.choose_gemm`, timed afresh).
 
 Part 2, ``threads``: do the two libraries' worker threads spin against each
 other when one training step uses both? Each configuration runs in its own
@@ -187,6 +194,41 @@ def part_gemm(seconds: float, sizes: list[int], threads: list[int]) -> None:
     print(f"load average at the end {loadavg()}")
 
 
+def part_sequence(seconds: float, sizes: list[int], threads: list[int], rows: int) -> None:
+    """The whole-sequence products of one LSTM layer's training step (T*B = ``rows`` rows), as the
+    layer hands them over (transposed operands as views): the input projection x @ W_x (nn), the
+    weight gradient h^T @ dA (tn) and the input gradient dA @ W_x^T (nt); np.matmul against oneMKL's
+    sgemm, and what ``RNNLAB_BLAS=auto`` chooses for each (rnnlab.blas.choice.choose_gemm, timed
+    here afresh: the record is not read)."""
+    from rnnlab.blas import choice
+
+    os.environ["RNNLAB_BLAS_CACHE"] = "off"
+    choice.set_requested("auto")
+    rng = np.random.default_rng(0)
+    print(f"\nwhole-sequence products of one LSTM layer, {rows} rows (T*B), float32; oneMKL {mkl.version()} "
+          f"({mkl.threading_layer()}), load average {loadavg()}")
+    print(f"{'H':>4} {'thr':>3} {'product':<26} {'openblas ms':>11} {'mkl ms':>8} {'GFLOP/s ob':>10} {'mkl/ob':>7} "
+          f"{'rounds':>10} {'auto picks':>10}")
+    for nt in threads:
+        set_openblas_threads(nt)
+        mkl.set_num_threads(nt)
+        for H in sizes:
+            x = rng.standard_normal((rows, H), dtype=np.float32)
+            W = rng.standard_normal((H, 4 * H), dtype=np.float32)
+            dA = rng.standard_normal((rows, 4 * H), dtype=np.float32)
+            cases = {"x @ W_x (nn)": (x, W), "h^T @ dA (tn)": (x.T, dA), "dA @ W_x^T (nt)": (dA, W.T)}
+            for label, (a, b) in cases.items():
+                out = np.empty((a.shape[0], b.shape[1]), np.float32)
+                med, per_round, _ = rounds({"openblas": lambda: np.matmul(a, b, out=out),
+                                            "mkl": lambda: mkl.sgemm(a, b, out)}, seconds, min_rounds=3)
+                flops = 2 * a.shape[0] * a.shape[1] * b.shape[1]
+                rr = [r["openblas"] / r["mkl"] for r in per_round]
+                print(f"{H:>4} {nt:>3} {label:<26} {med['openblas'] * 1e3:>11.2f} {med['mkl'] * 1e3:>8.2f} "
+                      f"{flops / med['openblas'] / 1e9:>10.1f} {med['openblas'] / med['mkl']:>7.2f} "
+                      f"{quartiles(rr):>10} {choice.choose_gemm(a, b):>10}", flush=True)
+    print(f"load average at the end {loadavg()}")
+
+
 def child_threads(seconds: float, H: int) -> dict:
     """One configuration of the interplay test (its environment set by the parent)."""
     rng = np.random.default_rng(0)
@@ -269,7 +311,8 @@ def part_threads(seconds: float, H: int, configs: list[str] | None) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--part", choices=["gemm", "threads", "all"], default="all")
+    p.add_argument("--part", choices=["gemm", "threads", "sequence", "all"], default="all")
+    p.add_argument("--rows", type=int, default=64 * 64, help="rows of the whole-sequence products (T*B)")
     p.add_argument("--seconds", type=float, default=None, help="timing per variant (gemm 1.5, threads 3)")
     p.add_argument("--sizes", type=int, nargs="+", default=[128, 256, 512])
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
@@ -287,6 +330,8 @@ def main() -> None:
         sys.exit(f"oneMKL not loadable: {mkl.unavailable_reason()}")
     if args.part in ("gemm", "all"):
         part_gemm(args.seconds or 1.5, args.sizes, args.threads)
+    if args.part in ("sequence", "all"):
+        part_sequence(args.seconds or 1.5, args.sizes, args.threads, args.rows)
     if args.part in ("threads", "all"):
         part_threads(args.seconds or 3.0, args.H, args.configs)
 

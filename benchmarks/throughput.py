@@ -483,8 +483,9 @@ def main() -> int:
     from rnnlab.blas import choice_cache
 
     record = choice_cache.path()
-    print(f"rnnlab step products: RNNLAB_BLAS={blas_choice.requested()} (auto: the faster of OpenBLAS and "
-          "packed oneMKL per step shape, timed when first used"
+    print(f"rnnlab products: RNNLAB_BLAS={blas_choice.requested()} (auto: the faster of OpenBLAS and "
+          "packed oneMKL per step shape, and of OpenBLAS and oneMKL sgemm per whole-sequence product of at least "
+          f"{blas_choice.GEMM_MIN_MACS} multiply-adds, timed when first used"
           + (f" or taken from this machine's record {record}, which `rnnlab blas --clear` empties" if record else "")
           + "; the choices are listed at the end)")
     if args.precision == "bf16":
@@ -499,7 +500,8 @@ def main() -> int:
         eval_times = eval_rows(args, None)
         if args.precision == "bf16":
             bf16_rows(args, ("eval",))
-        print(f"rnnlab step-product choices: {blas_choice.choices()['chosen']}")
+        print(f"rnnlab BLAS choices (step products BxKxN@threads, whole-sequence products MxKxN:ab@threads): "
+              f"{blas_choice.choices()['chosen']}")
         print(f"float32 GEMM peak measured again at the end: {gemm_peak() / 1e9:.1f} GFLOP/s")
         print(f"min eval ratio vs torch: {min(t.theirs / t.ours for t in eval_times.values()):.2f}")
         return 0
@@ -514,7 +516,8 @@ def main() -> int:
     print(f"float32 GEMM peak measured again at the end: {gemm_peak() / 1e9:.1f} GFLOP/s")
     if extra:
         print(f"max normalised-LSTM step time over the LSTM's: {max(extra.values()):.2f}")
-    print(f"rnnlab step-product choices: {blas_choice.choices()['chosen']}")
+    print(f"rnnlab BLAS choices (step products BxKxN@threads, whole-sequence products MxKxN:ab@threads): "
+          f"{blas_choice.choices()['chosen']}")
     print(f"min eval ratio vs torch: {min(t.theirs / t.ours for t in eval_times.values()):.2f}")
     print(f"min ratio vs torch: {min(t.theirs / t.ours for t in train_times.values()):.2f}")
     return 0

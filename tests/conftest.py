@@ -30,3 +30,11 @@ def _no_blas_choice_record(monkeypatch):
     """RNNLAB_BLAS=auto's per-machine record of choices (rnnlab.blas.choice_cache) is off in tests:
     tests that fake the timing must not find a choice another test recorded. Its own tests turn it on."""
     monkeypatch.setenv("RNNLAB_BLAS_CACHE", "off")
+
+
+@pytest.fixture(autouse=True)
+def _no_busy_note(monkeypatch):
+    """The training loop's note about a busy machine (rnnlab.blas.threads.busy_note) depends on the load
+    average when a test runs; tests that read the loop's output must not see it come and go. Its own
+    tests turn it on."""
+    monkeypatch.setenv("RNNLAB_BUSY_NOTE", "0")

@@ -20,6 +20,11 @@ from .errors import RnnlabError
 
 COMMANDS = ["train", "sample", "eval", "export", "import_", "plot", "gradcheck", "experiment", "detect", "tag", "forecast", "sweep",
             "blas"]
+# the commands that multiply matrices for long enough for the BLAS's thread count to matter: --threads on each
+THREADED = ("train", "sample", "eval", "experiment", "detect", "tag", "forecast", "sweep", "blas")
+THREADS_HELP = ("threads of the BLAS library (NumPy's OpenBLAS, oneMKL) for this command; default: the library's "
+                "own (one per core, or OPENBLAS_NUM_THREADS). On a machine busy with other work, 1 can be several "
+                "times faster: every small product waits for all of its threads")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +35,26 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for name in COMMANDS:
         importlib.import_module(f"rnnlab.commands.{name}").add_parser(sub)
+    from .commands.argtypes import positive_int
+
+    for name in THREADED:
+        for leaf in _leaves(sub.choices[name]):
+            leaf.add_argument("--threads", type=positive_int, default=None, metavar="N", help=THREADS_HELP)
     return parser
+
+
+def _leaves(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """The parsers that take a command's own flags: ``parser`` itself, or those of its subcommands
+    (``rnnlab tag train``), once each (an alias shares its parser)."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        return [parser]
+    seen: dict[int, argparse.ArgumentParser] = {}
+    for action in subs:
+        for child in action.choices.values():
+            for leaf in _leaves(child):
+                seen.setdefault(id(leaf), leaf)
+    return list(seen.values())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     shown = warnings.showwarning
     warnings.showwarning = _show_warning  # one line in rnnlab's voice, no source path (restored below)
     try:
+        if getattr(args, "threads", None):
+            from .blas.threads import limit
+
+            limit(args.threads)
         code = int(args.run(args) or 0)
         sys.stdout.flush()  # here, not at exit, so that a closed pipe is caught below
         return code

@@ -49,3 +49,21 @@ def test_a_bad_shape_is_one_line(fresh, capsys, bad):
     assert main(["blas", "--time", bad]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --time") and len(err.strip().splitlines()) == 1 and not fresh.exists()
+
+
+def test_lists_whole_sequence_choices(fresh, monkeypatch, capsys):
+    """A whole-sequence product's choice (MxKxN:ab@threads) is listed beside the step products'."""
+    import numpy as np
+
+    monkeypatch.setattr(choice, "mkl_loadable", lambda: True)
+    monkeypatch.setattr(choice, "_requested", "auto")
+    monkeypatch.setattr(choice, "_threads", lambda: 2)
+    monkeypatch.setattr(choice, "_time_both", lambda B, K, N: {"openblas": 3e-6, "mkl": 5e-6})
+    monkeypatch.setattr(choice, "_time_gemm", lambda M, K, N, ab: {"openblas": 2e-3, "mkl": 1e-3})
+    a, b = np.zeros((5000, 256), np.float32), np.zeros((5000, 1024), np.float32)
+    assert choice.choose_gemm(a.T, b) == "mkl"
+    assert main(["blas", "--time", "64x256x1024"]) == 0
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines() if "@2 " in line]
+    assert [r[:2] for r in rows] == [["64x256x1024@2", "openblas"], ["256x8192x1024:tn@2", "mkl"]]
+    assert rows[1][2:4] == ["2000.0", "1000.0"]

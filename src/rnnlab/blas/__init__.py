@@ -4,7 +4,9 @@ One variable, ``RNNLAB_BLAS``, read once on first use:
 
 * ``auto`` (the default where the ``mkl`` extra is installed): the recurrent step products of the
   LSTM and GRU kernels (:mod:`rnnlab.blas.choice`) time OpenBLAS against packed oneMKL on the
-  model's own step shapes when the model is built, and use the faster; other products stay NumPy's.
+  model's own step shapes when the model is built, and use the faster; so do the whole-sequence
+  products of at least ``choice.GEMM_MIN_MACS`` multiply-adds (input projections, weight and input
+  gradients, Linear layers: :func:`rnnlab.blas.choice.gemm`); smaller products stay NumPy's.
 * ``openblas`` (or ``numpy``): NumPy's BLAS everywhere.
 * ``mkl``: oneMKL for the step products and for :func:`matmul`. It needs
   ``pip install -e '.[mkl]'``; where libmkl_rt cannot be loaded it falls back to NumPy with a

@@ -18,6 +18,18 @@ step. :func:`stepper` returns that product as ``run(t)`` (``out = a[t] @ W``) fr
   takes its checkpoint's choices back (:func:`preset`) instead of timing again, so that resume
   stays bit-exact even where a timing under load would pick the other library.
 
+The whole-sequence products (the input projection of every step at once, the weight and input
+gradients, a Linear layer over every row: float32 ``a @ b`` of two 2-D operands, through
+:func:`gemm`) get the same treatment where they are large enough to matter, at least
+:data:`GEMM_MIN_MACS` multiply-adds. :func:`choose_gemm` times NumPy's ``np.matmul`` against
+oneMKL's ``cblas_sgemm`` on the product's own shape and layout (rows and inner length rounded up
+to powers of two, so that a shorter last batch shares its choice: its rows are a projection's
+rows and a weight gradient's inner length; a transposed operand, ``h.T`` in a weight gradient, is
+handed to both as it is) in paired rounds within about :data:`GEMM_BUDGET_S`, and takes oneMKL
+only where it wins by :data:`GEMM_MARGIN`; the choice is logged and recorded like the step
+products'. Smaller products stay NumPy's under ``auto`` (a call costs less than a timing would
+ever win back); ``RNNLAB_BLAS=mkl`` sends every float32 product here to oneMKL.
+
 float64 products (the gradient checks) always go to NumPy.
 """
 from __future__ import annotations
@@ -34,6 +46,10 @@ from . import choice_cache
 
 NAMES = ("auto", "openblas", "mkl")
 BUDGET_S = 0.05
+GEMM_MIN_MACS = 1 << 24     # whole-sequence products below this many multiply-adds stay NumPy's under auto
+GEMM_BUDGET_S = 0.2
+GEMM_ROUNDS = 5
+GEMM_MARGIN = 1.05          # oneMKL is chosen for a whole-sequence product only where it is 5 % faster
 
 _requested: str | None = None
 _cache: dict[tuple, str] = {}
@@ -87,11 +103,9 @@ def set_log(log: Callable[[str], None] | None) -> None:
 
 
 def _threads() -> int:
-    try:
-        from threadpoolctl import threadpool_info
-        return max((i.get("num_threads", 1) for i in threadpool_info() if i.get("user_api") == "blas"), default=1)
-    except ImportError:
-        return int(os.environ.get("OPENBLAS_NUM_THREADS", os.cpu_count() or 1))
+    from .threads import count
+
+    return count()
 
 
 def _time_both(B: int, K: int, N: int) -> dict[str, float]:
@@ -163,22 +177,129 @@ def preset(chosen: Any) -> int:
         return 0
     taken = 0
     for key, lib in chosen.items():
-        try:
-            shape, threads = str(key).split("@")
-            B, K, N = (int(v) for v in shape.split("x"))
-            parsed = (B, K, N, int(threads))
-        except ValueError:
-            continue
-        if lib in ("openblas", "mkl") and min(parsed) > 0:
+        parsed = _parse_key(str(key))
+        if parsed is not None and lib in ("openblas", "mkl"):
             _cache[parsed] = lib
             taken += 1
     return taken
 
 
+def _parse_key(key: str) -> tuple | None:
+    """``"BxKxN@threads"`` -> (B, K, N, threads); ``"MxKxN:ab@threads"`` (a whole-sequence product,
+    ``ab`` its operands' layouts) -> (M, K, N, ab, threads); None for anything else."""
+    try:
+        shape, threads = key.split("@")
+        shape, _, layout = shape.partition(":")
+        dims = tuple(int(v) for v in shape.split("x"))
+        n = int(threads)
+    except ValueError:
+        return None
+    if len(dims) != 3 or min(dims + (n,)) <= 0 or (layout and layout not in _LAYOUTS):
+        return None
+    return dims + ((layout,) if layout else ()) + (n,)
+
+
 def choices() -> dict[str, Any]:
     """What a run records: the requested backend and each shape's choice so far."""
     return {"requested": requested(),
-            "chosen": {f"{B}x{K}x{N}@{n}": c for (B, K, N, n), c in sorted(_cache.items())}}
+            "chosen": {choice_cache.key_name(k): c
+                       for k, c in sorted(_cache.items(), key=lambda kc: (len(kc[0]), kc[0]))}}
 
 
-__all__ = ["BUDGET_S", "NAMES", "choices", "choose", "preset", "requested", "set_log", "set_requested", "stepper"]
+_LAYOUTS = ("nn", "nt", "tn", "tt")
+
+
+def _layout(x: np.ndarray) -> str | None:
+    """``n`` (rows contiguous), ``t`` (a transposed view: columns contiguous) or None (neither)."""
+    if x.flags.c_contiguous:
+        return "n"
+    if x.T.flags.c_contiguous:
+        return "t"
+    return None
+
+
+def _bucket(m: int) -> int:
+    return 1 << max(m - 1, 0).bit_length()
+
+
+def _time_gemm(M: int, K: int, N: int, layout: str) -> dict[str, float]:
+    """Seconds per product of each library on random float32 operands of this shape and layout:
+    OpenBLAS's median over alternating rounds (at least :data:`GEMM_ROUNDS`, more while
+    :data:`GEMM_BUDGET_S` lasts, at most 20), and oneMKL's as that divided by the median of the
+    rounds' paired ratios (each round times both back to back, so a load that comes and goes on a
+    shared machine cancels out of the ratio where it would not out of two separate minima)."""
+    from .mkl import sgemm
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((M, K) if layout[0] == "n" else (K, M), dtype=np.float32)
+    b = rng.standard_normal((K, N) if layout[1] == "n" else (N, K), dtype=np.float32)
+    a, b = (a if layout[0] == "n" else a.T), (b if layout[1] == "n" else b.T)
+    out = np.empty((M, N), np.float32)
+    runs = {"openblas": lambda: np.matmul(a, b, out=out), "mkl": lambda: sgemm(a, b, out)}
+    ob: list[float] = []
+    ratios: list[float] = []
+    start = time.perf_counter()
+    while len(ob) < GEMM_ROUNDS or (time.perf_counter() - start < GEMM_BUDGET_S and len(ob) < 20):
+        t = {}
+        for name in (("openblas", "mkl") if len(ob) % 2 == 0 else ("mkl", "openblas")):
+            t0 = time.perf_counter()
+            runs[name]()
+            t[name] = time.perf_counter() - t0
+        ob.append(t["openblas"])
+        ratios.append(t["openblas"] / t["mkl"])
+    median = statistics.median(ob)
+    return {"openblas": median, "mkl": median / statistics.median(ratios)}
+
+
+def _faster(t: dict[str, float]) -> str:
+    """oneMKL only where it wins by :data:`GEMM_MARGIN` (NumPy's is what runs without the extra:
+    a near tie, which a loaded machine can tip either way, keeps it)."""
+    return "mkl" if t["openblas"] > GEMM_MARGIN * t["mkl"] else "openblas"
+
+
+def choose_gemm(a: np.ndarray, b: np.ndarray) -> str:
+    """``openblas`` or ``mkl`` for the float32 product ``a @ b`` of two 2-D arrays under the requested
+    backend (operands with neither rows nor columns contiguous: openblas, which copies as it needs)."""
+    req = requested()
+    layout = (_layout(a) or "?") + (_layout(b) or "?")
+    if req == "openblas" or "?" in layout:
+        return "openblas"
+    if req == "mkl":
+        return "mkl"
+    (M, K), N = a.shape, b.shape[1]
+    if M * K * N < GEMM_MIN_MACS:
+        return "openblas"
+    key = (_bucket(M), _bucket(K), N, layout, _threads())
+    if key not in _cache:
+        what = (f"rnnlab: whole-sequence product ({key[0]}, {key[1]}) x ({key[1]}, {N}) [{layout}], "
+                f"{key[4]} BLAS threads: ")
+        recorded = choice_cache.lookup(key)
+        if recorded is not None:
+            _cache[key] = recorded
+            line = what + f"{recorded} (as timed before on this machine: {choice_cache.path()})"
+        else:
+            t = _time_gemm(*key[:4])
+            _cache[key] = _faster(t)
+            choice_cache.store(key, _cache[key], t)
+            line = what + f"{_cache[key]} (openblas {t['openblas'] * 1e3:.2f} ms, mkl {t['mkl'] * 1e3:.2f} ms)"
+        (_log or (lambda s: print(s, file=sys.stderr)))(line)
+    return _cache[key]
+
+
+def gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, *, accumulate: bool = False) -> np.ndarray:
+    """``a @ b`` (``out += a @ b`` with ``accumulate``) for 2-D operands, float32 ones through the
+    library :func:`choose_gemm` picks; anything else is ``np.matmul``'s."""
+    if (a.dtype == np.float32 and b.dtype == np.float32 and a.ndim == 2 and b.ndim == 2
+            and (out is None or (out.dtype == np.float32 and (out.flags.c_contiguous or out.flags.f_contiguous)))
+            and a.size and b.size and choose_gemm(a, b) == "mkl"):
+        from .mkl import sgemm
+
+        return sgemm(a, b, out, beta=1.0 if accumulate else 0.0)
+    if accumulate:
+        out += a @ b
+        return out
+    return np.matmul(a, b, out=out)
+
+
+__all__ = ["BUDGET_S", "GEMM_BUDGET_S", "GEMM_MARGIN", "GEMM_MIN_MACS", "GEMM_ROUNDS", "NAMES", "choices", "choose",
+           "choose_gemm", "gemm", "preset", "requested", "set_log", "set_requested", "stepper"]

@@ -13,7 +13,8 @@ on the same machine:
 * per machine: entries live under a fingerprint of what decides the timing (the CPU model and its
   vector flags, NumPy's and its BLAS's versions, oneMKL's version and threading layer), so a home
   folder shared by several machines keeps one record each, and an upgrade times again;
-* per shape and thread count, as in memory (``"BxKxN@threads"``), with the two timings;
+* per shape and thread count, as in memory (``"BxKxN@threads"`` for a step product,
+  ``"MxKxN:ab@threads"`` for a whole-sequence one, ``ab`` its operands' layouts), with the two timings;
 * written atomically (:mod:`rnnlab.io.atomic`), merged with what another process wrote meanwhile;
   a file that does not parse, or entries that do not, are ignored (one note) and replaced on the
   next write; a folder that cannot be written to only costs the timing next time.
@@ -120,13 +121,18 @@ def _entries(data: dict[str, Any]) -> dict[str, Any]:
     return mine if isinstance(mine, dict) else {}
 
 
-def key_name(key: tuple[int, int, int, int]) -> str:
+def key_name(key: tuple) -> str:
+    """``"BxKxN@threads"`` for a step product (B, K, N, threads); ``"MxKxN:ab@threads"`` for a
+    whole-sequence product (M, K, N, layouts, threads)."""
+    if len(key) == 5:
+        M, K, N, layout, n = key
+        return f"{M}x{K}x{N}:{layout}@{n}"
     B, K, N, n = key
     return f"{B}x{K}x{N}@{n}"
 
 
-def lookup(key: tuple[int, int, int, int]) -> str | None:
-    """The library recorded on this machine for ``(B, K, N, threads)``, or None."""
+def lookup(key: tuple) -> str | None:
+    """The library recorded on this machine for a key of :func:`key_name`'s, or None."""
     file = path()
     if file is None:
         return None
@@ -159,7 +165,7 @@ def _write(file: Path, data: dict[str, Any]) -> None:
         handle.write(json.dumps(data, indent=1, sort_keys=True).encode("utf-8"))
 
 
-def store(key: tuple[int, int, int, int], lib: str, times: dict[str, float]) -> bool:
+def store(key: tuple, lib: str, times: dict[str, float]) -> bool:
     """Record a choice for this machine (merged into the file as it is now); False where the file
     cannot be written (the choice then stays in this process only)."""
     file = path()

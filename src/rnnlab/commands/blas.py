@@ -9,8 +9,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "blas", help="show (or clear, or make) this machine's BLAS choices",
         description="Under RNNLAB_BLAS=auto (the default where the mkl extra is installed) each recurrent "
-                    "step-product shape is timed once on OpenBLAS and on packed oneMKL, and the faster one is "
-                    "kept in a per-machine record (RNNLAB_BLAS_CACHE, default ~/.cache/rnnlab/blas-choices.json) "
+                    "step-product shape (BxKxN@threads) is timed once on OpenBLAS and on packed oneMKL, and each "
+                    "large whole-sequence product (input projections, weight and input gradients, Linear layers: "
+                    "MxKxN:ab@threads, M and K rounded up to powers of two, ab the operands' layouts, n plain or t "
+                    "transposed) on OpenBLAS and oneMKL's sgemm; the faster one is kept in a per-machine record (RNNLAB_BLAS_CACHE, default ~/.cache/rnnlab/blas-choices.json) "
                     "that later runs reuse, so fresh runs are repeatable. This shows the machine, the backend "
                     "requested and the record.")
     p.add_argument("--clear", action="store_true",
@@ -55,10 +57,10 @@ def run(args: argparse.Namespace) -> int:
         choice.set_log(None)
     entries = choice_cache.entries()
     if entries:
-        print(f"{'shape@threads':>20}  {'library':8} {'openblas us':>12} {'mkl us':>10}  timed")
+        print(f"{'shape@threads':>22}  {'library':8} {'openblas us':>12} {'mkl us':>10}  timed")
         for key in sorted(entries, key=lambda k: [int(v) for v in re.findall(r"\d+", k)]):
             e = entries[key] if isinstance(entries[key], dict) else {}
-            print(f"{key:>20}  {str(e.get('lib', '?')):8} {_us(e.get('openblas_us')):>12} {_us(e.get('mkl_us')):>10}"
+            print(f"{key:>22}  {str(e.get('lib', '?')):8} {_us(e.get('openblas_us')):>12} {_us(e.get('mkl_us')):>10}"
                   f"  {e.get('timed', '')}")
     elif file is not None:
         print("no choices recorded for this machine yet")

@@ -21,13 +21,16 @@ def one_blas_thread() -> Any:
 
     These models multiply small matrices (B x H by H x 4H) thousands of times;
     extra BLAS threads only add hand-off overhead, and on a busy machine their
-    spin-waiting made an LSTM step ~9x slower in a measurement here.
+    spin-waiting made an LSTM step ~9x slower in a measurement here
+    (:mod:`rnnlab.blas.threads`).
     """
+    from ..blas.threads import limit
+    from ..errors import ConfigError
+
     try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
+        return limit(1)
+    except ConfigError:          # no threadpoolctl: the library's own count
         return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
 
 
 def _study_ref(study: Study) -> Any:

@@ -6,7 +6,8 @@
   once per call (once per loop, so once per optimizer step), ``a[t]`` (B rows) is rounded into a
   small bf16 buffer at each step.
 * :func:`matmul`: one product of two float32 arrays (the input projection, the weight
-  gradients, the output layer), both rounded to bf16 first.
+  gradients, the output layer), both rounded to bf16 first; :func:`mm` sends such a product here
+  under bf16, and in float32 to the library ``RNNLAB_BLAS`` picks (:func:`rnnlab.blas.choice.gemm`).
 * :func:`fixed`: generation's per-step product ``out = x @ W`` with a fixed ``W``: packed in bf16
   once (per stepper, i.e. per generated text), ``x`` rounded into a small buffer at each call; in
   fp32 it is NumPy's ``np.matmul``.
@@ -23,6 +24,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..blas import choice as blas_choice
 from ..blas import precision
 from ..blas.bf16 import to_bf16
 from . import accel
@@ -63,15 +65,14 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, *, beta:
 
 
 def mm(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, *, accumulate: bool = False) -> np.ndarray:
-    """``a @ b`` (``out +=`` it with ``accumulate``): in bf16 where :func:`active`, else NumPy's."""
+    """``a @ b`` (``out +=`` it with ``accumulate``): in bf16 where :func:`active`, else through the
+    library ``RNNLAB_BLAS`` picks for a whole-sequence product (:func:`rnnlab.blas.choice.gemm`:
+    NumPy's, or oneMKL's where it was timed faster on this shape)."""
+    if accumulate and out is None:
+        raise ValueError("accumulate needs out")
     if a.ndim == 2 and b.ndim == 2 and active(a, b) and (out is None or out.dtype == np.float32):
-        if accumulate and out is None:
-            raise ValueError("accumulate needs out")
         return matmul(a, b, out, beta=1.0 if accumulate else 0.0)
-    if accumulate:
-        out += a @ b
-        return out
-    return np.matmul(a, b, out=out)
+    return blas_choice.gemm(a, b, out, accumulate=accumulate)
 
 
 def stepper(a: np.ndarray, W: np.ndarray, out: np.ndarray) -> Callable[[int], Any]:

@@ -46,6 +46,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..blas.threads import busy_note
 from ..module import release_workspaces
 from ..optim import clip_grad_norm, clip_grad_value, global_grad_norm, make_optimizer, make_schedule
 from . import hooks, snapshot
@@ -199,6 +200,9 @@ class Trainer(Checkpointing):
         """Train until a budget, early stopping, the task's target or a stop request; returns a summary."""
         cfg = self.cfg
         self.progress.start(self.step, cfg.max_steps, self.elapsed, cfg.max_minutes * 60, self.task.unit)
+        note = busy_note()      # a machine busy with other work makes BLAS threads wait for each other
+        if note is not None:
+            self.progress.message(note)
         with StopSignals(self._on_signal) as signals:
             self.signals = signals
             try:
