@@ -159,8 +159,15 @@ def import_torch(path: str | os.PathLike) -> tuple[CharRNN, Vocab, dict | None]:
         payload = torch.load(Path(path), map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise CheckpointError(f"{path} is a folder; give the .pt file that `rnnlab export --torch` wrote") from None
     except Exception as exc:  # torch raises many types for foreign or damaged files
-        raise CheckpointError(f"{path}: cannot read as a PyTorch file ({type(exc).__name__}: {exc})") from None
+        if type(exc).__name__ == "UnpicklingError":  # torch's text for it runs to a page of weights_only advice
+            reason = "not a PyTorch file, or one holding objects other than tensors and plain containers"
+        else:
+            reason = f"{type(exc).__name__}: {exc}"
+        raise CheckpointError(f"{path}: cannot read as a PyTorch file ({reason}); give a .pt that "
+                              "`rnnlab export --torch` wrote") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an rnnlab export (expected a dict with format {FORMAT!r}, "
                               "as written by `rnnlab export --torch`)")

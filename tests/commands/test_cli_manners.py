@@ -211,8 +211,9 @@ def test_plot_to_an_unwritable_place_names_out(tiny_run, tmp_path, capsys):
 
 def test_export_to_an_unwritable_place_names_the_flag(tiny_run, tmp_path, capsys):
     pytest.importorskip("torch")
-    assert main(["export", str(tiny_run), "--torch", str(tmp_path)]) == 2
-    assert capsys.readouterr().err.startswith(f"error: --torch {tmp_path}: cannot write")
+    assert main(["export", str(tiny_run), "--torch", str(tmp_path)]) == 2  # a folder: refused before loading
+    assert capsys.readouterr().err.startswith(f"error: --torch {tmp_path} is a folder, not a file")
+    assert main(["export", str(tiny_run), "--torch", str(tmp_path / "missing" / "m.pt")]) == 0  # made as needed
 
 
 def test_multi_line_library_messages_become_one_line(tmp_path, capsys):

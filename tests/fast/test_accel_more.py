@@ -134,3 +134,14 @@ def test_bnlstm_steps(dtype, coupled, rng):
                       np.empty((B, G), dtype), np.empty((B, G), dtype), np.empty((B, H), dtype),
                       np.empty(G, dtype), np.empty(G, dtype), np.zeros(H, dtype), np.zeros(H, dtype),
                       np.zeros(G, dtype), np.zeros(G, dtype)), dtype, scratch=(16, 17, 18, 22))
+
+
+@pytest.mark.parametrize("value, compiled", [("1", False), ("0", True), ("", True), ("yes", True)])
+def test_numba_disable_jit_means_the_numpy_steps(monkeypatch, value, compiled):
+    """NUMBA_DISABLE_JIT=1 makes numba run the steps as interpreted Python (a 20-step char-LM run took
+    8.9 s against 1.7 s with the NumPy steps, Zen 3, load 5.7): then they count as absent. numba
+    reads the variable as an integer; anything else it ignores, and so do we."""
+    from rnnlab.fast import accel
+
+    monkeypatch.setenv("NUMBA_DISABLE_JIT", value)
+    assert accel._jit_disabled() is not compiled

@@ -130,7 +130,7 @@ def run_series(args: argparse.Namespace) -> int:
     from ..tasks.anomaly.detector import probationary_rows
     from ..tasks.anomaly.io import find_labels, labelled_windows, plot_detection, read_input, write_scores
     from ..tasks.anomaly.nab import NabCorpus, evaluate
-    from ..train.runs import check_out_dir
+    from ..train.runs import refuse_run_folder
 
     if args.plot:
         from ..plotting import require_matplotlib
@@ -145,7 +145,7 @@ def run_series(args: argparse.Namespace) -> int:
         args.threshold = thresholds_for(read_thresholds(args.thresholds), args.detector, args.thresholds,
                                         profiles=[args.profile])[args.profile]
         print(f"threshold {args.threshold:g} ({args.profile}, from {args.thresholds})")
-    out = check_out_dir(args.out or Path("runs") / "detect" / f"{path.stem}-{args.detector}")
+    out = refuse_run_folder(args.out or Path("runs") / "detect" / f"{path.stem}-{args.detector}")
     _refuse_to_replace([out / f"{path.stem}.scores.csv", out / f"{path.stem}.png"], args.force)
     series = read_input(path, keep_order=args.keep_order)
     label_path, key = find_labels(path, args.labels)

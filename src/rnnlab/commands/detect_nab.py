@@ -78,11 +78,11 @@ def _prepare_nab_out(out: Path, settings: dict, force: bool, resume: bool) -> No
 def run_nab(args: argparse.Namespace) -> int:
     """``detect nab``; its --out folder is locked (one live process writes into it at a time)."""
     from ..io.lock import RunLock
-    from ..train.runs import check_out_dir
+    from ..train.runs import refuse_run_folder
 
     if not args.out:
         return _run_nab(args)
-    out = check_out_dir(args.out)
+    out = refuse_run_folder(args.out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

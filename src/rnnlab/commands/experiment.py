@@ -26,6 +26,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="DIR",
                    help="output folder for results.json, table.md and plots "
                         "(default: runs/experiments/NAME-<timestamp>)")
+    p.add_argument("--force", action="store_true",
+                   help="write into an --out folder that holds an earlier study's results, replacing them")
     p.add_argument("--minutes", type=positive_float, metavar="M",
                    help="training-time budget per run in minutes (default: the study's own; for charlm the "
                         "equal wall-clock budget every model gets)")
@@ -68,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     opts = Options(quick=args.quick, seeds=args.seeds, out=args.out, minutes=args.minutes,
                    data_dir=args.data_dir, cells=args.cells, corpus=args.corpus, budget=args.budget,
                    steps=args.steps, jobs=args.jobs, groups=args.groups, rows=args.rows,
-                   validation=args.validation, ray=args.ray)
+                   validation=args.validation, ray=args.ray, force=args.force)
     result = run_experiment(args.name, opts)
     if not result["rows"]:
         return 1

@@ -21,6 +21,9 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
     from ..torch_model import export_torch
 
+    from ..train.runs import check_out_file
+
+    check_out_file(args.torch, "--torch")  # before loading anything
     loaded = load_run(args.run_path, args.checkpoint)
     try:
         path = export_torch(args.torch, loaded.model, loaded.vocab, loaded.meta.get("config"))

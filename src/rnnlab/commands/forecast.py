@@ -134,7 +134,11 @@ def run_eval(args: argparse.Namespace) -> int:
     from ..tasks.forecast.data import last_values, load_dataset, read_csv
     from ..tasks.forecast.report import (baseline_forecasts, bucket_lines, format_rows, interval_lines,
                                          plot_forecasts, rolling_origin, score_table, write_json)
+    from ..train.runs import check_out_file
 
+    for flag, value in (("--plot", args.plot), ("--json", args.json)):
+        if value:
+            check_out_file(value, flag)  # before the work, not at the write
     fc = Forecaster.load(*args.runs)
     spec = fc.spec
     if args.history is not None and args.history < 0:
@@ -205,6 +209,10 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.plot:
         from ..plotting import require_matplotlib
         require_matplotlib()
+    from ..train.runs import check_out_file
+
+    if args.out:
+        check_out_file(args.out, "--out")  # before the work, not at the write
     fc = Forecaster.load(args.run_path)
     path = Path(args.series)
     series = read_csv(path)

@@ -25,9 +25,12 @@ def run(args: argparse.Namespace) -> int:
     metrics = path if path.is_file() else path / METRICS
     if not metrics.is_file():
         raise DataError(f"no {METRICS} in {path}; is it a run folder?")
-    out = Path(args.out) if args.out else metrics.parent / "metrics.png"
+    out = _image_path(args.out) if args.out else metrics.parent / "metrics.png"
     try:
         rows = MetricsLog(metrics).read()
+        if not rows and metrics.stat().st_size:  # an empty one: a run that has logged nothing yet
+            raise DataError(f"{metrics}: no metrics records in it (one JSON object a line); give a run folder "
+                            f"or its {METRICS}")
         plot_metrics(rows, out, title=str(metrics.parent.resolve().name))
     except RecursionError:
         raise DataError(f"{metrics}: a record is nested too deeply to read (a damaged file?)") from None
@@ -37,3 +40,21 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--out {out}: cannot write the image: {exc.strerror or exc}") from None
     print(f"wrote {out}")
     return 0
+
+
+def _image_path(out: str) -> Path:
+    """``--out`` checked before any work: a file (not a folder) with an image suffix matplotlib writes;
+    a name without a suffix gets ``.png`` (as matplotlib itself would, so the line printed names the file)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    from ..errors import ConfigError
+    from ..train.runs import check_out_file
+
+    path = check_out_file(out, "--out")
+    if not path.suffix:
+        return check_out_file(path.with_suffix(".png"), "--out")
+    kinds = FigureCanvasBase.get_supported_filetypes()
+    if path.suffix[1:].lower() not in kinds:
+        raise ConfigError(f"--out {path}: matplotlib cannot write '{path.suffix}' images; use one of "
+                          f"{', '.join('.' + k for k in sorted(kinds))}")
+    return path

@@ -214,7 +214,7 @@ def run(args: argparse.Namespace) -> int:
     from ..experiments.sweep import Sweep, require_optuna
     from ..experiments.sweep_plot import plot_sweep
     from ..experiments.sweep_spec import load_spec
-    from ..train.runs import check_out_dir
+    from ..train.runs import refuse_run_folder
 
     spec = load_spec(args.space)
     command = build(spec)
@@ -222,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         from ..plotting import require_matplotlib
         require_matplotlib()
-    out = check_out_dir(args.out or Path("runs") / "sweeps" / spec.path.stem)
+    out = refuse_run_folder(args.out or Path("runs") / "sweeps" / spec.path.stem)  # trials go in OUT/trial-NNNN
     sweep = Sweep(spec, command, out=out, storage=args.storage, study=args.study)
     if args.ray:
         import sys

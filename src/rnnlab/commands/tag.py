@@ -87,7 +87,10 @@ def run_eval(args: argparse.Namespace) -> int:
     from ..tasks.tagging.ensemble import load_members, predict_ensemble
     from ..tasks.tagging.task import TagConfig, in_gold_scheme, load_corpus
     from ..errors import DataError
+    from ..train.runs import check_out_file
 
+    if args.output:
+        check_out_file(args.output, "--output")  # before the work, not at the write
     members = load_members(args.run_path)
     loaded = members[0]
     if args.data:

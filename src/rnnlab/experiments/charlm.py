@@ -188,5 +188,19 @@ COLUMNS = [
     Column("ms/step", "ms_per_step", "{:.0f}"),
 ]
 
+def check_corpus(opts: Options) -> None:
+    """Read the corpus once before any job: a missing, empty or non-UTF-8 one is one line, not a failed row
+    per job (the encoded corpus is cached, so the jobs do not read it again)."""
+    from ..data import EncodedCorpus
+
+    try:
+        EncodedCorpus.from_source(find_corpus(opts), data_dir=opts.data_dir)
+    except DataError as exc:
+        if not opts.corpus:
+            raise
+        raise DataError(f"--corpus {exc}" if str(exc).startswith(opts.corpus) else f"--corpus {opts.corpus}: {exc}") \
+            from None
+
+
 STUDY = Study("charlm", "Character LM: cells and inputs", 3, conditions, run_one, COLUMNS,
-              ("training minutes", "validation bits/char"), notes)
+              ("training minutes", "validation bits/char"), notes, check=check_corpus)

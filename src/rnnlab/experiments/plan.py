@@ -24,6 +24,7 @@ class Options:
     rows: list[str] | None = None     # None: every row; else rows whose label contains one of these
     validation: bool = False          # score on a validation split of the training data, not the test split
     ray: str | None = None            # None: local (jobs); "local": a local Ray cluster; else a Ray address
+    force: bool = False               # replace the results of an earlier study in ``out``
     log: Callable[[str], None] = field(default=print, repr=False)
 
 
@@ -65,6 +66,10 @@ def no_notes(opts: "Options") -> str:
     return ""
 
 
+def no_check(opts: "Options") -> None:
+    return None
+
+
 class Study(NamedTuple):
     name: str
     title: str
@@ -77,6 +82,7 @@ class Study(NamedTuple):
     log_y: bool = False
     y_limits: tuple[float, float] | None = None      # keeps one diverged run from flattening the others
     validation: bool = False                         # supports Options.validation (a held-out split)
+    check: Callable[[Options], None] = no_check      # bad input (a corpus) as one line, before any job runs
 
 
 def cell_available(name: str) -> bool:

@@ -62,6 +62,17 @@ __all__ = ["BUDGETS", "BUDGET_CHOICES", "BUDGET_TITLES", "THREAD_ENV", "Column",
            "no_notes", "one_blas_thread", "plan_jobs", "run_job", "run_jobs", "run_study", "save_plots", "select"]
 
 
+def _check_out(out: Path, force: bool) -> None:
+    """Never write a study's files among a training run's, nor over an earlier study's results unasked."""
+    from ..errors import ConfigError
+    from ..train.runs import refuse_run_folder
+
+    refuse_run_folder(out, "--out")
+    if (out / "results.json").exists() and not force:
+        raise ConfigError(f"--out {out} already holds a study's results (results.json); choose a new --out, "
+                          "or pass --force to replace them")
+
+
 def run_study(study: Study, opts: Options) -> dict:
     """Run every available condition over the seeds and budgets; write and return the results."""
     log = opts.log
@@ -72,6 +83,8 @@ def run_study(study: Study, opts: Options) -> dict:
     budgets = budgets_of(opts)
     seeds = opts.seeds or (1 if opts.quick else study.default_seeds)
     out = Path(opts.out) if opts.out else Path("runs") / "experiments" / f"{study.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    _check_out(out, opts.force)
+    study.check(opts)
     out.mkdir(parents=True, exist_ok=True)
     opts = replace(opts, out=str(out))  # studies that write per-run folders put them here
     conds = select(study.conditions(opts), opts.cells, log, opts.groups, opts.rows)

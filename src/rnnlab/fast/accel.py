@@ -36,7 +36,18 @@ from typing import Any, Iterator
 
 import numpy as np
 
-_AVAILABLE = importlib.util.find_spec("numba") is not None   # imported only when first used
+
+
+def _jit_disabled() -> bool:
+    """``NUMBA_DISABLE_JIT`` set (as numba reads it: a nonzero integer): numba would then run the steps
+    as interpreted Python, several times slower than their NumPy twins, so they count as absent."""
+    try:
+        return int(os.environ.get("NUMBA_DISABLE_JIT", "0") or 0) != 0
+    except ValueError:
+        return False
+
+
+_AVAILABLE = importlib.util.find_spec("numba") is not None and not _jit_disabled()  # imported when first used
 _enabled = os.environ.get("RNNLAB_ACCEL", "1").strip().lower() not in ("0", "off", "false", "no")
 _compiled: Any = None
 
@@ -70,6 +81,8 @@ def using(flag: bool) -> Iterator[None]:
 def describe() -> str:
     """One line for logs: which element-wise steps the kernels run."""
     if not _AVAILABLE:
+        if _jit_disabled():
+            return "NumPy (NUMBA_DISABLE_JIT is set: numba would run the compiled ones as interpreted Python)"
         return "NumPy (pip install -e '.[fast]' in a checkout for the compiled ones)"
     if not _enabled:
         return "NumPy (the compiled ones are switched off: RNNLAB_ACCEL=0)"

@@ -47,6 +47,31 @@ def check_out_dir(out: str | os.PathLike, flag: str = "--out") -> Path:
     return path
 
 
+def check_out_file(out: str | os.PathLike, flag: str) -> Path:
+    """Fail early, in one line, when the output file ``out`` names a folder (a run folder, say) or lies
+    under a file: checked before any work, so that nothing is computed only to fail at the write."""
+    path = Path(out)
+    if path.is_dir():
+        what = "a run folder" if holds_run(path) else "a folder"
+        raise ConfigError(f"{flag} {path} is {what}, not a file; give a file name for {flag}")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"{flag} {path}: {parent} is a file, not a folder; choose another {flag}")
+            break
+    return path
+
+
+def refuse_run_folder(out: str | os.PathLike, flag: str = "--out") -> Path:
+    """An output folder for files other than a run's (scores, tables): one that holds a training run is
+    refused, so that such files never land among (or replace) a run's own."""
+    path = check_out_dir(out, flag)
+    if path.is_dir() and holds_run(path):
+        raise ConfigError(f"{flag} {path} holds a training run ({BEST}/{LAST}); choose a folder of its own "
+                          f"for {flag}")
+    return path
+
+
 def prepare_run_dir(out: str | os.PathLike | None, force: bool = False, root: str = "runs") -> Path:
     """A new, writable run folder (created); refuses one that holds a run unless ``force``."""
     if out:

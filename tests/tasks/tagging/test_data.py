@@ -191,3 +191,17 @@ def test_max_tokens_caps_batch_area(rng):
     assert sum(b.size for b in batches) == 121
     with pytest.raises(ValueError):
         make_batches(enc, 0)
+
+
+def test_a_file_without_blank_lines_between_sentences_is_named_in_a_warning(tmp_path):
+    from rnnlab.errors import InputWarning
+    from rnnlab.tasks.tagging.data import LONG_SENTENCE
+
+    path = write(tmp_path, "".join(f"w{i}\tO\n" for i in range(LONG_SENTENCE + 1)))
+    with pytest.warns(InputWarning, match=rf"{path}:1: a sentence of {LONG_SENTENCE + 1} tokens .*blank lines"):
+        assert len(read_conll(path)) == 1
+    ordinary = write(tmp_path, "a\tO\nb\tB-X\n\nc\tO\n", name="ok.txt")
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(read_conll(ordinary)) == 2

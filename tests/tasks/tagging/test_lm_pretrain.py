@@ -74,3 +74,14 @@ def test_train_resume_and_predict_with_an_lm_pair_trained_here(files, tmp_path, 
     # --force starts the pair again
     assert main([*args, "--force"]) == 0
     assert lm_rows(run, "lm-fwd") == rows[0]
+
+
+def test_an_empty_lm_text_file_is_named_in_a_warning(tmp_path):
+    from rnnlab.errors import InputWarning
+
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n")
+    train = synthetic_sentences(3, seed=0)
+    with pytest.warns(InputWarning, match=rf"--lm-text {empty}: the file is empty"):
+        text = lm_corpus(train, [str(empty)])
+    assert text == lm_corpus(train, [])

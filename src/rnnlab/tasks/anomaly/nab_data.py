@@ -103,10 +103,15 @@ def window_rows(nab_file: NabFile, limits: list, where: str) -> list[tuple[int, 
 
 def _read_json(path: Path, what: str) -> object:
     try:
-        with open(path) as f:
+        with open(path, encoding="utf-8") as f:
             return json.load(f)
-    except (OSError, ValueError) as e:
-        raise DataError(f"{path}: cannot read {what} ({type(e).__name__}: {e})") from None
+    except OSError as e:  # missing, a folder, unreadable: the reason alone, not Python's repr of it
+        raise DataError(f"{path}: cannot read {what} ({e.strerror or e}); check the path") from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: cannot read {what} (byte 0x{e.object[e.start]:02x} at offset {e.start} is not "
+                        "UTF-8; a JSON file is UTF-8 text)") from None
+    except ValueError as e:
+        raise DataError(f"{path}: cannot read {what} (not JSON: {e})") from None
 
 
 def load_windows(path: str | Path) -> dict[str, list]:

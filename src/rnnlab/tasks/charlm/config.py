@@ -183,6 +183,8 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file not found: {p}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"invalid TOML in {p}: {exc}") from None
+    except OSError as exc:  # a folder, unreadable
+        raise ConfigError(f"--config {p}: cannot read it ({exc.strerror or exc}); give a TOML file") from None
     return data.get("train", data)
 
 

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
 from ...data.datasets import resolve_files
-from ...errors import DataError
+from ...errors import DataError, InputWarning
 from .schemes import chunk_starts_on_i, chunks, convert, expected_tags, is_valid_tag, normalize_scheme
 
 DEV_EVERY = 10  # conll2000: every 10th training sentence is dev
@@ -46,6 +47,11 @@ def _columns(line: str) -> list[str]:
     if "\t" in line:
         return [c.strip(" ") for c in line.strip(" \t").split("\t")]
     return re.split(r" +", line.strip(" "))
+
+
+# A sentence this long is a file without blank lines between sentences (CoNLL-2000's longest has 78
+# tokens, NCBI-disease's 123): read as one, it would be trained on as one sequence.
+LONG_SENTENCE = 1000
 
 
 def read_conll(path: str | os.PathLike, scheme: str | None = "BIO") -> list[Sentence]:
@@ -108,6 +114,11 @@ def read_conll(path: str | os.PathLike, scheme: str | None = "BIO") -> list[Sent
     if not sentences:
         raise DataError(f"{path}: no sentences (the file is empty or holds only blank and -DOCSTART- lines); "
                         f"write one 'token [features...] tag' line per token, a blank line between sentences")
+    longest = max(sentences, key=lambda s: len(s.tokens))
+    if len(longest.tokens) > LONG_SENTENCE:
+        warnings.warn(f"{longest.source}: a sentence of {len(longest.tokens)} tokens (no blank line for "
+                      f"{len(longest.tokens)} lines); are the blank lines between sentences missing?", InputWarning,
+                      stacklevel=2)
     return sentences
 
 

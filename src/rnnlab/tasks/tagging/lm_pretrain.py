@@ -16,10 +16,11 @@ reused as it is. ``--force`` starts them again. Dev and test sentences are never
 from __future__ import annotations
 
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ...errors import DataError
+from ...errors import DataError, InputWarning
 from ...io import atomic_write
 from .data import Sentence
 
@@ -41,6 +42,9 @@ def lm_corpus(train: Sequence[Sentence], files: Sequence[str]) -> str:
                             f"e.g. iconv -f LATIN1 -t UTF-8") from None
         if "\x00" in text:
             raise DataError(f"--lm-text {name}: holds NUL bytes, so it looks binary; give plain text")
+        if not text.strip():
+            warnings.warn(f"--lm-text {name}: the file is empty; the char-LM pair learns from the training "
+                          "sentences alone", InputWarning, stacklevel=2)
         parts.append(text.strip("\n"))
     return "\n".join(p for p in parts if p) + "\n"
 
