@@ -26,7 +26,7 @@ def _refuse_to_replace(paths: list[Path], force: bool) -> None:
 DEFAULT_DETECTOR = "online"
 
 # the detector settings a run records (settings.json, results.json, thresholds.json), in this order
-OPTION_KEYS = ("window", "hidden", "latent", "epochs", "lr", "samples", "post", "short", "long", "suppress", "peak",
+OPTION_KEYS = ("window", "hidden", "latent", "epochs", "lr", "samples", "post", "short", "slow", "long", "suppress", "peak",
                "warmup", "warmup_alarms", "calendar", "max_minutes", "refit_every", "refit_epochs", "refit_lr", "ensemble",
                "online_every",
                "online_batch", "online_memory", "online_lr", "online_warm", "online_clip", "online_floor",
@@ -40,7 +40,7 @@ def _options(args: argparse.Namespace, saved: dict | None = None) -> dict:
 
     base = {k: v for k, v in (saved or {}).items() if k in OPTION_KEYS}
     if saved:  # a run saved before these settings existed had them off
-        base = {"warmup_alarms": False, "online_season": "off", "peak": 0, **base}
+        base = {"warmup_alarms": False, "online_season": "off", "peak": 0, "slow": 0, **base}
     cfg = DetectorConfig(**{**base, **given_settings(args, DetectorConfig)})
     return {k: getattr(cfg, k) for k in OPTION_KEYS}
 

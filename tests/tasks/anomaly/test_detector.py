@@ -270,7 +270,8 @@ def test_a_joint_detector_scores_the_mean_z_of_its_parts():
     np.testing.assert_array_equal(joint.last_fit["raw"], raws)
     alarms = range_alarms(values, 0.05)
     assert alarms[110:].any()  # the joint score has the range alarms too
-    expected = anomaly_likelihood(np.stack(raws), 90, 8, long=200, warmup=20, alarms=alarms, peak=10)  # --peak 10
+    expected = anomaly_likelihood(np.stack(raws), 90, 8, long=200, warmup=20, alarms=alarms, peak=10,
+                                  slow=20)  # --peak 10, --slow 20 (the defaults)
     np.testing.assert_array_equal(scores, expected)
     one = anomaly_likelihood(raws[1], 90, 8, long=200, warmup=20)  # one measure twice: the same score
     np.testing.assert_array_equal(anomaly_likelihood(np.stack([raws[1], raws[1]]), 90, 8, long=200, warmup=20), one)

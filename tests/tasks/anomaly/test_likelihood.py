@@ -1,4 +1,5 @@
-"""The peak rule (``likelihood.peaks``, ``--peak``): one alarm per run of onsets, never looking ahead."""
+"""The peak rule (``likelihood.peaks``, ``--peak``): one alarm per run of onsets, never looking ahead;
+the likelihood at two time scales (``--slow``)."""
 import argparse
 
 import numpy as np
@@ -6,7 +7,8 @@ import pytest
 
 from rnnlab.errors import ConfigError
 from rnnlab.tasks.anomaly.config import DetectorConfig
-from rnnlab.tasks.anomaly.likelihood import anomaly_likelihood, gaussian_tail, onsets, peaks
+from rnnlab.tasks.anomaly.likelihood import (anomaly_likelihood, gaussian_tail, likelihood_z, onsets, peaks,
+                                             two_scale_z)
 
 
 def test_peaks_by_hand():
@@ -51,3 +53,56 @@ def test_peak_setting_default_and_old_runs_keep_it_off():
     assert _options(argparse.Namespace(peak=5), {"window": 16})["peak"] == 5
     with pytest.raises(ConfigError, match="--peak"):
         DetectorConfig(peak=-1).validate()
+
+
+def _spiky(n=3000, seed=0):
+    """A measure with ordinary single-row spikes (a server metric's forecast errors): gamma noise, and a
+    spike of 4-6 every 40-ish rows."""
+    rng = np.random.default_rng(seed)
+    raw = rng.gamma(2.0, 0.25, n)
+    spikes = rng.choice(n, n // 40, replace=False)
+    raw[spikes] += rng.uniform(4, 6, len(spikes))
+    return raw
+
+
+def test_two_scale_z_is_the_row_wise_larger_and_slow_0_is_the_short_window_alone():
+    raw = _spiky()
+    np.testing.assert_array_equal(two_scale_z(raw, 5, 0, 1000), likelihood_z(raw, 5, 1000))
+    z = two_scale_z(raw, 5, 20, 1000)
+    np.testing.assert_array_equal(z, np.maximum(likelihood_z(raw, 5, 1000), likelihood_z(raw, 20, 1000)))
+    base = anomaly_likelihood(raw, 500, long=1000, warmup=100, peak=10)
+    np.testing.assert_array_equal(anomaly_likelihood(raw, 500, long=1000, warmup=100, peak=10, slow=0), base)
+
+
+def test_a_sustained_moderate_rise_hidden_among_spikes_stands_out_over_the_slow_window():
+    raw = _spiky()
+    quiet = np.ones(3000, bool)
+    quiet[2400:2445] = False
+    raw[2400:2440] = 2.5 + 0.1 * np.random.default_rng(1).standard_normal(40)  # below every spike, for 40 rows
+    raw[2440:2445] = 0.5
+    fast = anomaly_likelihood(raw, 500, long=2000, warmup=100, peak=10)
+    both = anomaly_likelihood(raw, 500, long=2000, warmup=100, peak=10, slow=20)
+    # over 5 rows the rise is no rarer than the stream's spikes; over 20 it is the rarest stretch
+    assert fast[2400:2460].max() <= fast[600:2400].max()
+    assert both[2400:2460].max() > both[600:2400].max()
+
+
+@pytest.mark.parametrize("t", [450, 1203, 2410, 2600])
+def test_two_scale_scores_never_look_ahead(t):
+    rng = np.random.default_rng(2)
+    raw = _spiky()
+    base = anomaly_likelihood(raw, 300, 10, long=1000, warmup=50, peak=10, slow=20)
+    changed = raw.copy()
+    changed[t + 1:] = rng.gamma(1.0, 5.0, len(raw) - t - 1)
+    np.testing.assert_array_equal(anomaly_likelihood(changed, 300, 10, long=1000, warmup=50, peak=10, slow=20)[:t + 1],
+                                  base[:t + 1])
+
+
+def test_slow_setting_default_and_old_runs_keep_it_off():
+    from rnnlab.commands.detect_nab import _options
+
+    assert DetectorConfig().slow == 20 and _options(argparse.Namespace())["slow"] == 20
+    assert _options(argparse.Namespace(), {"window": 16})["slow"] == 0  # an interrupted run from before --slow
+    assert _options(argparse.Namespace(slow=20), {"window": 16})["slow"] == 20
+    with pytest.raises(ConfigError, match="--slow"):
+        DetectorConfig(slow=-1).validate()

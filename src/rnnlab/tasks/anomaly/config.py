@@ -32,6 +32,9 @@ class DetectorConfig:
                                    "errors; default) or the tail of a Gaussian fitted on the probationary period",
                      choices=tuple(POST))
     short: int = _opt(5, "the anomaly likelihood's short window in rows", metavar="S", check="positive")
+    slow: int = _opt(20, "the anomaly likelihood's second, slower short window in rows: each row's z is the larger "
+                         "of the --short and the S2-row window's, so a sustained moderate change stands out as a "
+                         "single wild row does (default 20; 0: the short window alone, as before)", metavar="S2")
     long: int = _opt(8640, "the anomaly likelihood's long window in rows", metavar="W", check="positive")
     warmup: int = _opt(100, "the anomaly likelihood's statistics from the scored rows only (not the training "
                             "rows, on which the network's errors are smaller), the first W of them scoring 0 "
@@ -100,9 +103,9 @@ class DetectorConfig:
                 raise ConfigError(f"--{name} must be at least 1, got {getattr(self, name)}")
         if self.refit_every < 0 or self.refit_epochs < 1 or not self.refit_lr > 0:
             raise ConfigError("--refit-every must be >= 0, --refit-epochs >= 1 and --refit-lr > 0")
-        if self.suppress < 0 or self.warmup < 0 or self.peak < 0:
-            raise ConfigError(f"--suppress, --warmup and --peak must be >= 0, got {self.suppress}, {self.warmup} "
-                              f"and {self.peak}")
+        if self.suppress < 0 or self.warmup < 0 or self.peak < 0 or self.slow < 0:
+            raise ConfigError(f"--suppress, --warmup, --peak and --slow must be >= 0, got {self.suppress}, "
+                              f"{self.warmup}, {self.peak} and {self.slow}")
         if not self.lr > 0 or self.max_minutes < 0:
             raise ConfigError("--lr must be positive and --max-minutes >= 0")
         if min(self.online_every, self.online_pick, self.online_batch, self.online_memory) < 1 \

@@ -211,7 +211,7 @@ class Detector:
         alarms = range_alarms(values, cfg.range_tolerance, ignore=range_exempt(values, start))
         scores = POST[cfg.post](raw, start, first, short=cfg.short, long=cfg.long, suppress=cfg.suppress,
                                 warmup=cfg.warmup, alarms=alarms, warmup_alarms=cfg.warmup_alarms,
-                                peak=cfg.peak)
+                                peak=cfg.peak, slow=cfg.slow)
         self.last_fit = {"rows": n, "probationary": start, **fit, "total_s": time.perf_counter() - t0,
                          "raw": raw, "members": members, "range_alarms": alarms}
         return scores
@@ -230,7 +230,7 @@ class Detector:
         alarms = range_alarms(values, cfg.range_tolerance, ignore=range_exempt(values, start))
         scores = POST["likelihood"](np.stack(raws), start, first, short=cfg.short, long=cfg.long,
                                     suppress=cfg.suppress, warmup=cfg.warmup, alarms=alarms,
-                                    warmup_alarms=cfg.warmup_alarms, peak=cfg.peak)
+                                    warmup_alarms=cfg.warmup_alarms, peak=cfg.peak, slow=cfg.slow)
         self.last_fit = {"rows": len(values), "probationary": start, **fit, "total_s": time.perf_counter() - t0,
                          "raw": np.stack(raws), "range_alarms": alarms}
         return scores

@@ -34,6 +34,13 @@ is not an onset), at once when it reaches 1 (nothing can exceed it), and on the 
 the run lasts that long (what it still rises then scores 0). Row t still uses rows up to t only;
 an alarm comes at most N rows after its run began.
 
+Two time scales (``slow = S2`` rows, 0 disables): z_t is the larger of the short window's and the
+same computed with the mean over S2 rows (against the long-window statistics of those means). A
+single wild row stands out over the short window; a sustained moderate rise of the measure (a
+level shift the forecaster keeps missing by a few typical errors, a burst pattern that became
+dense) stands out over the slower one, whose means vary less, where over 5 rows it hides among the
+stream's ordinary spikes. Row t still uses rows up to t only.
+
 Several measures (e.g. a forecaster's error and a VAE's reconstruction probability, on unlike
 scales): each gets its own z_t as above, and the score is that of their mean.
 
@@ -167,10 +174,17 @@ def likelihood_z(raw: np.ndarray, short: int = 5, long: int = 8640, floor: float
     return (m - mean) / np.where(scale > 0, scale, 1.0)
 
 
+def two_scale_z(raw: np.ndarray, short: int, slow: int, long: int, floor: float = 1e-3) -> np.ndarray:
+    """:func:`likelihood_z` over ``short`` rows, or with ``slow > 0`` the larger of it and the same over
+    ``slow`` rows, row by row."""
+    z = likelihood_z(raw, short, long, floor)
+    return np.maximum(z, likelihood_z(raw, slow, long, floor)) if slow > 0 else z
+
+
 def anomaly_likelihood(raw: np.ndarray, start: int, first: int = 0, short: int = 5, long: int = 8640,
                        suppress: int = 50, floor: float = 1e-3, warmup: int = 0,
                        alarms: np.ndarray | None = None, warmup_alarms: bool = False,
-                       peak: int = 0) -> np.ndarray:
+                       peak: int = 0, slow: int = 0) -> np.ndarray:
     """Scores in [0, 1] from the raw measure ``raw[first:]`` (rows before ``first`` have none).
 
     Row t uses only rows up to t. The long-window statistics use rows from ``first`` on; with
@@ -180,7 +194,8 @@ def anomaly_likelihood(raw: np.ndarray, start: int, first: int = 0, short: int =
     detectors'): the mean of their z_t, each from its own statistics. Rows where the boolean
     mask ``alarms`` is set (:func:`range_alarms`) score 1 before the onset rule, in the ``warmup``
     rows too with ``warmup_alarms`` (the range rule needs no statistics). ``peak = N``: one alarm per
-    run of onsets, at its peak (:func:`peaks`).
+    run of onsets, at its peak (:func:`peaks`). ``slow = S2``: each measure's z is the larger of the
+    ``short`` and the ``S2``-row window's (module docstring).
     """
     raws = np.atleast_2d(np.asarray(raw, dtype=np.float64))
     out = np.zeros(raws.shape[1])
@@ -188,7 +203,7 @@ def anomaly_likelihood(raw: np.ndarray, start: int, first: int = 0, short: int =
         first = max(first, start)
     if first >= len(out):
         return out
-    z = np.mean([likelihood_z(a[first:], short, long, floor) for a in raws], axis=0)
+    z = np.mean([two_scale_z(a[first:], short, slow, long, floor) for a in raws], axis=0)
     out[first:] = decade_scale(log_tail(z))
     return _finish(out, max(start, first), warmup, suppress, alarms, warmup_alarms, peak)
 
