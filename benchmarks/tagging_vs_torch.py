@@ -152,6 +152,8 @@ def main() -> int:
     p.add_argument("--no-crf", action="store_true", help="softmax output layer instead of the CRF")
     p.add_argument("--no-chars", action="store_true", help="no character BiLSTM")
     p.add_argument("--torch-every-token", action="store_true", help="torch runs the char BiLSTM per token")
+    p.add_argument("--hidden-size", type=int, default=0, help="word BiLSTM units per direction (default: tag train's)")
+    p.add_argument("--char-hidden", type=int, default=0, help="char BiLSTM units per direction (default: tag train's)")
     args = p.parse_args()
 
     import torch
@@ -159,6 +161,8 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     found, vocabs, sentences = batches(args)
     cfg = TagConfig(crf=not args.no_crf, chars=not args.no_chars)
+    cfg.hidden_size = args.hidden_size or cfg.hidden_size
+    cfg.char_hidden = args.char_hidden or cfg.char_hidden
     lm = lm_features(args.lm) if args.lm else None
     if lm is not None and args.lm_batch:
         lm.batch = args.lm_batch
@@ -295,7 +299,8 @@ def main() -> int:
     per_batch = float(np.mean(sizes))
     print(f"{'synthetic' if args.synthetic else args.dataset + ' train'}: {len(found)} batches of up to "
           f"{args.batch_size} sentences (mean {per_batch:.1f}, {np.mean([b.tokens for b in found]):.0f} tokens), "
-          f"threads {args.threads}, CRF {not args.no_crf}, chars {not args.no_chars}"
+          f"threads {args.threads}, CRF {not args.no_crf}, chars {not args.no_chars} ({cfg.char_hidden} + {cfg.char_hidden}), "
+          f"word BiLSTM {cfg.hidden_size} + {cfg.hidden_size}"
           f"{', torch char BiLSTM per token' if args.torch_every_token else ''}"
           f"{'' if lm is None else ', char-LM features ' + ('cached' if args.lm_cached else 'computed at every step')}")
     print(f"{'':<10}{'rnnlab sent/s':>14}{'torch sent/s':>14}{'ratio':>7}{'rounds':>13}")
