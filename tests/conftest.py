@@ -38,3 +38,16 @@ def _no_busy_note(monkeypatch):
     average when a test runs; tests that read the loop's output must not see it come and go. Its own
     tests turn it on."""
     monkeypatch.setenv("RNNLAB_BUSY_NOTE", "0")
+
+
+@pytest.fixture
+def blas_choice_record(tmp_path, monkeypatch):
+    """RNNLAB_BLAS=auto's per-machine record on, as a user has it, in a file of the test's own, and this
+    process's earlier choices (timed with the record off) forgotten: for tests that compare results
+    across processes. Without the record each process times OpenBLAS against oneMKL itself, and where
+    the two timings are close a worker can pick the other library, which rounds differently (seen
+    under OPENBLAS_CORETYPE=Sandybridge: a --jobs 2 curve point 1.5e-8 off the serial one)."""
+    from rnnlab.blas import choice
+
+    monkeypatch.setenv("RNNLAB_BLAS_CACHE", str(tmp_path / "blas-choices.json"))
+    monkeypatch.setattr(choice, "_cache", {})

@@ -79,20 +79,9 @@ def _comparable(result):
     return out
 
 
-def test_parallel_results_equal_serial_results(tmp_path, monkeypatch):
-    """Step-matched runs are deterministic: --jobs 1 and --jobs 2 give identical metrics and curves.
-
-    Under RNNLAB_BLAS=auto (the default where the mkl extra loads) each process times OpenBLAS against
-    oneMKL per step-product shape, and the two round differently; the tests' conftest turns off the
-    per-machine record that makes fresh processes agree, so without it a worker could pick the other
-    library where the timings are close (seen under OPENBLAS_CORETYPE=Sandybridge: one curve point
-    1e-7 apart). The record is on here, as for a user, in a file of this test's own, and this
-    process forgets earlier tests' choices (timed with the record off), so the workers take the
-    serial run's choices from the record."""
-    from rnnlab.blas import choice
-
-    monkeypatch.setenv("RNNLAB_BLAS_CACHE", str(tmp_path / "blas-choices.json"))
-    monkeypatch.setattr(choice, "_cache", {})
+def test_parallel_results_equal_serial_results(tmp_path, blas_choice_record):
+    """Step-matched runs are deterministic: --jobs 1 and --jobs 2 give identical metrics and curves (with the
+    BLAS choice record on: the workers take the serial run's choices, as a user's do)."""
     common = dict(quick=True, seeds=2, budget="steps", steps=60, cells=["irnn", "gru"], log=lambda s: None)
     serial = run("adding", Options(out=str(tmp_path / "j1"), jobs=1, **common))
     parallel = run("adding", Options(out=str(tmp_path / "j2"), jobs=2, **common))

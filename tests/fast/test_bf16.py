@@ -338,3 +338,22 @@ def test_eval_command_and_api_take_the_precision(tmp_path, monkeypatch, capsys):
     assert abs(bf - fp) < 0.01 and bf != fp
     with pytest.raises(ConfigError, match="--precision must be one of"):
         lm.evaluate(text="abc bca", precision="fp16")
+
+
+@needs_bf16
+@pytest.mark.parametrize("compiled", [True, False])
+def test_lstm_forward_only_loop_takes_the_bf16_products_with_either_steps(in_bf16, compiled):
+    """The forward-only loop (no_grad: evaluation, scoring) multiplies as the training forward does. With
+    the NumPy steps (no numba, RNNLAB_ACCEL=0, NUMBA_DISABLE_JIT=1) it once took a float32 np.matmul
+    instead: a bf16 evaluation then differed from the training forward by up to 6e-4."""
+    from rnnlab.fast import accel
+
+    if compiled and not accel.available():
+        pytest.skip("numba is not installed: no compiled steps")
+    layer, x = _layer_and_input(LSTMCell, 3, 8, 6, 32)
+    with accel.using(compiled):
+        (y, _), _ = layer.forward(x)
+        y = np.array(y)
+        with no_grad():
+            (y_eval, _), _ = layer.forward(x)
+    np.testing.assert_array_equal(y_eval, y)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .argtypes import name_list, non_negative_float, positive_int
 from .configflags import add_config_flags
-from .detect_nab import DEFAULT_DETECTOR, _options, _refuse_to_replace, run_nab
+from .detect_nab import DEFAULT_DETECTOR, _options, _refuse_to_replace, check_threshold_settings, run_nab
 
 DETECTORS = ("pred", "encdec", "vae", "online")
 # what --help says of the default (measured on the 41 NAB files shipped, docs/anomaly.md "Today's figures")
@@ -144,6 +144,7 @@ def run_series(args: argparse.Namespace) -> int:
             raise ConfigError("give --threshold or --thresholds, not both")
         args.threshold = thresholds_for(read_thresholds(args.thresholds), args.detector, args.thresholds,
                                         profiles=[args.profile])[args.profile]
+        check_threshold_settings(args.thresholds, _options(args))
         print(f"threshold {args.threshold:g} ({args.profile}, from {args.thresholds})")
     out = refuse_run_folder(args.out or Path("runs") / "detect" / f"{path.stem}-{args.detector}")
     _refuse_to_replace([out / f"{path.stem}.scores.csv", out / f"{path.stem}.png"], args.force)

@@ -34,13 +34,44 @@ OPTION_KEYS = ("window", "hidden", "latent", "epochs", "lr", "samples", "post", 
                "range_tolerance")
 
 
+# settings added after runs were first recorded: a record without them ran with them off
+OFF_BEFORE = {"warmup_alarms": False, "online_season": "off", "peak": 0, "slow": 0}
+
+
+def check_threshold_settings(path: str, options: dict) -> None:
+    """Refuse, in one line naming the flags, to apply the thresholds of a ``detect nab --out`` file
+    with detector settings other than those it was chosen with (a user's own file records none and
+    is taken as it is). The time budget (max_minutes) may differ."""
+    from ..tasks.anomaly.thresholds import read_settings
+
+    recorded = read_settings(path)
+    if recorded is None:
+        return
+    recorded = {**OFF_BEFORE, **recorded}
+    differ = [k for k in OPTION_KEYS if k != "max_minutes" and k in recorded and recorded[k] != options[k]]
+    if differ:
+        raise ConfigError(f"--thresholds {path} was chosen with {_flags(differ, recorded)}, this run has "
+                          f"{_flags(differ, options)}: a threshold is a score on the scale those settings make, so "
+                          f"it does not carry over; give the file's flags, or choose thresholds for these settings "
+                          f"(detect nab --out DIR)")
+
+
+def _flags(keys: list[str], values: dict) -> str:
+    flags = []
+    for k in keys:
+        name = k.replace("_", "-")
+        v = values[k]
+        flags.append((f"--{name}" if v else f"--no-{name}") if isinstance(v, bool) else f"--{name} {_shown(v)}")
+    return " ".join(flags)
+
+
 def _options(args: argparse.Namespace, saved: dict | None = None) -> dict:
     """The detector settings: the flags given, over ``saved`` (an interrupted run's) or the defaults."""
     from ..tasks.anomaly.config import DetectorConfig
 
     base = {k: v for k, v in (saved or {}).items() if k in OPTION_KEYS}
     if saved:  # a run saved before these settings existed had them off
-        base = {"warmup_alarms": False, "online_season": "off", "peak": 0, "slow": 0, **base}
+        base = {**OFF_BEFORE, **base}
     cfg = DetectorConfig(**{**base, **given_settings(args, DetectorConfig)})
     return {k: getattr(cfg, k) for k in OPTION_KEYS}
 
@@ -113,6 +144,7 @@ def _run_nab(args: argparse.Namespace) -> int:
 
         table = read_thresholds(thresholds)
         fixed = {name: thresholds_for(table, name, thresholds, PROFILES) for name in detectors}
+        check_threshold_settings(thresholds, options)
     corpus = load_corpus(args.root, groups)
     if out is not None:
         _prepare_nab_out(out, settings, args.force, args.resume)

@@ -98,9 +98,17 @@ def forward(XW: np.ndarray | TokenRows, b: np.ndarray, W_h: np.ndarray, hs: np.n
         def step(t: int, n: int) -> None:
             x = np.take(XW.table, XW.ids[t, :n], axis=0, out=xw[:n]) if lookup else XW[t, :n]
             infer_step(x, hw[:n], b, scale, shift, c[:n], hs[t + 1, :n], ig[:n])
-    if active is None and compiled is not None:   # the common case, without a closure call
-        # OpenBLAS or packed oneMKL (RNNLAB_BLAS), or packed bf16 (--precision bf16)
+    if active is None:
+        # OpenBLAS or packed oneMKL (RNNLAB_BLAS), or packed bf16 (--precision bf16): the training forward's
+        # product, with the compiled steps or the NumPy ones (a plain float32 np.matmul here made a bf16
+        # evaluation without numba differ from the training forward by ~6e-4)
         product = (bf16.stepper if bf16.active(hs, W_h) else blas_choice.stepper)(hs, W_h, hw)
+    if active is None and compiled is None:
+        for t in range(T):
+            product(t)
+            step(t, B)
+        return (hs[T].copy(), c.copy()), None
+    if active is None:   # the common case, without a closure call
         if lookup:
             rows, table, ids = compiled.lstm_infer_rows, XW.table, XW.ids
             for t in range(T):

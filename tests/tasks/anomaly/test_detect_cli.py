@@ -348,7 +348,7 @@ def test_run_nab_logs_each_file_without_a_terminal(tmp_path):
     assert lines == []
 
 
-def test_detect_nab_in_two_worker_processes_gives_the_same_bytes(tmp_path, capsys):
+def test_detect_nab_in_two_worker_processes_gives_the_same_bytes(tmp_path, capsys, blas_choice_record):
     root = _nab(tmp_path / "nab", htm=False)
     argv = ["detect", "nab", str(root), "--detector", "pred,online", "--seeds", "2", *FAST, "--online-warm", "10"]
     assert main([*argv, "--out", str(tmp_path / "one")]) == 0

@@ -123,3 +123,39 @@ def test_detect_nab_writes_thresholds_that_nab_and_run_read_back(tmp_path, capsy
     assert main(["detect", "nab", str(root), "--detector", "vae", "--thresholds",
                  str(tmp_path / "a" / "thresholds.json"), *FAST]) == 2
     assert "not for --detector vae" in capsys.readouterr().err
+
+
+def test_thresholds_refused_with_other_settings(tmp_path, capsys):
+    """A file's thresholds were chosen on the scores its settings make: other settings are refused in one
+    line naming the flags, before any training; a file without settings (a user's own) is taken as is;
+    a file from before --slow and --peak existed stands for them off."""
+    from rnnlab.tasks.anomaly.thresholds import read_settings
+
+    root = _nab(tmp_path / "nab")
+    series = _write(tmp_path / "s.csv")
+    assert main(["detect", "nab", str(root), "--out", str(tmp_path / "a"), *FAST]) == 0
+    capsys.readouterr()
+    chosen = tmp_path / "a" / "thresholds.json"
+    assert read_settings(chosen)["slow"] == 20
+    assert main(["detect", "run", str(series), "--out", str(tmp_path / "r"), "--thresholds", str(chosen),
+                 "--slow", "0", *FAST]) == 2
+    err = capsys.readouterr().err
+    assert "was chosen with --slow 20, this run has --slow 0" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
+    assert main(["detect", "nab", str(root), "--thresholds", str(chosen), "--peak", "0", "--no-warmup-alarms",
+                 *FAST]) == 2
+    assert ("was chosen with --peak 10 --warmup-alarms, this run has --peak 0 --no-warmup-alarms"
+            in capsys.readouterr().err)
+    # an older file: no slow, peak, warmup_alarms, online_season recorded -> they were off
+    old = json.loads(chosen.read_text())
+    for k in ("slow", "peak", "warmup_alarms", "online_season"):
+        old["settings"].pop(k)
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    assert main(["detect", "run", str(series), "--out", str(tmp_path / "r3"), "--thresholds",
+                 str(tmp_path / "old.json"), *FAST]) == 2
+    err = capsys.readouterr().err
+    assert "was chosen with --slow 0 --peak 0 --no-warmup-alarms --online-season off" in err
+    # a user's own file records no settings: taken as it is
+    (tmp_path / "own.json").write_text(json.dumps({"standard": 0.5}))
+    assert main(["detect", "run", str(series), "--out", str(tmp_path / "r4"), "--thresholds",
+                 str(tmp_path / "own.json"), *FAST]) == 0

@@ -16,7 +16,9 @@ The file is JSON, in one of two forms::
 A threshold is a score in (0, 1.1]: a row is an alarm when its score is at least the threshold
 (NAB's rule; 1.1, NAB's value for "never", fires on no row). With several seeds, the file holds
 the median over the seeds of each seed's optimised threshold. ``chosen_on`` (the corpus, groups,
-files and seeds) and ``settings`` (the detector settings) are for the record and are not read.
+files and seeds) are for the record; ``settings`` (the detector settings the thresholds were chosen
+with) is read by :func:`read_settings`: a command refuses to apply the thresholds with other settings
+(a threshold is a score on the scale those settings make).
 """
 from __future__ import annotations
 
@@ -25,8 +27,8 @@ import math
 from pathlib import Path
 from typing import Mapping
 
-from ...io.atomic import atomic_write
 from ...errors import ConfigError
+from ...io.atomic import atomic_write
 from .nab import PROFILES
 
 FORMAT = "rnnlab-detect-thresholds/1"
@@ -69,6 +71,17 @@ def read_thresholds(path: str | Path) -> dict[str | None, dict[str, float]]:
         return {name: _profiles(path, f"detectors.{name}.", table) for name, table in dets.items()}
     return {None: _profiles(path, "", {k: v for k, v in data.items() if k not in ("format", "chosen_on",
                                                                                     "settings")})}
+
+
+def read_settings(path: str | Path) -> dict | None:
+    """The detector settings a ``detect nab --out`` file records, or None (a user's own file, or none
+    recorded). Call after :func:`read_thresholds`, which reports an unreadable file."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    settings = data.get("settings") if isinstance(data, dict) else None
+    return settings if isinstance(settings, dict) else None
 
 
 def thresholds_for(table: Mapping[str | None, Mapping[str, float]], detector: str, path: str | Path,
