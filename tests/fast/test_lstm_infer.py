@@ -63,7 +63,8 @@ def test_numpy_step_is_the_training_step_without_its_cache(dtype, rng):
 @pytest.mark.skipif(not accel.available(), reason="numba is not installed: nothing compiled to test")
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("rows", [False, True], ids=["xw", "table_rows"])
-def test_compiled_step_equals_numpy_step(dtype, rows, rng):
+def test_compiled_step_equals_numpy_step(dtype, rows, rng, monkeypatch):
+    monkeypatch.setattr(accel, "_enabled", True)   # the compiled steps themselves, even under RNNLAB_ACCEL=0
     s = step_inputs(rng, dtype)
     # float32: the compiled sigmoid/tanh are within ~3e-7 (a few ulps); one step: 2e-6 leaves ~7x.
     tol = F64 if dtype == np.float64 else {"rtol": 2e-6, "atol": 2e-6}

@@ -12,8 +12,8 @@ step. :func:`stepper` returns that product as ``run(t)`` (``out = a[t] @ W``) fr
   rounds within a budget of about 50 ms, and the faster one is used from then on (cached per
   shape and thread count: in this process, and for later processes on the same machine in a
   small record, :mod:`rnnlab.blas.choice_cache`, so that fresh runs are repeatable too; set
-  ``RNNLAB_BLAS_CACHE=off`` to time in every process). Each choice is logged once (one line on
-  stderr) and kept in
+  ``RNNLAB_BLAS_CACHE=off`` to time in every process). Each choice is logged once when it is timed
+  (one line on stderr; one read from the record is not logged again) and kept in
   :func:`choices`, which a run records in its config.json and its checkpoints; a resumed run
   takes its checkpoint's choices back (:func:`preset`) instead of timing again, so that resume
   stays bit-exact even where a timing under load would pick the other library.
@@ -142,18 +142,25 @@ def choose(B: int, K: int, N: int) -> str:
         return req
     key = (B, K, N, _threads())
     if key not in _cache:
-        what = f"rnnlab: step product ({B}, {K}) x ({K}, {N}), {key[3]} BLAS threads: "
-        recorded = choice_cache.lookup(key)
-        if recorded is not None:
-            _cache[key] = recorded
-            line = what + f"{recorded} (as timed before on this machine: {choice_cache.path()})"
-        else:
-            t = _time_both(B, K, N)
-            _cache[key] = min(t, key=t.get)
-            choice_cache.store(key, _cache[key], t)
-            line = what + f"{_cache[key]} (openblas {t['openblas'] * 1e6:.0f} us, mkl packed {t['mkl'] * 1e6:.0f} us)"
-        (_log or (lambda s: print(s, file=sys.stderr)))(line)
+        _decide(key, f"rnnlab: step product ({B}, {K}) x ({K}, {N}), {key[3]} BLAS threads: ",
+                lambda: _time_both(B, K, N), lambda t: min(t, key=t.get),
+                lambda t: f"openblas {t['openblas'] * 1e6:.0f} us, mkl packed {t['mkl'] * 1e6:.0f} us")
     return _cache[key]
+
+
+def _decide(key: tuple, what: str, timing: Callable[[], dict], pick: Callable[[dict], str],
+            shown: Callable[[dict], str]) -> None:
+    """Take ``key``'s choice from this machine's record, or time it (``timing``), ``pick`` the library,
+    record it and log one line (``what`` + the choice + ``shown`` timings). A choice read from the
+    record is not logged: it was when it was timed, and ``rnnlab blas`` lists the record."""
+    recorded = choice_cache.lookup(key)
+    if recorded is not None:
+        _cache[key] = recorded
+        return
+    t = timing()
+    _cache[key] = pick(t)
+    choice_cache.store(key, _cache[key], t)
+    (_log or (lambda s: print(s, file=sys.stderr)))(what + f"{_cache[key]} ({shown(t)})")
 
 
 def stepper(a: np.ndarray, W: np.ndarray, out: np.ndarray) -> Callable[[int], Any]:
@@ -271,18 +278,9 @@ def choose_gemm(a: np.ndarray, b: np.ndarray) -> str:
         return "openblas"
     key = (_bucket(M), _bucket(K), N, layout, _threads())
     if key not in _cache:
-        what = (f"rnnlab: whole-sequence product ({key[0]}, {key[1]}) x ({key[1]}, {N}) [{layout}], "
-                f"{key[4]} BLAS threads: ")
-        recorded = choice_cache.lookup(key)
-        if recorded is not None:
-            _cache[key] = recorded
-            line = what + f"{recorded} (as timed before on this machine: {choice_cache.path()})"
-        else:
-            t = _time_gemm(*key[:4])
-            _cache[key] = _faster(t)
-            choice_cache.store(key, _cache[key], t)
-            line = what + f"{_cache[key]} (openblas {t['openblas'] * 1e3:.2f} ms, mkl {t['mkl'] * 1e3:.2f} ms)"
-        (_log or (lambda s: print(s, file=sys.stderr)))(line)
+        _decide(key, f"rnnlab: whole-sequence product ({key[0]}, {key[1]}) x ({key[1]}, {N}) [{layout}], "
+                     f"{key[4]} BLAS threads: ", lambda: _time_gemm(*key[:4]), _faster,
+                lambda t: f"openblas {t['openblas'] * 1e3:.2f} ms, mkl {t['mkl'] * 1e3:.2f} ms")
     return _cache[key]
 
 
