@@ -2,28 +2,13 @@
 online detector gives (the docs' re-scored figures rest on this), with and without a daily step."""
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from rnnlab.tasks.anomaly import Detector
 
-_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "nab_online_store.py"
 NET = dict(window=8, hidden=8, online_warm=30, online_batch=8)
 STAMPS = np.datetime64("2020-01-01T00:00") + np.arange(800) * np.timedelta64(1, "h")
-
-
-@pytest.fixture(scope="module")
-def store():
-    spec = importlib.util.spec_from_file_location("nab_online_store_under_test", _PATH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules[spec.name]
 
 
 @pytest.mark.parametrize("stamps", [STAMPS, None])

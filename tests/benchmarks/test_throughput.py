@@ -6,24 +6,9 @@ points. A fake clock makes the durations exact; no test here times real work.
 """
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-
-_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "throughput.py"
-
-
-@pytest.fixture(scope="module")
-def throughput():
-    spec = importlib.util.spec_from_file_location("throughput_under_test", _PATH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules[spec.name]
 
 
 class FakeClock:

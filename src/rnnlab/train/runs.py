@@ -39,6 +39,11 @@ def check_out_dir(out: str | os.PathLike, flag: str = "--out") -> Path:
     path = Path(out)
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{flag} {path} is a file, not a folder; choose a folder for the run")
+    return _parent_is_folder(path, flag)
+
+
+def _parent_is_folder(path: Path, flag: str) -> Path:
+    """``path``, unless its nearest existing parent is a file (one line naming ``flag``)."""
     for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():
@@ -54,12 +59,7 @@ def check_out_file(out: str | os.PathLike, flag: str) -> Path:
     if path.is_dir():
         what = "a run folder" if holds_run(path) else "a folder"
         raise ConfigError(f"{flag} {path} is {what}, not a file; give a file name for {flag}")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise ConfigError(f"{flag} {path}: {parent} is a file, not a folder; choose another {flag}")
-            break
-    return path
+    return _parent_is_folder(path, flag)
 
 
 def refuse_run_folder(out: str | os.PathLike, flag: str = "--out") -> Path:
