@@ -74,3 +74,13 @@ def test_the_loop_prints_it(monkeypatch, tmp_path, capsys):
     CharLM(cell="gru", hidden_size=8, num_layers=1, embedding_size=4, batch_size=2, seq_len=8, max_steps=4,
            eval_every=2, log_every=2).fit(text="abc bca cab\n" * 200, out=tmp_path / "run2")
     assert "busy" not in capsys.readouterr().err
+
+
+def test_count_sees_limits_made_after_the_libraries_were_found():
+    """count() finds the libraries once and reads their current counts: a threadpoolctl context opened
+    afterwards is seen, and so is its end."""
+    threads.forget_libraries()
+    before = threads.count()
+    with threadpoolctl.threadpool_limits(1):
+        assert threads.count() == 1
+    assert threads.count() == before

@@ -144,6 +144,9 @@ def load() -> _Lib:
     for path in candidates():
         try:
             _lib = _Lib(path)
+            from .threads import forget_libraries
+
+            forget_libraries()      # a new BLAS in the process: its threads count too
             return _lib
         except MKLUnavailable as e:
             tried.append(str(e))

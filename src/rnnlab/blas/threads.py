@@ -32,14 +32,31 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+_controller: Any = None      # threadpoolctl's view of the loaded libraries, made once (see count)
+
+
+def forget_libraries() -> None:
+    """Look the loaded libraries up again on the next :func:`count` (after one was loaded: oneMKL)."""
+    global _controller
+    _controller = None
+
+
 def count() -> int:
     """The largest thread count among the BLAS libraries loaded (threadpoolctl), else what the
-    environment asks of OpenBLAS, else one per core."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return int(os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS") or cores())
-    return max((i.get("num_threads", 1) for i in threadpool_info() if i.get("user_api") == "blas"), default=1)
+    environment asks of OpenBLAS, else one per core.
+
+    Asked before every large product under ``RNNLAB_BLAS=auto`` (the thread count is part of a
+    choice's key), so the libraries are found once (about 0.5 ms: threadpoolctl walks the process's
+    shared objects) and only their current counts are read each time (about 2 us); a limit set
+    since, by :func:`limit` or a threadpoolctl context, is seen."""
+    global _controller
+    if _controller is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            return int(os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS") or cores())
+        _controller = ThreadpoolController()
+    return max((lib.num_threads for lib in _controller.lib_controllers if lib.user_api == "blas"), default=1)
 
 
 def limit(n: int) -> Any:
@@ -78,4 +95,4 @@ def busy_note(load: float | None = None) -> str | None:
             f"slower than one thread; --threads 1 may be faster here")
 
 
-__all__ = ["ENV", "QUIET", "busy_note", "cores", "count", "limit"]
+__all__ = ["ENV", "QUIET", "busy_note", "cores", "count", "forget_libraries", "limit"]

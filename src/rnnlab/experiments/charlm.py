@@ -188,6 +188,7 @@ COLUMNS = [
     Column("ms/step", "ms_per_step", "{:.0f}"),
 ]
 
+
 def check_corpus(opts: Options) -> None:
     """Read the corpus once before any job: a missing, empty or non-UTF-8 one is one line, not a failed row
     per job (the encoded corpus is cached, so the jobs do not read it again)."""

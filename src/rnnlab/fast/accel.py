@@ -37,7 +37,6 @@ from typing import Any, Iterator
 import numpy as np
 
 
-
 def _jit_disabled() -> bool:
     """``NUMBA_DISABLE_JIT`` set (as numba reads it: a nonzero integer): numba would then run the steps
     as interpreted Python, several times slower than their NumPy twins, so they count as absent."""

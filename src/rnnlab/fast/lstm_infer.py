@@ -103,13 +103,11 @@ def forward(XW: np.ndarray | TokenRows, b: np.ndarray, W_h: np.ndarray, hs: np.n
         # product, with the compiled steps or the NumPy ones (a plain float32 np.matmul here made a bf16
         # evaluation without numba differ from the training forward by ~6e-4)
         product = (bf16.stepper if bf16.active(hs, W_h) else blas_choice.stepper)(hs, W_h, hw)
-    if active is None and compiled is None:
-        for t in range(T):
-            product(t)
-            step(t, B)
-        return (hs[T].copy(), c.copy()), None
-    if active is None:   # the common case, without a closure call
-        if lookup:
+        if compiled is None:
+            for t in range(T):
+                product(t)
+                step(t, B)
+        elif lookup:    # the common cases, without a closure call
             rows, table, ids = compiled.lstm_infer_rows, XW.table, XW.ids
             for t in range(T):
                 product(t)
@@ -120,7 +118,7 @@ def forward(XW: np.ndarray | TokenRows, b: np.ndarray, W_h: np.ndarray, hs: np.n
                 product(t)
                 infer(XW[t], hw, b, scale, shift, c, hs[t + 1])
         return (hs[T].copy(), c.copy()), None
-    for t, n in enumerate(active if active is not None else [B] * T):
+    for t, n in enumerate(active):
         np.matmul(hs[t, :n], W_h, out=hw[:n])
         step(t, n)
         if n < B:   # finished rows: h carries over, c was not touched
