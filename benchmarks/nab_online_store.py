@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from rnnlab.tasks.anomaly.detector import Detector, first_scored, probationary_rows
-from rnnlab.tasks.anomaly.likelihood import anomaly_likelihood, range_alarms
+from rnnlab.tasks.anomaly.likelihood import (_finish, _rolling_mean, anomaly_likelihood, decade_scale, log_tail,
+                                             range_alarms, two_scale_z)
 from rnnlab.tasks.anomaly.nab import PROFILES, evaluate, load_corpus
 from rnnlab.tasks.anomaly.online import _Run, fixed_products, pick_season
 from rnnlab.tasks.anomaly.robust import range_exempt
@@ -98,7 +99,11 @@ def run(args) -> None:
 # -- re-scoring ------------------------------------------------------------------------------------
 
 class Cfg:
-    """The online settings the raw measure reads (``_Run.raw``), defaults as DetectorConfig."""
+    """The online settings the raw measure reads (``_Run.raw``), defaults as DetectorConfig; and
+    experiment-only scoring settings (not detector settings): ``surprise = X`` adds the surprise-count
+    channel (:func:`surprise_z`) over ``surprise_window`` rows; 0, the default, leaves the detector's scores."""
+
+    EXPERIMENTS = {"surprise": 0.0, "surprise_window": 10}
 
     def __init__(self, **kw) -> None:
         from rnnlab.tasks.anomaly.config import DetectorConfig
@@ -107,6 +112,8 @@ class Cfg:
         for name in ("online_floor", "online_norm", "online_log", "online_pick", "online_clip", "short", "long",
                      "suppress", "warmup", "warmup_alarms", "peak", "slow", "range_tolerance"):
             setattr(self, name, kw.pop(name, getattr(d, name)))
+        for name, default in self.EXPERIMENTS.items():
+            setattr(self, name, kw.pop(name, default))
         assert not kw, kw
 
 
@@ -125,10 +132,33 @@ def picked_raw(saved: dict, cfg: Cfg) -> np.ndarray:
     return raw
 
 
+def surprise_z(raw: np.ndarray, level: float, width: int = 10, long: int = 8640, mean_floor: float = 0.03,
+               var_floor: float = 3e-4) -> np.ndarray:
+    """An experiment, HTM's likelihood on a 0/1 measure: b_t = 1 where the online raw measure
+    ``log(1 + x)`` has x > ``level`` (an error of more than ``level`` typical errors), m_t = the mean of b
+    over the last ``width`` rows (HTM's 10), z_t = (m_t - mu_t) / sd_t with mu_t and sd_t of m over the
+    ``long`` rows up to t, floored as nupic floors its estimate (mean >= 0.03, variance >= 3e-4). HTM's
+    raw score is near 0/1 per row (a row predicted or not), so two surprising rows in a row in a file
+    whose surprises come singly are rare to it (docs/anomaly.md, "The blips HTM catches"). Row t uses
+    rows up to t only."""
+    b = (np.asarray(raw, dtype=np.float64) > np.log1p(level)).astype(np.float64)
+    m = _rolling_mean(b, width)
+    mean, sq = _rolling_mean(m, long), _rolling_mean(m * m, long)
+    return (m - np.maximum(mean, mean_floor)) / np.sqrt(np.maximum(sq - mean * mean, var_floor))
+
+
 def default_scores(values: np.ndarray, saved: dict, cfg: Cfg) -> np.ndarray:
-    """What ``Detector("online").fit_score`` gives from the saved errors (the default settings)."""
+    """What ``Detector("online").fit_score`` gives from the saved errors (the default settings); with
+    ``cfg.surprise > 0`` each row's z is also at least the surprise channel's (an experiment)."""
     first, start = int(saved["first"]), int(saved["start"])
     alarms = range_alarms(values, cfg.range_tolerance, ignore=range_exempt(values, start))
+    if cfg.surprise > 0:
+        raw, out = picked_raw(saved, cfg), np.zeros(len(values))
+        f0 = max(first, start) if cfg.warmup > 0 else first
+        z = np.maximum(two_scale_z(raw[f0:], cfg.short, cfg.slow, cfg.long),
+                       surprise_z(raw[f0:], cfg.surprise, cfg.surprise_window, cfg.long))
+        out[f0:] = decade_scale(log_tail(z))
+        return _finish(out, max(start, f0), cfg.warmup, cfg.suppress, alarms, cfg.warmup_alarms, cfg.peak)
     return anomaly_likelihood(picked_raw(saved, cfg), start, first, short=cfg.short, long=cfg.long,
                               suppress=cfg.suppress, warmup=cfg.warmup, alarms=alarms,
                               warmup_alarms=cfg.warmup_alarms, peak=cfg.peak, slow=cfg.slow)
@@ -142,7 +172,7 @@ def variant(text: str) -> Cfg:
     for part in text.split(","):
         name, value = part.split("=")
         kw[name] = type(getattr(Cfg(), name))(value) if not isinstance(getattr(Cfg(), name), bool) \
-            else value.lower() in ("1", "true", "yes")
+            else value.lower() in ("1", "true", "yes")  # e.g. surprise=3 (an experiment, Cfg.EXPERIMENTS)
     return Cfg(**kw)
 
 

@@ -19,7 +19,7 @@ def element_steps(request):
     from rnnlab.fast import accel
 
     if request.param == "compiled" and not accel.available():
-        pytest.skip("numba is not installed: no compiled steps")
+        pytest.skip(f"no compiled steps: {accel.describe()}")
     accel.set_enabled(request.param == "compiled")
     yield request.param
     accel.set_enabled(True)

@@ -200,7 +200,7 @@ def test_fused_runners_equal_the_reference_stepper(cell, proj_size, batch, compi
     """LSTM/GRU layers step through rnnlab.fast.stepping (with the compiled element-wise steps
     and with the NumPy ones); the cells' own step_forward is the reference."""
     if compiled and not accel.available():
-        pytest.skip("numba is not installed: no compiled steps")
+        pytest.skip(f"no compiled steps: {accel.describe()}")
     monkeypatch.setattr(accel, "_enabled", compiled)
     model = _model(cell, 6, proj_size, num_layers=3).eval()
     ids = np.random.default_rng(3).integers(len(VOCAB), size=(batch, 12))

@@ -23,3 +23,32 @@ def test_saved_errors_rescore_to_the_detectors_scores(store, stamps):
     want = det.fit_score(values, stamps, progress=False)
     np.testing.assert_array_equal(got, want)
     assert want[600:620].max() > 0.3  # the planted anomaly scores: the comparison is not of zeros
+
+
+def test_surprise_channel_uses_no_later_row(store):
+    rng = np.random.default_rng(5)
+    raw = np.log1p(np.abs(rng.standard_normal(3000)) * np.where(rng.random(3000) < 0.02, 20.0, 1.0))
+    z = store.surprise_z(raw, 5.0, 10, 1000)
+    for t in (200, 1500, 2999):
+        other = raw.copy()
+        other[t:] = np.log1p(50.0)  # every later row a surprise
+        np.testing.assert_array_equal(store.surprise_z(other, 5.0, 10, 1000)[:t], z[:t])
+        assert store.surprise_z(other, 5.0, 10, 1000)[t] != z[t] or raw[t] > np.log1p(5.0)
+
+
+def test_surprise_channel_flags_two_surprising_rows_where_surprises_come_singly(store):
+    """A measure with a single wild row every 50 rows (a daily spike the forecaster cannot expect; the
+    row after it forecast a little off, as ec2_cpu_utilization_24ae8d's), and once two clearly
+    surprising rows in a row, each below the spikes: over 5 rows the likelihood ranks the pair below
+    the spikes, the surprise count ranks it first."""
+    from rnnlab.tasks.anomaly.likelihood import likelihood_z
+
+    rng = np.random.default_rng(7)
+    raw = np.log1p(np.abs(0.7 * rng.standard_normal(2000)))
+    raw[25::50] = np.log1p(40.0)           # single spikes, 40 typical errors
+    raw[26::50] = np.log1p(2.5)            # the row after: forecast off by 2.5 typical errors
+    raw[1530:1532] = np.log1p(10.0)        # the blip: two rows of 10 typical errors, between spikes
+    zs = store.surprise_z(raw, 5.0, 10, 8640)
+    assert 1530 <= int(np.argmax(zs[200:])) + 200 <= 1541
+    zl = likelihood_z(raw, 5, 8640)
+    assert zl[1530:1542].max() < zl[200:1500].max()  # the 5-row likelihood alone does not single it out

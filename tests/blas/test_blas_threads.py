@@ -84,3 +84,16 @@ def test_count_sees_limits_made_after_the_libraries_were_found():
     with threadpoolctl.threadpool_limits(1):
         assert threads.count() == 1
     assert threads.count() == before
+
+
+def test_openblas_kernel_is_named_where_threadpoolctl_sees_it(monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    from rnnlab import blas
+
+    expected = next((i.get("architecture") for i in threadpool_info() if i.get("internal_api") == "openblas"), None)
+    assert threads.openblas_kernel() == expected
+    if expected:   # NumPy's wheels bundle OpenBLAS: the log line names its kernel and a forcing variable
+        monkeypatch.setenv("OPENBLAS_CORETYPE", "Sandybridge")
+        monkeypatch.setattr(blas, "backend", lambda: "numpy")
+        assert f"kernel {expected} (OPENBLAS_CORETYPE=Sandybridge)" in blas.describe()

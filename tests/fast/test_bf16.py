@@ -349,7 +349,7 @@ def test_lstm_forward_only_loop_takes_the_bf16_products_with_either_steps(in_bf1
     from rnnlab.fast import accel
 
     if compiled and not accel.available():
-        pytest.skip("numba is not installed: no compiled steps")
+        pytest.skip(f"no compiled steps: {accel.describe()}")
     layer, x = _layer_and_input(LSTMCell, 3, 8, 6, 32)
     with accel.using(compiled):
         (y, _), _ = layer.forward(x)

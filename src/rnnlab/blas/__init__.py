@@ -86,6 +86,12 @@ def describe() -> str:
         what = f"{blas['name']} {blas['version']}"
     except Exception:   # older NumPy: no mode="dicts"
         what = "its BLAS"
+    from .threads import openblas_kernel
+
+    kernel = openblas_kernel()
+    forced = os.environ.get("OPENBLAS_CORETYPE")
+    if kernel:
+        what += f", kernel {kernel}" + (f" (OPENBLAS_CORETYPE={forced})" if forced else "")
     line = f"numpy: NumPy {np.__version__}, {what}"
     return line + (f" ({_note})" if _note else "")
 

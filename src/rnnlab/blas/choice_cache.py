@@ -11,7 +11,8 @@ on the same machine:
   times in every process, as before), else ``$XDG_CACHE_HOME/rnnlab/blas-choices.json`` or
   ``~/.cache/rnnlab/blas-choices.json``;
 * per machine: entries live under a fingerprint of what decides the timing (the CPU model and its
-  vector flags, NumPy's and its BLAS's versions, oneMKL's version and threading layer), so a home
+  vector flags, NumPy's and its BLAS's versions, ``OPENBLAS_CORETYPE`` and ``OPENBLAS_L2_SIZE`` where
+  set, oneMKL's version and threading layer), so a home
   folder shared by several machines keeps one record each, and an upgrade times again;
 * per shape and thread count, as in memory (``"BxKxN@threads"`` for a step product,
   ``"MxKxN:ab@threads"`` for a whole-sequence one, ``ab`` its operands' layouts), with the two timings;
@@ -89,8 +90,15 @@ def machine() -> str:
             mkl_what = f"oneMKL {mkl.version()} {mkl.threading_layer()}"
         except Exception:
             mkl_what = "no oneMKL"
-        _machine = f"{_cpu()}; NumPy {np.__version__} {numpy_blas}; {mkl_what}"
+        _machine = f"{_cpu()}; NumPy {np.__version__} {numpy_blas}{_openblas_settings()}; {mkl_what}"
     return _machine
+
+
+def _openblas_settings() -> str:
+    """The environment variables that change OpenBLAS's kernel or its blocking (read when it loads):
+    with ``OPENBLAS_CORETYPE=Haswell`` on an AVX-512 CPU its products run 1.4-1.9x slower than with
+    the AVX-512 kernel it picks itself, so choices timed under one setting do not hold under the other."""
+    return "".join(f" {k}={os.environ[k]}" for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if os.environ.get(k))
 
 
 def _note(message: str) -> None:

@@ -59,6 +59,18 @@ def count() -> int:
     return max((lib.num_threads for lib in _controller.lib_controllers if lib.user_api == "blas"), default=1)
 
 
+def openblas_kernel() -> str | None:
+    """The kernel family OpenBLAS runs (``SkylakeX``, ``Haswell``, ...: threadpoolctl's
+    ``architecture``), or None where threadpoolctl is missing or no OpenBLAS is loaded."""
+    count()   # finds the libraries once
+    if _controller is None:
+        return None
+    for lib in _controller.lib_controllers:
+        if lib.internal_api == "openblas":
+            return getattr(lib, "architecture", None)
+    return None
+
+
 def limit(n: int) -> Any:
     """Run every loaded BLAS and OpenMP library on ``n`` threads from now on (process-wide); returns
     threadpoolctl's limiter (its ``restore_original_limits()`` undoes it)."""

@@ -52,7 +52,7 @@ _compiled: Any = None
 
 
 def available() -> bool:
-    """True when numba is installed."""
+    """True when numba is installed and its JIT not disabled (NUMBA_DISABLE_JIT)."""
     return _AVAILABLE
 
 

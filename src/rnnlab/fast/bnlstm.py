@@ -250,6 +250,7 @@ def backward(cell: Any, dyt: np.ndarray | None, dstate: list, steps: list, W_h: 
     acc_gx, acc_b, acc_gh, acc_gc, acc_bc = acc[0], acc[1], acc[2], acc[3, :H], acc[3, H:2 * H]
     spare = ws.empty("spare", (3, G), dt)    # col1, col2 scratch and the throwaway sum of da
     col1, col2, acc_bh = spare
+    acc_bh.fill(0)    # thrown away, but workspace garbage (NaN, inf) would raise NumPy's invalid-value warnings
     dtu = ws.empty("dtu", (B, H), dt)
     compiled = accel.steps(dt)
     tmp, tmp_h = (None, None) if compiled is not None else (ws.empty("tmp", (B, G), dt), ws.empty("tmp_h", (B, H), dt))
