@@ -110,6 +110,33 @@ def test_the_raw_measure_is_the_log_of_the_normalised_error():
     np.testing.assert_array_equal(logged.last_fit["raw"], np.log1p(plain.last_fit["raw"]))
 
 
+def test_the_value_a_day_before_goes_by_the_clock_where_rows_are_missing():
+    hour = np.timedelta64(1, "h")
+    regular = np.datetime64("2020-01-01") + np.arange(100) * hour
+    v = np.arange(1.0, 101.0)    # v[j] = j + 1: 0 means "no row a day before"
+    np.testing.assert_array_equal(season_column(v, 24, regular), season_column(v, 24))   # whole steps: as by rows
+    # one reading missing (row 40's hour) and a 30-hour gap later: counting rows would be an hour off
+    # after the first and a day and more off after the second; by the clock each row gets its own hour
+    stamps = np.concatenate([regular[:40], regular[41:70], regular[70:] + 30 * hour])
+    col = season_column(v[:len(stamps)], 24, stamps)
+    by_time = {t: x for t, x in zip(stamps, v)}    # whole hours: the nearest row is the exact one or none
+    for r in range(len(stamps)):
+        nxt = stamps[r + 1] if r + 1 < len(stamps) else stamps[-1] + hour
+        assert col[r] == by_time.get(nxt - 24 * hour, 0.0), r
+        assert col[r] <= r + 1     # from row r or earlier: no look-ahead
+    r = int(np.flatnonzero(stamps == regular[40] + 24 * hour)[0]) - 1
+    assert col[r] == 0.0 and col[r - 1] == v[39] and col[r + 1] == v[40]   # the missing hour has no value
+    assert np.count_nonzero(season_column(v[:len(stamps)], 24) != col) > 30  # counting rows: wrong after the gaps
+    # a reading a few minutes late is still the one a day before (the nearest within half a step)
+    late = regular.astype("datetime64[m]")
+    late[50] += np.timedelta64(7, "m")
+    col = season_column(v, 24, late)
+    assert col[73] == v[50] and col[72] == v[49] and col[74] == v[51]   # row 74 (74 h) <- row 50 (50 h 07)
+    np.testing.assert_array_equal(np.delete(col, 73), np.delete(season_column(v, 24), 73))
+    # timestamps out of order (--keep-order): by rows, as without timestamps
+    np.testing.assert_array_equal(season_column(v, 24, regular[::-1]), season_column(v, 24))
+
+
 def test_the_value_a_day_before_is_an_input_from_earlier_rows_only():
     assert daily_rows(STAMPS) == 24 and daily_rows(None) == 0
     assert daily_rows(np.datetime64("2020-01-01") + np.arange(50) * np.timedelta64(7, "m")) == 0  # 1440 / 7

@@ -132,7 +132,7 @@ class Detector:
 
             self.season = season_period(self.config.online_season, values, timestamps, start)
             if self.season:
-                cols.append(season_column(v, self.season)[:, None])
+                cols.append(season_column(v, self.season, timestamps)[:, None])
         return np.concatenate(cols, axis=1).astype(np.float32)
 
     def _check(self, values, timestamps) -> tuple[np.ndarray, np.ndarray | None]:
