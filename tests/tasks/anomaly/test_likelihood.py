@@ -45,14 +45,15 @@ def test_peak_scores_never_look_ahead(post):
         np.testing.assert_array_equal(other[:t + 1], base[:t + 1])
 
 
-def test_peak_setting_default_and_old_runs_keep_it_off():
+@pytest.mark.parametrize("name,default,given", [("peak", 10, 5), ("slow", 20, 20)])
+def test_rule_setting_default_and_old_runs_keep_it_off(name, default, given):
     from rnnlab.commands.detect_nab import _options
 
-    assert DetectorConfig().peak == 10 and _options(argparse.Namespace())["peak"] == 10
-    assert _options(argparse.Namespace(), {"window": 16})["peak"] == 0  # an interrupted run from before --peak
-    assert _options(argparse.Namespace(peak=5), {"window": 16})["peak"] == 5
-    with pytest.raises(ConfigError, match="--peak"):
-        DetectorConfig(peak=-1).validate()
+    assert getattr(DetectorConfig(), name) == default and _options(argparse.Namespace())[name] == default
+    assert _options(argparse.Namespace(), {"window": 16})[name] == 0  # an interrupted run from before the flag
+    assert _options(argparse.Namespace(**{name: given}), {"window": 16})[name] == given
+    with pytest.raises(ConfigError, match=f"--{name}"):
+        DetectorConfig(**{name: -1}).validate()
 
 
 def _spiky(n=3000, seed=0):
@@ -96,13 +97,3 @@ def test_two_scale_scores_never_look_ahead(t):
     changed[t + 1:] = rng.gamma(1.0, 5.0, len(raw) - t - 1)
     np.testing.assert_array_equal(anomaly_likelihood(changed, 300, 10, long=1000, warmup=50, peak=10, slow=20)[:t + 1],
                                   base[:t + 1])
-
-
-def test_slow_setting_default_and_old_runs_keep_it_off():
-    from rnnlab.commands.detect_nab import _options
-
-    assert DetectorConfig().slow == 20 and _options(argparse.Namespace())["slow"] == 20
-    assert _options(argparse.Namespace(), {"window": 16})["slow"] == 0  # an interrupted run from before --slow
-    assert _options(argparse.Namespace(slow=20), {"window": 16})["slow"] == 20
-    with pytest.raises(ConfigError, match="--slow"):
-        DetectorConfig(slow=-1).validate()
