@@ -21,7 +21,7 @@ each layer is written by hand next to its forward pass.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -44,13 +44,30 @@ def no_grad() -> Iterator[None]:
     (:mod:`rnnlab.fast.lstm_infer`: no per-step caches, token rows read in
     place), and the softmax cross-entropy keeps no log-probabilities.
     Calling ``backward`` on such a forward's cache raises an error.
+
+    The outermost ``no_grad`` also runs the hooks given to :func:`on_no_grad` (the batch-split
+    forward of :mod:`rnnlab.fast.parallel` sets every BLAS to one thread there) and undoes them
+    on the way out.
     """
     global _grad_enabled
     previous, _grad_enabled = _grad_enabled, False
+    undo = [hook() for hook in _no_grad_hooks] if previous else []
     try:
         yield
     finally:
         _grad_enabled = previous
+        for u in reversed(undo):
+            u()
+
+
+_no_grad_hooks: list[Callable[[], Callable[[], None]]] = []
+
+
+def on_no_grad(hook: Callable[[], Callable[[], None]]) -> None:
+    """Call ``hook()`` on entering the outermost :func:`no_grad`, and the function it returns on
+    leaving it (registered once per hook)."""
+    if hook not in _no_grad_hooks:
+        _no_grad_hooks.append(hook)
 
 
 def release_workspaces(module: "Module") -> None:

@@ -10,8 +10,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .. import init as initializers
-from ..fast import bf16
-from ..module import DEFAULT_DTYPE, Module
+from ..fast import bf16, parallel
+from ..module import DEFAULT_DTYPE, Module, grad_enabled
 from .layout import is_time_major_view
 
 
@@ -35,7 +35,8 @@ class Linear(Module):
 
     def forward(self, x: np.ndarray) -> tuple[np.ndarray, LinearCache]:
         x2, time_major = _rows(x)
-        y = bf16.mm(x2, self.params["W"])   # bf16 operands under --precision bf16
+        # bf16 operands under --precision bf16; forward only, rows split over threads (fast.parallel)
+        y = bf16.mm(x2, self.params["W"]) if grad_enabled() else parallel.forward_mm(x2, self.params["W"])
         if "b" in self.params:
             y += self.params["b"]
         return _unrows(y, x.shape, time_major), LinearCache(x)

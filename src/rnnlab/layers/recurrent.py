@@ -87,6 +87,23 @@ def _kernel(cell: Cell, packing: Packing | None) -> Any:
     return kernel
 
 
+def _rows(XW: np.ndarray | TokenRows, rows: slice) -> np.ndarray | TokenRows:
+    """The batch rows ``rows`` of the input projection (T, B, G), or of its token lookup."""
+    return XW._replace(ids=XW.ids[:, rows]) if isinstance(XW, TokenRows) else XW[:, rows]
+
+
+def _project_rows(xt: np.ndarray, rows: slice, W_x: np.ndarray, ws: Workspace) -> np.ndarray:
+    """XW[:, rows] = xt[:, rows] W_x (T, B_k, G), for one block of a forward-only split: the block's
+    rows gathered into one (T * B_k, D) operand, one product (bf16 under --precision bf16)."""
+    T, D, G = xt.shape[0], xt.shape[2], W_x.shape[1]
+    n = len(range(*rows.indices(xt.shape[1])))
+    x_k = ws.empty("x_rows", (T, n, D), W_x.dtype)
+    np.copyto(x_k, xt[:, rows])
+    XW_k = ws.empty("XW", (T, n, G), W_x.dtype)
+    bf16.mm(x_k.reshape(T * n, D), W_x, out=XW_k.reshape(T * n, G))
+    return XW_k
+
+
 class Recurrent(Module):
     """Run ``cell`` over (B, T, D); ``forward(x, state0=None, lengths=None) -> ((y, stateT), cache)``.
 
@@ -138,9 +155,21 @@ class Recurrent(Module):
         if scale is not None:  # the kernel wants some columns pre-scaled (exact: powers of two)
             W_x, W_h, b = (np.multiply(w, scale, out=ws.empty(name, w.shape, w.dtype))
                            for name, w in (("W_x'", W_x), ("W_h'", W_h), ("b'", b)))
-        if tokens and kernel is not None and not grad_enabled() and getattr(kernel, "READS_TOKEN_ROWS", False):
+        # Rows split over threads only where they are independent (not a BN-LSTM in training mode:
+        # batch statistics). Training: RNNLAB_THREADS (rnnlab.fast.parallel). Forward only (no_grad:
+        # evaluation, prediction, nothing kept): as many blocks as the BLAS has threads, each block
+        # projecting its own rows' input too, so that no product runs outside them.
+        keep = grad_enabled()
+        splittable = kernel is not None and pack is None and getattr(kernel, "can_split", lambda c: True)(cell)
+        parts = (parallel.partition(B) if keep else parallel.forward_partition(B)) if splittable else [slice(0, B)]
+        per_block = not keep and len(parts) > 1 and not tokens
+        if per_block:
+            XW = None   # each block's rows are projected inside its thread (_project_rows)
+        elif tokens and kernel is not None and not keep and getattr(kernel, "READS_TOKEN_ROWS", False):
             # Forward only: the kernel reads the (V, G) table's rows per step, no (T, B, G) gather.
-            XW = TokenRows(projected_table(xt.table, W_x).astype(W_x.dtype, copy=False), xt.ids)
+            # (through forward_mm: a product left to a multi-threaded BLAS would wake its spinning threads)
+            table = projected_table(xt.table, W_x, lambda a, w: parallel.forward_mm(a, w, np.matmul))   # float32
+            XW = TokenRows(table.astype(W_x.dtype, copy=False), xt.ids)
         elif tokens:
             XW = ws.empty("XW", (T, B, W_x.shape[1]), W_x.dtype)
             project(xt.ids, xt.table, W_x, XW)
@@ -149,7 +178,7 @@ class Recurrent(Module):
             bf16.mm(xt.reshape(T * B, D), W_x, out=XW.reshape(T * B, -1))   # bf16 under --precision bf16
         # A kernel adds b inside its step (free in the compiled one; a full pass over XW here).
         # project_bias False: the cell adds b itself, after normalising xw (no kernel does that).
-        if cell.project_bias and kernel is None:
+        if cell.project_bias and kernel is None and XW is not None:
             XW += b
         state = tuple(s.astype(W_x.dtype, copy=False) for s in state0) if state0 is not None \
             else cell.initial_state(B, W_x.dtype)
@@ -157,15 +186,14 @@ class Recurrent(Module):
             state = tuple(pack.sort_rows(s) for s in state)
         hs = ws.empty("hs", (T + 1, B, cell.hidden_size), W_x.dtype)
         hs[0] = state[0]
-        # Rows split over threads only where they are independent (not BN-LSTM training: batch statistics).
-        splittable = kernel is not None and grad_enabled() and pack is None \
-            and getattr(kernel, "can_split", lambda c: True)(cell)
-        parts = parallel.partition(B) if splittable else [slice(0, B)]
         if len(parts) > 1:
-            results = parallel.run(lambda k, rows: kernel.forward(
-                cell, XW[:, rows], b, W_h, hs[:, rows], tuple(s[rows] for s in state), ws.sub(k)), parts)
+            def block(k: int, rows: slice) -> tuple:
+                XW_k = _rows(XW, rows) if XW is not None else _project_rows(xt, rows, W_x, ws.sub(k))
+                return kernel.forward(cell, XW_k, b, W_h, hs[:, rows], tuple(s[rows] for s in state), ws.sub(k),
+                                      keep=keep)
+            results = parallel.run(block, parts)
             state = tuple(np.concatenate([r[0][i] for r in results]) for i in range(cell.state_size))
-            steps = [r[1] for r in results]
+            steps = [r[1] for r in results] if keep else None
         elif kernel is not None and pack is not None:
             state, steps = kernel.forward(cell, XW, b, W_h, hs, state, ws, keep=grad_enabled(), active=pack.active)
         elif kernel is not None:
@@ -179,7 +207,7 @@ class Recurrent(Module):
         # A batch-first *view* of the cached states, not a copy: a layer stacked
         # on top transposes it straight back (no copy), and memory stays flat.
         y = y.transpose(1, 0, 2) if outputs else None
-        return (y, state), RecurrentCache(xt, hs, steps, state0 is not None, parts if len(parts) > 1 else None)
+        return (y, state), RecurrentCache(xt, hs, steps, state0 is not None, parts if len(parts) > 1 and keep else None)
 
     def _reference_forward(self, XW: np.ndarray, W_h: np.ndarray, hs: np.ndarray, state: State,
                            active: list | None = None) -> tuple[State, list]:

@@ -38,9 +38,10 @@ class Tokens(NamedTuple):
         return self.vocab_size if self.table is None else self.table.shape[1]
 
 
-def projected_table(table: np.ndarray | None, W_x: np.ndarray) -> np.ndarray:
-    """P (V, G) = table W_x, the input projection of every token (W_x itself for one-hot input)."""
-    return W_x if table is None else table @ W_x
+def projected_table(table: np.ndarray | None, W_x: np.ndarray, mm: Any = np.matmul) -> np.ndarray:
+    """P (V, G) = table W_x, the input projection of every token (W_x itself for one-hot input);
+    ``mm`` makes the product (the forward-only loop passes :func:`rnnlab.fast.parallel.forward_mm`)."""
+    return W_x if table is None else mm(table, W_x)
 
 
 def project(ids_tm: np.ndarray, table: np.ndarray | None, W_x: np.ndarray, out: np.ndarray) -> None:
