@@ -128,6 +128,7 @@ class TorchTagger(nn.Module):
         packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
         h, _ = self.rnn(packed)
         h, _ = nn.utils.rnn.pad_packed_sequence(h, batch_first=True, total_length=x.shape[1])
+        self.h = h   # the BiLSTM's output before dropout (the word-LM objective reads it)
         return self.out(self.drop(h))
 
     def loss(self, em: torch.Tensor, batch) -> torch.Tensor:

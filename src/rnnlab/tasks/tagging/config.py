@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+import numpy as np
+
 from ...errors import ConfigError
 from ...train.loopconfig import LoopConfig, validate_loop
 from .schemes import normalize_scheme
@@ -48,6 +50,12 @@ class TagConfig(LoopConfig):
     lm_minutes: float = _opt(10.0, "with --lm-text: training budget of each char-LM, in minutes")
     lm_steps: int = _opt(0, "with --lm-text: stop each char-LM after this many steps; 0: no limit")
     lm_hidden_size: int = _opt(256, "with --lm-text: hidden units of each (one-layer LSTM) char-LM")
+    word_lm_weight: float = _opt(0.0, "weight gamma of the word-LM objective (Rei 2017), training only: the word "
+                                      "BiLSTM's forward half predicts the next word, its backward half the "
+                                      "previous one; 0: off (Rei used 0.1)")
+    word_lm_vocab: int = _opt(7500, "with --word-lm-weight: the word LM predicts the N most frequent training "
+                                    "words, and one class for every other word")
+    word_lm_hidden: int = _opt(50, "with --word-lm-weight: units of the word LM's tanh layer (per direction)")
     # batch 8 over 10,000 steps: chosen on the dev sets of NCBI-disease and CoNLL-2000 (docs/tagging.md,
     # "Batch 8 over 10,000 steps"); the 30-minute budget stays as a cap for slower machines
     batch_size: int = _opt(8, "sentences per training batch")
@@ -75,9 +83,12 @@ class TagConfig(LoopConfig):
         if not 0.0 <= self.dropout < 1.0 or not 0.0 <= self.word_unk <= 1.0:
             raise ConfigError("--dropout must be in [0, 1) and --word-unk in [0, 1]")
         for name in ("word_dim", "case_dim", "feature_dim", "char_dim", "char_hidden", "hidden_size",
-                     "num_layers", "batch_size", "eval_batch", "max_word_len", "min_word_count"):
+                     "num_layers", "batch_size", "eval_batch", "max_word_len", "min_word_count", "word_lm_vocab",
+                     "word_lm_hidden"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if not (self.word_lm_weight >= 0.0 and np.isfinite(self.word_lm_weight)):
+            raise ConfigError(f"--word-lm-weight must be a finite number >= 0, got {self.word_lm_weight}")
         if self.lm and len(self.lm.split(",")) != 2:
             raise ConfigError(f"--lm takes two char-LM runs, FWD_RUN,BWD_RUN (the second trained with "
                               f"`rnnlab train --reverse`), got {self.lm!r}")

@@ -12,6 +12,8 @@ Per token t of a sentence (B rows, T positions, right-padded; ``lengths`` (B,)):
     h   = RNNStack(lstm, bidirectional, lengths)(x)   (B, T, 2H), 0 on padding
     s   = Dropout(h) W + b                        emissions (B, T, K)
     loss = CRF NLL (mean per sentence)   or   masked softmax cross-entropy (mean per token)
+    (training only, word_lm_classes > 0: + gamma x the word-LM loss of ``word_lm`` on h, Rei 2017,
+     rnnlab.tasks.tagging.wordlm; the task adds it, forward(batch) and prediction never read it)
 
 The character BiLSTM runs once per distinct spelling in the batch (a batch repeats "the",
 ",", "."...): U unique rows of character ids, each with its own length, through two
@@ -31,6 +33,8 @@ from ...cells import LSTMCell
 from ...layers import CRF, Dropout, Embedding, Linear, Recurrent, RNNStack, SoftmaxCrossEntropy
 from ...layers.tokens import add_rows
 from ...module import DEFAULT_DTYPE, Module
+from .vectors import read_vectors  # noqa: F401  (its old import path)
+from .wordlm import WordLMHead
 
 
 class CharCache(NamedTuple):
@@ -49,6 +53,7 @@ class TaggerCache(NamedTuple):
     drop_out: Any
     out: Any              # LinearCache
     widths: list          # feature widths of the concatenated input
+    h: np.ndarray         # (B, T, 2H) the word BiLSTM's output before dropout (the word LM reads it)
 
 
 class LossCache(NamedTuple):
@@ -68,7 +73,8 @@ class TaggerModel(Module):
                  feature_vocabs: tuple = (), word_dim: int = 100, case_dim: int = 8, feature_dim: int = 16,
                  char_dim: int = 25, char_hidden: int = 25, use_chars: bool = True, hidden_size: int = 100,
                  num_layers: int = 1, dropout: float = 0.5, crf: bool = True, seed: int = 0,
-                 lm_dim: int = 0, dtype: Any = DEFAULT_DTYPE) -> None:
+                 lm_dim: int = 0, word_lm_classes: int = 0, word_lm_hidden: int = 50,
+                 dtype: Any = DEFAULT_DTYPE) -> None:
         super().__init__()
         self.spec = {"word_vocab": word_vocab, "char_vocab": char_vocab, "case_vocab": case_vocab,
                      "num_tags": num_tags, "feature_vocabs": list(feature_vocabs), "word_dim": word_dim,
@@ -76,6 +82,8 @@ class TaggerModel(Module):
                      "char_hidden": char_hidden, "use_chars": use_chars, "hidden_size": hidden_size,
                      "num_layers": num_layers, "dropout": dropout, "crf": crf, "seed": seed,
                      "lm_dim": lm_dim}
+        if word_lm_classes:  # only then, so that older runs' specs stay as they were
+            self.spec.update(word_lm_classes=word_lm_classes, word_lm_hidden=word_lm_hidden)
         rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(10 + len(feature_vocabs))]
         self.word = self.add_child("word", Embedding(word_vocab, word_dim, seed=rngs[0], std=word_dim ** -0.5,
                                                      dtype=dtype))
@@ -107,6 +115,11 @@ class TaggerModel(Module):
         if crf:
             self.crf = self.add_child("crf", CRF(num_tags, seed=rngs[9], dtype=dtype))
         self.xent = SoftmaxCrossEntropy()
+        self.word_lm = None
+        if word_lm_classes:   # its own generator: the layers above draw exactly as without it
+            self.word_lm = self.add_child("word_lm", WordLMHead(hidden_size, word_lm_classes, word_lm_hidden,
+                                                                seed=np.random.default_rng([seed, 2017]),
+                                                                dtype=dtype))
 
     # -- the character BiLSTM ------------------------------------------------------------------
     def _chars(self, batch: Any) -> tuple[np.ndarray, CharCache]:
@@ -155,15 +168,19 @@ class TaggerModel(Module):
             parts.append(np.asarray(lm, dtype=parts[0].dtype))
         x = np.concatenate(parts, axis=-1)
         x, dcache = self.drop_in.forward(x)
-        (h, _), rcache = self.rnn.forward(x, None, lengths)
-        h, ocache_drop = self.drop_out.forward(h)
+        (h_rnn, _), rcache = self.rnn.forward(x, None, lengths)
+        h, ocache_drop = self.drop_out.forward(h_rnn)
         emissions, ocache = self.out.forward(h)
         return emissions, TaggerCache(id_caches, ccache, dcache, rcache, ocache_drop, ocache,
-                                      [p.shape[-1] for p in parts])
+                                      [p.shape[-1] for p in parts], h_rnn)
 
-    def backward(self, demissions: np.ndarray, cache: TaggerCache) -> None:
+    def backward(self, demissions: np.ndarray, cache: TaggerCache, dh_rnn: np.ndarray | None = None) -> None:
+        """``dh_rnn``: a gradient on the BiLSTM's output from elsewhere (the word LM's), added to
+        the emissions' own."""
         dh = self.out.backward(demissions, cache.out)
         dh = self.drop_out.backward(dh, cache.drop_out)
+        if dh_rnn is not None:
+            dh = dh + dh_rnn
         dx, _ = self.rnn.backward((dh, None), cache.rnn)
         dx = self.drop_in.backward(dx, cache.drop_in)
         edges = np.cumsum([0] + cache.widths)
@@ -212,68 +229,11 @@ def unique_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return rows[first], first, inverse.reshape(-1)
 
 
-def read_vectors(path: str, words: Any, lower: bool = True) -> tuple[np.ndarray, np.ndarray, int]:
-    """Pretrained vectors from a word2vec/GloVe/fastText text file for the words of a vocabulary.
-
-    Formats: one ``word v1 ... vD`` per line, separated by spaces (GloVe), optionally after a
-    first line of two integers ``count D`` (word2vec's and fastText's ``.vec`` header, skipped).
-    Binary word2vec files are refused (convert them to text first). With ``lower`` (the tagger's
-    default: its vocabulary is lower-cased), a word is looked up lower-cased; where a file holds
-    several cased forms of one word (``The``, ``the``), the lower-case entry wins, else the first.
-    Vocabulary words absent from the file keep their random initialisation; words of the file
-    absent from the vocabulary are ignored.
-
-    Returns ``(rows, vectors, dim)``: the vocabulary indices found in the file and their
-    vectors. Lines whose width differs from the first vector's raise
-    :class:`~rnnlab.errors.DataError` naming the line.
-    """
-    from ...errors import DataError
-
-    found: dict[int, tuple[bool, np.ndarray]] = {}   # index -> (exact lower-case entry?, vector)
-    dim = 0
-    try:
-        with open(path, "rb") as raw:
-            head = raw.read(4096)
-        handle = open(path, encoding="utf-8", errors="replace")
-    except OSError as e:
-        raise DataError(f"{path}: cannot read the vectors file ({e.strerror}); check the path") from None
-    if b"\x00" in head:
-        raise DataError(f"{path}: looks like a binary word2vec file; --vectors reads the text format "
-                        f"(convert it, e.g. gensim's KeyedVectors.save_word2vec_format(..., binary=False))")
-    with handle:
-        for lineno, line in enumerate(handle, 1):
-            parts = line.rstrip("\n").rstrip().split(" ")
-            if lineno == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
-                continue
-            if len(parts) < 2:
-                continue
-            if not dim:
-                dim = len(parts) - 1
-            if len(parts) - 1 != dim:
-                raise DataError(f"{path}:{lineno}: {len(parts) - 1} numbers where the first vector has {dim}; "
-                                f"the file must be word2vec/GloVe text, one 'word v1 ... vD' per line")
-            word = parts[0].lower() if lower else parts[0]
-            i = words.stoi.get(word)
-            exact = parts[0] == word
-            if i is not None and (i not in found or (exact and not found[i][0])):
-                try:
-                    vector = np.array(parts[1:], dtype=np.float64)
-                except ValueError:
-                    raise DataError(f"{path}:{lineno}: a value is not a number") from None
-                if not np.all(np.isfinite(vector)):
-                    raise DataError(f"{path}:{lineno}: a value is not finite (nan or inf)")
-                found[i] = (exact, vector)
-    if not dim:
-        raise DataError(f"{path}: no vectors found; expected word2vec/GloVe text, one 'word v1 ... vD' per line")
-    rows = np.array(sorted(found), dtype=np.int64)
-    vectors = np.array([found[i][1] for i in rows]).reshape(len(rows), dim)
-    return rows, vectors, dim
-
-
 def random_batch(rng: np.random.Generator, lengths: list[int], vocab: int = 7, chars: int = 6, cases: int = 4,
-                 features: tuple = (), tags: int = 3, max_chars: int = 4, lm_dim: int = 0) -> Any:
+                 features: tuple = (), tags: int = 3, max_chars: int = 4, lm_dim: int = 0,
+                 word_classes: int = 0) -> Any:
     """A random :class:`~rnnlab.tasks.tagging.vocab.Batch` (for gradient checks and parity tests):
-    right-padded, some spellings repeated."""
+    right-padded, some spellings repeated; with ``word_classes``, random word-LM classes."""
     from .vocab import Batch
 
     B, T = len(lengths), max(lengths)
@@ -292,15 +252,17 @@ def random_batch(rng: np.random.Generator, lengths: list[int], vocab: int = 7, c
                  np.stack([np.where(live, rng.integers(1, v, size=(B, T)), 0) for v in features], axis=-1)
                  if features else np.zeros((B, T, 0), np.int64),
                  np.where(live, rng.integers(0, tags, size=(B, T)), 0), live, lens, np.arange(B),
-                 (rng.standard_normal((B, T, lm_dim)) * live[..., None]) if lm_dim else None)
+                 (rng.standard_normal((B, T, lm_dim)) * live[..., None]) if lm_dim else None,
+                 np.where(live, rng.integers(0, word_classes, size=(B, T)), 0) if word_classes else None)
 
 
 def _gradcheck_cases(rng: np.random.Generator) -> list:
     """The whole tagger, float64, dropout off: CRF and softmax heads, chars on and off, a feature
-    column, mixed lengths (a length-1 row), two stacked BiLSTM layers."""
+    column, mixed lengths (a length-1 row), two stacked BiLSTM layers; and the training objective
+    with the word LM (Rei 2017) on the top layer, its loss a third output."""
     from ...gradcheck import Case, randomize
 
-    cases = []
+    cases = [_word_lm_case(rng)]
     for label, kw, lengths in (
             ("CRF, chars, lengths 4,1,3", {}, [4, 1, 3]),
             ("softmax, chars, feature column, lengths 2,3", {"crf": False, "feature_vocabs": (4,)}, [2, 3]),
@@ -324,6 +286,29 @@ def _gradcheck_cases(rng: np.random.Generator) -> list:
 
         cases.append(Case(label, model, {}, run, grad))
     return cases
+
+
+def _word_lm_case(rng: np.random.Generator) -> Any:
+    from ...gradcheck import Case, randomize
+
+    model = randomize(TaggerModel(7, 6, 4, 3, word_dim=3, case_dim=2, char_dim=2, char_hidden=2, hidden_size=3,
+                                  num_layers=2, dropout=0.0, seed=1, word_lm_classes=4, word_lm_hidden=3),
+                      rng, scale=1.0)
+    batch = random_batch(rng, [4, 1, 3], word_classes=4)
+
+    def run():
+        emissions, cache = model.forward(batch)
+        loss, lcache = model.loss(emissions, batch)
+        lm, lmcache = model.word_lm.forward(cache.h, batch.lengths, batch.word_classes)
+        return [np.asarray(loss), np.asarray(lm), emissions * batch.mask[..., None]], (cache, lcache, lmcache)
+
+    def grad(G, caches):
+        cache, lcache, lmcache = caches
+        model.backward(model.loss_backward(lcache, float(G[0])) + G[2] * batch.mask[..., None], cache,
+                       model.word_lm.backward(float(G[1]), lmcache))
+        return {}
+
+    return Case("CRF, chars, 2 layers, word-LM objective (4 classes), lengths 4,1,3", model, {}, run, grad)
 
 
 def _register() -> None:

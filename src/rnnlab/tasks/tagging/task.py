@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -33,6 +33,7 @@ from .metrics import EntityReport, evaluate
 from .model import TaggerModel, read_vectors
 from .schemes import convert, detect_scheme
 from .vocab import Vocabs, encode, make_batches
+from .wordlm import word_classes
 
 KIND = "rnnlab.tagger"
 
@@ -72,7 +73,9 @@ def model_spec(cfg: TagConfig, vocabs: Vocabs, lm: Any = None) -> dict[str, Any]
             "word_dim": cfg.word_dim, "case_dim": cfg.case_dim, "feature_dim": cfg.feature_dim,
             "char_dim": cfg.char_dim, "char_hidden": cfg.char_hidden, "use_chars": cfg.chars,
             "hidden_size": cfg.hidden_size, "num_layers": cfg.num_layers, "dropout": cfg.dropout,
-            "crf": cfg.crf, "seed": cfg.seed, "lm_dim": lm.dim if lm is not None else 0}
+            "crf": cfg.crf, "seed": cfg.seed, "lm_dim": lm.dim if lm is not None else 0,
+            **({"word_lm_classes": min(cfg.word_lm_vocab, len(vocabs.words) - 2) + 1,
+                "word_lm_hidden": cfg.word_lm_hidden} if cfg.word_lm_weight > 0 else {})}
 
 
 def constraints_for(model: TaggerModel, vocabs: Vocabs, scheme: str) -> Any:
@@ -139,6 +142,9 @@ class TaggingTask(Task):
         self.singletons = np.zeros(len(vocabs.words), dtype=bool)
         self.singletons[[w for w, n in counts.items() if n == 1]] = True
         self.singletons[: 2] = False
+        # --word-lm-weight: each word id's class for the word LM (its N most frequent words, 0 the rest)
+        self.word_class = (word_classes([e.words for e in self.encoded], len(vocabs.words), cfg.word_lm_vocab)
+                           if cfg.word_lm_weight > 0 else None)
         self.epoch, self.index = 0, 0
         self._epoch_batches: tuple[int, list] | None = None
         self.vectors_note = ""   # set by build_model when --vectors initialises the word embeddings
@@ -176,6 +182,8 @@ class TaggingTask(Task):
     def next_batch(self) -> Any:
         batches = self._batches()
         batch = batches[self.index]
+        if self.word_class is not None:  # the words' own classes, before any is replaced by <unk>
+            batch = replace(batch, word_classes=self.word_class[batch.words])
         if self.cfg.word_unk > 0:
             rng = np.random.default_rng([self.cfg.seed, self.epoch, self.index])
             drop = self.singletons[batch.words] & (rng.random(batch.words.shape) < self.cfg.word_unk)
@@ -196,7 +204,13 @@ class TaggingTask(Task):
     def forward_backward(self, model: TaggerModel, batch: Any, carry: Any) -> StepOutput:
         emissions, cache = model.forward(batch)
         loss, lcache = model.loss(emissions, batch)
-        model.backward(model.loss_backward(lcache), cache)
+        dh = None
+        if model.word_lm is not None and self.cfg.word_lm_weight > 0:   # Rei (2017): + gamma x the word LM
+            gamma = self.cfg.word_lm_weight
+            lm, lmcache = model.word_lm.forward(cache.h, batch.lengths, batch.word_classes)
+            loss += gamma * lm
+            dh = model.word_lm.backward(gamma, lmcache)
+        model.backward(model.loss_backward(lcache), cache, dh)
         return StepOutput(loss, batch.size, cache.rnn, None)
 
     def evaluate(self, model: TaggerModel, should_stop: Callable[[], bool] = lambda: False,
@@ -219,8 +233,6 @@ def metrics_row(report: EntityReport, loss: float) -> dict[str, float]:
 
 
 def _replace_words(batch: Any, words: np.ndarray) -> Any:
-    from dataclasses import replace
-
     return replace(batch, words=words)
 
 

@@ -222,6 +222,7 @@ class Batch:
     lengths: np.ndarray       # (B,)
     index: np.ndarray         # (B,) positions of the rows' sentences in the encoded list
     lm: np.ndarray | None = None  # (B, T, D) float32 char-LM features, 0 on padding
+    word_classes: np.ndarray | None = None  # (B, T) word-LM classes of the words (training, --word-lm-weight)
 
     @property
     def size(self) -> int:
