@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnlab.tasks.anomaly.config import DetectorConfig
 from rnnlab.tasks.anomaly.detector import Detector, first_scored, probationary_rows
 from rnnlab.tasks.anomaly.likelihood import (_finish, _rolling_mean, anomaly_likelihood, decade_scale, log_tail,
                                              range_alarms, two_scale_z)
@@ -39,10 +40,13 @@ def resolution_binds(values: np.ndarray, resolution: int) -> bool:
     return resolution > 0 and (p.max() - p.min()) / resolution > center_scale(p)[1]
 
 
-def stream_errors(values: np.ndarray, timestamps, seed: int, resolution: int = 0, **options) -> dict:
+def stream_errors(values: np.ndarray, timestamps, seed: int, resolution: int = 0, exp: dict | None = None,
+                  **options) -> dict:
     """The errors of the networks ``online.stream`` runs for this file (``plain``, ``season``).
     ``resolution = N`` (an experiment, not a detector setting): the input scale is at least
-    (max - min) / N of the probationary rows (HTM's encoder resolution with N = 130)."""
+    (max - min) / N of the probationary rows (HTM's encoder resolution with N = 130). ``exp``: the
+    network experiments of ``nab_online_nets`` (None: the detector's own ``_Run``); ``options``:
+    detector settings (``hidden=64``)."""
     import rnnlab.tasks.anomaly.detector as D
 
     det = Detector("online", seed=seed, **options)
@@ -60,8 +64,16 @@ def stream_errors(values: np.ndarray, timestamps, seed: int, resolution: int = 0
     finally:
         D.center_scale = plain_scale
     pick = cfg.online_season == "pick" and det.season > 0
+    if exp is None:
+        make = _Run
+    else:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from nab_online_nets import ExpRun
+
+        def make(x, c, s):
+            return ExpRun(x, c, s, exp)
     with fixed_products():
-        runs = [_Run(feats[:, :-1], cfg, seed), _Run(feats, cfg, seed)] if pick else [_Run(feats, cfg, seed)]
+        runs = [make(feats[:, :-1], cfg, seed), make(feats, cfg, seed)] if pick else [make(feats, cfg, seed)]
         warmed = False
         for t in range(first, n, cfg.online_every):
             if not warmed and t >= start:
@@ -81,6 +93,16 @@ def run(args) -> None:
     corpus = load_corpus(args.root, args.groups.split(",") if args.groups else None)
     folder = Path(args.out) / f"seed{args.seed}"
     folder.mkdir(parents=True, exist_ok=True)
+    options = {}
+    for item in args.set or []:
+        name, value = item.split("=")
+        options[name] = type(getattr(DetectorConfig(), name))(value)
+    exp = None
+    if args.exp:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from nab_online_nets import parse
+
+        exp = parse(args.exp)
     for key, f in corpus.files.items():
         path = folder / (key.replace("/", "__") + ".npz")
         if path.is_file():
@@ -89,7 +111,7 @@ def run(args) -> None:
             path.symlink_to(Path(args.base).resolve() / f"seed{args.seed}" / path.name)
             continue
         t0, c0 = time.perf_counter(), time.process_time()
-        out = stream_errors(f.values, f.timestamps, args.seed, resolution=args.resolution)
+        out = stream_errors(f.values, f.timestamps, args.seed, resolution=args.resolution, exp=exp, **options)
         secs, cpu = time.perf_counter() - t0, time.process_time() - c0
         np.savez(path.with_suffix(".tmp.npz"), seconds=secs, cpu=cpu, **out)
         path.with_suffix(".tmp.npz").rename(path)
@@ -199,6 +221,10 @@ def evaluate_variants(args) -> None:
     corpus = load_corpus(args.root, args.groups.split(",") if args.groups else None)
     seeds = [int(s) for s in args.seeds.split(",")]
     stores = {s: load_store(Path(args.store) / f"seed{s}", corpus) for s in seeds}
+    rows = sum(len(f) for f in corpus.files.values())
+    for s in seeds:  # the networks' cost as the store recorded it (both networks, per file)
+        cpu = sum(float(v.get("cpu", np.nan)) for v in stores[s].values())
+        print(f"seed {s}: the networks took {cpu:.0f} s of CPU for {rows} rows ({1e4 * cpu / rows:.1f} s per 10,000)")
     for name in args.variant or ["default"]:
         fn, cfg = default_scores, variant(name)
         per_seed, per_group = [], []
@@ -257,6 +283,10 @@ def main(argv=None) -> None:
     r.add_argument("--resolution", type=int, default=0, help="an experiment: the input scale at least (max - min) "
                    "/ N of the probationary rows; files where it does not bind link to --base's")
     r.add_argument("--base", default="", help="with --resolution: the store of the default run")
+    r.add_argument("--set", action="append", help="a detector setting for the networks, e.g. hidden=64 or "
+                   "online_lr=2e-3 (repeatable)")
+    r.add_argument("--exp", action="append", help="a network experiment of benchmarks/nab_online_nets.py, e.g. "
+                   "steps=2, cell=gru, diff=1, decay=2000 (repeatable)")
     e = sub.add_parser("eval")
     e.add_argument("root")
     e.add_argument("store")

@@ -30,3 +30,8 @@ def throughput() -> Iterator[ModuleType]:
 @pytest.fixture(scope="module")
 def store() -> Iterator[ModuleType]:
     yield from _load("nab_online_store")
+
+
+@pytest.fixture(scope="module")
+def nets() -> Iterator[ModuleType]:
+    yield from _load("nab_online_nets")

@@ -52,3 +52,30 @@ def test_surprise_channel_flags_two_surprising_rows_where_surprises_come_singly(
     assert 1530 <= int(np.argmax(zs[200:])) + 200 <= 1541
     zl = likelihood_z(raw, 5, 8640)
     assert zl[1530:1542].max() < zl[200:1500].max()  # the 5-row likelihood alone does not single it out
+
+
+def test_network_experiments_at_their_defaults_are_the_detectors_networks(store, nets):
+    rng = np.random.default_rng(4)
+    values = np.sin(2 * np.pi * np.arange(800) / 24) + 0.05 * rng.standard_normal(800)
+    want = store.stream_errors(values, STAMPS, seed=2, online_pick=50, **NET)
+    got = store.stream_errors(values, STAMPS, seed=2, online_pick=50, exp=nets.parse([]), **NET)
+    for key in ("plain", "season"):
+        assert got[key].tobytes() == want[key].tobytes()
+
+
+@pytest.mark.parametrize("exp", [["steps=2"], ["cell=gru"], ["diff=1"], ["decay=100"]])
+def test_network_experiments_change_the_errors_and_use_no_later_row(store, nets, exp):
+    rng = np.random.default_rng(4)
+    values = np.sin(2 * np.pi * np.arange(800) / 24) + 0.05 * rng.standard_normal(800)
+    base = store.stream_errors(values, None, seed=2, **NET)["plain"]
+    got = store.stream_errors(values, None, seed=2, exp=nets.parse(exp), **NET)["plain"]
+    assert not np.array_equal(got, base)
+    other = values.copy()
+    other[500:] = 3.0 * np.cos(np.arange(300) / 5.0)
+    again = store.stream_errors(other, None, seed=2, exp=nets.parse(exp), **NET)["plain"]
+    assert again[:500].tobytes() == got[:500].tobytes() and not np.array_equal(again[500:], got[500:])
+
+
+def test_first_difference_input_uses_the_row_and_the_one_before_only(nets):
+    feats = np.array([[1.0, 7.0], [3.0, 7.0], [2.0, 7.0]], dtype=np.float32)
+    np.testing.assert_array_equal(nets.with_diff(feats)[:, 2], [0.0, 2.0, -1.0])
