@@ -18,6 +18,7 @@ pytest.importorskip("threadpoolctl")
 def blas_two(monkeypatch):
     """A BLAS that reports 2 threads and no RNNLAB_THREADS: the default on a 2-core machine."""
     monkeypatch.delenv("RNNLAB_THREADS", raising=False)
+    monkeypatch.setattr(parallel, "FORWARD_LOOP_WORK", 0)    # these layers are small: split them anyway
     parallel.set_threads(None)
     limiter = blas_threads.limit(2)
     if parallel._blas_controller() is None:
@@ -114,3 +115,12 @@ def test_forward_mm_splits_rows_and_matches(blas_two):
     ref, _ = lin.forward(a)                      # training forward: one product
     # float32; the same dot products per row, a BLAS may order them differently for another row count
     np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_small_loops_are_not_split(blas_two, monkeypatch):
+    monkeypatch.setattr(parallel, "FORWARD_LOOP_WORK", 1 << 24)
+    assert parallel.forward_partition(64, work=(1 << 24) - 1) == [slice(0, 64)]
+    assert len(parallel.forward_partition(64, work=1 << 24)) == 2
+    layer = Recurrent(LSTMCell(3, 4))
+    _, _, _, blocks = _forward(layer, np.ones((32, 5, 3)), True)
+    assert blocks == []

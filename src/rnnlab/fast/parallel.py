@@ -47,6 +47,7 @@ from ..module import on_no_grad
 
 MIN_ROWS = 8  # below this per thread, the GEMMs get too thin to gain anything
 FORWARD_MM_WORK = 1 << 20  # multiply-adds from which forward_mm splits a product
+FORWARD_LOOP_WORK = 1 << 24  # ... and from which the forward-only recurrent loop splits (T B H G)
 
 _lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
@@ -158,8 +159,12 @@ def _enter_no_grad() -> Callable[[], None]:
 on_no_grad(_enter_no_grad)
 
 
-def forward_partition(rows: int) -> list[slice]:
-    """:func:`partition` for the forward-only loop (:func:`forward_threads` blocks)."""
+def forward_partition(rows: int, work: int | None = None) -> list[slice]:
+    """:func:`partition` for the forward-only loop (:func:`forward_threads` blocks); one block where
+    ``work`` (the loop's multiply-adds) is under ``FORWARD_LOOP_WORK``: handing a small loop to
+    the pool costs more than half of it."""
+    if work is not None and work < FORWARD_LOOP_WORK:
+        return [slice(0, rows)]
     return _blocks(rows, forward_threads())
 
 

@@ -161,7 +161,8 @@ class Recurrent(Module):
         # projecting its own rows' input too, so that no product runs outside them.
         keep = grad_enabled()
         splittable = kernel is not None and pack is None and getattr(kernel, "can_split", lambda c: True)(cell)
-        parts = (parallel.partition(B) if keep else parallel.forward_partition(B)) if splittable else [slice(0, B)]
+        parts = (parallel.partition(B) if keep else parallel.forward_partition(B, T * B * W_h.size)) \
+            if splittable else [slice(0, B)]
         per_block = not keep and len(parts) > 1 and not tokens
         if per_block:
             XW = None   # each block's rows are projected inside its thread (_project_rows)
