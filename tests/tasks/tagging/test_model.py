@@ -1,6 +1,4 @@
 """The tagger against the same model in torch (float64), its gradcheck spec, padding."""
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,13 +7,6 @@ from rnnlab import gradcheck
 from rnnlab.tasks.tagging.model import TaggerModel, random_batch
 
 torch = pytest.importorskip("torch")
-
-
-def torch_tagger():
-    spec = importlib.util.spec_from_file_location("torch_tagger", Path(__file__).with_name("torch_tagger.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 CONFIGS = {
@@ -28,7 +19,7 @@ CONFIGS = {
 
 @pytest.mark.parametrize("name", list(CONFIGS))
 @pytest.mark.parametrize("unique", [True, False], ids=["torch-unique-spellings", "torch-every-token"])
-def test_matches_torch_in_float64(name, unique):
+def test_matches_torch_in_float64(torch_tagger, name, unique):
     kw, lengths = CONFIGS[name]
     rng = np.random.default_rng(3)
     model = TaggerModel(9, 7, 5, 4, word_dim=5, case_dim=3, feature_dim=2, char_dim=4, char_hidden=3,
@@ -36,7 +27,7 @@ def test_matches_torch_in_float64(name, unique):
     gradcheck.randomize(model, rng, scale=0.8)
     batch = random_batch(rng, lengths, vocab=9, chars=7, cases=5, features=tuple(kw.get("feature_vocabs", ())),
                          tags=4, max_chars=5, lm_dim=kw.get("lm_dim", 0))
-    tt = torch_tagger()
+    tt = torch_tagger
     tm = tt.TorchTagger(model, unique_chars=unique)
     em_t = tm.emissions(batch)
     loss_t = tm.loss(em_t, batch)

@@ -1,8 +1,5 @@
 """The word-LM objective (Rei 2017, --word-lm-weight): the head against torch autograd (float64), alone
 and inside the tagger's training objective; its gradcheck spec; the word classes; the task with it."""
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -33,19 +30,11 @@ def make_task(n=64, extra=(), **kw):
 torch = pytest.importorskip("torch")
 
 
-def torch_tagger():
-    spec = importlib.util.spec_from_file_location("torch_tagger", Path(__file__).with_name("torch_tagger.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 class TorchWordLM(torch.nn.Module):
     """Rei's objective written plainly in torch: a loop over sentences and positions, no gathering."""
 
-    def __init__(self, head: WordLMHead) -> None:
+    def __init__(self, head: WordLMHead, tt) -> None:
         super().__init__()
-        tt = torch_tagger()
         self.H = head.hidden_size
         self.fh, self.fo = tt._linear_from(head.fwd_hidden), tt._linear_from(head.fwd_out)
         self.bh, self.bo = tt._linear_from(head.bwd_hidden), tt._linear_from(head.bwd_out)
@@ -69,7 +58,7 @@ class TorchWordLM(torch.nn.Module):
 
 
 @pytest.mark.parametrize("lengths", [[5, 1, 3, 5], [2], [1, 1]], ids=["mixed", "B=1,T=2", "all-length-1"])
-def test_head_matches_torch_in_float64(lengths):
+def test_head_matches_torch_in_float64(torch_tagger, lengths):
     rng = np.random.default_rng(4)
     head = gradcheck.randomize(WordLMHead(4, 9, 3, seed=0), rng, scale=0.8)
     B, T = len(lengths), max(lengths)
@@ -80,7 +69,7 @@ def test_head_matches_torch_in_float64(lengths):
     dh = head.backward(0.7, cache)
 
     th = torch.tensor(h, requires_grad=True)
-    tm = TorchWordLM(head)
+    tm = TorchWordLM(head, torch_tagger)
     loss_t = tm(th, lengths, classes)
     if loss_t.requires_grad:
         (0.7 * loss_t).backward()
@@ -100,7 +89,7 @@ def test_head_matches_torch_in_float64(lengths):
 
 
 @pytest.mark.parametrize("num_layers", [1, 2])
-def test_tagger_objective_matches_torch_in_float64(num_layers):
+def test_tagger_objective_matches_torch_in_float64(torch_tagger, num_layers):
     """CRF loss + gamma x word-LM loss on the top BiLSTM layer: every parameter's gradient as torch's."""
     rng = np.random.default_rng(5)
     model = TaggerModel(9, 7, 5, 4, word_dim=5, case_dim=3, char_dim=4, char_hidden=3, hidden_size=6,
@@ -108,9 +97,9 @@ def test_tagger_objective_matches_torch_in_float64(num_layers):
     gradcheck.randomize(model, rng, scale=0.8)
     batch = random_batch(rng, [6, 1, 4, 6, 3], vocab=9, chars=7, cases=5, tags=4, max_chars=5, word_classes=6)
     gamma = 0.1
-    tt = torch_tagger()
+    tt = torch_tagger
     tm = tt.TorchTagger(model)
-    lm = TorchWordLM(model.word_lm)
+    lm = TorchWordLM(model.word_lm, tt)
     em_t = tm.emissions(batch)
     loss_t = tm.loss(em_t, batch) + gamma * lm(tm.h, batch.lengths, batch.word_classes)
     loss_t.backward()
