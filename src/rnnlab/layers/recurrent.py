@@ -196,9 +196,9 @@ class Recurrent(Module):
             state = tuple(np.concatenate([r[0][i] for r in results]) for i in range(cell.state_size))
             steps = [r[1] for r in results] if keep else None
         elif kernel is not None and pack is not None:
-            state, steps = kernel.forward(cell, XW, b, W_h, hs, state, ws, keep=grad_enabled(), active=pack.active)
+            state, steps = kernel.forward(cell, XW, b, W_h, hs, state, ws, keep=keep, active=pack.active)
         elif kernel is not None:
-            state, steps = kernel.forward(cell, XW, b, W_h, hs, state, ws, keep=grad_enabled())
+            state, steps = kernel.forward(cell, XW, b, W_h, hs, state, ws, keep=keep)
         else:
             state, steps = self._reference_forward(XW, W_h, hs, state, None if pack is None else pack.active)
         if pack is not None:  # back to the caller's rows and positions, zeros on the padding
