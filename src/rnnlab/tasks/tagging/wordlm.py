@@ -103,9 +103,8 @@ def word_classes(word_ids: list, vocab_size: int, keep: int) -> np.ndarray:
     """``(vocab_size,)`` int64: the word-LM class of every word id, 1..keep for the ``keep`` most
     frequent ids of ``word_ids`` (a list of id arrays, the training sentences; ties by id), 0 for
     the rest (rarer words, the padding and unknown ids 0 and 1)."""
-    counts = np.zeros(vocab_size, dtype=np.int64)
-    for ids in word_ids:
-        np.add.at(counts, np.asarray(ids, dtype=np.int64), 1)
+    ids = np.concatenate([np.asarray(w, dtype=np.int64) for w in word_ids]) if word_ids else np.zeros(0, np.int64)
+    counts = np.bincount(ids, minlength=vocab_size)
     counts[:2] = 0
     order = np.lexsort((np.arange(vocab_size), -counts))   # most frequent first, ties by id
     top = [i for i in order[:keep] if counts[i] > 0]
