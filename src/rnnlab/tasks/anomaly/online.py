@@ -48,6 +48,8 @@ step), the same gradient-checked, torch-matched network as ``pred``; the update 
 """
 from __future__ import annotations
 
+import os
+
 import time
 from contextlib import contextmanager
 from typing import Any, Iterator
@@ -202,21 +204,24 @@ class OnlineForecaster:
 
 @contextmanager
 def fixed_products() -> Iterator[None]:
-    """The recurrent step products through one library for the whole stream. Under ``RNNLAB_BLAS=auto``
-    the library is chosen per shape by timing it (:mod:`rnnlab.blas.choice`), so two processes on a
-    loaded machine can choose differently and round differently; the online detector's thousands of
-    small steps would carry such a difference into every later score. So: openblas (the faster for
-    these small batches here: 3-4 us against 5 us), unless a library was named."""
+    """Every float32 product of the stream in one fixed summation order (``RNNLAB_BLAS=exact``,
+    :mod:`rnnlab.blas.exact`), unless ``RNNLAB_BLAS`` names another library. A BLAS rounds a product
+    in an order of its own (the kernel OpenBLAS picks for the CPU, oneMKL's path, and under ``auto``
+    whichever of the two won a timing on this machine), and the detector's thousands of small online
+    steps carry a last-bit difference into every later forecast: the same seed scored 65.2 on an
+    Intel and 66.8 on an AMD core with OpenBLAS (docs/anomaly.md, "Scores that do not depend on the
+    CPU"). With the fixed order the scores are the same bits on every CPU."""
     from ...blas import choice
 
-    auto = choice.requested() == "auto"
-    if auto:
-        choice.set_requested("openblas")
+    named = os.environ.get("RNNLAB_BLAS", "").strip().lower() not in ("", "auto")
+    previous = choice.requested()
+    if not named:
+        choice.set_requested("exact")
     try:
         yield
     finally:
-        if auto:
-            choice.set_requested("auto")
+        if not named:
+            choice.set_requested(previous)
 
 
 def stream(feats: np.ndarray, first: int, start: int, cfg: Any, seed: int, bar=None, pick: bool = False
