@@ -6,7 +6,8 @@ import pytest
 from rnnlab.blas import choice, exact
 from rnnlab.fast import accel
 
-SHAPES = [(1, 1, 1), (5, 7, 12), (16, 32, 128), (7, 33, 1), (3, 512, 5), (9, 4, 130)]
+SHAPES = [(1, 1, 1), (5, 7, 12), (16, 32, 128), (7, 33, 1), (3, 512, 5), (9, 4, 130), (256, 40, 6)]
+# (7, 33, 1) and (256, 40, 6): few columns, many rows, computed as the transpose
 
 
 def _operands(M, K, N, seed=0, layout="nn"):
@@ -47,6 +48,10 @@ def test_compiled_and_numpy_loops_give_the_same_bits(M, K, N, layout):
         exact.matmul(a, b, acc2, accumulate=True)
     assert fast.tobytes() == slow.tobytes()
     assert acc.tobytes() == acc2.tobytes()
+    with accel.using(True):
+        f_out = np.zeros((N, M), np.float32).T                     # a result array that is not C-contiguous
+        exact.matmul(a, b, f_out)
+    assert np.ascontiguousarray(f_out).tobytes() == slow.tobytes()
     assert acc.tobytes() == (np.float32(1.0) + slow).tobytes()   # the product first, then one addition
 
 

@@ -50,21 +50,58 @@ def matmul_numpy(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, *,
     return out
 
 
+_kernel = None
+
+
+def _compiled():
+    global _kernel
+    if _kernel is None:
+        from ..fast.compiled_exact import matmul_into
+
+        _kernel = matmul_into
+    return _kernel
+
+
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, *, accumulate: bool = False) -> np.ndarray:
     """``a @ b`` (``out += a @ b`` with ``accumulate``) for 2-D float32 operands, in the fixed order;
-    the compiled loop where :mod:`rnnlab.fast.accel` is on, else :func:`matmul_numpy` (same bits)."""
-    if a.shape[1] != b.shape[0]:
+    the compiled loop where :mod:`rnnlab.fast.accel` is on, else :func:`matmul_numpy` (same bits).
+
+    The compiled loop vectorises over the result's columns, so a product with few columns and many
+    rows (an input gradient ``dXW @ W_x.T``: 6 columns) is computed as its transpose,
+    ``out.T = b.T @ a.T``: each element is then the same products (``b a = a b`` exactly) summed in the
+    same order. Operands are made contiguous first (a transposed view, as in a weight gradient,
+    is copied: cheaper than strided reads, and one compiled specialisation serves every call)."""
+    M, K = a.shape
+    if K != b.shape[0]:
         raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not align")
-    if out is not None and (out.shape != (a.shape[0], b.shape[1]) or out.dtype != np.float32):
-        raise ValueError(f"matmul: out must be float32 of shape {(a.shape[0], b.shape[1])}, got {out.dtype} {out.shape}")
+    N = b.shape[1]
+    if out is not None and (out.shape != (M, N) or out.dtype != np.float32):
+        raise ValueError(f"matmul: out must be float32 of shape {(M, N)}, got {out.dtype} {out.shape}")
     if not accel.enabled():
         return matmul_numpy(a, b, out, accumulate=accumulate)
-    from ..fast.compiled_exact import matmul_into
-
-    if out is None:
-        out = np.empty((a.shape[0], b.shape[1]), np.float32)
-        accumulate = False
-    matmul_into(a, b, out, accumulate)
+    kernel = _compiled()
+    if N < 16 and M >= 2 * N:
+        res = np.empty((N, M), np.float32)
+        kernel(np.ascontiguousarray(b.T), np.ascontiguousarray(a.T), res, False)
+        if out is None:
+            return np.ascontiguousarray(res.T)
+        if accumulate:
+            out += res.T
+        else:
+            out[...] = res.T
+        return out
+    a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
+    if out is None or not out.flags.c_contiguous:
+        res = np.empty((M, N), np.float32)
+        kernel(a, b, res, False)
+        if out is None:
+            return res
+        if accumulate:
+            out += res
+        else:
+            out[...] = res
+        return out
+    kernel(a, b, out, accumulate)
     return out
 
 
