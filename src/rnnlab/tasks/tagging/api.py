@@ -201,7 +201,8 @@ class Tagger:
             tags = predict_ensemble(self.members, [items[i] for i in keep])
         else:
             tags, _ = predict_tags(loaded.model, loaded.vocabs, [items[i] for i in keep], loaded.scheme,
-                                   max_word_len=loaded.max_word_len, lm=loaded.lm)
+                                   max_word_len=loaded.max_word_len, lm=loaded.lm, context=loaded.context,
+                                   context_max_len=loaded.context_max_len)
         out: list[list[str]] = [[] for _ in items]
         for i, t in zip(keep, tags):
             out[i] = t
