@@ -179,10 +179,32 @@ def test_prediction_reads_the_context_it_was_trained_with(tmp_path):
     assert tagger.predict([list(s.tokens) for s in task.dev]) == tagged  # a list: its order is the context
     alone = [tagger.predict([list(s.tokens)])[0] for s in task.dev]
     plain, _ = predict_tags(loaded.model, loaded.vocabs, task.dev, "BIOES", 16, loaded.max_word_len)
-    assert sum(a != b for a, b in zip(tagged, plain)) >= 3   # (so that the lines above would see a path that ignored the context)
+    assert sum(a != b for a, b in zip(tagged, plain)) >= 3   # (so a path that ignored the context would fail above)
     ctx, none = member_emissions(loaded, task.dev), member_emissions(replace(loaded, context=0), task.dev)
     assert sum(not np.allclose(a, b) for a, b in zip(ctx, none)) > len(ctx) // 2
     assert alone == plain   # one sentence at a time has no neighbours: the same as no context
     docs = [Sentence(s.tokens, s.tags, doc=i) for i, s in enumerate(task.dev)]   # every sentence its own document
     assert predict_tags(loaded.model, loaded.vocabs, docs, "BIOES", 16, loaded.max_word_len, context=2,
                         context_max_len=30)[0] == plain
+
+
+def test_predict_stream_reads_context_across_its_blocks(tmp_path, monkeypatch):
+    cfg, task = make_task(n=120, max_steps=3, eval_every=1, lr=1e-2, dropout=0.1, context=2, context_max_len=30)
+    run_task(task, cfg, prepare_run_dir(str(tmp_path / "run")), **QUIET)
+    tagger = Tagger.load(tmp_path / "run")
+    text = " ".join(" ".join((s.tokens[0].capitalize(), *s.tokens[1:])) + " ." for s in task.dev)
+    whole = list(tagger.predict_stream([text], batch_sentences=10_000))
+    tokens = [[t["text"] for t in s["tokens"]] for s in whole]
+    assert len(tokens) > 12
+    assert [[t["tag"] for t in s["tokens"]] for s in whole] == tagger.predict(tokens)
+    calls = []
+    real = Tagger.predict
+    monkeypatch.setattr(Tagger, "predict", lambda self, items: calls.append(list(items)) or real(self, items))
+    for size in (1, 2, 5):   # blocks of 1, 2, 5 sentences: each still reads 2 neighbours on each side
+        calls.clear()
+        assert list(tagger.predict_stream([text], batch_sentences=size)) == whole
+        starts = [0] + [min(k * size, len(tokens)) for k in range(1, len(calls))]
+        for k, (call, own) in enumerate(zip(calls, starts)):
+            first = max(0, own - 2)
+            assert call == tokens[first:first + len(call)]
+            assert len(call) == min(own + size + 2, len(tokens)) - first
