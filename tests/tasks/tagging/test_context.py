@@ -208,3 +208,26 @@ def test_predict_stream_reads_context_across_its_blocks(tmp_path, monkeypatch):
             first = max(0, own - 2)
             assert call == tokens[first:first + len(call)]
             assert len(call) == min(own + size + 2, len(tokens)) - first
+
+
+def test_the_command_line_trains_saves_and_evaluates_with_context(tmp_path, capsys):
+    from rnnlab.cli import main
+    from rnnlab.tasks.tagging.data import write_conll
+
+    for name, n, seed in (("train", 60, 1), ("dev", 20, 2)):
+        write_conll(tmp_path / f"{name}.tsv", synthetic_sentences(n, seed=seed))
+        text = (tmp_path / f"{name}.tsv").read_text().split("\n\n")   # three documents
+        (tmp_path / f"{name}.tsv").write_text("".join(("-DOCSTART- O\n\n" if i % 7 == 0 else "") + s + "\n\n"
+                                                      for i, s in enumerate(text) if s.strip()))
+    assert {s.doc for s in read_conll(tmp_path / "dev.tsv")} == {0, 1, 2}
+    run = tmp_path / "run"
+    assert main(["tag", "train", "--train", str(tmp_path / "train.tsv"), "--dev", str(tmp_path / "dev.tsv"),
+                 "--out", str(run), "--max-steps", "80", "--eval-every", "40", "--max-minutes", "0", "--hidden-size",
+                 "8", "--char-hidden", "4", "--lr", "0.01", "--context", "1", "--context-max-len", "40"]) == 0
+    assert json.loads((run / "config.json").read_text())["context"] == 1
+    assert (load_run(run).context, load_run(run).context_max_len) == (1, 40)
+    capsys.readouterr()
+    assert main(["tag", "eval", str(run), "--split", "dev"]) == 0
+    best = max(json.loads(line).get("f1", -1) for line in (run / "metrics.jsonl").read_text().splitlines())
+    assert best > 20 and f" {best:.2f} " in capsys.readouterr().out.split("overall")[-1]   # dev F1 as in training
+    assert main(["tag", "train", "--resume", str(run), "--context", "2"]) == 2   # a run keeps its context
