@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from rnnlab.fast import accel
+
 SCRIPT = """
 import hashlib, numpy as np
 from rnnlab.tasks.anomaly import Detector
@@ -43,8 +45,27 @@ def _has_avx2() -> bool:
 
 
 @pytest.mark.skipif(not _has_avx2(), reason="OpenBLAS's Haswell kernel needs AVX2 and FMA")
+@pytest.mark.skipif(not accel.enabled(), reason="the fixed-order products serve the compiled steps only (numba)")
 def test_scores_do_not_depend_on_the_blas_kernel():
     haswell, sandy = _run("Haswell", None), _run("Sandybridge", None)
     assert haswell == sandy
     # the control: the BLAS itself rounds differently on the two kernels, and the stream carries it
     assert _run("Haswell", "openblas") != _run("Sandybridge", "openblas")
+
+
+def test_without_the_compiled_steps_the_stream_keeps_one_blas(monkeypatch):
+    from rnnlab.blas import choice
+    from rnnlab.tasks.anomaly.online import fixed_products
+
+    monkeypatch.delenv("RNNLAB_BLAS", raising=False)
+    monkeypatch.setattr(choice, "_requested", None)
+    before = choice.requested()
+    with accel.using(False), fixed_products():
+        assert choice.requested() == "openblas"      # the NumPy loop of blas.exact would cost ~7x
+    if accel.available():
+        with accel.using(True), fixed_products():
+            assert choice.requested() == "exact"
+    monkeypatch.setenv("RNNLAB_BLAS", "mkl")         # a library named by the user wins
+    with fixed_products():
+        assert choice.requested() == before
+    assert choice.requested() == before

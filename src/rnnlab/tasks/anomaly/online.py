@@ -210,13 +210,19 @@ def fixed_products() -> Iterator[None]:
     whichever of the two won a timing on this machine), and the detector's thousands of small online
     steps carry a last-bit difference into every later forecast: the same seed scored 65.2 on an
     Intel and 66.8 on an AMD core with OpenBLAS (docs/anomaly.md, "Scores that do not depend on the
-    CPU"). With the fixed order the scores are the same bits on every CPU."""
+    CPU"). With the fixed order the scores are the same bits on every CPU.
+
+    Only with the compiled steps (numba, :mod:`rnnlab.fast.accel`): without them the fixed-order
+    product is a NumPy loop over ``k``, about 7x the stream's cost (78 s of CPU against 10.5 s for a
+    4,032-row file), and the NumPy element-wise steps round ``tanh`` otherwise anyway; so there the
+    stream keeps OpenBLAS for every product (one library, chosen without timing, as before)."""
     from ...blas import choice
+    from ...fast import accel
 
     named = os.environ.get("RNNLAB_BLAS", "").strip().lower() not in ("", "auto")
     previous = choice.requested()
     if not named:
-        choice.set_requested("exact")
+        choice.set_requested("exact" if accel.enabled() else "openblas")
     try:
         yield
     finally:
