@@ -9,7 +9,7 @@ step. :func:`stepper` returns that product as ``run(t)`` (``out = a[t] @ W``) fr
   (:class:`rnnlab.blas.mkl.PackedMatrix`), argument checks done once (the ``mkl`` extra);
 * ``exact``: :mod:`rnnlab.blas.exact`, every element summed in one fixed order, so that the
   results round the same on every CPU (slower; for processes that feed their own rounding back
-  thousands of times, as the online anomaly detector does);
+  thousands of times, as the online anomaly detector does; what it covers: that module's docstring);
 * ``auto`` (the default where the ``mkl`` extra loads, else ``openblas``): both are timed on
   this very shape (B, K, N) and thread count the first time it is asked for, in alternating
   rounds within a budget of about 50 ms, and the faster one is used from then on (cached per

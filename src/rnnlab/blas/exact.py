@@ -22,6 +22,14 @@ operations the same everywhere, so the result does not depend on the CPU, the BL
 level or the thread count. It is 2-4x slower than a BLAS on small products and more on large ones:
 meant for the online detector (``rnnlab.tasks.anomaly.online.fixed_products``), not for training
 large models. float64 products (gradient checks) are not affected.
+
+What it covers: the products that go through :mod:`rnnlab.blas.choice` (the recurrent kernels' step
+products, input projections, weight and input gradients, Linear layers), which are all the products
+of the online detector's network (an LSTM and a Linear layer on real-valued inputs; tested across
+OpenBLAS kernels, ``tests/tasks/anomaly/test_online_cpu.py``). A few layers still multiply with
+NumPy directly (the token tables of :mod:`rnnlab.layers.tokens`, the CRF, the VAE's latent layer,
+the Python-loop cells without a fused kernel), so ``RNNLAB_BLAS=exact`` does not make every model's
+training CPU-independent.
 """
 from __future__ import annotations
 
