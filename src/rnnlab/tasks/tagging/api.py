@@ -201,7 +201,8 @@ class Tagger:
             tags = predict_ensemble(self.members, [items[i] for i in keep])
         else:
             tags, _ = predict_tags(loaded.model, loaded.vocabs, [items[i] for i in keep], loaded.scheme,
-                                   max_word_len=loaded.max_word_len, lm=loaded.lm)
+                                   max_word_len=loaded.max_word_len, lm=loaded.lm, context=loaded.context,
+                                   context_max_len=loaded.context_max_len)
         out: list[list[str]] = [[] for _ in items]
         for i, t in zip(keep, tags):
             out[i] = t
@@ -215,14 +216,40 @@ class Tagger:
         """:meth:`predict_text` over text arriving in pieces (e.g. the lines of a file), one
         sentence dict at a time: at most ``batch_sentences`` sentences (and one unfinished
         sentence of text) are held, so memory does not grow with the input. Offsets count
-        characters from the start of the whole input."""
-        for text, base, sentences in _sentence_blocks(pieces, batch_sentences, BLOCK_CHARS):
-            tags = self.predict([[t.text for t in s] for s in sentences])
-            for toks, tg in zip(sentences, tags):
-                spans = [{"type": c.type, "start": base + toks[c.start].start, "end": base + toks[c.end - 1].end,
-                          "text": text[toks[c.start].start:toks[c.end - 1].end]} for c in chunks(tg)]
-                yield {"tokens": [{"text": t.text, "start": base + t.start, "end": base + t.end, "tag": g}
-                                  for t, g in zip(toks, tg)], "entities": spans}
+        characters from the start of the whole input. A run trained with ``--context N`` reads N
+        sentences on each side across blocks too (each block is tagged once the next one is read)."""
+        n = max([m.context for m in self.members or [self._ready()]])
+        blocks = _sentence_blocks(pieces, batch_sentences, BLOCK_CHARS)
+        if n == 0:
+            for text, base, sentences in blocks:
+                yield from self._spans(text, base, sentences, self.predict([[t.text for t in s] for s in sentences]))
+            return
+        left: list = []
+        held: list = []   # blocks read but not tagged: the first waits until n sentences follow it
+
+        def tag_first() -> Iterator[dict[str, Any]]:
+            nonlocal left
+            text, base, sentences = held.pop(0)
+            own = [[t.text for t in s] for s in sentences]
+            right = [[t.text for t in s] for b in held for s in b[2]][:n]
+            tags = self.predict(left + own + right)[len(left):len(left) + len(own)]
+            yield from self._spans(text, base, sentences, tags)
+            left = (left + own)[-n:]
+
+        for block in blocks:
+            held.append(block)
+            while len(held) > 1 and sum(len(b[2]) for b in held[1:]) >= n:
+                yield from tag_first()
+        while held:
+            yield from tag_first()
+
+    @staticmethod
+    def _spans(text: str, base: int, sentences: list, tags: list) -> Iterator[dict[str, Any]]:
+        for toks, tg in zip(sentences, tags):
+            spans = [{"type": c.type, "start": base + toks[c.start].start, "end": base + toks[c.end - 1].end,
+                      "text": text[toks[c.start].start:toks[c.end - 1].end]} for c in chunks(tg)]
+            yield {"tokens": [{"text": t.text, "start": base + t.start, "end": base + t.end, "tag": g}
+                              for t, g in zip(toks, tg)], "entities": spans}
 
     def save(self, path: str | os.PathLike) -> Path:
         """Copy the trained checkpoint (weights, sizes, vocabularies) to ``path``."""

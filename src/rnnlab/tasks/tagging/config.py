@@ -56,6 +56,11 @@ class TagConfig(LoopConfig):
     word_lm_vocab: int = _opt(7500, "with --word-lm-weight: the word LM predicts the N most frequent training "
                                     "words, and one class for every other word")
     word_lm_hidden: int = _opt(50, "with --word-lm-weight: units of the word LM's tanh layer (per direction)")
+    context: int = _opt(0, "cross-sentence context: the BiLSTMs also read N neighbouring sentences on each side "
+                           "(same file or split, same document: never across -DOCSTART-); emissions, loss and "
+                           "decoding cover the sentence alone; prediction reads the same context; 0: off")
+    context_max_len: int = _opt(256, "with --context: tokens of a sentence with its context at most (the context "
+                                     "is cut, never the sentence)")
     # batch 8 over 10,000 steps: chosen on the dev sets of NCBI-disease and CoNLL-2000 (docs/tagging.md,
     # "Batch 8 over 10,000 steps"); the 30-minute budget stays as a cap for slower machines
     batch_size: int = _opt(8, "sentences per training batch")
@@ -92,6 +97,11 @@ class TagConfig(LoopConfig):
         if self.lm and len(self.lm.split(",")) != 2:
             raise ConfigError(f"--lm takes two char-LM runs, FWD_RUN,BWD_RUN (the second trained with "
                               f"`rnnlab train --reverse`), got {self.lm!r}")
+        if self.context < 0 or self.context_max_len < 1:
+            raise ConfigError("--context needs N >= 0 sentences and --context-max-len >= 1 tokens")
+        if self.context and self.word_lm_weight > 0:
+            raise ConfigError("--context and --word-lm-weight together are not supported (the word LM would "
+                              "predict the context's words); use one of them")
         if self.lm and self.lm_text:
             raise ConfigError("give --lm FWD_RUN,BWD_RUN (trained LMs) or --lm-text FILE (train them here), not both")
         if self.lm_text and (self.lm_hidden_size < 1 or self.lm_minutes < 0 or self.lm_steps < 0

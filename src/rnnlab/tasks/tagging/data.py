@@ -2,7 +2,9 @@
 
 A CoNLL file holds one token per line, columns separated by tabs (when the line has a tab)
 or by spaces: the token first, the tag last, optional feature columns (e.g. a POS tag) in
-between. A blank line ends a sentence; ``-DOCSTART-`` lines are skipped; the file is UTF-8
+between. A blank line ends a sentence; a ``-DOCSTART-`` line starts a new document (each
+sentence records its document's number, ``Sentence.doc``: ``--context`` never reads across
+one) and is otherwise skipped; the file is UTF-8
 (a byte-order mark is allowed). Input that cannot be read raises
 :class:`rnnlab.errors.DataError` with one line naming the file, the line and what to do.
 
@@ -38,6 +40,7 @@ class Sentence:
     tags: tuple[str, ...]
     features: tuple[tuple[str, ...], ...] = ()  # per token, the columns between token and tag
     source: str = ""                            # "file:line" of the first token, for messages
+    doc: int = 0                                # document number in its file (a -DOCSTART- line starts the next)
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -73,13 +76,13 @@ def read_conll(path: str | os.PathLike, scheme: str | None = "BIO") -> list[Sent
     scheme = "BIOES" if auto else normalize_scheme(scheme) if scheme is not None else None
     sentences: list[Sentence] = []
     rows: list[list[str]] = []
-    first = width = width_line = 0
+    first = width = width_line = doc = 0
 
     def flush() -> None:
         if rows:
             feats = tuple(tuple(r[1:-1]) for r in rows) if width > 2 else ()
             sentences.append(Sentence(tuple(r[0] for r in rows), tuple(r[-1] for r in rows), feats,
-                                      f"{path}:{first}"))
+                                      f"{path}:{first}", doc))
             rows.clear()
 
     for lineno, line in enumerate(text.removeprefix("\ufeff").split("\n"), 1):
@@ -89,6 +92,7 @@ def read_conll(path: str | os.PathLike, scheme: str | None = "BIO") -> list[Sent
             continue
         if line.startswith("-DOCSTART-"):
             flush()
+            doc += bool(sentences)   # the first document of a file that opens with -DOCSTART- is 0
             continue
         cols = _columns(line)
         if len(cols) < 2:

@@ -19,8 +19,8 @@ import numpy as np
 from ...errors import ConfigError
 from ...module import no_grad
 from .data import Sentence
-from .task import LoadedRun, constraints_for, load_run, predict_tags
-from .vocab import encode, make_batches
+from .context import sentence_emissions
+from .task import LoadedRun, constraints_for, load_run, predict_tags, sentence_batches
 
 
 def load_members(spec: str) -> list[LoadedRun]:
@@ -41,15 +41,15 @@ def load_members(spec: str) -> list[LoadedRun]:
 def member_emissions(member: LoadedRun, sentences: Sequence[Sentence], batch_size: int = 128) -> list[np.ndarray]:
     """One member's (length, tags) emission scores of every sentence (eval mode, no gradient)."""
     model = member.model
-    encoded = encode(sentences, member.vocabs, member.max_word_len, member.lm)
     out: list[np.ndarray] = [np.zeros((0, 0))] * len(sentences)
     was_training = model.training
     model.eval()
     try:
         with no_grad():
-            for batch in make_batches(encoded, batch_size, max_tokens=batch_size * 40):
-                emissions, _ = model.forward(batch)
-                for b, (row, n) in enumerate(zip(batch.index, batch.lengths)):
+            for batch in sentence_batches(sentences, member.vocabs, member.max_word_len, member.lm, member.context,
+                                          member.context_max_len, batch_size):
+                emissions, _, target = sentence_emissions(model, batch)   # --context: the sentences' own rows
+                for b, (row, n) in enumerate(zip(batch.index, target.lengths)):
                     out[row] = np.array(emissions[b, :int(n)], dtype=np.float64)
     finally:
         model.train(was_training)
@@ -62,7 +62,8 @@ def predict_ensemble(members: Sequence[LoadedRun], sentences: Sequence[Sentence]
     first = members[0]
     if len(members) == 1:
         return predict_tags(first.model, first.vocabs, sentences, first.scheme, batch_size,
-                            first.max_word_len, lm=first.lm)[0]
+                            first.max_word_len, lm=first.lm, context=first.context,
+                            context_max_len=first.context_max_len)[0]
     total = member_emissions(first, sentences, batch_size)
     for m in members[1:]:
         for i, em in enumerate(member_emissions(m, sentences, batch_size)):

@@ -28,11 +28,12 @@ from .schemes import tag_constraints
 from ...module import no_grad
 from ...train.task import EvalInterrupted, Selection, StepOutput, Task
 from .config import TagConfig
+from .context import DEFAULT_MAX_LEN, context_batches, emissions_backward, extend, sentence_emissions
 from .data import Sentence, TaggedCorpus, convert_sentences, load_dataset, read_conll, repair_note
 from .metrics import EntityReport, evaluate
 from .model import TaggerModel, read_vectors
 from .schemes import convert, detect_scheme
-from .vocab import Vocabs, encode, make_batches
+from .vocab import Vocabs, encode
 from .wordlm import word_classes
 
 KIND = "rnnlab.tagger"
@@ -86,12 +87,13 @@ def predict_tags(model: TaggerModel, vocabs: Vocabs, sentences: Sequence[Sentenc
                  batch_size: int = 128, max_word_len: int | None = 30,
                  should_stop: Callable[[], bool] = lambda: False,
                  progress: Callable[[int, int], None] | None = None,
-                 with_loss: bool = False, lm: Any = None) -> tuple[list[list[str]], float]:
+                 with_loss: bool = False, lm: Any = None, context: int = 0,
+                 context_max_len: int = DEFAULT_MAX_LEN) -> tuple[list[list[str]], float]:
     """Tag strings per sentence (and the mean loss per batch item when ``with_loss``); eval mode, no_grad.
-    ``lm``: the run's char-LM features (:func:`lm_features`) when it was trained with them."""
+    ``lm``: the run's char-LM features (:func:`lm_features`) when it was trained with them; ``context``:
+    its ``--context`` (neighbours from this list's order and the sentences' documents, context.py)."""
     constraints = constraints_for(model, vocabs, scheme)
-    encoded = encode(sentences, vocabs, max_word_len, lm)
-    batches = make_batches(encoded, batch_size, max_tokens=batch_size * 40)
+    batches = sentence_batches(sentences, vocabs, max_word_len, lm, context, context_max_len, batch_size)
     predicted: list[list[str]] = [[] for _ in sentences]
     was_training, total, count = model.training, 0.0, 0
     model.eval()
@@ -100,18 +102,27 @@ def predict_tags(model: TaggerModel, vocabs: Vocabs, sentences: Sequence[Sentenc
             for k, batch in enumerate(batches):
                 if should_stop():
                     raise EvalInterrupted
-                emissions, _ = model.forward(batch)
+                emissions, _, target = sentence_emissions(model, batch)
                 if with_loss:
-                    loss, _ = model.loss(emissions, batch)
-                    n = batch.size if model.use_crf else batch.tokens
+                    loss, _ = model.loss(emissions, target)
+                    n = target.size if model.use_crf else target.tokens
                     total, count = total + loss * n, count + n
-                for row, path in zip(batch.index, model.decode(emissions, batch.lengths, constraints)):
+                for row, path in zip(batch.index, model.decode(emissions, target.lengths, constraints)):
                     predicted[row] = vocabs.tags.decode(path)
                 if progress is not None:
                     progress(k + 1, len(batches))
     finally:
         model.train(was_training)
     return predicted, (total / count if count else math.nan)
+
+
+def sentence_batches(sentences: Sequence[Sentence], vocabs: Vocabs, max_word_len: int | None, lm: Any,
+                     context: int, context_max_len: int, batch_size: int) -> list:
+    """Prediction's batches (sorted by length, at most ``batch_size`` rows and 40 tokens a row on
+    average), each row with its ``--context`` when ``context`` > 0."""
+    rows, spans = extend(encode(sentences, vocabs, max_word_len, lm), [s.doc for s in sentences], context,
+                         context_max_len)
+    return context_batches(rows, spans, batch_size, max_tokens=batch_size * 40)
 
 
 def in_gold_scheme(sentences: Sequence[Sentence], predicted: Sequence[Sequence[str]]) -> tuple[list[list[str]], str]:
@@ -135,6 +146,8 @@ class TaggingTask(Task):
         # computed once per sentence, cached; lm_runs: the pair --lm-text trained (cfg.lm stays as given)
         self.lm = lm_features(lm_runs or cfg.lm)
         self.encoded = encode(train, vocabs, cfg.max_word_len, self.lm)
+        # --context: the rows the BiLSTMs read (each sentence with its neighbours) and the sentences' spans
+        self.rows, self.spans = extend(self.encoded, [s.doc for s in train], cfg.context, cfg.context_max_len)
         counts: dict[int, int] = {}
         for e in self.encoded:
             for w in e.words.tolist():
@@ -169,14 +182,16 @@ class TaggingTask(Task):
         arrays = {f"param/{name}": value for name, value in model.state_dict().items()}
         return arrays, {"kind": KIND, "model": dict(model.spec), "vocabs": self.vocabs.to_dict(),
                         "scheme": self.cfg.scheme, "max_word_len": self.cfg.max_word_len,
+                        **({"context": self.cfg.context, "context_max_len": self.cfg.context_max_len}
+                           if self.cfg.context else {}),
                         "lm": ",".join(str(x.path.resolve()) for x in (self.lm.fwd, self.lm.bwd)) if self.lm else ""}
 
     # -- data --------------------------------------------------------------------------------------
     def _batches(self) -> list:
         if self._epoch_batches is None or self._epoch_batches[0] != self.epoch:
             seed = int(np.random.SeedSequence([self.cfg.seed, self.epoch]).generate_state(1)[0])
-            self._epoch_batches = (self.epoch, make_batches(self.encoded, self.cfg.batch_size, shuffle=True,
-                                                            seed=seed))
+            self._epoch_batches = (self.epoch, context_batches(self.rows, self.spans, self.cfg.batch_size,
+                                                               shuffle=True, seed=seed))
         return self._epoch_batches[1]
 
     def next_batch(self) -> Any:
@@ -202,21 +217,22 @@ class TaggingTask(Task):
 
     # -- one step and evaluation ---------------------------------------------------------------------
     def forward_backward(self, model: TaggerModel, batch: Any, carry: Any) -> StepOutput:
-        emissions, cache = model.forward(batch)
-        loss, lcache = model.loss(emissions, batch)
+        emissions, cache, target = sentence_emissions(model, batch)   # --context: the sentences' positions
+        loss, lcache = model.loss(emissions, target)
         dh = None
         if model.word_lm is not None and self.cfg.word_lm_weight > 0:   # Rei (2017): + gamma x the word LM
             gamma = self.cfg.word_lm_weight
             lm, lmcache = model.word_lm.forward(cache.h, batch.lengths, batch.word_classes)
             loss += gamma * lm
             dh = model.word_lm.backward(gamma, lmcache)
-        model.backward(model.loss_backward(lcache), cache, dh)
+        model.backward(emissions_backward(model.loss_backward(lcache), batch), cache, dh)
         return StepOutput(loss, batch.size, cache.rnn, None)
 
     def evaluate(self, model: TaggerModel, should_stop: Callable[[], bool] = lambda: False,
                  progress: Callable[[int, int], None] | None = None) -> dict[str, float]:
         predicted, loss = predict_tags(model, self.vocabs, self.dev, self.cfg.scheme, self.cfg.eval_batch,
-                                       self.cfg.max_word_len, should_stop, progress, with_loss=True, lm=self.lm)
+                                       self.cfg.max_word_len, should_stop, progress, with_loss=True, lm=self.lm,
+                                       context=self.cfg.context, context_max_len=self.cfg.context_max_len)
         return metrics_row(evaluate([s.tags for s in self.dev], predicted), loss)
 
     def describe_eval(self, metrics: dict[str, float]) -> str:
@@ -246,6 +262,8 @@ class LoadedRun:
     path: Path
     lm: Any = None      # the char-LM features the model reads (None without --lm)
     weights: str = "current"   # "average": the loop's averaged weights won on validation (--average)
+    context: int = 0           # --context: neighbouring sentences read on each side
+    context_max_len: int = DEFAULT_MAX_LEN
 
 
 def load_run(run: str | Path) -> LoadedRun:
@@ -262,4 +280,5 @@ def load_run(run: str | Path) -> LoadedRun:
     model.load_state_dict({k[len("param/"):]: v for k, v in arrays.items() if k.startswith("param/")})
     lm = lm_features(meta.get("lm", "")) if spec.get("lm_dim") else None
     return LoadedRun(model.eval(), Vocabs.from_dict(meta["vocabs"]), meta["scheme"], int(meta.get("max_word_len", 30)),
-                     meta.get("config", {}), path, lm, str(meta.get("trainer", {}).get("weights", "current")))
+                     meta.get("config", {}), path, lm, str(meta.get("trainer", {}).get("weights", "current")),
+                     int(meta.get("context", 0)), int(meta.get("context_max_len", DEFAULT_MAX_LEN)))

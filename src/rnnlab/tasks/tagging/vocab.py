@@ -223,6 +223,7 @@ class Batch:
     index: np.ndarray         # (B,) positions of the rows' sentences in the encoded list
     lm: np.ndarray | None = None  # (B, T, D) float32 char-LM features, 0 on padding
     word_classes: np.ndarray | None = None  # (B, T) word-LM classes of the words (training, --word-lm-weight)
+    span: np.ndarray | None = None  # (B, 2) --context: offset and length of each row's own sentence (context.py)
 
     @property
     def size(self) -> int:
