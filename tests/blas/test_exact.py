@@ -80,14 +80,13 @@ def exact_requested(monkeypatch):
 
 
 def test_choice_routes_every_float32_product_to_it(exact_requested):
-    rng = np.random.default_rng(1)
-    a = rng.standard_normal((3, 5, 7), dtype=np.float32)
-    W = rng.standard_normal((7, 12), dtype=np.float32)
+    stack, W = (np.stack([_operands(5, 7, 12, seed=t)[0] for t in range(3)]), _operands(5, 7, 12)[1])
     out = np.empty((5, 12), np.float32)
-    run = choice.stepper(a, W, out)
-    for t in range(3):
+    run = choice.stepper(stack, W, out)
+    for t in range(3):   # the step products of a time loop
         run(t)
-        assert out.tobytes() == exact.matmul(a[t], W).tobytes()
+        assert out.tobytes() == exact.matmul(stack[t], W).tobytes()
+    rng = np.random.default_rng(1)
     big = rng.standard_normal((300, 256), dtype=np.float32)     # above GEMM_MIN_MACS: auto would time it
     Wb = rng.standard_normal((256, 300), dtype=np.float32)
     assert choice.gemm(big, Wb).tobytes() == exact.matmul(big, Wb).tobytes()

@@ -41,12 +41,17 @@ def matmul_numpy(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, *,
     for k in range(K):
         np.multiply(a[:, k:k + 1], b[k:k + 1, :], out=term)
         acc += term
+    return _deliver(acc, out, accumulate)
+
+
+def _deliver(res: np.ndarray, out: np.ndarray | None, accumulate: bool) -> np.ndarray:
+    """``res`` itself (no ``out``), or written into ``out`` (added to it with ``accumulate``)."""
     if out is None:
-        return acc
+        return res
     if accumulate:
-        out += acc
+        out += res
     else:
-        out[...] = acc
+        out[...] = res
     return out
 
 
@@ -83,24 +88,12 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, *, accum
     if N < 16 and M >= 2 * N:
         res = np.empty((N, M), np.float32)
         kernel(np.ascontiguousarray(b.T), np.ascontiguousarray(a.T), res, False)
-        if out is None:
-            return np.ascontiguousarray(res.T)
-        if accumulate:
-            out += res.T
-        else:
-            out[...] = res.T
-        return out
+        return _deliver(np.ascontiguousarray(res.T) if out is None else res.T, out, accumulate)
     a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
     if out is None or not out.flags.c_contiguous:
         res = np.empty((M, N), np.float32)
         kernel(a, b, res, False)
-        if out is None:
-            return res
-        if accumulate:
-            out += res
-        else:
-            out[...] = res
-        return out
+        return _deliver(res, out, accumulate)
     kernel(a, b, out, accumulate)
     return out
 
