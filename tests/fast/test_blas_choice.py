@@ -17,7 +17,7 @@ def test_openblas_and_unknown_name(monkeypatch, capsys):
     monkeypatch.setattr(choice, "_requested", None)
     monkeypatch.setenv("RNNLAB_BLAS", "cublas")
     assert choice.requested() == "openblas"
-    assert "RNNLAB_BLAS='cublas' is not one of auto, openblas, mkl" in capsys.readouterr().err
+    assert "RNNLAB_BLAS='cublas' is not one of auto, openblas, mkl, exact" in capsys.readouterr().err
     with pytest.raises(ValueError, match="RNNLAB_BLAS must be one of"):
         choice.set_requested("cublas")
 

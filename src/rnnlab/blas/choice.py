@@ -1,4 +1,4 @@
-"""Which library runs the recurrent step products: ``RNNLAB_BLAS=auto|openblas|mkl``.
+"""Which library runs the recurrent step products: ``RNNLAB_BLAS=auto|openblas|mkl|exact``.
 
 The time loops of :mod:`rnnlab.fast` (training forward and backward, the forward-only
 evaluation loop) and generation multiply a (B, K) block by a fixed (K, N) weight once per
@@ -7,6 +7,9 @@ step. :func:`stepper` returns that product as ``run(t)`` (``out = a[t] @ W``) fr
 * ``openblas``: ``np.matmul`` (NumPy's BLAS, with its own thread count);
 * ``mkl``: oneMKL's ``cblas_sgemm_compute`` on weights packed once per call of the loop
   (:class:`rnnlab.blas.mkl.PackedMatrix`), argument checks done once (the ``mkl`` extra);
+* ``exact``: :mod:`rnnlab.blas.exact`, every element summed in one fixed order, so that the
+  results round the same on every CPU (slower; for processes that feed their own rounding back
+  thousands of times, as the online anomaly detector does);
 * ``auto`` (the default where the ``mkl`` extra loads, else ``openblas``): both are timed on
   this very shape (B, K, N) and thread count the first time it is asked for, in alternating
   rounds within a budget of about 50 ms, and the faster one is used from then on (cached per
@@ -44,7 +47,7 @@ import numpy as np
 
 from . import choice_cache
 
-NAMES = ("auto", "openblas", "mkl")
+NAMES = ("auto", "openblas", "mkl", "exact")
 BUDGET_S = 0.05
 GEMM_MIN_MACS = 1 << 24     # whole-sequence products below this many multiply-adds stay NumPy's under auto
 GEMM_BUDGET_S = 0.2
@@ -166,6 +169,10 @@ def _decide(key: tuple, what: str, timing: Callable[[], dict], pick: Callable[[d
 def stepper(a: np.ndarray, W: np.ndarray, out: np.ndarray) -> Callable[[int], Any]:
     """``run(t)``: ``out[...] = a[t] @ W`` for a stack ``a`` (T, B, K) and a fixed ``W`` (K, N),
     through the library :func:`choose` picks (``out`` (B, N), C-contiguous)."""
+    if requested() == "exact" and a.dtype == np.float32 and W.dtype == np.float32 and out.dtype == np.float32:
+        from .exact import matmul
+
+        return lambda t: matmul(a[t], W, out)
     if a.dtype == np.float32 and W.dtype == np.float32 and out.dtype == np.float32 and a.shape[1] > 0 \
             and choose(a.shape[1], W.shape[0], W.shape[1]) == "mkl":
         from .mkl import PackedMatrix
@@ -286,7 +293,13 @@ def choose_gemm(a: np.ndarray, b: np.ndarray) -> str:
 
 def gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, *, accumulate: bool = False) -> np.ndarray:
     """``a @ b`` (``out += a @ b`` with ``accumulate``) for 2-D operands, float32 ones through the
-    library :func:`choose_gemm` picks; anything else is ``np.matmul``'s."""
+    library :func:`choose_gemm` picks (:mod:`rnnlab.blas.exact` under ``exact``); anything else is
+    ``np.matmul``'s."""
+    if (requested() == "exact" and a.dtype == np.float32 and b.dtype == np.float32 and a.ndim == 2 and b.ndim == 2
+            and (out is None or out.dtype == np.float32)):
+        from .exact import matmul
+
+        return matmul(a, b, out, accumulate=accumulate)
     if (a.dtype == np.float32 and b.dtype == np.float32 and a.ndim == 2 and b.ndim == 2
             and (out is None or (out.dtype == np.float32 and (out.flags.c_contiguous or out.flags.f_contiguous)))
             and a.size and b.size and choose_gemm(a, b) == "mkl"):

@@ -13,8 +13,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "large whole-sequence product (input projections, weight and input gradients, Linear layers: "
                     "MxKxN:ab@threads, M and K rounded up to powers of two, ab the operands' layouts, n plain or t "
                     "transposed) on OpenBLAS and oneMKL's sgemm; the faster one is kept in a per-machine record (RNNLAB_BLAS_CACHE, default ~/.cache/rnnlab/blas-choices.json) "
-                    "that later runs reuse, so fresh runs are repeatable. This shows the machine, the backend "
-                    "requested and the record.")
+                    "that later runs reuse, so fresh runs are repeatable. RNNLAB_BLAS=exact instead sums every "
+                    "float32 product in one fixed order, so that results round the same on every CPU (slower; the "
+                    "online anomaly detector's stream always uses it unless RNNLAB_BLAS names a library). This "
+                    "shows the machine, the backend requested and the record.")
     p.add_argument("--clear", action="store_true",
                    help="forget this machine's recorded choices (they are timed again on next use), e.g. after "
                         "changing thread settings or the machine's load profile")

@@ -12,12 +12,13 @@ from .detect_nab import DEFAULT_DETECTOR, _options, _refuse_to_replace, check_th
 DETECTORS = ("pred", "encdec", "vae", "online")
 # what --help says of the default (measured on the 41 NAB files shipped, docs/anomaly.md "Today's figures")
 DEFAULT_COST = ("it learns as the rows arrive, two networks (with and without the value a day before; "
-                "--online-season pick); about 31 s of CPU per 10,000 rows on one core (AMD EPYC Zen 3, both "
-                "networks), scoring included (16 s on an AMD EPYC Zen 5 with numba's compiled steps); NAB score 65.2 +/- 1.5 (3 seeds, standard profile) on the 41 NAB files "
-                "shipped, against 63.2 +/- 0.7 with the likelihood over 5 rows only (--slow 0), 60.4 +/- 0.9 with "
-                "an alarm on every onset as well (--slow 0 --peak 0), 57.6 +/- 0.4 with one "
-                "network as well (--online-season off --no-warmup-alarms --slow 0 --peak 0, 14 s), pred's 60.4 +/- 0.6 (--slow 0) "
-                "and HTM's 68.6")
+                "--online-season pick), every product in one fixed order so that scores are the same on every "
+                "CPU; about 20 s of CPU per 10,000 rows on one core (Intel Xeon, nyc_taxi, scoring included; "
+                "about 15 s with RNNLAB_BLAS=openblas, whose scores depend on the CPU's BLAS kernel); NAB score "
+                "65.8 +/- 0.6 (3 seeds, standard profile; leave-one-group-out 64.3 +/- 0.6) on the 41 NAB files "
+                "shipped, against 63.2 +/- 0.7 with the likelihood over 5 rows only (--slow 0), 57.6 +/- 0.4 with "
+                "one network and every onset (--online-season off --no-warmup-alarms --slow 0 --peak 0), "
+                "pred's 60.4 +/- 0.6 (--slow 0) and HTM's 68.6")
 
 
 def _detector(text: str) -> str:

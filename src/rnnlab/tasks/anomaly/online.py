@@ -48,6 +48,8 @@ step), the same gradient-checked, torch-matched network as ``pred``; the update 
 """
 from __future__ import annotations
 
+import os
+
 import time
 from contextlib import contextmanager
 from typing import Any, Iterator
@@ -202,21 +204,30 @@ class OnlineForecaster:
 
 @contextmanager
 def fixed_products() -> Iterator[None]:
-    """The recurrent step products through one library for the whole stream. Under ``RNNLAB_BLAS=auto``
-    the library is chosen per shape by timing it (:mod:`rnnlab.blas.choice`), so two processes on a
-    loaded machine can choose differently and round differently; the online detector's thousands of
-    small steps would carry such a difference into every later score. So: openblas (the faster for
-    these small batches here: 3-4 us against 5 us), unless a library was named."""
-    from ...blas import choice
+    """Every float32 product of the stream in one fixed summation order (``RNNLAB_BLAS=exact``,
+    :mod:`rnnlab.blas.exact`), unless ``RNNLAB_BLAS`` names another library. A BLAS rounds a product
+    in an order of its own (the kernel OpenBLAS picks for the CPU, oneMKL's path, and under ``auto``
+    whichever of the two won a timing on this machine), and the detector's thousands of small online
+    steps carry a last-bit difference into every later forecast: the same seed scored 65.2 on an
+    Intel and 66.8 on an AMD core with OpenBLAS (docs/anomaly.md, "Scores that do not depend on the
+    CPU"). With the fixed order the scores are the same bits on every CPU.
 
-    auto = choice.requested() == "auto"
-    if auto:
-        choice.set_requested("openblas")
+    Only with the compiled steps (numba, :mod:`rnnlab.fast.accel`): without them the fixed-order
+    product is a NumPy loop over ``k``, about 7x the stream's cost (78 s of CPU against 10.5 s for a
+    4,032-row file), and the NumPy element-wise steps round ``tanh`` otherwise anyway; so there the
+    stream keeps OpenBLAS for every product (one library, chosen without timing, as before)."""
+    from ...blas import choice
+    from ...fast import accel
+
+    named = os.environ.get("RNNLAB_BLAS", "").strip().lower() not in ("", "auto")
+    previous = choice.requested()
+    if not named:
+        choice.set_requested("exact" if accel.enabled() else "openblas")
     try:
         yield
     finally:
-        if auto:
-            choice.set_requested("auto")
+        if not named:
+            choice.set_requested(previous)
 
 
 def stream(feats: np.ndarray, first: int, start: int, cfg: Any, seed: int, bar=None, pick: bool = False
