@@ -12,7 +12,14 @@ experiments only (not detector settings; one is moved into the library if it is 
 - ``diff = 1``: the first difference of the scaled value, v_t - v_{t-1} (0 on the first row), as a
   further input (rows up to t only);
 - ``decay = T``: the learning rate ``online_lr * sqrt(T / (T + s))`` after s steps (settles as the
-  stream goes on; T in steps).
+  stream goes on; T in steps);
+- ``nbhd = W``: the season network also gets the values at W rows either side of the day before
+  (by the clock: lags day - W .. day + W, :func:`season_at`), so it can follow a daily event whose
+  period drifts by a row or two (ec2_cpu_utilization_24ae8d's spike comes every 284-293 rows);
+- ``nbhd_max = W``: instead, one more input, the largest of those 2W + 1 values (cheaper).
+
+The season inputs, as the detector's own (:func:`rnnlab.tasks.anomaly.online.season_column`), sit on
+the row *before* the one they describe and read rows up to their own only (tested).
 """
 from __future__ import annotations
 
@@ -22,7 +29,7 @@ from rnnlab.models.seqmodel import SeqModel
 from rnnlab.tasks.anomaly.online import _Run
 from rnnlab.train.online import OnlineLearner
 
-DEFAULTS = {"steps": 1, "cell": "lstm", "diff": 0, "decay": 0.0}
+DEFAULTS = {"steps": 1, "cell": "lstm", "diff": 0, "decay": 0.0, "nbhd": 0, "nbhd_max": 0}
 
 
 def parse(items: list[str] | None) -> dict:
@@ -41,6 +48,52 @@ def with_diff(feats: np.ndarray) -> np.ndarray:
     d = np.zeros(len(feats), dtype=feats.dtype)
     d[1:] = feats[1:, 0] - feats[:-1, 0]
     return np.concatenate([feats, d[:, None]], axis=1)
+
+
+def season_at(v: np.ndarray, period: int, timestamps: np.ndarray | None, shift: int) -> np.ndarray:
+    """:func:`~rnnlab.tasks.anomaly.online.season_column` at ``shift`` rows from the day before: row r
+    holds the value of the row nearest to ``t_{r+1} - 1 day + shift`` steps (the median step) among
+    rows 0..r, if it is within half a step of it, else 0; without timestamps (or out of order)
+    ``v[r + 1 - period + shift]`` when that row is in 0..r. ``shift = 0`` is ``season_column``."""
+    n = len(v)
+    out = np.zeros(n, dtype=v.dtype)
+    if period < 1 or n == 0:
+        return out
+    t = None if timestamps is None else np.asarray(timestamps).astype("datetime64[s]").astype(np.int64)
+    if t is None or n < 2 or np.any(np.diff(t) < 0):
+        r = np.arange(n)
+        j = r + 1 - period + shift
+        ok = (j >= 0) & (j <= r)
+        out[ok] = v[j[ok]]
+        return out
+    step = int(np.median(np.diff(t)))
+    target = np.append(t[1:], t[-1] + step) - 86400 + shift * step
+    r = np.arange(n)
+    before = np.minimum(np.searchsorted(t, target, side="right") - 1, r)  # at or before the target, <= r
+    after = np.minimum(before + 1, r)                                       # the first row after it, <= r
+    big = np.iinfo(np.int64).max
+    gap_b = np.where(before >= 0, np.abs(target - t[np.maximum(before, 0)]), big)
+    gap_a = np.where(after > before, np.abs(t[after] - target), big)
+    j = np.where(gap_a < gap_b, after, before)
+    ok = np.minimum(gap_a, gap_b) <= step // 2
+    out[ok] = v[j[ok]]
+    return out
+
+
+def season_input(feats: np.ndarray, timestamps, period: int, exp: dict) -> np.ndarray:
+    """The season network's inputs: ``feats`` (whose last column is the detector's season column) with
+    the neighbourhood columns of ``nbhd`` or the maximum of ``nbhd_max`` appended; ``feats`` itself
+    when neither is set. Column 0 of ``feats`` is the scaled value."""
+    v = feats[:, 0]
+    if exp["nbhd"] > 0:
+        w = exp["nbhd"]
+        cols = [season_at(v, period, timestamps, s) for s in range(-w, w + 1) if s != 0]
+        return np.concatenate([feats, np.stack(cols, axis=1)], axis=1)
+    if exp["nbhd_max"] > 0:
+        w = exp["nbhd_max"]
+        m = np.max(np.stack([season_at(v, period, timestamps, s) for s in range(-w, w + 1)]), axis=0)
+        return np.concatenate([feats, m[:, None]], axis=1)
+    return feats
 
 
 class ExpRun(_Run):
@@ -76,4 +129,4 @@ class ExpRun(_Run):
             self.net.learn(self.views, self.targets, self.net.replay(lo, rows[-1] + 1, rows))
 
 
-__all__ = ["DEFAULTS", "ExpRun", "parse", "with_diff"]
+__all__ = ["DEFAULTS", "ExpRun", "parse", "season_at", "season_input", "with_diff"]

@@ -64,16 +64,19 @@ def stream_errors(values: np.ndarray, timestamps, seed: int, resolution: int = 0
     finally:
         D.center_scale = plain_scale
     pick = cfg.online_season == "pick" and det.season > 0
+    season_feats = feats
     if exp is None:
         make = _Run
     else:
         sys.path.insert(0, str(Path(__file__).parent))
-        from nab_online_nets import ExpRun
+        from nab_online_nets import ExpRun, season_input
 
         def make(x, c, s):
             return ExpRun(x, c, s, exp)
+        if pick:
+            season_feats = season_input(feats, timestamps, det.season, exp)
     with fixed_products():
-        runs = [make(feats[:, :-1], cfg, seed), make(feats, cfg, seed)] if pick else [make(feats, cfg, seed)]
+        runs = [make(feats[:, :-1], cfg, seed), make(season_feats, cfg, seed)] if pick else [make(feats, cfg, seed)]
         warmed = False
         for t in range(first, n, cfg.online_every):
             if not warmed and t >= start:
@@ -286,7 +289,7 @@ def main(argv=None) -> None:
     r.add_argument("--set", action="append", help="a detector setting for the networks, e.g. hidden=64 or "
                    "online_lr=2e-3 (repeatable)")
     r.add_argument("--exp", action="append", help="a network experiment of benchmarks/nab_online_nets.py, e.g. "
-                   "steps=2, cell=gru, diff=1, decay=2000 (repeatable)")
+                   "steps=2, cell=gru, diff=1, decay=2000, nbhd=2, nbhd_max=2 (repeatable)")
     e = sub.add_parser("eval")
     e.add_argument("root")
     e.add_argument("store")

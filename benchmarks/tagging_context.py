@@ -11,7 +11,9 @@ depend on the weights), float32, one thread. torch (``tests/tasks/tagging/torch_
 parity test's model, ``nn.LSTM`` over packed rows) reads the same extended rows, gathers the
 same positions and decodes them, so its ratio is like for like. Printed per N: sentences/s of
 both and the ratio rnnlab / torch (rounds alternate, ``benchmarks/throughput.py``), then rnnlab's
-cost with context N against N = 0 (timed side by side too).
+cost with context N against N = 0 (timed side by side too), and with ``--train`` the same for
+training steps as ``tag train`` takes them (batches of 8 of the training split, forward, loss on
+the sentences, backward; ``TaggingTask.forward_backward``, no optimizer step).
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ from rnnlab.tasks.tagging.context import sentence_emissions  # noqa: E402
 from rnnlab.tasks.tagging.data import convert_sentences, load_dataset  # noqa: E402
 from rnnlab.tasks.tagging.model import TaggerModel  # noqa: E402
 from rnnlab.tasks.tagging.synthetic import synthetic_sentences  # noqa: E402
-from rnnlab.tasks.tagging.task import TagConfig, model_spec, sentence_batches  # noqa: E402
+from rnnlab.tasks.tagging.task import TagConfig, TaggingTask, model_spec, sentence_batches  # noqa: E402
 from rnnlab.tasks.tagging.vocab import build_vocabs  # noqa: E402
 
 
@@ -50,6 +52,7 @@ def main() -> int:
     p.add_argument("--dataset", default="ncbi-disease", help="ncbi-disease (default) or conll2000")
     p.add_argument("--synthetic", action="store_true", help="generated sentences instead of a dataset")
     p.add_argument("--context", default="1,2", help="context sizes to time against 0 (default 1,2)")
+    p.add_argument("--train", action="store_true", help="also time training steps with and without context")
     p.add_argument("--seconds", type=float, default=10.0, help="timed seconds per side and measurement")
     args = p.parse_args()
 
@@ -105,6 +108,22 @@ def main() -> int:
         timing = side_by_side(ours(batches[0]), ours(batches[n]), 1, args.seconds, block=1e-9, pause=0.2)
         print(f"rnnlab, context {n} against 0: {timing.theirs / timing.ours:.2f}x the time "
               f"(rounds {timing.spread().strip()})")
+    for n in sizes[1:] if args.train else ():
+        steps = {}
+        for k in (0, n):
+            task = TaggingTask(TagConfig(dataset="x", context=k), vocabs, train, dev)
+            steps[k] = [task.next_batch() for _ in range(200)]
+
+        def step(k, where={0: 0, n: 0}):
+            def run() -> None:
+                model.train()
+                model.zero_grad()
+                task.forward_backward(model, steps[k][where[k] % 200], None)
+                where[k] += 1
+            return run
+        timing = side_by_side(step(0), step(n), 2, args.seconds)
+        print(f"rnnlab training steps (batches of 8), context {n} against 0: {timing.theirs / timing.ours:.2f}x the "
+              f"time (rounds {timing.spread().strip()}); {8 / timing.ours:.0f} / {8 / timing.theirs:.0f} sent/s")
     return 0
 
 

@@ -79,3 +79,59 @@ def test_network_experiments_change_the_errors_and_use_no_later_row(store, nets,
 def test_first_difference_input_uses_the_row_and_the_one_before_only(nets):
     feats = np.array([[1.0, 7.0], [3.0, 7.0], [2.0, 7.0]], dtype=np.float32)
     np.testing.assert_array_equal(nets.with_diff(feats)[:, 2], [0.0, 2.0, -1.0])
+
+
+def _gappy_stamps(n: int, rng) -> np.ndarray:
+    """5-minute rows with a few gaps (missing rows, one of 3 hours) and a row off the grid."""
+    step = np.full(n - 1, 300)
+    step[rng.choice(n - 1, 6, replace=False)] = 600
+    step[n // 2] = 3 * 3600
+    step[n // 3] = 420
+    return np.datetime64("2020-01-01T00:00") + np.concatenate([[0], np.cumsum(step)]).astype("timedelta64[s]")
+
+
+@pytest.mark.parametrize("gaps", [False, True])
+def test_season_neighbourhood_at_shift_0_is_the_detectors_season_column(nets, gaps):
+    from rnnlab.tasks.anomaly.online import season_column
+
+    rng = np.random.default_rng(8)
+    v = rng.standard_normal(1200).astype(np.float32)
+    stamps = _gappy_stamps(1200, rng) if gaps else np.datetime64("2020-01-01") + np.arange(1200) * np.timedelta64(5, "m")
+    for t in (stamps, None):
+        assert nets.season_at(v, 288, t, 0).tobytes() == season_column(v, 288, t).tobytes()
+
+
+@pytest.mark.parametrize("gaps", [False, True])
+def test_season_neighbourhood_reads_no_later_row_and_sees_the_day_before_either_side(nets, gaps):
+    rng = np.random.default_rng(9)
+    n, day = 1200, 288
+    v = rng.standard_normal(n).astype(np.float32)
+    stamps = _gappy_stamps(n, rng) if gaps else np.datetime64("2020-01-01") + np.arange(n) * np.timedelta64(5, "m")
+    for t in (stamps, None):
+        for shift in (-2, -1, 1, 2):
+            col = nets.season_at(v, day, t, shift)
+            for r in (day - 3, day + 5, 700, n - 2):
+                other = v.copy()
+                other[r + 1:] = 100.0  # every later row changed
+                np.testing.assert_array_equal(nets.season_at(other, day, t, shift)[:r + 1], col[:r + 1])
+            if not gaps:  # regular rows: row r holds the value of row r + 1 - day + shift
+                np.testing.assert_array_equal(col[600:], v[600 + 1 - day + shift:n + 1 - day + shift])
+    feats = np.stack([v, np.asarray(nets.season_at(v, day, None, 0))], axis=1)
+    both = nets.season_input(feats, None, day, {"nbhd": 2, "nbhd_max": 0})
+    assert both.shape == (n, 6) and np.array_equal(both[:, :2], feats)
+    top = nets.season_input(feats, None, day, {"nbhd": 0, "nbhd_max": 2})
+    np.testing.assert_array_equal(top[:, 2], np.max(both[:, 1:], axis=1))
+
+
+@pytest.mark.parametrize("exp", [["nbhd=2"], ["nbhd_max=2"]])
+def test_season_neighbourhood_changes_the_season_network_only_and_uses_no_later_row(store, nets, exp):
+    rng = np.random.default_rng(4)
+    values = np.sin(2 * np.pi * np.arange(800) / 24) + 0.05 * rng.standard_normal(800)
+    base = store.stream_errors(values, STAMPS, seed=2, online_pick=50, **NET)
+    got = store.stream_errors(values, STAMPS, seed=2, online_pick=50, exp=nets.parse(exp), **NET)
+    assert got["plain"].tobytes() == base["plain"].tobytes() and not np.array_equal(got["season"], base["season"])
+    other = values.copy()
+    other[500:] = 3.0 * np.cos(np.arange(300) / 5.0)
+    again = store.stream_errors(other, STAMPS, seed=2, online_pick=50, exp=nets.parse(exp), **NET)
+    assert again["season"][:500].tobytes() == got["season"][:500].tobytes()
+    assert not np.array_equal(again["season"][500:], got["season"][500:])
