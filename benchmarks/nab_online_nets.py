@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnnlab.models.seqmodel import SeqModel
-from rnnlab.tasks.anomaly.online import _Run
+from rnnlab.tasks.anomaly.online import _Run, season_column
 from rnnlab.train.online import OnlineLearner
 
 DEFAULTS = {"steps": 1, "cell": "lstm", "diff": 0, "decay": 0.0, "nbhd": 0, "nbhd_max": 0}
@@ -51,33 +51,10 @@ def with_diff(feats: np.ndarray) -> np.ndarray:
 
 
 def season_at(v: np.ndarray, period: int, timestamps: np.ndarray | None, shift: int) -> np.ndarray:
-    """:func:`~rnnlab.tasks.anomaly.online.season_column` at ``shift`` rows from the day before: row r
-    holds the value of the row nearest to ``t_{r+1} - 1 day + shift`` steps (the median step) among
-    rows 0..r, if it is within half a step of it, else 0; without timestamps (or out of order)
-    ``v[r + 1 - period + shift]`` when that row is in 0..r. ``shift = 0`` is ``season_column``."""
-    n = len(v)
-    out = np.zeros(n, dtype=v.dtype)
-    if period < 1 or n == 0:
-        return out
-    t = None if timestamps is None else np.asarray(timestamps).astype("datetime64[s]").astype(np.int64)
-    if t is None or n < 2 or np.any(np.diff(t) < 0):
-        r = np.arange(n)
-        j = r + 1 - period + shift
-        ok = (j >= 0) & (j <= r)
-        out[ok] = v[j[ok]]
-        return out
-    step = int(np.median(np.diff(t)))
-    target = np.append(t[1:], t[-1] + step) - 86400 + shift * step
-    r = np.arange(n)
-    before = np.minimum(np.searchsorted(t, target, side="right") - 1, r)  # at or before the target, <= r
-    after = np.minimum(before + 1, r)                                       # the first row after it, <= r
-    big = np.iinfo(np.int64).max
-    gap_b = np.where(before >= 0, np.abs(target - t[np.maximum(before, 0)]), big)
-    gap_a = np.where(after > before, np.abs(t[after] - target), big)
-    j = np.where(gap_a < gap_b, after, before)
-    ok = np.minimum(gap_a, gap_b) <= step // 2
-    out[ok] = v[j[ok]]
-    return out
+    """The library's :func:`~rnnlab.tasks.anomaly.online.season_column` at ``shift`` rows from the
+    day before (row r: the value of the row nearest to ``t_{r+1} - 1 day + shift`` steps among rows
+    0..r, else 0); ``shift = 0`` is the detector's own season input."""
+    return season_column(v, period, timestamps, shift)
 
 
 def season_input(feats: np.ndarray, timestamps, period: int, exp: dict) -> np.ndarray:

@@ -90,7 +90,7 @@ def daily_rows(timestamps: np.ndarray | None) -> int:
     return int(round(per_day)) if per_day >= 2 and abs(per_day - round(per_day)) < 1e-6 else 0
 
 
-def season_column(v: np.ndarray, period: int, timestamps: np.ndarray | None = None) -> np.ndarray:
+def season_column(v: np.ndarray, period: int, timestamps: np.ndarray | None = None, shift: int = 0) -> np.ndarray:
     """Row r holds the value a day before the row *after* r (0 before there is one): a window
     ending at row t-1 then shows the forecaster row t's value of a day ago. Uses rows up to r only.
 
@@ -100,22 +100,28 @@ def season_column(v: np.ndarray, period: int, timestamps: np.ndarray | None = No
     0 (the stream has a gap there); the last row's next time is one step on. On rows a whole step
     apart the two agree; on a stream with gaps (NAB: 18 of the 41 shipped files have some, up to
     174 h; sensors that drop readings) counting rows would show, for a day's worth of rows after each
-    gap and for good after a missing row, the value of another hour."""
+    gap and for good after a missing row, the value of another hour.
+
+    ``shift`` (an experiment's, ``benchmarks/nab_online_nets.py``; the detector uses 0): the value
+    ``shift`` steps after the day before instead, still among rows 0..r only (0 where that is later)."""
     n = len(v)
     out = np.zeros(n, dtype=v.dtype)
     if period < 1 or n == 0:
         return out
+    r = np.arange(n)
     t = None if timestamps is None else np.asarray(timestamps).astype("datetime64[s]").astype(np.int64)
     if t is None or n < 2 or np.any(np.diff(t) < 0):
-        if n > period - 1:
-            out[period - 1:] = v[:n - period + 1]
+        j = r + 1 - period + shift
+        ok = (j >= 0) & (j <= r)
+        out[ok] = v[j[ok]]
         return out
     step = int(np.median(np.diff(t)))
-    target = np.append(t[1:], t[-1] + step) - 86400
-    before = np.searchsorted(t, target, side="right") - 1   # the last row at or before the target (<= r)
-    after = np.minimum(before + 1, np.arange(n))             # the first row after it, if it is not after r
-    gap_b = np.where(before >= 0, target - t[np.maximum(before, 0)], np.iinfo(np.int64).max)
-    gap_a = np.where(after > before, t[after] - target, np.iinfo(np.int64).max)
+    target = np.append(t[1:], t[-1] + step) - 86400 + shift * step
+    big = np.iinfo(np.int64).max
+    before = np.minimum(np.searchsorted(t, target, side="right") - 1, r)   # at or before the target, <= r
+    after = np.minimum(before + 1, r)                                       # the first row after it, <= r
+    gap_b = np.where(before >= 0, np.abs(target - t[np.maximum(before, 0)]), big)
+    gap_a = np.where(after > before, np.abs(t[after] - target), big)
     j = np.where(gap_a < gap_b, after, before)
     ok = np.minimum(gap_a, gap_b) <= step // 2                # the nearest row, within half a step
     out[ok] = v[j[ok]]
