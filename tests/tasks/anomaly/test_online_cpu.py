@@ -1,7 +1,6 @@
 """The online detector scores the same bits whatever BLAS kernel the CPU gets (RNNLAB_BLAS=exact inside
 the stream, rnnlab.tasks.anomaly.online.fixed_products): two processes with OpenBLAS's Haswell (FMA)
 and Sandybridge (AVX, no FMA) kernels give byte-identical scores, where with NumPy's BLAS they differ."""
-import hashlib
 import os
 import subprocess
 import sys

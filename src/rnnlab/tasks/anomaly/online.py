@@ -49,7 +49,6 @@ step), the same gradient-checked, torch-matched network as ``pred``; the update 
 from __future__ import annotations
 
 import os
-
 import time
 from contextlib import contextmanager
 from typing import Any, Iterator
