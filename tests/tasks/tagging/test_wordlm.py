@@ -237,3 +237,23 @@ def test_resumes_exactly_with_the_objective(tmp_path):
               seed=3, word_lm_weight=0.2, word_lm_vocab=25)
     cfg, _ = make_task(**kw)
     check_exact_resume(lambda: make_task(**kw)[1], cfg, tmp_path, stop_at=int(np.random.default_rng(8).integers(1, 16)))
+
+
+@pytest.mark.parametrize("options, said, saved", [({}, "word-LM objective 0.03 in training", 0.03),
+                                                  ({"context": 1}, "no word-LM objective", 0.0)],
+                         ids=["default", "context"])
+def test_the_run_says_and_saves_the_weight(tmp_path, options, said, saved):
+    """`tag train` / ``Tagger.fit``: the first line names the weight in use; config.json holds it."""
+    import json
+
+    from rnnlab.tasks.tagging import Tagger
+    from rnnlab.tasks.tagging.data import write_conll
+
+    for name, n, seed in (("train", 40, 1), ("dev", 12, 2)):
+        write_conll(tmp_path / f"{name}.tsv", synthetic_sentences(n, seed=seed))
+    lines = []
+    Tagger(word_dim=8, case_dim=3, char_dim=5, char_hidden=4, hidden_size=6, max_minutes=0.0, **options).fit(
+        tmp_path / "train.tsv", tmp_path / "dev.tsv", out=str(tmp_path / "run"), max_steps=2, eval_every=2,
+        log=lines.append)
+    assert said in lines[0] and "(--word-lm-weight)" in lines[0]
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["word_lm_weight"] == saved
