@@ -57,25 +57,28 @@ def main() -> int:
     p.add_argument("--windows", default="0,1,3,10,doc", help="windows to score (sentences each side; doc: all)")
     p.add_argument("--abbreviations", choices=("both", "on", "off"), default="both")
     p.add_argument("--vote", choices=("both", "on", "off"), default="both", help="the majority-vote rule")
+    p.add_argument("--compounds", choices=("both", "on", "off"), default="on",
+                   help="on: occurrences next to a hyphen are left alone (the pass's rule); off: tagged too")
     p.add_argument("--rounds", type=int, default=0, help="rounds of the pass (0: to the fixed point)")
     p.add_argument("--cache", default="/tmp/rnnlab-propagate-cache", help="folder of cached predictions")
     p.add_argument("--json", default="", help="also write the table as JSON here")
     args = p.parse_args()
 
     data = [predictions(run, args.split, args.data_dir, Path(args.cache)) for run in args.runs]
-    settings = [Propagation()]
+    settings = [(Propagation(), True)]
     for w in args.windows.split(","):
         for abbr in {"both": (False, True), "on": (True,), "off": (False,)}[args.abbreviations]:
             for vote in {"both": (False, True), "on": (True,), "off": (False,)}[args.vote]:
-                settings.append(Propagation(parse_window(w), abbr, vote))
+                for comp in {"both": (True, False), "on": (True,), "off": (False,)}[args.compounds]:
+                    settings.append((Propagation(parse_window(w), abbr, vote), comp))
     print(f"{args.split} split, runs: {', '.join(args.runs)}")
-    print(f"{'setting':<58}{'F1 per run':<26}{'mean':>7}{'std':>6}{'change':>8}{'added':>7}{'gold':>6}")
+    print(f"{'setting':<78}{'F1 per run':<26}{'mean':>7}{'std':>6}{'change':>8}{'added':>7}{'gold':>6}")
     rows, base = [], None
-    for setting in settings:
+    for setting, comp in settings:
         f1s, added, hits = [], 0, 0
         for sentences, tags, scheme in data:
             new = propagate([s.tokens for s in sentences], tags, scheme, setting, [s.doc for s in sentences],
-                            args.rounds)
+                            args.rounds, comp)
             f1s.append(100 * evaluate([s.tags for s in sentences], new).f1)
             for s, old, now in zip(sentences, tags, new):
                 extra = set(chunks(now)) - set(chunks(old))
@@ -84,11 +87,11 @@ def main() -> int:
         mean = statistics.mean(f1s)
         std = statistics.stdev(f1s) if len(f1s) > 1 else 0.0
         base = mean if base is None else base
-        name = setting.describe()
-        print(f"{name:<58}{' '.join(f'{f:.2f}' for f in f1s):<26}{mean:>7.2f}{std:>6.2f}{mean - base:>+8.2f}"
+        name = setting.describe() + ("" if comp or not setting.on else ", next to hyphens too")
+        print(f"{name:<78}{' '.join(f'{f:.2f}' for f in f1s):<26}{mean:>7.2f}{std:>6.2f}{mean - base:>+8.2f}"
               f"{added / len(data):>7.1f}{hits / len(data):>6.1f}")
         rows.append({"setting": name, "window": setting.window, "abbreviations": setting.abbreviations,
-                     "vote": setting.vote,
+                     "vote": setting.vote, "compounds": comp,
                      "f1": f1s, "mean": mean, "std": std, "change": mean - base, "added_per_run": added / len(data),
                      "gold_per_run": hits / len(data)})
     if args.json:

@@ -63,6 +63,14 @@ def test_never_overlaps_or_cuts_a_predicted_entity_and_longest_first():
     assert set(chunks(predicted)) <= set(chunks(got[1])) and got[0] == src_tags
 
 
+def test_a_hyphenated_word_is_another_word():
+    src = ("deficiency of PAH .".split(), ["O", "O", "B-D", "O"])
+    target = "PAH - deficient mice , PAH".split()
+    got = _run([src, (target, ["O"] * 6)], Propagation(1, **NO_VOTE))[1]
+    assert got == ["O"] * 5 + ["B-D"]
+    assert _run([src, (target, ["O"] * 6)], Propagation(1, **NO_VOTE), compounds=False)[1][0] == "B-D"
+
+
 def test_types_the_majority_and_ties_alone():
     a = ("x AB y".split(), ["O", "B-P", "O"])
     b = ("AB z".split(), ["B-Q", "O"])

@@ -9,8 +9,13 @@ never across a ``-DOCSTART-``), with no model and no randomness:
 * **propagation**: every exact occurrence (case-sensitive, token by token) of a string that the
   tagger tagged as an entity of type X in a sentence of the window (the sentence itself and
   ``window`` sentences on each side; ``window=None``: the whole document) becomes an entity of type
-  X where its tokens are all untagged (O). A string tagged with several types takes the type it
-  was tagged with most often; a tie is left alone. Strings without a letter are never propagated.
+  X where its tokens are all untagged (O) and it is not part of a hyphenated word (no ``-`` token
+  right before or after it: "PAH - deficient" is another word than "PAH"). A string tagged with
+  several types takes the type it was tagged with most often; a tie is left alone. Strings without
+  a letter are never propagated.
+* **majority vote** (``vote``, on by default): a string is propagated only where the window holds
+  at least as many tagged occurrences of it as untagged ones (an abbreviation is exempt: its
+  definition is the evidence).
 * **abbreviations** (Schwartz & Hearst 2003): a predicted entity followed by ``( SF )``, where
   SF is one token of 2-10 characters, starting with a letter or digit, holding a letter, whose
   letters and digits are found in the entity's text in order (the first one at the start of one
@@ -170,7 +175,7 @@ def _windows(n: int, docs: Sequence[int] | None, window: int | None) -> list[tup
 
 
 def _new_chunks(tokens: Sequence[str], found: Sequence[Chunk], table: dict[tuple[str, ...], str],
-                lengths: Sequence[int]) -> list[Chunk]:
+                lengths: Sequence[int], compounds: bool = True) -> list[Chunk]:
     taken = [False] * len(tokens)
     for c in found:
         for t in range(c.start, c.end):
@@ -180,17 +185,23 @@ def _new_chunks(tokens: Sequence[str], found: Sequence[Chunk], table: dict[tuple
         for p in range(len(tokens) - length + 1):
             words = tuple(tokens[p:p + length])
             kind = table.get(words)
-            if kind is not None and not any(taken[p:p + length]):
-                added.append(Chunk(kind, p, p + length))
-                for t in range(p, p + length):
-                    taken[t] = True
+            if kind is None or any(taken[p:p + length]):
+                continue
+            if compounds and ((p > 0 and tokens[p - 1] == "-")
+                              or (p + length < len(tokens) and tokens[p + length] == "-")):
+                continue   # part of a hyphenated word ("PAH - deficient"): another word
+            added.append(Chunk(kind, p, p + length))
+            for t in range(p, p + length):
+                taken[t] = True
     return added
 
 
 def propagate(tokens: Sequence[Sequence[str]], tags: Sequence[Sequence[str]], scheme: str,
-              setting: Propagation, docs: Sequence[int] | None = None, rounds: int = 0) -> list[list[str]]:
+              setting: Propagation, docs: Sequence[int] | None = None, rounds: int = 0,
+              compounds: bool = True) -> list[list[str]]:
     """The tags after the pass (see the module docstring); ``setting`` off returns the tags as they are.
-    ``rounds``: stop after this many rounds (0: at the fixed point; 1 is a single pass, for measurement)."""
+    ``rounds``: stop after this many rounds (0: at the fixed point; 1 is a single pass) and
+    ``compounds=False`` (occurrences next to a hyphen are tagged too): for measurement only."""
     if len(tokens) != len(tags):
         raise ValueError(f"{len(tokens)} sentences but {len(tags)} tag sequences")
     out = [list(t) for t in tags]
@@ -227,7 +238,7 @@ def propagate(tokens: Sequence[Sequence[str]], tags: Sequence[Sequence[str]], sc
                 lengths = sorted({len(w) for w in table}, reverse=True)
             if not table:
                 continue
-            new = _new_chunks(tokens[i], found[i] + added[i], table, lengths)
+            new = _new_chunks(tokens[i], found[i] + added[i], table, lengths, compounds)
             if new:
                 added[i] += new
                 changed = True
