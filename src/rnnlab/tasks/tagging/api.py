@@ -52,7 +52,9 @@ def _train_tagger(job: Job, log: Callable[[str], None], progress: Progress | Non
         corpus.train, scheme=cfg.scheme, min_word_count=cfg.min_word_count)
     log(f"rnnlab tag train: {corpus.name}, {len(corpus.train)} training / {len(corpus.dev)} validation / "
         f"{len(corpus.test)} test sentences ({corpus.note or 'files'}); {len(vocabs.words)} words, "
-        f"{len(vocabs.chars)} characters, tags {' '.join(vocabs.tags.itos)}\nrun folder: {run_dir} "
+        f"{len(vocabs.chars)} characters, tags {' '.join(vocabs.tags.itos)}; "
+        f"{f'word-LM objective {cfg.word_lm_weight:g} in training' if cfg.word_lm_weight else 'no word-LM objective'} "
+        f"(--word-lm-weight)\nrun folder: {run_dir} "
         f"(settings in {run_dir / CONFIG})")
     for note in corpus.repairs:
         log(note)

@@ -77,7 +77,7 @@ def model_spec(cfg: TagConfig, vocabs: Vocabs, lm: Any = None) -> dict[str, Any]
             "hidden_size": cfg.hidden_size, "num_layers": cfg.num_layers, "dropout": cfg.dropout,
             "crf": cfg.crf, "seed": cfg.seed, "lm_dim": lm.dim if lm is not None else 0,
             **({"word_lm_classes": min(cfg.word_lm_vocab, len(vocabs.words) - 2) + 1,
-                "word_lm_hidden": cfg.word_lm_hidden} if cfg.word_lm_weight > 0 else {})}
+                "word_lm_hidden": cfg.word_lm_hidden} if cfg.word_lm_gamma() > 0 else {})}
 
 
 def constraints_for(model: TaggerModel, vocabs: Vocabs, scheme: str) -> Any:
@@ -158,7 +158,7 @@ class TaggingTask(Task):
         self.singletons[: 2] = False
         # --word-lm-weight: each word id's class for the word LM (its N most frequent words, 0 the rest)
         self.word_class = (word_classes([e.words for e in self.encoded], len(vocabs.words), cfg.word_lm_vocab)
-                           if cfg.word_lm_weight > 0 else None)
+                           if cfg.word_lm_gamma() > 0 else None)
         self.epoch, self.index = 0, 0
         self._epoch_batches: tuple[int, list] | None = None
         self.vectors_note = ""   # set by build_model when --vectors initialises the word embeddings
@@ -221,8 +221,8 @@ class TaggingTask(Task):
         emissions, cache, target = sentence_emissions(model, batch)   # --context: the sentences' positions
         loss, lcache = model.loss(emissions, target)
         dh = None
-        if model.word_lm is not None and self.cfg.word_lm_weight > 0:   # Rei (2017): + gamma x the word LM
-            gamma = self.cfg.word_lm_weight
+        if model.word_lm is not None and self.cfg.word_lm_gamma() > 0:   # Rei (2017): + gamma x the word LM
+            gamma = self.cfg.word_lm_gamma()
             lm, lmcache = model.word_lm.forward(cache.h, batch.lengths, batch.word_classes)
             loss += gamma * lm
             dh = model.word_lm.backward(gamma, lmcache)
