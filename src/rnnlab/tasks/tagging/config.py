@@ -10,6 +10,7 @@ import numpy as np
 
 from ...errors import ConfigError
 from ...train.loopconfig import LoopConfig, validate_loop
+from .consistency import AUTO_WINDOW, parse_window
 from .schemes import normalize_scheme
 
 WORD_LM_WEIGHT = 0.03   # the default weight of the word-LM objective (--word-lm-weight)
@@ -67,6 +68,16 @@ class TagConfig(LoopConfig):
                            "decoding cover the sentence alone; prediction reads the same context; 0: off")
     context_max_len: int = _opt(256, "with --context: tokens of a sentence with its context at most (the context "
                                      "is cut, never the sentence)")
+    propagate: str = _opt("off", "label consistency after decoding (docs/tagging.md, 'Label consistency'): a string "
+                                 "tagged as an entity is also tagged where it occurs untagged within N sentences on "
+                                 "each side (same document); N, doc (the whole document or file), off, or auto "
+                                 f"({AUTO_WINDOW} sentences, kept only if it raises the best checkpoint's validation "
+                                 "F1, decided at the end of training); prediction only, the training is the same",
+                          metavar="off|auto|N|doc")
+    propagate_abbreviations: bool = _opt(True, "with --propagate: an abbreviation defined as 'ENTITY ( SF )' "
+                                               "(Schwartz & Hearst 2003) is tagged like the entity where it recurs")
+    propagate_vote: bool = _opt(True, "with --propagate: a string is tagged only where the window tagged it at least "
+                                      "as often as it left it untagged (abbreviations excepted)")
     # batch 8 over 10,000 steps: chosen on the dev sets of NCBI-disease and CoNLL-2000 (docs/tagging.md,
     # "Batch 8 over 10,000 steps"); the 30-minute budget stays as a cap for slower machines
     batch_size: int = _opt(8, "sentences per training batch")
@@ -109,6 +120,8 @@ class TagConfig(LoopConfig):
         if self.context and self.word_lm_weight > 0:
             raise ConfigError("--context and --word-lm-weight together are not supported (the word LM would "
                               "predict the context's words); use one of them")
+        if str(self.propagate).strip().lower() != "auto":
+            parse_window(self.propagate)   # one line naming --propagate
         if self.lm and self.lm_text:
             raise ConfigError("give --lm FWD_RUN,BWD_RUN (trained LMs) or --lm-text FILE (train them here), not both")
         if self.lm_text and (self.lm_hidden_size < 1 or self.lm_minutes < 0 or self.lm_steps < 0

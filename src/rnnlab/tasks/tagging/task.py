@@ -28,6 +28,7 @@ from .schemes import tag_constraints
 from ...module import no_grad
 from ...train.task import EvalInterrupted, Selection, StepOutput, Task
 from .config import TagConfig
+from .consistency import OFF, Propagation, from_config
 from .context import DEFAULT_MAX_LEN, context_batches, emissions_backward, extend, sentence_emissions
 from .data import Sentence, TaggedCorpus, convert_sentences, load_dataset, read_conll, repair_note
 from .metrics import EntityReport, evaluate
@@ -264,6 +265,7 @@ class LoadedRun:
     weights: str = "current"   # "average": the loop's averaged weights won on validation (--average)
     context: int = 0           # --context: neighbouring sentences read on each side
     context_max_len: int = DEFAULT_MAX_LEN
+    propagation: Propagation = OFF   # --propagate: label consistency after decoding (consistency.py)
 
 
 def load_run(run: str | Path) -> LoadedRun:
@@ -281,4 +283,5 @@ def load_run(run: str | Path) -> LoadedRun:
     lm = lm_features(meta.get("lm", "")) if spec.get("lm_dim") else None
     return LoadedRun(model.eval(), Vocabs.from_dict(meta["vocabs"]), meta["scheme"], int(meta.get("max_word_len", 30)),
                      meta.get("config", {}), path, lm, str(meta.get("trainer", {}).get("weights", "current")),
-                     int(meta.get("context", 0)), int(meta.get("context_max_len", DEFAULT_MAX_LEN)))
+                     int(meta.get("context", 0)), int(meta.get("context_max_len", DEFAULT_MAX_LEN)),
+                     from_config(meta.get("config", {}), meta.get("propagate")))
