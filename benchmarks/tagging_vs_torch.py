@@ -30,6 +30,13 @@ take the features as an input. With ``--lm``, ``--block N`` (default 256) also t
 its faster option, or ``--torch-lm-group G`` sentences at a time), then the tagger over batches of
 128 (the same batches for both). ``--block-only`` skips the other measurements.
 
+The word-LM objective of Rei (2017), on in ``tag train`` by default (weight 0.03; training only,
+prediction never reads it), is timed with ``--word-lm-weight G`` (default 0.03; 0: the tagger
+alone): both sides add G x the head's loss (the next word from the word BiLSTM's forward half, the
+previous from its backward half, over the 7,500 most frequent training words plus one class for the
+rest) to the CRF's and back-propagate it; torch's head is the same four ``nn.Linear`` layers over
+the valid positions, gathered, with ``cross_entropy``.
+
 The same batches (length-bucketed, ``--batch-size`` sentences) for both, float32, the same
 thread count (torch.set_num_threads(--threads), OMP/OpenBLAS threads from the environment:
 set OMP_NUM_THREADS=--threads). A training step is zero-grad, forward, CRF loss, backward,
@@ -62,6 +69,7 @@ from rnnlab.tasks.tagging.model import TaggerModel  # noqa: E402
 from rnnlab.tasks.tagging.synthetic import synthetic_sentences  # noqa: E402
 from rnnlab.tasks.tagging.task import TagConfig, lm_features, model_spec, predict_tags  # noqa: E402
 from rnnlab.tasks.tagging.vocab import build_vocabs, encode, make_batches  # noqa: E402
+from rnnlab.tasks.tagging.wordlm import word_classes  # noqa: E402
 
 
 def torch_tagger_module():
@@ -132,6 +140,33 @@ class TorchLMFeatures:
         return torch.cat(out, dim=-1) * mask[..., None]
 
 
+def TorchWordLMHead(head, tt):
+    """rnnlab's ``WordLMHead`` in torch (weights copied): tanh layer and softmax per direction over
+    the valid positions, gathered; the summed cross-entropy over sentences, as rnnlab's."""
+    import torch
+    from torch import nn
+
+    class Head(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.H = head.hidden_size
+            self.fh, self.fo = tt._linear_from(head.fwd_hidden), tt._linear_from(head.fwd_out)
+            self.bh, self.bo = tt._linear_from(head.bwd_hidden), tt._linear_from(head.bwd_out)
+
+        def forward(self, h, lengths, classes):
+            n = torch.as_tensor(np.asarray(lengths))[:, None]
+            c = torch.as_tensor(classes)
+            t = torch.arange(h.shape[1] - 1)[None]
+            fwd, bwd = t + 1 < n, t + 1 < n     # position t predicts t + 1; position t + 1 predicts t
+            zf = self.fo(torch.tanh(self.fh(h[:, :-1, :self.H][fwd])))
+            zb = self.bo(torch.tanh(self.bh(h[:, 1:, self.H:][bwd])))
+            total = (nn.functional.cross_entropy(zf, c[:, 1:][fwd], reduction="sum")
+                     + nn.functional.cross_entropy(zb, c[:, :-1][bwd], reduction="sum"))
+            return total / len(n)
+
+    return Head()
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"), help="folder holding ncbi-disease")
@@ -146,6 +181,8 @@ def main() -> int:
     p.add_argument("--lm-batch", type=int, default=0, help="rnnlab's LMFeatures batch (default: its own)")
     p.add_argument("--torch-lm-group", type=int, default=0, help="--block: sentences per torch LM batch (default: "
                    "the groups rnnlab's LMFeatures makes)")
+    p.add_argument("--word-lm-weight", type=float, default=0.03, help="the word-LM objective's weight in the "
+                   "training steps, both sides (default 0.03, tag train's; 0: the tagger alone)")
     p.add_argument("--batch-size", type=int, default=16, help="sentences per batch (default 16)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (set OMP_NUM_THREADS to match)")
     p.add_argument("--seconds", type=float, default=20.0, help="timed seconds per library and measurement")
@@ -160,15 +197,32 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     found, vocabs, sentences = batches(args)
-    cfg = TagConfig(crf=not args.no_crf, chars=not args.no_chars)
+    cfg = TagConfig(crf=not args.no_crf, chars=not args.no_chars, word_lm_weight=args.word_lm_weight)
     cfg.hidden_size = args.hidden_size or cfg.hidden_size
     cfg.char_hidden = args.char_hidden or cfg.char_hidden
     lm = lm_features(args.lm) if args.lm else None
     if lm is not None and args.lm_batch:
         lm.batch = args.lm_batch
     model = TaggerModel(**model_spec(cfg, vocabs, lm))
-    tm = torch_tagger_module().TorchTagger(model, unique_chars=not args.torch_every_token)
+    tt = torch_tagger_module()
+    tm = tt.TorchTagger(model, unique_chars=not args.torch_every_token)
     tm.float()
+    gamma = cfg.word_lm_gamma()
+    twlm = None
+    if gamma > 0:   # each batch's word-LM classes, as the task gives them (the training words' top 7,500)
+        table = word_classes([e.words for e in encode(sentences, vocabs, 30)], len(vocabs.words), cfg.word_lm_vocab)
+        found = [replace(b, word_classes=table[b.words]) for b in found]
+        twlm = TorchWordLMHead(model.word_lm, tt).float()
+        b = found[0]   # the two heads compute the same loss before anything is timed
+        model.eval()
+        tm.eval()
+        _, c0 = model.forward(b)
+        ours = model.word_lm.forward(c0.h, b.lengths, b.word_classes)[0]
+        with torch.no_grad():
+            tm.emissions(b)
+            theirs = float(twlm(tm.h, b.lengths, b.word_classes))
+        if abs(ours - theirs) > 1e-4 * abs(theirs):
+            raise SystemExit(f"--word-lm-weight: torch's word-LM loss {theirs} differs from rnnlab's {ours}")
     tlm = TorchLMFeatures(lm) if lm is not None else None
 
     cached: dict = {}
@@ -234,7 +288,8 @@ def main() -> int:
         print(f"features of all {n:,} training sentences, once: rnnlab {spent[0]:.1f} s ({n / spent[0]:.0f} sent/s), "
               f"torch {spent[1]:.1f} s ({n / spent[1]:.0f} sent/s), ratio {spent[1] / spent[0]:.2f}")
     opt = make_optimizer("adam", model.named_parameters(), lr=1e-3)
-    topt = torch.optim.Adam(tm.parameters(), lr=1e-3)
+    params = list(tm.parameters()) + (list(twlm.parameters()) if twlm is not None else [])
+    topt = torch.optim.Adam(params, lr=1e-3)
     state = {"ours": 0, "theirs": 0, "ours_p": 0, "theirs_p": 0}
 
     def next_batch(key: str):
@@ -248,7 +303,11 @@ def main() -> int:
         model.zero_grad()
         em, cache = model.forward(batch)
         loss, lc = model.loss(em, batch)
-        model.backward(model.loss_backward(lc), cache)
+        dh = None
+        if gamma > 0:
+            _, lmc = model.word_lm.forward(cache.h, batch.lengths, batch.word_classes)
+            dh = model.word_lm.backward(gamma, lmc)
+        model.backward(model.loss_backward(lc), cache, dh)
         clip_grad_norm(opt.params, 5.0)
         opt.step()
 
@@ -257,8 +316,11 @@ def main() -> int:
         tm.train()
         topt.zero_grad()
         em = tm.emissions(batch)
-        tm.loss(em, batch).backward()
-        torch.nn.utils.clip_grad_norm_(tm.parameters(), 5.0)
+        loss = tm.loss(em, batch)
+        if twlm is not None:
+            loss = loss + gamma * twlm(tm.h, batch.lengths, batch.word_classes)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 5.0)
         topt.step()
 
     def ours_predict() -> None:
@@ -302,7 +364,8 @@ def main() -> int:
           f"threads {args.threads}, CRF {not args.no_crf}, chars {not args.no_chars} ({cfg.char_hidden} + {cfg.char_hidden}), "
           f"word BiLSTM {cfg.hidden_size} + {cfg.hidden_size}"
           f"{', torch char BiLSTM per token' if args.torch_every_token else ''}"
-          f"{'' if lm is None else ', char-LM features ' + ('cached' if args.lm_cached else 'computed at every step')}")
+          f"{'' if lm is None else ', char-LM features ' + ('cached' if args.lm_cached else 'computed at every step')}"
+          f", word-LM objective in training {gamma:g}")
     print(f"{'':<10}{'rnnlab sent/s':>14}{'torch sent/s':>14}{'ratio':>7}{'rounds':>13}")
     ratios = []
     for name, a, b in (() if args.block_only and lm is not None else

@@ -168,7 +168,7 @@ def test_charlm_logits_and_loss_equal_training_forward(with_mask, rng, element_s
     assert_same_outputs((lg, st), (lg2, st2), **F64)
     # float64 loss, a mean of log-softmax terms computed in the two modes: ~1e-15 relative; 1e-12.
     assert abs(value2 - value) <= 1e-12 * abs(value)
-    assert cache2.log_probs is None
+    assert cache2.probs is None
     with pytest.raises(RuntimeError, match="no_grad"):
         loss.backward(1.0, cache2)
 

@@ -5,7 +5,8 @@ The help of a field is its ``metadata["help"]`` (or an entry of the ``help`` dic
 passes, for configs shared with the Python API that keep their help here); the shown default is
 the dataclass default, appended as ``(default: X)`` unless the help already says ``(default``.
 Other metadata keys: ``flag`` (the flag's name when it is not ``--field-name``), ``aliases``
-(more names), ``metavar``, ``choices``, ``nargs`` and ``const`` (argparse's), and ``check`` (``"positive"`` or ``"non_negative"``: the
+(more names), ``type`` (the value's type where the default is None), ``metavar``, ``choices``,
+``nargs`` and ``const`` (argparse's), and ``check`` (``"positive"`` or ``"non_negative"``: the
 value is checked by :mod:`rnnlab.commands.argtypes`, with its wording).
 
 Every flag is made with ``default=None``: a flag the user did not give stays None, so
@@ -82,7 +83,7 @@ def add_config_flags(p: Any, config_cls: type, *, skip: Iterable[str] = (), help
         if isinstance(default, bool):
             target.add_argument(flag, *meta.get("aliases", ()), action=argparse.BooleanOptionalAction, **opts)
             continue
-        kind = type(default) if default is not None else str
+        kind = meta.get("type") or (type(default) if default is not None else str)
         check = meta.get("check")
         opts["type"] = (types or {}).get(f.name) or (_CHECKS[(kind, check)] if check else kind)
         if "choices" in meta:

@@ -44,6 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="without --data: which of the run's own splits to score (default: test)")
     e.add_argument("--data-dir", metavar="DIR", help="folder holding named datasets (for the run's test split)")
     e.add_argument("--output", metavar="FILE", help="also write the predictions as CoNLL (token, gold, predicted)")
+    e.add_argument("--propagate", metavar="off|N|doc", help=PROPAGATE_HELP)
     e.set_defaults(run=run_eval)
 
     r = tag.add_parser("predict", help="tag plain text", description="Tag a plain-text file: split into "
@@ -56,7 +57,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--format", choices=("conll", "json"), default="conll",
                    help="conll: token<TAB>tag lines; json: one object per sentence with tokens, tags and entity "
                         "spans with character offsets into the input (default: conll)")
+    r.add_argument("--propagate", metavar="off|N|doc", help=PROPAGATE_HELP + "; each block of 256 sentences "
+                   "of the input is a document of its own")
     r.set_defaults(run=run_predict)
+
+
+PROPAGATE_HELP = ("label consistency after decoding, replacing the run's own --propagate: a string the run tagged "
+                  "as an entity is also tagged where it recurs untagged within N sentences on each side, or in the "
+                  "whole document (doc); off: never (default: the run's setting)")
 
 
 DATA_FLAGS = ("dataset", "train_file", "dev_file", "test_file", "data_dir")
@@ -91,7 +99,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
     if args.output:
         check_out_file(args.output, "--output")  # before the work, not at the write
-    members = load_members(args.run_path)
+    members = load_members(args.run_path, args.propagate)
     loaded = members[0]
     if args.data:
         sentences, source = read_conll(args.data, "auto"), args.data
@@ -125,7 +133,7 @@ def run_predict(args: argparse.Namespace) -> int:
     from ..errors import DataError
     from ..tasks.tagging.api import Tagger
 
-    tagger = Tagger.load(args.run_path)
+    tagger = Tagger.load(args.run_path, args.propagate)
     # streamed: bounded blocks of lines in, sentences out, so memory does not grow with the file
     if args.input == "-":
         handle = sys.stdin

@@ -8,10 +8,12 @@ averaged over the n = sum(m) real positions::
     dz    = (dL/n) * m * (softmax(z) - onehot(y))
 
 Subtracting the max keeps exp() in [0, 1], so logits of +-1e4 neither
-overflow nor lose the gradient. Under :func:`rnnlab.no_grad` (evaluation) the
-loss is computed without the (N, V) log-probabilities, which only backward
-reads: log p[y] = (z_y - max z) - log sum exp(z - max z), the same operations
-on the same values, one full pass and two (N, V) arrays fewer.
+overflow nor lose the gradient. Forward computes e = exp(z - max z) once, in
+one (N, V) array, reads log p[y] = (z_y - max z) - log sum e, and keeps
+softmax(z) = e / sum e (the same array, divided in place) for backward, which
+so needs no second exp: with thousands of classes (the tagger's word LM) the
+exp of every logit is most of the loss's time. Under :func:`rnnlab.no_grad`
+(evaluation) the probabilities are not kept: log p[y] as above, nothing else.
 
 Mean-squared error over all N entries (or the masked ones)::
 
@@ -41,7 +43,7 @@ def _mask_and_count(mask: np.ndarray | None, shape: tuple[int, ...], dtype: np.d
 
 
 class CrossEntropyCache(NamedTuple):
-    log_probs: np.ndarray | None   # None under no_grad
+    probs: np.ndarray | None       # softmax(z); None under no_grad
     targets: np.ndarray
     mask: np.ndarray | None
     count: float
@@ -56,29 +58,32 @@ class SoftmaxCrossEntropy(Module):
         if logits.shape[:-1] != targets.shape:
             raise ValueError(f"logits {logits.shape} and targets {targets.shape} disagree")
         mask, count = _mask_and_count(mask, targets.shape, logits.dtype)
-        if grad_enabled():
-            logp = log_softmax(logits)
-            picked = np.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]
-        else:   # no_grad: log p at the targets only (see the module docstring); nothing kept
-            logp = None
-            shifted = logits - logits.max(axis=-1, keepdims=True)
-            picked = np.take_along_axis(shifted, targets[..., None], axis=-1)[..., 0]
-            picked -= np.log(np.exp(shifted, out=shifted).sum(axis=-1))
+        e = logits - logits.max(axis=-1, keepdims=True)        # z - max z
+        picked = np.take_along_axis(e, targets[..., None], axis=-1)[..., 0]
+        total = np.exp(e, out=e).sum(axis=-1, keepdims=True)   # e = exp(z - max z), in place
+        picked -= np.log(total[..., 0])
+        probs = None
+        if grad_enabled():   # softmax(z), kept for backward (no_grad: nothing kept)
+            probs = np.divide(e, total, out=e)
         if mask is not None:
             picked = picked * mask
         loss = -picked.sum() / max(count, 1.0)
-        return float(loss), CrossEntropyCache(logp, targets, mask, count)
+        return float(loss), CrossEntropyCache(probs, targets, mask, count)
 
     def backward(self, dloss: float, cache: CrossEntropyCache) -> np.ndarray:
-        if cache.log_probs is None:
+        if cache.probs is None:
             raise RuntimeError("this loss was computed under rnnlab.no_grad(): it kept nothing to backpropagate")
-        dz = np.exp(cache.log_probs)
-        np.put_along_axis(dz, cache.targets[..., None],
-                          np.take_along_axis(dz, cache.targets[..., None], axis=-1) - 1.0, axis=-1)
         scale = dloss / max(cache.count, 1.0)
-        if cache.mask is not None:
-            dz *= cache.mask[..., None]
-        dz *= scale
+        if cache.mask is None:
+            dz = cache.probs * np.asarray(scale, dtype=cache.probs.dtype)
+            at_target = np.full(cache.targets.shape + (1,), scale, dtype=dz.dtype)
+        else:
+            m = cache.mask[..., None] * np.asarray(scale, dtype=cache.probs.dtype)
+            dz = cache.probs * m
+            at_target = m
+        # dz = scale * m * (softmax(z) - onehot(y))
+        np.put_along_axis(dz, cache.targets[..., None],
+                          np.take_along_axis(dz, cache.targets[..., None], axis=-1) - at_target, axis=-1)
         return dz
 
 

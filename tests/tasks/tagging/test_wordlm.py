@@ -135,16 +135,52 @@ def test_word_classes_keep_the_most_frequent_words():
     np.testing.assert_array_equal(word_classes(ids, 7, 10), [0, 0, 3, 2, 1, 4, 0])  # ties (2, 5: once) by id
 
 
-def test_off_by_default_and_checked():
-    """Weight 0 (the default) builds no head: the model and its spec are what they were before the option."""
+def test_on_by_default_off_at_zero_and_checked():
+    """The default weight (0.03) builds the head; weight 0 builds none: the model and its spec are what
+    they were before the option."""
+    from rnnlab.tasks.tagging.config import WORD_LM_WEIGHT
+
     _, task = make_task()
+    assert WORD_LM_WEIGHT == 0.03 and task.cfg.word_lm_gamma() == 0.03
+    assert task.build_model().word_lm is not None and task.word_class is not None
+    _, task = make_task(word_lm_weight=0.0)
     model = task.build_model()
-    assert model.word_lm is None and "word_lm_classes" not in model.spec
+    assert model.word_lm is None and "word_lm_classes" not in model.spec and task.word_class is None
     assert not any(name.startswith("word_lm") for name, _, _ in model.named_parameters())
     with pytest.raises(ConfigError, match="word-lm-weight"):
         TagConfig(dataset="x", word_lm_weight=-0.1).validate()
     with pytest.raises(ConfigError, match="word-lm-vocab"):
         TagConfig(dataset="x", word_lm_weight=0.1, word_lm_vocab=0).validate()
+
+
+def test_the_default_weight_gives_way_to_context_and_is_saved_as_a_number():
+    """Left at its default, the weight is 0.03, or 0 under --context (which a weight given with it
+    refuses); validate() writes the number, so a saved run holds what it trained with; a run saved
+    before the option existed (no weight in its settings) trained without the word LM."""
+    assert TagConfig(dataset="x").validate().word_lm_weight == 0.03
+    assert TagConfig(dataset="x", context=1).validate().word_lm_weight == 0.0
+    assert TagConfig(dataset="x", word_lm_weight=0.1).validate().word_lm_weight == 0.1
+    with pytest.raises(ConfigError, match="--context and --word-lm-weight"):
+        TagConfig(dataset="x", context=1, word_lm_weight=0.03).validate()
+    saved = TagConfig(dataset="x").validate().__dict__
+    assert TagConfig.from_dict(saved).word_lm_gamma() == 0.03
+    old = {k: v for k, v in saved.items() if not k.startswith("word_lm")}
+    assert TagConfig.from_dict(old).word_lm_gamma() == 0.0
+
+
+def test_the_flag():
+    """--word-lm-weight reads a number >= 0; left out, it stays unset (the config's default decides)."""
+    import argparse
+
+    from rnnlab.commands.configflags import add_config_flags, given_settings
+
+    p = argparse.ArgumentParser()
+    add_config_flags(p, TagConfig)
+    assert given_settings(p.parse_args(["--word-lm-weight", "0.05"]), TagConfig) == {"word_lm_weight": 0.05}
+    assert "word_lm_weight" not in given_settings(p.parse_args([]), TagConfig)
+    assert "(default: 0.03; 0 with --context)" in " ".join(p.format_help().split())
+    with pytest.raises(SystemExit):
+        p.parse_args(["--word-lm-weight", "-1"])
 
 
 def test_targets_are_the_words_before_word_unk():
@@ -201,3 +237,23 @@ def test_resumes_exactly_with_the_objective(tmp_path):
               seed=3, word_lm_weight=0.2, word_lm_vocab=25)
     cfg, _ = make_task(**kw)
     check_exact_resume(lambda: make_task(**kw)[1], cfg, tmp_path, stop_at=int(np.random.default_rng(8).integers(1, 16)))
+
+
+@pytest.mark.parametrize("options, said, saved", [({}, "word-LM objective 0.03 in training", 0.03),
+                                                  ({"context": 1}, "no word-LM objective", 0.0)],
+                         ids=["default", "context"])
+def test_the_run_says_and_saves_the_weight(tmp_path, options, said, saved):
+    """`tag train` / ``Tagger.fit``: the first line names the weight in use; config.json holds it."""
+    import json
+
+    from rnnlab.tasks.tagging import Tagger
+    from rnnlab.tasks.tagging.data import write_conll
+
+    for name, n, seed in (("train", 40, 1), ("dev", 12, 2)):
+        write_conll(tmp_path / f"{name}.tsv", synthetic_sentences(n, seed=seed))
+    lines = []
+    Tagger(word_dim=8, case_dim=3, char_dim=5, char_hidden=4, hidden_size=6, max_minutes=0.0, **options).fit(
+        tmp_path / "train.tsv", tmp_path / "dev.tsv", out=str(tmp_path / "run"), max_steps=2, eval_every=2,
+        log=lines.append)
+    assert said in lines[0] and "(--word-lm-weight)" in lines[0]
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["word_lm_weight"] == saved

@@ -21,7 +21,7 @@ from ...train.runs import CONFIG
 from .data import Sentence, read_conll
 from .metrics import EntityReport, evaluate, format_table
 from .schemes import chunks
-from .task import LoadedRun, TagConfig, TaggingTask, in_gold_scheme, load_corpus, load_run, predict_tags
+from .task import LoadedRun, TagConfig, TaggingTask, in_gold_scheme, load_corpus, load_run
 from .tokenize import split_sentences, tokenize
 from .vocab import Vocabs, build_vocabs
 
@@ -52,7 +52,9 @@ def _train_tagger(job: Job, log: Callable[[str], None], progress: Progress | Non
         corpus.train, scheme=cfg.scheme, min_word_count=cfg.min_word_count)
     log(f"rnnlab tag train: {corpus.name}, {len(corpus.train)} training / {len(corpus.dev)} validation / "
         f"{len(corpus.test)} test sentences ({corpus.note or 'files'}); {len(vocabs.words)} words, "
-        f"{len(vocabs.chars)} characters, tags {' '.join(vocabs.tags.itos)}\nrun folder: {run_dir} "
+        f"{len(vocabs.chars)} characters, tags {' '.join(vocabs.tags.itos)}; "
+        f"{f'word-LM objective {cfg.word_lm_weight:g} in training' if cfg.word_lm_weight else 'no word-LM objective'} "
+        f"(--word-lm-weight)\nrun folder: {run_dir} "
         f"(settings in {run_dir / CONFIG})")
     for note in corpus.repairs:
         log(note)
@@ -81,6 +83,10 @@ def _train_tagger(job: Job, log: Callable[[str], None], progress: Progress | Non
         task.build_model()   # reads the file once up front: a bad file fails here, before any training
         log(task.vectors_note)
     summary = run_task(task, cfg, run_dir, resume_from=ckpt, log=log, progress=progress)
+    if summary["steps"] > 0 and not summary["exit_code"]:   # --propagate: measured (auto: decided) on dev
+        from .settle import settle_propagation
+
+        summary["propagate"] = settle_propagation(cfg, run_dir, corpus.dev, log)
     if corpus.test and summary["steps"] > 0 and not summary["exit_code"]:
         loaded = load_run(run_dir)
         report = evaluate_sentences(loaded, corpus.test)
@@ -191,18 +197,14 @@ class Tagger:
 
     def predict(self, sentences: Sequence[Any]) -> list[list[str]]:
         """Tags for each sentence: a list of tokens, or a raw string (tokenised by
-        :func:`rnnlab.tasks.tagging.tokenize.tokenize`, tags aligned with its tokens)."""
+        :func:`rnnlab.tasks.tagging.tokenize.tokenize`, tags aligned with its tokens). A run with
+        ``--propagate`` reads the list as one document, in its order."""
+        from .ensemble import predict_ensemble
+
         loaded = self._ready()
         items = [_as_sentence(s) for s in sentences]
         keep = [i for i, s in enumerate(items) if len(s)]
-        if len(self.members) > 1:
-            from .ensemble import predict_ensemble
-
-            tags = predict_ensemble(self.members, [items[i] for i in keep])
-        else:
-            tags, _ = predict_tags(loaded.model, loaded.vocabs, [items[i] for i in keep], loaded.scheme,
-                                   max_word_len=loaded.max_word_len, lm=loaded.lm, context=loaded.context,
-                                   context_max_len=loaded.context_max_len)
+        tags = predict_ensemble(self.members or [loaded], [items[i] for i in keep])
         out: list[list[str]] = [[] for _ in items]
         for i, t in zip(keep, tags):
             out[i] = t
@@ -217,7 +219,8 @@ class Tagger:
         sentence dict at a time: at most ``batch_sentences`` sentences (and one unfinished
         sentence of text) are held, so memory does not grow with the input. Offsets count
         characters from the start of the whole input. A run trained with ``--context N`` reads N
-        sentences on each side across blocks too (each block is tagged once the next one is read)."""
+        sentences on each side across blocks too (each block is tagged once the next one is read);
+        ``--propagate`` reads each block as a document of its own (at most ``batch_sentences``)."""
         n = max([m.context for m in self.members or [self._ready()]])
         blocks = _sentence_blocks(pieces, batch_sentences, BLOCK_CHARS)
         if n == 0:
@@ -260,11 +263,13 @@ class Tagger:
         return path
 
     @classmethod
-    def load(cls, run_or_path: str | os.PathLike) -> "Tagger":
+    def load(cls, run_or_path: str | os.PathLike, propagate: str | None = None) -> "Tagger":
+        """A trained run (``"RUN1,RUN2,..."``: a seed ensemble); ``propagate`` (off, N, doc) replaces
+        the run's ``--propagate`` window for this tagger's predictions."""
         from .ensemble import load_members
 
         tagger = cls()
-        tagger.members = load_members(str(run_or_path))   # "RUN1,RUN2,...": a seed ensemble
+        tagger.members = load_members(str(run_or_path), propagate)   # "RUN1,RUN2,...": a seed ensemble
         tagger.loaded = tagger.members[0]
         tagger.options = dict(tagger.loaded.config)
         return tagger

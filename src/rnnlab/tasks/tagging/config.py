@@ -10,7 +10,10 @@ import numpy as np
 
 from ...errors import ConfigError
 from ...train.loopconfig import LoopConfig, validate_loop
+from .consistency import AUTO_WINDOW, parse_window
 from .schemes import normalize_scheme
+
+WORD_LM_WEIGHT = 0.03   # the default weight of the word-LM objective (--word-lm-weight)
 
 
 def _opt(default: Any, help: str = "", **meta: Any) -> Any:
@@ -50,9 +53,13 @@ class TagConfig(LoopConfig):
     lm_minutes: float = _opt(10.0, "with --lm-text: training budget of each char-LM, in minutes")
     lm_steps: int = _opt(0, "with --lm-text: stop each char-LM after this many steps; 0: no limit")
     lm_hidden_size: int = _opt(256, "with --lm-text: hidden units of each (one-layer LSTM) char-LM")
-    word_lm_weight: float = _opt(0.0, "weight gamma of the word-LM objective (Rei 2017), training only: the word "
-                                      "BiLSTM's forward half predicts the next word, its backward half the "
-                                      "previous one; 0: off (Rei used 0.1)")
+    # 0.03: chosen on the dev sets of NCBI-disease and CoNLL-2000 (docs/tagging.md, "The word-LM objective of
+    # Rei (2017)"); None until validate(), which makes it 0 under --context (the word LM would predict the
+    # context's words) and WORD_LM_WEIGHT otherwise, so that the saved run holds the number it trained with
+    word_lm_weight: float | None = _opt(None, "weight gamma of the word-LM objective (Rei 2017), training only: the "
+                                              "word BiLSTM's forward half predicts the next word, its backward half "
+                                              "the previous one; 0: off (Rei used 0.1) (default: 0.03; 0 with "
+                                              "--context)", type=float, check="non_negative")
     word_lm_vocab: int = _opt(7500, "with --word-lm-weight: the word LM predicts the N most frequent training "
                                     "words, and one class for every other word")
     word_lm_hidden: int = _opt(50, "with --word-lm-weight: units of the word LM's tanh layer (per direction)")
@@ -61,6 +68,16 @@ class TagConfig(LoopConfig):
                            "decoding cover the sentence alone; prediction reads the same context; 0: off")
     context_max_len: int = _opt(256, "with --context: tokens of a sentence with its context at most (the context "
                                      "is cut, never the sentence)")
+    propagate: str = _opt("off", "label consistency after decoding (docs/tagging.md, 'Label consistency'): a string "
+                                 "tagged as an entity is also tagged where it occurs untagged within N sentences on "
+                                 "each side (same document); N, doc (the whole document or file), off, or auto "
+                                 f"({AUTO_WINDOW} sentences, kept only if it raises the best checkpoint's validation "
+                                 "F1, decided at the end of training); prediction only, the training is the same",
+                          metavar="off|auto|N|doc")
+    propagate_abbreviations: bool = _opt(True, "with --propagate: an abbreviation defined as 'ENTITY ( SF )' "
+                                               "(Schwartz & Hearst 2003) is tagged like the entity where it recurs")
+    propagate_vote: bool = _opt(True, "with --propagate: a string is tagged only where the window tagged it at least "
+                                      "as often as it left it untagged (abbreviations excepted)")
     # batch 8 over 10,000 steps: chosen on the dev sets of NCBI-disease and CoNLL-2000 (docs/tagging.md,
     # "Batch 8 over 10,000 steps"); the 30-minute budget stays as a cap for slower machines
     batch_size: int = _opt(8, "sentences per training batch")
@@ -92,6 +109,7 @@ class TagConfig(LoopConfig):
                      "word_lm_hidden"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        self.word_lm_weight = self.word_lm_gamma()
         if not (self.word_lm_weight >= 0.0 and np.isfinite(self.word_lm_weight)):
             raise ConfigError(f"--word-lm-weight must be a finite number >= 0, got {self.word_lm_weight}")
         if self.lm and len(self.lm.split(",")) != 2:
@@ -102,6 +120,8 @@ class TagConfig(LoopConfig):
         if self.context and self.word_lm_weight > 0:
             raise ConfigError("--context and --word-lm-weight together are not supported (the word LM would "
                               "predict the context's words); use one of them")
+        if str(self.propagate).strip().lower() != "auto":
+            parse_window(self.propagate)   # one line naming --propagate
         if self.lm and self.lm_text:
             raise ConfigError("give --lm FWD_RUN,BWD_RUN (trained LMs) or --lm-text FILE (train them here), not both")
         if self.lm_text and (self.lm_hidden_size < 1 or self.lm_minutes < 0 or self.lm_steps < 0
@@ -109,7 +129,16 @@ class TagConfig(LoopConfig):
             raise ConfigError("--lm-text needs --lm-hidden-size >= 1 and a budget: --lm-minutes > 0 or --lm-steps > 0")
         return self
 
+    def word_lm_gamma(self) -> float:
+        """The word-LM objective's weight this run trains with: the given one, else the default
+        (``WORD_LM_WEIGHT``; 0 with ``--context``)."""
+        if self.word_lm_weight is not None:
+            return self.word_lm_weight
+        return 0.0 if self.context else WORD_LM_WEIGHT
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TagConfig":
+        """A saved run's settings. A run saved before ``--word-lm-weight`` existed trained without the
+        word LM: its missing weight is 0, not today's default."""
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        return cls(**{"word_lm_weight": 0.0, **{k: v for k, v in d.items() if k in names}})

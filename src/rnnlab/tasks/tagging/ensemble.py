@@ -7,10 +7,12 @@ transition, start and end scores; constrained Viterbi then decodes the average. 
 is the tag sequence with the highest geometric mean of the members' sequence probabilities
 (each member's log-partition is a constant of the sentence, so it does not move the argmax).
 Softmax members: averaged scores, the best tag per token. One run is simply that run.
+The first member's ``--propagate`` (label consistency, :mod:`.consistency`) then rewrites the tags.
 """
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
@@ -18,17 +20,22 @@ import numpy as np
 
 from ...errors import ConfigError
 from ...module import no_grad
+from .consistency import Propagation, from_config, propagate
 from .data import Sentence
 from .context import sentence_emissions
 from .task import LoadedRun, constraints_for, load_run, predict_tags, sentence_batches
 
 
-def load_members(spec: str) -> list[LoadedRun]:
-    """The runs named by ``RUN[,RUN...]``, checked to predict the same tags in the same way."""
+def load_members(spec: str, propagate: str | None = None) -> list[LoadedRun]:
+    """The runs named by ``RUN[,RUN...]``, checked to predict the same tags in the same way;
+    ``propagate`` (off, N, doc: ``--propagate`` of ``tag eval`` and ``tag predict``) replaces the
+    runs' own window (the first member's applies to an ensemble)."""
     names = [str(spec)] if Path(spec).exists() else [part.strip() for part in str(spec).split(",") if part.strip()]
     if not names:
         raise ConfigError("name at least one tagger run")
     members = [load_run(name) for name in names]
+    if propagate is not None:
+        members = [replace(m, propagation=from_config(m.config, window=propagate)) for m in members]
     first = members[0]
     for name, m in zip(names[1:], members[1:]):
         if (m.vocabs.tags.itos != first.vocabs.tags.itos or m.scheme != first.scheme
@@ -57,13 +64,24 @@ def member_emissions(member: LoadedRun, sentences: Sequence[Sentence], batch_siz
 
 
 def predict_ensemble(members: Sequence[LoadedRun], sentences: Sequence[Sentence],
-                     batch_size: int = 128) -> list[list[str]]:
-    """Tag strings per sentence from the members' averaged scores (see the module docstring)."""
+                     batch_size: int = 128, propagation: Propagation | None = None) -> list[list[str]]:
+    """Tag strings per sentence from the members' averaged scores (see the module docstring), then
+    ``propagation`` (default: the first member's ``--propagate``) over the sentences in their order."""
     first = members[0]
+    setting = first.propagation if propagation is None else propagation
     if len(members) == 1:
-        return predict_tags(first.model, first.vocabs, sentences, first.scheme, batch_size,
+        tags = predict_tags(first.model, first.vocabs, sentences, first.scheme, batch_size,
                             first.max_word_len, lm=first.lm, context=first.context,
                             context_max_len=first.context_max_len)[0]
+    else:
+        tags = _averaged(members, sentences, batch_size)
+    if not setting.on:
+        return tags
+    return propagate([s.tokens for s in sentences], tags, first.scheme, setting, [s.doc for s in sentences])
+
+
+def _averaged(members: Sequence[LoadedRun], sentences: Sequence[Sentence], batch_size: int) -> list[list[str]]:
+    first = members[0]
     total = member_emissions(first, sentences, batch_size)
     for m in members[1:]:
         for i, em in enumerate(member_emissions(m, sentences, batch_size)):

@@ -28,6 +28,7 @@ from .schemes import tag_constraints
 from ...module import no_grad
 from ...train.task import EvalInterrupted, Selection, StepOutput, Task
 from .config import TagConfig
+from .consistency import OFF, Propagation, from_config
 from .context import DEFAULT_MAX_LEN, context_batches, emissions_backward, extend, sentence_emissions
 from .data import Sentence, TaggedCorpus, convert_sentences, load_dataset, read_conll, repair_note
 from .metrics import EntityReport, evaluate
@@ -76,7 +77,7 @@ def model_spec(cfg: TagConfig, vocabs: Vocabs, lm: Any = None) -> dict[str, Any]
             "hidden_size": cfg.hidden_size, "num_layers": cfg.num_layers, "dropout": cfg.dropout,
             "crf": cfg.crf, "seed": cfg.seed, "lm_dim": lm.dim if lm is not None else 0,
             **({"word_lm_classes": min(cfg.word_lm_vocab, len(vocabs.words) - 2) + 1,
-                "word_lm_hidden": cfg.word_lm_hidden} if cfg.word_lm_weight > 0 else {})}
+                "word_lm_hidden": cfg.word_lm_hidden} if cfg.word_lm_gamma() > 0 else {})}
 
 
 def constraints_for(model: TaggerModel, vocabs: Vocabs, scheme: str) -> Any:
@@ -157,7 +158,7 @@ class TaggingTask(Task):
         self.singletons[: 2] = False
         # --word-lm-weight: each word id's class for the word LM (its N most frequent words, 0 the rest)
         self.word_class = (word_classes([e.words for e in self.encoded], len(vocabs.words), cfg.word_lm_vocab)
-                           if cfg.word_lm_weight > 0 else None)
+                           if cfg.word_lm_gamma() > 0 else None)
         self.epoch, self.index = 0, 0
         self._epoch_batches: tuple[int, list] | None = None
         self.vectors_note = ""   # set by build_model when --vectors initialises the word embeddings
@@ -220,8 +221,8 @@ class TaggingTask(Task):
         emissions, cache, target = sentence_emissions(model, batch)   # --context: the sentences' positions
         loss, lcache = model.loss(emissions, target)
         dh = None
-        if model.word_lm is not None and self.cfg.word_lm_weight > 0:   # Rei (2017): + gamma x the word LM
-            gamma = self.cfg.word_lm_weight
+        if model.word_lm is not None and self.cfg.word_lm_gamma() > 0:   # Rei (2017): + gamma x the word LM
+            gamma = self.cfg.word_lm_gamma()
             lm, lmcache = model.word_lm.forward(cache.h, batch.lengths, batch.word_classes)
             loss += gamma * lm
             dh = model.word_lm.backward(gamma, lmcache)
@@ -264,6 +265,7 @@ class LoadedRun:
     weights: str = "current"   # "average": the loop's averaged weights won on validation (--average)
     context: int = 0           # --context: neighbouring sentences read on each side
     context_max_len: int = DEFAULT_MAX_LEN
+    propagation: Propagation = OFF   # --propagate: label consistency after decoding (consistency.py)
 
 
 def load_run(run: str | Path) -> LoadedRun:
@@ -281,4 +283,5 @@ def load_run(run: str | Path) -> LoadedRun:
     lm = lm_features(meta.get("lm", "")) if spec.get("lm_dim") else None
     return LoadedRun(model.eval(), Vocabs.from_dict(meta["vocabs"]), meta["scheme"], int(meta.get("max_word_len", 30)),
                      meta.get("config", {}), path, lm, str(meta.get("trainer", {}).get("weights", "current")),
-                     int(meta.get("context", 0)), int(meta.get("context_max_len", DEFAULT_MAX_LEN)))
+                     int(meta.get("context", 0)), int(meta.get("context_max_len", DEFAULT_MAX_LEN)),
+                     from_config(meta.get("config", {}), meta.get("propagate")))
