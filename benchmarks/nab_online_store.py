@@ -130,7 +130,7 @@ class Cfg:
     channel (:func:`surprise_z`) over ``surprise_window`` rows; 0, the default, leaves the detector's scores."""
 
     EXPERIMENTS = {"surprise": 0.0, "surprise_window": 10, "deseason": -1, "deseason_days": 1, "deseason_mode": "sub", "third": 0,
-                   "combine": "pick", "novel_bins": 130, "ones": 0}
+                   "combine": "pick", "novel_bins": 130}
 
     def __init__(self, **kw) -> None:
         from rnnlab.tasks.anomaly.config import DetectorConfig
@@ -217,32 +217,7 @@ def deseasoned(raw: np.ndarray, saved: dict, cfg) -> np.ndarray:
     raise ValueError(cfg.deseason_mode)
 
 
-def peaks_keep_ones(onset: np.ndarray, wait: int) -> np.ndarray:
-    """An experiment: :func:`~rnnlab.tasks.anomaly.likelihood.peaks`, but a score of 1 (a range alarm)
-    is reported even when its run's alarm is already out (the library's rule scores it 0 there)."""
-    import rnnlab.tasks.anomaly.likelihood as L
-
-    out = _PEAKS(onset, wait)
-    ones = np.asarray(onset) >= 1.0
-    out[ones] = 1.0
-    return out
-
-
-_PEAKS = None
-
-
 def default_scores(values: np.ndarray, saved: dict, cfg: Cfg) -> np.ndarray:
-    if getattr(cfg, "ones", 0):
-        import rnnlab.tasks.anomaly.likelihood as L
-        global _PEAKS
-        _PEAKS = _PEAKS or L.peaks
-        L.peaks = peaks_keep_ones
-        try:
-            cfg.ones = 0
-            return default_scores(values, saved, cfg)
-        finally:
-            cfg.ones = 1
-            L.peaks = _PEAKS
     """What ``Detector("online").fit_score`` gives from the saved errors (the default settings); with
     ``cfg.surprise > 0`` each row's z is also at least the surprise channel's (an experiment)."""
     first, start = int(saved["first"]), int(saved["start"])

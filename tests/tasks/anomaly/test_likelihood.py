@@ -21,6 +21,14 @@ def test_peaks_by_hand():
     np.testing.assert_array_equal(peaks(onset, 1)[[1, 6, 8, 11]], [0.2, 0.4, 0.3, 0.1])  # 1: the run's first row
 
 
+def test_a_range_alarm_is_reported_after_its_runs_alarm_went_out():
+    """A run of onsets whose alarm is out (its wait-th row) scores 0 after it, but for a 1 (a range
+    alarm), which nothing can exceed: NAB's exchange-4_cpm's first window was lost that way."""
+    onset = np.array([0.1, 0.2, 0.3, 1.0, 0.4, 0])
+    np.testing.assert_array_equal(peaks(onset, 2), [0, 0.2, 0, 1.0, 0, 0])
+    np.testing.assert_array_equal(peaks(onset, 10), [0, 0, 0, 1.0, 0, 0])   # a 1 ends the wait as before
+
+
 def test_a_rising_run_raises_one_alarm_at_its_peak():
     score = np.array([0.1, 0.1, 0.3, 0.4, 0.45, 0.2, 0.1, 0.1])  # rises over 3 rows
     assert np.count_nonzero(onsets(score, 4) >= 0.3) == 3  # the onset rule: 3 detections at threshold 0.3

@@ -31,8 +31,9 @@ onset rule on several rows in a row, and NAB counts each of them that clears the
 detection (each one outside a window a false positive). So a run of consecutive onsets raises one
 alarm, at its peak: the run's last score is reported on the row after the run (the first row that
 is not an onset), at once when it reaches 1 (nothing can exceed it), and on the run's N-th row if
-the run lasts that long (what it still rises then scores 0). Row t still uses rows up to t only;
-an alarm comes at most N rows after its run began.
+the run lasts that long (what it still rises then scores 0, but for a score of 1, a range alarm, which
+is always reported). Row t still uses rows up to t only; an alarm comes at most N rows after its run
+began.
 
 Two time scales (``slow = S2`` rows, 0 disables): z_t is the larger of the short window's and the
 same computed with the mean over S2 rows (against the long-window statistics of those means). A
@@ -97,7 +98,8 @@ def onsets(score: np.ndarray, suppress: int) -> np.ndarray:
 def peaks(onset: np.ndarray, wait: int) -> np.ndarray:
     """One score per run of consecutive nonzero rows of ``onset`` (the onset rule's output): the
     run's last value, reported on the row after the run, or on the run's row that reaches 1, or on
-    its ``wait``-th row, whichever comes first; the rest of the run 0. ``wait <= 0``: unchanged."""
+    its ``wait``-th row, whichever comes first; the rest of the run 0, but a score of 1 (a range alarm),
+    which is reported wherever it is an onset. ``wait <= 0``: unchanged."""
     if wait <= 0 or len(onset) == 0:
         return onset
     out = np.zeros_like(onset)
@@ -108,6 +110,8 @@ def peaks(onset: np.ndarray, wait: int) -> np.ndarray:
                 run += 1
                 if run >= wait or value >= 1.0:
                     out[t], run = value, -1
+            elif value >= 1.0:  # a range alarm after its run's alarm went out: reported all the same
+                out[t] = value
         else:
             if run > 0:
                 out[t] = onset[t - 1]
