@@ -28,6 +28,7 @@ from rnnlab.tasks.anomaly.detector import Detector, first_scored, probationary_r
 from rnnlab.tasks.anomaly.likelihood import (_finish, _rolling_mean, anomaly_likelihood, decade_scale, log_tail,
                                              range_alarms, two_scale_z)
 from rnnlab.tasks.anomaly.nab import PROFILES, evaluate, load_corpus
+from rnnlab.tasks.anomaly.novelty import novel_rows
 from rnnlab.tasks.anomaly.online import _Run, fixed_products, pick_season
 from rnnlab.tasks.anomaly.robust import range_exempt
 
@@ -128,14 +129,15 @@ class Cfg:
     experiment-only scoring settings (not detector settings): ``surprise = X`` adds the surprise-count
     channel (:func:`surprise_z`) over ``surprise_window`` rows; 0, the default, leaves the detector's scores."""
 
-    EXPERIMENTS = {"surprise": 0.0, "surprise_window": 10}
+    EXPERIMENTS = {"surprise": 0.0, "surprise_window": 10, "deseason": -1, "deseason_days": 1, "deseason_mode": "sub", "third": 0,
+                   "combine": "pick", "novel_bins": 130}
 
     def __init__(self, **kw) -> None:
         from rnnlab.tasks.anomaly.config import DetectorConfig
 
         d = DetectorConfig()
         for name in ("online_floor", "online_norm", "online_log", "online_pick", "online_clip", "short", "long",
-                     "suppress", "warmup", "warmup_alarms", "peak", "slow", "range_tolerance"):
+                     "suppress", "warmup", "warmup_alarms", "peak", "slow", "range_tolerance", "online_novel"):
             setattr(self, name, kw.pop(name, getattr(d, name)))
         for name, default in self.EXPERIMENTS.items():
             setattr(self, name, kw.pop(name, default))
@@ -152,8 +154,13 @@ def picked_raw(saved: dict, cfg: Cfg) -> np.ndarray:
     first = int(saved["first"])
     raw = raw_of(saved["plain"], first, cfg)
     if "season" in saved:
+        other = raw_of(saved["season"], first, cfg)
+        if getattr(cfg, "combine", "pick") == "min":    # an experiment: the smaller of the two networks' measures
+            return np.minimum(raw, other)
+        if getattr(cfg, "combine", "pick") == "mean":
+            return 0.5 * (raw + other)
         use = pick_season(saved["plain"], saved["season"], cfg.online_pick, cfg.online_clip)
-        raw = np.where(use, raw_of(saved["season"], first, cfg), raw)
+        raw = np.where(use, other, raw)
     return raw
 
 
@@ -172,11 +179,56 @@ def surprise_z(raw: np.ndarray, level: float, width: int = 10, long: int = 8640,
     return (m - np.maximum(mean, mean_floor)) / np.sqrt(np.maximum(sq - mean * mean, var_floor))
 
 
+def seasonal_expected(raw: np.ndarray, period: int, half: int, days: int = 1) -> np.ndarray:
+    """An experiment: per row t, the surprise the stream showed at this time of day before, the
+    smallest over the last ``days`` days d of the largest raw measure among rows t - d * period - half ..
+    t - d * period + half (0 where a day d is not yet available). Row t reads rows up to
+    t - period + half < t only (``half < period``). A daily-recurring large error (a server's daily
+    spike that the forecaster misses each day) then counts as expected."""
+    raw = np.asarray(raw, dtype=np.float64)
+    n = len(raw)
+    if period < 1 or half >= period or n == 0:
+        return np.zeros(n)
+    w = 2 * half + 1
+    pad = np.concatenate([np.zeros(w - 1), raw])
+    wmax = np.lib.stride_tricks.sliding_window_view(pad, w).max(axis=1)   # wmax[j] = max raw[j-w+1 .. j]
+    out = np.full(n, np.inf)
+    t = np.arange(n)
+    for d in range(1, days + 1):
+        j = t - d * period + half                                           # the neighbourhood's last row
+        ok = j - 2 * half >= 0
+        cur = np.zeros(n)
+        cur[ok] = wmax[j[ok]]
+        out = np.minimum(out, cur)
+    return out
+
+
+def deseasoned(raw: np.ndarray, saved: dict, cfg) -> np.ndarray:
+    """``raw`` less the surprise expected at this time of day (:func:`seasonal_expected`), for streams
+    with a daily period; unchanged otherwise or with ``cfg.deseason < 0`` (an experiment)."""
+    period = int(saved.get("season_period", 0))
+    if cfg.deseason < 0 or period < 1:
+        return raw
+    ref = seasonal_expected(raw, period, cfg.deseason, cfg.deseason_days)
+    if cfg.deseason_mode == "sub":
+        return np.maximum(raw - ref, 0.0)
+    if cfg.deseason_mode == "half":
+        return np.maximum(raw - 0.5 * ref, 0.0)
+    raise ValueError(cfg.deseason_mode)
+
+
 def default_scores(values: np.ndarray, saved: dict, cfg: Cfg) -> np.ndarray:
     """What ``Detector("online").fit_score`` gives from the saved errors (the default settings); with
     ``cfg.surprise > 0`` each row's z is also at least the surprise channel's (an experiment)."""
     first, start = int(saved["first"]), int(saved["start"])
     alarms = range_alarms(values, cfg.range_tolerance, ignore=range_exempt(values, start))
+    if cfg.third > 0:  # an experiment: a third short window, z the largest of the three
+        from rnnlab.tasks.anomaly.likelihood import likelihood_z
+        raw, out = deseasoned(picked_raw(saved, cfg), saved, cfg), np.zeros(len(values))
+        f0 = max(first, start) if cfg.warmup > 0 else first
+        z = np.maximum(two_scale_z(raw[f0:], cfg.short, cfg.slow, cfg.long), likelihood_z(raw[f0:], cfg.third, cfg.long))
+        out[f0:] = decade_scale(log_tail(z))
+        return _finish(out, max(start, f0), cfg.warmup, cfg.suppress, alarms, cfg.warmup_alarms, cfg.peak)
     if cfg.surprise > 0:
         raw, out = picked_raw(saved, cfg), np.zeros(len(values))
         f0 = max(first, start) if cfg.warmup > 0 else first
@@ -184,9 +236,10 @@ def default_scores(values: np.ndarray, saved: dict, cfg: Cfg) -> np.ndarray:
                        surprise_z(raw[f0:], cfg.surprise, cfg.surprise_window, cfg.long))
         out[f0:] = decade_scale(log_tail(z))
         return _finish(out, max(start, f0), cfg.warmup, cfg.suppress, alarms, cfg.warmup_alarms, cfg.peak)
-    return anomaly_likelihood(picked_raw(saved, cfg), start, first, short=cfg.short, long=cfg.long,
+    novel = novel_rows(values, start, cfg.online_novel, cfg.novel_bins) if cfg.online_novel >= 0 else None
+    return anomaly_likelihood(deseasoned(picked_raw(saved, cfg), saved, cfg), start, first, short=cfg.short, long=cfg.long,
                               suppress=cfg.suppress, warmup=cfg.warmup, alarms=alarms,
-                              warmup_alarms=cfg.warmup_alarms, peak=cfg.peak, slow=cfg.slow)
+                              warmup_alarms=cfg.warmup_alarms, peak=cfg.peak, slow=cfg.slow, novel=novel)
 
 
 def variant(text: str) -> Cfg:

@@ -11,15 +11,15 @@ NET = dict(window=8, hidden=8, online_warm=30, online_batch=8)
 STAMPS = np.datetime64("2020-01-01T00:00") + np.arange(800) * np.timedelta64(1, "h")
 
 
-@pytest.mark.parametrize("stamps", [STAMPS, None])
-def test_saved_errors_rescore_to_the_detectors_scores(store, stamps):
+@pytest.mark.parametrize("stamps,novel", [(STAMPS, -1), (None, -1), (STAMPS, 1)])
+def test_saved_errors_rescore_to_the_detectors_scores(store, stamps, novel):
     rng = np.random.default_rng(3)
     values = np.sin(2 * np.pi * np.arange(800) / 24) + 0.05 * rng.standard_normal(800)
     values[600:606] += 2.5  # an anomaly inside the range: the networks must see it
     saved = store.stream_errors(values, stamps, seed=1, online_pick=50, **NET)
     assert ("season" in saved) == (stamps is not None) and saved["season_period"] == (24 if stamps is not None else 0)
-    got = store.default_scores(values, saved, store.Cfg(online_pick=50, long=400))
-    det = Detector("online", seed=1, online_pick=50, long=400, **NET)
+    got = store.default_scores(values, saved, store.Cfg(online_pick=50, long=400, online_novel=novel))
+    det = Detector("online", seed=1, online_pick=50, long=400, online_novel=novel, **NET)
     want = det.fit_score(values, stamps, progress=False)
     np.testing.assert_array_equal(got, want)
     assert want[600:620].max() > 0.3  # the planted anomaly scores: the comparison is not of zeros
@@ -135,3 +135,20 @@ def test_season_neighbourhood_changes_the_season_network_only_and_uses_no_later_
     again = store.stream_errors(other, STAMPS, seed=2, online_pick=50, exp=nets.parse(exp), **NET)
     assert again["season"][:500].tobytes() == got["season"][:500].tobytes()
     assert not np.array_equal(again["season"][500:], got["season"][500:])
+
+
+def test_the_surprise_expected_at_this_time_of_day_uses_no_later_row(store):
+    """The deseason experiment: row t reads rows up to t - period + half only, and a daily-recurring
+    spike is expected from the second day on while a new one is not."""
+    rng = np.random.default_rng(4)
+    raw = np.abs(rng.standard_normal(1000)) * 0.3
+    raw[np.arange(50, 1000, 100)] = 4.0                      # a spike every "day" of 100 rows
+    ref = store.seasonal_expected(raw, 100, 3)
+    assert ref[150] == 4.0 and ref[50] == 0.0 and ref[777] < 4.0
+    for cut in (200, 555):
+        other = raw.copy()
+        other[cut:] = 9.0
+        np.testing.assert_array_equal(store.seasonal_expected(other, 100, 3)[:cut + 100 - 3], ref[:cut + 100 - 3])
+    saved = {"season_period": 100}
+    out = store.deseasoned(raw, saved, store.Cfg(deseason=3))
+    assert out[150] == 0.0 and out[50] == 4.0

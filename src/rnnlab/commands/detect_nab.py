@@ -31,11 +31,11 @@ OPTION_KEYS = ("window", "hidden", "latent", "epochs", "lr", "samples", "post", 
                "online_every",
                "online_batch", "online_memory", "online_lr", "online_warm", "online_clip", "online_floor",
                "online_norm", "online_log", "online_season", "online_pick", "online_average", "online_scales",
-               "range_tolerance")
+               "online_novel", "range_tolerance")
 
 
 # settings added after runs were first recorded: a record without them ran with them off
-OFF_BEFORE = {"warmup_alarms": False, "online_season": "off", "peak": 0, "slow": 0}
+OFF_BEFORE = {"warmup_alarms": False, "online_season": "off", "peak": 0, "slow": 0, "online_novel": -1}
 
 
 def check_threshold_settings(path: str, options: dict) -> None:

@@ -18,7 +18,7 @@ def _sine(n=800, seed=0, noise=0.05):
 
 
 @pytest.mark.parametrize("options", [{}, {"online_every": 3, "online_scales": "4,16"}, {"ensemble": 2},
-                                     {"online_average": 0.9, "online_norm": 0}])
+                                     {"online_average": 0.9, "online_norm": 0}, {"online_novel": 1}])
 def test_no_look_ahead_scores_and_raw_of_earlier_rows_unchanged(options):
     values = _sine()
     det = Detector("online", seed=3, **TINY, **options)

@@ -89,6 +89,11 @@ class DetectorConfig:
                                  "compared", metavar="N", check="positive")
     online_average: float = _opt(0.0, "the online detector: score with weights averaged over its steps, each "
                                       "step's weight 1 - D (0: score with the last weights)", metavar="D")
+    online_novel: int = _opt(-1, "the online detector: a value-novelty channel beside the forecast errors: a row "
+                                 "is novel when at most K earlier rows took a value in its bucket or the two beside "
+                                 "it (the probationary range cut into 130 buckets, HTM's resolution), and each row's "
+                                 "z is also at least HTM's likelihood of that 0/1 measure (rnnlab.tasks.anomaly."
+                                 "novelty; -1: off)", metavar="K")
     online_scales: str = _opt("", "the online detector: also the means of the value over the last W1,W2,... rows "
                                   "as inputs (e.g. 16,128; default none)", metavar="W1,W2")
     range_tolerance: float = _opt(0.05, "range alarms: a value more than F x the range of all earlier values "
@@ -121,6 +126,8 @@ class DetectorConfig:
         if any(w < 1 for w in scales):
             raise ConfigError(f"--online-scales must be positive whole numbers joined by commas, got "
                               f"{self.online_scales!r}")
+        if self.online_novel < -1:
+            raise ConfigError(f"--online-novel must be -1 (off) or a count >= 0, got {self.online_novel}")
         if isinstance(self.online_season, bool):  # settings saved before "auto": True / False
             self.online_season = "on" if self.online_season else "off"
         if self.online_season not in SEASON_MODES:

@@ -65,6 +65,7 @@ from ...train.runs import BEST, LAST, prepare_run_dir
 from ...train.signals import raise_if_interrupted
 from .config import DetectorConfig
 from .likelihood import POST, range_alarms
+from .novelty import novel_rows
 from .robust import absurd_rows, center_scale, compress, describe_rows, range_exempt
 from .kinds import KINDS
 from .models import make_model
@@ -209,9 +210,11 @@ class Detector:
                 fit[key] += info[key]
         raw = np.mean(members, axis=0)
         alarms = range_alarms(values, cfg.range_tolerance, ignore=range_exempt(values, start))
+        novel = novel_rows(values, start, cfg.online_novel) if self.kind == "online" and cfg.online_novel >= 0 \
+            else None
         scores = POST[cfg.post](raw, start, first, short=cfg.short, long=cfg.long, suppress=cfg.suppress,
                                 warmup=cfg.warmup, alarms=alarms, warmup_alarms=cfg.warmup_alarms,
-                                peak=cfg.peak, slow=cfg.slow)
+                                peak=cfg.peak, slow=cfg.slow, novel=novel)
         self.last_fit = {"rows": n, "probationary": start, **fit, "total_s": time.perf_counter() - t0,
                          "raw": raw, "members": members, "range_alarms": alarms}
         return scores

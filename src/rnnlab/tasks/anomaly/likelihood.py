@@ -184,7 +184,7 @@ def two_scale_z(raw: np.ndarray, short: int, slow: int, long: int, floor: float 
 def anomaly_likelihood(raw: np.ndarray, start: int, first: int = 0, short: int = 5, long: int = 8640,
                        suppress: int = 50, floor: float = 1e-3, warmup: int = 0,
                        alarms: np.ndarray | None = None, warmup_alarms: bool = False,
-                       peak: int = 0, slow: int = 0) -> np.ndarray:
+                       peak: int = 0, slow: int = 0, novel: np.ndarray | None = None) -> np.ndarray:
     """Scores in [0, 1] from the raw measure ``raw[first:]`` (rows before ``first`` have none).
 
     Row t uses only rows up to t. The long-window statistics use rows from ``first`` on; with
@@ -195,7 +195,9 @@ def anomaly_likelihood(raw: np.ndarray, start: int, first: int = 0, short: int =
     mask ``alarms`` is set (:func:`range_alarms`) score 1 before the onset rule, in the ``warmup``
     rows too with ``warmup_alarms`` (the range rule needs no statistics). ``peak = N``: one alarm per
     run of onsets, at its peak (:func:`peaks`). ``slow = S2``: each measure's z is the larger of the
-    ``short`` and the ``S2``-row window's (module docstring).
+    ``short`` and the ``S2``-row window's (module docstring). ``novel`` (a 0/1 measure per row,
+    :func:`~rnnlab.tasks.anomaly.novelty.novel_rows`): each row's z is also at least that channel's
+    (:func:`~rnnlab.tasks.anomaly.novelty.novelty_z`, over the same rows).
     """
     raws = np.atleast_2d(np.asarray(raw, dtype=np.float64))
     out = np.zeros(raws.shape[1])
@@ -204,6 +206,10 @@ def anomaly_likelihood(raw: np.ndarray, start: int, first: int = 0, short: int =
     if first >= len(out):
         return out
     z = np.mean([two_scale_z(a[first:], short, slow, long, floor) for a in raws], axis=0)
+    if novel is not None:
+        from .novelty import novelty_z
+
+        z = np.maximum(z, novelty_z(np.asarray(novel, dtype=np.float64)[first:], long))
     out[first:] = decade_scale(log_tail(z))
     return _finish(out, max(start, first), warmup, suppress, alarms, warmup_alarms, peak)
 
