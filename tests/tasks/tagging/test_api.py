@@ -27,8 +27,11 @@ def trained(tmp_path_factory):
 def test_fit_evaluate_predict_save_load(trained, tmp_path):
     tagger, root = trained
     report = tagger.evaluate(root / "dev.tsv")
+    raw = Tagger.load(root / "run", propagate="off").evaluate(root / "dev.tsv")
     # the summary stores 100 * f1 computed the same way: a few float64 ulps; approx default rel 1e-6.
-    assert report.f1 > 0.8 and tagger.summary["best"] == pytest.approx(100 * report.f1)
+    assert raw.f1 > 0.8 and tagger.summary["best"] == pytest.approx(100 * raw.f1)
+    settled = tagger.summary["propagate"]   # --propagate auto, the default: decided on this dev split
+    assert 100 * report.f1 == pytest.approx(settled["dev_f1_propagated"] if settled["kept"] else settled["dev_f1"])
     gold = synthetic_sentences(5, seed=9)
     assert tagger.evaluate([(s.tokens, s.tags) for s in gold]).sentences == 5
     tags = tagger.predict([["patients", "with", "Breast", "cancer", "."], "Risk of Wilms tumour is high.", []])

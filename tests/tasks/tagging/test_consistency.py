@@ -157,7 +157,7 @@ def _train(files, out, *flags):
 
 def test_off_is_todays_output_byte_for_byte(files, tmp_path, capsys):
     run = tmp_path / "run"
-    assert _train(files, run) == 0
+    assert _train(files, run, "--propagate", "off") == 0
     loaded = load_run(run)
     assert loaded.propagation == OFF and json.loads((run / "config.json").read_text())["propagate"] == "off"
     assert "propagate" not in read_checkpoint_meta(loaded.path)
@@ -200,8 +200,8 @@ def test_the_option_is_saved_in_the_run_and_replaced_at_prediction(files, tmp_pa
 
 def test_auto_decides_on_the_dev_split_and_saves_the_decision(files, tmp_path, capsys):
     run = tmp_path / "run"
-    assert _train(files, run, "--propagate", "auto") == 0
-    assert "--propagate auto (3 sentence(s) on each side" in capsys.readouterr().out
+    assert _train(files, run) == 0   # auto: the default
+    assert f"--propagate auto ({AUTO_WINDOW} sentence(s) on each side" in capsys.readouterr().out
     decided = read_checkpoint_meta(load_run(run).path)["propagate"]
     assert decided["window"] == AUTO_WINDOW and decided["kept"] == (decided["dev_f1_propagated"] > decided["dev_f1"])
     best = max(json.loads(line).get("f1", -1) for line in (run / "metrics.jsonl").read_text().splitlines())

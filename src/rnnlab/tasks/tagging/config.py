@@ -68,7 +68,7 @@ class TagConfig(LoopConfig):
                            "decoding cover the sentence alone; prediction reads the same context; 0: off")
     context_max_len: int = _opt(256, "with --context: tokens of a sentence with its context at most (the context "
                                      "is cut, never the sentence)")
-    propagate: str = _opt("off", "label consistency after decoding (docs/tagging.md, 'Label consistency'): a string "
+    propagate: str = _opt("auto", "label consistency after decoding (docs/tagging.md, 'Label consistency'): a string "
                                  "tagged as an entity is also tagged where it occurs untagged within N sentences on "
                                  "each side (same document); N, doc (the whole document or file), off, or auto "
                                  f"({AUTO_WINDOW} sentences, kept only if it raises the best checkpoint's validation "

@@ -59,7 +59,7 @@ class Propagation:
 
 
 OFF = Propagation()
-AUTO_WINDOW = 3     # --propagate auto: the window tried on the validation split at the end of training
+AUTO_WINDOW = 10    # --propagate auto: the window tried on the validation split at the end of training
 ABBREVIATION = ""   # the type slot of a source count that marks a string defined as an abbreviation
 
 
