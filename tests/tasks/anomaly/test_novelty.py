@@ -98,3 +98,10 @@ def test_a_bad_count_is_one_line(bad):
 
     with pytest.raises(ConfigError, match="--online-novel"):
         Detector("online", online_novel=bad)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_a_value_that_is_not_finite_is_named(bad):
+    """The detector refuses such a file first; called directly, the channel names the row too."""
+    with pytest.raises(ValueError, match="row 2 is not a finite number"):
+        novel_rows(np.array([1.0, 2.0, bad, 3.0]), 2, 3)

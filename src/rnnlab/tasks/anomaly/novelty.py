@@ -42,11 +42,12 @@ def novel_rows(values: np.ndarray, start: int, most: int, bins: int = NOVEL_BINS
     out = np.zeros(len(v))
     if len(v) == 0:
         return out
+    if not np.isfinite(v).all():   # the detector refuses such a file before (DataError); say so here too
+        raise ValueError(f"novel_rows: the value at row {int(np.argmin(np.isfinite(v)))} is not a finite number")
     ref = v[:max(int(start), 1)]
     lo, hi = float(ref.min()), float(ref.max())
     width = (hi - lo) / bins if hi > lo else max(abs(lo), 1.0) / bins
-    with np.errstate(invalid="ignore"):
-        idx = np.clip(np.floor((v - lo) / width), -1, bins).astype(np.int64) + 1   # 0 .. bins + 1
+    idx = np.clip(np.floor((v - lo) / width), -1, bins).astype(np.int64) + 1   # 0 .. bins + 1
     counts = np.zeros(bins + 4, dtype=np.int64)   # bucket b at counts[b + 1]: a zero bucket each side
     for t, i in enumerate(idx):
         out[t] = 1.0 if counts[i] + counts[i + 1] + counts[i + 2] <= most else 0.0
