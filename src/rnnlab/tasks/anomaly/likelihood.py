@@ -167,6 +167,19 @@ def _rolling_mean(a: np.ndarray, width: int) -> np.ndarray:
     return (c[t + 1] - c[lo]) / (t + 1 - lo)
 
 
+NOVEL_WINDOW = 10       # value novelty (--online-novel): HTM's averaging window of its raw score
+MEAN_FLOOR = 0.03       # nupic's floors under the estimated mean and variance
+VAR_FLOOR = 3e-4
+
+
+def novelty_z(novel: np.ndarray, long: int, width: int = NOVEL_WINDOW) -> np.ndarray:
+    """HTM's likelihood z of a 0/1 measure: the ``width``-row mean m_t against the mean and standard
+    deviation of m over the ``long`` rows up to t, floored as nupic floors them. Row t uses rows <= t."""
+    m = _rolling_mean(np.asarray(novel, dtype=np.float64), width)
+    mean, sq = _rolling_mean(m, long), _rolling_mean(m * m, long)
+    return (m - np.maximum(mean, MEAN_FLOOR)) / np.sqrt(np.maximum(sq - mean * mean, VAR_FLOOR))
+
+
 def likelihood_z(raw: np.ndarray, short: int = 5, long: int = 8640, floor: float = 1e-3) -> np.ndarray:
     """``z_t`` of the anomaly likelihood for every row of ``raw`` (the short-window mean against the
     long-window statistics of those means; row t uses rows up to t)."""
@@ -201,7 +214,7 @@ def anomaly_likelihood(raw: np.ndarray, start: int, first: int = 0, short: int =
     run of onsets, at its peak (:func:`peaks`). ``slow = S2``: each measure's z is the larger of the
     ``short`` and the ``S2``-row window's (module docstring). ``novel`` (a 0/1 measure per row,
     :func:`~rnnlab.tasks.anomaly.novelty.novel_rows`): each row's z is also at least that channel's
-    (:func:`~rnnlab.tasks.anomaly.novelty.novelty_z`, over the same rows).
+    (:func:`novelty_z`, over the same rows).
     """
     raws = np.atleast_2d(np.asarray(raw, dtype=np.float64))
     out = np.zeros(raws.shape[1])
@@ -211,8 +224,6 @@ def anomaly_likelihood(raw: np.ndarray, start: int, first: int = 0, short: int =
         return out
     z = np.mean([two_scale_z(a[first:], short, slow, long, floor) for a in raws], axis=0)
     if novel is not None:
-        from .novelty import novelty_z
-
         z = np.maximum(z, novelty_z(np.asarray(novel, dtype=np.float64)[first:], long))
     out[first:] = decade_scale(log_tail(z))
     return _finish(out, max(start, first), warmup, suppress, alarms, warmup_alarms, peak)

@@ -11,8 +11,9 @@ This channel counts, per row, the earlier rows whose value fell in the row's buc
 beside it: the probationary rows' range cut into ``NOVEL_BINS`` (130, HTM's) equal buckets, values
 beyond it in the end buckets (the range alarms see those). A row is *novel* (1, else 0) when at most
 ``most`` earlier rows fell there. The channel's z is HTM's likelihood of that 0/1 measure (as nupic
-computes it): the mean over the last ``NOVEL_WINDOW`` (10) rows against the mean and standard
-deviation of those means over the long window, with nupic's floors (mean at least 0.03, variance at
+computes it; :func:`~rnnlab.tasks.anomaly.likelihood.novelty_z`, beside the likelihood's other z's):
+the mean over the last ``NOVEL_WINDOW`` (10) rows against the mean and standard deviation of those
+means over the long window, with nupic's floors (mean at least 0.03, variance at
 least 3e-4), so one novel row in a quiet stream gives a z of about 4 and two about 10. Row t uses
 rows up to t only.
 """
@@ -20,18 +21,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .likelihood import NOVEL_WINDOW, novelty_z  # the channel's z, beside the likelihood's other z's
+
 NOVEL_BINS = 130        # buckets over the probationary range: HTM's encoder resolution in NAB
-NOVEL_WINDOW = 10       # HTM's averaging window of the raw score
-MEAN_FLOOR = 0.03       # nupic's floors under the estimated mean and variance
-VAR_FLOOR = 3e-4
-
-
-def _rolling_mean(a: np.ndarray, width: int) -> np.ndarray:
-    """Mean of a[max(0, t-width+1) .. t] for every t."""
-    c = np.concatenate([[0.0], np.cumsum(a)])
-    t = np.arange(len(a))
-    lo = np.maximum(0, t - width + 1)
-    return (c[t + 1] - c[lo]) / (t + 1 - lo)
 
 
 def novel_rows(values: np.ndarray, start: int, most: int, bins: int = NOVEL_BINS) -> np.ndarray:
@@ -53,14 +45,6 @@ def novel_rows(values: np.ndarray, start: int, most: int, bins: int = NOVEL_BINS
         out[t] = 1.0 if counts[i] + counts[i + 1] + counts[i + 2] <= most else 0.0
         counts[i + 1] += 1
     return out
-
-
-def novelty_z(novel: np.ndarray, long: int, width: int = NOVEL_WINDOW) -> np.ndarray:
-    """HTM's likelihood z of a 0/1 measure: the ``width``-row mean m_t against the mean and standard
-    deviation of m over the ``long`` rows up to t, floored as nupic floors them. Row t uses rows <= t."""
-    m = _rolling_mean(np.asarray(novel, dtype=np.float64), width)
-    mean, sq = _rolling_mean(m, long), _rolling_mean(m * m, long)
-    return (m - np.maximum(mean, MEAN_FLOOR)) / np.sqrt(np.maximum(sq - mean * mean, VAR_FLOOR))
 
 
 __all__ = ["NOVEL_BINS", "NOVEL_WINDOW", "novel_rows", "novelty_z"]
