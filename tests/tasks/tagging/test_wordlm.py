@@ -164,8 +164,9 @@ def test_the_default_weight_gives_way_to_context_and_is_saved_as_a_number():
         TagConfig(dataset="x", context=1, word_lm_weight=0.03).validate()
     saved = TagConfig(dataset="x").validate().__dict__
     assert TagConfig.from_dict(saved).word_lm_gamma() == 0.03
-    old = {k: v for k, v in saved.items() if not k.startswith("word_lm")}
+    old = {k: v for k, v in saved.items() if not k.startswith(("word_lm", "propagate"))}
     assert TagConfig.from_dict(old).word_lm_gamma() == 0.0
+    assert TagConfig.from_dict(old).propagate == "off" and TagConfig.from_dict(saved).propagate == "auto"
 
 
 def test_the_flag():

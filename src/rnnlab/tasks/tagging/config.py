@@ -14,6 +14,8 @@ from .consistency import AUTO_WINDOW, parse_window
 from .schemes import normalize_scheme
 
 WORD_LM_WEIGHT = 0.03   # the default weight of the word-LM objective (--word-lm-weight)
+# defaults that changed after runs were first saved: a saved run without them ran with them off
+OFF_BEFORE = {"word_lm_weight": 0.0, "propagate": "off"}
 
 
 def _opt(default: Any, help: str = "", **meta: Any) -> Any:
@@ -138,7 +140,7 @@ class TagConfig(LoopConfig):
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TagConfig":
-        """A saved run's settings. A run saved before ``--word-lm-weight`` existed trained without the
-        word LM: its missing weight is 0, not today's default."""
+        """A saved run's settings. A setting the run was saved without predates its option, so the run
+        had it off (``OFF_BEFORE``), not today's default: no word LM, no label-consistency pass."""
         names = {f.name for f in fields(cls)}
-        return cls(**{"word_lm_weight": 0.0, **{k: v for k, v in d.items() if k in names}})
+        return cls(**{**OFF_BEFORE, **{k: v for k, v in d.items() if k in names}})
