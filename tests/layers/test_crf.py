@@ -141,6 +141,32 @@ def test_constraints_are_respected_and_match_brute_force():
         assert tuple(bound[b]) == max(ok, key=lambda y: path_score(crf, em[b], y))
 
 
+def test_constrained_marginals_are_those_of_the_allowed_paths():
+    names = ["O", "B-X", "I-X", "B-Y", "I-Y"]
+    c = tag_constraints(names, "BIO")
+    crf = make(5, seed=3, scale=2.0)
+    crf.params["transitions"][:, 2] += 5.0  # forbidden moves into I-X carry much of the free mass
+    rng = np.random.default_rng(2)
+    em = rng.standard_normal((3, 4, 5))
+    em[:, :, 2] += 3.0
+    lengths = [4, 1, 3]
+    free, bound = crf.marginals(em, lengths), crf.marginals(em, lengths, c)
+    for b, L in enumerate(lengths):
+        ok = [y for y in all_paths(5, L) if c.start[y[0]] and c.end[y[-1]]
+              and all(c.transitions[y[t - 1], y[t]] for t in range(1, L))]
+        w = np.array([np.exp(path_score(crf, em[b], y)) for y in ok])
+        expect = np.zeros((4, 5))
+        for y, p in zip(ok, w / w.sum()):
+            expect[np.arange(L), list(y)] += p
+        # float64 sums over <= 5^4 allowed paths vs the forward-backward with -inf scores: ~100 eps
+        np.testing.assert_allclose(bound[b], expect, atol=1e-12)
+        assert bound[b, 0, 2] == 0.0 and bound[b, 0, 4] == 0.0   # no I- tag first
+        assert np.abs(free[b, :L] - bound[b, :L]).max() > 0.1      # the constraints move the mass
+    np.testing.assert_array_equal(crf.marginals(em, lengths, None), free)
+    with pytest.raises(ValueError, match="constraints must be"):
+        crf.marginals(em, lengths, Constraints(c.transitions[:4, :4], c.start, c.end))
+
+
 def test_bioes_and_iob1_constraints():
     names = ["O", "B-X", "I-X", "E-X", "S-X", "B-Y", "E-Y"]
     c = tag_constraints(names, "IOBES")

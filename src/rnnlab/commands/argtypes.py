@@ -27,6 +27,10 @@ def non_negative_float(text: str) -> float:
     return _number(text, float, lambda v: 0 <= v < float("inf"), "a finite number >= 0")
 
 
+def probability(text: str) -> float:
+    return _number(text, float, lambda v: 0 <= v <= 1, "a number from 0 to 1")
+
+
 def name_list(text: str, allowed: tuple[str, ...] | None = None, what: str = "names") -> list[str]:
     """``"a,b"`` -> ``["a", "b"]``; with ``allowed``, every name must be one of them."""
     names = [n.strip() for n in text.split(",") if n.strip()]

@@ -6,8 +6,8 @@ passes, for configs shared with the Python API that keep their help here); the s
 the dataclass default, appended as ``(default: X)`` unless the help already says ``(default``.
 Other metadata keys: ``flag`` (the flag's name when it is not ``--field-name``), ``aliases``
 (more names), ``type`` (the value's type where the default is None), ``metavar``, ``choices``,
-``nargs`` and ``const`` (argparse's), and ``check`` (``"positive"`` or ``"non_negative"``: the
-value is checked by :mod:`rnnlab.commands.argtypes`, with its wording).
+``nargs`` and ``const`` (argparse's), and ``check`` (``"positive"``, ``"non_negative"`` or
+``"probability"``, in [0, 1]: the value is checked by :mod:`rnnlab.commands.argtypes`, with its wording).
 
 Every flag is made with ``default=None``: a flag the user did not give stays None, so
 :func:`given_settings` tells what the user gave from what the dataclass would fill in. A new run
@@ -20,11 +20,11 @@ import argparse
 import dataclasses
 from typing import Any, Callable, Iterable
 
-from .argtypes import non_negative_float, positive_float, positive_int
+from .argtypes import non_negative_float, positive_float, positive_int, probability
 
 _CHECKS: dict[tuple[type, str], Callable[[str], Any]] = {
     (int, "positive"): positive_int, (float, "positive"): positive_float,
-    (float, "non_negative"): non_negative_float,
+    (float, "non_negative"): non_negative_float, (float, "probability"): probability,
 }
 
 

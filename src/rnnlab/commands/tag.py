@@ -45,6 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--data-dir", metavar="DIR", help="folder holding named datasets (for the run's test split)")
     e.add_argument("--output", metavar="FILE", help="also write the predictions as CoNLL (token, gold, predicted)")
     e.add_argument("--propagate", metavar="off|N|doc", help=PROPAGATE_HELP)
+    _gate_flags(e)
     e.set_defaults(run=run_eval)
 
     r = tag.add_parser("predict", help="tag plain text", description="Tag a plain-text file: split into "
@@ -59,12 +60,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "spans with character offsets into the input (default: conll)")
     r.add_argument("--propagate", metavar="off|N|doc", help=PROPAGATE_HELP + "; each block of 256 sentences "
                    "of the input is a document of its own")
+    _gate_flags(r)
     r.set_defaults(run=run_predict)
 
 
 PROPAGATE_HELP = ("label consistency after decoding, replacing the run's own --propagate: a string the run tagged "
                   "as an entity is also tagged where it recurs untagged within N sentences on each side, or in the "
                   "whole document (doc); off: never (default: the run's setting)")
+
+
+def _gate_flags(p: argparse.ArgumentParser) -> None:
+    from .argtypes import probability
+
+    p.add_argument("--propagate-confidence", type=probability, metavar="P", help="with --propagate: a predicted "
+                   "entity is spread only if the model's marginal probability of its tags is at least P at each "
+                   "of its tokens (default: the run's setting)")
+    p.add_argument("--propagate-support", type=probability, metavar="P", help="with --propagate: a recurrence is "
+                   "tagged only where the model's marginal probability of an entity tag is at least P at each of "
+                   "its tokens (default: the run's setting)")
 
 
 DATA_FLAGS = ("dataset", "train_file", "dev_file", "test_file", "data_dir")
@@ -99,7 +112,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
     if args.output:
         check_out_file(args.output, "--output")  # before the work, not at the write
-    members = load_members(args.run_path, args.propagate)
+    members = load_members(args.run_path, args.propagate, args.propagate_confidence, args.propagate_support)
     loaded = members[0]
     if args.data:
         sentences, source = read_conll(args.data, "auto"), args.data
@@ -133,7 +146,7 @@ def run_predict(args: argparse.Namespace) -> int:
     from ..errors import DataError
     from ..tasks.tagging.api import Tagger
 
-    tagger = Tagger.load(args.run_path, args.propagate)
+    tagger = Tagger.load(args.run_path, args.propagate, args.propagate_confidence, args.propagate_support)
     # streamed: bounded blocks of lines in, sentences out, so memory does not grow with the file
     if args.input == "-":
         handle = sys.stdin

@@ -160,8 +160,9 @@ class CRF(Module):
         return emissions.transpose(1, 0, 2), _lengths(mask, B, T)
 
     # -- forward algorithm -----------------------------------------------------------------
-    def _alpha(self, em: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        A, s, e = self.params["transitions"], self.params["start"], self.params["end"]
+    def _alpha(self, em: np.ndarray, lengths: np.ndarray,
+               scores: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        A, s, e = scores or (self.params["transitions"], self.params["start"], self.params["end"])
         T = em.shape[0]
         alpha = np.empty(em.shape, dtype=np.result_type(em, A))
         alpha[0] = s + em[0]
@@ -171,8 +172,9 @@ class CRF(Module):
             alpha[t] = np.where((t < lengths)[:, None], nxt, alpha[t - 1])
         return alpha, logsumexp(alpha[T - 1] + e, axis=1)
 
-    def _beta(self, em: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        A, e = self.params["transitions"], self.params["end"]
+    def _beta(self, em: np.ndarray, lengths: np.ndarray,
+              scores: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+        A, _, e = scores or (self.params["transitions"], self.params["start"], self.params["end"])
         T = em.shape[0]
         beta = np.empty(em.shape, dtype=np.result_type(em, A))
         beta[T - 1] = e
@@ -226,13 +228,29 @@ class CRF(Module):
     def _unary(self, cache: CRFCache, beta: np.ndarray) -> np.ndarray:
         return np.exp(cache.alpha + beta - cache.log_z[:, None]) * cache.live[:, :, None]
 
-    def marginals(self, emissions: np.ndarray, mask: Any = None) -> np.ndarray:
-        """p(y_t = k | emissions), (B, T, K); zero on padding. Rows sum to 1 at real positions."""
+    def marginals(self, emissions: np.ndarray, mask: Any = None,
+                  constraints: Constraints | None = None) -> np.ndarray:
+        """p(y_t = k | emissions), (B, T, K); zero on padding. Rows sum to 1 at real positions.
+        With ``constraints`` (as :meth:`decode` takes them), over the allowed paths alone: the
+        distribution whose mode constrained Viterbi finds (forbidden tags get probability 0)."""
         em, lengths = self._prepare(emissions, mask)
-        alpha, log_z = self._alpha(em, lengths)
+        keys = ("transitions", "start", "end")
+        dtype = np.result_type(em, self.params["transitions"])   # float64 emissions: float64 throughout
+        scores = tuple(self.params[key].astype(dtype, copy=False) for key in keys)
+        if constraints is not None:
+            scores = tuple(np.where(allowed, v, -np.inf) for v, allowed in zip(scores, self._allowed(constraints)))
+        alpha, log_z = self._alpha(em, lengths, scores)
         live = (np.arange(em.shape[0])[:, None] < lengths).astype(alpha.dtype)
         cache = CRFCache(em, np.zeros(live.shape, np.int64), lengths, live, alpha, log_z)
-        return self._unary(cache, self._beta(em, lengths)).transpose(1, 0, 2)
+        return self._unary(cache, self._beta(em, lengths, scores)).transpose(1, 0, 2)
+
+    def _allowed(self, constraints: Constraints) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        allowed, first, final = (np.asarray(c, dtype=bool) for c in constraints)
+        if (allowed.shape != self.params["transitions"].shape or first.shape != self.params["start"].shape
+                or final.shape != self.params["end"].shape):
+            raise ValueError(f"constraints must be ({self.num_tags}, {self.num_tags}), "
+                             f"({self.num_tags},), ({self.num_tags},)")
+        return allowed, first, final
 
     def _expected_transitions(self, cache: CRFCache, beta: np.ndarray) -> np.ndarray:
         """sum over rows and steps 1 <= t < L of the pairwise marginals p_t(i, j), (K, K), float64.
@@ -283,10 +301,7 @@ class CRF(Module):
         em, lengths = self._prepare(emissions, mask)
         A, s, e = self.params["transitions"], self.params["start"], self.params["end"]
         if constraints is not None:
-            allowed, first, final = (np.asarray(c, dtype=bool) for c in constraints)
-            if allowed.shape != A.shape or first.shape != s.shape or final.shape != e.shape:
-                raise ValueError(f"constraints must be ({self.num_tags}, {self.num_tags}), "
-                                 f"({self.num_tags},), ({self.num_tags},)")
+            allowed, first, final = self._allowed(constraints)
             A, s, e = np.where(allowed, A, -np.inf), np.where(first, s, -np.inf), np.where(final, e, -np.inf)
         compiled = _compiled_viterbi(em, A, s, e)
         if compiled is not None:   # the same paths, one compiled loop per row (fast/compiled_crf.py)

@@ -263,13 +263,16 @@ class Tagger:
         return path
 
     @classmethod
-    def load(cls, run_or_path: str | os.PathLike, propagate: str | None = None) -> "Tagger":
+    def load(cls, run_or_path: str | os.PathLike, propagate: str | None = None,
+             propagate_confidence: float | None = None, propagate_support: float | None = None) -> "Tagger":
         """A trained run (``"RUN1,RUN2,..."``: a seed ensemble); ``propagate`` (off, N, doc) replaces
-        the run's ``--propagate`` window for this tagger's predictions."""
+        the run's ``--propagate`` window for this tagger's predictions, ``propagate_confidence`` and
+        ``propagate_support`` (0 to 1) the thresholds of its confidence gate."""
         from .ensemble import load_members
 
         tagger = cls()
-        tagger.members = load_members(str(run_or_path), propagate)   # "RUN1,RUN2,...": a seed ensemble
+        tagger.members = load_members(str(run_or_path), propagate, propagate_confidence,
+                                      propagate_support)   # "RUN1,RUN2,...": a seed ensemble
         tagger.loaded = tagger.members[0]
         tagger.options = dict(tagger.loaded.config)
         return tagger

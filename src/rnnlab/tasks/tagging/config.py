@@ -15,7 +15,7 @@ from .schemes import normalize_scheme
 
 WORD_LM_WEIGHT = 0.03   # the default weight of the word-LM objective (--word-lm-weight)
 # defaults that changed after runs were first saved: a saved run without them ran with them off
-OFF_BEFORE = {"word_lm_weight": 0.0, "propagate": "off"}
+OFF_BEFORE = {"word_lm_weight": 0.0, "propagate": "off", "propagate_confidence": 0.0, "propagate_support": 0.0}
 
 
 def _opt(default: Any, help: str = "", **meta: Any) -> Any:
@@ -80,6 +80,12 @@ class TagConfig(LoopConfig):
                                                "(Schwartz & Hearst 2003) is tagged like the entity where it recurs")
     propagate_vote: bool = _opt(True, "with --propagate: a string is tagged only where the window tagged it at least "
                                       "as often as it left it untagged (abbreviations excepted)")
+    propagate_confidence: float = _opt(0.0, "with --propagate: a predicted entity is spread only if the model's "
+                                            "posterior marginal of its tags (CRF forward-backward) is at least P at "
+                                            "each of its tokens; 0: every entity", metavar="P", check="probability")
+    propagate_support: float = _opt(0.0, "with --propagate: a recurrence is tagged only where the model's posterior "
+                                         "marginal of an entity tag (1 - p(O)) is at least P at each of its tokens; "
+                                         "0: wherever it recurs", metavar="P", check="probability")
     # batch 8 over 10,000 steps: chosen on the dev sets of NCBI-disease and CoNLL-2000 (docs/tagging.md,
     # "Batch 8 over 10,000 steps"); the 30-minute budget stays as a cap for slower machines
     batch_size: int = _opt(8, "sentences per training batch")
@@ -124,6 +130,9 @@ class TagConfig(LoopConfig):
                               "predict the context's words); use one of them")
         if str(self.propagate).strip().lower() != "auto":
             parse_window(self.propagate)   # one line naming --propagate
+        for name in ("propagate_confidence", "propagate_support"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be a number from 0 to 1, got {getattr(self, name)}")
         if self.lm and self.lm_text:
             raise ConfigError("give --lm FWD_RUN,BWD_RUN (trained LMs) or --lm-text FILE (train them here), not both")
         if self.lm_text and (self.lm_hidden_size < 1 or self.lm_minutes < 0 or self.lm_steps < 0

@@ -22,17 +22,26 @@ never across a ``-DOCSTART-``), with no model and no randomness:
   of its words), defines SF as an abbreviation of that type: SF is then propagated like a tagged
   string (its occurrence in the parentheses included).
 
+* **confidence gate** (``source``, ``target``; both 0: off, the pass above unchanged), which reads
+  the model's posterior marginals (:class:`Confidence`, the CRF's forward-backward under the
+  decoding's constraints): a predicted entity is a source (of a string, of an abbreviation) only if
+  the marginal probability of its predicted tag is at least ``source`` at each of its tokens (an
+  entity below it stays as predicted, but spreads nothing and is not an untagged occurrence in the
+  vote either), and a new entity is placed only where the probability of some entity tag
+  (1 - p(O)) is at least ``target`` at each of its tokens: the model half-believed it there.
+
 Longer strings are placed first, then left to right; a new entity never overlaps a predicted one
 or another new one, so no predicted entity is ever changed or cut. The rules are applied until
 nothing changes (a string tagged by propagation is itself a source), so the result is a fixed
-point: applying the pass to its own output changes nothing. Sentences that gain nothing are
+point: applying the pass to its own output changes nothing (ungated; the gate reads the model's
+confidence in its own tags, which the pass's output no longer is). Sentences that gain nothing are
 returned as they were, tag for tag; the others are rewritten in ``scheme`` through their chunks.
 """
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
 from ...errors import ConfigError
 from .schemes import Chunk, chunks, chunks_to_tags
@@ -45,17 +54,41 @@ class Propagation:
     window: int | None = -1
     abbreviations: bool = True
     vote: bool = True       # propagate a string only where it was tagged at least as often as left untagged
+    source: float = 0.0     # the confidence gate: a predicted entity is a source only if sure enough (0: all)
+    target: float = 0.0     # ... and a new entity is placed only where the model half-believed it (0: anywhere)
 
     @property
     def on(self) -> bool:
         return self.window is None or self.window >= 0
 
+    @property
+    def gated(self) -> bool:
+        """Whether the pass reads the model's marginals (a threshold above 0)."""
+        return self.on and (self.source > 0 or self.target > 0)
+
     def describe(self) -> str:
         if not self.on:
             return "off"
         reach = "the whole document" if self.window is None else f"{self.window} sentence(s) on each side"
+        gate = f", confidence {self.source:g}, support {self.target:g}" if self.gated else ""
         return (f"{reach}{', abbreviations' if self.abbreviations else ''}"
-                f"{', majority vote' if self.vote else ''}")
+                f"{', majority vote' if self.vote else ''}{gate}")
+
+
+class Confidence(NamedTuple):
+    """The model's belief in one sentence's tags, per token (from its posterior marginals)."""
+    sure: Sequence[float]     # the marginal probability of the tag it predicted
+    entity: Sequence[float]   # the probability of any tag but O (1 - p(O))
+
+
+def confidence_of(tags: Sequence[str], marginals: Any, names: Sequence[str]) -> Confidence:
+    """One sentence's :class:`Confidence` from its (length, tags) marginals, whose columns are the
+    tags ``names`` (the model's tag vocabulary, O among them)."""
+    index = {name: k for k, name in enumerate(names)}
+    rows = [list(map(float, row)) for row in marginals]
+    other = index.get("O")
+    return Confidence([row[index[t]] for row, t in zip(rows, tags)],
+                      [1.0 - (row[other] if other is not None else 0.0) for row in rows])
 
 
 OFF = Propagation()
@@ -80,17 +113,25 @@ def parse_window(value: str | int | None, flag: str = "--propagate") -> int | No
 
 
 def from_config(config: Mapping[str, Any], decided: Mapping[str, Any] | None = None,
-                window: str | None = None) -> Propagation:
-    """A run's setting from its saved config (``TagConfig`` fields; a run older than the option: off):
-    ``--propagate auto`` is what the end of training decided (``decided``, saved in the checkpoint;
-    off when undecided or not kept). ``window`` (off, N, doc) replaces the run's window."""
+                window: str | None = None, confidence: float | None = None,
+                support: float | None = None) -> Propagation:
+    """A run's setting from its saved config (``TagConfig`` fields; a run older than an option: that
+    option off): ``--propagate auto`` is what the end of training decided (``decided``, saved in the
+    checkpoint; off when undecided or not kept). ``window`` (off, N, doc) replaces the run's window,
+    ``confidence`` and ``support`` its gate's thresholds."""
     value = str(config.get("propagate", "off")).strip().lower() if window is None else window
     if value == "auto":
         value = decided.get("window") if decided and decided.get("kept") else "off"
     reach = parse_window("doc" if value is None else value)
     if reach == -1:
         return OFF
-    return Propagation(reach, bool(config.get("propagate_abbreviations", True)), bool(config.get("propagate_vote", True)))
+    source = float(config.get("propagate_confidence", 0.0)) if confidence is None else float(confidence)
+    target = float(config.get("propagate_support", 0.0)) if support is None else float(support)
+    for flag, p in (("--propagate-confidence", source), ("--propagate-support", target)):
+        if not 0.0 <= p <= 1.0:
+            raise ConfigError(f"{flag} must be a number from 0 to 1, got {p}")
+    return Propagation(reach, bool(config.get("propagate_abbreviations", True)), bool(config.get("propagate_vote", True)),
+                       source, target)
 
 
 def _has_letter(words: Sequence[str]) -> bool:
@@ -175,7 +216,8 @@ def _windows(n: int, docs: Sequence[int] | None, window: int | None) -> list[tup
 
 
 def _new_chunks(tokens: Sequence[str], found: Sequence[Chunk], table: dict[tuple[str, ...], str],
-                lengths: Sequence[int], compounds: bool = True) -> list[Chunk]:
+                lengths: Sequence[int], compounds: bool = True, entity: Sequence[float] | None = None,
+                least: float = 0.0) -> list[Chunk]:
     taken = [False] * len(tokens)
     for c in found:
         for t in range(c.start, c.end):
@@ -190,6 +232,8 @@ def _new_chunks(tokens: Sequence[str], found: Sequence[Chunk], table: dict[tuple
             if compounds and ((p > 0 and tokens[p - 1] == "-")
                               or (p + length < len(tokens) and tokens[p + length] == "-")):
                 continue   # part of a hyphenated word ("PAH - deficient"): another word
+            if entity is not None and min(entity[p:p + length]) < least:
+                continue   # the model all but ruled an entity out here
             added.append(Chunk(kind, p, p + length))
             for t in range(p, p + length):
                 taken[t] = True
@@ -198,21 +242,30 @@ def _new_chunks(tokens: Sequence[str], found: Sequence[Chunk], table: dict[tuple
 
 def propagate(tokens: Sequence[Sequence[str]], tags: Sequence[Sequence[str]], scheme: str,
               setting: Propagation, docs: Sequence[int] | None = None, rounds: int = 0,
-              compounds: bool = True) -> list[list[str]]:
+              compounds: bool = True, confidence: Sequence[Confidence] | None = None) -> list[list[str]]:
     """The tags after the pass (see the module docstring); ``setting`` off returns the tags as they are.
-    ``rounds``: stop after this many rounds (0: at the fixed point; 1 is a single pass) and
-    ``compounds=False`` (occurrences next to a hyphen are tagged too): for measurement only."""
+    ``confidence``: each sentence's :class:`Confidence` (:func:`confidence_of`), which a gated
+    setting needs and an ungated one ignores. ``rounds``: stop after this many rounds (0: at the
+    fixed point; 1 is a single pass) and ``compounds=False`` (occurrences next to a hyphen are tagged
+    too): for measurement only."""
     if len(tokens) != len(tags):
         raise ValueError(f"{len(tokens)} sentences but {len(tags)} tag sequences")
     out = [list(t) for t in tags]
     if not setting.on or not tokens:
         return out
     found = [chunks(t) for t in out]
+    trusted, entity = found, [None] * len(out)
+    if setting.gated:
+        if confidence is None or len(confidence) != len(tokens):
+            raise ValueError("a confidence gate needs the model's confidence of every sentence")
+        trusted = [[c for c in f if min(conf.sure[c.start:c.end]) >= setting.source] for f, conf in
+                   zip(found, confidence)]
+        entity = [conf.entity for conf in confidence]
     added: list[list[Chunk]] = [[] for _ in out]
     bounds = _windows(len(tokens), docs, setting.window)
     done = 0
     while True:
-        sources = [_sources(tokens[i], found[i] + added[i], setting.abbreviations) for i in range(len(tokens))]
+        sources = [_sources(tokens[i], trusted[i] + added[i], setting.abbreviations) for i in range(len(tokens))]
         free: list[Counter] = [Counter() for _ in tokens]
         if setting.vote:
             wanted = {w for src in sources for (w, _) in src}
@@ -238,7 +291,7 @@ def propagate(tokens: Sequence[Sequence[str]], tags: Sequence[Sequence[str]], sc
                 lengths = sorted({len(w) for w in table}, reverse=True)
             if not table:
                 continue
-            new = _new_chunks(tokens[i], found[i] + added[i], table, lengths, compounds)
+            new = _new_chunks(tokens[i], found[i] + added[i], table, lengths, compounds, entity[i], setting.target)
             if new:
                 added[i] += new
                 changed = True

@@ -214,6 +214,16 @@ class TaggerModel(Module):
         best = emissions.argmax(axis=-1)
         return [best[b, :int(n)].tolist() for b, n in enumerate(lengths)]
 
+    def marginals(self, emissions: np.ndarray, lengths: np.ndarray, constraints: Any = None) -> np.ndarray:
+        """p(tag k at position t), (B, T, K), zero on padding: the CRF's posterior marginals over the
+        paths ``constraints`` allow (forward-backward), or the per-token softmax without a CRF."""
+        x = np.asarray(emissions, dtype=np.float64)
+        if self.use_crf:
+            return self.crf.marginals(x, np.asarray(lengths), constraints)
+        p = np.exp(x - x.max(axis=-1, keepdims=True))
+        p /= p.sum(axis=-1, keepdims=True)
+        return p * (np.arange(x.shape[1])[None, :] < np.asarray(lengths)[:, None])[:, :, None]
+
 
 def unique_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``np.unique(rows, axis=0, return_index=True, return_inverse=True)`` for (N, w) integer rows,

@@ -89,14 +89,19 @@ def predict_tags(model: TaggerModel, vocabs: Vocabs, sentences: Sequence[Sentenc
                  should_stop: Callable[[], bool] = lambda: False,
                  progress: Callable[[int, int], None] | None = None,
                  with_loss: bool = False, lm: Any = None, context: int = 0,
-                 context_max_len: int = DEFAULT_MAX_LEN) -> tuple[list[list[str]], float]:
+                 context_max_len: int = DEFAULT_MAX_LEN,
+                 marginals: list | None = None) -> tuple[list[list[str]], float]:
     """Tag strings per sentence (and the mean loss per batch item when ``with_loss``); eval mode, no_grad.
     ``lm``: the run's char-LM features (:func:`lm_features`) when it was trained with them; ``context``:
-    its ``--context`` (neighbours from this list's order and the sentences' documents, context.py)."""
+    its ``--context`` (neighbours from this list's order and the sentences' documents, context.py).
+    ``marginals``: a list, filled with each sentence's (length, tags) posterior marginals (float64,
+    :meth:`TaggerModel.marginals` under the decoding's constraints); None: not computed."""
     constraints = constraints_for(model, vocabs, scheme)
     batches = sentence_batches(sentences, vocabs, max_word_len, lm, context, context_max_len, batch_size)
     predicted: list[list[str]] = [[] for _ in sentences]
     was_training, total, count = model.training, 0.0, 0
+    if marginals is not None:
+        marginals[:] = [np.zeros((0, len(vocabs.tags)))] * len(sentences)
     model.eval()
     try:
         with no_grad():
@@ -110,6 +115,10 @@ def predict_tags(model: TaggerModel, vocabs: Vocabs, sentences: Sequence[Sentenc
                     total, count = total + loss * n, count + n
                 for row, path in zip(batch.index, model.decode(emissions, target.lengths, constraints)):
                     predicted[row] = vocabs.tags.decode(path)
+                if marginals is not None:
+                    p = model.marginals(emissions, target.lengths, constraints)
+                    for b, (row, n) in enumerate(zip(batch.index, target.lengths)):
+                        marginals[row] = np.array(p[b, :int(n)], dtype=np.float64)
                 if progress is not None:
                     progress(k + 1, len(batches))
     finally:
