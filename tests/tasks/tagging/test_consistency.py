@@ -179,7 +179,7 @@ def test_off_is_todays_output_byte_for_byte(files, tmp_path, capsys):
 
 def test_the_option_is_saved_in_the_run_and_replaced_at_prediction(files, tmp_path, capsys):
     run = tmp_path / "run"
-    assert _train(files, run, "--propagate", "2", "--no-propagate-vote") == 0
+    assert _train(files, run, "--propagate", "2", "--no-propagate-vote", "--propagate-support", "0") == 0   # ungated
     out = capsys.readouterr().out
     assert "--propagate 2 (2 sentence(s) on each side, abbreviations): validation F1" in out
     assert load_run(run).propagation == Propagation(2, True, False)
@@ -206,4 +206,5 @@ def test_auto_decides_on_the_dev_split_and_saves_the_decision(files, tmp_path, c
     assert decided["window"] == AUTO_WINDOW and decided["kept"] == (decided["dev_f1_propagated"] > decided["dev_f1"])
     best = max(json.loads(line).get("f1", -1) for line in (run / "metrics.jsonl").read_text().splitlines())
     assert decided["dev_f1"] == pytest.approx(best)   # the pass never touched the selection
-    assert load_run(run).propagation == (Propagation(AUTO_WINDOW) if decided["kept"] else OFF)
+    gate = Propagation(AUTO_WINDOW, source=0.0, target=0.001)   # the default confidence gate
+    assert load_run(run).propagation == (gate if decided["kept"] else OFF) and decided["support"] == 0.001

@@ -106,6 +106,7 @@ def test_confidence_of_reads_the_marginals():
 
 
 def test_settings_old_runs_and_messages():
+    assert (TagConfig().propagate_confidence, TagConfig().propagate_support) == (0.0, 0.001)   # the defaults
     assert from_config({"propagate": "2"}) == Propagation(2)   # a run older than the gate: ungated
     assert TagConfig.from_dict({"dataset": "x"}).propagate_confidence == 0.0
     assert TagConfig.from_dict({"dataset": "x"}).propagate_support == 0.0

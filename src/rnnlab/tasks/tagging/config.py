@@ -80,10 +80,12 @@ class TagConfig(LoopConfig):
                                                "(Schwartz & Hearst 2003) is tagged like the entity where it recurs")
     propagate_vote: bool = _opt(True, "with --propagate: a string is tagged only where the window tagged it at least "
                                       "as often as it left it untagged (abbreviations excepted)")
+    # support 0.001 (and confidence 0): chosen on the dev sets of NCBI-disease and CoNLL-2000 (docs/tagging.md,
+    # "The confidence gate"); a run saved before the options had them at 0 (OFF_BEFORE)
     propagate_confidence: float = _opt(0.0, "with --propagate: a predicted entity is spread only if the model's "
                                             "posterior marginal of its tags (CRF forward-backward) is at least P at "
                                             "each of its tokens; 0: every entity", metavar="P", check="probability")
-    propagate_support: float = _opt(0.0, "with --propagate: a recurrence is tagged only where the model's posterior "
+    propagate_support: float = _opt(0.001, "with --propagate: a recurrence is tagged only where the model's posterior "
                                          "marginal of an entity tag (1 - p(O)) is at least P at each of its tokens; "
                                          "0: wherever it recurs", metavar="P", check="probability")
     # batch 8 over 10,000 steps: chosen on the dev sets of NCBI-disease and CoNLL-2000 (docs/tagging.md,

@@ -43,6 +43,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
+import numpy as np
+
 from ...errors import ConfigError
 from .schemes import Chunk, chunks, chunks_to_tags
 
@@ -85,10 +87,10 @@ def confidence_of(tags: Sequence[str], marginals: Any, names: Sequence[str]) -> 
     """One sentence's :class:`Confidence` from its (length, tags) marginals, whose columns are the
     tags ``names`` (the model's tag vocabulary, O among them)."""
     index = {name: k for k, name in enumerate(names)}
-    rows = [list(map(float, row)) for row in marginals]
+    m = np.asarray(marginals, dtype=np.float64).reshape(len(tags), len(names))
     other = index.get("O")
-    return Confidence([row[index[t]] for row, t in zip(rows, tags)],
-                      [1.0 - (row[other] if other is not None else 0.0) for row in rows])
+    entity = 1.0 - m[:, other] if other is not None else np.ones(len(tags))
+    return Confidence(m[np.arange(len(tags)), [index[t] for t in tags]].tolist(), entity.tolist())
 
 
 OFF = Propagation()
