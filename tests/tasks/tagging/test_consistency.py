@@ -138,26 +138,9 @@ def test_settings_and_their_messages():
     assert from_config({"propagate": "2"}, window="off") == OFF
 
 
-@pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    root = tmp_path_factory.mktemp("prop")
-    for name, n, seed in (("train", 60, 1), ("dev", 30, 2)):
-        write_conll(root / f"{name}.tsv", synthetic_sentences(n, seed=seed))
-    return root
-
-
-TINY = ["--max-steps", "40", "--eval-every", "20", "--max-minutes", "0", "--hidden-size", "8", "--char-hidden", "4",
-        "--word-dim", "8", "--lr", "0.01"]
-
-
-def _train(files, out, *flags):
-    return main(["tag", "train", "--train", str(files / "train.tsv"), "--dev", str(files / "dev.tsv"),
-                 "--out", str(out), *TINY, *flags])
-
-
-def test_off_is_todays_output_byte_for_byte(files, tmp_path, capsys):
+def test_off_is_todays_output_byte_for_byte(tiny_train, files, tmp_path, capsys):
     run = tmp_path / "run"
-    assert _train(files, run, "--propagate", "off") == 0
+    assert tiny_train(run, "--propagate", "off") == 0
     loaded = load_run(run)
     assert loaded.propagation == OFF and json.loads((run / "config.json").read_text())["propagate"] == "off"
     assert "propagate" not in read_checkpoint_meta(loaded.path)
@@ -177,9 +160,9 @@ def test_off_is_todays_output_byte_for_byte(files, tmp_path, capsys):
     assert capsys.readouterr().out == plain
 
 
-def test_the_option_is_saved_in_the_run_and_replaced_at_prediction(files, tmp_path, capsys):
+def test_the_option_is_saved_in_the_run_and_replaced_at_prediction(tiny_train, files, tmp_path, capsys):
     run = tmp_path / "run"
-    assert _train(files, run, "--propagate", "2", "--no-propagate-vote", "--propagate-support", "0") == 0   # ungated
+    assert tiny_train(run, "--propagate", "2", "--no-propagate-vote", "--propagate-support", "0") == 0   # ungated
     out = capsys.readouterr().out
     assert "--propagate 2 (2 sentence(s) on each side, abbreviations): validation F1" in out
     assert load_run(run).propagation == Propagation(2, True, False)
@@ -192,15 +175,15 @@ def test_the_option_is_saved_in_the_run_and_replaced_at_prediction(files, tmp_pa
                                                                  Propagation(2, True, False))
     assert main(["tag", "eval", str(run), "--data", str(files / "dev.tsv"), "--propagate", "x"]) == 2
     assert "--propagate takes off, doc" in capsys.readouterr().err
-    assert _train(files, tmp_path / "bad", "--propagate", "-2") == 2
+    assert tiny_train(tmp_path / "bad", "--propagate", "-2") == 2
     assert main(["tag", "train", "--resume", str(run), "--propagate", "1"]) == 2   # a run keeps its setting
     with pytest.raises(ConfigError, match="--propagate"):
         Tagger(propagate="twice", max_steps=1).fit(files / "train.tsv", files / "dev.tsv", out=str(tmp_path / "t"))
 
 
-def test_auto_decides_on_the_dev_split_and_saves_the_decision(files, tmp_path, capsys):
+def test_auto_decides_on_the_dev_split_and_saves_the_decision(tiny_train, files, tmp_path, capsys):
     run = tmp_path / "run"
-    assert _train(files, run) == 0   # auto: the default
+    assert tiny_train(run) == 0   # auto: the default
     assert f"--propagate auto ({AUTO_WINDOW} sentence(s) on each side" in capsys.readouterr().out
     decided = read_checkpoint_meta(load_run(run).path)["propagate"]
     assert decided["window"] == AUTO_WINDOW and decided["kept"] == (decided["dev_f1_propagated"] > decided["dev_f1"])

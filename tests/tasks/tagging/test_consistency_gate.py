@@ -125,26 +125,9 @@ def test_settings_old_runs_and_messages():
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    root = tmp_path_factory.mktemp("gate")
-    for name, n, seed in (("train", 60, 1), ("dev", 30, 2)):
-        write_conll(root / f"{name}.tsv", synthetic_sentences(n, seed=seed))
-    return root
-
-
-TINY = ["--max-steps", "40", "--eval-every", "20", "--max-minutes", "0", "--hidden-size", "8", "--char-hidden", "4",
-        "--word-dim", "8", "--lr", "0.01"]
-
-
-def _train(files, out, *flags):
-    return main(["tag", "train", "--train", str(files / "train.tsv"), "--dev", str(files / "dev.tsv"),
-                 "--out", str(out), *TINY, *flags])
-
-
-@pytest.fixture(scope="module")
-def gated_run(files, tmp_path_factory):
+def gated_run(tiny_train, files, tmp_path_factory):
     run = tmp_path_factory.mktemp("gated") / "run"
-    assert _train(files, run, "--propagate", "2", "--propagate-confidence", "0.6", "--propagate-support", "0.05") == 0
+    assert tiny_train(run, "--propagate", "2", "--propagate-confidence", "0.6", "--propagate-support", "0.05") == 0
     return run
 
 
@@ -207,9 +190,9 @@ def test_the_gate_is_saved_in_the_run_and_replaced_at_prediction(gated_run, file
     assert main(["tag", "train", "--resume", str(gated_run), "--propagate-confidence", "0.1"]) == 2
 
 
-def test_an_ensemble_gates_on_its_averaged_marginals(gated_run, files, tmp_path):
+def test_an_ensemble_gates_on_its_averaged_marginals(tiny_train, gated_run, files, tmp_path):
     other = tmp_path / "other"
-    assert _train(files, other, "--propagate", "2", "--seed", "1") == 0
+    assert tiny_train(other, "--propagate", "2", "--seed", "1") == 0
     dev = read_conll(files / "dev.tsv", "auto")
     members = load_members(f"{gated_run},{other}")
     tags, conf = tag_with_confidence(members, dev)
@@ -220,9 +203,9 @@ def test_an_ensemble_gates_on_its_averaged_marginals(gated_run, files, tmp_path)
                                                        confidence=conf)
 
 
-def test_auto_decides_with_the_gate_and_an_old_run_loads_ungated(files, tmp_path, capsys):
+def test_auto_decides_with_the_gate_and_an_old_run_loads_ungated(tiny_train, files, tmp_path, capsys):
     run = tmp_path / "run"
-    assert _train(files, run, "--propagate-confidence", "0.7", "--propagate-support", "0.02") == 0
+    assert tiny_train(run, "--propagate-confidence", "0.7", "--propagate-support", "0.02") == 0
     assert f"--propagate auto ({AUTO_WINDOW} sentence(s) on each side, abbreviations, majority vote, confidence " \
            "0.7, support 0.02)" in capsys.readouterr().out
     path = load_run(run).path
