@@ -208,21 +208,6 @@ def main() -> int:
     tm = tt.TorchTagger(model, unique_chars=not args.torch_every_token)
     tm.float()
     gamma = cfg.word_lm_gamma()
-    twlm = None
-    if gamma > 0:   # each batch's word-LM classes, as the task gives them (the training words' top 7,500)
-        table = word_classes([e.words for e in encode(sentences, vocabs, 30)], len(vocabs.words), cfg.word_lm_vocab)
-        found = [replace(b, word_classes=table[b.words]) for b in found]
-        twlm = TorchWordLMHead(model.word_lm, tt).float()
-        b = found[0]   # the two heads compute the same loss before anything is timed
-        model.eval()
-        tm.eval()
-        _, c0 = model.forward(b)
-        ours = model.word_lm.forward(c0.h, b.lengths, b.word_classes)[0]
-        with torch.no_grad():
-            tm.emissions(b)
-            theirs = float(twlm(tm.h, b.lengths, b.word_classes))
-        if abs(ours - theirs) > 1e-4 * abs(theirs):
-            raise SystemExit(f"--word-lm-weight: torch's word-LM loss {theirs} differs from rnnlab's {ours}")
     tlm = TorchLMFeatures(lm) if lm is not None else None
 
     cached: dict = {}
@@ -242,6 +227,21 @@ def main() -> int:
             feats[k, :len(f)] = f
         return replace(batch, lm=feats)
 
+    twlm = None
+    if gamma > 0:   # each batch's word-LM classes, as the task gives them (the training words' top 7,500)
+        table = word_classes([e.words for e in encode(sentences, vocabs, 30)], len(vocabs.words), cfg.word_lm_vocab)
+        found = [replace(b, word_classes=table[b.words]) for b in found]
+        twlm = TorchWordLMHead(model.word_lm, tt).float()
+        b = found[0]   # the two heads compute the same loss before anything is timed
+        model.eval()
+        tm.eval()
+        _, c0 = model.forward(with_lm(b, False))
+        ours = model.word_lm.forward(c0.h, b.lengths, b.word_classes)[0]
+        with torch.no_grad():
+            tm.emissions(with_lm(b, True))
+            theirs = float(twlm(tm.h, b.lengths, b.word_classes))
+        if abs(ours - theirs) > 1e-4 * abs(theirs):
+            raise SystemExit(f"--word-lm-weight: torch's word-LM loss {theirs} differs from rnnlab's {ours}")
     if lm is not None:   # the two implementations compute the same features
         ours, theirs = with_lm(found[0], False).lm, with_lm(found[0], True).lm.numpy()
         gap = float(np.abs(ours - theirs).max())
