@@ -125,6 +125,39 @@ def test_a_fixed_point_idempotent_and_deterministic():
     assert propagate(tokens, tags, "BIO", Propagation(3, vote=False)) != tags
 
 
+def test_the_sliding_window_counts_what_a_fresh_count_of_each_window_gives():
+    """The pass keeps running counts over windows that slide along a file (one document, as NCBI-disease's
+    files are read, so the strings that leave a window are forgotten); one round must equal counting
+    every sentence's window from scratch."""
+    from collections import Counter
+
+    from rnnlab.tasks.tagging.consistency import _new_chunks, _sources, _table, _untagged, _windows
+    from rnnlab.tasks.tagging.schemes import chunks_to_tags
+
+    rng = np.random.default_rng(1)
+    gold = synthetic_sentences(300, seed=5)
+    tags = [[t if t == "O" or rng.random() < 0.7 else "O" for t in s.tags] for s in gold]
+    tokens = [s.tokens for s in gold]
+    found = [chunks(t) for t in tags]
+    for window in (1, 4, 10):
+        setting = Propagation(window)   # abbreviations and the vote on
+        sources = [_sources(tokens[i], found[i], True) for i in range(len(tokens))]
+        wanted = {w for src in sources for (w, _) in src}
+        longest = max(len(w) for w in wanted)
+        prefixes = {w[:k] for w in wanted for k in range(1, len(w) + 1)}
+        free = [_untagged(tokens[i], found[i], longest, wanted, prefixes) for i in range(len(tokens))]
+        expect = []
+        for i, (a, b) in enumerate(_windows(len(tokens), None, window)):
+            table = _table(sum(sources[a:b], Counter()), sum(free[a:b], Counter()))
+            lengths = sorted({len(w) for w in table}, reverse=True)
+            new = _new_chunks(tokens[i], found[i], table, lengths)
+            expect.append(chunks_to_tags(sorted(found[i] + new, key=lambda c: c.start), len(tokens[i]), "BIO")
+                          if new else list(tags[i]))
+        got = propagate(tokens, tags, "BIO", setting, rounds=1)
+        assert got == expect
+        assert got != tags   # the pass did add entities here
+
+
 def test_settings_and_their_messages():
     assert [parse_window(v) for v in ("off", "0", "3", "doc")] == [-1, 0, 3, None]
     for bad in ("-1", "x", "1.5", "auto"):

@@ -174,22 +174,31 @@ def abbreviations_in(tokens: Sequence[str], found: Iterable[Chunk]) -> list[tupl
     return out
 
 
-def _untagged(tokens: Sequence[str], found: Sequence[Chunk], longest: int, wanted: set) -> Counter:
-    """How often each string of ``wanted`` (of at most ``longest`` tokens) occurs with all its tokens
-    outside every entity."""
+def _untagged(tokens: Sequence[str], found: Sequence[Chunk], longest: int, wanted: set, prefixes: set) -> Counter:
+    """How often each string of ``wanted`` (of at most ``longest`` tokens; ``prefixes``: their
+    :func:`_prefixes`) occurs with all its tokens outside every entity."""
     free = [True] * len(tokens)
     for c in found:
         for t in range(c.start, c.end):
             free[t] = False
     got: Counter = Counter()
     for p in range(len(tokens)):
+        if not free[p] or (tokens[p],) not in prefixes:
+            continue
         for q in range(p, min(len(tokens), p + longest)):
             if not free[q]:
                 break
             words = tuple(tokens[p:q + 1])
+            if words not in prefixes:   # no wanted string goes on this way
+                break
             if words in wanted:
                 got[words] += 1
     return got
+
+
+def _prefixes(strings: Iterable[tuple[str, ...]]) -> set:
+    """Every leading part (1 token and up) of every string: a scan stops where no string goes on."""
+    return {w[:k] for w in strings for k in range(1, len(w) + 1)}
 
 
 def _sources(tokens: Sequence[str], found: Sequence[Chunk], abbreviations: bool) -> Counter:
@@ -225,8 +234,11 @@ def _new_chunks(tokens: Sequence[str], found: Sequence[Chunk], table: dict[tuple
         for t in range(c.start, c.end):
             taken[t] = True
     added = []
+    firsts = {w[0] for w in table}
     for length in lengths:          # longest first, then left to right
         for p in range(len(tokens) - length + 1):
+            if tokens[p] not in firsts:
+                continue
             words = tuple(tokens[p:p + length])
             kind = table.get(words)
             if kind is None or any(taken[p:p + length]):
@@ -272,7 +284,8 @@ def propagate(tokens: Sequence[Sequence[str]], tags: Sequence[Sequence[str]], sc
         if setting.vote:
             wanted = {w for src in sources for (w, _) in src}
             longest = max((len(w) for w in wanted), default=0)
-            free = [_untagged(tokens[i], found[i] + added[i], longest, wanted) for i in range(len(tokens))]
+            prefixes = _prefixes(wanted)
+            free = [_untagged(tokens[i], found[i] + added[i], longest, wanted, prefixes) for i in range(len(tokens))]
         changed = False
         tagged_run, free_run, lo, hi, table = Counter(), Counter(), 0, 0, None
         for i, (a, b) in enumerate(bounds):   # windows only move right: running counts over them
@@ -284,8 +297,8 @@ def propagate(tokens: Sequence[Sequence[str]], tags: Sequence[Sequence[str]], sc
                     free_run.update(free[hi])
                     hi += 1
                 while lo < a:
-                    tagged_run.subtract(sources[lo])
-                    free_run.subtract(free[lo])
+                    _drop(tagged_run, sources[lo])
+                    _drop(free_run, free[lo])
                     lo += 1
                 table = None
             if table is None:
@@ -304,6 +317,17 @@ def propagate(tokens: Sequence[Sequence[str]], tags: Sequence[Sequence[str]], sc
         if extra:
             out[i] = chunks_to_tags(sorted(found[i] + extra, key=lambda c: c.start), len(tokens[i]), scheme)
     return out
+
+
+def _drop(run: Counter, leaving: Counter) -> None:
+    """``run.subtract(leaving)``, forgetting the strings whose count comes to 0: a window sliding
+    over a long file keeps only what it holds, so :func:`_table` reads only that."""
+    for key, n in leaving.items():
+        left = run[key] - n
+        if left:
+            run[key] = left
+        else:
+            run.pop(key, None)
 
 
 def _table(tagged: Counter, free: Counter) -> dict[tuple[str, ...], str]:
