@@ -120,6 +120,8 @@ def test_settings_old_runs_and_messages():
         from_config(cfg, support=1.5)
     with pytest.raises(ConfigError, match="--propagate-confidence must be a number from 0 to 1"):
         TagConfig(dataset="x", propagate_confidence=-0.1).validate()
+    with pytest.raises(ConfigError, match="--propagate-confidence must be a number from 0 to 1"):
+        Propagation(2, source=float("nan"))   # however a setting is made (Tagger.load's overrides: replace())
     assert "confidence 0.8, support 0.01" in from_config(cfg).describe()
     assert "confidence" not in Propagation(2).describe()
 

@@ -59,6 +59,11 @@ class Propagation:
     source: float = 0.0     # the confidence gate: a predicted entity is a source only if sure enough (0: all)
     target: float = 0.0     # ... and a new entity is placed only where the model half-believed it (0: anywhere)
 
+    def __post_init__(self) -> None:   # every way a setting is made (a run's config, a flag, replace()) is checked
+        for flag, p in (("--propagate-confidence", self.source), ("--propagate-support", self.target)):
+            if not 0.0 <= p <= 1.0:
+                raise ConfigError(f"{flag} must be a number from 0 to 1, got {p}")
+
     @property
     def on(self) -> bool:
         return self.window is None or self.window >= 0
@@ -129,9 +134,6 @@ def from_config(config: Mapping[str, Any], decided: Mapping[str, Any] | None = N
         return OFF
     source = float(config.get("propagate_confidence", 0.0)) if confidence is None else float(confidence)
     target = float(config.get("propagate_support", 0.0)) if support is None else float(support)
-    for flag, p in (("--propagate-confidence", source), ("--propagate-support", target)):
-        if not 0.0 <= p <= 1.0:
-            raise ConfigError(f"{flag} must be a number from 0 to 1, got {p}")
     return Propagation(reach, bool(config.get("propagate_abbreviations", True)), bool(config.get("propagate_vote", True)),
                        source, target)
 
